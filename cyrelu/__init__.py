@@ -1,0 +1,30 @@
+"""cyrelu: fast, PyTorch-exact activation and normalisation kernels for NumPy.
+
+Public API (see the README for the full semantics):
+
+    relu, leaky_relu, relu_backward, leaky_relu_backward
+    show_config, __version__
+"""
+
+from cyrelu._version import __version__
+
+try:
+    from cyrelu.activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+except ImportError as exc:  # pragma: no cover - only a broken install gets here
+    if "_activations" in str(exc) or "_parallel" in str(exc):
+        raise ImportError(
+            "cyrelu's compiled extension could not be imported (%s). If you are in a source "
+            "checkout, build it first: `pip install .` (or `python setup.py build_ext "
+            "--inplace` for development)." % exc
+        ) from exc
+    raise
+from cyrelu._config import show_config
+
+__all__ = [
+    "__version__",
+    "relu",
+    "leaky_relu",
+    "relu_backward",
+    "leaky_relu_backward",
+    "show_config",
+]

@@ -1,0 +1,254 @@
+"""Cython entry points of the activation kernels (include/cyrelu/activations.h).
+
+The wrapper layer (cyrelu/activations.py) has already validated everything:
+inputs and ``out`` are aligned, native-endian float32/float64 arrays of one shape
+and dtype, and ``out`` overlaps an input only by being exactly that input.  This
+layer only splits the work across threads, releases the GIL and calls C.
+
+Two paths:
+  flat     every array contiguous in the same order: one 1-D loop over memory,
+           cut into one chunk per thread.
+  strided  anything else: the caller passes a coalesced iteration layout
+           (shape, per-array byte strides, innermost axis last); rows of the
+           innermost axis are shared out across threads.
+"""
+
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+cimport numpy as cnp
+
+from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
+
+cnp.import_array()
+
+
+cdef extern from "cyrelu/activations.h" nogil:
+    int CYR_OP_RELU
+    int CYR_OP_LEAKY_RELU
+    void cyr_unary_f32(int op, const float *x, float *y, Py_ssize_t n, float a)
+    void cyr_unary_f64(int op, const double *x, double *y, Py_ssize_t n, double a)
+    void cyr_unary_strided_f32(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
+                               Py_ssize_t n, float a)
+    void cyr_unary_strided_f64(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
+                               Py_ssize_t n, double a)
+    void cyr_binary_f32(int op, const float *g, const float *x, float *out, Py_ssize_t n, float a)
+    void cyr_binary_f64(int op, const double *g, const double *x, double *out, Py_ssize_t n,
+                        double a)
+    void cyr_binary_strided_f32(int op, const char *g, Py_ssize_t sg, const char *x,
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, float a)
+    void cyr_binary_strided_f64(int op, const char *g, Py_ssize_t sg, const char *x,
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, double a)
+
+OP_RELU = CYR_OP_RELU
+OP_LEAKY_RELU = CYR_OP_LEAKY_RELU
+
+# Chunk boundaries fall on multiples of this many elements (a 64-byte line for float32).
+cdef enum:
+    CHUNK_ALIGN = 16
+    MAX_DIMS = 64
+
+
+# ---- one call of the C kernel on a range --------------------------------------------
+
+cdef inline void _unary_range(int op, const floating *x, floating *y, Py_ssize_t n,
+                              floating a) noexcept nogil:
+    if floating is float:
+        cyr_unary_f32(op, x, y, n, a)
+    else:
+        cyr_unary_f64(op, x, y, n, a)
+
+
+cdef inline void _binary_range(int op, const floating *g, const floating *x, floating *out,
+                               Py_ssize_t n, floating a) noexcept nogil:
+    if floating is float:
+        cyr_binary_f32(op, g, x, out, n, a)
+    else:
+        cyr_binary_f64(op, g, x, out, n, a)
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
+    cdef Py_ssize_t c = (n + nt - 1) // nt
+    return (c + CHUNK_ALIGN - 1) // CHUNK_ALIGN * CHUNK_ALIGN
+
+
+# ---- flat path ----------------------------------------------------------------------
+
+cdef void _unary_flat(int op, const floating *x, floating *y, Py_ssize_t n, floating a,
+                      int nt) noexcept nogil:
+    cdef Py_ssize_t chunk, start
+    cdef int t
+    if nt <= 1:
+        _unary_range(op, x, y, n, a)
+        return
+    chunk = _chunk(n, nt)
+    for t in prange(nt, schedule="static", num_threads=nt):
+        start = t * chunk
+        if start < n:
+            _unary_range(op, x + start, y + start, min(chunk, n - start), a)
+
+
+cdef void _binary_flat(int op, const floating *g, const floating *x, floating *out,
+                       Py_ssize_t n, floating a, int nt) noexcept nogil:
+    cdef Py_ssize_t chunk, start
+    cdef int t
+    if nt <= 1:
+        _binary_range(op, g, x, out, n, a)
+        return
+    chunk = _chunk(n, nt)
+    for t in prange(nt, schedule="static", num_threads=nt):
+        start = t * chunk
+        if start < n:
+            _binary_range(op, g + start, x + start, out + start, min(chunk, n - start), a)
+
+
+def unary_flat(int op, cnp.ndarray x, cnp.ndarray y, double alpha, num_threads):
+    """y = f(x) over contiguous x and y of one layout (y may be x)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    if n == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _unary_flat[float](op, <const float *>xp, <float *>yp, n, <float>alpha, nt)
+        else:
+            _unary_flat[double](op, <const double *>xp, <double *>yp, n, alpha, nt)
+
+
+def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double alpha,
+                num_threads):
+    """out = f'(x) * g over contiguous arrays of one layout (out may be g or x)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
+    cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef void *gp = cnp.PyArray_DATA(g)
+    cdef void *xp = cnp.PyArray_DATA(x)
+    cdef void *op_ = cnp.PyArray_DATA(out)
+    if n == 0:
+        return
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _binary_flat[float](op, <const float *>gp, <const float *>xp, <float *>op_, n,
+                                <float>alpha, nt)
+        else:
+            _binary_flat[double](op, <const double *>gp, <const double *>xp, <double *>op_, n,
+                                 alpha, nt)
+
+
+# ---- strided path -------------------------------------------------------------------
+
+cdef struct Layout:
+    int ndim                      # >= 1; axis ndim-1 is the innermost loop
+    Py_ssize_t shape[MAX_DIMS]
+    Py_ssize_t strides[3][MAX_DIMS]   # byte strides of up to three arrays
+    char *data[3]
+
+
+cdef inline void _row_offsets(const Layout *L, Py_ssize_t row, int narrays,
+                              Py_ssize_t *offsets) noexcept nogil:
+    """Byte offsets of row `row` (a flat index over every axis but the innermost)."""
+    cdef int d, k
+    cdef Py_ssize_t idx
+    for k in range(narrays):
+        offsets[k] = 0
+    for d in range(L.ndim - 2, -1, -1):
+        idx = row % L.shape[d]
+        row = row // L.shape[d]
+        for k in range(narrays):
+            offsets[k] += idx * L.strides[k][d]
+
+
+cdef inline void _unary_row(int op, const Layout *L, Py_ssize_t row, floating a) noexcept nogil:
+    cdef Py_ssize_t off[3]
+    cdef int last = L.ndim - 1
+    _row_offsets(L, row, 2, off)
+    if floating is float:
+        cyr_unary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last], a)
+    else:
+        cyr_unary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last], a)
+
+
+cdef inline void _binary_row(int op, const Layout *L, Py_ssize_t row, floating a) noexcept nogil:
+    cdef Py_ssize_t off[3]
+    cdef int last = L.ndim - 1
+    _row_offsets(L, row, 3, off)
+    if floating is float:
+        cyr_binary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
+                               L.data[1] + off[1], L.strides[1][last],
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last], a)
+    else:
+        cyr_binary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
+                               L.data[1] + off[1], L.strides[1][last],
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last], a)
+
+
+cdef void _strided(int op, const Layout *L, int narrays, floating a, int nt) noexcept nogil:
+    cdef Py_ssize_t rows = 1, r
+    cdef int d
+    for d in range(L.ndim - 1):
+        rows *= L.shape[d]
+    nt = threads_for(rows * L.shape[L.ndim - 1], ELEMENTWISE_GRAIN, nt)
+    if nt > rows:
+        nt = <int>rows
+    if nt <= 1:
+        for r in range(rows):
+            if narrays == 2:
+                _unary_row(op, L, r, a)
+            else:
+                _binary_row(op, L, r, a)
+    else:
+        for r in prange(rows, schedule="static", num_threads=nt):
+            if narrays == 2:
+                _unary_row(op, L, r, a)
+            else:
+                _binary_row(op, L, r, a)
+
+
+cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) except -1:
+    cdef int d, k
+    cdef cnp.ndarray a
+    L.ndim = len(shape)
+    if L.ndim < 1 or L.ndim > MAX_DIMS:
+        raise ValueError("internal: layout ndim %d out of range" % L.ndim)
+    for d in range(L.ndim):
+        L.shape[d] = shape[d]
+    for k in range(len(arrays)):
+        a = arrays[k]
+        L.data[k] = <char *>cnp.PyArray_DATA(a)
+        for d in range(L.ndim):
+            L.strides[k][d] = strides[k][d]
+    return 0
+
+
+def unary_strided(int op, cnp.ndarray x, cnp.ndarray y, tuple shape, tuple strides,
+                  double alpha, num_threads):
+    """y = f(x) over a coalesced layout of the arrays' elements: `shape` and, per
+    array, byte `strides` (x_strides, y_strides); negative strides are fine."""
+    cdef Layout L
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    _fill_layout(&L, shape, strides, (x, y))
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _strided[float](op, &L, 2, <float>alpha, nt)
+        else:
+            _strided[double](op, &L, 2, alpha, nt)
+
+
+def binary_strided(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, tuple shape,
+                   tuple strides, double alpha, num_threads):
+    """out = f'(x) * g over a coalesced layout (see unary_strided)."""
+    cdef Layout L
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    _fill_layout(&L, shape, strides, (g, x, out))
+    with nogil:
+        if typenum == cnp.NPY_FLOAT32:
+            _strided[float](op, &L, 3, <float>alpha, nt)
+        else:
+            _strided[double](op, &L, 3, alpha, nt)

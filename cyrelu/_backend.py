@@ -1,0 +1,44 @@
+"""Array-backend dispatch, in one place.
+
+The public functions run the compiled CPU kernels on NumPy arrays.  An array of a
+registered GPU library sends the whole call to that library's backend module,
+imported only then (importing cyrelu never imports CuPy).  To add a backend,
+register the top-level module name of its array type here and give the backend
+module the public functions' names and signatures.
+"""
+
+import importlib
+
+import numpy as np
+
+# top-level module of an array type -> the cyrelu module that implements the API for it
+BACKENDS = {"cupy": "cyrelu.cuda"}
+
+
+def _kind(value):
+    root = type(value).__module__.partition(".")[0]
+    return root if root in BACKENDS else "numpy"
+
+
+def backend_for(*arrays):
+    """The backend module for these arguments, or None for the NumPy (CPU) path.
+
+    ``None`` entries are ignored.  Mixing a GPU array with NumPy arrays (or with
+    another GPU library's arrays) raises TypeError: nothing is moved between
+    devices implicitly.
+    """
+    kinds = set()
+    for a in arrays:
+        if a is not None and type(a) is not np.ndarray:
+            kinds.add(_kind(a))
+        elif a is not None:
+            kinds.add("numpy")
+    gpu = kinds - {"numpy"}
+    if not gpu:
+        return None
+    if len(kinds) > 1:
+        raise TypeError(
+            "cannot mix array libraries in one call (got %s); move the arrays to one "
+            "device first, e.g. cupy.asarray(a) or a.get()" % ", ".join(sorted(kinds))
+        )
+    return importlib.import_module(BACKENDS[gpu.pop()])

@@ -1,0 +1,74 @@
+"""``show_config()``: the facts of this build and this process, for bug reports."""
+
+import importlib.util
+import os
+import sys
+
+import numpy as np
+
+from cyrelu import _parallel
+from cyrelu._version import __version__
+
+
+def _openmp_runtime():
+    """Path of the OpenMP runtime loaded into this process, if it can be found."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        for pool in threadpool_info():
+            if pool.get("user_api") == "openmp":
+                return "%s (%s)" % (pool.get("filepath"), pool.get("internal_api"))
+    maps = "/proc/self/maps"
+    if os.path.exists(maps):
+        with open(maps) as fh:
+            for line in fh:
+                path = line.split()[-1]
+                name = os.path.basename(path)
+                if name.startswith(("libgomp", "libomp", "libiomp", "vcomp")):
+                    return path
+    return "unknown"
+
+
+def _gpu_status():
+    if importlib.util.find_spec("cupy") is None:
+        return "CuPy not installed"
+    # Only now, at the user's request, is CuPy imported.
+    try:
+        import cupy
+
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # a CuPy without a driver raises many kinds of errors
+        return "CuPy %s installed, no usable GPU (%s)" % (
+            getattr(sys.modules.get("cupy"), "__version__", "?"),
+            type(exc).__name__,
+        )
+    return "CuPy %s, %d GPU(s)" % (cupy.__version__, n)
+
+
+def config():
+    """The build facts as a dict (what :func:`show_config` prints)."""
+    info = _parallel.build_info()
+    omp = info["openmp"]
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "compiler": info["compiler"],
+        "simd": ", ".join(info["simd"]) or "none (baseline scalar code)",
+        "openmp": ("on (_OPENMP %d)" % omp) if omp else "off (serial build)",
+        "openmp_runtime": _openmp_runtime() if omp else "none",
+        "default_threads": _parallel.effective_n_threads(None),
+        "gpu": _gpu_status(),
+    }
+
+
+def show_config():
+    """Print the build facts: version, OpenMP on/off and its runtime, compiler,
+    SIMD flags compiled in, default thread count, CuPy/GPU availability."""
+    cfg = config()
+    width = max(len(k) for k in cfg)
+    print("cyrelu build configuration")
+    for key, value in cfg.items():
+        print("  %-*s : %s" % (width, key, value))

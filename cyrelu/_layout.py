@@ -1,0 +1,30 @@
+"""Iteration layouts for the strided kernels.
+
+``coalesce(shape, *strides)`` orders the axes so that the innermost loop runs
+along the smallest stride of the first array, drops length-1 axes and merges
+axes that are contiguous with each other in every array, so a strided kernel
+walks memory as linearly as the arrays allow.
+"""
+
+
+def coalesce(shape, *strides):
+    """Return ``(shape, strides_per_array)`` as tuples; at least one axis."""
+    axes = [d for d in range(len(shape)) if shape[d] != 1]
+    if not axes:
+        return (1,), tuple((0,) for _ in strides)
+    # outermost first: largest |stride| of the first array (ties: keep order)
+    axes.sort(key=lambda d: -abs(strides[0][d]))
+    out_shape = [shape[axes[0]]]
+    out_strides = [[s[axes[0]]] for s in strides]
+    for d in axes[1:]:
+        n = shape[d]
+        if all(st[-1] == s[d] * n for st, s in zip(out_strides, strides)):
+            # the previous (outer) axis steps exactly over this one: merge them
+            out_shape[-1] *= n
+            for st, s in zip(out_strides, strides):
+                st[-1] = s[d]
+        else:
+            out_shape.append(n)
+            for st, s in zip(out_strides, strides):
+                st.append(s[d])
+    return tuple(out_shape), tuple(tuple(st) for st in out_strides)

@@ -1,0 +1,100 @@
+"""Input checking shared by every public function: one place decides what is accepted.
+
+Rules (the same for every kernel):
+  * float32 and float64 arrays are computed natively; float16 is accepted and
+    computed in float32 by the caller; every other dtype raises TypeError naming it.
+  * array-likes (lists, tuples, Python and NumPy scalars) go through ``np.asarray``;
+    arrays of other libraries raise TypeError (nothing is converted behind the
+    caller's back, and a GPU array never silently becomes a host copy).
+  * ``out`` must be a writable ndarray of exactly the result's shape and dtype.
+"""
+
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+HALF = np.dtype(np.float16)
+_ARRAY_LIKE_SCALARS = (numbers.Number, np.generic)
+
+
+def as_float_array(value, name):
+    """``value`` as a float16/32/64 ndarray, or TypeError saying why not."""
+    if type(value) is not np.ndarray:
+        if isinstance(value, np.ma.MaskedArray):
+            raise TypeError(
+                "%s: masked arrays are not supported (the mask would be lost); "
+                "pass np.ma.getdata(%s) or a filled array" % (name, name)
+            )
+        if not isinstance(value, (np.ndarray, list, tuple) + _ARRAY_LIKE_SCALARS):
+            tname = type(value).__module__ + "." + type(value).__qualname__
+            raise TypeError(
+                "%s: expected a numpy.ndarray (or a list/scalar), got %s; convert it "
+                "explicitly, e.g. with np.asarray()" % (name, tname)
+            )
+        value = np.asarray(value)
+    check_float_dtype(value.dtype, name)
+    return value
+
+
+def check_float_dtype(dtype, name):
+    if dtype in FLOAT_DTYPES or dtype == HALF:
+        if not dtype.isnative:
+            raise TypeError(
+                "%s: non-native byte order %s is not supported; convert with "
+                "%s.astype(%s.dtype.newbyteorder('='))" % (name, dtype.str, name, name)
+            )
+        return
+    raise TypeError(
+        "%s: unsupported dtype %s; expected float32 or float64 (or float16)" % (name, dtype)
+    )
+
+
+def check_same(name_a, a, name_b, b):
+    """Equal shapes and dtypes, no broadcasting."""
+    if a.dtype != b.dtype:
+        raise TypeError(
+            "%s and %s must have the same dtype, got %s and %s" % (name_a, name_b, a.dtype, b.dtype)
+        )
+    if a.shape != b.shape:
+        raise ValueError(
+            "%s and %s must have the same shape (no broadcasting), got %s and %s"
+            % (name_a, name_b, a.shape, b.shape)
+        )
+
+
+def check_out(out, shape, dtype, name="out"):
+    """``out`` must be a writable ndarray with exactly ``shape`` and ``dtype``."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError("%s must be a numpy.ndarray, got %s" % (name, type(out).__name__))
+    if out.dtype != dtype:
+        raise TypeError("%s has dtype %s, but the result is %s" % (name, out.dtype, dtype))
+    if out.shape != shape:
+        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape, shape))
+    if not out.flags.writeable:
+        raise ValueError("%s is read-only" % name)
+    return out
+
+
+def check_real(value, name, *, finite=True):
+    """A real Python/NumPy number (not bool) as a float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError("%s must be a real number, got %r" % (name, value))
+    value = float(value)
+    if finite and not np.isfinite(value):
+        raise ValueError("%s must be finite, got %r" % (name, value))
+    return value
+
+
+def aliases(a, b):
+    """True when a and b are views of exactly the same elements (same pointer, same strides)."""
+    return (
+        a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.strides == b.strides
+        and a.shape == b.shape
+    )
+
+
+def may_overlap_partly(out, inp):
+    """True when ``out`` may share memory with ``inp`` without being exactly ``inp``."""
+    return np.may_share_memory(out, inp) and not aliases(out, inp)

@@ -1,0 +1,181 @@
+"""ReLU and Leaky ReLU, forward and backward: the public functions.
+
+Each function validates once, then calls the Cython entry points in
+``cyrelu._activations``.  Semantics are PyTorch's (see the README):
+
+====================  ===========================  =================================
+function              result                       special values
+====================  ===========================  =================================
+relu                  x if x > 0 else 0            NaN -> NaN, -0.0 -> -0.0, -inf -> 0
+leaky_relu            x if x > 0 else alpha*x      NaN -> NaN, any alpha (also > 1, < 0)
+relu_backward         g if x > 0 else 0            0 at x == 0; g where x is NaN
+leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x is NaN
+====================  ===========================  =================================
+"""
+
+import numpy as np
+
+from cyrelu import _activations as _k
+from cyrelu._backend import backend_for
+from cyrelu._layout import coalesce
+from cyrelu._validation import (
+    HALF,
+    as_float_array,
+    check_out,
+    check_real,
+    check_same,
+    may_overlap_partly,
+)
+
+__all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+
+
+def relu(x, /, out=None, *, num_threads=None):
+    """Rectified linear unit, ``max(x, 0)`` with PyTorch's semantics.
+
+    Parameters
+    ----------
+    x : array_like of float16, float32 or float64
+        Any shape and memory layout.  Other dtypes raise TypeError.
+    out : ndarray, optional
+        Writable array of exactly ``x``'s shape and dtype; ``out=x`` works in place.
+    num_threads : int, optional
+        Threads to use; None means OpenMP's default (``OMP_NUM_THREADS``,
+        threadpoolctl limits).  Small arrays always run on the calling thread.
+
+    Returns
+    -------
+    ndarray
+        ``out`` if given, else a new array.  ``x`` where ``x > 0``, else 0;
+        NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
+    """
+    if (out is None and type(x) is np.ndarray and x.flags.c_contiguous
+            and (x.dtype is _F32 or x.dtype is _F64)):
+        y = np.empty_like(x)
+        _k.unary_flat(_k.OP_RELU, x, y, 0.0, num_threads)
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return be.relu(x, out=out, num_threads=num_threads)
+    return _unary(_k.OP_RELU, x, out, 0.0, num_threads)
+
+
+def leaky_relu(x, /, alpha=0.2, out=None, *, num_threads=None):
+    """Leaky ReLU: ``x`` where ``x > 0``, else ``alpha * x`` (PyTorch's semantics).
+
+    ``alpha`` may be any finite real, including ``alpha > 1`` and ``alpha < 0``
+    (unlike the textbook ``max(alpha*x, x)``, which is wrong for ``alpha > 1``).
+    The default 0.2 is TensorFlow's; PyTorch and ONNX default to 0.01.
+    NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
+    For float32 input, alpha is rounded to float32 (as PyTorch does).
+    """
+    be = backend_for(x, out)
+    if be is not None:
+        return be.leaky_relu(x, alpha, out=out, num_threads=num_threads)
+    alpha = check_real(alpha, "alpha")
+    return _unary(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+
+
+def relu_backward(grad_output, x, /, out=None, *, num_threads=None):
+    """Gradient of :func:`relu`: ``grad_output`` where ``x > 0``, else 0.
+
+    The gradient at exactly ``x == 0`` is 0; where ``x`` is NaN the gradient
+    passes through (PyTorch's ``threshold_backward``).  Passing the forward's
+    output instead of ``x`` gives the same result.  ``grad_output`` and ``x``
+    must have the same shape and dtype (no broadcasting).
+    """
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
+    return _binary(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+
+
+def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=None):
+    """Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else ``alpha * grad_output``.
+
+    At ``x == 0`` and where ``x`` is NaN the result is ``alpha * grad_output``
+    (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
+    can stand in for ``x``.
+    """
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads)
+    alpha = check_real(alpha, "alpha")
+    return _binary(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+
+
+# ---- shared machinery --------------------------------------------------------------
+
+
+def _same_flat_layout(*arrays):
+    """Every array contiguous, all in the same order (so one 1-D loop over memory works)."""
+    if all(a.flags.c_contiguous for a in arrays):
+        return True
+    return all(a.flags.f_contiguous for a in arrays)
+
+
+def _usable(a):
+    """An input the kernels can read directly (aligned); else an aligned copy."""
+    return a if a.flags.aligned else a.copy()
+
+
+def _unary(op, x, out, alpha, num_threads):
+    x = as_float_array(x, "x")
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        check_out(out, x.shape, x.dtype)
+    if x.dtype == HALF:  # computed in float32, rounded once on the way out
+        x32 = x.astype(np.float32)
+        _unary(op, x32, x32, alpha, num_threads)
+        np.copyto(out, x32, casting="same_kind")
+        return out
+    if x.size == 0:
+        return out
+    if may_overlap_partly(out, x):
+        x = x.copy()
+    x = _usable(x)
+    target = out if out.flags.aligned else np.empty_like(x)
+    if _same_flat_layout(x, target):
+        _k.unary_flat(op, x, target, alpha, num_threads)
+    else:
+        shape, strides = coalesce(x.shape, target.strides, x.strides)
+        _k.unary_strided(op, x, target, shape, (strides[1], strides[0]), alpha, num_threads)
+    if target is not out:
+        np.copyto(out, target)
+    return out
+
+
+def _binary(op, grad_output, x, out, alpha, num_threads):
+    g = as_float_array(grad_output, "grad_output")
+    x = as_float_array(x, "x")
+    check_same("grad_output", g, "x", x)
+    if out is None:
+        out = np.empty_like(x)
+    else:
+        check_out(out, x.shape, x.dtype)
+    if x.dtype == HALF:
+        g32 = g.astype(np.float32)
+        _binary(op, g32, x.astype(np.float32), g32, alpha, num_threads)
+        np.copyto(out, g32, casting="same_kind")
+        return out
+    if x.size == 0:
+        return out
+    if may_overlap_partly(out, g):
+        g = g.copy()
+    if may_overlap_partly(out, x):
+        x = x.copy()
+    g, x = _usable(g), _usable(x)
+    target = out if out.flags.aligned else np.empty_like(x)
+    if _same_flat_layout(g, x, target):
+        _k.binary_flat(op, g, x, target, alpha, num_threads)
+    else:
+        shape, strides = coalesce(x.shape, target.strides, g.strides, x.strides)
+        _k.binary_strided(op, g, x, target, shape, (strides[1], strides[2], strides[0]),
+                          alpha, num_threads)
+    if target is not out:
+        np.copyto(out, target)
+    return out
