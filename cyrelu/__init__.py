@@ -3,6 +3,8 @@
 Public API (see the README for the full semantics):
 
     relu, leaky_relu, relu_backward, leaky_relu_backward
+    dead_units, sparsity, fold_batch_norm
+    init (Xavier and Kaiming initialisers)
     show_config, __version__
 """
 
@@ -19,6 +21,8 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
         ) from exc
     raise
 from cyrelu._config import show_config
+from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
+from cyrelu import init
 
 __all__ = [
     "__version__",
@@ -27,4 +31,8 @@ __all__ = [
     "relu_backward",
     "leaky_relu_backward",
     "show_config",
+    "dead_units",
+    "sparsity",
+    "fold_batch_norm",
+    "init",
 ]

@@ -1,0 +1,80 @@
+/* Type-generic bodies of the diagnostic counts; include only from diagnostics.h,
+ * with CYR_T (the element type) and CYR_SUFFIX (f32 / f64) defined.
+ *
+ * Two loop shapes per predicate:
+ *   channels innermost (one inner element, e.g. (N, C) with axis=1, or channels
+ *   closer together in memory than the inner elements, e.g. channels-last data):
+ *   for each (outer, inner) pair, one pass along the channels, acc[c] += p(v);
+ *   otherwise: for each (outer, channel) pair, one run of inner elements.
+ * Unit strides get their own loops, which the compiler vectorises.
+ * Entry point: cyr_diag_count_S(op, x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc).
+ */
+
+/* ---- the predicate for one element ------------------------------------------- */
+CYR_INLINE unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_T t) { (void)t; return v == (CYR_T)0; }
+CYR_INLINE unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_T t) { return !(v <= t); }
+
+/* ---- loops -------------------------------------------------------------------- */
+#define CYR_DIAG_LOOPS(pred)                                                                   \
+/* number of the n elements at x (byte stride s) that satisfy the predicate; counted in      \
+ * 32-bit blocks, which vectorise twice as wide as 64-bit counters */                        \
+CYR_INLINE Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_ssize_t s, Py_ssize_t n,   \
+                                                  CYR_T t) {                                   \
+    Py_ssize_t count = 0;                                                                      \
+    for (Py_ssize_t b = 0; b < n; b += CYR_DIAG_BLOCK) {                                       \
+        const Py_ssize_t m = n - b < CYR_DIAG_BLOCK ? n - b : CYR_DIAG_BLOCK;                  \
+        unsigned int k = 0;                                                                    \
+        if (s == (Py_ssize_t)sizeof(CYR_T)) {                                                  \
+            const CYR_T *CYR_RESTRICT p = (const CYR_T *)x + b;                                \
+            for (Py_ssize_t i = 0; i < m; ++i) k += CYR_NAME(diag_##pred##_elem)(p[i], t);     \
+        } else {                                                                               \
+            const char *q = x + b * s;                                                         \
+            for (Py_ssize_t i = 0; i < m; ++i)                                                 \
+                k += CYR_NAME(diag_##pred##_elem)(*(const CYR_T *)(q + i * s), t);             \
+        }                                                                                      \
+        count += k;                                                                            \
+    }                                                                                          \
+    return count;                                                                              \
+}                                                                                              \
+/* acc[c] += count over the sub-box; channels innermost when they are the closest in         \
+ * memory (or there is a single inner element), else one run per (outer, channel) */         \
+CYR_INLINE void CYR_NAME(diag_##pred)(const char *x, Py_ssize_t so, Py_ssize_t sc,             \
+                                      Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,             \
+                                      Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,             \
+                                      Py_ssize_t i1, CYR_T t, Py_ssize_t *CYR_RESTRICT acc) {  \
+    if (i1 - i0 == 1 || (sc < 0 ? -sc : sc) < (si < 0 ? -si : si)) {                          \
+        for (Py_ssize_t o = o0; o < o1; ++o) {                                                 \
+            for (Py_ssize_t i = i0; i < i1; ++i) {                                             \
+                const char *row = x + o * so + i * si;                                         \
+                if (sc == (Py_ssize_t)sizeof(CYR_T)) {                                         \
+                    const CYR_T *CYR_RESTRICT p = (const CYR_T *)row;                          \
+                    for (Py_ssize_t c = c0; c < c1; ++c)                                       \
+                        acc[c] += CYR_NAME(diag_##pred##_elem)(p[c], t);                       \
+                } else {                                                                       \
+                    for (Py_ssize_t c = c0; c < c1; ++c)                                       \
+                        acc[c] += CYR_NAME(diag_##pred##_elem)(                                \
+                            *(const CYR_T *)(row + c * sc), t);                                \
+                }                                                                              \
+            }                                                                                  \
+        }                                                                                      \
+    } else {                                                                                   \
+        for (Py_ssize_t o = o0; o < o1; ++o)                                                   \
+            for (Py_ssize_t c = c0; c < c1; ++c)                                               \
+                acc[c] += CYR_NAME(diag_##pred##_run)(x + o * so + c * sc + i0 * si, si,       \
+                                                      i1 - i0, t);                             \
+    }                                                                                          \
+}
+
+CYR_DIAG_LOOPS(zeros)
+CYR_DIAG_LOOPS(alive)
+
+#undef CYR_DIAG_LOOPS
+
+/* ---- entry point: pick the predicate ------------------------------------------ */
+CYR_INLINE void CYR_NAME(diag_count)(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,
+                                     Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t c0,
+                                     Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, CYR_T t,
+                                     Py_ssize_t *acc) {
+    if (op == CYR_DIAG_ZEROS) CYR_NAME(diag_zeros)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);
+    else CYR_NAME(diag_alive)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);
+}
