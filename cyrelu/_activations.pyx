@@ -23,6 +23,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
+from libc.string cimport memcpy
 
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
 
@@ -146,6 +147,30 @@ def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double al
         else:
             _binary_flat[double](op, <const double *>gp, <const double *>xp, <double *>op_, n,
                                  alpha, nt)
+
+
+# ---- the bandwidth ruler --------------------------------------------------------------
+
+def copy_flat(cnp.ndarray src, cnp.ndarray dst, num_threads):
+    """dst[...] = src for contiguous arrays of one size, split across threads exactly like
+    the kernels above: the memory-bandwidth limit the benchmarks compare against."""
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(src), chunk, start
+    cdef int nt = threads_for(cnp.PyArray_SIZE(src), ELEMENTWISE_GRAIN,
+                              resolve_threads(num_threads))
+    cdef char *s = <char *>cnp.PyArray_DATA(src)
+    cdef char *d = <char *>cnp.PyArray_DATA(dst)
+    cdef int t
+    if cnp.PyArray_NBYTES(dst) != nbytes:
+        raise ValueError("copy_flat: sizes differ")
+    with nogil:
+        if nt <= 1:
+            memcpy(d, s, nbytes)
+        else:
+            chunk = _chunk(nbytes, nt)
+            for t in prange(nt, schedule="static", num_threads=nt):
+                start = t * chunk
+                if start < nbytes:
+                    memcpy(d + start, s + start, min(chunk, nbytes - start))
 
 
 # ---- fast entry for the common case --------------------------------------------------
