@@ -1,11 +1,12 @@
 /* Type-generic bodies of the activation kernels; include only from activations.h,
- * with CYR_T (the element type) and CYR_SUFFIX (f32 / f64) defined.
+ * with CYR_T (the element type), CYR_SUFFIX (e.g. f32_avx2) and CYR_TARGET (the
+ * instruction-set attribute, possibly empty) defined.
  *
  * Every operation comes in three loop shapes:
  *   contiguous, output distinct from the inputs (restrict pointers: vectorises)
  *   contiguous, output written over one of the inputs (in place)
  *   strided, byte strides of any sign (the output may be an input)
- * and one entry point per shape that picks the operation and the aliasing case:
+ * and one function per shape that picks the operation and the aliasing case:
  *   cyr_unary_S(op, x, y, n, alpha)        y = f(x)       (relu ignores alpha)
  *   cyr_binary_S(op, g, x, out, n, alpha)  out = f'(x) * g
  * plus their _strided twins.  Exact aliasing (out == x or out == g) is allowed;
@@ -13,40 +14,40 @@
  */
 
 /* ---- the math of one element ------------------------------------------------ */
-CYR_INLINE CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_T a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
-CYR_INLINE CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_T a) { return v > (CYR_T)0 ? v : a * v; }
-CYR_INLINE CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
-CYR_INLINE CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { return v > (CYR_T)0 ? g : a * g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_T a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_T a) { return v > (CYR_T)0 ? v : a * v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { return v > (CYR_T)0 ? g : a * g; }
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_UNARY_LOOPS(op)                                                                    \
-CYR_INLINE void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
+CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
                              Py_ssize_t n, CYR_T a) {                                          \
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_T a) {         \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_T a) {         \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
                                        Py_ssize_t n, CYR_T a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
         *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a);         \
 }
 
 #define CYR_BINARY_LOOPS(op)                                                                   \
-CYR_INLINE void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
+CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
                              CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_T a) {                 \
     for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a);            \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_T a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_T a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
                                        Py_ssize_t sx, char *out, Py_ssize_t so,                \
                                        Py_ssize_t n, CYR_T a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
@@ -63,7 +64,7 @@ CYR_BINARY_LOOPS(leaky_relu_backward)
 #undef CYR_BINARY_LOOPS
 
 /* ---- entry points: pick the operation and the aliasing case ------------------- */
-CYR_INLINE void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n, CYR_T a) {
+CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n, CYR_T a) {
     if ((const CYR_T *)y == x) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_inplace)(y, n, a);
         else CYR_NAME(leaky_relu_inplace)(y, n, a);
@@ -73,13 +74,13 @@ CYR_INLINE void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n, 
     }
 }
 
-CYR_INLINE void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx, char *y,
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx, char *y,
                                         Py_ssize_t sy, Py_ssize_t n, CYR_T a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_strided)(x, sx, y, sy, n, a);
     else CYR_NAME(leaky_relu_strided)(x, sx, y, sy, n, a);
 }
 
-CYR_INLINE void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x, CYR_T *out,
+CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x, CYR_T *out,
                                  Py_ssize_t n, CYR_T a) {
     if ((const CYR_T *)out == g) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_g)(out, x, n, a);
@@ -93,7 +94,7 @@ CYR_INLINE void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x, CYR_T *
     }
 }
 
-CYR_INLINE void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg, const char *x,
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg, const char *x,
                                          Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n,
                                          CYR_T a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_backward_strided)(g, sg, x, sx, out, so, n, a);
