@@ -132,7 +132,8 @@ def dead_units(
         )
     view = _box(x, ax)
     alive = _k.channel_counts(_k.OP_ALIVE, view, _threshold_in(t, view.dtype), num_threads)
-    return alive == 0
+    dead: npt.NDArray[np.bool_] = alive == 0
+    return dead
 
 
 # ---- sparsity ------------------------------------------------------------------------

@@ -112,19 +112,20 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
 def _normalise_shape(shape: Shape) -> Tuple[int, ...]:
     if isinstance(shape, (bool, np.bool_)):
         raise TypeError("shape must be a sequence of ints, got %r" % (shape,))
+    dims: Tuple[object, ...]
     if isinstance(shape, (numbers.Integral, np.integer)):
         dims = (int(shape),)
     else:
         try:
-            dims = tuple(shape)
+            dims = tuple(shape)  # type: ignore[arg-type]
         except TypeError:
             raise TypeError("shape must be a sequence of ints, got %r" % (shape,)) from None
-    out = []
+    out: list[int] = []
     for d in dims:
         if isinstance(d, (bool, np.bool_)):
             raise TypeError("shape must contain ints, got %r" % (shape,))
         try:
-            out.append(operator.index(d))
+            out.append(operator.index(d))  # type: ignore[arg-type]
         except TypeError:
             raise TypeError("shape must contain ints, got %r" % (shape,)) from None
     if len(out) < 2:
@@ -178,7 +179,7 @@ def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating]:
     except TypeError:
         raise TypeError("dtype %r is not understood; expected a float dtype" % (dtype,)) from None
     check_float_dtype(dt, "dtype")
-    return dt
+    return dt  # type: ignore[return-value]
 
 
 def _uniform(
