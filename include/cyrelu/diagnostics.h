@@ -1,7 +1,8 @@
 /* Per-channel counts behind the ReLU diagnostics, for float and double.
  *
- * The kernel bodies live once, in diagnostics_template.h, included twice below
- * with CYR_T / CYR_SUFFIX set to (float, f32) and (double, f64).
+ * The kernel bodies live once, in diagnostics_template.h, included below once
+ * per element type (float, double) and instruction set (baseline; AVX2 and
+ * AVX-512 where common.h enables runtime dispatch).
  *
  * The data is seen as a 3-D box (outer, C, inner) with byte strides
  * (so, sc, si) of any sign: C is the channel axis, `outer` every axis before
@@ -27,16 +28,70 @@
 /* Runs are counted in blocks of this many elements with a 32-bit counter. */
 #define CYR_DIAG_BLOCK ((Py_ssize_t)1 << 30)
 
+/* One copy of the template per (type, ISA), as for the activations (common.h). */
+#define CYR_TARGET
 #define CYR_T float
-#define CYR_SUFFIX f32
+#define CYR_SUFFIX f32_base
 #include "diagnostics_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
-
 #define CYR_T double
-#define CYR_SUFFIX f64
+#define CYR_SUFFIX f64_base
 #include "diagnostics_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#if CYR_ISA_DISPATCH
+#define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_T float
+#define CYR_SUFFIX f32_avx2
+#include "diagnostics_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx2
+#include "diagnostics_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_T float
+#define CYR_SUFFIX f32_avx512
+#include "diagnostics_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx512
+#include "diagnostics_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+#endif
+
+/* ---- entry points used by Cython: one per type, dispatching on the ISA ------------ */
+#define CYR_DIAG_ENTRY(T, S)                                                               \
+CYR_INLINE void cyr_diag_count_##S(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,    \
+                                   Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,            \
+                                   Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,            \
+                                   Py_ssize_t i1, T t, Py_ssize_t *acc) {                  \
+    CYR_DIAG_DISPATCH(S, (op, x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc));             \
+}
+
+#if CYR_ISA_DISPATCH
+#define CYR_DIAG_DISPATCH(S, args)                                                         \
+    do {                                                                                   \
+        int level_ = cyr_isa_level();                                                      \
+        if (level_ >= CYR_ISA_AVX512) cyr_diag_count_##S##_avx512 args;                     \
+        else if (level_ == CYR_ISA_AVX2) cyr_diag_count_##S##_avx2 args;                    \
+        else cyr_diag_count_##S##_base args;                                               \
+    } while (0)
+#else
+#define CYR_DIAG_DISPATCH(S, args) cyr_diag_count_##S##_base args
+#endif
+
+CYR_DIAG_ENTRY(float, f32)
+CYR_DIAG_ENTRY(double, f64)
 
 #endif /* CYRELU_DIAGNOSTICS_H */

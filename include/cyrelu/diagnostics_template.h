@@ -1,5 +1,6 @@
 /* Type-generic bodies of the diagnostic counts; include only from diagnostics.h,
- * with CYR_T (the element type) and CYR_SUFFIX (f32 / f64) defined.
+ * with CYR_T (the element type), CYR_SUFFIX (e.g. f32_avx2) and CYR_TARGET (the
+ * instruction-set attribute, possibly empty) defined.
  *
  * Two loop shapes per predicate:
  *   channels innermost (one inner element, e.g. (N, C) with axis=1, or channels
@@ -7,18 +8,19 @@
  *   for each (outer, inner) pair, one pass along the channels, acc[c] += p(v);
  *   otherwise: for each (outer, channel) pair, one run of inner elements.
  * Unit strides get their own loops, which the compiler vectorises.
- * Entry point: cyr_diag_count_S(op, x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc).
+ * Entry point: cyr_diag_count_S(op, x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc),
+ * one per (type, ISA); diagnostics.h picks the ISA.
  */
 
 /* ---- the predicate for one element ------------------------------------------- */
-CYR_INLINE unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_T t) { (void)t; return v == (CYR_T)0; }
-CYR_INLINE unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_T t) { return !(v <= t); }
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_T t) { (void)t; return v == (CYR_T)0; }
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_T t) { return !(v <= t); }
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_DIAG_LOOPS(pred)                                                                   \
 /* number of the n elements at x (byte stride s) that satisfy the predicate; counted in      \
  * 32-bit blocks, which vectorise twice as wide as 64-bit counters */                        \
-CYR_INLINE Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_ssize_t s, Py_ssize_t n,   \
+CYR_INLINE CYR_TARGET Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_ssize_t s, Py_ssize_t n,   \
                                                   CYR_T t) {                                   \
     Py_ssize_t count = 0;                                                                      \
     for (Py_ssize_t b = 0; b < n; b += CYR_DIAG_BLOCK) {                                       \
@@ -38,7 +40,7 @@ CYR_INLINE Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_ssize_t s, P
 }                                                                                              \
 /* acc[c] += count over the sub-box; channels innermost when they are the closest in         \
  * memory (or there is a single inner element), else one run per (outer, channel) */         \
-CYR_INLINE void CYR_NAME(diag_##pred)(const char *x, Py_ssize_t so, Py_ssize_t sc,             \
+CYR_INLINE CYR_TARGET void CYR_NAME(diag_##pred)(const char *x, Py_ssize_t so, Py_ssize_t sc,             \
                                       Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,             \
                                       Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,             \
                                       Py_ssize_t i1, CYR_T t, Py_ssize_t *CYR_RESTRICT acc) {  \
@@ -71,7 +73,7 @@ CYR_DIAG_LOOPS(alive)
 #undef CYR_DIAG_LOOPS
 
 /* ---- entry point: pick the predicate ------------------------------------------ */
-CYR_INLINE void CYR_NAME(diag_count)(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,
+CYR_INLINE CYR_TARGET void CYR_NAME(diag_count)(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,
                                      Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t c0,
                                      Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, CYR_T t,
                                      Py_ssize_t *acc) {
