@@ -290,7 +290,7 @@ cdef struct Layout:
 cdef inline void _row_offsets(const Layout *L, Py_ssize_t row, int narrays,
                               Py_ssize_t *offsets) noexcept nogil:
     """Byte offsets of row `row` (a flat index over every axis but the innermost)."""
-    cdef int d, k
+    cdef Py_ssize_t d, k
     cdef Py_ssize_t idx
     for k in range(narrays):
         offsets[k] = 0
@@ -350,7 +350,7 @@ cdef void _strided(int op, const Layout *L, int narrays, floating a, int nt) noe
 
 
 cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) except -1:
-    cdef int d, k
+    cdef Py_ssize_t d, k
     cdef cnp.ndarray a
     L.ndim = len(shape)
     if L.ndim < 1 or L.ndim > MAX_DIMS:

@@ -330,3 +330,27 @@ def test_numpy_scalar_alpha_and_threads():
     x = np.linspace(-1, 1, 11)
     assert_same_bits(cyrelu.leaky_relu(x, np.float32(0.5), num_threads=np.int64(2)),
                      leaky_relu_ref(x, np.float32(0.5)))
+
+
+# ---- large outputs (written with streaming stores) -----------------------------------------
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_large_outputs_any_alignment(dtype, offset):
+    """Outputs of several MiB per thread take the streaming-store path; its head (up to a
+    64-byte boundary), whole tiles and tail must all be right, for any output alignment."""
+    n = 3_000_017
+    x = special_array(dtype, n=n, seed=11)
+    g = special_array(dtype, n=n, seed=12)
+    buf = np.empty(n + 8, dtype=dtype)
+    out = buf[offset:offset + n]
+    for threads in (1, 2):
+        cyrelu.relu(x, out=out, num_threads=threads)
+        assert_same_bits(out, relu_ref(x))
+        cyrelu.leaky_relu(x, 0.3, out=out, num_threads=threads)
+        assert_same_bits(out, leaky_relu_ref(x, 0.3))
+        cyrelu.relu_backward(g, x, out=out, num_threads=threads)
+        assert_same_bits(out, relu_backward_ref(g, x))
+        cyrelu.leaky_relu_backward(g, x, 0.3, out=out, num_threads=threads)
+        assert_same_bits(out, leaky_relu_backward_ref(g, x, 0.3))

@@ -140,7 +140,7 @@ def test_every_instruction_set_copy_agrees_with_the_reference(isa):
         "from reference import *\n"
         "from test_activations import special_array\n"
         "for dt in (np.float32, np.float64):\n"
-        "    for n in (1, 15, 333, 100003):\n"
+        "    for n in (1, 15, 333, 100003, 3000017):\n"
         "        x = special_array(dt, n=max(n, 70), seed=n)[:n]\n"
         "        g = special_array(dt, n=max(n, 70), seed=n + 1)[:n]\n"
         "        assert_same_bits(cyrelu.relu(x), relu_ref(x))\n"

@@ -24,6 +24,50 @@
 #define CYR_CAT(a, b) CYR_CAT2(a, b)
 #define CYR_NAME(name) CYR_CAT(name, CYR_SUFFIX)
 
+#if defined(_MSC_VER)
+#  define CYR_ALIGN64 __declspec(align(64))
+#else
+#  define CYR_ALIGN64 __attribute__((aligned(64)))
+#endif
+
+/* ---- streaming (non-temporal) stores ---------------------------------------------
+ * A kernel whose output is much larger than the core's L2 cache spends a third of
+ * its memory traffic reading the output's cache lines before overwriting them
+ * (read-for-ownership).  Streaming stores skip that read.  Kernels compute a tile
+ * into an L1-resident buffer with their ordinary vectorised loop and stream the tile
+ * out with cyr_stream_store, so the element math stays written once.  Only outputs
+ * of at least CYR_STREAM_MIN_BYTES per call (per thread) stream; smaller ones are
+ * better left in cache for the next operation to read.
+ */
+#ifndef CYR_STREAM_MIN_BYTES
+#define CYR_STREAM_MIN_BYTES ((Py_ssize_t)4 << 20)
+#endif
+#define CYR_TILE_BYTES 4096
+
+#if defined(__x86_64__) || defined(_M_X64)
+#  include <emmintrin.h>
+#  define CYR_HAVE_STREAM 1
+/* dst and src 16-byte aligned, nbytes a multiple of 64. */
+CYR_INLINE void cyr_stream_store(void *dst, const void *src, Py_ssize_t nbytes) {
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    for (Py_ssize_t i = 0; i < nbytes; i += 64) {
+        __m128i a = _mm_load_si128((const __m128i *)(s + i));
+        __m128i b = _mm_load_si128((const __m128i *)(s + i + 16));
+        __m128i c = _mm_load_si128((const __m128i *)(s + i + 32));
+        __m128i e = _mm_load_si128((const __m128i *)(s + i + 48));
+        _mm_stream_si128((__m128i *)(d + i), a);
+        _mm_stream_si128((__m128i *)(d + i + 16), b);
+        _mm_stream_si128((__m128i *)(d + i + 32), c);
+        _mm_stream_si128((__m128i *)(d + i + 48), e);
+    }
+}
+/* Streaming stores are weakly ordered: fence before other threads may read. */
+CYR_INLINE void cyr_stream_fence(void) { _mm_sfence(); }
+#else
+#  define CYR_HAVE_STREAM 0
+#endif
+
 /* ---- runtime instruction-set dispatch ---------------------------------------------
  * Wheels are built for the baseline ISA (SSE2 on x86-64), but a loop that runs from
  * L2 cache is twice as fast with AVX2 and faster again with AVX-512.  With gcc and
