@@ -116,8 +116,9 @@ def dead_units(
     """
     be = backend_for(pre_activation)
     if be is not None:
+        # the GPU twin takes no thread count
         return be.dead_units(  # type: ignore[no-any-return]
-            pre_activation, axis=axis, threshold=threshold, num_threads=num_threads
+            pre_activation, axis=axis, threshold=threshold
         )
     x = as_float_array(pre_activation, "pre_activation")
     t = check_real(threshold, "threshold", finite=False)
@@ -177,7 +178,7 @@ def sparsity(
     """
     be = backend_for(x)
     if be is not None:
-        return be.sparsity(x, axis=axis, num_threads=num_threads)  # type: ignore[no-any-return]
+        return be.sparsity(x, axis=axis)  # type: ignore[no-any-return]
     a = as_float_array(x, "x")
     if axis is None:
         if a.size == 0:
