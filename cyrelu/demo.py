@@ -466,15 +466,19 @@ def _plot(results: Sequence[Result], path: str) -> None:
     import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    colours = dict(zip(ACTIVATIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
     for r in results:
-        style = "-" if r.batch_norm else "--"
-        ax1.semilogy(range(1, len(r.grad_norms) + 1), r.grad_norms, style, label=r.label)
-        ax2.plot(range(1, len(r.loss_history) + 1), r.loss_history, style, label=r.label)
-    ax1.set_xlabel("layer (input side first)")
-    ax1.set_ylabel("|dL/dW| at initialisation")
+        # colour: activation; dashed: Xavier, solid: Kaiming; thick: with BatchNorm
+        kw = dict(color=colours.get(r.activation, "black"),
+                  linestyle="--" if r.init == "xavier" else "-",
+                  linewidth=2.4 if r.batch_norm else 1.0, label=r.label)
+        ax1.semilogy(range(1, len(r.grad_norms) + 1), r.grad_norms, **kw)
+        ax2.plot(range(1, len(r.loss_history) + 1), r.loss_history, **kw)
+    ax1.set_xlabel("layer (input side first; the last is the output layer)")
+    ax1.set_ylabel("RMS of dL/dW at initialisation")
     ax1.set_title("Gradient norm per layer at initialisation")
     ax2.set_xlabel("epoch")
-    ax2.set_ylabel("training loss")
+    ax2.set_ylabel("training loss (mean over the epoch)")
     ax2.set_title("Training loss")
     ax2.legend(fontsize=7, ncol=2)
     fig.tight_layout()
