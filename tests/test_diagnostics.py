@@ -128,6 +128,19 @@ def test_non_contiguous_layouts(rng, dtype):
         assert sparsity(v) == pytest.approx(ref_sparsity(v))
 
 
+@pytest.mark.parametrize("shape, axis", [((40, 2500), 1), ((3, 1030, 2), 1), ((2500, 7), 0)])
+def test_many_channels(rng, shape, axis):
+    # more channels than one tile of counters (1024), in every loop shape
+    x = make_data(rng, shape, np.float32, zero_frac=0.4, dead_channels=(0, 1023, 1024),
+                  axis=axis)
+    for v in (x, np.moveaxis(np.moveaxis(x, axis, -1).copy(), -1, axis)):  # and channels-last
+        np.testing.assert_array_equal(dead_units(v, axis=axis), ref_dead(v, axis))
+        np.testing.assert_array_equal(sparsity(v, axis=axis), ref_sparsity(v, axis))
+        for nt in (1, 2, 3):
+            np.testing.assert_array_equal(dead_units(v, axis=axis, num_threads=nt),
+                                          ref_dead(v, axis))
+
+
 def test_unaligned_input(rng):
     x = make_data(rng, (30, 7), np.float64, dead_channels=(1,))
     buf = np.zeros(x.nbytes + 1, dtype=np.uint8)

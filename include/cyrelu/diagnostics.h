@@ -25,8 +25,10 @@
 #define CYR_DIAG_ZEROS 0
 #define CYR_DIAG_ALIVE 1
 
-/* Runs are counted in blocks of this many elements with a 32-bit counter. */
+/* Runs (and rows of channel tiles) are counted in blocks of this many with 32-bit counters. */
 #define CYR_DIAG_BLOCK ((Py_ssize_t)1 << 30)
+/* Channels counted together (32-bit counters on the stack) when they are innermost. */
+#define CYR_DIAG_TILE 1024
 
 /* One copy of the template per (type, ISA), as for the activations (common.h). */
 #define CYR_TARGET

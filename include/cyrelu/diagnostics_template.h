@@ -44,20 +44,32 @@ CYR_INLINE CYR_TARGET void CYR_NAME(diag_##pred)(const char *x, Py_ssize_t so, P
                                       Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,             \
                                       Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,             \
                                       Py_ssize_t i1, CYR_T t, Py_ssize_t *CYR_RESTRICT acc) {  \
-    if (i1 - i0 == 1 || (sc < 0 ? -sc : sc) < (si < 0 ? -si : si)) {                          \
-        for (Py_ssize_t o = o0; o < o1; ++o) {                                                 \
-            for (Py_ssize_t i = i0; i < i1; ++i) {                                             \
-                const char *row = x + o * so + i * si;                                         \
-                if (sc == (Py_ssize_t)sizeof(CYR_T)) {                                         \
-                    const CYR_T *CYR_RESTRICT p = (const CYR_T *)row;                          \
-                    for (Py_ssize_t c = c0; c < c1; ++c)                                       \
-                        acc[c] += CYR_NAME(diag_##pred##_elem)(p[c], t);                       \
-                } else {                                                                       \
-                    for (Py_ssize_t c = c0; c < c1; ++c)                                       \
-                        acc[c] += CYR_NAME(diag_##pred##_elem)(                                \
-                            *(const CYR_T *)(row + c * sc), t);                                \
+    if (i1 - i0 == 1 || (sc < 0 ? -sc : sc) < (si < 0 ? -si : si)) {                           \
+        /* tiles of channels counted in 32-bit counters, added to acc when full or done */     \
+        unsigned int tile[CYR_DIAG_TILE];                                                      \
+        for (Py_ssize_t cb = c0; cb < c1; cb += CYR_DIAG_TILE) {                               \
+            const Py_ssize_t w = c1 - cb < CYR_DIAG_TILE ? c1 - cb : CYR_DIAG_TILE;            \
+            Py_ssize_t rows = 0;                                                               \
+            for (Py_ssize_t c = 0; c < w; ++c) tile[c] = 0;                                    \
+            for (Py_ssize_t o = o0; o < o1; ++o) {                                             \
+                for (Py_ssize_t i = i0; i < i1; ++i) {                                         \
+                    const char *row = x + o * so + i * si + cb * sc;                           \
+                    if (sc == (Py_ssize_t)sizeof(CYR_T)) {                                     \
+                        const CYR_T *CYR_RESTRICT p = (const CYR_T *)row;                      \
+                        for (Py_ssize_t c = 0; c < w; ++c)                                     \
+                            tile[c] += CYR_NAME(diag_##pred##_elem)(p[c], t);                  \
+                    } else {                                                                   \
+                        for (Py_ssize_t c = 0; c < w; ++c)                                     \
+                            tile[c] += CYR_NAME(diag_##pred##_elem)(                           \
+                                *(const CYR_T *)(row + c * sc), t);                            \
+                    }                                                                          \
+                    if (++rows == CYR_DIAG_BLOCK) {                                            \
+                        for (Py_ssize_t c = 0; c < w; ++c) { acc[cb + c] += tile[c]; tile[c] = 0; }\
+                        rows = 0;                                                              \
+                    }                                                                          \
                 }                                                                              \
             }                                                                                  \
+            for (Py_ssize_t c = 0; c < w; ++c) acc[cb + c] += tile[c];                         \
         }                                                                                      \
     } else {                                                                                   \
         for (Py_ssize_t o = o0; o < o1; ++o)                                                   \
