@@ -9,6 +9,8 @@ decides whether the compiler really accepts those flags is in
 
 Environment:
   CYRELU_DISABLE_OPENMP=1   build serially (debugging, or a compiler without OpenMP).
+  CYRELU_REQUIRE_OPENMP=1   fail the build instead of falling back to a serial one
+                            (release builds: a wheel must never lose OpenMP silently).
   CYRELU_OPENMP_PREFIX=DIR  macOS: where libomp lives (default: Homebrew's prefix).
   CYRELU_CYTHON_TRACE=1     compile with Cython line tracing (coverage, profiling).
 """
@@ -22,6 +24,7 @@ import textwrap
 import warnings
 
 DISABLE_ENV = "CYRELU_DISABLE_OPENMP"
+REQUIRE_ENV = "CYRELU_REQUIRE_OPENMP"
 
 
 def _truthy(value):
@@ -107,6 +110,11 @@ if __name__ == "__main__":
             ctype = self.compiler.compiler_type
             flags = openmp_flags(ctype, sys.platform, os.environ)
             if flags is not None and not _probe_openmp(self.compiler, *flags):
+                if _truthy(os.environ.get(REQUIRE_ENV, "")):
+                    raise RuntimeError(
+                        "cyrelu: %s is set but the C compiler cannot build OpenMP code with "
+                        "%r" % (REQUIRE_ENV, flags)
+                    )
                 warnings.warn(
                     "cyrelu: the C compiler cannot build OpenMP code; building the serial "
                     "version (install libgomp/libomp for multithreaded kernels)."
@@ -138,6 +146,11 @@ if __name__ == "__main__":
         macros.append(("CYTHON_TRACE_NOGIL", "1"))
 
     pyx_files = sorted(glob.glob(os.path.join("cyrelu", "*.pyx")))
+    if not pyx_files:
+        # Without this, a source tree missing its .pyx files builds a pure-Python
+        # wheel that installs fine and fails on import.
+        raise SystemExit("cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?"
+                         % os.getcwd())
     extensions = [
         Extension(
             "cyrelu." + os.path.splitext(os.path.basename(path))[0],
