@@ -127,7 +127,24 @@ if __name__ == "__main__":
             for ext in self.extensions:
                 ext.extra_compile_args = opt + compile_args + list(ext.extra_compile_args)
                 ext.extra_link_args = link_args + list(ext.extra_link_args)
+            self._force_if_flags_changed(repr((opt, compile_args, link_args)))
             super().build_extensions()
+
+        def _force_if_flags_changed(self, stamp):
+            # setuptools skips an extension whose sources are older than the built
+            # module, so a serial build after an OpenMP one (or the reverse) in the
+            # same tree would silently keep the old module: rebuild when flags change.
+            path = os.path.join(self.build_temp, "cyrelu-flags.txt")
+            try:
+                with open(path) as fh:
+                    previous = fh.read()
+            except OSError:
+                previous = None
+            if previous != stamp:
+                self.force = True
+                os.makedirs(self.build_temp, exist_ok=True)
+                with open(path, "w") as fh:
+                    fh.write(stamp)
 
     macros = [
         ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
