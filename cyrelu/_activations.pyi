@@ -16,6 +16,13 @@ def unary_flat(
 def binary_flat(
     op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None
 ) -> None: ...
+def copy_flat(src: _A, dst: _A, num_threads: int | None) -> None: ...
+def unary_fast(
+    op: int, x: object, out: object, alpha: object, num_threads: int | None
+) -> _A | None: ...
+def binary_fast(
+    op: int, g: object, x: object, out: object, alpha: object, num_threads: int | None
+) -> _A | None: ...
 def unary_strided(
     op: int,
     x: _A,

@@ -5,6 +5,7 @@ class _BuildInfo(TypedDict):
     compiler: str
     simd: list[str]
     openmp: int
+    isa: str
 
 def effective_n_threads(num_threads: int | None = None) -> int: ...
 def openmp_version() -> int: ...

@@ -44,7 +44,7 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
 
 
 def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
-    if dtype in FLOAT_DTYPES or dtype == HALF:
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
         if not dtype.isnative:
             raise TypeError(
                 "%s: non-native byte order %s is not supported; convert with "

@@ -40,9 +40,6 @@ if TYPE_CHECKING:  # numpy.typing is not imported at run time (import cost)
 
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
 
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
-
 
 def relu(
     x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
@@ -65,10 +62,8 @@ def relu(
         ``out`` if given, else a new array.  ``x`` where ``x > 0``, else 0;
         NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
     """
-    if (out is None and type(x) is np.ndarray and x.flags.c_contiguous
-            and (x.dtype is _F32 or x.dtype is _F64)):
-        y = np.empty_like(x)
-        _k.unary_flat(_k.OP_RELU, x, y, 0.0, num_threads)
+    y = _k.unary_fast(_k.OP_RELU, x, out, 0.0, num_threads)
+    if y is not None:
         return y
     be = backend_for(x, out)
     if be is not None:
@@ -92,6 +87,9 @@ def leaky_relu(
     NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     For float32 input, alpha is rounded to float32 (as PyTorch does).
     """
+    y = _k.unary_fast(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(x, out)
     if be is not None:
         return cast("FloatArray", be.leaky_relu(x, alpha, out=out, num_threads=num_threads))
@@ -114,6 +112,9 @@ def relu_backward(
     output instead of ``x`` gives the same result.  ``grad_output`` and ``x``
     must have the same shape and dtype (no broadcasting).
     """
+    y = _k.binary_fast(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
         return cast(
@@ -137,6 +138,9 @@ def leaky_relu_backward(
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
     can stand in for ``x``.
     """
+    y = _k.binary_fast(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
         return cast(
