@@ -24,6 +24,11 @@ y: Floats = cyrelu.relu(x, out=buf, num_threads=1)
 y = cyrelu.leaky_relu(x, 0.1, num_threads=None)
 y = cyrelu.relu_backward(g, x)
 y = cyrelu.leaky_relu_backward(g, x, alpha=0.1, out=buf)
+dead: NDArray[np.bool_] = cyrelu.dead_units(x, axis=1, threshold=0.0)
+frac: float = cyrelu.sparsity(y)
+per_channel: NDArray[np.float64] = cyrelu.sparsity(y, axis=1, num_threads=1)
+w_folded, b_folded = cyrelu.fold_batch_norm(x, None, np.zeros(4), np.ones(4), axis=0)
+w_init: Floats = cyrelu.init.kaiming_normal((4, 4), nonlinearity="relu", rng=0)
 cyrelu.show_config()
 version: str = cyrelu.__version__
 
