@@ -3,12 +3,14 @@ backward pass matches finite differences (the end-to-end check of the gradients)
 
 import json
 import math
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import cyrelu
 from cyrelu import demo
 
 TINY = dict(depth=4, width=32, samples=512, test_samples=256, epochs=12, batch_size=64)
@@ -134,8 +136,10 @@ def test_plot_needs_matplotlib(tmp_path, capsys):
 
 
 def test_module_entry_point():
+    # run next to the cyrelu this test imported (the installed one in CI), not the source tree
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     out = subprocess.run([sys.executable, "-m", "cyrelu.demo", "--help"], capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=60, cwd=pkg_parent)
     assert out.returncode == 0, out.stderr
     for opt in ("--epochs", "--depth", "--seed", "--json", "--plot"):
         assert opt in out.stdout
