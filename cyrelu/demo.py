@@ -559,6 +559,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if bad or not acts:
         _parser().error("--activations: unknown %s; choose from %s"
                         % (",".join(bad) or "(none given)", ",".join(ACTIVATIONS)))
+    if args.samples < 16:
+        _parser().error("--samples must be at least 16, got %d" % args.samples)
     if args.plot:
         try:
             import matplotlib  # type: ignore[import-not-found, unused-ignore]  # noqa: F401

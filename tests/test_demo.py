@@ -119,6 +119,10 @@ def test_cli_errors(capsys):
     assert "swish" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         demo.main(["--depth", "0"])
+    with pytest.raises(SystemExit):
+        demo.main(["--samples", "3"])
+    with pytest.raises(SystemExit):
+        demo.main(["--seed", "-1"])
 
 
 def test_plot_needs_matplotlib(tmp_path, capsys):
