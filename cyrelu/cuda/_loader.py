@@ -19,8 +19,8 @@ CTYPE = {"float16": "cyr_half", "float32": "float", "float64": "double"}
 ACC_DTYPE = {"float16": "float32", "float32": "float32", "float64": "float64"}
 
 _TYPES = ("float", "double", "cyr_half")
-# element type -> parameter types accepted for weight / bias / running stats
-_PARAM_TYPES = {"float": ("float",), "double": ("double",), "cyr_half": ("float", "cyr_half")}
+# per-channel parameters (weight, bias, running stats, gradients): float32 or float64
+_PARAM_TYPES = ("float", "double")
 
 # reduction (MODE, ACT) pairs and apply (MODE, ACT) pairs; see batchnorm.cu
 RED_STATS, RED_GRAD, RED_ALIVE, RED_ZEROS = 0, 1, 2, 3
@@ -41,11 +41,11 @@ def _names():
         for mode, act in _RED_PAIRS:
             bn.append("reduce_ncs<%s, %d, %d>" % (t, mode, act))
             bn.append("reduce_nc<%s, %d, %d>" % (t, mode, act))
-        for p in _PARAM_TYPES[t]:
-            bn.append("finalize_stats<%s, %s>" % (t, p))
-            bn.append("eval_coef<%s, %s>" % (t, p))
-            for g in sorted({p, "float" if t == "cyr_half" else t}):
-                bn.append("finalize_grad<%s, %s, %s>" % (t, p, g))
+        for p in _PARAM_TYPES:
+            for w in _PARAM_TYPES:
+                bn.append("finalize_stats<%s, %s, %s>" % (t, p, w))
+                bn.append("eval_coef<%s, %s, %s>" % (t, p, w))
+                bn.append("finalize_grad<%s, %s, %s>" % (t, p, w))
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
             for act in (0, 1, 2):
                 bn.append("apply<%s, %d, %d>" % (t, mode, act))
@@ -70,24 +70,33 @@ def source(name):
     return _INCLUDE.sub(inline, text)
 
 
+def group(expr):
+    """The compilation group of a kernel: its element type (the first template argument),
+    so a program that only uses float32 compiles only the float kernels."""
+    _, sep, rest = expr.partition("<")
+    return rest.split(",")[0].strip() if sep else ""
+
+
 _lock = threading.Lock()
-_modules = {}  # (source name, device id) -> cupy.RawModule
+_modules = {}  # (source name, group, device id) -> cupy.RawModule
 _functions = {}  # (source name, device id, name expression) -> cupy.RawKernel
 
 
-def module(name):
-    """The compiled ``cupy.RawModule`` of source ``name`` for the current device."""
+def module(name, grp):
+    """The compiled ``cupy.RawModule`` of source ``name``'s kernels of group ``grp`` for
+    the current device."""
     import cupy
 
     dev = cupy.cuda.Device().id
-    key = (name, dev)
+    key = (name, grp, dev)
     mod = _modules.get(key)
     if mod is None:
         with _lock:
             mod = _modules.get(key)
             if mod is None:
+                exprs = tuple(e for e in NAME_EXPRESSIONS[name] if group(e) == grp)
                 mod = cupy.RawModule(code=source(name), options=("-std=c++14",),
-                                     name_expressions=NAME_EXPRESSIONS[name])
+                                     name_expressions=exprs)
                 mod.compile()
                 _modules[key] = mod
     return mod
@@ -100,7 +109,7 @@ def function(name, expr):
     key = (name, cupy.cuda.Device().id, expr)
     fn = _functions.get(key)
     if fn is None:
-        fn = module(name).get_function(expr)
+        fn = module(name, group(expr)).get_function(expr)
         _functions[key] = fn
     return fn
 

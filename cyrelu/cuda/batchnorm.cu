@@ -26,6 +26,9 @@
  *   CYR_RED_ALIVE  a = count of elements with !(x <= threshold)  (NaN counts as alive)
  *   CYR_RED_ZEROS  a = count of elements == 0
  *
+ * Per-channel parameters (weight, bias, running stats, gradients) are float or double,
+ * each independently (the CPU path's rule), also for float16 data.
+ *
  * Coefficients (4 per channel, in the math type A; float for float/float16 data):
  *   forward:        (mean, invstd * weight, bias, -)     y  = act((x - c0) * c1 + c2)
  *   backward train: (mean, mean(g), sum(g*(x-mean)) * invstd^2 / M, weight * invstd)
@@ -220,14 +223,15 @@ __global__ void reduce_nc(const T *x, const T *dy, const T *yo,
 /* ---- per-channel finalisation: one thread per channel ----------------------------------- */
 
 /* Forward training.  M = elements per channel; kstride = offset of channel c's first
- * element / c (S for NCS, 1 for NC).  P = dtype of weight, bias and the running stats.
+ * element / c (S for NCS, 1 for NC).  P = dtype of the running stats, W = dtype of
+ * weight and bias (float or double each; a pointer whose flag is 0 is never read).
  * Running stats: running = (1 - momentum) * running + momentum * batch, with the
  * unbiased variance var * M / (M - 1) (the host rejects M == 1). */
-template <typename T, typename P>
+template <typename T, typename P, typename W>
 __global__ void finalize_stats(const double *part, int nsplit, const T *x, long long C,
                                long long kstride, double M, double eps, double momentum,
-                               int has_running, P *rmean, P *rvar, int has_w, const P *w,
-                               int has_b, const P *bias,
+                               int has_running, P *rmean, P *rvar, int has_w, const W *w,
+                               int has_b, const W *bias,
                                typename cyr_traits<T>::acc *save_mean,
                                typename cyr_traits<T>::acc *save_invstd,
                                typename cyr_traits<T>::acc *coef) {
@@ -247,14 +251,13 @@ __global__ void finalize_stats(const double *part, int nsplit, const T *x, long 
         save_mean[c] = (A)mean;
         save_invstd[c] = (A)invstd;
         if (has_running) {
-            const double rm = (double)cyr_traits<P>::load(rmean[c]);
-            const double rv = (double)cyr_traits<P>::load(rvar[c]);
-            rmean[c] = cyr_traits<P>::store((typename cyr_traits<P>::acc)((1.0 - momentum) * rm + momentum * mean));
-            rvar[c] = cyr_traits<P>::store(
-                (typename cyr_traits<P>::acc)((1.0 - momentum) * rv + momentum * (var * M / (M - 1.0))));
+            const double rm = (double)rmean[c];
+            const double rv = (double)rvar[c];
+            rmean[c] = (P)((1.0 - momentum) * rm + momentum * mean);
+            rvar[c] = (P)((1.0 - momentum) * rv + momentum * (var * M / (M - 1.0)));
         }
-        const double wc = has_w ? (double)cyr_traits<P>::load(w[c]) : 1.0;
-        const double bc = has_b ? (double)cyr_traits<P>::load(bias[c]) : 0.0;
+        const double wc = has_w ? (double)w[c] : 1.0;
+        const double bc = has_b ? (double)bias[c] : 0.0;
         coef[c * 4] = (A)mean;
         coef[c * 4 + 1] = (A)(invstd * wc);
         coef[c * 4 + 2] = (A)bc;
@@ -263,19 +266,19 @@ __global__ void finalize_stats(const double *part, int nsplit, const T *x, long 
 }
 
 /* Forward inference: normalise with the running stats. */
-template <typename T, typename P>
+template <typename T, typename P, typename W>
 __global__ void eval_coef(long long C, const P *rmean, const P *rvar, double eps, int has_w,
-                          const P *w, int has_b, const P *bias,
+                          const W *w, int has_b, const W *bias,
                           typename cyr_traits<T>::acc *save_mean,
                           typename cyr_traits<T>::acc *save_invstd,
                           typename cyr_traits<T>::acc *coef) {
     typedef typename cyr_traits<T>::acc A;
     const long long nth = cyr_nthreads();
     for (long long c = cyr_tid(); c < C; c += nth) {
-        const double mean = (double)cyr_traits<P>::load(rmean[c]);
-        const double invstd = 1.0 / sqrt((double)cyr_traits<P>::load(rvar[c]) + eps);
-        const double wc = has_w ? (double)cyr_traits<P>::load(w[c]) : 1.0;
-        const double bc = has_b ? (double)cyr_traits<P>::load(bias[c]) : 0.0;
+        const double mean = (double)rmean[c];
+        const double invstd = 1.0 / sqrt((double)rvar[c] + eps);
+        const double wc = has_w ? (double)w[c] : 1.0;
+        const double bc = has_b ? (double)bias[c] : 0.0;
         save_mean[c] = (A)mean;
         save_invstd[c] = (A)invstd;
         coef[c * 4] = (A)mean;
@@ -286,12 +289,12 @@ __global__ void eval_coef(long long C, const P *rmean, const P *rvar, double eps
 }
 
 /* Backward: grad_bias = sum(g), grad_weight = sum(g * (x - mean)) * invstd (written in
- * G, the gradients' dtype), and the dx coefficients. */
-template <typename T, typename P, typename G>
+ * G, the gradients' dtype), and the dx coefficients.  W = weight's dtype. */
+template <typename T, typename W, typename G>
 __global__ void finalize_grad(const double *part, int nsplit, long long C, double M,
                               int training, const typename cyr_traits<T>::acc *save_mean,
                               const typename cyr_traits<T>::acc *save_invstd, int has_w,
-                              const P *w, G *grad_weight, G *grad_bias,
+                              const W *w, G *grad_weight, G *grad_bias,
                               typename cyr_traits<T>::acc *coef) {
     typedef typename cyr_traits<T>::acc A;
     const long long nth = cyr_nthreads();
@@ -302,9 +305,9 @@ __global__ void finalize_grad(const double *part, int nsplit, long long C, doubl
             s2 += part[(sp * C + c) * 2 + 1];
         }
         const double invstd = (double)save_invstd[c];
-        const double wc = has_w ? (double)cyr_traits<P>::load(w[c]) : 1.0;
-        grad_bias[c] = cyr_traits<G>::store((typename cyr_traits<G>::acc)s1);
-        grad_weight[c] = cyr_traits<G>::store((typename cyr_traits<G>::acc)(s2 * invstd));
+        const double wc = has_w ? (double)w[c] : 1.0;
+        grad_bias[c] = (G)s1;
+        grad_weight[c] = (G)(s2 * invstd);
         coef[c * 4] = save_mean[c];
         coef[c * 4 + 1] = training ? (A)(s1 / M) : A(0);
         coef[c * 4 + 2] = training ? (A)(s2 * invstd * invstd / M) : A(0);
