@@ -1,4 +1,5 @@
-"""Every CUDA kernel source compiles, on any machine with nvcc (no GPU needed).
+"""Every CUDA kernel source compiles, on any machine with nvcc (no GPU needed); and
+importing cyrelu never imports CuPy.
 
 Each ``cyrelu/cuda/*.cu`` file is compiled to PTX with every template instantiation the
 GPU backend asks NVRTC for (``_loader.NAME_EXPRESSIONS``), for the oldest and a current
@@ -12,11 +13,12 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 NVCC = shutil.which("nvcc")
-pytestmark = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
+requires_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc not found")
 
 ARCHS = ("compute_75", "compute_90")
 
@@ -54,8 +56,9 @@ def test_loader_inlines_includes():
         assert "#include <" not in text, "NVRTC sources must not need system headers"
 
 
+@requires_nvcc
 @pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("name", _sources() if NVCC else [])
+@pytest.mark.parametrize("name", _sources())
 def test_compiles_to_ptx(tmp_path, name, arch):
     loader = _loader()
     exprs = loader.NAME_EXPRESSIONS[name]
@@ -82,3 +85,34 @@ def test_compiles_to_ptx(tmp_path, name, arch):
         assert "ld.global.v2.f64" in text and "ld.global.v4.u32" in text
     # ReLU must never be lowered to max (max(NaN, 0) is 0).
     assert "max.f32" not in text and "max.f64" not in text
+
+
+def test_import_cyrelu_does_not_import_cupy():
+    code = ("import sys, cyrelu, cyrelu.activations, cyrelu._backend; "
+            "assert 'cupy' not in sys.modules, 'importing cyrelu imported CuPy'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _cupy_nvrtc():
+    """CuPy's NVRTC program class, where CuPy and libnvrtc are installed (no GPU needed)."""
+    try:
+        from cupy.cuda import compiler
+
+        compiler._get_nvrtc_version()
+        return compiler._NVRTCProgram
+    except Exception:  # no CuPy, no libnvrtc, or CuPy internals moved
+        return None
+
+
+@pytest.mark.skipif(_cupy_nvrtc() is None, reason="CuPy with NVRTC not available")
+@pytest.mark.parametrize("name", _sources())
+def test_compiles_with_nvrtc_like_cupy(name):
+    """What cupy.RawModule does, minus the device: NVRTC with CuPy's default options and
+    the loader's name expressions (every one must resolve to a lowered name)."""
+    loader = _loader()
+    exprs = [e for e in loader.NAME_EXPRESSIONS[name]]
+    prog = _cupy_nvrtc()(loader.source(name), name, (), (), name_expressions=exprs,
+                         method="ptx")
+    _, mapping = prog.compile(("-std=c++14", "-arch=compute_75",
+                               "--device-as-default-execution-space"), None)
+    assert sorted(mapping) == sorted(exprs)
