@@ -35,6 +35,7 @@ template <> struct cyr_traits<double> {
 
 template <> struct cyr_traits<cyr_half> {
     typedef float acc;
+#ifndef CYR_HOST_EMULATION
     static __device__ __forceinline__ float load(cyr_half h) {
         float f;
         asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h.bits));
@@ -45,6 +46,19 @@ template <> struct cyr_traits<cyr_half> {
         asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h.bits) : "f"(f));
         return h;
     }
+#else /* the CPU emulation used by the tests (tests/cuda_emulation): the compiler's _Float16 */
+    static float load(cyr_half h) {
+        _Float16 v;
+        __builtin_memcpy(&v, &h.bits, 2);
+        return (float)v;
+    }
+    static cyr_half store(float f) {
+        const _Float16 v = (_Float16)f;
+        cyr_half h;
+        __builtin_memcpy(&h.bits, &v, 2);
+        return h;
+    }
+#endif
 };
 
 /* 16 bytes of T, loaded and stored as one 128-bit access (ld/st.global.v4 / v2.f64).
