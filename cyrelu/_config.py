@@ -57,6 +57,7 @@ def config():
         "numpy": np.__version__,
         "compiler": info["compiler"],
         "simd": ", ".join(info["simd"]) or "none (baseline scalar code)",
+        "simd_runtime": info["isa"] + " kernels selected at run time (CYRELU_ISA caps it)",
         "openmp": ("on (_OPENMP %d)" % omp) if omp else "off (serial build)",
         "openmp_runtime": _openmp_runtime() if omp else "none",
         "default_threads": _parallel.effective_n_threads(None),

@@ -38,7 +38,7 @@ def as_float_array(value, name):
 
 
 def check_float_dtype(dtype, name):
-    if dtype in FLOAT_DTYPES or dtype == HALF:
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
         if not dtype.isnative:
             raise TypeError(
                 "%s: non-native byte order %s is not supported; convert with "

@@ -29,10 +29,6 @@ from cyrelu._validation import (
 
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
 
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
-
-
 def relu(x, /, out=None, *, num_threads=None):
     """Rectified linear unit, ``max(x, 0)`` with PyTorch's semantics.
 
@@ -52,10 +48,8 @@ def relu(x, /, out=None, *, num_threads=None):
         ``out`` if given, else a new array.  ``x`` where ``x > 0``, else 0;
         NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
     """
-    if (out is None and type(x) is np.ndarray and x.flags.c_contiguous
-            and (x.dtype is _F32 or x.dtype is _F64)):
-        y = np.empty_like(x)
-        _k.unary_flat(_k.OP_RELU, x, y, 0.0, num_threads)
+    y = _k.unary_fast(_k.OP_RELU, x, out, 0.0, num_threads)
+    if y is not None:
         return y
     be = backend_for(x, out)
     if be is not None:
@@ -72,6 +66,9 @@ def leaky_relu(x, /, alpha=0.2, out=None, *, num_threads=None):
     NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     For float32 input, alpha is rounded to float32 (as PyTorch does).
     """
+    y = _k.unary_fast(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(x, out)
     if be is not None:
         return be.leaky_relu(x, alpha, out=out, num_threads=num_threads)
@@ -87,6 +84,9 @@ def relu_backward(grad_output, x, /, out=None, *, num_threads=None):
     output instead of ``x`` gives the same result.  ``grad_output`` and ``x``
     must have the same shape and dtype (no broadcasting).
     """
+    y = _k.binary_fast(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
         return be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
@@ -100,6 +100,9 @@ def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=N
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
     can stand in for ``x``.
     """
+    y = _k.binary_fast(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
         return be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads)
