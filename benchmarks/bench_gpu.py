@@ -8,7 +8,9 @@ the ratios and the issue's targets:
   * relu, float32, n = 1e8: within 1.1x of the copy's time
   * BatchNorm training forward and backward: at most torch's time (cuDNN)
 
-Each row's ``seconds`` is the best per-call time over several batches of calls, measured
+Rows named "cyrelu" write into a preallocated ``out=`` (as the copy does); "cyrelu (new
+array)" allocates its result from CuPy's memory pool.  Each row's ``seconds`` is the best
+per-call time over several batches of calls, measured
 between two CUDA events on the stream the work runs on (CuPy's and torch's current
 streams), so host overhead counts only where it keeps the GPU idle.
 """
@@ -114,10 +116,13 @@ def run(ctx):
     import cyrelu
 
     quick = bool(getattr(ctx, "quick", False))
+    smoke = bool(getattr(ctx, "smoke", False))  # tiny sizes: checks the suite runs
     torch = _torch_cuda(ctx)
     ce = _cupy_timer(cupy)
     te = _torch_timer(torch) if torch is not None else None
     tkw = dict(min_time=0.02 if quick else 0.1, repeats=5 if quick else 9)
+    if smoke:
+        tkw = dict(min_time=0.0, repeats=1, max_number=1)
     dev = _device_name(cupy)
     rows = []
 
@@ -128,17 +133,20 @@ def run(ctx):
 
     # -- elementwise -------------------------------------------------------------------
     sizes = [10**8, 10**6] if quick else [10**8, 10**7, 10**6, 10**5]
+    if smoke:
+        sizes = [10**4]
     for n in sizes:
         label = "1e%d" % round(np.log10(n))
-        for dtype in ([np.float32] if quick and n != 10**8 else [np.float32, np.float16]):
+        for dtype in ([np.float32] if quick and n != 10**8 and not smoke
+                      else [np.float32, np.float16]):
             dn = np.dtype(dtype).name
             x = rs.standard_normal(n, dtype=np.float32).astype(dtype)
             g = rs.standard_normal(n, dtype=np.float32).astype(dtype)
             y = cupy.empty_like(x)
             nb = 2 * x.nbytes
             case = "relu n=%s %s" % (label, dn)
-            add(case, "cyrelu (out=)", gpu_time(ce, lambda: cyrelu.relu(x, out=y), **tkw), nb)
-            add(case, "cyrelu", gpu_time(ce, lambda: cyrelu.relu(x), **tkw), nb)
+            add(case, "cyrelu", gpu_time(ce, lambda: cyrelu.relu(x, out=y), **tkw), nb)
+            add(case, "cyrelu (new array)", gpu_time(ce, lambda: cyrelu.relu(x), **tkw), nb)
             add(case, "cupy.maximum",
                 gpu_time(ce, lambda: cupy.maximum(x, 0, out=y), **tkw), nb)
             add(case, "copy (D2D memcpy)",
@@ -147,16 +155,16 @@ def run(ctx):
             if torch is not None:
                 xt = torch.as_tensor(x, device="cuda")
                 add(case, "torch.relu", gpu_time(te, lambda: torch.relu(xt), **tkw), nb)
-            if n == 10**8 and dtype == np.float32:
+            if (n == 10**8 or smoke) and dtype == np.float32:
                 case = "leaky_relu n=%s %s" % (label, dn)
-                add(case, "cyrelu (out=)",
+                add(case, "cyrelu",
                     gpu_time(ce, lambda: cyrelu.leaky_relu(x, 0.01, out=y), **tkw), nb)
                 if torch is not None:
                     add(case, "torch leaky_relu", gpu_time(
                         te, lambda: torch.nn.functional.leaky_relu(xt, 0.01), **tkw), nb)
                 case = "relu_backward n=%s %s" % (label, dn)
                 nb3 = 3 * x.nbytes
-                add(case, "cyrelu (out=)",
+                add(case, "cyrelu",
                     gpu_time(ce, lambda: cyrelu.relu_backward(g, x, out=y), **tkw), nb3)
                 if torch is not None:
                     gt = torch.as_tensor(g, device="cuda")
@@ -174,6 +182,8 @@ def run(ctx):
     shapes = [(32, 64, 112, 112), (64, 256, 28, 28)]
     if not quick:
         shapes += [(256, 512, 7, 7), (128, 64, 56, 56)]
+    if smoke:
+        shapes = [(4, 8, 4, 6)]
     layouts = ["NCHW", "NHWC"]
     for shape in shapes:
         N, C, H, W = shape
@@ -194,16 +204,17 @@ def run(ctx):
             tag = "%s %s float32" % ("x".join(map(str, shape)), layout)
             nb_fwd = 3 * x.nbytes  # read twice (stats, normalise), write once
             nb_bwd = 5 * x.nbytes  # dy, x read twice, dx written
-            add("batch_norm train fwd " + tag, "cyrelu (out=)", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, True, out=y), **tkw), nb_fwd)
-            add("batch_norm eval fwd " + tag, "cyrelu (out=)", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, False, out=y), **tkw), 2 * x.nbytes)
-            _, sm, si = bn(x, rm, rv, w, b, True, return_stats=True)
-            add("batch_norm train bwd " + tag, "cyrelu (out=)", gpu_time(
-                ce, lambda: bn_backward(dy, x, sm, si, w, training=True, out=gi), **tkw),
+            add("batch_norm train fwd " + tag, "cyrelu", gpu_time(
+                ce, lambda: bn(x, rm, rv, w, b, True, axis=axis, out=y), **tkw), nb_fwd)
+            add("batch_norm eval fwd " + tag, "cyrelu", gpu_time(
+                ce, lambda: bn(x, rm, rv, w, b, False, axis=axis, out=y), **tkw), 2 * x.nbytes)
+            _, sm, si = bn(x, rm, rv, w, b, True, axis=axis, return_stats=True)
+            add("batch_norm train bwd " + tag, "cyrelu", gpu_time(
+                ce, lambda: bn_backward(dy, x, sm, si, w, training=True, axis=axis, out=gi), **tkw),
                 nb_bwd)
-            add("batch_norm train fwd+relu " + tag, "cyrelu (out=)", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, True, activation="relu", out=y), **tkw),
+            add("batch_norm train fwd+relu " + tag, "cyrelu", gpu_time(
+                ce, lambda: bn(x, rm, rv, w, b, True, axis=axis, activation="relu",
+                                       out=y), **tkw),
                 nb_fwd)
             if torch is not None:
                 F = torch.nn.functional
@@ -263,9 +274,9 @@ def _torch_bn_backward(torch, xt, wt, bt, rmt, rvt, dyt):
 
 TARGETS = [
     # (case prefix, our impl, reference impl, max ratio)
-    ("relu n=1e8 float32", "cyrelu (out=)", "copy (D2D memcpy)", 1.1),
-    ("batch_norm train fwd ", "cyrelu (out=)", "torch F.batch_norm", 1.0),
-    ("batch_norm train bwd ", "cyrelu (out=)", "torch ", 1.0),
+    ("relu n=1e8 float32", "cyrelu", "copy (D2D memcpy)", 1.1),
+    ("batch_norm train fwd ", "cyrelu", "torch F.batch_norm", 1.0),
+    ("batch_norm train bwd ", "cyrelu", "torch ", 1.0),
 ]
 
 
@@ -306,11 +317,14 @@ def format_rows(rows):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, one call each: only "
+                   "checks that the suite runs")
     p.add_argument("--json", help="also write the rows (and targets) to this JSON file")
     args = p.parse_args(argv)
 
     class _Ctx:
-        quick = args.quick
+        quick = args.quick or args.smoke
+        smoke = args.smoke
         threads = None
         torch = None
         gpu = True

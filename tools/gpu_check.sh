@@ -119,7 +119,8 @@ fi
 left=$((480 - ($(date +%s) - START)))
 if [ -f "$REPO/benchmarks/bench.py" ] && [ $left -gt 200 ]; then
     log "running benchmarks/bench.py --gpu --quick"
-    (cd "$REPO" && timeout $((left / 2)) "$RUN" benchmarks/bench.py --gpu --quick) \
+    (cd "$REPO" && timeout $((left / 2)) "$RUN" benchmarks/bench.py --gpu --quick \
+        --json "$OUTDIR/bench-driver.json") \
         >"$OUTDIR/bench-driver.txt" 2>&1
     log "bench.py --gpu: exit $?"
 fi

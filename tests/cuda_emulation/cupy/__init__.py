@@ -199,6 +199,17 @@ class RawModule:
         return _Kernel(getattr(self.lib, "cyr_launch_%d" % self.exprs.index(name)))
 
 
+class _RandomState:
+    def __init__(self, seed=None):
+        self._rng = np.random.default_rng(seed)
+
+    def standard_normal(self, size=None, dtype=float):
+        return _wrap(self._rng.standard_normal(size).astype(dtype))
+
+
+random = types.SimpleNamespace(RandomState=_RandomState)
+
+
 # ---- cupy.cuda -----------------------------------------------------------------------
 
 
