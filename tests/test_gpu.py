@@ -528,6 +528,14 @@ def test_batch_norm_matches_torch(rng, dtype, training):
 # ---- diagnostics ---------------------------------------------------------------------
 
 
+def test_diagnostics_empty():
+    with pytest.raises(ValueError, match="empty"):
+        gpu.sparsity(cupy.zeros((0, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="no values"):
+        gpu.dead_units(cupy.zeros((0, 3), dtype=np.float32), axis=1)
+    assert gpu.sparsity(cupy.zeros((4, 0), dtype=np.float32), axis=1).shape == (0,)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", [((6, 5, 7), 1), ((40, 9), -1), ((3, 4, 8), 2),
                                         ((50, 8), 0)])
@@ -548,16 +556,24 @@ def test_dead_units_and_sparsity(rng, dtype, shape, axis):
     dead = gpu.dead_units(xd, axis=axis)
     assert dead.dtype == np.bool_
     np.testing.assert_array_equal(dead.get(), np.all(x <= 0, axis=red))
-    np.testing.assert_array_equal(gpu.dead_units(xd, axis=axis, threshold=0.5).get(),
-                                  np.all(x <= dtype(0.5), axis=red))
+    for t in (0.5, 0.1, -0.3, np.inf, -np.inf):  # exact comparison, 0.1 not rounded up
+        np.testing.assert_array_equal(gpu.dead_units(xd, axis=axis, threshold=t).get(),
+                                      np.all(x.astype(np.float64) <= t, axis=red))
     s = gpu.sparsity(xd)
     assert isinstance(s, float) and s == np.count_nonzero(x == 0) / x.size
     per = gpu.sparsity(xd, axis=axis).get()
     np.testing.assert_allclose(per, (x == 0).sum(axis=red) / (x.size // x.shape[ax]))
+    with pytest.raises(ValueError, match="NaN"):
+        gpu.dead_units(xd, axis=axis, threshold=float("nan"))
+    with pytest.raises(TypeError, match="axis"):
+        gpu.sparsity(xd, axis=1.0)
+    with pytest.raises(ValueError, match="out of range"):
+        gpu.dead_units(xd, axis=x.ndim)
     cpu_dead = getattr(cyrelu, "dead_units", None)
     if cpu_dead is not None:
-        np.testing.assert_array_equal(cyrelu.dead_units(xd, axis=axis).get(),
-                                      cpu_dead(x, axis=axis))
+        for t in (0.0, 0.1, -0.3):
+            np.testing.assert_array_equal(cyrelu.dead_units(xd, axis=axis, threshold=t).get(),
+                                          cpu_dead(x, axis=axis, threshold=t))
         assert cyrelu.sparsity(xd) == cyrelu.sparsity(x)
         np.testing.assert_allclose(np.asarray(cyrelu.sparsity(xd, axis=axis).get()),
                                    np.asarray(cyrelu.sparsity(x, axis=axis)))

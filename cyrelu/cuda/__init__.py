@@ -15,6 +15,7 @@ validated and otherwise ignored.  Any memory layout is accepted; a non-contiguou
 """
 
 import math
+import numbers
 import operator
 
 import cupy
@@ -527,44 +528,84 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
 def _channel_counts(x, ax, mode, thr=0.0):
     """Per channel along ``ax`` (or over everything when ax is None): float64 counts."""
     xc = cupy.ascontiguousarray(x)
-    lay = _Layout((1, x.size, 1) if ax is None else x.shape, 1 if ax is None else ax)
-    if ax is None:  # one channel of every element: the NCS kernel with C = 1
+    if ax is None:  # one channel holding every element: the NCS kernels with C = 1
+        lay = _Layout((1, x.size, 1), 1)
         lay.N, lay.C, lay.S, lay.nc, lay.M = 1, 1, x.size, False, x.size
-    counts = cupy.empty(lay.C, dtype=np.float64)
-    if lay.C == 0:
-        return counts, lay.M
-    if x.size == 0:
-        counts.fill(0)
-        return counts, lay.M
+    else:
+        lay = _Layout(x.shape, ax)
+    counts = cupy.zeros(lay.C, dtype=np.float64)
+    if lay.C == 0 or x.size == 0:
+        return counts
     part, nsplit = _reduce(_loader.CTYPE[x.dtype.name], mode, 0, lay, xc, thr=thr)
     _bn("sum_partials")((_cdiv(lay.C, _THREADS),), (_THREADS,),
                         (part, np.int32(nsplit), np.int64(lay.C), counts))
-    return counts, lay.M
+    return counts
+
+
+def _diag_axis(axis, ndim, name):
+    """The diagnostics' axis rule (cyrelu.diagnostics): TypeError for a non-int."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError("axis must be an int, got %r" % (axis,))
+    ax = int(axis)
+    if not -ndim <= ax < ndim:
+        raise ValueError("axis %d is out of range for %s with %d dimension%s"
+                         % (ax, name, ndim, "" if ndim == 1 else "s"))
+    return ax % ndim
+
+
+def _threshold_in(threshold, acc):
+    """The largest value of the math type ``acc`` that is <= threshold, so that the
+    kernel's ``v <= result`` holds exactly when ``v <= threshold`` (no rounding up)."""
+    if acc == _F64:
+        return threshold
+    with np.errstate(over="ignore"):
+        t32 = np.float32(threshold)
+    if float(t32) > threshold:
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    return float(t32)
 
 
 def dead_units(pre_activation, *, axis=1, threshold=0.0):
     """Twin of ``cyrelu.dead_units`` for CuPy arrays: a boolean CuPy array with one entry
-    per channel along ``axis``, True where every value is ``<= threshold`` (NaN is not).
-    ``threshold`` is rounded to the data's dtype first, as NumPy's comparison does."""
+    per channel along ``axis``, True where every value is ``<= threshold`` (exactly; a
+    NaN is not <= threshold, so its channel is alive)."""
     x = _array(pre_activation, "pre_activation")
-    if x.ndim < 1:
-        raise ValueError("pre_activation must have at least 1 dimension")
-    ax = _normalize_axis(axis, x.ndim)
-    threshold = check_real(threshold, "threshold", finite=False)
-    with np.errstate(over="ignore"):
-        thr = float(x.dtype.type(threshold))
+    t = check_real(threshold, "threshold", finite=False)
+    if t != t:
+        raise ValueError("threshold must not be NaN")
+    ax = _diag_axis(axis, x.ndim, "pre_activation")
+    nchan = x.shape[ax]
+    if nchan > 0 and x.size == 0:
+        raise ValueError(
+            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
+            % (x.shape, nchan, "" if nchan == 1 else "s", ax)
+        )
+    acc = _F64 if x.dtype == _F64 else _F32
     with x.device:
-        alive, _ = _channel_counts(x, ax, _loader.RED_ALIVE, thr)
+        alive = _channel_counts(x, ax, _loader.RED_ALIVE, _threshold_in(t, acc))
         return alive == 0
 
 
 def sparsity(x, *, axis=None):
-    """Twin of ``cyrelu.sparsity`` for CuPy arrays: the fraction of exact zeros, a Python
-    float when ``axis`` is None, else a float64 CuPy array with one entry per channel."""
-    x = _array(x, "x")
-    ax = None if axis is None else _normalize_axis(axis, x.ndim)
-    with x.device:
-        zeros, m = _channel_counts(x, ax, _loader.RED_ZEROS)
-        if ax is None:
-            return float(zeros[0].get()) / m if m else float("nan")
-        return zeros / m if m else cupy.full(zeros.shape, np.nan)
+    """Twin of ``cyrelu.sparsity`` for CuPy arrays: the fraction of exact zeros (-0.0 is
+    one, NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array
+    with one entry per channel."""
+    a = _array(x, "x")
+    if axis is None:
+        if a.size == 0:
+            raise ValueError("sparsity of an empty array is undefined (x has shape %s)"
+                             % (a.shape,))
+        with a.device:
+            zeros = _channel_counts(a, None, _loader.RED_ZEROS)
+            return float(zeros[0].get()) / a.size
+    ax = _diag_axis(axis, a.ndim, "x")
+    nchan = a.shape[ax]
+    with a.device:
+        if nchan == 0:
+            return cupy.zeros(0, dtype=np.float64)
+        per_channel = a.size // nchan
+        if per_channel == 0:
+            raise ValueError(
+                "x has shape %s: its channels along axis %d hold no values" % (a.shape, ax))
+        zeros = _channel_counts(a, ax, _loader.RED_ZEROS)
+        return zeros / float(per_channel)
