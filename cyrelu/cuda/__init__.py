@@ -116,6 +116,11 @@ def _blocks(work):
     return max(1, min(_cdiv(work, _THREADS), _loader.sm_count() * _BLOCKS_PER_SM))
 
 
+def _warp_blocks(channels):
+    """Blocks for the one-warp-per-channel kernels (the kernels loop over the rest)."""
+    return max(1, min(_cdiv(channels, _THREADS // 32), 65535))
+
+
 def _head(arrays, n, itemsize):
     """Elements before the first 16-byte boundary if every array has the same
     misalignment (so the rest can use 16-byte packs), else n (no packs)."""
@@ -420,7 +425,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         if training:
             part, nsplit = _reduce(ctype, _loader.RED_STATS, 0, lay, xc)
             fn = _bn("finalize_stats<%s, %s, %s>" % (ctype, r_ctype, wb_ctype))
-            fn((_cdiv(C, _THREADS),), (_THREADS,),
+            fn((_warp_blocks(C),), (_THREADS,),
                (part, np.int32(nsplit), xc, np.int64(C), np.int64(1 if lay.nc else lay.S),
                 np.float64(lay.M), np.float64(eps), np.float64(momentum),
                 np.int32(has_running), rm_k, rv_k, np.int32(w is not None), w_arg,
@@ -509,7 +514,7 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
             part, nsplit = cupy.zeros(2 * C, dtype=np.float64), 1
         coef = cupy.empty(4 * C, dtype=acc)
         fn = _bn("finalize_grad<%s, %s, %s>" % (ctype, _ctype_of(w), _loader.CTYPE[gdtype.name]))
-        fn((_cdiv(C, _THREADS),), (_THREADS,),
+        fn((_warp_blocks(C),), (_THREADS,),
            (part, np.int32(nsplit), np.int64(C), np.float64(max(lay.M, 1)),
             np.int32(training), sm, si, np.int32(w is not None), w_arg, grad_weight,
             grad_bias, coef))
@@ -537,7 +542,7 @@ def _channel_counts(x, ax, mode, thr=0.0):
     if lay.C == 0 or x.size == 0:
         return counts
     part, nsplit = _reduce(_loader.CTYPE[x.dtype.name], mode, 0, lay, xc, thr=thr)
-    _bn("sum_partials")((_cdiv(lay.C, _THREADS),), (_THREADS,),
+    _bn("sum_partials")((_warp_blocks(lay.C),), (_THREADS,),
                         (part, np.int32(nsplit), np.int64(lay.C), counts))
     return counts
 

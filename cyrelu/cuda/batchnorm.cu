@@ -9,8 +9,8 @@
  * Pipeline (every kernel is deterministic: fixed partition, fixed summation order):
  *   reduce_ncs / reduce_nc   per-channel partial sums in double, one pair per
  *                            (split, channel) -> part[(split * C + c) * 2 + {0, 1}]
- *   finalize_stats           forward training: mean, biased var, invstd, running stats,
- *                            and the per-channel coefficients of the apply pass
+ *   finalize_stats           forward training (one warp per channel): mean, biased var,
+ *                            invstd, running stats, the coefficients of the apply pass
  *   eval_coef                forward inference: the coefficients from running stats
  *   finalize_grad            backward: grad_weight, grad_bias and the dx coefficients
  *   sum_partials             diagnostics: per-channel totals
@@ -220,7 +220,31 @@ __global__ void reduce_nc(const T *x, const T *dy, const T *yo,
     }
 }
 
-/* ---- per-channel finalisation: one thread per channel ----------------------------------- */
+/* ---- per-channel finalisation: one warp per channel ------------------------------------
+ * blockDim.x a multiple of 32; the host launches ceil(C / warps per block) blocks.  The
+ * lanes of a warp add the channel's partials with a stride of 32 splits, then combine
+ * with shuffles (fixed order: deterministic); lane 0 finishes the channel.  A warp owns
+ * whole channels, so every shuffle has all 32 lanes. */
+__device__ __forceinline__ long long cyr_warp_id() {
+    return ((long long)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+}
+__device__ __forceinline__ long long cyr_nwarps() {
+    return ((long long)gridDim.x * blockDim.x) >> 5;
+}
+
+__device__ __forceinline__ void cyr_channel_sums(const double *part, int nsplit, long long C,
+                                                 long long c, double &s, double &q) {
+    const int lane = threadIdx.x & 31;
+    s = 0.0;
+    q = 0.0;
+    for (int sp = lane; sp < nsplit; sp += 32) {
+        s += part[(sp * C + c) * 2];
+        q += part[(sp * C + c) * 2 + 1];
+    }
+    s = cyr_warp_sum(s);
+    q = cyr_warp_sum(q);
+}
+
 
 /* Forward training.  M = elements per channel; kstride = offset of channel c's first
  * element / c (S for NCS, 1 for NC).  P = dtype of the running stats, W = dtype of
@@ -236,13 +260,10 @@ __global__ void finalize_stats(const double *part, int nsplit, const T *x, long 
                                typename cyr_traits<T>::acc *save_invstd,
                                typename cyr_traits<T>::acc *coef) {
     typedef typename cyr_traits<T>::acc A;
-    const long long nth = cyr_nthreads();
-    for (long long c = cyr_tid(); c < C; c += nth) {
-        double s = 0.0, q = 0.0;
-        for (int sp = 0; sp < nsplit; ++sp) {
-            s += part[(sp * C + c) * 2];
-            q += part[(sp * C + c) * 2 + 1];
-        }
+    for (long long c = cyr_warp_id(); c < C; c += cyr_nwarps()) {
+        double s, q;
+        cyr_channel_sums(part, nsplit, C, c, s, q);
+        if ((threadIdx.x & 31) != 0) continue;
         const double dm = s / M;
         const double mean = bn_shift(x, c * kstride) + dm;
         double var = q / M - dm * dm;
@@ -265,7 +286,7 @@ __global__ void finalize_stats(const double *part, int nsplit, const T *x, long 
     }
 }
 
-/* Forward inference: normalise with the running stats. */
+/* Forward inference: normalise with the running stats (one thread per channel). */
 template <typename T, typename P, typename W>
 __global__ void eval_coef(long long C, const P *rmean, const P *rvar, double eps, int has_w,
                           const W *w, int has_b, const W *bias,
@@ -297,13 +318,10 @@ __global__ void finalize_grad(const double *part, int nsplit, long long C, doubl
                               const W *w, G *grad_weight, G *grad_bias,
                               typename cyr_traits<T>::acc *coef) {
     typedef typename cyr_traits<T>::acc A;
-    const long long nth = cyr_nthreads();
-    for (long long c = cyr_tid(); c < C; c += nth) {
-        double s1 = 0.0, s2 = 0.0;
-        for (int sp = 0; sp < nsplit; ++sp) {
-            s1 += part[(sp * C + c) * 2];
-            s2 += part[(sp * C + c) * 2 + 1];
-        }
+    for (long long c = cyr_warp_id(); c < C; c += cyr_nwarps()) {
+        double s1, s2;
+        cyr_channel_sums(part, nsplit, C, c, s1, s2);
+        if ((threadIdx.x & 31) != 0) continue;
         const double invstd = (double)save_invstd[c];
         const double wc = has_w ? (double)w[c] : 1.0;
         grad_bias[c] = (G)s1;
@@ -317,11 +335,10 @@ __global__ void finalize_grad(const double *part, int nsplit, long long C, doubl
 
 /* Diagnostics: total of the first sum per channel. */
 __global__ void sum_partials(const double *part, int nsplit, long long C, double *out) {
-    const long long nth = cyr_nthreads();
-    for (long long c = cyr_tid(); c < C; c += nth) {
-        double s = 0.0;
-        for (int sp = 0; sp < nsplit; ++sp) s += part[(sp * C + c) * 2];
-        out[c] = s;
+    for (long long c = cyr_warp_id(); c < C; c += cyr_nwarps()) {
+        double s, q;
+        cyr_channel_sums(part, nsplit, C, c, s, q);
+        if ((threadIdx.x & 31) == 0) out[c] = s;
     }
 }
 

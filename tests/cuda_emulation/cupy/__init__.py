@@ -139,7 +139,9 @@ def _build(code, exprs):
             src = os.path.join(_BUILD_DIR, key + ".cpp")
             lines = ['#include "%s"' % SHIM, code]
             for i, e in enumerate(exprs):
-                sync = "true" if e.startswith("reduce_") else "false"
+                # kernels with barriers or shuffles run as fibers, the rest sequentially
+                plain = e.startswith(("unary_", "binary_", "apply", "eval_coef"))
+                sync = "false" if plain else "true"
                 lines.append(
                     'extern "C" void cyr_launch_%d(unsigned gx, unsigned gy, unsigned bx, '
                     "unsigned by, void **args) { cyr_launch(&%s, %s, gx, gy, bx, by, args); }"
