@@ -577,3 +577,17 @@ def test_dead_units_and_sparsity(rng, dtype, shape, axis):
         assert cyrelu.sparsity(xd) == cyrelu.sparsity(x)
         np.testing.assert_allclose(np.asarray(cyrelu.sparsity(xd, axis=axis).get()),
                                    np.asarray(cyrelu.sparsity(x, axis=axis)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_counts_with_many_splits(rng, dtype):
+    # enough data for many blocks per channel (more splits than a warp has lanes)
+    x = rng.standard_normal(400_003).astype(dtype)
+    x[::7] = 0
+    assert gpu.sparsity(cupy.asarray(x)) == np.count_nonzero(x == 0) / x.size
+    x2 = x[:400_000].reshape(-1, 8)
+    x2[:, 3] = -1.0
+    np.testing.assert_array_equal(gpu.dead_units(cupy.asarray(x2), axis=1).get(),
+                                  np.all(x2 <= 0, axis=0))
+    np.testing.assert_allclose(gpu.sparsity(cupy.asarray(x2), axis=-1).get(),
+                               (x2 == 0).mean(axis=0))

@@ -23,7 +23,7 @@ import numpy as np
 __version__ = "0.0-emulated"
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHIM = os.path.join(os.path.dirname(HERE), "shim.hpp")
-SM_COUNT = 2
+SM_COUNT = int(os.environ.get("CYRELU_EMULATED_SMS", "16"))
 
 
 class _Memory:
