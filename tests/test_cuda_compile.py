@@ -109,10 +109,17 @@ def _cupy_nvrtc():
 def test_compiles_with_nvrtc_like_cupy(name):
     """What cupy.RawModule does, minus the device: NVRTC with CuPy's default options and
     the loader's name expressions (every one must resolve to a lowered name)."""
+    from cupy.cuda.compiler import CompileException
+
     loader = _loader()
     exprs = [e for e in loader.NAME_EXPRESSIONS[name]]
-    prog = _cupy_nvrtc()(loader.source(name), name, (), (), name_expressions=exprs,
-                         method="ptx")
-    _, mapping = prog.compile(("-std=c++14", "-arch=compute_75",
-                               "--device-as-default-execution-space"), None)
+    try:
+        prog = _cupy_nvrtc()(loader.source(name), name, (), (), name_expressions=exprs,
+                             method="ptx")
+        _, mapping = prog.compile(("-std=c++14", "-arch=compute_75",
+                                   "--device-as-default-execution-space"), None)
+    except CompileException:
+        raise
+    except (TypeError, AttributeError, ValueError) as exc:  # CuPy's internals moved
+        pytest.skip("this CuPy's NVRTC wrapper differs: %s" % exc)
     assert sorted(mapping) == sorted(exprs)

@@ -25,6 +25,8 @@ CXX = shutil.which(os.environ.get("CXX", "g++"))
 @pytest.mark.skipif(os.environ.get("CYRELU_SKIP_EMULATION", "") not in ("", "0"),
                     reason="CYRELU_SKIP_EMULATION is set")
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the emulation uses ucontext")
+@pytest.mark.skipif(not os.path.exists(os.path.join(HERE, "cuda_emulation", "shim.hpp")),
+                    reason="tests/cuda_emulation is not in this source tree")
 def test_gpu_suite_on_emulated_cupy(tmp_path):
     import cyrelu
 
