@@ -369,6 +369,7 @@ __global__ void apply(const T *x, const T *dy, const T *yo, T *out,
     typedef cyr_pack<T> P;
     typedef cyr_coef4<A> K4;
     const K4 *kc = reinterpret_cast<const K4 *>(coef);
+    CYR_CHECK_ALIGNED(coef, 16);
     const bool need_x = MODE != CYR_APPLY_BWD_EVAL;
     const bool need_dy = MODE != CYR_APPLY_FWD;
     const bool need_y = MODE != CYR_APPLY_FWD && ACT != CYR_ACT_NONE;

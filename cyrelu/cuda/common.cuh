@@ -63,13 +63,21 @@ template <> struct cyr_traits<cyr_half> {
 
 /* 16 bytes of T, loaded and stored as one 128-bit access (ld/st.global.v4 / v2.f64).
  * Only ever dereferenced at 16-byte-aligned addresses (the host checks). */
+#ifndef CYR_CHECK_ALIGNED /* the CPU emulation checks what a GPU would fault on */
+#define CYR_CHECK_ALIGNED(p, n)
+#endif
+
 template <typename T> struct __align__(16) cyr_pack {
     enum { N = 16 / sizeof(T) };
     T v[16 / sizeof(T)];
     static __device__ __forceinline__ cyr_pack load(const T *p) {
+        CYR_CHECK_ALIGNED(p, 16);
         return *reinterpret_cast<const cyr_pack *>(p);
     }
-    __device__ __forceinline__ void store(T *p) const { *reinterpret_cast<cyr_pack *>(p) = *this; }
+    __device__ __forceinline__ void store(T *p) const {
+        CYR_CHECK_ALIGNED(p, 16);
+        *reinterpret_cast<cyr_pack *>(p) = *this;
+    }
 };
 
 /* The math of one element: the same expressions as include/cyrelu/activations_template.h.

@@ -20,6 +20,15 @@
 #include <vector>
 
 #define CYR_HOST_EMULATION 1
+/* a GPU faults on a misaligned vector access: so does the emulation */
+#define CYR_CHECK_ALIGNED(p, n)                                                            \
+    do {                                                                                   \
+        if (reinterpret_cast<unsigned long long>(p) % (n)) {                               \
+            std::fprintf(stderr, "cuda emulation: misaligned %d-byte access at %p (%s:%d)\n", \
+                         (int)(n), (const void *)(p), __FILE__, __LINE__);                 \
+            std::abort();                                                                  \
+        }                                                                                  \
+    } while (0)
 #define __global__
 #define __device__
 #define __host__
