@@ -36,7 +36,21 @@ __global__ void unary_flat(const T *x, T *y, long long n, long long head,
     for (long long i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
     const T *xv = x + head;
     T *yv = y + head;
-    for (long long i = tid; i < nv; i += nth) {
+    /* two packs per thread per step, both loads issued before either store: more bytes
+     * in flight per thread (the loop is bound by memory latency x bandwidth) */
+    long long i = tid;
+    for (; i + nth < nv; i += 2 * nth) {
+        P p = P::load(xv + i * P::N);
+        P q = P::load(xv + (i + nth) * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k) {
+            p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
+            q.v[k] = tr::store(cyr_fwd<OP>(tr::load(q.v[k]), alpha));
+        }
+        p.store(yv + i * P::N);
+        q.store(yv + (i + nth) * P::N);
+    }
+    if (i < nv) {
         P p = P::load(xv + i * P::N);
 #pragma unroll
         for (int k = 0; k < P::N; ++k) p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
@@ -61,7 +75,21 @@ __global__ void binary_flat(const T *g, const T *x, T *out, long long n, long lo
     const T *gv = g + head;
     const T *xv = x + head;
     T *ov = out + head;
-    for (long long i = tid; i < nv; i += nth) {
+    long long i = tid;
+    for (; i + nth < nv; i += 2 * nth) { /* two packs per step, as in unary_flat */
+        P pg = P::load(gv + i * P::N);
+        const P px = P::load(xv + i * P::N);
+        P qg = P::load(gv + (i + nth) * P::N);
+        const P qx = P::load(xv + (i + nth) * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k) {
+            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha));
+            qg.v[k] = tr::store(cyr_bwd<OP>(tr::load(qg.v[k]), tr::load(qx.v[k]), alpha));
+        }
+        pg.store(ov + i * P::N);
+        qg.store(ov + (i + nth) * P::N);
+    }
+    if (i < nv) {
         P pg = P::load(gv + i * P::N);
         const P px = P::load(xv + i * P::N);
 #pragma unroll
