@@ -4,13 +4,14 @@
 #
 #   tools/gpu_check.sh [OUTDIR]        (OUTDIR defaults to $OUT, else ./gpu-results)
 #
-# Run it from anywhere; it works in the repository root.  It needs Python 3 with NumPy,
-# Cython, setuptools, CuPy, pytest (and optionally PyTorch with CUDA) already installed,
-# and nvcc on PATH for the compile test.  Nothing is downloaded: the build uses the
-# installed build dependencies (--no-build-isolation --no-deps --no-index).  The package
-# goes into a directory under OUTDIR (removed at the end), so the system Python is left
-# alone.  PYTHON=... picks the interpreter (default python3).  Every step has a time limit; the whole run stays under
-# about 8 minutes.
+# Run it from anywhere; it works in the repository root.  It needs Python 3 (>= 3.11
+# for -P) with NumPy, Cython, setuptools, CuPy and optionally PyTorch with CUDA already
+# installed, and nvcc on PATH for the compile test; pytest if present (otherwise the
+# bundled tools/mini_pytest.py runs the same test files).  Nothing is downloaded: the
+# build uses the installed build dependencies (--no-build-isolation --no-deps
+# --no-index).  The package goes into a directory under OUTDIR (removed at the end), so
+# the system Python is left alone.  PYTHON=... picks the interpreter (default python3).
+# Every step has a time limit; the whole run stays under about 8 minutes.
 #
 # Written to OUTDIR:
 #   summary.txt        device, versions, test counts, benchmark targets (read this first)
@@ -19,6 +20,7 @@
 #   install.log        the pip build and install
 #   pytest.log, pytest-junit.xml   tests/test_gpu.py and tests/test_cuda_compile.py
 #   bench.txt, bench.json          the GPU benchmark (rows, ratios, targets)
+#   bench-driver.txt/.json         the same suite through benchmarks/bench.py --gpu
 # Exit status: 0 when the install worked and every test passed, 1 otherwise.
 
 set -u
