@@ -232,6 +232,20 @@ def test_out_on_other_device():
         out = cupy.zeros(5, dtype=np.float32)
     with pytest.raises(ValueError, match="GPU"):
         cyrelu.relu(x, out=out)
+    # work on another device than the current one stays on the arrays' device
+    with cupy.cuda.Device(1):
+        x1 = cupy.asarray(np.array([-1.0, 2.0, np.nan], dtype=np.float32))
+        x2 = cupy.asarray(np.random.default_rng(0).standard_normal((8, 3, 5)))
+    for y in (cyrelu.relu(x1), cyrelu.relu(x1[::2]), cyrelu.leaky_relu(x1, 0.1)):
+        assert y.device.id == 1
+    _same_bits(cyrelu.relu(x1).get(), np.array([0.0, 2.0, np.nan], dtype=np.float32))
+    y, sm, si = gpu.batch_norm(x2, training=True, return_stats=True)
+    assert y.device.id == 1 and sm.device.id == 1
+    ref = _ref_bn(x2.get(), None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[0]
+    _close(y.get(), ref, np.float64)
+    gi, gw, gb = gpu.batch_norm_backward(x2, x2, sm, si)
+    assert gi.device.id == 1 and gw.device.id == 1
+    assert gpu.dead_units(x2).device.id == 1
 
 
 def test_kernels_cached_per_device():

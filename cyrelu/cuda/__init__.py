@@ -167,18 +167,19 @@ def _elementwise(kind, op, inputs, out, alpha, num_threads):
     if kind == "binary":
         check_same("grad_output", arrays[0], "x", x)
     _check_device(x.device, *zip(names, arrays))
-    if out is None:
-        out = cupy.empty_like(x)
-    else:
+    if out is not None:
         _check_out(out, x.shape, x.dtype)
         _check_device(x.device, ("out", out))
-    if x.size == 0:
-        return out
-    arrays = [a.copy() if _overlaps_partly(out, a) else a for a in arrays]
-    ctype = _loader.CTYPE[x.dtype.name]
-    a = _alpha_scalar(x.dtype, alpha)
-    n = x.size
+    # CuPy allocates (and copies) on the current device: make it x's for all of it
     with x.device:
+        if out is None:
+            out = cupy.empty_like(x)
+        if x.size == 0:
+            return out
+        arrays = [a.copy() if _overlaps_partly(out, a) else a for a in arrays]
+        ctype = _loader.CTYPE[x.dtype.name]
+        a = _alpha_scalar(x.dtype, alpha)
+        n = x.size
         if _same_flat_layout(out, *arrays):
             head = _head(arrays + [out], n, x.itemsize)
             vec = 16 // x.itemsize
