@@ -103,9 +103,14 @@ def _overlaps_partly(out, inp):
     return a0 < b1 and b0 < a1 and not _aliases(out, inp)
 
 
+# C++ element type of each dtype (kernel template argument), and the math type
+_CTYPE = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
+_ACC = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
+
+
 def _alpha_scalar(dtype, value):
     """A scalar of the type the kernels do their math in (float for float16/32)."""
-    return np.float64(value) if dtype == _F64 else np.float32(value)
+    return _ACC[dtype].type(value)
 
 
 def _cdiv(a, b):
@@ -177,7 +182,7 @@ def _elementwise(kind, op, inputs, out, alpha, num_threads):
         if x.size == 0:
             return out
         arrays = [a.copy() if _overlaps_partly(out, a) else a for a in arrays]
-        ctype = _loader.CTYPE[x.dtype.name]
+        ctype = _CTYPE[x.dtype]
         a = _alpha_scalar(x.dtype, alpha)
         n = x.size
         if _same_flat_layout(out, *arrays):
@@ -277,7 +282,7 @@ def _aligned(*arrays):
 def _reduce(ctype, mode, act, lay, x, dy=None, yo=None, mean=None, alpha=0.0, thr=0.0):
     """Per-channel partial sums: (part, nsplit) with part[(split * C + c) * 2 + {0, 1}]."""
     target = _loader.sm_count() * _BLOCKS_PER_SM
-    acc = _alpha_scalar(x.dtype, 0).dtype
+    acc = _ACC[x.dtype]
     used = [x] + [a for a in (dy, yo) if a is not None]
     dy = x if dy is None else dy
     yo = x if yo is None else yo
@@ -334,7 +339,7 @@ def _per_channel(value, name, C, device):
 
 
 def _ctype_of(a, default="float"):
-    return default if a is None else _loader.CTYPE[a.dtype.name]
+    return default if a is None else _CTYPE[a.dtype]
 
 
 def _contiguous_input(a, out):
@@ -345,12 +350,11 @@ def _contiguous_input(a, out):
     return c
 
 
-def _target(out, x, inputs):
-    """Where the kernel writes: out itself when C-contiguous and not partly overlapping
-    any input, else a fresh array (copied into out afterwards)."""
-    if out is None:
-        return cupy.empty(x.shape, dtype=x.dtype)
-    if out.flags.c_contiguous and not any(_overlaps_partly(out, a) for a in inputs):
+def _target(out, x):
+    """Where the kernel writes: out itself when C-contiguous, else a fresh array (copied
+    into out afterwards).  The inputs went through _contiguous_input first, so none of
+    them partly overlaps out."""
+    if out is not None and out.flags.c_contiguous:
         return out
     return cupy.empty(x.shape, dtype=x.dtype)
 
@@ -395,7 +399,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
             "(channel axis %d)" % (x.shape, ax)
         )
     acc = _F64 if x.dtype == _F64 else _F32
-    ctype = _loader.CTYPE[x.dtype.name]
+    ctype = _CTYPE[x.dtype]
     with dev:
         save_mean = cupy.empty(C, dtype=acc)
         save_invstd = cupy.empty(C, dtype=acc)
@@ -412,7 +416,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         r_ctype = "float"
         rm_k = rv_k = save_mean
         if has_running:
-            r_ctype = "double" if rm.dtype != rv.dtype else _loader.CTYPE[rm.dtype.name]
+            r_ctype = "double" if rm.dtype != rv.dtype else _CTYPE[rm.dtype]
             rm_k, rv_k = rm, rv
             if rm.dtype != rv.dtype or not rm.flags.c_contiguous:
                 rm_k = cupy.ascontiguousarray(rm, dtype=_F64 if r_ctype == "double" else rm.dtype)
@@ -422,7 +426,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                 rv_k = rv.copy()
         coef = cupy.empty(4 * C, dtype=acc)
         xc = _contiguous_input(x, out)
-        y = _target(out, x, [x])
+        y = _target(out, x)
         if training:
             part, nsplit = _reduce(ctype, _loader.RED_STATS, 0, lay, xc)
             fn = _bn("finalize_stats<%s, %s, %s>" % (ctype, r_ctype, wb_ctype))
@@ -493,7 +497,7 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
         _check_device(dev, ("out", out))
     acc = _F64 if x.dtype == _F64 else _F32
     gdtype = w.dtype if w is not None else acc
-    ctype = _loader.CTYPE[x.dtype.name]
+    ctype = _CTYPE[x.dtype]
     lay = _Layout(x.shape, ax)
     with dev:
         grad_weight = cupy.empty(C, dtype=gdtype)
@@ -504,17 +508,16 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
         sm = cupy.ascontiguousarray(sm, dtype=acc)
         si = cupy.ascontiguousarray(si, dtype=acc)
         w_arg = cupy.ascontiguousarray(w) if w is not None else sm
-        inputs = [a for a in (g, x, yo) if a is not None]
         gc = _contiguous_input(g, out)
         xc = _contiguous_input(x, out)
         yc = None if yo is None else _contiguous_input(yo, out)
-        gi = _target(out, x, inputs)
+        gi = _target(out, x)
         if x.size:
             part, nsplit = _reduce(ctype, _loader.RED_GRAD, act, lay, xc, gc, yc, sm, alpha)
         else:
             part, nsplit = cupy.zeros(2 * C, dtype=np.float64), 1
         coef = cupy.empty(4 * C, dtype=acc)
-        fn = _bn("finalize_grad<%s, %s, %s>" % (ctype, _ctype_of(w), _loader.CTYPE[gdtype.name]))
+        fn = _bn("finalize_grad<%s, %s, %s>" % (ctype, _ctype_of(w), _CTYPE[gdtype]))
         fn((_warp_blocks(C),), (_THREADS,),
            (part, np.int32(nsplit), np.int64(C), np.float64(max(lay.M, 1)),
             np.int32(training), sm, si, np.int32(w is not None), w_arg, grad_weight,
@@ -542,7 +545,7 @@ def _channel_counts(x, ax, mode, thr=0.0):
     counts = cupy.zeros(lay.C, dtype=np.float64)
     if lay.C == 0 or x.size == 0:
         return counts
-    part, nsplit = _reduce(_loader.CTYPE[x.dtype.name], mode, 0, lay, xc, thr=thr)
+    part, nsplit = _reduce(_CTYPE[x.dtype], mode, 0, lay, xc, thr=thr)
     _bn("sum_partials")((_warp_blocks(lay.C),), (_THREADS,),
                         (part, np.int32(nsplit), np.int64(lay.C), counts))
     return counts

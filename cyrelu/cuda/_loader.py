@@ -87,7 +87,7 @@ def module(name, grp):
     the current device."""
     import cupy
 
-    dev = cupy.cuda.Device().id
+    dev = cupy.cuda.runtime.getDevice()
     key = (name, grp, dev)
     mod = _modules.get(key)
     if mod is None:
@@ -106,7 +106,7 @@ def function(name, expr):
     """Kernel ``expr`` (one of ``NAME_EXPRESSIONS[name]``) for the current device."""
     import cupy
 
-    key = (name, cupy.cuda.Device().id, expr)
+    key = (name, cupy.cuda.runtime.getDevice(), expr)
     fn = _functions.get(key)
     if fn is None:
         fn = module(name, group(expr)).get_function(expr)
@@ -121,8 +121,8 @@ def sm_count():
     """Streaming multiprocessors of the current device (cached per device)."""
     import cupy
 
-    dev = cupy.cuda.Device()
-    n = _SM_COUNT.get(dev.id)
+    dev = cupy.cuda.runtime.getDevice()
+    n = _SM_COUNT.get(dev)
     if n is None:
-        n = _SM_COUNT[dev.id] = int(dev.attributes["MultiProcessorCount"])
+        n = _SM_COUNT[dev] = int(cupy.cuda.Device(dev).attributes["MultiProcessorCount"])
     return n
