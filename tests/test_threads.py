@@ -21,11 +21,17 @@ from reference import (
 N_BIG = 1_000_003  # well above the size at which kernels go parallel
 
 
+# `python -c` puts its working directory first on sys.path: run it next to the
+# cyrelu under test (site-packages for an installed wheel), never in the source
+# tree, whose cyrelu/ has no compiled modules after a plain `pip install .`.
+_PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+
+
 def _run(code, **env):
     full_env = dict(os.environ)
     full_env.update(env)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=full_env, check=True)
+                         env=full_env, check=True, cwd=_PKG_PARENT)
     return res.stdout.strip()
 
 
