@@ -1,0 +1,68 @@
+/* BatchNorm kernels (statistics, normalisation with a fused activation, backward),
+ * for float and double data.
+ *
+ * The kernel bodies live once, in batchnorm_template.h, which is included twice
+ * below with CYR_T / CYR_SUFFIX set to (float, f32) and (double, f64).
+ *
+ * Data is seen as a C-contiguous 3-D array (outer, C, inner): the channel axis in
+ * the middle, every axis before it folded into `outer`, every axis after it into
+ * `inner`.  Two loop shapes:
+ *
+ *   per channel  (inner large, e.g. NCHW): one channel's slab is `outer` rows of
+ *                `inner` contiguous elements; a thread owns whole channels, so
+ *                the statistics pass and the normalise pass run back to back on
+ *                a slab that is still in cache.
+ *   per row      (inner small, e.g. NHWC or (N, C)): the data is `rows` rows of
+ *                W = C * inner contiguous columns; per-column accumulators
+ *                (vectorised across columns) are kept for fixed blocks of rows
+ *                and merged in a fixed order.
+ *
+ * Sums are accumulated in double for both element types; variances are two-pass
+ * (mean, then the sum of squared deviations) within a block, and blocks are
+ * combined with Chan et al.'s pairwise update.  Work is partitioned by channel or
+ * by fixed row groups that do not depend on the thread count, so results are
+ * bitwise identical for any number of threads.
+ */
+#ifndef CYRELU_BATCHNORM_H
+#define CYRELU_BATCHNORM_H
+
+#include <math.h>
+#include "common.h"
+#include "activations.h"
+
+/* Fused activation codes shared with the Cython layer (cyrelu/_batchnorm.pyx). */
+#define CYR_BN_ACT_NONE 0
+#define CYR_BN_ACT_RELU 1
+#define CYR_BN_ACT_LEAKY 2
+
+/* Independent accumulators in the reductions: lanes the compiler can keep in
+ * vector registers without reassociating a single sum (no -ffast-math needed). */
+#define CYR_BN_LANES 8
+
+/* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
+CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
+                                  double *CYR_RESTRICT m2_a, double nb,
+                                  const double *CYR_RESTRICT mean_b,
+                                  const double *CYR_RESTRICT m2_b, Py_ssize_t w) {
+    const double n = na + nb;
+    const double fb = nb / n, fab = na * nb / n;
+    for (Py_ssize_t j = 0; j < w; ++j) {
+        const double d = mean_b[j] - mean_a[j];
+        mean_a[j] += d * fb;
+        m2_a[j] += m2_b[j] + d * d * fab;
+    }
+}
+
+#define CYR_T float
+#define CYR_SUFFIX f32
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+
+#define CYR_T double
+#define CYR_SUFFIX f64
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+
+#endif /* CYRELU_BATCHNORM_H */
