@@ -35,9 +35,30 @@
 #define CYR_BN_ACT_RELU 1
 #define CYR_BN_ACT_LEAKY 2
 
+/* The entry points the Cython layer calls (one per channel, row group or row range)
+ * are compiled twice where the compiler can dispatch at load time (GCC on x86-64
+ * Linux): for the baseline ISA and for AVX2, picked by the CPU the code runs on.
+ * AVX2 doubles the width of the float->double conversions and double arithmetic
+ * the reductions are made of.  FMA is not enabled, and the reductions have a
+ * fixed association order, so both versions give bitwise identical results.
+ * Define CYRELU_NO_ISA_CLONES to build only the baseline version. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+    && !defined(CYRELU_NO_ISA_CLONES)
+#  define CYR_BN_KERNEL static __attribute__((target_clones("avx2", "default")))
+#else
+#  define CYR_BN_KERNEL static
+#endif
+
 /* Independent accumulators in the reductions: lanes the compiler can keep in
  * vector registers without reassociating a single sum (no -ffast-math needed). */
-#define CYR_BN_LANES 8
+#define CYR_BN_LANES 16
+
+/* The lanes' total, added as a fixed binary tree. */
+CYR_INLINE double cyr_bn_lanes_total(double *acc) {
+    for (int h = CYR_BN_LANES / 2; h >= 1; h /= 2)
+        for (int k = 0; k < h; ++k) acc[k] += acc[k + h];
+    return acc[0];
+}
 
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,

@@ -32,7 +32,7 @@ CYR_INLINE double CYR_NAME(bn_sum)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n) {
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
         for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] += (double)x[i + k];
     for (; i < n; ++i) tail += (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+    return cyr_bn_lanes_total(acc) + tail;
 }
 
 /* sum((x[0:n] - mean)**2) in double. */
@@ -49,7 +49,7 @@ CYR_INLINE double CYR_NAME(bn_sqdev)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, 
         const double d = (double)x[i] - mean;
         tail += d * d;
     }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+    return cyr_bn_lanes_total(acc) + tail;
 }
 
 /* s[0] += sum(g), s[1] += sum(g * (x - mean)) with g = dy gated by the activation. */
@@ -70,8 +70,8 @@ CYR_INLINE void CYR_NAME(bn_dot_impl)(int act, const CYR_T *CYR_RESTRICT dy,
         t0 += g;
         t1 += g * ((double)x[i] - mean);
     }
-    s[0] += ((s0[0] + s0[1]) + (s0[2] + s0[3])) + ((s0[4] + s0[5]) + (s0[6] + s0[7])) + t0;
-    s[1] += ((s1[0] + s1[1]) + (s1[2] + s1[3])) + ((s1[4] + s1[5]) + (s1[6] + s1[7])) + t1;
+    s[0] += cyr_bn_lanes_total(s0) + t0;
+    s[1] += cyr_bn_lanes_total(s1) + t1;
 }
 
 /* ---- elementwise passes over one contiguous run, one (scale, shift) ---------------- */
@@ -121,7 +121,7 @@ CYR_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRI
 }
 
 /* rows x W: y = act(x * scale[col] + shift[col]); y may be exactly x. */
-CYR_INLINE void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                          Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
                                          CYR_T a) {
     for (Py_ssize_t r = 0; r < rows; ++r) {
@@ -147,7 +147,7 @@ CYR_INLINE void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_s
 
 /* Statistics of channel c (two-pass, double), then y = act(x * scale + shift) over the
  * same slab while it is still in cache.  Writes the batch mean and biased variance. */
-CYR_INLINE void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
+CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
                                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                            double w, double b, double eps, int act, CYR_T a,
                                            double *mean_out, double *var_out) {
@@ -170,7 +170,7 @@ CYR_INLINE void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t 
 
 /* y = act(x * scale[c] + shift[c]) for the rows [r0, r1) of the (outer * C) rows of
  * length inner (row r belongs to channel r % C); y may be exactly x. */
-CYR_INLINE void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
+CYR_BN_KERNEL void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
                                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                               const CYR_T *scale, const CYR_T *shift, CYR_T a) {
     for (Py_ssize_t r = r0; r < r1; ++r) {
@@ -205,7 +205,7 @@ CYR_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssiz
 
 /* Column statistics of a group of `rows` rows, block by block (block_rows each),
  * merged in order.  tmean/tm2 are W doubles of scratch. */
-CYR_INLINE void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
+CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
                                             Py_ssize_t block_rows, double *gmean, double *gm2,
                                             double *tmean, double *tm2) {
     Py_ssize_t r0 = 0, nb;
@@ -263,7 +263,7 @@ CYR_INLINE void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T
 /* Channel c of (outer, C, inner) arrays: sums of the gated gradient and of its product
  * with (x - mean), then (training) dx from the same slabs while they are in cache.
  * sums[0] = sum(g), sums[1] = sum(g * (x - mean)).  y may be NULL when act is none. */
-CYR_INLINE void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
@@ -308,7 +308,7 @@ CYR_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy
     }
 }
 
-CYR_INLINE void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+CYR_BN_KERNEL void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                       Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_T a,
                                       double *s0, double *s1) {
     switch (act) {
@@ -341,7 +341,7 @@ CYR_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_R
     }
 }
 
-CYR_INLINE void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
+CYR_BN_KERNEL void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
