@@ -225,7 +225,8 @@ def test_cancellation_large_mean(rng, shape, axis):
 
 
 @pytest.mark.parametrize("shape,axis", [((8, 16, 32, 32), 1), ((8, 32, 32, 16), -1),
-                                        ((1024, 96), 1), ((16, 8, 40, 20), 2)])
+                                        ((1024, 96), 1), ((16, 8, 40, 20), 2),
+                                        ((40000, 4), 1), ((30000, 3, 2), 1)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
     if cyrelu._parallel.openmp_version() == 0:
@@ -558,3 +559,50 @@ def test_public_exports():
     assert cyrelu.batch_norm is batch_norm
     assert cyrelu.batch_norm_backward is batch_norm_backward
     assert "batch_norm" in cyrelu.__all__ and "nn" in cyrelu.__all__
+
+
+# ---- every loop shape of the kernels ----------------------------------------------
+
+
+def _loop_shape(x, axis):
+    from cyrelu import _batchnorm as k
+
+    inner = int(np.prod(x.shape[axis % x.ndim + 1:]))
+    return "channel" if k.uses_channel_layout(inner) else "rows"
+
+
+@pytest.mark.parametrize("shape,axis,expected", [
+    ((4, 3, 40), 1, "channel"),
+    ((3, 5, 2, 33), 2, "channel"),
+    ((64, 5), 1, "rows"),
+    ((9, 4, 5, 3), 1, "rows"),            # inner = 15: columns folded per channel
+    ((20000, 3), 1, "rows"),              # several row groups, several blocks per group
+    ((30000, 3, 2), 1, "rows"),
+    ((20000, 2, 3), 2, "rows"),           # channels-last, 40000 rows
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "leaky_relu"])
+def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
+    x = (rng.standard_normal(shape) * 2 + 1).astype(dtype)
+    assert _loop_shape(x, axis) == expected
+    C = shape[axis]
+    w, b, rm, rv = _params(rng, C, dtype, True, True)
+    y, m, s = batch_norm(x, rm, rv, w, b, True, axis=axis, activation=activation,
+                         return_stats=True, num_threads=2)
+    ry, rmean, rinv, rrm, rrv = ref_forward(x, rm, rv, w, b, True, axis=axis,
+                                            activation=activation)
+    t = tol(dtype) if dtype == F64 else dict(rtol=5e-5, atol=5e-5)
+    np.testing.assert_allclose(y, ry, **t)
+    np.testing.assert_allclose(m, rmean, **t)
+    np.testing.assert_allclose(s, rinv, **t)
+    dy = rng.standard_normal(shape).astype(dtype)
+    for training in (True, False):
+        gi, gw, gb = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis,
+                                         activation=activation, output=y, num_threads=2)
+        ri, rw, rb = ref_backward(dy, x, m, s, w, training, axis, activation, 0.2, y)
+        np.testing.assert_allclose(gi, ri, **t)
+        np.testing.assert_allclose(gw, rw, rtol=t["rtol"], atol=1e-3 if dtype != F64 else 1e-8)
+        np.testing.assert_allclose(gb, rb, rtol=t["rtol"], atol=1e-3 if dtype != F64 else 1e-8)
+    ye = batch_norm(x, rm, rv, w, b, False, axis=axis, activation=activation)
+    np.testing.assert_allclose(ye, ref_forward(x, rm, rv, w, b, False, axis=axis,
+                                               activation=activation)[0], **t)

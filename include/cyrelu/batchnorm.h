@@ -60,6 +60,23 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
     return acc[0];
 }
 
+/* Software prefetch of the next rows of a channel: the per-channel loops jump
+ * between rows `C * inner` elements apart, and rows of a few KiB are too short for
+ * the hardware prefetcher to ramp up on. */
+#define CYR_BN_PREFETCH_ROWS 2
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#  define CYR_BN_PREFETCH(p) ((void)(p))
+#endif
+
+CYR_INLINE int cyr_bn_wants_prefetch(Py_ssize_t row_bytes) { return row_bytes <= 8192; }
+
+CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
+    const char *c = (const char *)p;
+    for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH(c + off);
+}
+
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
                                   double *CYR_RESTRICT m2_a, double nb,

@@ -23,22 +23,22 @@ CYR_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t 
 }
 
 /* ---- reductions over one contiguous run ---------------------------------------- */
+/* Each adds into caller-owned accumulators: acc[k] (CYR_BN_LANES lanes) takes the
+ * elements of full lane groups, *tail the rest, so one set of accumulators runs
+ * across all the rows of a channel and is totalled once. */
 
-/* sum(x[0:n]) in double. */
-CYR_INLINE double CYR_NAME(bn_sum)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n) {
-    double acc[CYR_BN_LANES] = {0};
-    double tail = 0.0;
+/* acc += x[0:n] */
+CYR_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+                                     double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
         for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] += (double)x[i + k];
-    for (; i < n; ++i) tail += (double)x[i];
-    return cyr_bn_lanes_total(acc) + tail;
+    for (; i < n; ++i) *tail += (double)x[i];
 }
 
-/* sum((x[0:n] - mean)**2) in double. */
-CYR_INLINE double CYR_NAME(bn_sqdev)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean) {
-    double acc[CYR_BN_LANES] = {0};
-    double tail = 0.0;
+/* acc += (x[0:n] - mean)**2 */
+CYR_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
+                                       double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
         for (int k = 0; k < CYR_BN_LANES; ++k) {
@@ -47,17 +47,16 @@ CYR_INLINE double CYR_NAME(bn_sqdev)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, 
         }
     for (; i < n; ++i) {
         const double d = (double)x[i] - mean;
-        tail += d * d;
+        *tail += d * d;
     }
-    return cyr_bn_lanes_total(acc) + tail;
 }
 
-/* s[0] += sum(g), s[1] += sum(g * (x - mean)) with g = dy gated by the activation. */
-CYR_INLINE void CYR_NAME(bn_dot_impl)(int act, const CYR_T *CYR_RESTRICT dy,
-                                      const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
-                                      Py_ssize_t n, double mean, CYR_T a, double *s) {
-    double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0};
-    double t0 = 0.0, t1 = 0.0;
+/* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1]. */
+CYR_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+                                          const CYR_T *CYR_RESTRICT x,
+                                          const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
+                                          double mean, CYR_T a, double *CYR_RESTRICT s0,
+                                          double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
         for (int k = 0; k < CYR_BN_LANES; ++k) {
@@ -67,11 +66,9 @@ CYR_INLINE void CYR_NAME(bn_dot_impl)(int act, const CYR_T *CYR_RESTRICT dy,
         }
     for (; i < n; ++i) {
         const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, a);
-        t0 += g;
-        t1 += g * ((double)x[i] - mean);
+        t[0] += g;
+        t[1] += g * ((double)x[i] - mean);
     }
-    s[0] += cyr_bn_lanes_total(s0) + t0;
-    s[1] += cyr_bn_lanes_total(s1) + t1;
 }
 
 /* ---- elementwise passes over one contiguous run, one (scale, shift) ---------------- */
@@ -120,13 +117,14 @@ CYR_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRI
     for (Py_ssize_t j = 0; j < w; ++j) x[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
 }
 
-/* rows x W: y = act(x * scale[col] + shift[col]); y may be exactly x. */
-CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
-                                         Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
-                                         CYR_T a) {
+/* rows x w, consecutive rows ld elements apart: y = act(x * scale[col] + shift[col]);
+ * y may be exactly x. */
+CYR_INLINE void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+                                            Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
+                                            const CYR_T *shift, CYR_T a) {
     for (Py_ssize_t r = 0; r < rows; ++r) {
-        const CYR_T *xr = x + r * w;
-        CYR_T *yr = y + r * w;
+        const CYR_T *xr = x + r * ld;
+        CYR_T *yr = y + r * ld;
         if ((const CYR_T *)yr == xr) {
             switch (act) {
             case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_RELU, yr, w, scale, shift, a); break;
@@ -143,6 +141,13 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, P
     }
 }
 
+/* rows x W, contiguous rows. */
+CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+                                         Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
+                                         CYR_T a) {
+    CYR_NAME(bn_affine_rows_ld)(act, x, y, rows, w, w, scale, shift, a);
+}
+
 /* ---- training forward, one channel of a (outer, C, inner) array -------------------- */
 
 /* Statistics of channel c (two-pass, double), then y = act(x * scale + shift) over the
@@ -153,17 +158,28 @@ CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize
                                            double *mean_out, double *var_out) {
     const Py_ssize_t step = C * inner;
     const double n = (double)outer * (double)inner;
-    double s = 0.0, m2 = 0.0, mean, var, invstd, scale;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
+    double acc[CYR_BN_LANES] = {0}, tail = 0.0;
+    double mean, var, invstd, scale;
     Py_ssize_t o;
-    for (o = 0; o < outer; ++o) s += CYR_NAME(bn_sum)(x + o * step + c * inner, inner);
-    mean = s / n;
-    for (o = 0; o < outer; ++o) m2 += CYR_NAME(bn_sqdev)(x + o * step + c * inner, inner, mean);
-    var = m2 / n;
+    x += c * inner;
+    y += c * inner;
+    for (o = 0; o < outer; ++o) {
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer)
+            cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step,
+                                inner * (Py_ssize_t)sizeof(CYR_T));
+        CYR_NAME(bn_sum_acc)(x + o * step, inner, acc, &tail);
+    }
+    mean = (cyr_bn_lanes_total(acc) + tail) / n;
+    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
+    tail = 0.0;
+    for (o = 0; o < outer; ++o) CYR_NAME(bn_sqdev_acc)(x + o * step, inner, mean, acc, &tail);
+    var = (cyr_bn_lanes_total(acc) + tail) / n;
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
     for (o = 0; o < outer; ++o)
-        CYR_NAME(bn_affine)(act, x + o * step + c * inner, y + o * step + c * inner, inner,
-                            (CYR_T)scale, (CYR_T)(b - mean * scale), a);
+        CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
+                            (CYR_T)(b - mean * scale), a);
     *mean_out = mean;
     *var_out = var;
 }
@@ -184,18 +200,41 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T 
 /* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
  * two-pass over a block small enough to stay in cache. */
 CYR_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
-                                            Py_ssize_t w, double *CYR_RESTRICT mean,
+                                            Py_ssize_t w, Py_ssize_t ld,
+                                            double *CYR_RESTRICT mean,
                                             double *CYR_RESTRICT m2) {
+    /* Four rows per sweep over the accumulators (a quarter of their loads and
+     * stores), summed as ((r0 + r1) + (r2 + r3)) before joining the column's total. */
     Py_ssize_t r, j;
     const double inv = 1.0 / (double)rows;
     for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
-    for (r = 0; r < rows; ++r) {
-        const CYR_T *CYR_RESTRICT xr = x + r * w;
+    for (r = 0; r + 4 <= rows; r += 4) {
+        const CYR_T *CYR_RESTRICT x0 = x + r * ld;
+        const CYR_T *CYR_RESTRICT x1 = x0 + ld;
+        const CYR_T *CYR_RESTRICT x2 = x1 + ld;
+        const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        for (j = 0; j < w; ++j)
+            mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
+    }
+    for (; r < rows; ++r) {
+        const CYR_T *CYR_RESTRICT xr = x + r * ld;
         for (j = 0; j < w; ++j) mean[j] += (double)xr[j];
     }
     for (j = 0; j < w; ++j) mean[j] *= inv;
-    for (r = 0; r < rows; ++r) {
-        const CYR_T *CYR_RESTRICT xr = x + r * w;
+    for (r = 0; r + 4 <= rows; r += 4) {
+        const CYR_T *CYR_RESTRICT x0 = x + r * ld;
+        const CYR_T *CYR_RESTRICT x1 = x0 + ld;
+        const CYR_T *CYR_RESTRICT x2 = x1 + ld;
+        const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        for (j = 0; j < w; ++j) {
+            const double m = mean[j];
+            const double d0 = (double)x0[j] - m, d1 = (double)x1[j] - m;
+            const double d2 = (double)x2[j] - m, d3 = (double)x3[j] - m;
+            m2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+        }
+    }
+    for (; r < rows; ++r) {
+        const CYR_T *CYR_RESTRICT xr = x + r * ld;
         for (j = 0; j < w; ++j) {
             const double d = (double)xr[j] - mean[j];
             m2[j] += d * d;
@@ -211,11 +250,11 @@ CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, 
     Py_ssize_t r0 = 0, nb;
     double na;
     nb = rows < block_rows ? rows : block_rows;
-    CYR_NAME(bn_block_colstats)(x, nb, w, gmean, gm2);
+    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
     na = (double)nb;
     for (r0 = nb; r0 < rows; r0 += nb) {
         nb = rows - r0 < block_rows ? rows - r0 : block_rows;
-        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, tmean, tm2);
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
         cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
         na += (double)nb;
     }
@@ -223,12 +262,13 @@ CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, 
 
 /* ---- backward ---------------------------------------------------------------------- */
 
-CYR_INLINE void CYR_NAME(bn_dot)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                 Py_ssize_t n, double mean, CYR_T a, double *s) {
+CYR_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                     Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
+                                     double *t) {
     switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s); break;
-    default: CYR_NAME(bn_dot_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s); break;
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
+    default: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
     }
 }
 
@@ -270,14 +310,22 @@ CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x
                                               CYR_T a, double *sums) {
     const Py_ssize_t step = C * inner;
     const double n = (double)outer * (double)inner;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
     double k = 0.0, mdy = 0.0;
     Py_ssize_t o, off;
-    sums[0] = 0.0;
-    sums[1] = 0.0;
     for (o = 0; o < outer; ++o) {
         off = o * step + c * inner;
-        CYR_NAME(bn_dot)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, sums);
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
+            cyr_bn_prefetch_run(dy + off + pd, bytes);
+            cyr_bn_prefetch_run(x + off + pd, bytes);
+            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+        }
+        CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0, s1, t);
     }
+    sums[0] = cyr_bn_lanes_total(s0) + t[0];
+    sums[1] = cyr_bn_lanes_total(s1) + t[1];
     if (dx == NULL) return;
     if (train && n > 0) {
         mdy = sums[0] / n;
@@ -295,11 +343,24 @@ CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x
 CYR_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                            const CYR_T *CYR_RESTRICT x,
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
-                                           Py_ssize_t w, const double *CYR_RESTRICT mean,
+                                           Py_ssize_t w, Py_ssize_t ld,
+                                           const double *CYR_RESTRICT mean,
                                            CYR_T a, double *CYR_RESTRICT s0,
                                            double *CYR_RESTRICT s1) {
-    for (Py_ssize_t r = 0; r < rows; ++r) {
-        const Py_ssize_t off = r * w;
+    /* Two rows per sweep over the accumulators, added as (r0 + r1). */
+    Py_ssize_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const Py_ssize_t o0 = r * ld, o1 = o0 + ld;
+        for (Py_ssize_t j = 0; j < w; ++j) {
+            const double m = mean[j];
+            const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a);
+            const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a);
+            s0[j] += g0 + g1;
+            s1[j] += g0 * ((double)x[o0 + j] - m) + g1 * ((double)x[o1 + j] - m);
+        }
+    }
+    for (; r < rows; ++r) {
+        const Py_ssize_t off = r * ld;
         for (Py_ssize_t j = 0; j < w; ++j) {
             const double g = (double)CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
             s0[j] += g;
@@ -308,27 +369,34 @@ CYR_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy
     }
 }
 
+CYR_INLINE void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
+                                         const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
+                                         Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
+                                         double *s1) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_RELU, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_LEAKY, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    default: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_NONE, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    }
+}
+
 CYR_BN_KERNEL void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                       Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_T a,
                                       double *s0, double *s1) {
-    switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_RELU, dy, x, y, rows, w, mean, a, s0, s1); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_LEAKY, dy, x, y, rows, w, mean, a, s0, s1); break;
-    default: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_NONE, dy, x, y, rows, w, mean, a, s0, s1); break;
-    }
+    CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
 
 /* Row layout: dx for `rows` rows of W columns with per-column parameters. */
 CYR_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, CYR_T *CYR_RESTRICT dx,
-                                          Py_ssize_t rows, Py_ssize_t w,
+                                          Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                           const CYR_T *CYR_RESTRICT mean,
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
                                           const CYR_T *CYR_RESTRICT A, CYR_T a) {
     for (Py_ssize_t r = 0; r < rows; ++r) {
-        const Py_ssize_t off = r * w;
+        const Py_ssize_t off = r * ld;
         if (train) {
             for (Py_ssize_t j = 0; j < w; ++j) {
                 const CYR_T g = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
@@ -341,16 +409,23 @@ CYR_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_R
     }
 }
 
+CYR_INLINE void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                     const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
+                                     const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
+                                     const CYR_T *A, CYR_T a) {
+    switch (act * 2 + (train != 0)) {
+    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    default: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    }
+}
+
 CYR_BN_KERNEL void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
-    switch (act * 2 + (train != 0)) {
-    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    case 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    default: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, rows, w, mean, k, mdy, A, a); break;
-    }
+    CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
 }
