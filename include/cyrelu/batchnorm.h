@@ -49,6 +49,14 @@
 #  define CYR_BN_KERNEL static
 #endif
 
+/* Helpers are forced inline so that each load-time clone above gets its own copy of
+ * every loop, compiled for its ISA (an out-of-line helper would be baseline code). */
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_INLINE static inline __attribute__((always_inline))
+#else
+#  define CYR_BN_INLINE static inline
+#endif
+
 /* Independent accumulators in the reductions: lanes the compiler can keep in
  * vector registers without reassociating a single sum (no -ffast-math needed). */
 #define CYR_BN_LANES 16

@@ -9,14 +9,14 @@
  */
 
 /* ---- the math of one element ------------------------------------------------ */
-CYR_INLINE CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
+CYR_BN_INLINE CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
     if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_elem)(v, a);
     if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_elem)(v, a);
     return v;
 }
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
-CYR_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
+CYR_BN_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
     if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_backward_elem)(g, y[i], a);
     if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_backward_elem)(g, y[i], a);
     return g;
@@ -28,7 +28,7 @@ CYR_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t 
  * across all the rows of a channel and is totalled once. */
 
 /* acc += x[0:n] */
-CYR_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+CYR_BN_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                      double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -37,7 +37,7 @@ CYR_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
 }
 
 /* acc += (x[0:n] - mean)**2 */
-CYR_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
+CYR_BN_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
                                        double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -52,7 +52,7 @@ CYR_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n
 }
 
 /* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1]. */
-CYR_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
                                           double mean, CYR_T a, double *CYR_RESTRICT s0,
@@ -73,19 +73,19 @@ CYR_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
 
 /* ---- elementwise passes over one contiguous run, one (scale, shift) ---------------- */
 
-CYR_INLINE void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
+CYR_BN_INLINE void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                          CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T scale,
                                          CYR_T shift, CYR_T a) {
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
-CYR_INLINE void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+CYR_BN_INLINE void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                                  CYR_T scale, CYR_T shift, CYR_T a) {
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
 /* y = act(x * scale + shift); y may be exactly x. */
-CYR_INLINE void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
+CYR_BN_INLINE void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
                                     CYR_T scale, CYR_T shift, CYR_T a) {
     if ((const CYR_T *)y == x) {
         switch (act) {
@@ -104,14 +104,14 @@ CYR_INLINE void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_
 
 /* ---- elementwise passes over one row of W columns, per-column parameters ----------- */
 
-CYR_INLINE void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
+CYR_BN_INLINE void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                               CYR_T *CYR_RESTRICT y, Py_ssize_t w,
                                               const CYR_T *CYR_RESTRICT scale,
                                               const CYR_T *CYR_RESTRICT shift, CYR_T a) {
     for (Py_ssize_t j = 0; j < w; ++j) y[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
 }
 
-CYR_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
+CYR_BN_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
                                                       const CYR_T *CYR_RESTRICT scale,
                                                       const CYR_T *CYR_RESTRICT shift, CYR_T a) {
     for (Py_ssize_t j = 0; j < w; ++j) x[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
@@ -119,7 +119,7 @@ CYR_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRI
 
 /* rows x w, consecutive rows ld elements apart: y = act(x * scale[col] + shift[col]);
  * y may be exactly x. */
-CYR_INLINE void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+CYR_BN_INLINE void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
                                             const CYR_T *shift, CYR_T a) {
     for (Py_ssize_t r = 0; r < rows; ++r) {
@@ -199,7 +199,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T 
 
 /* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
  * two-pass over a block small enough to stay in cache. */
-CYR_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+CYR_BN_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld,
                                             double *CYR_RESTRICT mean,
                                             double *CYR_RESTRICT m2) {
@@ -262,7 +262,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, 
 
 /* ---- backward ---------------------------------------------------------------------- */
 
-CYR_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+CYR_BN_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                      Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
                                      double *t) {
     switch (act) {
@@ -273,7 +273,7 @@ CYR_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, c
 }
 
 /* training: dx = (g - (x - mean) * k - mdy) * A;  eval (train == 0): dx = g * A. */
-CYR_INLINE void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                      const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
                                      CYR_T *CYR_RESTRICT dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                      CYR_T mdy, CYR_T A, CYR_T a) {
@@ -287,7 +287,7 @@ CYR_INLINE void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRI
     }
 }
 
-CYR_INLINE void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                 CYR_T mdy, CYR_T A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
@@ -340,7 +340,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x
 
 /* Row layout: add sum(g) and sum(g * (x - mean[col])) per column over `rows` rows of W
  * columns into s0[W], s1[W] (double). */
-CYR_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                            const CYR_T *CYR_RESTRICT x,
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
                                            Py_ssize_t w, Py_ssize_t ld,
@@ -369,7 +369,7 @@ CYR_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy
     }
 }
 
-CYR_INLINE void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
                                          const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
                                          Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
                                          double *s1) {
@@ -387,7 +387,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *
 }
 
 /* Row layout: dx for `rows` rows of W columns with per-column parameters. */
-CYR_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, CYR_T *CYR_RESTRICT dx,
                                           Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
@@ -409,7 +409,7 @@ CYR_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_R
     }
 }
 
-CYR_INLINE void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
