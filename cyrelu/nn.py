@@ -70,10 +70,13 @@ class ReLU(Module):
     def forward(self, x: ArrayLike) -> FloatArray:
         xa = np.asarray(x)
         self._x = xa
-        return relu(xa, num_threads=self.num_threads)
+        y: FloatArray = relu(xa, num_threads=self.num_threads)
+        return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        return relu_backward(grad_output, self._saved(self._x), num_threads=self.num_threads)
+        g: FloatArray = relu_backward(grad_output, self._saved(self._x),
+                                      num_threads=self.num_threads)
+        return g
 
     def __repr__(self) -> str:
         return "ReLU()"
@@ -91,11 +94,13 @@ class LeakyReLU(Module):
     def forward(self, x: ArrayLike) -> FloatArray:
         xa = np.asarray(x)
         self._x = xa
-        return leaky_relu(xa, self.alpha, num_threads=self.num_threads)
+        y: FloatArray = leaky_relu(xa, self.alpha, num_threads=self.num_threads)
+        return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        return leaky_relu_backward(grad_output, self._saved(self._x), self.alpha,
-                                   num_threads=self.num_threads)
+        g: FloatArray = leaky_relu_backward(grad_output, self._saved(self._x), self.alpha,
+                                            num_threads=self.num_threads)
+        return g
 
     def __repr__(self) -> str:
         return "LeakyReLU(alpha=%r)" % self.alpha
