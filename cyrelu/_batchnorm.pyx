@@ -274,6 +274,31 @@ def train_channels(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
                                     &b[0], eps, act, alpha, &mean[0], &var[0], nt)
 
 
+cdef void _affine_rows_back(int act, const floating *x, floating *y, Py_ssize_t r0,
+                            Py_ssize_t r1, Py_ssize_t w, const floating *scale,
+                            const floating *shift, floating a) noexcept nogil:
+    """Rows [r0, r1) in blocks taken last to first: right after a statistics pass that
+    went first to last, the last blocks are still in cache (elementwise: the order
+    changes nothing in the result)."""
+    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
+    while e > r0:
+        s = max(r0, e - bl)
+        _affine_rows(act, x + s * w, y + s * w, e - s, w, scale, shift, a)
+        e = s
+
+
+cdef void _dx_cols_back(int act, int train, const floating *dy, const floating *x,
+                        const floating *y, floating *dx, Py_ssize_t r0, Py_ssize_t r1,
+                        Py_ssize_t w, const floating *p, floating a) noexcept nogil:
+    """Rows [r0, r1) of the input gradient, blocks last to first (see _affine_rows_back)."""
+    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
+    while e > r0:
+        s = max(r0, e - bl)
+        _dx_cols(act, train, dy + s * w, x + s * w, (y + s * w) if y != NULL else NULL,
+                 dx + s * w, e - s, w, p, a)
+        e = s
+
+
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
                      floating a, int nt) noexcept nogil:
@@ -293,14 +318,13 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
         w = C * inner
         nt = _row_threads(outer, w, nt)
         if nt <= 1:
-            _affine_rows(act, x, y, outer, w, scale, shift, a)
+            _affine_rows_back(act, x, y, 0, outer, w, scale, shift, a)
             return
         chunk = _cdiv(outer, nt)
         for t in prange(nt, schedule="static", num_threads=nt):
             r0 = t * chunk
             if r0 < outer:
-                _affine_rows(act, x + r0 * w, y + r0 * w, min(chunk, outer - r0), w,
-                             scale + 0, shift + 0, a)
+                _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
 
 
 def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
@@ -436,14 +460,13 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
     cdef Py_ssize_t chunk, t, r0
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
-        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a)
+        _dx_cols_back(act, train, dy, x, y, dx, 0, rows, w, p, a)
         return
     chunk = _cdiv(rows, nt)
     for t in prange(nt, schedule="static", num_threads=nt):
         r0 = t * chunk
         if r0 < rows:
-            _dx_cols(act, train, dy + r0 * w, x + r0 * w, (y + r0 * w) if y != NULL else NULL,
-                     dx + r0 * w, min(chunk, rows - r0), w, p, a)
+            _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
 
 
 def backward_rows_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx,
