@@ -78,6 +78,26 @@ def batch_norm(
 ) -> Tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: Optional[FloatArray] = ...,
+    running_var: Optional[FloatArray] = ...,
+    weight: Optional[ArrayLike] = ...,
+    bias: Optional[ArrayLike] = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    axis: int = ...,
+    activation: Activation = ...,
+    alpha: float = ...,
+    out: Optional[FloatArray] = ...,
+    return_stats: bool = ...,
+    num_threads: Optional[int] = ...,
+) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]: ...
+
+
 def batch_norm(
     x: ArrayLike,
     running_mean: Optional[FloatArray] = None,
