@@ -217,9 +217,8 @@ def batch_norm(
                                   var64, num_threads)
             else:
                 _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
-                invstd64 = 1.0 / np.sqrt(var64 + eps)
-                _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                           num_threads)
+                _normalise(x3, y3, outer, C, inner, mean64, 1.0 / np.sqrt(var64 + eps), w64,
+                           b64, act, alpha, num_threads)
         invstd64 = 1.0 / np.sqrt(var64 + eps)
         if rm is not None:
             rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean64
