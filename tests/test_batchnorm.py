@@ -206,7 +206,7 @@ def test_running_stats_several_steps(rng):
 
 
 @pytest.mark.parametrize("shape,axis", [((16, 3, 64, 64), 1), ((16, 64, 64, 3), -1),
-                                        ((4096, 3), 1)])
+                                        ((4096, 3), 1), ((700, 3, 400), 1)])
 def test_cancellation_large_mean(rng, shape, axis):
     """A float32 channel with mean 1e4 and std 1: variance within 1e-4 of float64's."""
     x64 = rng.standard_normal(shape)
@@ -574,6 +574,7 @@ def _loop_shape(x, axis):
 @pytest.mark.parametrize("shape,axis,expected", [
     ((4, 3, 40), 1, "channel"),
     ((3, 5, 2, 33), 2, "channel"),
+    ((700, 2, 400), 1, "channel"),        # slab > 1 MiB in float32: statistics in chunks
     ((64, 5), 1, "rows"),
     ((9, 4, 5, 3), 1, "rows"),            # inner = 15: columns folded per channel
     ((20000, 3), 1, "rows"),              # several row groups, several blocks per group

@@ -85,6 +85,10 @@ CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH(c + off);
 }
 
+/* A channel slab larger than this is reduced in chunks of rows of at most this size
+ * (half of a typical per-core L2 cache). */
+#define CYR_BN_SLAB_BYTES ((Py_ssize_t)1 << 20)
+
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
                                   double *CYR_RESTRICT m2_a, double nb,

@@ -150,22 +150,17 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, P
 
 /* ---- training forward, one channel of a (outer, C, inner) array -------------------- */
 
-/* Statistics of channel c (two-pass, double), then y = act(x * scale + shift) over the
- * same slab while it is still in cache.  Writes the batch mean and biased variance. */
-CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
-                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
-                                           double w, double b, double eps, int act, CYR_T a,
-                                           double *mean_out, double *var_out) {
-    const Py_ssize_t step = C * inner;
-    const double n = (double)outer * (double)inner;
-    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
-    double acc[CYR_BN_LANES] = {0}, tail = 0.0;
-    double mean, var, invstd, scale;
+/* Two-pass statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out
+ * (the sum of squared deviations).  x points at the channel's first row. */
+CYR_BN_INLINE void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t step,
+                                                   Py_ssize_t inner, Py_ssize_t o0,
+                                                   Py_ssize_t o1, int prefetch,
+                                                   double *mean_out, double *m2_out) {
+    const double n = (double)(o1 - o0) * (double)inner;
+    double acc[CYR_BN_LANES] = {0}, tail = 0.0, mean;
     Py_ssize_t o;
-    x += c * inner;
-    y += c * inner;
-    for (o = 0; o < outer; ++o) {
-        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer)
+    for (o = o0; o < o1; ++o) {
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
             cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step,
                                 inner * (Py_ssize_t)sizeof(CYR_T));
         CYR_NAME(bn_sum_acc)(x + o * step, inner, acc, &tail);
@@ -173,8 +168,38 @@ CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize
     mean = (cyr_bn_lanes_total(acc) + tail) / n;
     for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
     tail = 0.0;
-    for (o = 0; o < outer; ++o) CYR_NAME(bn_sqdev_acc)(x + o * step, inner, mean, acc, &tail);
-    var = (cyr_bn_lanes_total(acc) + tail) / n;
+    for (o = o0; o < o1; ++o) CYR_NAME(bn_sqdev_acc)(x + o * step, inner, mean, acc, &tail);
+    *mean_out = mean;
+    *m2_out = cyr_bn_lanes_total(acc) + tail;
+}
+
+/* Statistics of channel c, then y = act(x * scale + shift) over the same slab while it
+ * is still in cache.  A slab larger than CYR_BN_SLAB_BYTES is taken in chunks of rows
+ * that fit (each two-pass in cache, merged in order with Chan's update), so the
+ * statistics always read memory once.  Writes the batch mean and biased variance. */
+CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
+                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                           double w, double b, double eps, int act, CYR_T a,
+                                           double *mean_out, double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    const Py_ssize_t chunk = row_bytes >= CYR_BN_SLAB_BYTES ? 1 : CYR_BN_SLAB_BYTES / row_bytes;
+    const int prefetch = cyr_bn_wants_prefetch(row_bytes);
+    double mean, m2, na, var, invstd, scale;
+    Py_ssize_t o;
+    x += c * inner;
+    y += c * inner;
+    CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
+                                     &mean, &m2);
+    na = (double)(outer < chunk ? outer : chunk) * (double)inner;
+    for (o = chunk; o < outer; o += chunk) {
+        const Py_ssize_t o1 = outer - o < chunk ? outer : o + chunk;
+        double mb, m2b;
+        CYR_NAME(bn_channel_chunk_stats)(x, step, inner, o, o1, prefetch, &mb, &m2b);
+        cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
+        na += (double)(o1 - o) * (double)inner;
+    }
+    var = m2 / na;
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
     for (o = 0; o < outer; ++o)
