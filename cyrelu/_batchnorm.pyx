@@ -11,7 +11,9 @@ Loop shapes (see batchnorm.h):
   per row      otherwise: rows of W = C * inner columns, cut into at most
                MAX_GROUPS fixed groups (their number depends only on the shape,
                never on the thread count), merged in group order.
-Both shapes give bitwise identical results for any thread count.
+Both shapes give bitwise identical results for any thread count: every channel,
+row group or output piece is computed by one thread from the same inputs in the same
+order, whichever thread takes it, so the loops hand the work out dynamically.
 """
 
 cimport cython
@@ -87,6 +89,9 @@ cdef enum:
     BLOCK_ELEMS = 16384
     # ...and the rows are cut into at most this many fixed groups.
     MAX_GROUPS = 64
+    # Elementwise passes: pieces per thread, handed out dynamically, so that a thread
+    # slowed down by another process on its core does not hold the others up.
+    CHUNKS_PER_THREAD = 8
 
 
 def uses_channel_layout(Py_ssize_t inner):
@@ -196,7 +201,7 @@ cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_s
         for c in range(C):
             _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
     else:
-        for c in prange(C, schedule="static", num_threads=nt):
+        for c in prange(C, schedule="dynamic", num_threads=nt):
             _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
 
 
@@ -208,7 +213,7 @@ cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
             _group_colstats(x + g * gsize * w, min(gsize, rows - g * gsize), w, block_rows,
                             s + g * 4 * w)
     else:
-        for g in prange(groups, schedule="static", num_threads=nt):
+        for g in prange(groups, schedule="dynamic", num_threads=nt):
             _group_colstats(x + g * gsize * w, min(gsize, rows - g * gsize), w, block_rows,
                             s + g * 4 * w)
     # merge the groups in order into group 0
@@ -302,15 +307,16 @@ cdef void _dx_cols_back(int act, int train, const floating *dy, const floating *
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
                      floating a, int nt) noexcept nogil:
-    cdef Py_ssize_t rows, chunk, t, r0, w
+    cdef Py_ssize_t rows, chunk, t, r0, w, nchunks
     if inner >= CHANNEL_MIN_INNER:
         rows = outer * C
         nt = _row_threads(rows, inner, nt)
         if nt <= 1:
             _affine_chan_rows(act, x, y, 0, rows, C, inner, scale, shift, a)
             return
-        chunk = _cdiv(rows, nt)
-        for t in prange(nt, schedule="static", num_threads=nt):
+        nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+        chunk = _cdiv(rows, nchunks)
+        for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             r0 = t * chunk
             if r0 < rows:
                 _affine_chan_rows(act, x, y, r0, min(rows, r0 + chunk), C, inner, scale, shift, a)
@@ -320,9 +326,10 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
         if nt <= 1:
             _affine_rows_back(act, x, y, 0, outer, w, scale, shift, a)
             return
-        chunk = _cdiv(outer, nt)
-        for t in prange(nt, schedule="static", num_threads=nt):
-            r0 = t * chunk
+        nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+        chunk = _cdiv(outer, nchunks)
+        for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+            r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
             if r0 < outer:
                 _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
 
@@ -361,7 +368,7 @@ cdef void _backward_channels(const floating *dy, const floating *x, const floati
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
                               train, act, a, sums + 2 * c)
     else:
-        for c in prange(C, schedule="static", num_threads=nt):
+        for c in prange(C, schedule="dynamic", num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
                               train, act, a, sums + 2 * c)
 
@@ -406,7 +413,7 @@ cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, 
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, s + g * 2 * w)
     else:
-        for g in prange(groups, schedule="static", num_threads=nt):
+        for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, s + g * 2 * w)
@@ -457,14 +464,15 @@ def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
                    Py_ssize_t rows, Py_ssize_t w, const floating *p, int train, int act,
                    floating a, int nt) noexcept nogil:
-    cdef Py_ssize_t chunk, t, r0
+    cdef Py_ssize_t chunk, t, r0, nchunks
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
         _dx_cols_back(act, train, dy, x, y, dx, 0, rows, w, p, a)
         return
-    chunk = _cdiv(rows, nt)
-    for t in prange(nt, schedule="static", num_threads=nt):
-        r0 = t * chunk
+    nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+    chunk = _cdiv(rows, nchunks)
+    for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+        r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
         if r0 < rows:
             _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
 
