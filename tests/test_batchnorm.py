@@ -236,7 +236,7 @@ def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
     w, b, _, _ = _params(rng, C, dtype, True, False)
     dy = rng.standard_normal(shape).astype(dtype)
     res = []
-    for nt in (1, 2):
+    for nt in (1, 2, 3):
         rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
         y, m, s = batch_norm(x, rm, rv, w, b, True, axis=axis, activation="relu",
                              return_stats=True, num_threads=nt)
@@ -244,8 +244,9 @@ def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
         g = batch_norm_backward(dy, x, m, s, w, axis=axis, activation="relu", output=y,
                                 num_threads=nt)
         res.append((y, m, s, rm, rv, ye) + g)
-    for a, b_ in zip(*res):
-        np.testing.assert_array_equal(a, b_)
+    for other in res[1:]:
+        for a, b_ in zip(res[0], other):
+            np.testing.assert_array_equal(a, b_)
     # and the multi-threaded answer is right
     np.testing.assert_allclose(res[1][0], ref_forward(x, None, None, w, b, True, axis=axis,
                                                       activation="relu")[0],
