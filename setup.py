@@ -9,6 +9,8 @@ decides whether the compiler really accepts those flags is in
 
 Environment:
   CYRELU_DISABLE_OPENMP=1   build serially (debugging, or a compiler without OpenMP).
+  CYRELU_REQUIRE_OPENMP=1   fail the build instead of falling back to a serial one
+                            (release builds: a wheel must never lose OpenMP silently).
   CYRELU_OPENMP_PREFIX=DIR  macOS: where libomp lives (default: Homebrew's prefix).
   CYRELU_CYTHON_TRACE=1     compile with Cython line tracing (coverage, profiling).
 """
@@ -22,6 +24,7 @@ import textwrap
 import warnings
 
 DISABLE_ENV = "CYRELU_DISABLE_OPENMP"
+REQUIRE_ENV = "CYRELU_REQUIRE_OPENMP"
 
 
 def _truthy(value):
@@ -107,6 +110,11 @@ if __name__ == "__main__":
             ctype = self.compiler.compiler_type
             flags = openmp_flags(ctype, sys.platform, os.environ)
             if flags is not None and not _probe_openmp(self.compiler, *flags):
+                if _truthy(os.environ.get(REQUIRE_ENV, "")):
+                    raise RuntimeError(
+                        "cyrelu: %s is set but the C compiler cannot build OpenMP code with "
+                        "%r" % (REQUIRE_ENV, flags)
+                    )
                 warnings.warn(
                     "cyrelu: the C compiler cannot build OpenMP code; building the serial "
                     "version (install libgomp/libomp for multithreaded kernels)."
@@ -119,7 +127,24 @@ if __name__ == "__main__":
             for ext in self.extensions:
                 ext.extra_compile_args = opt + compile_args + list(ext.extra_compile_args)
                 ext.extra_link_args = link_args + list(ext.extra_link_args)
+            self._force_if_flags_changed(repr((opt, compile_args, link_args)))
             super().build_extensions()
+
+        def _force_if_flags_changed(self, stamp):
+            # setuptools skips an extension whose sources are older than the built
+            # module, so a serial build after an OpenMP one (or the reverse) in the
+            # same tree would silently keep the old module: rebuild when flags change.
+            path = os.path.join(self.build_temp, "cyrelu-flags.txt")
+            try:
+                with open(path) as fh:
+                    previous = fh.read()
+            except OSError:
+                previous = None
+            if previous != stamp:
+                self.force = True
+                os.makedirs(self.build_temp, exist_ok=True)
+                with open(path, "w") as fh:
+                    fh.write(stamp)
 
     macros = [
         ("NPY_NO_DEPRECATED_API", "NPY_1_23_API_VERSION"),
@@ -138,6 +163,11 @@ if __name__ == "__main__":
         macros.append(("CYTHON_TRACE_NOGIL", "1"))
 
     pyx_files = sorted(glob.glob(os.path.join("cyrelu", "*.pyx")))
+    if not pyx_files:
+        # Without this, a source tree missing its .pyx files builds a pure-Python
+        # wheel that installs fine and fails on import.
+        raise SystemExit("cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?"
+                         % os.getcwd())
     extensions = [
         Extension(
             "cyrelu." + os.path.splitext(os.path.basename(path))[0],

@@ -5,6 +5,12 @@ inputs and ``out`` are aligned, native-endian float32/float64 arrays of one shap
 and dtype, and ``out`` overlaps an input only by being exactly that input.  This
 layer only splits the work across threads, releases the GIL and calls C.
 
+``unary_fast``/``binary_fast`` take the common case (plain C-contiguous,
+aligned, native float32/float64 ndarrays) straight from the public function and
+check it at C speed: for n = 1e3 a Python-level check would cost more than the
+kernel.  They return None for anything else, which then goes through the full
+validation in the wrapper layer.
+
 Two paths:
   flat     every array contiguous in the same order: one 1-D loop over memory,
            cut into one chunk per thread.
@@ -17,10 +23,15 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
+from libc.string cimport memcpy
 
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
 
 cnp.import_array()
+
+cdef extern from "numpy/arrayobject.h":
+    object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order,
+                                cnp.PyArray_Descr *descr, int subok)
 
 
 cdef extern from "cyrelu/activations.h" nogil:
@@ -138,6 +149,135 @@ def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double al
                                  alpha, nt)
 
 
+# ---- the bandwidth ruler --------------------------------------------------------------
+
+def copy_flat(cnp.ndarray src, cnp.ndarray dst, num_threads):
+    """dst[...] = src for contiguous arrays of one size, split across threads exactly like
+    the kernels above: the memory-bandwidth limit the benchmarks compare against."""
+    cdef Py_ssize_t nbytes = cnp.PyArray_NBYTES(src), chunk, start
+    cdef int nt = threads_for(cnp.PyArray_SIZE(src), ELEMENTWISE_GRAIN,
+                              resolve_threads(num_threads))
+    cdef char *s = <char *>cnp.PyArray_DATA(src)
+    cdef char *d = <char *>cnp.PyArray_DATA(dst)
+    cdef int t
+    if cnp.PyArray_NBYTES(dst) != nbytes:
+        raise ValueError("copy_flat: sizes differ")
+    with nogil:
+        if nt <= 1:
+            memcpy(d, s, nbytes)
+        else:
+            chunk = _chunk(nbytes, nt)
+            for t in prange(nt, schedule="static", num_threads=nt):
+                start = t * chunk
+                if start < nbytes:
+                    memcpy(d + start, s + start, min(chunk, nbytes - start))
+
+
+# ---- fast entry for the common case --------------------------------------------------
+
+cdef inline bint _plain(object a, int typenum) noexcept:
+    """An exact ndarray of `typenum` (or, with typenum < 0, float32/float64), C-contiguous,
+    aligned, native byte order."""
+    cdef cnp.ndarray arr
+    cdef int t
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray>a
+    t = cnp.PyArray_TYPE(arr)
+    if typenum >= 0:
+        if t != typenum:
+            return False
+    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        return False
+    return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if cnp.PyArray_NDIM(b) != nd:
+        return False
+    for d in range(nd):
+        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
+            return False
+    return True
+
+
+cdef inline bint _disjoint_or_same(cnp.ndarray a, cnp.ndarray b) noexcept:
+    """Two C-contiguous arrays of one shape: either the very same memory or no overlap."""
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    if pa == pb:
+        return True
+    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
+
+
+cdef inline object _fast_out(cnp.ndarray x, object out, int typenum):
+    """`out` ready to write (a new array if None), or None if it needs the general path."""
+    cdef cnp.ndarray o
+    if out is None:
+        return PyArray_NewLikeArray(x, cnp.NPY_KEEPORDER, NULL, 0)
+    if not _plain(out, typenum):
+        return None
+    o = <cnp.ndarray>out
+    if not cnp.PyArray_ISWRITEABLE(o) or not _same_shape(x, o):
+        return None
+    return o
+
+
+cdef inline bint _fast_alpha(object alpha, double *value) noexcept:
+    """A plain finite float/int alpha (not bool); anything else goes the general way."""
+    cdef type t = type(alpha)
+    if t is float or t is int:
+        try:
+            value[0] = <double>alpha
+        except Exception:
+            return False
+        return value[0] - value[0] == 0.0    # finite
+    return False
+
+
+def unary_fast(int op, x, out, alpha, num_threads):
+    """Common-case y = f(x): returns y, or None when the general path must handle it."""
+    cdef cnp.ndarray xa, ya
+    cdef double a = 0.0
+    if not _plain(x, -1):
+        return None
+    xa = <cnp.ndarray>x
+    if op != CYR_OP_RELU and not _fast_alpha(alpha, &a):
+        return None
+    res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
+    if res is None:
+        return None
+    ya = <cnp.ndarray>res
+    if not _disjoint_or_same(xa, ya):
+        return None
+    unary_flat(op, xa, ya, a, num_threads)
+    return ya
+
+
+def binary_fast(int op, g, x, out, alpha, num_threads):
+    """Common-case out = f'(x) * g: returns out, or None for the general path."""
+    cdef cnp.ndarray ga, xa, oa
+    cdef double a = 0.0
+    if not _plain(x, -1):
+        return None
+    xa = <cnp.ndarray>x
+    if not _plain(g, cnp.PyArray_TYPE(xa)) or not _same_shape(xa, <cnp.ndarray>g):
+        return None
+    ga = <cnp.ndarray>g
+    if op != CYR_OP_RELU and not _fast_alpha(alpha, &a):
+        return None
+    res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
+    if res is None:
+        return None
+    oa = <cnp.ndarray>res
+    if not _disjoint_or_same(xa, oa) or not _disjoint_or_same(ga, oa):
+        return None
+    binary_flat(op, ga, xa, oa, a, num_threads)
+    return oa
+
+
 # ---- strided path -------------------------------------------------------------------
 
 cdef struct Layout:
@@ -150,7 +290,7 @@ cdef struct Layout:
 cdef inline void _row_offsets(const Layout *L, Py_ssize_t row, int narrays,
                               Py_ssize_t *offsets) noexcept nogil:
     """Byte offsets of row `row` (a flat index over every axis but the innermost)."""
-    cdef int d, k
+    cdef Py_ssize_t d, k
     cdef Py_ssize_t idx
     for k in range(narrays):
         offsets[k] = 0
@@ -210,7 +350,7 @@ cdef void _strided(int op, const Layout *L, int narrays, floating a, int nt) noe
 
 
 cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) except -1:
-    cdef int d, k
+    cdef Py_ssize_t d, k
     cdef cnp.ndarray a
     L.ndim = len(shape)
     if L.ndim < 1 or L.ndim > MAX_DIMS:

@@ -8,19 +8,20 @@ module the public functions' names and signatures.
 """
 
 import importlib
+from types import ModuleType
 
 import numpy as np
 
 # top-level module of an array type -> the cyrelu module that implements the API for it
-BACKENDS = {"cupy": "cyrelu.cuda"}
+BACKENDS: dict[str, str] = {"cupy": "cyrelu.cuda"}
 
 
-def _kind(value):
+def _kind(value: object) -> str:
     root = type(value).__module__.partition(".")[0]
     return root if root in BACKENDS else "numpy"
 
 
-def backend_for(*arrays):
+def backend_for(*arrays: object) -> ModuleType | None:
     """The backend module for these arguments, or None for the NumPy (CPU) path.
 
     ``None`` entries are ignored.  Mixing a GPU array with NumPy arrays (or with

@@ -1,8 +1,12 @@
 """``show_config()``: the facts of this build and this process, for bug reports."""
 
+from __future__ import annotations
+
+import importlib
 import importlib.util
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -10,14 +14,14 @@ from cyrelu import _parallel
 from cyrelu._version import __version__
 
 
-def _openmp_runtime():
+def _openmp_runtime() -> str:
     """Path of the OpenMP runtime loaded into this process, if it can be found."""
-    try:
-        from threadpoolctl import threadpool_info
+    try:  # optional, and imported only here, when asked
+        threadpoolctl: Any = importlib.import_module("threadpoolctl")
     except ImportError:
-        threadpool_info = None
-    if threadpool_info is not None:
-        for pool in threadpool_info():
+        threadpoolctl = None
+    if threadpoolctl is not None:
+        for pool in threadpoolctl.threadpool_info():
             if pool.get("user_api") == "openmp":
                 return "%s (%s)" % (pool.get("filepath"), pool.get("internal_api"))
     maps = "/proc/self/maps"
@@ -31,13 +35,12 @@ def _openmp_runtime():
     return "unknown"
 
 
-def _gpu_status():
+def _gpu_status() -> str:
     if importlib.util.find_spec("cupy") is None:
         return "CuPy not installed"
     # Only now, at the user's request, is CuPy imported.
     try:
-        import cupy
-
+        cupy: Any = importlib.import_module("cupy")
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # a CuPy without a driver raises many kinds of errors
         return "CuPy %s installed, no usable GPU (%s)" % (
@@ -47,7 +50,7 @@ def _gpu_status():
     return "CuPy %s, %d GPU(s)" % (cupy.__version__, n)
 
 
-def config():
+def config() -> dict[str, Any]:
     """The build facts as a dict (what :func:`show_config` prints)."""
     info = _parallel.build_info()
     omp = info["openmp"]
@@ -57,6 +60,7 @@ def config():
         "numpy": np.__version__,
         "compiler": info["compiler"],
         "simd": ", ".join(info["simd"]) or "none (baseline scalar code)",
+        "simd_runtime": info["isa"] + " kernels selected at run time (CYRELU_ISA caps it)",
         "openmp": ("on (_OPENMP %d)" % omp) if omp else "off (serial build)",
         "openmp_runtime": _openmp_runtime() if omp else "none",
         "default_threads": _parallel.effective_n_threads(None),
@@ -64,7 +68,7 @@ def config():
     }
 
 
-def show_config():
+def show_config() -> None:
     """Print the build facts: version, OpenMP on/off and its runtime, compiler,
     SIMD flags compiled in, default thread count, CuPy/GPU availability."""
     cfg = config()

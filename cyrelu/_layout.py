@@ -7,7 +7,9 @@ walks memory as linearly as the arrays allow.
 """
 
 
-def coalesce(shape, *strides):
+def coalesce(
+    shape: tuple[int, ...], *strides: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[tuple[int, ...], ...]]:
     """Return ``(shape, strides_per_array)`` as tuples; at least one axis."""
     axes = [d for d in range(len(shape)) if shape[d] != 1]
     if not axes:

@@ -45,7 +45,15 @@ def build_info():
         "compiler": _compiler_string(),
         "simd": [name for name, on in _simd_flags() if on],
         "openmp": CYR_OPENMP_VERSION,
+        "isa": _ISA_NAMES[cyr_isa_level()],
     }
+
+
+_ISA_NAMES = {0: "baseline", 1: "AVX2", 2: "AVX-512"}
+
+
+cdef extern from "cyrelu/common.h":
+    int cyr_isa_level() noexcept nogil
 
 
 cdef extern from *:

@@ -9,16 +9,22 @@ Rules (the same for every kernel):
   * ``out`` must be a writable ndarray of exactly the result's shape and dtype.
 """
 
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 HALF = np.dtype(np.float16)
 _ARRAY_LIKE_SCALARS = (numbers.Number, np.generic)
 
 
-def as_float_array(value, name):
+def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
     """``value`` as a float16/32/64 ndarray, or TypeError saying why not."""
     if type(value) is not np.ndarray:
         if isinstance(value, np.ma.MaskedArray):
@@ -37,8 +43,8 @@ def as_float_array(value, name):
     return value
 
 
-def check_float_dtype(dtype, name):
-    if dtype in FLOAT_DTYPES or dtype == HALF:
+def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
+    if dtype.kind == "f" and dtype.itemsize in (2, 4, 8):
         if not dtype.isnative:
             raise TypeError(
                 "%s: non-native byte order %s is not supported; convert with "
@@ -50,7 +56,7 @@ def check_float_dtype(dtype, name):
     )
 
 
-def check_same(name_a, a, name_b, b):
+def check_same(name_a: str, a: NDArray[Any], name_b: str, b: NDArray[Any]) -> None:
     """Equal shapes and dtypes, no broadcasting."""
     if a.dtype != b.dtype:
         raise TypeError(
@@ -63,7 +69,9 @@ def check_same(name_a, a, name_b, b):
         )
 
 
-def check_out(out, shape, dtype, name="out"):
+def check_out(
+    out: object, shape: tuple[int, ...], dtype: np.dtype[Any], name: str = "out"
+) -> NDArray[Any]:
     """``out`` must be a writable ndarray with exactly ``shape`` and ``dtype``."""
     if not isinstance(out, np.ndarray):
         raise TypeError("%s must be a numpy.ndarray, got %s" % (name, type(out).__name__))
@@ -76,7 +84,7 @@ def check_out(out, shape, dtype, name="out"):
     return out
 
 
-def check_real(value, name, *, finite=True):
+def check_real(value: object, name: str, *, finite: bool = True) -> float:
     """A real Python/NumPy number (not bool) as a float."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError("%s must be a real number, got %r" % (name, value))
@@ -86,7 +94,7 @@ def check_real(value, name, *, finite=True):
     return value
 
 
-def aliases(a, b):
+def aliases(a: NDArray[Any], b: NDArray[Any]) -> bool:
     """True when a and b are views of exactly the same elements (same pointer, same strides)."""
     return (
         a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
@@ -95,6 +103,6 @@ def aliases(a, b):
     )
 
 
-def may_overlap_partly(out, inp):
+def may_overlap_partly(out: NDArray[Any], inp: NDArray[Any]) -> bool:
     """True when ``out`` may share memory with ``inp`` without being exactly ``inp``."""
     return np.may_share_memory(out, inp) and not aliases(out, inp)

@@ -13,6 +13,10 @@ leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x
 ====================  ===========================  =================================
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from cyrelu import _activations as _k
@@ -27,13 +31,19 @@ from cyrelu._validation import (
     may_overlap_partly,
 )
 
+if TYPE_CHECKING:  # numpy.typing is not imported at run time (import cost)
+    from numpy.typing import ArrayLike, NDArray
+
+    # NumPy input gives an ndarray; a GPU library's array gives that library's
+    # array type (cyrelu/_backend.py), which the annotations do not spell out.
+    FloatArray = NDArray[np.floating[Any]]
+
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
 
-_F32 = np.dtype(np.float32)
-_F64 = np.dtype(np.float64)
 
-
-def relu(x, /, out=None, *, num_threads=None):
+def relu(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
     """Rectified linear unit, ``max(x, 0)`` with PyTorch's semantics.
 
     Parameters
@@ -52,18 +62,23 @@ def relu(x, /, out=None, *, num_threads=None):
         ``out`` if given, else a new array.  ``x`` where ``x > 0``, else 0;
         NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
     """
-    if (out is None and type(x) is np.ndarray and x.flags.c_contiguous
-            and (x.dtype is _F32 or x.dtype is _F64)):
-        y = np.empty_like(x)
-        _k.unary_flat(_k.OP_RELU, x, y, 0.0, num_threads)
+    y = _k.unary_fast(_k.OP_RELU, x, out, 0.0, num_threads)
+    if y is not None:
         return y
     be = backend_for(x, out)
     if be is not None:
-        return be.relu(x, out=out, num_threads=num_threads)
+        return cast("FloatArray", be.relu(x, out=out, num_threads=num_threads))
     return _unary(_k.OP_RELU, x, out, 0.0, num_threads)
 
 
-def leaky_relu(x, /, alpha=0.2, out=None, *, num_threads=None):
+def leaky_relu(
+    x: ArrayLike,
+    /,
+    alpha: float = 0.2,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
     """Leaky ReLU: ``x`` where ``x > 0``, else ``alpha * x`` (PyTorch's semantics).
 
     ``alpha`` may be any finite real, including ``alpha > 1`` and ``alpha < 0``
@@ -72,14 +87,24 @@ def leaky_relu(x, /, alpha=0.2, out=None, *, num_threads=None):
     NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     For float32 input, alpha is rounded to float32 (as PyTorch does).
     """
+    y = _k.unary_fast(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(x, out)
     if be is not None:
-        return be.leaky_relu(x, alpha, out=out, num_threads=num_threads)
+        return cast("FloatArray", be.leaky_relu(x, alpha, out=out, num_threads=num_threads))
     alpha = check_real(alpha, "alpha")
     return _unary(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
 
 
-def relu_backward(grad_output, x, /, out=None, *, num_threads=None):
+def relu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
     """Gradient of :func:`relu`: ``grad_output`` where ``x > 0``, else 0.
 
     The gradient at exactly ``x == 0`` is 0; where ``x`` is NaN the gradient
@@ -87,22 +112,41 @@ def relu_backward(grad_output, x, /, out=None, *, num_threads=None):
     output instead of ``x`` gives the same result.  ``grad_output`` and ``x``
     must have the same shape and dtype (no broadcasting).
     """
+    y = _k.binary_fast(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
-        return be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
+        return cast(
+            "FloatArray", be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
+        )
     return _binary(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
 
 
-def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=None):
+def leaky_relu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    alpha: float = 0.2,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
     """Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else ``alpha * grad_output``.
 
     At ``x == 0`` and where ``x`` is NaN the result is ``alpha * grad_output``
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
     can stand in for ``x``.
     """
+    y = _k.binary_fast(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    if y is not None:
+        return y
     be = backend_for(grad_output, x, out)
     if be is not None:
-        return be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads)
+        return cast(
+            "FloatArray",
+            be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
+        )
     alpha = check_real(alpha, "alpha")
     return _binary(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
 
@@ -110,20 +154,22 @@ def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=N
 # ---- shared machinery --------------------------------------------------------------
 
 
-def _same_flat_layout(*arrays):
+def _same_flat_layout(*arrays: FloatArray) -> bool:
     """Every array contiguous, all in the same order (so one 1-D loop over memory works)."""
     if all(a.flags.c_contiguous for a in arrays):
         return True
     return all(a.flags.f_contiguous for a in arrays)
 
 
-def _usable(a):
+def _usable(a: FloatArray) -> FloatArray:
     """An input the kernels can read directly (aligned); else an aligned copy."""
     return a if a.flags.aligned else a.copy()
 
 
-def _unary(op, x, out, alpha, num_threads):
-    x = as_float_array(x, "x")
+def _unary(
+    op: int, x_in: ArrayLike, out: FloatArray | None, alpha: float, num_threads: int | None
+) -> FloatArray:
+    x = as_float_array(x_in, "x")
     if out is None:
         out = np.empty_like(x)
     else:
@@ -149,9 +195,16 @@ def _unary(op, x, out, alpha, num_threads):
     return out
 
 
-def _binary(op, grad_output, x, out, alpha, num_threads):
+def _binary(
+    op: int,
+    grad_output: ArrayLike,
+    x_in: ArrayLike,
+    out: FloatArray | None,
+    alpha: float,
+    num_threads: int | None,
+) -> FloatArray:
     g = as_float_array(grad_output, "grad_output")
-    x = as_float_array(x, "x")
+    x = as_float_array(x_in, "x")
     check_same("grad_output", g, "x", x)
     if out is None:
         out = np.empty_like(x)

@@ -194,19 +194,15 @@ def batch_norm(
             x32, rm, rv, w64, b64, training, momentum, eps, axis=ax, activation=activation,
             alpha=alpha, out=x32, return_stats=True, num_threads=num_threads,
         )
-        y = out if out is not None else np.empty_like(xa)
-        np.copyto(y, y32, casting="same_kind")
-        return (y, m, s) if return_stats else y
+        y16 = out if out is not None else np.empty_like(xa)
+        np.copyto(y16, y32, casting="same_kind")
+        return (y16, m, s) if return_stats else y16
 
-    if out is None:
-        y = None
-    else:
-        y = out
-        if np.may_share_memory(out, xa) and not _aliases(out, xa):
-            xa = xa.copy()
+    if out is not None and np.may_share_memory(out, xa) and not _aliases(out, xa):
+        xa = xa.copy()
     x3, order = _as_contiguous(xa)
     outer, inner = _outer_inner(x3.shape, order.index(ax))
-    y3, y = _output_view(y, x3, order)
+    y3, y = _output_view(out, x3, order)
 
     if training:
         mean64 = np.empty(C, dtype=np.float64)

@@ -608,3 +608,45 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
     ye = batch_norm(x, rm, rv, w, b, False, axis=axis, activation=activation)
     np.testing.assert_allclose(ye, ref_forward(x, rm, rv, w, b, False, axis=axis,
                                                activation=activation)[0], **t)
+
+
+# ---- the instruction-set copies ----------------------------------------------------
+
+
+def test_instruction_set_copies_give_identical_bits():
+    """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
+    (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, numpy as np, cyrelu\n"
+        "h = hashlib.sha256()\n"
+        "rng = np.random.default_rng(7)\n"
+        "for shape, axis in (((4, 6, 9, 11), 1), ((300, 6), 1), ((5, 7, 6), -1),"
+        " ((700, 2, 400), 1)):\n"
+        "    for dt in (np.float32, np.float64):\n"
+        "        x = (rng.standard_normal(shape) * 3 + 100).astype(dt)\n"
+        "        dy = rng.standard_normal(shape).astype(dt)\n"
+        "        C = shape[axis]\n"
+        "        w = rng.standard_normal(C).astype(dt)\n"
+        "        rm, rv = np.zeros(C, dt), np.ones(C, dt)\n"
+        "        y, m, s = cyrelu.batch_norm(x, rm, rv, w, None, True, axis=axis,\n"
+        "                                    activation='leaky_relu', return_stats=True)\n"
+        "        for a in (y, m, s, rm, rv) + cyrelu.batch_norm_backward(\n"
+        "                dy, x, m, s, w, axis=axis, activation='leaky_relu', output=y) + (\n"
+        "                cyrelu.batch_norm(x, rm, rv, w, w, axis=axis),):\n"
+        "            h.update(np.ascontiguousarray(a).tobytes())\n"
+        "print(h.hexdigest())\n"
+    )
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+    digests = {}
+    for isa in ("base", "avx2", "avx512"):
+        env = dict(os.environ, CYRELU_ISA=isa)
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             env=env, check=True, cwd=parent)
+        digests[isa] = res.stdout.strip()
+    assert len(set(digests.values())) == 1, digests
+    assert len(hashlib.sha256().hexdigest()) == len(digests["base"])

@@ -18,16 +18,81 @@
 #define CYR_OP_RELU 0
 #define CYR_OP_LEAKY_RELU 1
 
+/* One copy of the template per (type, ISA): CYR_SUFFIX names it, CYR_TARGET is the
+ * function attribute that selects the instruction set. */
+#define CYR_TARGET
 #define CYR_T float
-#define CYR_SUFFIX f32
+#define CYR_SUFFIX f32_base
 #include "activations_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
-
 #define CYR_T double
-#define CYR_SUFFIX f64
+#define CYR_SUFFIX f64_base
 #include "activations_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#if CYR_ISA_DISPATCH
+#define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_T float
+#define CYR_SUFFIX f32_avx2
+#include "activations_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx2
+#include "activations_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_T float
+#define CYR_SUFFIX f32_avx512
+#include "activations_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx512
+#include "activations_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+#endif
+
+/* ---- entry points used by Cython: one per (shape, type), dispatching on the ISA ---- */
+#if CYR_ISA_DISPATCH
+#define CYR_DISPATCH(name, T, args)                                                        \
+    do {                                                                                   \
+        int level_ = cyr_isa_level();                                                      \
+        if (level_ >= CYR_ISA_AVX512) cyr_##name##_##T##_avx512 args;                       \
+        else if (level_ == CYR_ISA_AVX2) cyr_##name##_##T##_avx2 args;                      \
+        else cyr_##name##_##T##_base args;                                                 \
+    } while (0)
+#else
+#define CYR_DISPATCH(name, T, args) cyr_##name##_##T##_base args
+#endif
+
+#define CYR_ENTRY_POINTS(T, S)                                                             \
+CYR_INLINE void cyr_unary_##S(int op, const T *x, T *y, Py_ssize_t n, T a) {               \
+    CYR_DISPATCH(unary, S, (op, x, y, n, a));                                              \
+}                                                                                          \
+CYR_INLINE void cyr_unary_strided_##S(int op, const char *x, Py_ssize_t sx, char *y,       \
+                                      Py_ssize_t sy, Py_ssize_t n, T a) {                  \
+    CYR_DISPATCH(unary_strided, S, (op, x, sx, y, sy, n, a));                              \
+}                                                                                          \
+CYR_INLINE void cyr_binary_##S(int op, const T *g, const T *x, T *out, Py_ssize_t n,       \
+                               T a) {                                                      \
+    CYR_DISPATCH(binary, S, (op, g, x, out, n, a));                                        \
+}                                                                                          \
+CYR_INLINE void cyr_binary_strided_##S(int op, const char *g, Py_ssize_t sg,               \
+                                       const char *x, Py_ssize_t sx, char *out,            \
+                                       Py_ssize_t so, Py_ssize_t n, T a) {                 \
+    CYR_DISPATCH(binary_strided, S, (op, g, sg, x, sx, out, so, n, a));                    \
+}
+
+CYR_ENTRY_POINTS(float, f32)
+CYR_ENTRY_POINTS(double, f64)
 
 #endif /* CYRELU_ACTIVATIONS_H */

@@ -1,11 +1,13 @@
 /* Type-generic bodies of the activation kernels; include only from activations.h,
- * with CYR_T (the element type) and CYR_SUFFIX (f32 / f64) defined.
+ * with CYR_T (the element type), CYR_SUFFIX (e.g. f32_avx2) and CYR_TARGET (the
+ * instruction-set attribute, possibly empty) defined.
  *
  * Every operation comes in three loop shapes:
- *   contiguous, output distinct from the inputs (restrict pointers: vectorises)
+ *   contiguous, output distinct from the inputs (restrict pointers: vectorises;
+ *               large outputs are written with streaming stores, see common.h)
  *   contiguous, output written over one of the inputs (in place)
  *   strided, byte strides of any sign (the output may be an input)
- * and one entry point per shape that picks the operation and the aliasing case:
+ * and one function per shape that picks the operation and the aliasing case:
  *   cyr_unary_S(op, x, y, n, alpha)        y = f(x)       (relu ignores alpha)
  *   cyr_binary_S(op, g, x, out, n, alpha)  out = f'(x) * g
  * plus their _strided twins.  Exact aliasing (out == x or out == g) is allowed;
@@ -13,40 +15,40 @@
  */
 
 /* ---- the math of one element ------------------------------------------------ */
-CYR_INLINE CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_T a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
-CYR_INLINE CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_T a) { return v > (CYR_T)0 ? v : a * v; }
-CYR_INLINE CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
-CYR_INLINE CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { return v > (CYR_T)0 ? g : a * g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_T a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_T a) { return v > (CYR_T)0 ? v : a * v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { return v > (CYR_T)0 ? g : a * g; }
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_UNARY_LOOPS(op)                                                                    \
-CYR_INLINE void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
+CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
                              Py_ssize_t n, CYR_T a) {                                          \
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_T a) {         \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_T a) {         \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
                                        Py_ssize_t n, CYR_T a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
         *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a);         \
 }
 
 #define CYR_BINARY_LOOPS(op)                                                                   \
-CYR_INLINE void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
+CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
                              CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_T a) {                 \
     for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a);            \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_T a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_T a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
-CYR_INLINE void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
                                        Py_ssize_t sx, char *out, Py_ssize_t so,                \
                                        Py_ssize_t n, CYR_T a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
@@ -62,40 +64,108 @@ CYR_BINARY_LOOPS(leaky_relu_backward)
 #undef CYR_UNARY_LOOPS
 #undef CYR_BINARY_LOOPS
 
-/* ---- entry points: pick the operation and the aliasing case ------------------- */
-CYR_INLINE void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n, CYR_T a) {
+/* ---- per-operation choice, contiguous out of place ----------------------------- */
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRICT x,
+                                                 CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T a) {
+    if (op == CYR_OP_RELU) CYR_NAME(relu)(x, y, n, a);
+    else CYR_NAME(leaky_relu)(x, y, n, a);
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTRICT g,
+                                                  const CYR_T *CYR_RESTRICT x,
+                                                  CYR_T *CYR_RESTRICT out, Py_ssize_t n,
+                                                  CYR_T a) {
+    if (op == CYR_OP_RELU) CYR_NAME(relu_backward)(g, x, out, n, a);
+    else CYR_NAME(leaky_relu_backward)(g, x, out, n, a);
+}
+
+#if CYR_HAVE_STREAM
+/* Large outputs: the head up to a 64-byte boundary of the output, then whole tiles
+ * computed into an L1-resident buffer by the plain loop and streamed out, then the
+ * tail (see "streaming stores" in common.h). */
+#define CYR_TILE_N ((Py_ssize_t)(CYR_TILE_BYTES / sizeof(CYR_T)))
+#define CYR_HEAD_N(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(CYR_T)))
+
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_stream)(int op, const CYR_T *CYR_RESTRICT x,
+                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T a) {
+    CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
+    Py_ssize_t i = CYR_HEAD_N(y) < n ? CYR_HEAD_N(y) : n;
+    CYR_NAME(unary_plain)(op, x, y, i, a);
+    for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
+        CYR_NAME(unary_plain)(op, x + i, tile, CYR_TILE_N, a);
+        cyr_stream_store(y + i, tile, CYR_TILE_BYTES);
+    }
+    CYR_NAME(unary_plain)(op, x + i, y + i, n - i, a);
+    cyr_stream_fence();
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_RESTRICT g,
+                                                   const CYR_T *CYR_RESTRICT x,
+                                                   CYR_T *CYR_RESTRICT out, Py_ssize_t n,
+                                                   CYR_T a) {
+    CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
+    Py_ssize_t i = CYR_HEAD_N(out) < n ? CYR_HEAD_N(out) : n;
+    CYR_NAME(binary_plain)(op, g, x, out, i, a);
+    for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
+        CYR_NAME(binary_plain)(op, g + i, x + i, tile, CYR_TILE_N, a);
+        cyr_stream_store(out + i, tile, CYR_TILE_BYTES);
+    }
+    CYR_NAME(binary_plain)(op, g + i, x + i, out + i, n - i, a);
+    cyr_stream_fence();
+}
+#undef CYR_TILE_N
+#undef CYR_HEAD_N
+#define CYR_STREAMS(n) ((n) * (Py_ssize_t)sizeof(CYR_T) >= CYR_STREAM_MIN_BYTES)
+#else
+#define CYR_STREAMS(n) 0
+#define unary_stream unary_plain
+#define binary_stream binary_plain
+#endif
+
+/* ---- entry points: pick the aliasing case and the store kind -------------------- */
+CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n,
+                                           CYR_T a) {
     if ((const CYR_T *)y == x) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_inplace)(y, n, a);
         else CYR_NAME(leaky_relu_inplace)(y, n, a);
+    } else if (CYR_STREAMS(n)) {
+        CYR_NAME(unary_stream)(op, x, y, n, a);
     } else {
-        if (op == CYR_OP_RELU) CYR_NAME(relu)(x, y, n, a);
-        else CYR_NAME(leaky_relu)(x, y, n, a);
+        CYR_NAME(unary_plain)(op, x, y, n, a);
     }
 }
 
-CYR_INLINE void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx, char *y,
-                                        Py_ssize_t sy, Py_ssize_t n, CYR_T a) {
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
+                                                   char *y, Py_ssize_t sy, Py_ssize_t n,
+                                                   CYR_T a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_strided)(x, sx, y, sy, n, a);
     else CYR_NAME(leaky_relu_strided)(x, sx, y, sy, n, a);
 }
 
-CYR_INLINE void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x, CYR_T *out,
-                                 Py_ssize_t n, CYR_T a) {
+CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x,
+                                            CYR_T *out, Py_ssize_t n, CYR_T a) {
     if ((const CYR_T *)out == g) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_g)(out, x, n, a);
         else CYR_NAME(leaky_relu_backward_inplace_g)(out, x, n, a);
     } else if ((const CYR_T *)out == x) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_x)(g, out, n, a);
         else CYR_NAME(leaky_relu_backward_inplace_x)(g, out, n, a);
+    } else if (CYR_STREAMS(n)) {
+        CYR_NAME(binary_stream)(op, g, x, out, n, a);
     } else {
-        if (op == CYR_OP_RELU) CYR_NAME(relu_backward)(g, x, out, n, a);
-        else CYR_NAME(leaky_relu_backward)(g, x, out, n, a);
+        CYR_NAME(binary_plain)(op, g, x, out, n, a);
     }
 }
 
-CYR_INLINE void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg, const char *x,
-                                         Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n,
-                                         CYR_T a) {
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
+                                                    const char *x, Py_ssize_t sx, char *out,
+                                                    Py_ssize_t so, Py_ssize_t n, CYR_T a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_backward_strided)(g, sg, x, sx, out, so, n, a);
     else CYR_NAME(leaky_relu_backward_strided)(g, sg, x, sx, out, so, n, a);
 }
+
+#undef CYR_STREAMS
+#if !CYR_HAVE_STREAM
+#undef unary_stream
+#undef binary_stream
+#endif

@@ -1,8 +1,10 @@
 /* BatchNorm kernels (statistics, normalisation with a fused activation, backward),
  * for float and double data.
  *
- * The kernel bodies live once, in batchnorm_template.h, which is included twice
- * below with CYR_T / CYR_SUFFIX set to (float, f32) and (double, f64).
+ * The kernel bodies live once, in batchnorm_template.h, which is included below once
+ * per element type (float, double) and instruction set (baseline; AVX2 and AVX-512
+ * with gcc/clang on x86-64), as activations.h does; the cyr_bn_*_f32/_f64 entry
+ * points pick the copy from cyr_isa_level() (common.h).
  *
  * Data is seen as a C-contiguous 3-D array (outer, C, inner): the channel axis in
  * the middle, every axis before it folded into `outer`, every axis after it into
@@ -35,22 +37,8 @@
 #define CYR_BN_ACT_RELU 1
 #define CYR_BN_ACT_LEAKY 2
 
-/* The entry points the Cython layer calls (one per channel, row group or row range)
- * are compiled twice where the compiler can dispatch at load time (GCC on x86-64
- * Linux): for the baseline ISA and for AVX2, picked by the CPU the code runs on.
- * AVX2 doubles the width of the float->double conversions and double arithmetic
- * the reductions are made of.  FMA is not enabled, and the reductions have a
- * fixed association order, so both versions give bitwise identical results.
- * Define CYRELU_NO_ISA_CLONES to build only the baseline version. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(CYRELU_NO_ISA_CLONES)
-#  define CYR_BN_KERNEL static __attribute__((target_clones("avx2", "default")))
-#else
-#  define CYR_BN_KERNEL static
-#endif
-
-/* Helpers are forced inline so that each load-time clone above gets its own copy of
- * every loop, compiled for its ISA (an out-of-line helper would be baseline code). */
+/* Helpers are forced inline, so that every loop is compiled inside its kernel, for
+ * that kernel's instruction set. */
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_INLINE static inline __attribute__((always_inline))
 #else
@@ -103,16 +91,105 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
     }
 }
 
+/* One copy of the template per (type, ISA), as in activations.h.  Results are bitwise
+ * identical across the copies: every reduction has a fixed association order, and
+ * a * b + c is never contracted into a fused multiply-add (the AVX-512 target has FMA,
+ * and gcc would contract by default), so every copy rounds the same way. */
+#if defined(__clang__)
+#  pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#  pragma GCC push_options
+#  pragma GCC optimize("fp-contract=off")
+#endif
+#define CYR_TARGET
 #define CYR_T float
-#define CYR_SUFFIX f32
+#define CYR_SUFFIX f32_base
 #include "batchnorm_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
-
 #define CYR_T double
-#define CYR_SUFFIX f64
+#define CYR_SUFFIX f64_base
 #include "batchnorm_template.h"
 #undef CYR_T
 #undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#if CYR_ISA_DISPATCH
+#define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_T float
+#define CYR_SUFFIX f32_avx2
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx2
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_T float
+#define CYR_SUFFIX f32_avx512
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx512
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+#endif
+
+#if !defined(__clang__) && defined(__GNUC__)
+#  pragma GCC pop_options
+#endif
+
+/* ---- entry points used by Cython: one per (kernel, type), dispatching on the ISA ---- */
+#define CYR_BN_ENTRY_POINTS(T, S)                                                          \
+CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
+                                         Py_ssize_t inner, Py_ssize_t c, double w,         \
+                                         double b, double eps, int act, T a,               \
+                                         double *mean_out, double *var_out) {              \
+    CYR_DISPATCH(bn_train_channel, S,                                                      \
+                 (x, y, outer, C, inner, c, w, b, eps, act, a, mean_out, var_out));        \
+}                                                                                          \
+CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
+                                            Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
+                                            const T *scale, const T *shift, T a) {         \
+    CYR_DISPATCH(bn_affine_chan_rows, S, (act, x, y, r0, r1, C, inner, scale, shift, a));  \
+}                                                                                          \
+CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t rows,         \
+                                       Py_ssize_t w, const T *scale, const T *shift, T a) {\
+    CYR_DISPATCH(bn_affine_rows, S, (act, x, y, rows, w, scale, shift, a));                \
+}                                                                                          \
+CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
+                                          Py_ssize_t block_rows, double *gmean,            \
+                                          double *gm2, double *tmean, double *tm2) {       \
+    CYR_DISPATCH(bn_group_colstats, S, (x, rows, w, block_rows, gmean, gm2, tmean, tm2));  \
+}                                                                                          \
+CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y, T *dx,    \
+                                            Py_ssize_t outer, Py_ssize_t C,                \
+                                            Py_ssize_t inner, Py_ssize_t c, double mean,   \
+                                            double invstd, double w, int train, int act,   \
+                                            T a, double *sums) {                           \
+    CYR_DISPATCH(bn_backward_channel, S,                                                   \
+                 (dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train, act, a, sums)); \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
+                                    Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
+                                    T a, double *s0, double *s1) {                         \
+    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, a, s0, s1));               \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
+                                   const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
+                                   const T *mean, const T *k, const T *mdy, const T *A,    \
+                                   T a) {                                                  \
+    CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));  \
+}
+
+CYR_BN_ENTRY_POINTS(float, f32)
+CYR_BN_ENTRY_POINTS(double, f64)
 
 #endif /* CYRELU_BATCHNORM_H */

@@ -1,5 +1,7 @@
 /* Type-generic bodies of the BatchNorm kernels; include only from batchnorm.h,
- * with CYR_T (the element type) and CYR_SUFFIX (f32 / f64) defined.
+ * with CYR_T (the element type), CYR_SUFFIX (e.g. f32_avx2) and CYR_TARGET (the
+ * instruction-set attribute, possibly empty) defined.  The `static CYR_TARGET`
+ * functions are the kernels batchnorm.h's entry points dispatch to.
  *
  * `act` arguments are CYR_BN_ACT_*; the *_impl functions take it as a parameter
  * and are only called with a literal from a switch, so after inlining every loop
@@ -9,14 +11,14 @@
  */
 
 /* ---- the math of one element ------------------------------------------------ */
-CYR_BN_INLINE CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
     if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_elem)(v, a);
     if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_elem)(v, a);
     return v;
 }
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
-CYR_BN_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
     if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_backward_elem)(g, y[i], a);
     if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_backward_elem)(g, y[i], a);
     return g;
@@ -28,7 +30,7 @@ CYR_BN_INLINE CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize
  * across all the rows of a channel and is totalled once. */
 
 /* acc += x[0:n] */
-CYR_BN_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                      double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -37,7 +39,7 @@ CYR_BN_INLINE void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t 
 }
 
 /* acc += (x[0:n] - mean)**2 */
-CYR_BN_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
                                        double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -52,7 +54,7 @@ CYR_BN_INLINE void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_
 }
 
 /* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1]. */
-CYR_BN_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
                                           double mean, CYR_T a, double *CYR_RESTRICT s0,
@@ -73,19 +75,19 @@ CYR_BN_INLINE void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT 
 
 /* ---- elementwise passes over one contiguous run, one (scale, shift) ---------------- */
 
-CYR_BN_INLINE void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                          CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T scale,
                                          CYR_T shift, CYR_T a) {
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
-CYR_BN_INLINE void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                                  CYR_T scale, CYR_T shift, CYR_T a) {
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
 /* y = act(x * scale + shift); y may be exactly x. */
-CYR_BN_INLINE void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
                                     CYR_T scale, CYR_T shift, CYR_T a) {
     if ((const CYR_T *)y == x) {
         switch (act) {
@@ -104,14 +106,14 @@ CYR_BN_INLINE void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssi
 
 /* ---- elementwise passes over one row of W columns, per-column parameters ----------- */
 
-CYR_BN_INLINE void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                               CYR_T *CYR_RESTRICT y, Py_ssize_t w,
                                               const CYR_T *CYR_RESTRICT scale,
                                               const CYR_T *CYR_RESTRICT shift, CYR_T a) {
     for (Py_ssize_t j = 0; j < w; ++j) y[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
 }
 
-CYR_BN_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
                                                       const CYR_T *CYR_RESTRICT scale,
                                                       const CYR_T *CYR_RESTRICT shift, CYR_T a) {
     for (Py_ssize_t j = 0; j < w; ++j) x[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
@@ -119,7 +121,7 @@ CYR_BN_INLINE void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RES
 
 /* rows x w, consecutive rows ld elements apart: y = act(x * scale[col] + shift[col]);
  * y may be exactly x. */
-CYR_BN_INLINE void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
                                             const CYR_T *shift, CYR_T a) {
     for (Py_ssize_t r = 0; r < rows; ++r) {
@@ -142,7 +144,7 @@ CYR_BN_INLINE void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y
 }
 
 /* rows x W, contiguous rows. */
-CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                          Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
                                          CYR_T a) {
     CYR_NAME(bn_affine_rows_ld)(act, x, y, rows, w, w, scale, shift, a);
@@ -152,7 +154,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, P
 
 /* Two-pass statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out
  * (the sum of squared deviations).  x points at the channel's first row. */
-CYR_BN_INLINE void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t step,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t step,
                                                    Py_ssize_t inner, Py_ssize_t o0,
                                                    Py_ssize_t o1, int prefetch,
                                                    double *mean_out, double *m2_out) {
@@ -177,7 +179,7 @@ CYR_BN_INLINE void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t s
  * is still in cache.  A slab larger than CYR_BN_SLAB_BYTES is taken in chunks of rows
  * that fit (each two-pass in cache, merged in order with Chan's update), so the
  * statistics always read memory once.  Writes the batch mean and biased variance. */
-CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
                                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                            double w, double b, double eps, int act, CYR_T a,
                                            double *mean_out, double *var_out) {
@@ -211,7 +213,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize
 
 /* y = act(x * scale[c] + shift[c]) for the rows [r0, r1) of the (outer * C) rows of
  * length inner (row r belongs to channel r % C); y may be exactly x. */
-CYR_BN_KERNEL void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
+static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
                                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                               const CYR_T *scale, const CYR_T *shift, CYR_T a) {
     for (Py_ssize_t r = r0; r < r1; ++r) {
@@ -224,7 +226,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T 
 
 /* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
  * two-pass over a block small enough to stay in cache. */
-CYR_BN_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld,
                                             double *CYR_RESTRICT mean,
                                             double *CYR_RESTRICT m2) {
@@ -269,7 +271,7 @@ CYR_BN_INLINE void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_s
 
 /* Column statistics of a group of `rows` rows, block by block (block_rows each),
  * merged in order.  tmean/tm2 are W doubles of scratch. */
-CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
+static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
                                             Py_ssize_t block_rows, double *gmean, double *gm2,
                                             double *tmean, double *tm2) {
     Py_ssize_t r0 = 0, nb;
@@ -287,7 +289,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, 
 
 /* ---- backward ---------------------------------------------------------------------- */
 
-CYR_BN_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                      Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
                                      double *t) {
     switch (act) {
@@ -298,7 +300,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x
 }
 
 /* training: dx = (g - (x - mean) * k - mdy) * A;  eval (train == 0): dx = g * A. */
-CYR_BN_INLINE void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                      const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
                                      CYR_T *CYR_RESTRICT dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                      CYR_T mdy, CYR_T A, CYR_T a) {
@@ -312,7 +314,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RES
     }
 }
 
-CYR_BN_INLINE void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                 CYR_T mdy, CYR_T A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
@@ -328,7 +330,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CY
 /* Channel c of (outer, C, inner) arrays: sums of the gated gradient and of its product
  * with (x - mean), then (training) dx from the same slabs while they are in cache.
  * sums[0] = sum(g), sums[1] = sum(g * (x - mean)).  y may be NULL when act is none. */
-CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
@@ -365,7 +367,7 @@ CYR_BN_KERNEL void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x
 
 /* Row layout: add sum(g) and sum(g * (x - mean[col])) per column over `rows` rows of W
  * columns into s0[W], s1[W] (double). */
-CYR_BN_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                            const CYR_T *CYR_RESTRICT x,
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
                                            Py_ssize_t w, Py_ssize_t ld,
@@ -394,7 +396,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT
     }
 }
 
-CYR_BN_INLINE void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
                                          const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
                                          Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
                                          double *s1) {
@@ -405,14 +407,14 @@ CYR_BN_INLINE void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_
     }
 }
 
-CYR_BN_KERNEL void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                       Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_T a,
                                       double *s0, double *s1) {
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
 
 /* Row layout: dx for `rows` rows of W columns with per-column parameters. */
-CYR_BN_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, CYR_T *CYR_RESTRICT dx,
                                           Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
@@ -434,7 +436,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CY
     }
 }
 
-CYR_BN_INLINE void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
@@ -448,7 +450,7 @@ CYR_BN_INLINE void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, 
     }
 }
 
-CYR_BN_KERNEL void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
+static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {

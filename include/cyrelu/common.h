@@ -24,4 +24,102 @@
 #define CYR_CAT(a, b) CYR_CAT2(a, b)
 #define CYR_NAME(name) CYR_CAT(name, CYR_SUFFIX)
 
+#if defined(_MSC_VER)
+#  define CYR_ALIGN64 __declspec(align(64))
+#else
+#  define CYR_ALIGN64 __attribute__((aligned(64)))
+#endif
+
+/* ---- streaming (non-temporal) stores ---------------------------------------------
+ * A kernel whose output is much larger than the core's L2 cache spends a third of
+ * its memory traffic reading the output's cache lines before overwriting them
+ * (read-for-ownership).  Streaming stores skip that read.  Kernels compute a tile
+ * into an L1-resident buffer with their ordinary vectorised loop and stream the tile
+ * out with cyr_stream_store, so the element math stays written once.  Only outputs
+ * of at least CYR_STREAM_MIN_BYTES per call (per thread) stream; smaller ones are
+ * better left in cache for the next operation to read.
+ */
+#ifndef CYR_STREAM_MIN_BYTES
+#define CYR_STREAM_MIN_BYTES ((Py_ssize_t)4 << 20)
+#endif
+#define CYR_TILE_BYTES 4096
+
+#if defined(__x86_64__) || defined(_M_X64)
+#  include <emmintrin.h>
+#  define CYR_HAVE_STREAM 1
+/* dst and src 16-byte aligned, nbytes a multiple of 64. */
+CYR_INLINE void cyr_stream_store(void *dst, const void *src, Py_ssize_t nbytes) {
+    char *d = (char *)dst;
+    const char *s = (const char *)src;
+    for (Py_ssize_t i = 0; i < nbytes; i += 64) {
+        __m128i a = _mm_load_si128((const __m128i *)(s + i));
+        __m128i b = _mm_load_si128((const __m128i *)(s + i + 16));
+        __m128i c = _mm_load_si128((const __m128i *)(s + i + 32));
+        __m128i e = _mm_load_si128((const __m128i *)(s + i + 48));
+        _mm_stream_si128((__m128i *)(d + i), a);
+        _mm_stream_si128((__m128i *)(d + i + 16), b);
+        _mm_stream_si128((__m128i *)(d + i + 32), c);
+        _mm_stream_si128((__m128i *)(d + i + 48), e);
+    }
+}
+/* Streaming stores are weakly ordered: fence before other threads may read. */
+CYR_INLINE void cyr_stream_fence(void) { _mm_sfence(); }
+#else
+#  define CYR_HAVE_STREAM 0
+#endif
+
+/* ---- runtime instruction-set dispatch ---------------------------------------------
+ * Wheels are built for the baseline ISA (SSE2 on x86-64), but a loop that runs from
+ * L2 cache is twice as fast with AVX2 and faster again with AVX-512.  With gcc and
+ * clang on x86-64 each kernel template is therefore compiled three times, with
+ * target attributes (no global -march flag, so the module still loads on any CPU),
+ * and the entry points pick one per call from cyr_isa_level().  Elsewhere (MSVC,
+ * ARM, where NEON is baseline) only the baseline copy exists.
+ *
+ * CYRELU_ISA=base|avx2|avx512 in the environment caps the level (read on first use):
+ * for tests that compare the copies, and for debugging.  It never raises the level
+ * above what the CPU supports.
+ */
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(CYRELU_NO_ISA_DISPATCH)
+#  define CYR_ISA_DISPATCH 1
+#  define CYR_TARGET_AVX2 __attribute__((target("avx2")))
+#  define CYR_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#else
+#  define CYR_ISA_DISPATCH 0
+#endif
+
+enum { CYR_ISA_BASE = 0, CYR_ISA_AVX2 = 1, CYR_ISA_AVX512 = 2 };
+
+#include <stdlib.h>
+#include <string.h>
+
+static int cyr_isa_detect(void) {
+    int level = CYR_ISA_BASE;
+    const char *cap = getenv("CYRELU_ISA");
+#if CYR_ISA_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) level = CYR_ISA_AVX2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+        level = CYR_ISA_AVX512;
+#endif
+    if (cap != NULL) {
+        if (strcmp(cap, "base") == 0) level = CYR_ISA_BASE;
+        else if (strcmp(cap, "avx2") == 0 && level > CYR_ISA_AVX2) level = CYR_ISA_AVX2;
+    }
+    return level;
+}
+
+/* The level in use; detected once per extension module (idempotent, so the benign
+ * first-use race between threads stores the same value). */
+static int cyr_isa_cached = -1;
+CYR_INLINE int cyr_isa_level(void) {
+    int level = cyr_isa_cached;
+    if (level < 0) {
+        level = cyr_isa_detect();
+        cyr_isa_cached = level;
+    }
+    return level;
+}
+
 #endif /* CYRELU_COMMON_H */

@@ -1,0 +1,85 @@
+"""Activation suite: relu, leaky_relu and both backwards, float32, at n = 1e3 ... 1e7.
+
+Compared in one run against:
+  numpy       np.maximum(x, 0, out=y); np.where(x > 0, x, x * a) for leaky (which
+              allocates: NumPy has no out= form of it); g * (x > 0) for the backward
+  torch       torch.clamp_min(x, 0, out=y), aten leaky_relu.out, threshold_backward and
+              leaky_relu_backward (grad_input= forms), with the same thread count
+  copy-1t     np.copyto(y, x): one thread copying the bytes the kernel reads once
+  copy-Nt     the same copy split across the same number of threads (cyrelu's own
+              OpenMP memcpy, and torch's Tensor.copy_): the memory-bandwidth limit
+Every call writes into a preallocated output, so allocation is not measured.
+"""
+
+import numpy as np
+
+import cyrelu
+from cyrelu import _activations
+from harness import best_time, row
+
+SUITE = "activations"
+
+
+def run(ctx):
+    sizes = [10**3, 10**5, 10**6, 10**7] if ctx.quick else [10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
+    min_time = 0.05 if ctx.quick else 0.3
+    torch = ctx.torch
+    nt = ctx.threads
+    rows = []
+    rng = np.random.default_rng(0)
+    for n in sizes:
+        x = rng.standard_normal(n).astype(np.float32)
+        g = rng.standard_normal(n).astype(np.float32)
+        y = np.empty_like(x)
+        mask = np.empty(n, dtype=bool)
+        nb = x.nbytes
+        tag = "n=1e%d" % round(np.log10(n))
+        T = lambda f: best_time(f, min_time=min_time)  # noqa: E731
+
+        def add(case, impl, f, nbytes):
+            rows.append(row(SUITE, case, impl, T(f), nbytes, n=n, threads=nt))
+
+        if torch is not None:
+            tx, tg, ty = torch.from_numpy(x), torch.from_numpy(g), torch.from_numpy(y)
+
+        # forward: read x, write y
+        case = "relu " + tag
+        add(case, "cyrelu", lambda: cyrelu.relu(x, out=y, num_threads=nt), 2 * nb)
+        add(case, "numpy maximum", lambda: np.maximum(x, 0, out=y), 2 * nb)
+        if torch is not None:
+            add(case, "torch clamp_min", lambda: torch.clamp_min(tx, 0, out=ty), 2 * nb)
+        add(case, "copy-1t np.copyto", lambda: np.copyto(y, x), 2 * nb)
+        add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
+        if torch is not None:
+            add(case, "copy-%dt torch" % nt, lambda: ty.copy_(tx), 2 * nb)
+
+        case = "leaky_relu " + tag
+        add(case, "cyrelu", lambda: cyrelu.leaky_relu(x, 0.2, out=y, num_threads=nt), 2 * nb)
+        a32 = np.float32(0.2)
+        add(case, "numpy where", lambda: np.where(x > 0, x, x * a32), 2 * nb)
+        if torch is not None:
+            lk = torch.ops.aten.leaky_relu.out
+            add(case, "torch leaky_relu", lambda: lk(tx, 0.2, out=ty), 2 * nb)
+        add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
+
+        # backward: read g and x, write the gradient
+        case = "relu_backward " + tag
+        add(case, "cyrelu", lambda: cyrelu.relu_backward(g, x, out=y, num_threads=nt), 3 * nb)
+
+        def np_relu_bw():
+            np.greater(x, 0, out=mask)
+            np.multiply(g, mask, out=y)
+
+        add(case, "numpy g*(x>0)", np_relu_bw, 3 * nb)
+        if torch is not None:
+            thr = torch.ops.aten.threshold_backward.grad_input
+            add(case, "torch threshold_backward", lambda: thr(tg, tx, 0.0, grad_input=ty), 3 * nb)
+        add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
+
+        case = "leaky_relu_backward " + tag
+        add(case, "cyrelu", lambda: cyrelu.leaky_relu_backward(g, x, 0.2, out=y, num_threads=nt), 3 * nb)
+        if torch is not None:
+            lbw = torch.ops.aten.leaky_relu_backward.grad_input
+            add(case, "torch leaky_relu_backward", lambda: lbw(tg, tx, 0.2, False, grad_input=ty), 3 * nb)
+        add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
+    return rows

@@ -1,0 +1,44 @@
+# Type stub for the compiled module cyrelu/_activations.pyx (internal entry points;
+# the public, validated API is cyrelu.activations).
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+_A = NDArray[np.floating[Any]]
+
+OP_RELU: int
+OP_LEAKY_RELU: int
+
+def unary_flat(
+    op: int, x: _A, y: _A, alpha: float, num_threads: int | None
+) -> None: ...
+def binary_flat(
+    op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None
+) -> None: ...
+def copy_flat(src: _A, dst: _A, num_threads: int | None) -> None: ...
+def unary_fast(
+    op: int, x: object, out: object, alpha: object, num_threads: int | None
+) -> _A | None: ...
+def binary_fast(
+    op: int, g: object, x: object, out: object, alpha: object, num_threads: int | None
+) -> _A | None: ...
+def unary_strided(
+    op: int,
+    x: _A,
+    y: _A,
+    shape: tuple[int, ...],
+    strides: tuple[tuple[int, ...], ...],
+    alpha: float,
+    num_threads: int | None,
+) -> None: ...
+def binary_strided(
+    op: int,
+    g: _A,
+    x: _A,
+    out: _A,
+    shape: tuple[int, ...],
+    strides: tuple[tuple[int, ...], ...],
+    alpha: float,
+    num_threads: int | None,
+) -> None: ...

@@ -1,0 +1,45 @@
+"""Every public name of cyrelu, used the way a typed caller would.
+
+CI runs ``mypy --strict examples/typed_usage.py`` against the *installed* package
+(so the wheel's ``py.typed`` marker and ``.pyi`` stubs are what is checked) and
+then runs this file.  A new public function gets one line below;
+tests/test_packaging.py fails while a name in ``cyrelu.__all__`` is missing here.
+"""
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import cyrelu
+
+Floats = NDArray[np.floating[Any]]
+
+x: NDArray[np.float32] = np.linspace(-2.0, 2.0, 16, dtype=np.float32).reshape(4, 4)
+g: NDArray[np.float32] = np.ones_like(x)
+buf: NDArray[np.float32] = np.empty_like(x)
+
+# One line per public function.
+y: Floats = cyrelu.relu(x, out=buf, num_threads=1)
+y = cyrelu.leaky_relu(x, 0.1, num_threads=None)
+y = cyrelu.relu_backward(g, x)
+y = cyrelu.leaky_relu_backward(g, x, alpha=0.1, out=buf)
+C = x.shape[1]
+rm: NDArray[np.float32] = np.zeros(C, np.float32)
+rv: NDArray[np.float32] = np.ones(C, np.float32)
+w: NDArray[np.float32] = np.ones(C, np.float32)
+y = cyrelu.batch_norm(x, rm, rv, w, None, True, 0.1, 1e-5, axis=1, activation="relu")
+y, mean, invstd = cyrelu.batch_norm(x, rm, rv, training=True, axis=-1, return_stats=True)
+gx, gw, gb = cyrelu.batch_norm_backward(g, x, mean, invstd, w, axis=-1, num_threads=1)
+bn = cyrelu.nn.BatchNorm(C, activation="leaky_relu", alpha=0.1)
+y = bn(x)
+gx = bn.backward(g)
+bn.eval().train()
+bn.load_state_dict(bn.state_dict())
+y = cyrelu.nn.ReLU().forward(x)
+y = cyrelu.nn.LeakyReLU(0.1)(x)
+cyrelu.show_config()
+version: str = cyrelu.__version__
+
+if __name__ == "__main__":
+    print("typed_usage: cyrelu", version, "ok:", float(y.sum()))

@@ -1,0 +1,84 @@
+"""The OpenMP flag selection in setup.py, for every platform, on this machine.
+
+``openmp_flags`` is a pure function of (compiler type, platform, environment), so
+the macOS and Windows branches are checked here even though only Linux builds here.
+These tests need the source tree's setup.py and skip when run against an
+installed wheel from elsewhere.
+"""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+SETUP_PY = pathlib.Path(__file__).resolve().parent.parent / "setup.py"
+
+pytestmark = pytest.mark.skipif(not SETUP_PY.is_file(), reason="needs the source tree's setup.py")
+
+
+@pytest.fixture(scope="module")
+def setup_mod():
+    spec = importlib.util.spec_from_file_location("cyrelu_setup_under_test", SETUP_PY)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # safe: setup() only runs under __main__
+    return mod
+
+
+@pytest.mark.parametrize("compiler", ["unix", "mingw32", "cygwin"])
+@pytest.mark.parametrize("platform", ["linux", "win32", "freebsd14"])
+def test_gcc_style_compilers_use_fopenmp(setup_mod, compiler, platform):
+    assert setup_mod.openmp_flags(compiler, platform, {}) == (["-fopenmp"], ["-fopenmp"])
+
+
+def test_msvc_uses_slash_openmp_and_links_vcomp_implicitly(setup_mod):
+    assert setup_mod.openmp_flags("msvc", "win32", {}) == (["/openmp"], [])
+
+
+def test_macos_with_explicit_prefix(setup_mod):
+    flags = setup_mod.openmp_flags("unix", "darwin", {"CYRELU_OPENMP_PREFIX": "/opt/omp"})
+    assert flags == (
+        ["-Xpreprocessor", "-fopenmp", "-I/opt/omp/include"],
+        ["-L/opt/omp/lib", "-lomp"],
+    )
+
+
+def test_macos_finds_homebrew_libomp(setup_mod, tmp_path):
+    (tmp_path / "opt" / "libomp").mkdir(parents=True)
+    prefix = str(tmp_path / "opt" / "libomp")
+    compile_args, link_args = setup_mod.openmp_flags(
+        "unix", "darwin", {"HOMEBREW_PREFIX": str(tmp_path)}
+    )
+    assert compile_args == ["-Xpreprocessor", "-fopenmp", "-I" + prefix + "/include"]
+    assert link_args == ["-L" + prefix + "/lib", "-lomp"]
+
+
+def test_macos_without_libomp_still_asks_for_it(setup_mod, tmp_path, monkeypatch):
+    # No prefix found: plain flags; the build's probe then decides (serial fallback).
+    monkeypatch.setattr(setup_mod, "_homebrew_libomp_prefix", lambda env: None)
+    assert setup_mod.openmp_flags("unix", "darwin", {}) == (
+        ["-Xpreprocessor", "-fopenmp"],
+        ["-lomp"],
+    )
+
+
+@pytest.mark.parametrize("value", ["1", "true", "TRUE", "yes", "on", " 1 "])
+@pytest.mark.parametrize(
+    "compiler,platform", [("unix", "linux"), ("msvc", "win32"), ("unix", "darwin")]
+)
+def test_disable_env_forces_serial_everywhere(setup_mod, value, compiler, platform):
+    env = {setup_mod.DISABLE_ENV: value, "CYRELU_OPENMP_PREFIX": "/opt/omp"}
+    assert setup_mod.openmp_flags(compiler, platform, env) is None
+
+
+@pytest.mark.parametrize("value", ["", "0", "false", "no", "off", "OFF"])
+def test_disable_env_falsy_values_keep_openmp(setup_mod, value):
+    env = {setup_mod.DISABLE_ENV: value}
+    assert setup_mod.openmp_flags("unix", "linux", env) == (["-fopenmp"], ["-fopenmp"])
+
+
+def test_optimisation_flags_keep_ieee_semantics(setup_mod):
+    assert setup_mod.optimisation_flags("msvc") == ["/O2"]
+    unix = setup_mod.optimisation_flags("unix")
+    assert "-O3" in unix
+    for forbidden in ("-ffast-math", "-Ofast", "-march=native", "-funsafe-math-optimizations"):
+        assert forbidden not in unix
