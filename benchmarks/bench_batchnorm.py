@@ -14,10 +14,7 @@ torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged
 
 import numpy as np
 
-try:  # run as part of the package (benchmarks.bench) or as a script from benchmarks/
-    from benchmarks import harness
-except ImportError:  # pragma: no cover
-    import harness  # type: ignore[no-redef]
+import harness  # benchmarks/ is on sys.path (bench.py puts it there)
 
 import cyrelu
 

@@ -60,6 +60,8 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
  * between rows `C * inner` elements apart, and rows of a few KiB are too short for
  * the hardware prefetcher to ramp up on. */
 #define CYR_BN_PREFETCH_ROWS 2
+/* ...and, within a run, this many elements ahead of the reductions' first read. */
+#define CYR_BN_PREFETCH_AHEAD 512
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
 #else
@@ -71,6 +73,18 @@ CYR_INLINE int cyr_bn_wants_prefetch(Py_ssize_t row_bytes) { return row_bytes <=
 CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
     const char *c = (const char *)p;
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH(c + off);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+#else
+#  define CYR_BN_PREFETCHW(p) ((void)(p))
+#endif
+
+/* The same for lines about to be written (their read-for-ownership starts early). */
+CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
+    char *c = (char *)p;
+    for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCHW(c + off);
 }
 
 /* A channel slab larger than this is reduced in chunks of rows of at most this size

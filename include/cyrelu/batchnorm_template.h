@@ -34,7 +34,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, 
                                      double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
+        {
+        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
         for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] += (double)x[i + k];
+    }
     for (; i < n; ++i) *tail += (double)x[i];
 }
 
@@ -60,12 +63,16 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
                                           double mean, CYR_T a, double *CYR_RESTRICT s0,
                                           double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
     Py_ssize_t i = 0;
-    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
+    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+        CYR_BN_PREFETCH(dy + i + CYR_BN_PREFETCH_AHEAD);
+        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
+        if (act != CYR_BN_ACT_NONE) CYR_BN_PREFETCH(y + i + CYR_BN_PREFETCH_AHEAD);
         for (int k = 0; k < CYR_BN_LANES; ++k) {
             const double g = (double)CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
             s0[k] += g;
             s1[k] += g * ((double)x[i + k] - mean);
         }
+    }
     for (; i < n; ++i) {
         const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, a);
         t[0] += g;
@@ -204,9 +211,12 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
     var = m2 / na;
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
-    for (o = 0; o < outer; ++o)
+    for (o = 0; o < outer; ++o) {
+        if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
         CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
                             (CYR_T)(b - mean * scale), a);
+    }
     *mean_out = mean;
     *var_out = var;
 }
@@ -360,6 +370,8 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
     }
     for (o = 0; o < outer; ++o) {
         off = o * step + c * inner;
+        if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(dx + off + pd, bytes);
         CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
                         (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
     }
