@@ -62,6 +62,11 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
 #define CYR_BN_PREFETCH_ROWS 2
 /* ...and, within a run, this many elements ahead of the reductions' first read. */
 #define CYR_BN_PREFETCH_AHEAD 512
+/* Row layout: rows shorter than CYR_BN_SHORT_ROW_BYTES (where the hardware prefetcher
+ * falls behind, as measured) prefetch the bytes CYR_BN_AHEAD_BYTES ahead of the current
+ * row; longer rows are left to the hardware. */
+#define CYR_BN_AHEAD_BYTES 4096
+#define CYR_BN_SHORT_ROW_BYTES 1024
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
 #else

@@ -131,9 +131,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
                                             const CYR_T *shift, CYR_T a) {
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const CYR_T *xr = x + r * ld;
         CYR_T *yr = y + r * ld;
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)xr + CYR_BN_AHEAD_BYTES, rb);
+            if ((const CYR_T *)yr != xr)
+                cyr_bn_prefetchw_run((char *)yr + CYR_BN_AHEAD_BYTES, rb);
+        }
         if ((const CYR_T *)yr == xr) {
             switch (act) {
             case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_RELU, yr, w, scale, shift, a); break;
@@ -250,6 +256,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTR
         const CYR_T *CYR_RESTRICT x1 = x0 + ld;
         const CYR_T *CYR_RESTRICT x2 = x1 + ld;
         const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        if (ld == w && w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES)
+            cyr_bn_prefetch_run((const char *)x0 + CYR_BN_AHEAD_BYTES,
+                                4 * w * (Py_ssize_t)sizeof(CYR_T));
         for (j = 0; j < w; ++j)
             mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
     }
@@ -388,8 +397,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                                            double *CYR_RESTRICT s1) {
     /* Two rows per sweep over the accumulators, added as (r0 + r1). */
     Py_ssize_t r = 0;
+    const Py_ssize_t rb = 2 * w * (Py_ssize_t)sizeof(CYR_T);
     for (; r + 2 <= rows; r += 2) {
         const Py_ssize_t o0 = r * ld, o1 = o0 + ld;
+        if (ld == w && rb < 2 * CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_BN_ACT_NONE)
+                cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_AHEAD_BYTES, rb);
+        }
         for (Py_ssize_t j = 0; j < w; ++j) {
             const double m = mean[j];
             const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a);
@@ -434,8 +450,16 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
                                           const CYR_T *CYR_RESTRICT A, CYR_T a) {
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const Py_ssize_t off = r * ld;
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + off) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_BN_ACT_NONE)
+                cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
+        }
         if (train) {
             for (Py_ssize_t j = 0; j < w; ++j) {
                 const CYR_T g = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
