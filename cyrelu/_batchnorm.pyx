@@ -186,6 +186,13 @@ cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
     return max(1, BLOCK_ELEMS // max(w, 1))
 
 
+cdef inline Py_ssize_t _channel_chunk(Py_ssize_t C, int nt) noexcept nogil:
+    """Channels per piece handed to a thread: runs of neighbouring channels, so that
+    two threads rarely write the cache line where one channel's row meets the next's
+    (rows need not be a multiple of 64 bytes), yet several pieces per thread."""
+    return max(1, C // (<Py_ssize_t>nt * CHUNKS_PER_THREAD // 2))
+
+
 cdef int _row_threads(Py_ssize_t rows, Py_ssize_t w, int nt) noexcept nogil:
     nt = threads_for(rows * w, ELEMENTWISE_GRAIN, nt)
     return <int>min(<Py_ssize_t>nt, rows) if rows > 0 else 1
@@ -201,7 +208,7 @@ cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_s
         for c in range(C):
             _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
     else:
-        for c in prange(C, schedule="dynamic", num_threads=nt):
+        for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
 
 
@@ -368,7 +375,7 @@ cdef void _backward_channels(const floating *dy, const floating *x, const floati
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
                               train, act, a, sums + 2 * c)
     else:
-        for c in prange(C, schedule="dynamic", num_threads=nt):
+        for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
                               train, act, a, sums + 2 * c)
 
