@@ -32,14 +32,17 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_BN_ACT_NONE
     int CYR_BN_ACT_RELU
     int CYR_BN_ACT_LEAKY
+    Py_ssize_t CYR_STREAM_MIN_BYTES
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
                            const double *mean_b, const double *m2_b, Py_ssize_t w)
     void cyr_bn_train_channel_f32(const float *x, float *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, float a, double *mean_out, double *var_out)
+                                  int act, float a, int stream, double *mean_out,
+                                  double *var_out)
     void cyr_bn_train_channel_f64(const double *x, double *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, double a, double *mean_out, double *var_out)
+                                  int act, double a, int stream, double *mean_out,
+                                  double *var_out)
     void cyr_bn_affine_chan_rows_f32(int act, const float *x, float *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                      const float *scale, const float *shift, float a)
@@ -59,11 +62,11 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_backward_channel_f32(const float *dy, const float *x, const float *y, float *dx,
                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, float a, double *sums)
+                                     int train, int act, float a, int stream, double *sums)
     void cyr_bn_backward_channel_f64(const double *dy, const double *x, const double *y,
                                      double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, double a, double *sums)
+                                     int train, int act, double a, int stream, double *sums)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
                              double *s0, double *s1)
@@ -92,6 +95,8 @@ cdef enum:
     # Elementwise passes: pieces per thread, handed out dynamically, so that a thread
     # slowed down by another process on its core does not hold the others up.
     CHUNKS_PER_THREAD = 8
+    # Per-channel outputs stream only in contiguous runs of at least this many bytes.
+    STREAM_MIN_RUN = 4096
 
 
 def uses_channel_layout(Py_ssize_t inner):
@@ -101,11 +106,12 @@ def uses_channel_layout(Py_ssize_t inner):
 
 cdef inline void _train_channel(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                                 Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                int act, floating a, double *mean, double *var) noexcept nogil:
+                                int act, floating a, int stream, double *mean,
+                                double *var) noexcept nogil:
     if floating is float:
-        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, mean, var)
+        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean, var)
     else:
-        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, mean, var)
+        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean, var)
 
 
 cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w,
@@ -139,14 +145,14 @@ cdef inline void _affine_chan_rows(int act, const floating *x, floating *y, Py_s
 cdef inline void _backward_channel(const floating *dy, const floating *x, const floating *y,
                                    floating *dx, Py_ssize_t outer, Py_ssize_t C,
                                    Py_ssize_t inner, Py_ssize_t c, double mean, double invstd,
-                                   double w, int train, int act, floating a,
+                                   double w, int train, int act, floating a, int stream,
                                    double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channel_f32(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, sums)
+                                    act, a, stream, sums)
     else:
         cyr_bn_backward_channel_f64(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, sums)
+                                    act, a, stream, sums)
 
 
 cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const floating *y,
@@ -186,6 +192,16 @@ cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
     return max(1, BLOCK_ELEMS // max(w, 1))
 
 
+cdef inline int _streams(Py_ssize_t out_bytes, Py_ssize_t run_bytes, int nt) noexcept nogil:
+    """Whether an output of out_bytes, written by nt threads in contiguous runs of
+    run_bytes, is written with streaming stores: the activations' rule
+    (CYR_STREAM_MIN_BYTES per thread, common.h), and runs of at least STREAM_MIN_RUN
+    bytes (short runs would mix streamed and cached stores in the lines where they
+    meet, which measured slower)."""
+    return (out_bytes >= CYR_STREAM_MIN_BYTES * <Py_ssize_t>max(nt, 1)
+            and run_bytes >= STREAM_MIN_RUN)
+
+
 cdef inline Py_ssize_t _channel_chunk(Py_ssize_t C, int nt) noexcept nogil:
     """Channels per piece handed to a thread: runs of neighbouring channels, so that
     two threads rarely write the cache line where one channel's row meets the next's
@@ -202,14 +218,17 @@ cdef int _row_threads(Py_ssize_t rows, Py_ssize_t w, int nt) noexcept nogil:
 
 cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                           Py_ssize_t inner, const double *w, const double *b, double eps,
-                          int act, floating a, double *mean, double *var, int nt) noexcept nogil:
+                          int act, floating a, double *mean, double *var, int stream,
+                          int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
-            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
+            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream, &mean[c],
+                           &var[c])
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
-            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, &mean[c], &var[c])
+            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream, &mean[c],
+                           &var[c])
 
 
 cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
@@ -275,15 +294,17 @@ def train_channels(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = cnp.PyArray_DATA(y)
+    cdef int stream
     nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
     nt = <int>min(<Py_ssize_t>nt, C)
+    stream = _streams(cnp.PyArray_NBYTES(y), inner * cnp.PyArray_ITEMSIZE(y), nt) and yp != xp
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _train_channels[float](<const float *>xp, <float *>yp, outer, C, inner, &w[0],
-                                   &b[0], eps, act, <float>alpha, &mean[0], &var[0], nt)
+                                   &b[0], eps, act, <float>alpha, &mean[0], &var[0], stream, nt)
         else:
             _train_channels[double](<const double *>xp, <double *>yp, outer, C, inner, &w[0],
-                                    &b[0], eps, act, alpha, &mean[0], &var[0], nt)
+                                    &b[0], eps, act, alpha, &mean[0], &var[0], stream, nt)
 
 
 cdef void _affine_rows_back(int act, const floating *x, floating *y, Py_ssize_t r0,
@@ -367,17 +388,17 @@ def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_s
 cdef void _backward_channels(const floating *dy, const floating *x, const floating *y,
                              floating *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              const double *mean, const double *invstd, const double *w,
-                             int train, int act, floating a, double *sums,
+                             int train, int act, floating a, double *sums, int stream,
                              int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, sums + 2 * c)
+                              train, act, a, stream, sums + 2 * c)
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, sums + 2 * c)
+                              train, act, a, stream, sums + 2 * c)
 
 
 def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssize_t outer,
@@ -396,18 +417,21 @@ def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssi
         yp = cnp.PyArray_DATA(<cnp.ndarray>y)
     if dx is not None:
         dxp = cnp.PyArray_DATA(<cnp.ndarray>dx)
+    cdef int stream
     nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
     nt = <int>min(<Py_ssize_t>nt, C)
+    stream = dx is not None and _streams(cnp.PyArray_NBYTES(x), inner * cnp.PyArray_ITEMSIZE(x),
+                                         nt)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _backward_channels[float](<const float *>dyp, <const float *>xp, <const float *>yp,
                                       <float *>dxp, outer, C, inner, &mean[0], &invstd[0], &w[0],
-                                      train, act, <float>alpha, &sums[0, 0], nt)
+                                      train, act, <float>alpha, &sums[0, 0], stream, nt)
         else:
             _backward_channels[double](<const double *>dyp, <const double *>xp,
                                        <const double *>yp, <double *>dxp, outer, C, inner,
                                        &mean[0], &invstd[0], &w[0], train, act, alpha,
-                                       &sums[0, 0], nt)
+                                       &sums[0, 0], stream, nt)
 
 
 cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, Py_ssize_t rows,

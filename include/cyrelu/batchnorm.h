@@ -96,6 +96,11 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
  * (half of a typical per-core L2 cache). */
 #define CYR_BN_SLAB_BYTES ((Py_ssize_t)1 << 20)
 
+/* Streaming output tiles (see common.h): small, as the per-channel runs can be short. */
+#define CYR_BN_TILE_BYTES 512
+#define CYR_BN_TILE_N(T) ((Py_ssize_t)(CYR_BN_TILE_BYTES / sizeof(T)))
+#define CYR_BN_HEAD_N(p, T) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(T)))
+
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
                                   double *CYR_RESTRICT m2_a, double nb,
@@ -169,10 +174,10 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 #define CYR_BN_ENTRY_POINTS(T, S)                                                          \
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
-                                         double b, double eps, int act, T a,               \
+                                         double b, double eps, int act, T a, int stream,   \
                                          double *mean_out, double *var_out) {              \
     CYR_DISPATCH(bn_train_channel, S,                                                      \
-                 (x, y, outer, C, inner, c, w, b, eps, act, a, mean_out, var_out));        \
+                 (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out)); \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
@@ -192,9 +197,9 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             Py_ssize_t outer, Py_ssize_t C,                \
                                             Py_ssize_t inner, Py_ssize_t c, double mean,   \
                                             double invstd, double w, int train, int act,   \
-                                            T a, double *sums) {                           \
-    CYR_DISPATCH(bn_backward_channel, S,                                                   \
-                 (dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train, act, a, sums)); \
+                                            T a, int stream, double *sums) {               \
+    CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
+                                          w, train, act, a, stream, sums));                \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \

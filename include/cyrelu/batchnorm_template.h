@@ -111,6 +111,27 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T
     }
 }
 
+/* bn_affine for an output that streams (see "streaming stores" in common.h): the head
+ * up to a 64-byte boundary, then tiles computed in an L1 buffer and streamed out, then
+ * the tail.  y distinct from x.  The caller fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_stream)(int act, const CYR_T *x, CYR_T *y,
+                                                        Py_ssize_t n, CYR_T scale,
+                                                        CYR_T shift, CYR_T a) {
+#if CYR_HAVE_STREAM
+    CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+    const Py_ssize_t head = CYR_BN_HEAD_N(y, CYR_T);
+    Py_ssize_t i = head < n ? head : n;
+    CYR_NAME(bn_affine)(act, x, y, i, scale, shift, a);
+    for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
+        CYR_NAME(bn_affine)(act, x + i, tile, CYR_BN_TILE_N(CYR_T), scale, shift, a);
+        cyr_stream_store(y + i, tile, CYR_BN_TILE_BYTES);
+    }
+    CYR_NAME(bn_affine)(act, x + i, y + i, n - i, scale, shift, a);
+#else
+    CYR_NAME(bn_affine)(act, x, y, n, scale, shift, a);
+#endif
+}
+
 /* ---- elementwise passes over one row of W columns, per-column parameters ----------- */
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
@@ -195,7 +216,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, P
 static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
                                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                            double w, double b, double eps, int act, CYR_T a,
-                                           double *mean_out, double *var_out) {
+                                           int stream, double *mean_out, double *var_out) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const Py_ssize_t chunk = row_bytes >= CYR_BN_SLAB_BYTES ? 1 : CYR_BN_SLAB_BYTES / row_bytes;
@@ -217,11 +238,20 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
     var = m2 / na;
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
-    for (o = 0; o < outer; ++o) {
-        if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
-            cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
-        CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
-                            (CYR_T)(b - mean * scale), a);
+    if (stream && (const CYR_T *)y != x) {
+        for (o = 0; o < outer; ++o)
+            CYR_NAME(bn_affine_stream)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
+                                       (CYR_T)(b - mean * scale), a);
+#if CYR_HAVE_STREAM
+        cyr_stream_fence();
+#endif
+    } else {
+        for (o = 0; o < outer; ++o) {
+            if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+                cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+            CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
+                                (CYR_T)(b - mean * scale), a);
+        }
     }
     *mean_out = mean;
     *var_out = var;
@@ -353,7 +383,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
-                                              CYR_T a, double *sums) {
+                                              CYR_T a, int stream, double *sums) {
     const Py_ssize_t step = C * inner;
     const double n = (double)outer * (double)inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
@@ -377,6 +407,29 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
         mdy = sums[0] / n;
         k = sums[1] / n * invstd * invstd;
     }
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+        for (o = 0; o < outer; ++o) {
+            Py_ssize_t i;
+            off = o * step + c * inner;
+            i = CYR_BN_HEAD_N(dx + off, CYR_T) < inner ? CYR_BN_HEAD_N(dx + off, CYR_T) : inner;
+            CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, i,
+                            (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+            for (; i + CYR_BN_TILE_N(CYR_T) <= inner; i += CYR_BN_TILE_N(CYR_T)) {
+                CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i,
+                                y ? y + off + i : NULL, tile, CYR_BN_TILE_N(CYR_T),
+                                (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+                cyr_stream_store(dx + off + i, tile, CYR_BN_TILE_BYTES);
+            }
+            CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i, y ? y + off + i : NULL,
+                            dx + off + i, inner - i, (CYR_T)mean, (CYR_T)k, (CYR_T)mdy,
+                            (CYR_T)(w * invstd), a);
+        }
+        cyr_stream_fence();
+        return;
+    }
+#endif
     for (o = 0; o < outer; ++o) {
         off = o * step + c * inner;
         if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
