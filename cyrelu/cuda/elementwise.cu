@@ -1,0 +1,147 @@
+/* ReLU / Leaky ReLU, forward and backward, for float, double and float16 (math in float).
+ *
+ * Kernels (T = float | double | cyr_half, OP = CYR_OP_RELU | CYR_OP_LEAKY):
+ *
+ *   unary_flat<T, OP>(x, y, n, head, alpha)          y = f(x), contiguous
+ *   binary_flat<T, OP>(g, x, out, n, head, alpha)    out = f'(x) * g, contiguous
+ *   unary_strided<T, OP>(x, y, n, d1, d2, d3, strides..., alpha)
+ *   binary_strided<T, OP>(g, x, out, n, d1, d2, d3, strides..., alpha)
+ *
+ * Flat kernels: elements [0, head) and the tail after the last whole 16-byte pack
+ * are done one at a time, everything between as 16-byte packs.  The host passes
+ * head = the number of elements before the first 16-byte boundary when every
+ * pointer has the same misalignment, or head = n (no packs) when they differ.
+ * The output may be exactly one of the inputs (in place): every element is read
+ * and written by the same thread, so no pointer is declared __restrict__.
+ *
+ * Strided kernels: up to 4 axes (outermost first, sizes d0..d3 with d0 implied by
+ * n), strides in elements, any sign.  The host coalesces axes and falls back to
+ * contiguous copies beyond 4.
+ *
+ * alpha is float for float and float16 data, double for double.
+ */
+#include "common.cuh"
+
+template <typename T, int OP>
+__global__ void unary_flat(const T *x, T *y, long long n, long long head,
+                           typename cyr_traits<T>::acc alpha) {
+    typedef cyr_traits<T> tr;
+    typedef cyr_pack<T> P;
+    const long long tid = cyr_tid(), nth = cyr_nthreads();
+    const long long nv = (n - head) / P::N;
+    const long long tail = head + nv * P::N;
+#pragma unroll 1
+    for (long long i = tid; i < head; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+#pragma unroll 1
+    for (long long i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+    const T *xv = x + head;
+    T *yv = y + head;
+    /* two packs per thread per step, both loads issued before either store: more bytes
+     * in flight per thread (the loop is bound by memory latency x bandwidth) */
+    long long i = tid;
+    for (; i + nth < nv; i += 2 * nth) {
+        P p = P::load(xv + i * P::N);
+        P q = P::load(xv + (i + nth) * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k) {
+            p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
+            q.v[k] = tr::store(cyr_fwd<OP>(tr::load(q.v[k]), alpha));
+        }
+        p.store(yv + i * P::N);
+        q.store(yv + (i + nth) * P::N);
+    }
+    if (i < nv) {
+        P p = P::load(xv + i * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k) p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
+        p.store(yv + i * P::N);
+    }
+}
+
+template <typename T, int OP>
+__global__ void binary_flat(const T *g, const T *x, T *out, long long n, long long head,
+                            typename cyr_traits<T>::acc alpha) {
+    typedef cyr_traits<T> tr;
+    typedef cyr_pack<T> P;
+    const long long tid = cyr_tid(), nth = cyr_nthreads();
+    const long long nv = (n - head) / P::N;
+    const long long tail = head + nv * P::N;
+#pragma unroll 1
+    for (long long i = tid; i < head; i += nth)
+        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
+#pragma unroll 1
+    for (long long i = tail + tid; i < n; i += nth)
+        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
+    const T *gv = g + head;
+    const T *xv = x + head;
+    T *ov = out + head;
+    long long i = tid;
+    for (; i + nth < nv; i += 2 * nth) { /* two packs per step, as in unary_flat */
+        P pg = P::load(gv + i * P::N);
+        const P px = P::load(xv + i * P::N);
+        P qg = P::load(gv + (i + nth) * P::N);
+        const P qx = P::load(xv + (i + nth) * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k) {
+            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha));
+            qg.v[k] = tr::store(cyr_bwd<OP>(tr::load(qg.v[k]), tr::load(qx.v[k]), alpha));
+        }
+        pg.store(ov + i * P::N);
+        qg.store(ov + (i + nth) * P::N);
+    }
+    if (i < nv) {
+        P pg = P::load(gv + i * P::N);
+        const P px = P::load(xv + i * P::N);
+#pragma unroll
+        for (int k = 0; k < P::N; ++k)
+            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha));
+        pg.store(ov + i * P::N);
+    }
+}
+
+/* Element offset of linear index i (row-major over d0 x d1 x d2 x d3) for strides s0..s3. */
+struct cyr_idx4 {
+    long long i0, i1, i2, i3;
+    __device__ __forceinline__ cyr_idx4(long long i, long long d1, long long d2, long long d3) {
+        i3 = i % d3;
+        i /= d3;
+        i2 = i % d2;
+        i /= d2;
+        i1 = i % d1;
+        i0 = i / d1;
+    }
+    __device__ __forceinline__ long long off(long long s0, long long s1, long long s2,
+                                             long long s3) const {
+        return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3;
+    }
+};
+
+template <typename T, int OP>
+__global__ void unary_strided(const T *x, T *y, long long n, long long d1, long long d2,
+                              long long d3, long long xs0, long long xs1, long long xs2,
+                              long long xs3, long long ys0, long long ys1, long long ys2,
+                              long long ys3, typename cyr_traits<T>::acc alpha) {
+    typedef cyr_traits<T> tr;
+    const long long nth = cyr_nthreads();
+    for (long long i = cyr_tid(); i < n; i += nth) {
+        const cyr_idx4 ix(i, d1, d2, d3);
+        y[ix.off(ys0, ys1, ys2, ys3)] =
+            tr::store(cyr_fwd<OP>(tr::load(x[ix.off(xs0, xs1, xs2, xs3)]), alpha));
+    }
+}
+
+template <typename T, int OP>
+__global__ void binary_strided(const T *g, const T *x, T *out, long long n, long long d1,
+                               long long d2, long long d3, long long gs0, long long gs1,
+                               long long gs2, long long gs3, long long xs0, long long xs1,
+                               long long xs2, long long xs3, long long os0, long long os1,
+                               long long os2, long long os3, typename cyr_traits<T>::acc alpha) {
+    typedef cyr_traits<T> tr;
+    const long long nth = cyr_nthreads();
+    for (long long i = cyr_tid(); i < n; i += nth) {
+        const cyr_idx4 ix(i, d1, d2, d3);
+        out[ix.off(os0, os1, os2, os3)] = tr::store(cyr_bwd<OP>(
+            tr::load(g[ix.off(gs0, gs1, gs2, gs3)]), tr::load(x[ix.off(xs0, xs1, xs2, xs3)]),
+            alpha));
+    }
+}

@@ -1,0 +1,46 @@
+"""The GPU tests, run on the CPU: tests/test_gpu.py against an emulated CuPy.
+
+``tests/cuda_emulation/cupy`` stands in for CuPy and compiles the CUDA kernel sources
+with the host C++ compiler (``tests/cuda_emulation/shim.hpp`` supplies CUDA's built-ins,
+with real barriers and warp shuffles), so on machines without a GPU every kernel still
+runs: every index computation, vector load, grid-stride loop and reduction, together
+with the backend's Python side (launch configurations, kernel argument types, layouts,
+validation).  What it cannot show is timing, or behaviour that depends on real thread
+concurrency beyond the barriers.  Needs g++ with C++20; set CYRELU_SKIP_EMULATION=1 to
+skip it (it takes a minute or two).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CXX = shutil.which(os.environ.get("CXX", "g++"))
+
+
+@pytest.mark.skipif(CXX is None, reason="no C++ compiler for the CUDA emulation")
+@pytest.mark.skipif(os.environ.get("CYRELU_SKIP_EMULATION", "") not in ("", "0"),
+                    reason="CYRELU_SKIP_EMULATION is set")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the emulation uses ucontext")
+@pytest.mark.skipif(not os.path.exists(os.path.join(HERE, "cuda_emulation", "shim.hpp")),
+                    reason="tests/cuda_emulation is not in this source tree")
+def test_gpu_suite_on_emulated_cupy(tmp_path):
+    import cyrelu
+
+    env = dict(os.environ)
+    # the emulated cupy first, then the cyrelu this run tests (installed, or an in-place
+    # build), run from an empty directory
+    where = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.join(HERE, "cuda_emulation"), where]
+        + [p for p in [env.get("PYTHONPATH")] if p])
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", os.path.join(HERE, "test_gpu.py"), "-q", "-x",
+         "-p", "no:cacheprovider", "-W", "ignore::RuntimeWarning"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+    tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+    assert proc.returncode == 0, tail
+    assert " passed" in tail and "could not import" not in tail, tail

@@ -1,0 +1,610 @@
+"""The CuPy backend against the CPU path (and torch CUDA where present).
+
+Skipped as a whole without CuPy or without a usable CUDA device.  Every GPU result is
+compared with the same call on ``.get()`` copies through the NumPy path: bit for bit for
+the activations (the math is the same comparisons and one multiply), to rounding for
+BatchNorm (also against a float64 NumPy reference in this file, so the BatchNorm tests
+run before the CPU BatchNorm lands).
+"""
+
+import numpy as np
+import pytest
+
+cupy = pytest.importorskip("cupy")
+
+
+def _device_count():
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # CuPy without a driver raises several kinds of errors
+        return 0
+
+
+pytestmark = pytest.mark.skipif(_device_count() == 0, reason="no usable CUDA device")
+
+import cyrelu  # noqa: E402
+import cyrelu.cuda as gpu  # noqa: E402  (importing it is what the dispatcher does)
+
+try:
+    import torch
+
+    TORCH_CUDA = torch.cuda.is_available()
+except ImportError:  # pragma: no cover - environment dependent
+    torch = None
+    TORCH_CUDA = False
+requires_torch_cuda = pytest.mark.skipif(not TORCH_CUDA, reason="torch with CUDA not available")
+
+DTYPES = [np.float16, np.float32, np.float64]
+SPECIALS = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -1e-40, 1e-310,
+            -1e-310, 65504.0, -65504.0, 3.0e38, -3.0e38, 0.5, -2.5]
+
+
+def _data(rng, shape, dtype, specials=True):
+    x = rng.standard_normal(shape).astype(dtype)
+    if specials and x.size:
+        flat = x.reshape(-1)
+        with np.errstate(over="ignore"):
+            sp = np.array(SPECIALS).astype(dtype)
+        k = min(flat.size, sp.size)
+        idx = rng.choice(flat.size, size=k, replace=False)
+        flat[idx] = sp[:k]
+    return x
+
+
+def _same_bits(a, b, signed_zero=True):
+    """Equal including NaN positions and (unless signed_zero=False) the sign of zero."""
+    a = np.asarray(a)
+    b = np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    ok = ~np.isnan(a)
+    np.testing.assert_array_equal(a[ok], b[ok])
+    if signed_zero:
+        np.testing.assert_array_equal(np.signbit(a[ok]), np.signbit(b[ok]))
+
+
+# ---- activations ---------------------------------------------------------------------
+
+UNARY = [
+    ("relu", lambda f, x, **kw: f.relu(x, **kw)),
+    ("leaky0.2", lambda f, x, **kw: f.leaky_relu(x, 0.2, **kw)),
+    ("leaky1.5", lambda f, x, **kw: f.leaky_relu(x, 1.5, **kw)),
+    ("leaky-0.3", lambda f, x, **kw: f.leaky_relu(x, -0.3, **kw)),
+]
+BINARY = [
+    ("relu_backward", lambda f, g, x, **kw: f.relu_backward(g, x, **kw)),
+    ("leaky_backward0.01", lambda f, g, x, **kw: f.leaky_relu_backward(g, x, 0.01, **kw)),
+    ("leaky_backward-2", lambda f, g, x, **kw: f.leaky_relu_backward(g, x, -2.0, **kw)),
+]
+SHAPES = [(0,), (1,), (7,), (33,), (1000003,), (33, 65), (4, 5, 6, 7), (2, 0, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name,op", UNARY)
+def test_unary_matches_cpu(rng, dtype, shape, name, op):
+    x = _data(rng, shape, dtype)
+    xd = cupy.asarray(x)
+    y = op(cyrelu, xd)
+    assert isinstance(y, cupy.ndarray) and y.device.id == xd.device.id
+    _same_bits(y.get(), op(cyrelu, x))
+    _same_bits(xd.get(), x)  # input untouched
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name,op", BINARY)
+def test_binary_matches_cpu(rng, dtype, shape, name, op):
+    g = _data(rng, shape, dtype)
+    x = _data(rng, shape, dtype)
+    y = op(cyrelu, cupy.asarray(g), cupy.asarray(x))
+    _same_bits(y.get(), op(cyrelu, g, x))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_special_values_exact(dtype):
+    with np.errstate(over="ignore"):
+        x = np.array(SPECIALS, dtype=dtype)
+    xd = cupy.asarray(x)
+    y = cyrelu.relu(xd).get()
+    assert np.isnan(y[np.isnan(x)]).all(), "relu must keep NaN (the fmaxf bug)"
+    assert np.signbit(y[1]) and y[1] == 0, "relu(-0.0) is -0.0"
+    _same_bits(y, cyrelu.relu(x))
+    g = np.ones_like(x)
+    gb = cyrelu.relu_backward(cupy.asarray(g), xd).get()
+    assert (gb[np.isnan(x)] == 1).all(), "relu_backward passes g where x is NaN"
+    assert gb[0] == 0 and gb[1] == 0, "gradient at x == 0 is 0"
+    lb = cyrelu.leaky_relu_backward(cupy.asarray(g), xd, 0.25).get()
+    assert (lb[np.isnan(x)] == np.asarray(0.25, dtype)).all()
+
+
+def _layouts(rng, dtype):
+    """(name, make(base) -> view) pairs covering every kernel path."""
+    return [
+        ("step2", lambda a: a[::2]),
+        ("transposed", lambda a: a.T),
+        ("reversed", lambda a: a[::-1, ::-1]),
+        ("offset1", lambda a: a.reshape(-1)[1:]),  # misaligned start: scalar head
+        ("offset3_2d", lambda a: a.reshape(-1)[3:3 + 40 * 49].reshape(40, 49)),
+        ("fortran", lambda a: a.T.copy().T if isinstance(a, np.ndarray) else cupy.asfortranarray(a)),
+        ("cols", lambda a: a[:, 1:-1]),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", range(7))
+def test_layouts_inputs(rng, dtype, layout):
+    base = _data(rng, (96, 50), dtype)
+    name, view = _layouts(rng, dtype)[layout]
+    xd = view(cupy.asarray(base))
+    x = view(base.copy())
+    _same_bits(cyrelu.relu(xd).get(), cyrelu.relu(x))
+    _same_bits(cyrelu.leaky_relu(xd, 0.1).get(), cyrelu.leaky_relu(x, 0.1))
+    gbase = _data(rng, (96, 50), dtype)
+    gd = view(cupy.asarray(gbase))
+    g = view(gbase.copy())
+    _same_bits(cyrelu.relu_backward(gd, xd).get(), cyrelu.relu_backward(g, x))
+    _same_bits(cyrelu.leaky_relu_backward(gd, xd, 0.3).get(), cyrelu.leaky_relu_backward(g, x, 0.3))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_many_axes_fall_back(rng, dtype):
+    # 6 axes that cannot be merged: more than the strided kernel's 4
+    base = _data(rng, (3, 4, 5, 6, 7, 8), dtype)
+    xd = cupy.asarray(base).transpose(5, 3, 1, 0, 2, 4)[:, ::2]
+    x = base.transpose(5, 3, 1, 0, 2, 4)[:, ::2]
+    _same_bits(cyrelu.relu(xd).get(), cyrelu.relu(x))
+    outd = cupy.empty(x.shape[::-1], dtype=dtype).T
+    cyrelu.leaky_relu(xd, 0.5, out=outd)
+    _same_bits(outd.get(), cyrelu.leaky_relu(x, 0.5))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_noncontiguous_and_in_place(rng, dtype):
+    x = _data(rng, (64, 33), dtype)
+    ref = cyrelu.relu(x)
+    big = cupy.full((64, 66), 7, dtype=dtype)
+    out = big[:, ::2]
+    r = cyrelu.relu(cupy.asarray(x), out=out)
+    assert r is out
+    _same_bits(out.get(), ref)
+    assert (big[:, 1::2] == 7).all(), "gaps of a strided out are not written"
+    xd = cupy.asarray(x)
+    r = cyrelu.relu(xd, out=xd)
+    assert r is xd
+    _same_bits(xd.get(), ref)
+    # in place on a strided view
+    base = cupy.asarray(_data(rng, (64, 66), dtype))
+    expect = cyrelu.leaky_relu(base.get()[:, ::2], 0.2)
+    v = base[:, ::2]
+    cyrelu.leaky_relu(v, 0.2, out=v)
+    _same_bits(v.get(), expect)
+    # backward in place on g and on x
+    g = cupy.asarray(_data(rng, (1001,), dtype))
+    x2 = cupy.asarray(_data(rng, (1001,), dtype))
+    expect = cyrelu.relu_backward(g.get(), x2.get())
+    cyrelu.relu_backward(g, x2, out=g)
+    _same_bits(g.get(), expect)
+    g = cupy.asarray(_data(rng, (1001,), dtype))
+    expect = cyrelu.leaky_relu_backward(g.get(), x2.get(), 0.1)
+    cyrelu.leaky_relu_backward(g, x2, 0.1, out=x2)
+    _same_bits(x2.get(), expect)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_partial_overlap(rng, dtype):
+    a = cupy.asarray(_data(rng, (1000,), dtype))
+    host = a.get()
+    expect = cyrelu.leaky_relu(host[1:], 0.5)
+    cyrelu.leaky_relu(a[1:], 0.5, out=a[:-1])
+    _same_bits(a[:-1].get(), expect)
+
+
+def test_errors_match_cpu():
+    x = cupy.zeros(5, dtype=np.float32)
+    with pytest.raises(TypeError, match="unsupported dtype int32"):
+        cyrelu.relu(cupy.zeros(5, dtype=np.int32))
+    with pytest.raises(TypeError, match="mix"):
+        cyrelu.relu(x, out=np.zeros(5, dtype=np.float32))
+    with pytest.raises(TypeError, match="mix"):
+        cyrelu.relu_backward(np.zeros(5, dtype=np.float32), x)
+    with pytest.raises(TypeError, match="dtype"):
+        cyrelu.relu(x, out=cupy.zeros(5, dtype=np.float64))
+    with pytest.raises(ValueError, match="shape"):
+        cyrelu.relu(x, out=cupy.zeros(6, dtype=np.float32))
+    with pytest.raises(ValueError, match="same shape"):
+        cyrelu.relu_backward(cupy.zeros(4, dtype=np.float32), x)
+    with pytest.raises(TypeError, match="same dtype"):
+        cyrelu.relu_backward(cupy.zeros(5, dtype=np.float64), x)
+    with pytest.raises(ValueError):
+        cyrelu.relu(x, num_threads=0)
+    with pytest.raises(ValueError, match="finite"):
+        cyrelu.leaky_relu(x, float("nan"))
+    with pytest.raises(TypeError):
+        cyrelu.leaky_relu(x, "0.1")
+
+
+def test_out_on_other_device():
+    if _device_count() < 2:
+        pytest.skip("needs two GPUs")
+    x = cupy.zeros(5, dtype=np.float32)
+    with cupy.cuda.Device(1):
+        out = cupy.zeros(5, dtype=np.float32)
+    with pytest.raises(ValueError, match="GPU"):
+        cyrelu.relu(x, out=out)
+    # work on another device than the current one stays on the arrays' device
+    with cupy.cuda.Device(1):
+        x1 = cupy.asarray(np.array([-1.0, 2.0, np.nan], dtype=np.float32))
+        x2 = cupy.asarray(np.random.default_rng(0).standard_normal((8, 3, 5)))
+    for y in (cyrelu.relu(x1), cyrelu.relu(x1[::2]), cyrelu.leaky_relu(x1, 0.1)):
+        assert y.device.id == 1
+    _same_bits(cyrelu.relu(x1).get(), np.array([0.0, 2.0, np.nan], dtype=np.float32))
+    y, sm, si = gpu.batch_norm(x2, training=True, return_stats=True)
+    assert y.device.id == 1 and sm.device.id == 1
+    ref = _ref_bn(x2.get(), None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[0]
+    _close(y.get(), ref, np.float64)
+    gi, gw, gb = gpu.batch_norm_backward(x2, x2, sm, si)
+    assert gi.device.id == 1 and gw.device.id == 1
+    assert gpu.dead_units(x2).device.id == 1
+
+
+def test_kernels_cached_per_device():
+    from cyrelu.cuda import _loader
+
+    x = cupy.ones(10, dtype=np.float32)
+    cyrelu.relu(x)
+    n = len(_loader._modules)
+    cyrelu.relu(x)
+    cyrelu.leaky_relu(x, 0.1)
+    assert len(_loader._modules) == n
+
+
+@requires_torch_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_match_torch(rng, dtype):
+    x = _data(rng, (4099,), dtype)
+    g = _data(rng, (4099,), dtype)
+    xd, gd = cupy.asarray(x), cupy.asarray(g)
+    xt, gt = torch.as_tensor(xd, device="cuda"), torch.as_tensor(gd, device="cuda")
+    F = torch.nn.functional
+    # torch's CUDA relu is clamp_min, a max(): it may give +0.0 for -0.0, where cyrelu
+    # (on either device) and torch on the CPU keep -0.0; NaN must agree
+    _same_bits(cyrelu.relu(xd).get(), torch.relu(xt).cpu().numpy(), signed_zero=False)
+    _same_bits(cyrelu.leaky_relu(xd, 0.01).get(), F.leaky_relu(xt, 0.01).cpu().numpy())
+    _same_bits(cyrelu.relu_backward(gd, xd).get(),
+               torch.ops.aten.threshold_backward(gt, xt, 0).cpu().numpy())
+    _same_bits(cyrelu.leaky_relu_backward(gd, xd, 0.01).get(),
+               torch.ops.aten.leaky_relu_backward(gt, xt, 0.01, False).cpu().numpy())
+
+
+# ---- BatchNorm -----------------------------------------------------------------------
+
+TOL = {np.float16: dict(rtol=4e-3, atol=4e-3), np.float32: dict(rtol=2e-5, atol=2e-5),
+       np.float64: dict(rtol=1e-11, atol=1e-12)}
+CPU_BN = getattr(cyrelu, "batch_norm", None)
+CPU_BN_BACKWARD = getattr(cyrelu, "batch_norm_backward", None)
+
+
+def _gpu_bn(*args, **kw):
+    """Through the public function when the CPU BatchNorm has landed, else the backend."""
+    fn = CPU_BN if CPU_BN is not None else gpu.batch_norm
+    return fn(*args, **kw)
+
+
+def _gpu_bn_backward(*args, **kw):
+    fn = CPU_BN_BACKWARD if CPU_BN_BACKWARD is not None else gpu.batch_norm_backward
+    return fn(*args, **kw)
+
+
+def _act(y, activation, alpha):
+    if activation == "relu":
+        return np.where(y < 0, 0, y)
+    if activation == "leaky_relu":
+        return np.where(y > 0, y, alpha * y)
+    return y
+
+
+def _gate(dy, y, activation, alpha):
+    if activation == "relu":
+        return np.where(y <= 0, 0, dy)
+    if activation == "leaky_relu":
+        return np.where(y > 0, dy, alpha * dy)
+    return dy
+
+
+def _ref_bn(x, rm, rv, w, b, training, momentum, eps, axis, activation, alpha):
+    """float64 NumPy reference: (y, save_mean, save_invstd, new_rm, new_rv)."""
+    x64 = x.astype(np.float64)
+    ax = axis % x.ndim
+    red = tuple(d for d in range(x.ndim) if d != ax)
+    bshape = [1] * x.ndim
+    bshape[ax] = x.shape[ax]
+    C = x.shape[ax]
+    w = np.ones(C) if w is None else w.astype(np.float64)
+    b = np.zeros(C) if b is None else b.astype(np.float64)
+    if training:
+        mean = x64.mean(axis=red)
+        var = x64.var(axis=red)
+        m = x.size // C
+        new_rm = None if rm is None else (1 - momentum) * rm + momentum * mean
+        new_rv = None if rv is None else (1 - momentum) * rv + momentum * var * m / (m - 1)
+    else:
+        mean, var = rm.astype(np.float64), rv.astype(np.float64)
+        new_rm, new_rv = rm, rv
+    invstd = 1.0 / np.sqrt(var + eps)
+    y = (x64 - mean.reshape(bshape)) * (invstd * w).reshape(bshape) + b.reshape(bshape)
+    return _act(y, activation, alpha), mean, invstd, new_rm, new_rv
+
+
+def _ref_bn_backward(dy, x, mean, invstd, w, training, axis, activation, alpha, y):
+    ax = axis % x.ndim
+    red = tuple(d for d in range(x.ndim) if d != ax)
+    bshape = [1] * x.ndim
+    bshape[ax] = x.shape[ax]
+    C = x.shape[ax]
+    w = np.ones(C) if w is None else w.astype(np.float64)
+    g = dy.astype(np.float64)
+    if activation is not None:
+        g = _gate(g, y.astype(np.float64), activation, alpha)
+    xhat = (x.astype(np.float64) - mean.reshape(bshape)) * invstd.reshape(bshape)
+    gb = g.sum(axis=red)
+    gw = (g * xhat).sum(axis=red)
+    k = (w * invstd).reshape(bshape)
+    if training:
+        m = x.size // C
+        gi = k * (g - gb.reshape(bshape) / m - xhat * gw.reshape(bshape) / m)
+    else:
+        gi = k * g
+    return gi, gw, gb
+
+
+def _close(got, want, dtype, scale=1.0):
+    tol = TOL[dtype]
+    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want,
+                               rtol=tol["rtol"] * scale, atol=tol["atol"] * scale)
+
+
+BN_CASES = [
+    # shape, axis: NCS with S a multiple of the pack, NCS odd S, NC (2-D), channels last
+    ((8, 16, 4, 8), 1),
+    ((5, 7, 5, 7), 1),
+    ((64, 33), 1),
+    ((64, 32), -1),
+    ((3, 6, 5, 12), -1),
+    ((3, 4, 5, 6), 2),
+    ((2, 3, 1000), 1),
+    ((40, 3), 0),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", BN_CASES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
+def test_batch_norm_forward(rng, dtype, shape, axis, training, activation):
+    x = (rng.standard_normal(shape) * 3 + 1.5).astype(dtype)
+    C = shape[axis]
+    rm = rng.standard_normal(C).astype(np.float32)
+    rv = (rng.random(C) + 0.5).astype(np.float32)
+    w = rng.standard_normal(C).astype(np.float32 if dtype != np.float64 else np.float64)
+    b = rng.standard_normal(C).astype(w.dtype)
+    rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
+    y, sm, si = _gpu_bn(cupy.asarray(x), rm_d, rv_d, cupy.asarray(w), cupy.asarray(b),
+                        training, 0.1, 1e-5, axis=axis, activation=activation, alpha=0.2,
+                        return_stats=True)
+    assert isinstance(y, cupy.ndarray) and y.dtype == dtype and y.shape == shape
+    acc = np.float64 if dtype == np.float64 else np.float32
+    assert sm.dtype == acc and si.dtype == acc
+    ry, rmean, rinv, nrm, nrv = _ref_bn(x, rm, rv, w, b, training, 0.1, 1e-5, axis,
+                                        activation, 0.2)
+    _close(y.get(), ry, dtype, scale=4.0)
+    _close(sm.get(), rmean, dtype)
+    _close(si.get(), rinv, dtype)
+    _close(rm_d.get(), nrm, np.float32)
+    _close(rv_d.get(), nrv, np.float32)
+    if CPU_BN is not None:
+        rm2, rv2 = rm.copy(), rv.copy()
+        cy, csm, csi = CPU_BN(x, rm2, rv2, w, b, training, 0.1, 1e-5, axis=axis,
+                              activation=activation, alpha=0.2, return_stats=True)
+        _close(y.get(), cy.astype(np.float64), dtype, scale=4.0)
+        _close(sm.get(), csm.astype(np.float64), dtype)
+        _close(rm_d.get(), rm2.astype(np.float64), np.float32)
+        _close(rv_d.get(), rv2.astype(np.float64), np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", BN_CASES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
+def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
+    x = (rng.standard_normal(shape) * 2 - 0.5).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    C = shape[axis]
+    w = rng.standard_normal(C).astype(np.float32)
+    rm = rng.standard_normal(C).astype(np.float32)
+    rv = (rng.random(C) + 0.5).astype(np.float32)
+    xd = cupy.asarray(x)
+    y, sm, si = _gpu_bn(xd, cupy.asarray(rm), cupy.asarray(rv), cupy.asarray(w), None,
+                        training, 0.1, 1e-5, axis=axis, activation=activation, alpha=0.2,
+                        return_stats=True)
+    gi, gw, gb = _gpu_bn_backward(cupy.asarray(dy), xd, sm, si, cupy.asarray(w),
+                                  training=training, axis=axis, activation=activation,
+                                  alpha=0.2, output=y if activation else None)
+    assert gi.dtype == dtype and gw.dtype == np.float32 and gb.dtype == np.float32
+    rgi, rgw, rgb = _ref_bn_backward(dy, x, sm.get().astype(np.float64),
+                                     si.get().astype(np.float64), w, training, axis,
+                                     activation, 0.2, y.get())
+    scale = np.sqrt(x.size / C)  # sums of M terms
+    _close(gi.get(), rgi, dtype, scale=8.0)
+    _close(gw.get(), rgw, np.float32, scale=scale)  # weight's dtype
+    _close(gb.get(), rgb, np.float32, scale=scale)
+    if CPU_BN_BACKWARD is not None:
+        cgi, cgw, cgb = CPU_BN_BACKWARD(dy, x, sm.get(), si.get(), w, training=training,
+                                        axis=axis, activation=activation, alpha=0.2,
+                                        output=y.get() if activation else None)
+        _close(gi.get(), cgi.astype(np.float64), dtype, scale=8.0)
+        _close(gw.get(), cgw.astype(np.float64), np.float32, scale=scale)
+        _close(gb.get(), cgb.astype(np.float64), np.float32, scale=scale)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_large_channels_and_splits(rng, dtype):
+    # many blocks per channel (the split reduction) and an offset mean
+    x = (rng.standard_normal((64, 3, 48, 40)) + 100.0).astype(dtype)
+    y, sm, si = _gpu_bn(cupy.asarray(x), None, None, None, None, True, return_stats=True)
+    ry, rmean, rinv, _, _ = _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, None, 0)
+    _close(sm.get(), rmean, dtype)
+    _close(si.get(), rinv, dtype, scale=100.0 if dtype == np.float32 else 1.0)
+    _close(y.get(), ry, dtype, scale=100.0 if dtype == np.float32 else 1.0)
+    # channels last, many rows
+    x = rng.standard_normal((70000, 24)).astype(dtype)
+    y = _gpu_bn(cupy.asarray(x), None, None, None, None, True, axis=-1)
+    _close(y.get(), _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, -1, None, 0)[0], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_layouts_and_out(rng, dtype):
+    base = rng.standard_normal((6, 9, 10, 8)).astype(dtype)
+    x = base.transpose(0, 3, 1, 2)  # NCHW view of channels-last data: (6, 8, 9, 10)
+    ref = _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, "relu", 0)[0]
+    xd = cupy.asarray(base).transpose(0, 3, 1, 2)
+    big = cupy.full((6, 8, 9, 20), 5, dtype=dtype)
+    out = big[..., ::2]
+    r = _gpu_bn(xd, None, None, None, None, True, activation="relu", out=out)
+    assert r is out
+    _close(out.get(), ref, dtype, scale=4.0)
+    assert (big[..., 1::2] == 5).all()
+    # in place
+    xd2 = cupy.ascontiguousarray(xd)
+    r = _gpu_bn(xd2, None, None, None, None, True, activation="relu", out=xd2)
+    assert r is xd2
+    _close(xd2.get(), ref, dtype, scale=4.0)
+
+
+def test_batch_norm_nan_stays_in_its_channel(rng):
+    x = rng.standard_normal((4, 3, 5)).astype(np.float32)
+    x[1, 1, 2] = np.nan
+    y = _gpu_bn(cupy.asarray(x), None, None, None, None, True, activation="relu").get()
+    assert np.isnan(y[:, 1]).all()
+    assert not np.isnan(y[:, [0, 2]]).any()
+
+
+def test_batch_norm_errors():
+    x = cupy.zeros((4, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="required when training=False"):
+        _gpu_bn(x)
+    with pytest.raises(ValueError, match="more than 1 value"):
+        _gpu_bn(cupy.zeros((1, 3), dtype=np.float32), training=True)
+    with pytest.raises(TypeError, match="unsupported dtype"):
+        _gpu_bn(x, cupy.zeros(3, dtype=np.float16), cupy.ones(3, dtype=np.float32))
+    with pytest.raises(ValueError, match="length C=3"):
+        _gpu_bn(x, cupy.zeros(4, dtype=np.float32), cupy.ones(4, dtype=np.float32))
+    with pytest.raises(ValueError, match="activation"):
+        _gpu_bn(x, None, None, training=True, activation="gelu")
+    with pytest.raises(ValueError, match="output"):
+        _gpu_bn_backward(x, x, cupy.zeros(3, dtype=np.float32),
+                         cupy.ones(3, dtype=np.float32), activation="relu")
+    # through the public function the dispatcher refuses the mix; the backend on its
+    # own (before the CPU BatchNorm lands) refuses the NumPy arrays
+    with pytest.raises(TypeError, match="mix" if CPU_BN is not None else "cupy.ndarray"):
+        _gpu_bn(x, np.zeros(3, dtype=np.float32), np.ones(3, dtype=np.float32))
+
+
+@requires_torch_cuda
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_matches_torch(rng, dtype, training):
+    F = torch.nn.functional
+    x = rng.standard_normal((16, 32, 9, 11)).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    pdt = np.float32 if dtype == np.float16 else dtype
+    w = rng.standard_normal(32).astype(pdt)
+    b = rng.standard_normal(32).astype(pdt)
+    rm = rng.standard_normal(32).astype(pdt)
+    rv = (rng.random(32) + 0.5).astype(pdt)
+    xd, dyd = cupy.asarray(x), cupy.asarray(dy)
+    rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
+    y, sm, si = _gpu_bn(xd, rm_d, rv_d, cupy.asarray(w), cupy.asarray(b), training,
+                        return_stats=True)
+    xt = torch.as_tensor(x, device="cuda").requires_grad_(True)
+    wt = torch.as_tensor(w, device="cuda").requires_grad_(True)
+    bt = torch.as_tensor(b, device="cuda").requires_grad_(True)
+    rmt, rvt = torch.as_tensor(rm, device="cuda"), torch.as_tensor(rv, device="cuda")
+    yt = F.batch_norm(xt, rmt, rvt, wt, bt, training, 0.1, 1e-5)
+    yt.backward(torch.as_tensor(dy, device="cuda"))
+    _close(y.get(), yt.detach().cpu().numpy().astype(np.float64), dtype, scale=4.0)
+    _close(rm_d.get(), rmt.cpu().numpy().astype(np.float64), pdt)
+    _close(rv_d.get(), rvt.cpu().numpy().astype(np.float64), pdt)
+    gi, gw, gb = _gpu_bn_backward(dyd, xd, sm, si, cupy.asarray(w), training=training)
+    scale = np.sqrt(x.size / 32)
+    _close(gi.get(), xt.grad.cpu().numpy().astype(np.float64), dtype, scale=8.0)
+    _close(gw.get(), wt.grad.cpu().numpy().astype(np.float64), pdt, scale=scale * 4)
+    _close(gb.get(), bt.grad.cpu().numpy().astype(np.float64), pdt, scale=scale * 4)
+
+
+# ---- diagnostics ---------------------------------------------------------------------
+
+
+def test_diagnostics_empty():
+    with pytest.raises(ValueError, match="empty"):
+        gpu.sparsity(cupy.zeros((0, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="no values"):
+        gpu.dead_units(cupy.zeros((0, 3), dtype=np.float32), axis=1)
+    assert gpu.sparsity(cupy.zeros((4, 0), dtype=np.float32), axis=1).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((6, 5, 7), 1), ((40, 9), -1), ((3, 4, 8), 2),
+                                        ((50, 8), 0)])
+def test_dead_units_and_sparsity(rng, dtype, shape, axis):
+    x = rng.standard_normal(shape).astype(dtype)
+    x.reshape(-1)[::3] = 0.0
+    ax = axis % x.ndim
+    idx = [slice(None)] * x.ndim
+    idx[ax] = 1
+    x[tuple(idx)] = -np.abs(x[tuple(idx)])  # channel 1 dead (zeros included)
+    idx[ax] = 2
+    x[tuple(idx)] = -1.0
+    one = [0] * x.ndim
+    one[ax] = 2
+    x[tuple(one)] = np.nan  # NaN is not <= 0: channel 2 alive
+    red = tuple(d for d in range(x.ndim) if d != ax)
+    xd = cupy.asarray(x)
+    dead = gpu.dead_units(xd, axis=axis)
+    assert dead.dtype == np.bool_
+    np.testing.assert_array_equal(dead.get(), np.all(x <= 0, axis=red))
+    for t in (0.5, 0.1, -0.3, np.inf, -np.inf):  # exact comparison, 0.1 not rounded up
+        np.testing.assert_array_equal(gpu.dead_units(xd, axis=axis, threshold=t).get(),
+                                      np.all(x.astype(np.float64) <= t, axis=red))
+    s = gpu.sparsity(xd)
+    assert isinstance(s, float) and s == np.count_nonzero(x == 0) / x.size
+    per = gpu.sparsity(xd, axis=axis).get()
+    np.testing.assert_allclose(per, (x == 0).sum(axis=red) / (x.size // x.shape[ax]))
+    with pytest.raises(ValueError, match="NaN"):
+        gpu.dead_units(xd, axis=axis, threshold=float("nan"))
+    with pytest.raises(TypeError, match="axis"):
+        gpu.sparsity(xd, axis=1.0)
+    with pytest.raises(ValueError, match="out of range"):
+        gpu.dead_units(xd, axis=x.ndim)
+    cpu_dead = getattr(cyrelu, "dead_units", None)
+    if cpu_dead is not None:
+        for t in (0.0, 0.1, -0.3):
+            np.testing.assert_array_equal(cyrelu.dead_units(xd, axis=axis, threshold=t).get(),
+                                          cpu_dead(x, axis=axis, threshold=t))
+        assert cyrelu.sparsity(xd) == cyrelu.sparsity(x)
+        np.testing.assert_allclose(np.asarray(cyrelu.sparsity(xd, axis=axis).get()),
+                                   np.asarray(cyrelu.sparsity(x, axis=axis)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_counts_with_many_splits(rng, dtype):
+    # enough data for many blocks per channel (more splits than a warp has lanes)
+    x = rng.standard_normal(400_003).astype(dtype)
+    x[::7] = 0
+    assert gpu.sparsity(cupy.asarray(x)) == np.count_nonzero(x == 0) / x.size
+    x2 = x[:400_000].reshape(-1, 8)
+    x2[:, 3] = -1.0
+    np.testing.assert_array_equal(gpu.dead_units(cupy.asarray(x2), axis=1).get(),
+                                  np.all(x2 <= 0, axis=0))
+    np.testing.assert_allclose(gpu.sparsity(cupy.asarray(x2), axis=-1).get(),
+                               (x2 == 0).mean(axis=0))
