@@ -3,6 +3,8 @@
 Public API (see the README for the full semantics):
 
     relu, leaky_relu, relu_backward, leaky_relu_backward
+    batch_norm, batch_norm_backward
+    nn (NumPy layers: ReLU, LeakyReLU, BatchNorm)
     dead_units, sparsity, fold_batch_norm
     init (Xavier and Kaiming initialisers)
     show_config, __version__
@@ -12,8 +14,9 @@ from cyrelu._version import __version__
 
 try:
     from cyrelu.activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+    from cyrelu.batchnorm import batch_norm, batch_norm_backward
 except ImportError as exc:  # pragma: no cover - only a broken install gets here
-    if "_activations" in str(exc) or "_parallel" in str(exc):
+    if "_activations" in str(exc) or "_parallel" in str(exc) or "_batchnorm" in str(exc):
         raise ImportError(
             "cyrelu's compiled extension could not be imported (%s). If you are in a source "
             "checkout, build it first: `pip install .` (or `python setup.py build_ext "
@@ -21,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
         ) from exc
     raise
 from cyrelu._config import show_config
+from cyrelu import nn
 from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
 from cyrelu import init
 
@@ -30,6 +34,9 @@ __all__ = [
     "leaky_relu",
     "relu_backward",
     "leaky_relu_backward",
+    "batch_norm",
+    "batch_norm_backward",
+    "nn",
     "show_config",
     "dead_units",
     "sparsity",

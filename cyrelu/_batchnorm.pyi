@@ -1,0 +1,92 @@
+"""Type stub of the compiled BatchNorm entry points (cyrelu/_batchnorm.pyx)."""
+
+from typing import Optional
+
+import numpy as np
+from numpy.typing import NDArray
+
+ACT_NONE: int
+ACT_RELU: int
+ACT_LEAKY: int
+
+def uses_channel_layout(inner: int) -> bool: ...
+def batch_stats(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    num_threads: Optional[int],
+) -> None: ...
+def train_channels(
+    x: NDArray[np.floating],
+    y: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    w: NDArray[np.float64],
+    b: NDArray[np.float64],
+    eps: float,
+    act: int,
+    alpha: float,
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    num_threads: Optional[int],
+) -> None: ...
+def normalise(
+    x: NDArray[np.floating],
+    y: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    scale: NDArray[np.floating],
+    shift: NDArray[np.floating],
+    act: int,
+    alpha: float,
+    num_threads: Optional[int],
+) -> None: ...
+def backward_channels(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: Optional[NDArray[np.floating]],
+    dx: Optional[NDArray[np.floating]],
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.float64],
+    invstd: NDArray[np.float64],
+    w: NDArray[np.float64],
+    train: bool,
+    act: int,
+    alpha: float,
+    sums: NDArray[np.float64],
+    num_threads: Optional[int],
+) -> None: ...
+def backward_rows_sums(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: Optional[NDArray[np.floating]],
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.float64],
+    act: int,
+    alpha: float,
+    sums: NDArray[np.float64],
+    num_threads: Optional[int],
+) -> None: ...
+def backward_rows_dx(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: Optional[NDArray[np.floating]],
+    dx: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    params: NDArray[np.floating],
+    train: bool,
+    act: int,
+    alpha: float,
+    num_threads: Optional[int],
+) -> None: ...

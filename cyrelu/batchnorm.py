@@ -1,0 +1,473 @@
+"""Batch normalisation, forward and backward: the public functions.
+
+Each function validates once, then calls the Cython entry points in
+``cyrelu._batchnorm``.  Semantics are PyTorch's ``torch.nn.functional.batch_norm``
+and its autograd (see the README), with the channel axis chosen by ``axis``.
+
+Memory layout: ``x`` is read in place when it is C-contiguous, or contiguous
+after a permutation of its axes (e.g. an NCHW-shaped view of channels-last
+data, or any transpose of a contiguous array); the result then has the same
+layout as ``x``.  Any other ``x`` (slices with gaps, unaligned data) is first
+copied to a C-contiguous array.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Literal, Optional, Tuple, Union, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from cyrelu import _batchnorm as _k
+from cyrelu._backend import backend_for
+from cyrelu._validation import HALF, as_float_array, check_out, check_real, check_same
+
+__all__ = ["batch_norm", "batch_norm_backward"]
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_PER_CHANNEL_DTYPES = (_F32, _F64)
+
+Activation = Optional[Literal["relu", "leaky_relu"]]
+FloatArray = NDArray[np.floating]
+
+_ACTS = {None: _k.ACT_NONE, "relu": _k.ACT_RELU, "leaky_relu": _k.ACT_LEAKY}
+
+
+# ---- public functions ---------------------------------------------------------------
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: Optional[FloatArray] = ...,
+    running_var: Optional[FloatArray] = ...,
+    weight: Optional[ArrayLike] = ...,
+    bias: Optional[ArrayLike] = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    axis: int = ...,
+    activation: Activation = ...,
+    alpha: float = ...,
+    out: Optional[FloatArray] = ...,
+    return_stats: Literal[False] = ...,
+    num_threads: Optional[int] = ...,
+) -> FloatArray: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: Optional[FloatArray] = ...,
+    running_var: Optional[FloatArray] = ...,
+    weight: Optional[ArrayLike] = ...,
+    bias: Optional[ArrayLike] = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    axis: int = ...,
+    activation: Activation = ...,
+    alpha: float = ...,
+    out: Optional[FloatArray] = ...,
+    return_stats: Literal[True],
+    num_threads: Optional[int] = ...,
+) -> Tuple[FloatArray, FloatArray, FloatArray]: ...
+
+
+@overload
+def batch_norm(
+    x: ArrayLike,
+    running_mean: Optional[FloatArray] = ...,
+    running_var: Optional[FloatArray] = ...,
+    weight: Optional[ArrayLike] = ...,
+    bias: Optional[ArrayLike] = ...,
+    training: bool = ...,
+    momentum: float = ...,
+    eps: float = ...,
+    *,
+    axis: int = ...,
+    activation: Activation = ...,
+    alpha: float = ...,
+    out: Optional[FloatArray] = ...,
+    return_stats: bool = ...,
+    num_threads: Optional[int] = ...,
+) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]: ...
+
+
+def batch_norm(
+    x: ArrayLike,
+    running_mean: Optional[FloatArray] = None,
+    running_var: Optional[FloatArray] = None,
+    weight: Optional[ArrayLike] = None,
+    bias: Optional[ArrayLike] = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    axis: int = 1,
+    activation: Activation = None,
+    alpha: float = 0.2,
+    out: Optional[FloatArray] = None,
+    return_stats: bool = False,
+    num_threads: Optional[int] = None,
+) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]:
+    """Batch normalisation over every axis but ``axis`` (PyTorch's semantics).
+
+    Parameters
+    ----------
+    x : array_like of float16, float32 or float64, ndim >= 2
+        ``axis`` is the channel axis (1 for NCHW and (N, C); -1 for channels-last).
+        float16 is computed in float32 and rounded once on the way out.
+    running_mean, running_var : ndarray (C,) of float32/float64, optional
+        Required when ``training`` is False.  When ``training`` is True they are
+        updated in place (if given, and they must then be writable):
+        ``running = (1 - momentum) * running + momentum * batch``, with the
+        unbiased batch variance for ``running_var``.
+    weight, bias : array_like (C,), optional
+        Affine parameters (default 1 and 0).
+    training : bool
+        True: normalise with the batch mean and biased batch variance (at least
+        2 values per channel).  False: normalise with the running statistics.
+    momentum : float in [0, 1];  eps : float > 0
+    axis : int
+        Channel axis, negative allowed.
+    activation : None, "relu" or "leaky_relu"
+        Applied to the normalised output in the same pass (``alpha`` for leaky).
+    out : ndarray, optional
+        Writable array of ``x``'s shape and dtype (``out=x`` works in place).
+    return_stats : bool
+        Also return ``save_mean`` and ``save_invstd`` (float32 for float16/32
+        data, float64 for float64): the batch mean and ``1/sqrt(var + eps)``
+        in training, the running statistics' in evaluation.
+    num_threads : int, optional
+        Threads to use (None: OpenMP's default).  Results do not depend on it.
+
+    Returns
+    -------
+    y, or (y, save_mean, save_invstd) when ``return_stats`` is True.
+    """
+    be = backend_for(x, running_mean, running_var, weight, bias, out)
+    if be is not None:
+        return be.batch_norm(  # type: ignore[no-any-return]
+            x, running_mean, running_var, weight, bias, training, momentum, eps, axis=axis,
+            activation=activation, alpha=alpha, out=out, return_stats=return_stats,
+            num_threads=num_threads,
+        )
+    xa = as_float_array(x, "x")
+    if xa.ndim < 2:
+        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
+                         % (xa.shape,))
+    ax = _normalize_axis(axis, xa.ndim)
+    C = xa.shape[ax]
+    act = _activation(activation)
+    alpha = check_real(alpha, "alpha")
+    momentum = check_real(momentum, "momentum")
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError("momentum must be in [0, 1], got %r" % momentum)
+    eps = check_real(eps, "eps")
+    if not eps > 0.0:
+        raise ValueError("eps must be > 0, got %r" % eps)
+    training = bool(training)
+    w64 = _per_channel(weight, "weight", C, default=1.0)
+    b64 = _per_channel(bias, "bias", C, default=0.0)
+    rm = _running(running_mean, "running_mean", C, training)
+    rv = _running(running_var, "running_var", C, training)
+    if not training and (rm is None or rv is None):
+        raise ValueError("running_mean and running_var are required when training=False")
+    if out is not None:
+        check_out(out, xa.shape, xa.dtype)
+    n = xa.size // C if C else 0
+    if training and n < 2 and C > 0:
+        raise ValueError(
+            "expected more than 1 value per channel when training, got input shape %s "
+            "(channel axis %d)" % (xa.shape, ax)
+        )
+    stats_dtype = _F64 if xa.dtype == _F64 else _F32
+
+    if xa.dtype == HALF:  # computed in float32, rounded once on the way out
+        x32 = xa.astype(np.float32)
+        y32, m, s = batch_norm(
+            x32, rm, rv, w64, b64, training, momentum, eps, axis=ax, activation=activation,
+            alpha=alpha, out=x32, return_stats=True, num_threads=num_threads,
+        )
+        y16 = out if out is not None else np.empty_like(xa)
+        np.copyto(y16, y32, casting="same_kind")
+        return (y16, m, s) if return_stats else y16
+
+    if out is not None and np.may_share_memory(out, xa) and not _aliases(out, xa):
+        xa = xa.copy()
+    x3, order = _as_contiguous(xa)
+    outer, inner = _outer_inner(x3.shape, order.index(ax))
+    y3, y = _output_view(out, x3, order)
+
+    if training:
+        mean64 = np.empty(C, dtype=np.float64)
+        var64 = np.empty(C, dtype=np.float64)
+        if x3.size:
+            if _k.uses_channel_layout(inner):
+                _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
+                                  var64, num_threads)
+            else:
+                _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
+                _normalise(x3, y3, outer, C, inner, mean64, 1.0 / np.sqrt(var64 + eps), w64,
+                           b64, act, alpha, num_threads)
+        invstd64 = 1.0 / np.sqrt(var64 + eps)
+        if rm is not None:
+            rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean64
+        if rv is not None:
+            unbiased = var64 * (n / (n - 1.0)) if n > 1 else var64
+            rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * unbiased
+    else:
+        assert rm is not None and rv is not None
+        mean64 = rm.astype(np.float64)
+        invstd64 = 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+        if x3.size:
+            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
+                       num_threads)
+    if y is not out and out is not None:
+        np.copyto(out, y)
+        y = out
+    if return_stats:
+        return y, mean64.astype(stats_dtype), invstd64.astype(stats_dtype)
+    return y
+
+
+def batch_norm_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    save_mean: ArrayLike,
+    save_invstd: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    *,
+    training: bool = True,
+    axis: int = 1,
+    activation: Activation = None,
+    alpha: float = 0.2,
+    output: Optional[ArrayLike] = None,
+    out: Optional[FloatArray] = None,
+    num_threads: Optional[int] = None,
+) -> Tuple[FloatArray, FloatArray, FloatArray]:
+    """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
+
+    ``save_mean``/``save_invstd`` are what the forward returned with
+    ``return_stats=True``.  ``training=True`` gives the full gradient through the
+    batch statistics (PyTorch's formula); ``training=False`` gives
+    ``grad_input = grad_output * weight * save_invstd``.  With a fused
+    ``activation``, ``output`` (the forward's result) is required and gates
+    ``grad_output`` first, as PyTorch's relu / leaky_relu backward would
+    (``leaky_relu`` needs ``alpha > 0`` for the output's sign to be the input's).
+    ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight``
+    and ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64
+    data) when ``weight`` is None.
+    """
+    be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
+    if be is not None:
+        return be.batch_norm_backward(  # type: ignore[no-any-return]
+            grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
+            activation=activation, alpha=alpha, output=output, out=out,
+            num_threads=num_threads,
+        )
+    g = as_float_array(grad_output, "grad_output")
+    xa = as_float_array(x, "x")
+    check_same("grad_output", g, "x", xa)
+    if xa.ndim < 2:
+        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
+                         % (xa.shape,))
+    ax = _normalize_axis(axis, xa.ndim)
+    C = xa.shape[ax]
+    act = _activation(activation)
+    alpha = check_real(alpha, "alpha")
+    if act == _k.ACT_LEAKY and not alpha > 0.0:
+        raise ValueError(
+            "the fused leaky_relu backward needs alpha > 0 (the output's sign must be the "
+            "input's), got alpha=%r" % alpha
+        )
+    training = bool(training)
+    mean64 = _per_channel(save_mean, "save_mean", C)
+    invstd64 = _per_channel(save_invstd, "save_invstd", C)
+    w64 = _per_channel(weight, "weight", C, default=1.0)
+    ya = None
+    if act != _k.ACT_NONE:
+        if output is None:
+            raise ValueError("output (the forward's result) is required with activation=%r"
+                             % activation)
+        ya = as_float_array(output, "output")
+        check_same("output", ya, "x", xa)
+    if out is not None:
+        check_out(out, xa.shape, xa.dtype)
+    if weight is not None:
+        pdtype = np.asarray(weight).dtype
+    else:
+        pdtype = _F64 if xa.dtype == _F64 else _F32
+
+    if xa.dtype == HALF:
+        g32 = g.astype(np.float32)
+        gi, gw, gb = batch_norm_backward(
+            g32, xa.astype(np.float32), mean64, invstd64, w64, training=training, axis=ax,
+            activation=activation, alpha=alpha,
+            output=None if ya is None else ya.astype(np.float32), out=g32,
+            num_threads=num_threads,
+        )
+        res = out if out is not None else np.empty_like(xa)
+        np.copyto(res, gi, casting="same_kind")
+        return res, gw.astype(pdtype), gb.astype(pdtype)
+
+    x3, order = _as_contiguous(xa)
+    g3 = _in_layout(g, order)
+    y3 = None if ya is None else _in_layout(ya, order)
+    outer, inner = _outer_inner(x3.shape, order.index(ax))
+    dst = out
+    if out is not None and any(
+        np.may_share_memory(out, a) for a in (g, xa, ya) if a is not None
+    ):
+        dst = None  # write a fresh array, then copy
+    dx3, dx = _output_view(dst, x3, order)
+    n = outer * inner
+    sums = np.zeros((C, 2), dtype=np.float64)
+    if x3.size:
+        if _k.uses_channel_layout(inner):
+            _k.backward_channels(g3, x3, y3, dx3, outer, C, inner, mean64, invstd64, w64,
+                                 training, act, alpha, sums, num_threads)
+        else:
+            _k.backward_rows_sums(g3, x3, y3, outer, C, inner, mean64, act, alpha, sums,
+                                  num_threads)
+            params = np.empty((4, C), dtype=np.float64)
+            params[0] = mean64
+            if training:
+                params[1] = sums[:, 1] / n * invstd64 * invstd64
+                params[2] = sums[:, 0] / n
+            else:
+                params[1] = 0.0
+                params[2] = 0.0
+            params[3] = w64 * invstd64
+            pcols = np.ascontiguousarray(np.repeat(params, inner, axis=1), dtype=x3.dtype)
+            _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act,
+                                alpha, num_threads)
+    if out is not None and dx is not out:
+        np.copyto(out, dx)
+        dx = out
+    grad_weight = (sums[:, 1] * invstd64).astype(pdtype)
+    grad_bias = sums[:, 0].astype(pdtype)
+    return dx, grad_weight, grad_bias
+
+
+# ---- shared machinery --------------------------------------------------------------
+
+
+def _normalize_axis(axis: object, ndim: int) -> int:
+    if isinstance(axis, (bool, np.bool_)):
+        raise ValueError("axis must be an int, got %r" % (axis,))
+    try:
+        a = operator.index(axis)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("axis must be an int, got %r" % (axis,)) from None
+    if not -ndim <= a < ndim:
+        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
+    return a % ndim
+
+
+def _activation(activation: object) -> int:
+    try:
+        return int(_ACTS[activation])  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "activation must be None, 'relu' or 'leaky_relu', got %r" % (activation,)
+        ) from None
+
+
+def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
+    if a.dtype not in _PER_CHANNEL_DTYPES:
+        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
+                        % (name, a.dtype))
+    if not a.dtype.isnative:
+        raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
+    if a.ndim != 1 or a.shape[0] != C:
+        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
+                         % (name, C, a.shape))
+
+
+def _per_channel(value: object, name: str, C: int,
+                 default: Optional[float] = None) -> NDArray[np.float64]:
+    """A per-channel parameter as a contiguous float64 array of length C."""
+    if value is None:
+        if default is None:
+            raise ValueError("%s is required" % name)
+        return np.full(C, default, dtype=np.float64)
+    if type(value) is not np.ndarray and not isinstance(value, (list, tuple)):
+        raise TypeError("%s: expected a numpy.ndarray (or a list), got %s"
+                        % (name, type(value).__name__))
+    a = np.asarray(value)
+    _check_per_channel(a, name, C)
+    return np.ascontiguousarray(a, dtype=np.float64)
+
+
+def _running(value: object, name: str, C: int,
+             training: bool) -> Optional[NDArray[np.floating]]:
+    if value is None:
+        return None
+    if type(value) is not np.ndarray:
+        raise TypeError("%s must be a numpy.ndarray, got %s" % (name, type(value).__name__))
+    _check_per_channel(value, name, C)
+    if training and not value.flags.writeable:
+        raise ValueError("%s is read-only, but training=True updates it in place" % name)
+    return value
+
+
+def _aliases(a: NDArray[np.generic], b: NDArray[np.generic]) -> bool:
+    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+            and a.strides == b.strides and a.shape == b.shape)
+
+
+def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[int]]:
+    """``(view, order)``: ``a.transpose(order)`` C-contiguous and aligned (a copy of ``a``
+    when no permutation of its axes is contiguous)."""
+    order = list(range(a.ndim))
+    if a.flags.c_contiguous and a.flags.aligned:
+        return a, order
+    if a.flags.aligned:
+        perm = sorted(order, key=lambda d: -abs(a.strides[d]))
+        t = a.transpose(perm)
+        if t.flags.c_contiguous and all(s >= 0 for s in t.strides):
+            return t, perm
+    return np.ascontiguousarray(a), order
+
+
+def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating]:
+    t = a.transpose(order)
+    if t.flags.c_contiguous and t.flags.aligned:
+        return t
+    return np.ascontiguousarray(t)
+
+
+def _outer_inner(shape: Tuple[int, ...], ax: int) -> Tuple[int, int]:
+    return int(np.prod(shape[:ax], dtype=np.int64)), int(np.prod(shape[ax + 1:], dtype=np.int64))
+
+
+def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
+                 order: list[int]) -> Tuple[NDArray[np.floating], NDArray[np.floating]]:
+    """(y3, y): y3 is a C-contiguous array in x3's axis order the kernel writes, y the
+    result in the caller's axis order (``out`` itself when it can be written directly)."""
+    inverse = list(np.argsort(order))
+    if out is not None:
+        t = out.transpose(order)
+        if t.flags.c_contiguous and t.flags.aligned:
+            return t, out
+    y3 = np.empty(x3.shape, dtype=x3.dtype)
+    return y3, y3.transpose(inverse)
+
+
+def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
+               inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
+               w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
+               num_threads: Optional[int]) -> None:
+    scale = w64 * invstd64
+    shift = b64 - mean64 * scale
+    if not _k.uses_channel_layout(inner):
+        scale = np.repeat(scale, inner)
+        shift = np.repeat(shift, inner)
+    _k.normalise(x3, y3, outer, C, inner, np.ascontiguousarray(scale, dtype=x3.dtype),
+                 np.ascontiguousarray(shift, dtype=x3.dtype), act, alpha, num_threads)

@@ -1,0 +1,265 @@
+"""Layers for NumPy training loops: ``ReLU``, ``LeakyReLU`` and ``BatchNorm``.
+
+Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad_output) ->
+grad_input``, keeping what the backward needs from the last forward, and
+``train()`` / ``eval()``.  ``BatchNorm`` holds its parameters, their gradients and
+its running statistics as NumPy arrays and saves them with ``state_dict()`` (a
+dict of arrays: ``np.savez(path, **layer.state_dict())`` and
+``layer.load_state_dict(np.load(path))`` round-trip).
+
+Gradients are *overwritten* by every ``backward`` (not accumulated as in PyTorch):
+read ``grad_weight`` / ``grad_bias`` after each backward.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Literal, Mapping, Optional
+
+import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
+
+from cyrelu.activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+from cyrelu.batchnorm import batch_norm, batch_norm_backward
+from cyrelu._validation import check_real
+
+__all__ = ["Module", "ReLU", "LeakyReLU", "BatchNorm"]
+
+FloatArray = NDArray[np.floating]
+
+
+class Module:
+    """Base class: the training flag, ``__call__`` and the forward/backward contract."""
+
+    training: bool
+
+    def __init__(self) -> None:
+        self.training = True
+
+    def train(self, mode: bool = True) -> "Module":
+        """Set training mode (``mode=False`` is :meth:`eval`); returns self."""
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Module":
+        """Set evaluation mode; returns self."""
+        return self.train(False)
+
+    def forward(self, x: ArrayLike) -> FloatArray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: ArrayLike) -> FloatArray:
+        return self.forward(x)
+
+    def _saved(self, value: Optional[Any]) -> Any:
+        if value is None:
+            raise RuntimeError("%s.backward() called before forward()" % type(self).__name__)
+        return value
+
+
+class ReLU(Module):
+    """``max(x, 0)`` (see :func:`cyrelu.relu`); backward needs the last forward's input."""
+
+    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        self._x = xa
+        y: FloatArray = relu(xa, num_threads=self.num_threads)
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = relu_backward(grad_output, self._saved(self._x),
+                                      num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "ReLU()"
+
+
+class LeakyReLU(Module):
+    """``x if x > 0 else alpha * x`` (see :func:`cyrelu.leaky_relu`)."""
+
+    def __init__(self, alpha: float = 0.2, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.alpha = check_real(alpha, "alpha")
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        self._x = xa
+        y: FloatArray = leaky_relu(xa, self.alpha, num_threads=self.num_threads)
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = leaky_relu_backward(grad_output, self._saved(self._x), self.alpha,
+                                            num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "LeakyReLU(alpha=%r)" % self.alpha
+
+
+class BatchNorm(Module):
+    """Batch normalisation over every axis but ``axis`` (PyTorch's ``BatchNorm1d/2d/3d``).
+
+    Parameters follow ``torch.nn.BatchNorm2d``: ``weight`` (ones) and ``bias``
+    (zeros) when ``affine``; ``running_mean`` (zeros) and ``running_var`` (ones)
+    when ``track_running_stats``, updated in training mode with ``momentum``.
+    Without running statistics the layer normalises with batch statistics in
+    evaluation mode too (as PyTorch does).  ``activation`` ("relu" or
+    "leaky_relu") is fused into the forward and the backward.  ``dtype`` is the
+    parameters' dtype (float32 or float64); the data may be float16/32/64.
+    """
+
+    weight: Optional[FloatArray]
+    bias: Optional[FloatArray]
+    grad_weight: Optional[FloatArray]
+    grad_bias: Optional[FloatArray]
+    running_mean: Optional[FloatArray]
+    running_var: Optional[FloatArray]
+    num_batches_tracked: int
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        axis: int = 1,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        activation: Optional[Literal["relu", "leaky_relu"]] = None,
+        alpha: float = 0.2,
+        dtype: DTypeLike = np.float32,
+        num_threads: Optional[int] = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
+                num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError("num_features must be a positive int, got %r" % (num_features,))
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError("dtype must be float32 or float64, got %s" % dt)
+        eps = check_real(eps, "eps")
+        momentum = check_real(momentum, "momentum")
+        if not eps > 0:
+            raise ValueError("eps must be > 0, got %r" % eps)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError("momentum must be in [0, 1], got %r" % momentum)
+        if activation not in (None, "relu", "leaky_relu"):
+            raise ValueError("activation must be None, 'relu' or 'leaky_relu', got %r"
+                             % (activation,))
+        self.num_features = int(num_features)
+        self.axis = axis
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        self.activation = activation
+        self.alpha = check_real(alpha, "alpha")
+        self.dtype = dt
+        self.num_threads = num_threads
+        C = self.num_features
+        if self.affine:
+            self.weight = np.ones(C, dt)
+            self.bias = np.zeros(C, dt)
+            self.grad_weight = np.zeros(C, dt)
+            self.grad_bias = np.zeros(C, dt)
+        else:
+            self.weight = self.bias = self.grad_weight = self.grad_bias = None
+        if self.track_running_stats:
+            self.running_mean = np.zeros(C, dt)
+            self.running_var = np.ones(C, dt)
+        else:
+            self.running_mean = self.running_var = None
+        self.num_batches_tracked = 0
+        self._cache: Optional[Dict[str, Any]] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        use_batch = self.training or not self.track_running_stats
+        update = self.training and self.track_running_stats
+        y, mean, invstd = batch_norm(
+            x,
+            self.running_mean if (update or not use_batch) else None,
+            self.running_var if (update or not use_batch) else None,
+            self.weight, self.bias, use_batch, self.momentum, self.eps, axis=self.axis,
+            activation=self.activation, alpha=self.alpha, return_stats=True,
+            num_threads=self.num_threads,
+        )
+        if update:
+            self.num_batches_tracked += 1
+        self._cache = {
+            "x": x, "y": y if self.activation is not None else None, "mean": mean,
+            "invstd": invstd, "training": use_batch,
+        }
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        c = self._saved(self._cache)
+        grad_input, gw, gb = batch_norm_backward(
+            grad_output, c["x"], c["mean"], c["invstd"], self.weight, training=c["training"],
+            axis=self.axis, activation=self.activation, alpha=self.alpha, output=c["y"],
+            num_threads=self.num_threads,
+        )
+        if self.affine:
+            assert self.grad_weight is not None and self.grad_bias is not None
+            self.grad_weight[...] = gw
+            self.grad_bias[...] = gb
+        return grad_input
+
+    # ---- persistence -------------------------------------------------------------
+
+    def _state_names(self) -> list[str]:
+        names = []
+        if self.affine:
+            names += ["weight", "bias"]
+        if self.track_running_stats:
+            names += ["running_mean", "running_var", "num_batches_tracked"]
+        return names
+
+    def state_dict(self) -> Dict[str, NDArray[Any]]:
+        """Copies of the parameters and running statistics, as a dict of arrays."""
+        state: Dict[str, NDArray[Any]] = {}
+        for name in self._state_names():
+            value = getattr(self, name)
+            state[name] = np.array(value, dtype=np.int64 if name == "num_batches_tracked"
+                                   else None, copy=True)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
+        """Copy values from ``state`` (e.g. ``np.load(path)`` of an ``np.savez`` file)
+        into the layer's arrays (keeping their dtype).  With ``strict``, the keys must
+        match :meth:`state_dict`'s exactly."""
+        names = self._state_names()
+        keys = set(state.keys())
+        missing = [n for n in names if n not in keys]
+        unexpected = sorted(keys - set(names))
+        if strict and (missing or unexpected):
+            raise KeyError("state_dict mismatch: missing %s, unexpected %s"
+                           % (missing, unexpected))
+        for name in names:
+            if name not in keys:
+                continue
+            value = np.asarray(state[name])
+            if name == "num_batches_tracked":
+                if value.shape != ():
+                    raise ValueError("num_batches_tracked must be a scalar, got shape %s"
+                                     % (value.shape,))
+                self.num_batches_tracked = int(value)
+                continue
+            if value.shape != (self.num_features,):
+                raise ValueError("%s has shape %s, expected (%d,)"
+                                 % (name, value.shape, self.num_features))
+            getattr(self, name)[...] = value
+
+    def __repr__(self) -> str:
+        return ("BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"
+                " activation=%r)" % (self.num_features, self.axis, self.eps, self.momentum,
+                                     self.affine, self.track_running_stats, self.activation))

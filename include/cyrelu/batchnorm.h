@@ -1,0 +1,219 @@
+/* BatchNorm kernels (statistics, normalisation with a fused activation, backward),
+ * for float and double data.
+ *
+ * The kernel bodies live once, in batchnorm_template.h, which is included below once
+ * per element type (float, double) and instruction set (baseline; AVX2 and AVX-512
+ * with gcc/clang on x86-64), as activations.h does; the cyr_bn_*_f32/_f64 entry
+ * points pick the copy from cyr_isa_level() (common.h).
+ *
+ * Data is seen as a C-contiguous 3-D array (outer, C, inner): the channel axis in
+ * the middle, every axis before it folded into `outer`, every axis after it into
+ * `inner`.  Two loop shapes:
+ *
+ *   per channel  (inner large, e.g. NCHW): one channel's slab is `outer` rows of
+ *                `inner` contiguous elements; a thread owns whole channels, so
+ *                the statistics pass and the normalise pass run back to back on
+ *                a slab that is still in cache.
+ *   per row      (inner small, e.g. NHWC or (N, C)): the data is `rows` rows of
+ *                W = C * inner contiguous columns; per-column accumulators
+ *                (vectorised across columns) are kept for fixed blocks of rows
+ *                and merged in a fixed order.
+ *
+ * Sums are accumulated in double for both element types; variances are two-pass
+ * (mean, then the sum of squared deviations) within a block, and blocks are
+ * combined with Chan et al.'s pairwise update.  Work is partitioned by channel or
+ * by fixed row groups that do not depend on the thread count, so results are
+ * bitwise identical for any number of threads.
+ */
+#ifndef CYRELU_BATCHNORM_H
+#define CYRELU_BATCHNORM_H
+
+#include <math.h>
+#include "common.h"
+#include "activations.h"
+
+/* Fused activation codes shared with the Cython layer (cyrelu/_batchnorm.pyx). */
+#define CYR_BN_ACT_NONE 0
+#define CYR_BN_ACT_RELU 1
+#define CYR_BN_ACT_LEAKY 2
+
+/* Helpers are forced inline, so that every loop is compiled inside its kernel, for
+ * that kernel's instruction set. */
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_INLINE static inline __attribute__((always_inline))
+#else
+#  define CYR_BN_INLINE static inline
+#endif
+
+/* Independent accumulators in the reductions: lanes the compiler can keep in
+ * vector registers without reassociating a single sum (no -ffast-math needed). */
+#define CYR_BN_LANES 16
+
+/* The lanes' total, added as a fixed binary tree. */
+CYR_INLINE double cyr_bn_lanes_total(double *acc) {
+    for (int h = CYR_BN_LANES / 2; h >= 1; h /= 2)
+        for (int k = 0; k < h; ++k) acc[k] += acc[k + h];
+    return acc[0];
+}
+
+/* Software prefetch of the next rows of a channel: the per-channel loops jump
+ * between rows `C * inner` elements apart, and rows of a few KiB are too short for
+ * the hardware prefetcher to ramp up on. */
+#define CYR_BN_PREFETCH_ROWS 2
+/* ...and, within a run, this many elements ahead of the reductions' first read. */
+#define CYR_BN_PREFETCH_AHEAD 512
+/* Row layout: rows shorter than CYR_BN_SHORT_ROW_BYTES (where the hardware prefetcher
+ * falls behind, as measured) prefetch the bytes CYR_BN_AHEAD_BYTES ahead of the current
+ * row; longer rows are left to the hardware. */
+#define CYR_BN_AHEAD_BYTES 4096
+#define CYR_BN_SHORT_ROW_BYTES 1024
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#else
+#  define CYR_BN_PREFETCH(p) ((void)(p))
+#endif
+
+CYR_INLINE int cyr_bn_wants_prefetch(Py_ssize_t row_bytes) { return row_bytes <= 8192; }
+
+CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
+    const char *c = (const char *)p;
+    for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH(c + off);
+}
+
+#if defined(__GNUC__) || defined(__clang__)
+#  define CYR_BN_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+#else
+#  define CYR_BN_PREFETCHW(p) ((void)(p))
+#endif
+
+/* The same for lines about to be written (their read-for-ownership starts early). */
+CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
+    char *c = (char *)p;
+    for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCHW(c + off);
+}
+
+/* A channel slab larger than this is reduced in chunks of rows of at most this size
+ * (half of a typical per-core L2 cache). */
+#define CYR_BN_SLAB_BYTES ((Py_ssize_t)1 << 20)
+
+/* Streaming output tiles (see common.h): small, as the per-channel runs can be short. */
+#define CYR_BN_TILE_BYTES 512
+#define CYR_BN_TILE_N(T) ((Py_ssize_t)(CYR_BN_TILE_BYTES / sizeof(T)))
+#define CYR_BN_HEAD_N(p, T) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(T)))
+
+/* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
+CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
+                                  double *CYR_RESTRICT m2_a, double nb,
+                                  const double *CYR_RESTRICT mean_b,
+                                  const double *CYR_RESTRICT m2_b, Py_ssize_t w) {
+    const double n = na + nb;
+    const double fb = nb / n, fab = na * nb / n;
+    for (Py_ssize_t j = 0; j < w; ++j) {
+        const double d = mean_b[j] - mean_a[j];
+        mean_a[j] += d * fb;
+        m2_a[j] += m2_b[j] + d * d * fab;
+    }
+}
+
+/* One copy of the template per (type, ISA), as in activations.h.  Results are bitwise
+ * identical across the copies: every reduction has a fixed association order, and
+ * a * b + c is never contracted into a fused multiply-add (the AVX-512 target has FMA,
+ * and gcc would contract by default), so every copy rounds the same way. */
+#if defined(__clang__)
+#  pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#  pragma GCC push_options
+#  pragma GCC optimize("fp-contract=off")
+#endif
+#define CYR_TARGET
+#define CYR_T float
+#define CYR_SUFFIX f32_base
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_base
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#if CYR_ISA_DISPATCH
+#define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_T float
+#define CYR_SUFFIX f32_avx2
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx2
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_T float
+#define CYR_SUFFIX f32_avx512
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx512
+#include "batchnorm_template.h"
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+#endif
+
+#if !defined(__clang__) && defined(__GNUC__)
+#  pragma GCC pop_options
+#endif
+
+/* ---- entry points used by Cython: one per (kernel, type), dispatching on the ISA ---- */
+#define CYR_BN_ENTRY_POINTS(T, S)                                                          \
+CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
+                                         Py_ssize_t inner, Py_ssize_t c, double w,         \
+                                         double b, double eps, int act, T a, int stream,   \
+                                         double *mean_out, double *var_out) {              \
+    CYR_DISPATCH(bn_train_channel, S,                                                      \
+                 (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out)); \
+}                                                                                          \
+CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
+                                            Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
+                                            const T *scale, const T *shift, T a) {         \
+    CYR_DISPATCH(bn_affine_chan_rows, S, (act, x, y, r0, r1, C, inner, scale, shift, a));  \
+}                                                                                          \
+CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t rows,         \
+                                       Py_ssize_t w, const T *scale, const T *shift, T a) {\
+    CYR_DISPATCH(bn_affine_rows, S, (act, x, y, rows, w, scale, shift, a));                \
+}                                                                                          \
+CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
+                                          Py_ssize_t block_rows, double *gmean,            \
+                                          double *gm2, double *tmean, double *tm2) {       \
+    CYR_DISPATCH(bn_group_colstats, S, (x, rows, w, block_rows, gmean, gm2, tmean, tm2));  \
+}                                                                                          \
+CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y, T *dx,    \
+                                            Py_ssize_t outer, Py_ssize_t C,                \
+                                            Py_ssize_t inner, Py_ssize_t c, double mean,   \
+                                            double invstd, double w, int train, int act,   \
+                                            T a, int stream, double *sums) {               \
+    CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
+                                          w, train, act, a, stream, sums));                \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
+                                    Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
+                                    T a, double *s0, double *s1) {                         \
+    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, a, s0, s1));               \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
+                                   const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
+                                   const T *mean, const T *k, const T *mdy, const T *A,    \
+                                   T a) {                                                  \
+    CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));  \
+}
+
+CYR_BN_ENTRY_POINTS(float, f32)
+CYR_BN_ENTRY_POINTS(double, f64)
+
+#endif /* CYRELU_BATCHNORM_H */

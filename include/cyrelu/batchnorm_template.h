@@ -1,0 +1,547 @@
+/* Type-generic bodies of the BatchNorm kernels; include only from batchnorm.h,
+ * with CYR_T (the element type), CYR_SUFFIX (e.g. f32_avx2) and CYR_TARGET (the
+ * instruction-set attribute, possibly empty) defined.  The `static CYR_TARGET`
+ * functions are the kernels batchnorm.h's entry points dispatch to.
+ *
+ * `act` arguments are CYR_BN_ACT_*; the *_impl functions take it as a parameter
+ * and are only called with a literal from a switch, so after inlining every loop
+ * is specialised for one activation (no branch inside the loop).
+ * Reductions return double and use CYR_BN_LANES independent accumulators: the
+ * order of additions is fixed by the code, not by the compiler or thread count.
+ */
+
+/* ---- the math of one element ------------------------------------------------ */
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
+    if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_elem)(v, a);
+    if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_elem)(v, a);
+    return v;
+}
+
+/* dy gated by the fused activation, looked up on the forward's output y. */
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
+    if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_backward_elem)(g, y[i], a);
+    if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_backward_elem)(g, y[i], a);
+    return g;
+}
+
+/* ---- reductions over one contiguous run ---------------------------------------- */
+/* Each adds into caller-owned accumulators: acc[k] (CYR_BN_LANES lanes) takes the
+ * elements of full lane groups, *tail the rest, so one set of accumulators runs
+ * across all the rows of a channel and is totalled once. */
+
+/* acc += x[0:n] */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+                                     double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
+    Py_ssize_t i = 0;
+    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
+        {
+        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
+        for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] += (double)x[i + k];
+    }
+    for (; i < n; ++i) *tail += (double)x[i];
+}
+
+/* acc += (x[0:n] - mean)**2 */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
+                                       double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
+    Py_ssize_t i = 0;
+    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
+        for (int k = 0; k < CYR_BN_LANES; ++k) {
+            const double d = (double)x[i + k] - mean;
+            acc[k] += d * d;
+        }
+    for (; i < n; ++i) {
+        const double d = (double)x[i] - mean;
+        *tail += d * d;
+    }
+}
+
+/* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1]. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+                                          const CYR_T *CYR_RESTRICT x,
+                                          const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
+                                          double mean, CYR_T a, double *CYR_RESTRICT s0,
+                                          double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
+    Py_ssize_t i = 0;
+    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+        CYR_BN_PREFETCH(dy + i + CYR_BN_PREFETCH_AHEAD);
+        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
+        if (act != CYR_BN_ACT_NONE) CYR_BN_PREFETCH(y + i + CYR_BN_PREFETCH_AHEAD);
+        for (int k = 0; k < CYR_BN_LANES; ++k) {
+            const double g = (double)CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+            s0[k] += g;
+            s1[k] += g * ((double)x[i + k] - mean);
+        }
+    }
+    for (; i < n; ++i) {
+        const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, a);
+        t[0] += g;
+        t[1] += g * ((double)x[i] - mean);
+    }
+}
+
+/* ---- elementwise passes over one contiguous run, one (scale, shift) ---------------- */
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
+                                         CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T scale,
+                                         CYR_T shift, CYR_T a) {
+    for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+                                                 CYR_T scale, CYR_T shift, CYR_T a) {
+    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
+}
+
+/* y = act(x * scale + shift); y may be exactly x. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
+                                    CYR_T scale, CYR_T shift, CYR_T a) {
+    if ((const CYR_T *)y == x) {
+        switch (act) {
+        case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_RELU, y, n, scale, shift, a); break;
+        case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_LEAKY, y, n, scale, shift, a); break;
+        default: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_NONE, y, n, scale, shift, a); break;
+        }
+    } else {
+        switch (act) {
+        case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_RELU, x, y, n, scale, shift, a); break;
+        case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_LEAKY, x, y, n, scale, shift, a); break;
+        default: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_NONE, x, y, n, scale, shift, a); break;
+        }
+    }
+}
+
+/* bn_affine for an output that streams (see "streaming stores" in common.h): the head
+ * up to a 64-byte boundary, then tiles computed in an L1 buffer and streamed out, then
+ * the tail.  y distinct from x.  The caller fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_stream)(int act, const CYR_T *x, CYR_T *y,
+                                                        Py_ssize_t n, CYR_T scale,
+                                                        CYR_T shift, CYR_T a) {
+#if CYR_HAVE_STREAM
+    CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+    const Py_ssize_t head = CYR_BN_HEAD_N(y, CYR_T);
+    Py_ssize_t i = head < n ? head : n;
+    CYR_NAME(bn_affine)(act, x, y, i, scale, shift, a);
+    for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
+        CYR_NAME(bn_affine)(act, x + i, tile, CYR_BN_TILE_N(CYR_T), scale, shift, a);
+        cyr_stream_store(y + i, tile, CYR_BN_TILE_BYTES);
+    }
+    CYR_NAME(bn_affine)(act, x + i, y + i, n - i, scale, shift, a);
+#else
+    CYR_NAME(bn_affine)(act, x, y, n, scale, shift, a);
+#endif
+}
+
+/* ---- elementwise passes over one row of W columns, per-column parameters ----------- */
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
+                                              CYR_T *CYR_RESTRICT y, Py_ssize_t w,
+                                              const CYR_T *CYR_RESTRICT scale,
+                                              const CYR_T *CYR_RESTRICT shift, CYR_T a) {
+    for (Py_ssize_t j = 0; j < w; ++j) y[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
+                                                      const CYR_T *CYR_RESTRICT scale,
+                                                      const CYR_T *CYR_RESTRICT shift, CYR_T a) {
+    for (Py_ssize_t j = 0; j < w; ++j) x[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
+}
+
+/* rows x w, consecutive rows ld elements apart: y = act(x * scale[col] + shift[col]);
+ * y may be exactly x. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+                                            Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
+                                            const CYR_T *shift, CYR_T a) {
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
+    for (Py_ssize_t r = 0; r < rows; ++r) {
+        const CYR_T *xr = x + r * ld;
+        CYR_T *yr = y + r * ld;
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)xr + CYR_BN_AHEAD_BYTES, rb);
+            if ((const CYR_T *)yr != xr)
+                cyr_bn_prefetchw_run((char *)yr + CYR_BN_AHEAD_BYTES, rb);
+        }
+        if ((const CYR_T *)yr == xr) {
+            switch (act) {
+            case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_RELU, yr, w, scale, shift, a); break;
+            case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_LEAKY, yr, w, scale, shift, a); break;
+            default: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_NONE, yr, w, scale, shift, a); break;
+            }
+        } else {
+            switch (act) {
+            case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_RELU, xr, yr, w, scale, shift, a); break;
+            case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_LEAKY, xr, yr, w, scale, shift, a); break;
+            default: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_NONE, xr, yr, w, scale, shift, a); break;
+            }
+        }
+    }
+}
+
+/* rows x W, contiguous rows. */
+static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
+                                         Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
+                                         CYR_T a) {
+    CYR_NAME(bn_affine_rows_ld)(act, x, y, rows, w, w, scale, shift, a);
+}
+
+/* ---- training forward, one channel of a (outer, C, inner) array -------------------- */
+
+/* Two-pass statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out
+ * (the sum of squared deviations).  x points at the channel's first row. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t step,
+                                                   Py_ssize_t inner, Py_ssize_t o0,
+                                                   Py_ssize_t o1, int prefetch,
+                                                   double *mean_out, double *m2_out) {
+    const double n = (double)(o1 - o0) * (double)inner;
+    double acc[CYR_BN_LANES] = {0}, tail = 0.0, mean;
+    Py_ssize_t o;
+    for (o = o0; o < o1; ++o) {
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
+            cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step,
+                                inner * (Py_ssize_t)sizeof(CYR_T));
+        CYR_NAME(bn_sum_acc)(x + o * step, inner, acc, &tail);
+    }
+    mean = (cyr_bn_lanes_total(acc) + tail) / n;
+    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
+    tail = 0.0;
+    for (o = o0; o < o1; ++o) CYR_NAME(bn_sqdev_acc)(x + o * step, inner, mean, acc, &tail);
+    *mean_out = mean;
+    *m2_out = cyr_bn_lanes_total(acc) + tail;
+}
+
+/* Statistics of channel c, then y = act(x * scale + shift) over the same slab while it
+ * is still in cache.  A slab larger than CYR_BN_SLAB_BYTES is taken in chunks of rows
+ * that fit (each two-pass in cache, merged in order with Chan's update), so the
+ * statistics always read memory once.  Writes the batch mean and biased variance. */
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
+                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                           double w, double b, double eps, int act, CYR_T a,
+                                           int stream, double *mean_out, double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    const Py_ssize_t chunk = row_bytes >= CYR_BN_SLAB_BYTES ? 1 : CYR_BN_SLAB_BYTES / row_bytes;
+    const int prefetch = cyr_bn_wants_prefetch(row_bytes);
+    double mean, m2, na, var, invstd, scale;
+    Py_ssize_t o;
+    x += c * inner;
+    y += c * inner;
+    CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
+                                     &mean, &m2);
+    na = (double)(outer < chunk ? outer : chunk) * (double)inner;
+    for (o = chunk; o < outer; o += chunk) {
+        const Py_ssize_t o1 = outer - o < chunk ? outer : o + chunk;
+        double mb, m2b;
+        CYR_NAME(bn_channel_chunk_stats)(x, step, inner, o, o1, prefetch, &mb, &m2b);
+        cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
+        na += (double)(o1 - o) * (double)inner;
+    }
+    var = m2 / na;
+    invstd = 1.0 / sqrt(var + eps);
+    scale = w * invstd;
+    if (stream && (const CYR_T *)y != x) {
+        for (o = 0; o < outer; ++o)
+            CYR_NAME(bn_affine_stream)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
+                                       (CYR_T)(b - mean * scale), a);
+#if CYR_HAVE_STREAM
+        cyr_stream_fence();
+#endif
+    } else {
+        for (o = 0; o < outer; ++o) {
+            if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+                cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+            CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
+                                (CYR_T)(b - mean * scale), a);
+        }
+    }
+    *mean_out = mean;
+    *var_out = var;
+}
+
+/* y = act(x * scale[c] + shift[c]) for the rows [r0, r1) of the (outer * C) rows of
+ * length inner (row r belongs to channel r % C); y may be exactly x. */
+static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
+                                              Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
+                                              const CYR_T *scale, const CYR_T *shift, CYR_T a) {
+    for (Py_ssize_t r = r0; r < r1; ++r) {
+        const Py_ssize_t c = r % C;
+        CYR_NAME(bn_affine)(act, x + r * inner, y + r * inner, inner, scale[c], shift[c], a);
+    }
+}
+
+/* ---- statistics per column, for the row layout -------------------------------------- */
+
+/* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
+ * two-pass over a block small enough to stay in cache. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+                                            Py_ssize_t w, Py_ssize_t ld,
+                                            double *CYR_RESTRICT mean,
+                                            double *CYR_RESTRICT m2) {
+    /* Four rows per sweep over the accumulators (a quarter of their loads and
+     * stores), summed as ((r0 + r1) + (r2 + r3)) before joining the column's total. */
+    Py_ssize_t r, j;
+    const double inv = 1.0 / (double)rows;
+    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
+    for (r = 0; r + 4 <= rows; r += 4) {
+        const CYR_T *CYR_RESTRICT x0 = x + r * ld;
+        const CYR_T *CYR_RESTRICT x1 = x0 + ld;
+        const CYR_T *CYR_RESTRICT x2 = x1 + ld;
+        const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        if (ld == w && w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES)
+            cyr_bn_prefetch_run((const char *)x0 + CYR_BN_AHEAD_BYTES,
+                                4 * w * (Py_ssize_t)sizeof(CYR_T));
+        for (j = 0; j < w; ++j)
+            mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
+    }
+    for (; r < rows; ++r) {
+        const CYR_T *CYR_RESTRICT xr = x + r * ld;
+        for (j = 0; j < w; ++j) mean[j] += (double)xr[j];
+    }
+    for (j = 0; j < w; ++j) mean[j] *= inv;
+    for (r = 0; r + 4 <= rows; r += 4) {
+        const CYR_T *CYR_RESTRICT x0 = x + r * ld;
+        const CYR_T *CYR_RESTRICT x1 = x0 + ld;
+        const CYR_T *CYR_RESTRICT x2 = x1 + ld;
+        const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        for (j = 0; j < w; ++j) {
+            const double m = mean[j];
+            const double d0 = (double)x0[j] - m, d1 = (double)x1[j] - m;
+            const double d2 = (double)x2[j] - m, d3 = (double)x3[j] - m;
+            m2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+        }
+    }
+    for (; r < rows; ++r) {
+        const CYR_T *CYR_RESTRICT xr = x + r * ld;
+        for (j = 0; j < w; ++j) {
+            const double d = (double)xr[j] - mean[j];
+            m2[j] += d * d;
+        }
+    }
+}
+
+/* Column statistics of a group of `rows` rows, block by block (block_rows each),
+ * merged in order.  tmean/tm2 are W doubles of scratch. */
+static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
+                                            Py_ssize_t block_rows, double *gmean, double *gm2,
+                                            double *tmean, double *tm2) {
+    Py_ssize_t r0 = 0, nb;
+    double na;
+    nb = rows < block_rows ? rows : block_rows;
+    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
+    na = (double)nb;
+    for (r0 = nb; r0 < rows; r0 += nb) {
+        nb = rows - r0 < block_rows ? rows - r0 : block_rows;
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
+        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
+        na += (double)nb;
+    }
+}
+
+/* ---- backward ---------------------------------------------------------------------- */
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                     Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
+                                     double *t) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
+    default: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
+    }
+}
+
+/* training: dx = (g - (x - mean) * k - mdy) * A;  eval (train == 0): dx = g * A. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+                                     const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
+                                     CYR_T *CYR_RESTRICT dx, Py_ssize_t n, CYR_T mean, CYR_T k,
+                                     CYR_T mdy, CYR_T A, CYR_T a) {
+    if (train) {
+        for (Py_ssize_t i = 0; i < n; ++i) {
+            const CYR_T g = CYR_NAME(bn_gate)(act, dy[i], y, i, a);
+            dx[i] = (g - (x[i] - mean) * k - mdy) * A;
+        }
+    } else {
+        for (Py_ssize_t i = 0; i < n; ++i) dx[i] = CYR_NAME(bn_gate)(act, dy[i], y, i, a) * A;
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
+                                CYR_T mdy, CYR_T A, CYR_T a) {
+    switch (act * 2 + (train != 0)) {
+    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    case 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    default: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+    }
+}
+
+/* Channel c of (outer, C, inner) arrays: sums of the gated gradient and of its product
+ * with (x - mean), then (training) dx from the same slabs while they are in cache.
+ * sums[0] = sum(g), sums[1] = sum(g * (x - mean)).  y may be NULL when act is none. */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                              Py_ssize_t inner, Py_ssize_t c, double mean,
+                                              double invstd, double w, int train, int act,
+                                              CYR_T a, int stream, double *sums) {
+    const Py_ssize_t step = C * inner;
+    const double n = (double)outer * (double)inner;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
+    double k = 0.0, mdy = 0.0;
+    Py_ssize_t o, off;
+    for (o = 0; o < outer; ++o) {
+        off = o * step + c * inner;
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
+            cyr_bn_prefetch_run(dy + off + pd, bytes);
+            cyr_bn_prefetch_run(x + off + pd, bytes);
+            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+        }
+        CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0, s1, t);
+    }
+    sums[0] = cyr_bn_lanes_total(s0) + t[0];
+    sums[1] = cyr_bn_lanes_total(s1) + t[1];
+    if (dx == NULL) return;
+    if (train && n > 0) {
+        mdy = sums[0] / n;
+        k = sums[1] / n * invstd * invstd;
+    }
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+        for (o = 0; o < outer; ++o) {
+            Py_ssize_t i;
+            off = o * step + c * inner;
+            i = CYR_BN_HEAD_N(dx + off, CYR_T) < inner ? CYR_BN_HEAD_N(dx + off, CYR_T) : inner;
+            CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, i,
+                            (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+            for (; i + CYR_BN_TILE_N(CYR_T) <= inner; i += CYR_BN_TILE_N(CYR_T)) {
+                CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i,
+                                y ? y + off + i : NULL, tile, CYR_BN_TILE_N(CYR_T),
+                                (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+                cyr_stream_store(dx + off + i, tile, CYR_BN_TILE_BYTES);
+            }
+            CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i, y ? y + off + i : NULL,
+                            dx + off + i, inner - i, (CYR_T)mean, (CYR_T)k, (CYR_T)mdy,
+                            (CYR_T)(w * invstd), a);
+        }
+        cyr_stream_fence();
+        return;
+    }
+#endif
+    for (o = 0; o < outer; ++o) {
+        off = o * step + c * inner;
+        if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(dx + off + pd, bytes);
+        CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
+                        (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+    }
+}
+
+/* Row layout: add sum(g) and sum(g * (x - mean[col])) per column over `rows` rows of W
+ * columns into s0[W], s1[W] (double). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+                                           const CYR_T *CYR_RESTRICT x,
+                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
+                                           Py_ssize_t w, Py_ssize_t ld,
+                                           const double *CYR_RESTRICT mean,
+                                           CYR_T a, double *CYR_RESTRICT s0,
+                                           double *CYR_RESTRICT s1) {
+    /* Two rows per sweep over the accumulators, added as (r0 + r1). */
+    Py_ssize_t r = 0;
+    const Py_ssize_t rb = 2 * w * (Py_ssize_t)sizeof(CYR_T);
+    for (; r + 2 <= rows; r += 2) {
+        const Py_ssize_t o0 = r * ld, o1 = o0 + ld;
+        if (ld == w && rb < 2 * CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_BN_ACT_NONE)
+                cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_AHEAD_BYTES, rb);
+        }
+        for (Py_ssize_t j = 0; j < w; ++j) {
+            const double m = mean[j];
+            const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a);
+            const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a);
+            s0[j] += g0 + g1;
+            s1[j] += g0 * ((double)x[o0 + j] - m) + g1 * ((double)x[o1 + j] - m);
+        }
+    }
+    for (; r < rows; ++r) {
+        const Py_ssize_t off = r * ld;
+        for (Py_ssize_t j = 0; j < w; ++j) {
+            const double g = (double)CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
+            s0[j] += g;
+            s1[j] += g * ((double)x[off + j] - mean[j]);
+        }
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
+                                         const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
+                                         Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
+                                         double *s1) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_RELU, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_LEAKY, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    default: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_NONE, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+    }
+}
+
+static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                      Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_T a,
+                                      double *s0, double *s1) {
+    CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
+}
+
+/* Row layout: dx for `rows` rows of W columns with per-column parameters. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+                                          const CYR_T *CYR_RESTRICT x,
+                                          const CYR_T *CYR_RESTRICT y, CYR_T *CYR_RESTRICT dx,
+                                          Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
+                                          const CYR_T *CYR_RESTRICT mean,
+                                          const CYR_T *CYR_RESTRICT k,
+                                          const CYR_T *CYR_RESTRICT mdy,
+                                          const CYR_T *CYR_RESTRICT A, CYR_T a) {
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
+    for (Py_ssize_t r = 0; r < rows; ++r) {
+        const Py_ssize_t off = r * ld;
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + off) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_BN_ACT_NONE)
+                cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
+        }
+        if (train) {
+            for (Py_ssize_t j = 0; j < w; ++j) {
+                const CYR_T g = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
+                dx[off + j] = (g - (x[off + j] - mean[j]) * k[j] - mdy[j]) * A[j];
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < w; ++j)
+                dx[off + j] = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a) * A[j];
+        }
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                     const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
+                                     const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
+                                     const CYR_T *A, CYR_T a) {
+    switch (act * 2 + (train != 0)) {
+    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    case 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    default: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+    }
+}
+
+static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                     const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
+                                     const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
+                                     const CYR_T *A, CYR_T a) {
+    CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
+}
