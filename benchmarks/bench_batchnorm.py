@@ -33,11 +33,7 @@ def _measure(ctx, fns):
     cyrelu, torch and the copies see the same machine load), each round timed with
     ``harness.best_time``."""
     rounds, min_time = (3, 0.01) if ctx.quick else (7, 0.05)
-    best = {name: float("inf") for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            best[name] = min(best[name], harness.best_time(fn, min_time=min_time, repeats=1))
-    return best
+    return harness.best_times(fns, rounds=rounds, min_time=min_time)
 
 
 def run(ctx):

@@ -50,6 +50,17 @@ def best_time(fn, *, min_time=0.05, repeats=7, max_number=100000):
     return best
 
 
+def best_times(fns, *, rounds=3, min_time=0.01):
+    """Best time of each function in the dict ``fns``, the functions taken in turn,
+    round after round, so every implementation sees the same machine load; each
+    round is one ``best_time`` batch."""
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, min_time=min_time, repeats=1))
+    return best
+
+
 def row(suite, case, impl, seconds, nbytes=None, **extra):
     r = {"suite": suite, "case": case, "impl": impl, "seconds": seconds}
     if nbytes is not None:

@@ -40,7 +40,7 @@
  * better left in cache for the next operation to read.
  */
 #ifndef CYR_STREAM_MIN_BYTES
-#define CYR_STREAM_MIN_BYTES ((Py_ssize_t)4 << 20)
+#define CYR_STREAM_MIN_BYTES ((Py_ssize_t)1 << 20)
 #endif
 #define CYR_TILE_BYTES 4096
 
