@@ -20,46 +20,9 @@
 
 /* One copy of the template per (type, ISA): CYR_SUFFIX names it, CYR_TARGET is the
  * function attribute that selects the instruction set. */
-#define CYR_TARGET
-#define CYR_T float
-#define CYR_SUFFIX f32_base
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_base
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#if CYR_ISA_DISPATCH
-#define CYR_TARGET CYR_TARGET_AVX2
-#define CYR_T float
-#define CYR_SUFFIX f32_avx2
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx2
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#define CYR_TARGET CYR_TARGET_AVX512
-#define CYR_T float
-#define CYR_SUFFIX f32_avx512
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx512
-#include "activations_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-#endif
+#define CYR_TEMPLATE "activations_template.h"
+#include "instantiate.h"
+#undef CYR_TEMPLATE
 
 /* ---- entry points used by Cython: one per (shape, type), dispatching on the ISA ---- */
 #if CYR_ISA_DISPATCH

@@ -125,46 +125,9 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 #  pragma GCC push_options
 #  pragma GCC optimize("fp-contract=off")
 #endif
-#define CYR_TARGET
-#define CYR_T float
-#define CYR_SUFFIX f32_base
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_base
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#if CYR_ISA_DISPATCH
-#define CYR_TARGET CYR_TARGET_AVX2
-#define CYR_T float
-#define CYR_SUFFIX f32_avx2
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx2
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#define CYR_TARGET CYR_TARGET_AVX512
-#define CYR_T float
-#define CYR_SUFFIX f32_avx512
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx512
-#include "batchnorm_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-#endif
+#define CYR_TEMPLATE "batchnorm_template.h"
+#include "instantiate.h"
+#undef CYR_TEMPLATE
 
 #if !defined(__clang__) && defined(__GNUC__)
 #  pragma GCC pop_options

@@ -31,46 +31,9 @@
 #define CYR_DIAG_TILE 1024
 
 /* One copy of the template per (type, ISA), as for the activations (common.h). */
-#define CYR_TARGET
-#define CYR_T float
-#define CYR_SUFFIX f32_base
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_base
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#if CYR_ISA_DISPATCH
-#define CYR_TARGET CYR_TARGET_AVX2
-#define CYR_T float
-#define CYR_SUFFIX f32_avx2
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx2
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-
-#define CYR_TARGET CYR_TARGET_AVX512
-#define CYR_T float
-#define CYR_SUFFIX f32_avx512
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#define CYR_T double
-#define CYR_SUFFIX f64_avx512
-#include "diagnostics_template.h"
-#undef CYR_T
-#undef CYR_SUFFIX
-#undef CYR_TARGET
-#endif
+#define CYR_TEMPLATE "diagnostics_template.h"
+#include "instantiate.h"
+#undef CYR_TEMPLATE
 
 /* ---- entry points used by Cython: one per type, dispatching on the ISA ------------ */
 #define CYR_DIAG_ENTRY(T, S)                                                               \

@@ -1,0 +1,52 @@
+/* Instantiate a kernel template once per (element type, instruction set).
+ *
+ * Usage, from a kernel header:
+ *     #define CYR_TEMPLATE "activations_template.h"
+ *     #include "instantiate.h"
+ *     #undef CYR_TEMPLATE
+ * The template is included with CYR_T (float / double), CYR_SUFFIX (f32_base,
+ * f64_avx2, ...: CYR_NAME glues it onto every name) and CYR_TARGET (the instruction-set
+ * attribute, empty for the baseline) defined.  The AVX2 and AVX-512 copies exist only
+ * where common.h enables runtime dispatch.  No include guard: included once per template.
+ */
+
+#define CYR_TARGET
+#define CYR_T float
+#define CYR_SUFFIX f32_base
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_base
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#if CYR_ISA_DISPATCH
+#define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_T float
+#define CYR_SUFFIX f32_avx2
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx2
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+
+#define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_T float
+#define CYR_SUFFIX f32_avx512
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#define CYR_T double
+#define CYR_SUFFIX f64_avx512
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_TARGET
+#endif
