@@ -45,10 +45,10 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                   double *var_out)
     void cyr_bn_affine_chan_rows_f32(int act, const float *x, float *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const float *scale, const float *shift, float a)
+                                     const float *scale, const float *shift, float a, int stream)
     void cyr_bn_affine_chan_rows_f64(int act, const double *x, double *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const double *scale, const double *shift, double a)
+                                     const double *scale, const double *shift, double a, int stream)
     void cyr_bn_affine_rows_f32(int act, const float *x, float *y, Py_ssize_t rows,
                                 Py_ssize_t w, const float *scale, const float *shift, float a)
     void cyr_bn_affine_rows_f64(int act, const double *x, double *y, Py_ssize_t rows,
@@ -135,11 +135,11 @@ cdef inline void _affine_rows(int act, const floating *x, floating *y, Py_ssize_
 cdef inline void _affine_chan_rows(int act, const floating *x, floating *y, Py_ssize_t r0,
                                    Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                    const floating *scale, const floating *shift,
-                                   floating a) noexcept nogil:
+                                   floating a, int stream) noexcept nogil:
     if floating is float:
-        cyr_bn_affine_chan_rows_f32(act, x, y, r0, r1, C, inner, scale, shift, a)
+        cyr_bn_affine_chan_rows_f32(act, x, y, r0, r1, C, inner, scale, shift, a, stream)
     else:
-        cyr_bn_affine_chan_rows_f64(act, x, y, r0, r1, C, inner, scale, shift, a)
+        cyr_bn_affine_chan_rows_f64(act, x, y, r0, r1, C, inner, scale, shift, a, stream)
 
 
 cdef inline void _backward_channel(const floating *dy, const floating *x, const floating *y,
@@ -336,18 +336,22 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
                      floating a, int nt) noexcept nogil:
     cdef Py_ssize_t rows, chunk, t, r0, w, nchunks
+    cdef int stream
     if inner >= CHANNEL_MIN_INNER:
         rows = outer * C
         nt = _row_threads(rows, inner, nt)
+        stream = _streams(rows * inner * <Py_ssize_t>sizeof(floating),
+                          inner * <Py_ssize_t>sizeof(floating), nt)
         if nt <= 1:
-            _affine_chan_rows(act, x, y, 0, rows, C, inner, scale, shift, a)
+            _affine_chan_rows(act, x, y, 0, rows, C, inner, scale, shift, a, stream)
             return
         nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(rows, nchunks)
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             r0 = t * chunk
             if r0 < rows:
-                _affine_chan_rows(act, x, y, r0, min(rows, r0 + chunk), C, inner, scale, shift, a)
+                _affine_chan_rows(act, x, y, r0, min(rows, r0 + chunk), C, inner, scale, shift, a,
+                                  stream)
     else:
         w = C * inner
         nt = _row_threads(outer, w, nt)

@@ -144,8 +144,10 @@ CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
-                                            const T *scale, const T *shift, T a) {         \
-    CYR_DISPATCH(bn_affine_chan_rows, S, (act, x, y, r0, r1, C, inner, scale, shift, a));  \
+                                            const T *scale, const T *shift, T a,           \
+                                            int stream) {                                  \
+    CYR_DISPATCH(bn_affine_chan_rows, S,                                                   \
+                 (act, x, y, r0, r1, C, inner, scale, shift, a, stream));                  \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t rows,         \
                                        Py_ssize_t w, const T *scale, const T *shift, T a) {\

@@ -261,7 +261,19 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
  * length inner (row r belongs to channel r % C); y may be exactly x. */
 static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
                                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                              const CYR_T *scale, const CYR_T *shift, CYR_T a) {
+                                              const CYR_T *scale, const CYR_T *shift, CYR_T a,
+                                              int stream) {
+    if (stream && (const CYR_T *)y != x) {
+        for (Py_ssize_t r = r0; r < r1; ++r) {
+            const Py_ssize_t c = r % C;
+            CYR_NAME(bn_affine_stream)(act, x + r * inner, y + r * inner, inner, scale[c],
+                                       shift[c], a);
+        }
+#if CYR_HAVE_STREAM
+        cyr_stream_fence();
+#endif
+        return;
+    }
     for (Py_ssize_t r = r0; r < r1; ++r) {
         const Py_ssize_t c = r % C;
         CYR_NAME(bn_affine)(act, x + r * inner, y + r * inner, inner, scale[c], shift[c], a);
