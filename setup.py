@@ -63,7 +63,7 @@ def _homebrew_libomp_prefix(env):
 
 
 def optimisation_flags(compiler_type):
-    """Speed flags that keep IEEE semantics (no -ffast-math, no -march=native)."""
+    """Speed flags that keep IEEE semantics: no fast-math, no native-architecture tuning."""
     if compiler_type == "msvc":
         return ["/O2"]
     # -fno-math-errno lets sqrt vectorise; -fno-trapping-math lets the compiler

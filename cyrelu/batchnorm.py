@@ -21,7 +21,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from cyrelu import _batchnorm as _k
 from cyrelu._backend import backend_for
-from cyrelu._validation import HALF, as_float_array, check_out, check_real, check_same
+from cyrelu._validation import (
+    HALF,
+    as_float_array,
+    check_out,
+    check_real,
+    check_same,
+    may_overlap_partly,
+)
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
@@ -198,7 +205,7 @@ def batch_norm(
         np.copyto(y16, y32, casting="same_kind")
         return (y16, m, s) if return_stats else y16
 
-    if out is not None and np.may_share_memory(out, xa) and not _aliases(out, xa):
+    if out is not None and may_overlap_partly(out, xa):
         xa = xa.copy()
     x3, order = _as_contiguous(xa)
     outer, inner = _outer_inner(x3.shape, order.index(ax))
@@ -415,11 +422,6 @@ def _running(value: object, name: str, C: int,
     if training and not value.flags.writeable:
         raise ValueError("%s is read-only, but training=True updates it in place" % name)
     return value
-
-
-def _aliases(a: NDArray[np.generic], b: NDArray[np.generic]) -> bool:
-    return (a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
-            and a.strides == b.strides and a.shape == b.shape)
 
 
 def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[int]]:

@@ -15,8 +15,6 @@ validated and otherwise ignored.  Any memory layout is accepted; a non-contiguou
 """
 
 import math
-import numbers
-import operator
 
 import cupy
 import numpy as np
@@ -24,6 +22,9 @@ import numpy as np
 from cyrelu._layout import coalesce
 from cyrelu._parallel import effective_n_threads
 from cyrelu._validation import check_float_dtype, check_real, check_same
+# The scalar-argument rules are the CPU functions' own, so both paths accept and refuse alike.
+from cyrelu.batchnorm import _activation, _normalize_axis
+from cyrelu.diagnostics import _normalise_axis, _threshold_in
 from cyrelu.cuda import _loader
 
 __all__ = [
@@ -238,30 +239,6 @@ def leaky_relu_backward(grad_output, x, alpha=0.2, out=None, num_threads=None):
 
 def _bn(expr):
     return _loader.function("batchnorm.cu", expr)
-
-
-def _normalize_axis(axis, ndim):
-    if isinstance(axis, (bool, np.bool_)):
-        raise ValueError("axis must be an int, got %r" % (axis,))
-    try:
-        a = operator.index(axis)
-    except TypeError:
-        raise ValueError("axis must be an int, got %r" % (axis,)) from None
-    if not -ndim <= a < ndim:
-        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
-    return a % ndim
-
-
-_ACTS = {None: 0, "relu": 1, "leaky_relu": 2}
-
-
-def _activation(activation):
-    try:
-        return _ACTS[activation]
-    except (KeyError, TypeError):
-        raise ValueError(
-            "activation must be None, 'relu' or 'leaky_relu', got %r" % (activation,)
-        ) from None
 
 
 class _Layout:
@@ -551,29 +528,6 @@ def _channel_counts(x, ax, mode, thr=0.0):
     return counts
 
 
-def _diag_axis(axis, ndim, name):
-    """The diagnostics' axis rule (cyrelu.diagnostics): TypeError for a non-int."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
-        raise TypeError("axis must be an int, got %r" % (axis,))
-    ax = int(axis)
-    if not -ndim <= ax < ndim:
-        raise ValueError("axis %d is out of range for %s with %d dimension%s"
-                         % (ax, name, ndim, "" if ndim == 1 else "s"))
-    return ax % ndim
-
-
-def _threshold_in(threshold, acc):
-    """The largest value of the math type ``acc`` that is <= threshold, so that the
-    kernel's ``v <= result`` holds exactly when ``v <= threshold`` (no rounding up)."""
-    if acc == _F64:
-        return threshold
-    with np.errstate(over="ignore"):
-        t32 = np.float32(threshold)
-    if float(t32) > threshold:
-        t32 = np.nextafter(t32, np.float32(-np.inf))
-    return float(t32)
-
-
 def dead_units(pre_activation, *, axis=1, threshold=0.0):
     """Twin of ``cyrelu.dead_units`` for CuPy arrays: a boolean CuPy array with one entry
     per channel along ``axis``, True where every value is ``<= threshold`` (exactly; a
@@ -582,7 +536,7 @@ def dead_units(pre_activation, *, axis=1, threshold=0.0):
     t = check_real(threshold, "threshold", finite=False)
     if t != t:
         raise ValueError("threshold must not be NaN")
-    ax = _diag_axis(axis, x.ndim, "pre_activation")
+    ax = _normalise_axis(axis, x.ndim, "pre_activation")
     nchan = x.shape[ax]
     if nchan > 0 and x.size == 0:
         raise ValueError(
@@ -607,7 +561,7 @@ def sparsity(x, *, axis=None):
         with a.device:
             zeros = _channel_counts(a, None, _loader.RED_ZEROS)
             return float(zeros[0].get()) / a.size
-    ax = _diag_axis(axis, a.ndim, "x")
+    ax = _normalise_axis(axis, a.ndim, "x")
     nchan = a.shape[ax]
     with a.device:
         if nchan == 0:
