@@ -165,19 +165,8 @@ def batch_norm(
             num_threads=num_threads,
         )
     xa = as_float_array(x, "x")
-    if xa.ndim < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (xa.shape,))
-    ax = _normalize_axis(axis, xa.ndim)
-    C = xa.shape[ax]
-    act = _activation(activation)
-    alpha = check_real(alpha, "alpha")
-    momentum = check_real(momentum, "momentum")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-    eps = check_real(eps, "eps")
-    if not eps > 0.0:
-        raise ValueError("eps must be > 0, got %r" % eps)
+    ax, C, act, alpha, momentum, eps = _forward_args(xa.shape, axis, activation, alpha,
+                                                     momentum, eps)
     training = bool(training)
     w64 = _per_channel(weight, "weight", C, default=1.0)
     b64 = _per_channel(bias, "bias", C, default=0.0)
@@ -281,18 +270,7 @@ def batch_norm_backward(
     g = as_float_array(grad_output, "grad_output")
     xa = as_float_array(x, "x")
     check_same("grad_output", g, "x", xa)
-    if xa.ndim < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (xa.shape,))
-    ax = _normalize_axis(axis, xa.ndim)
-    C = xa.shape[ax]
-    act = _activation(activation)
-    alpha = check_real(alpha, "alpha")
-    if act == _k.ACT_LEAKY and not alpha > 0.0:
-        raise ValueError(
-            "the fused leaky_relu backward needs alpha > 0 (the output's sign must be the "
-            "input's), got alpha=%r" % alpha
-        )
+    ax, C, act, alpha = _backward_args(xa.shape, axis, activation, alpha)
     training = bool(training)
     mean64 = _per_channel(save_mean, "save_mean", C)
     invstd64 = _per_channel(save_invstd, "save_invstd", C)
@@ -384,6 +362,46 @@ def _activation(activation: object) -> int:
         raise ValueError(
             "activation must be None, 'relu' or 'leaky_relu', got %r" % (activation,)
         ) from None
+
+
+def _channel_axis(shape: Tuple[int, ...], axis: object) -> Tuple[int, int]:
+    """(axis, C) for data of ``shape``: at least 2 dimensions, a valid channel axis."""
+    if len(shape) < 2:
+        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
+                         % (shape,))
+    ax = _normalize_axis(axis, len(shape))
+    return ax, shape[ax]
+
+
+def _forward_args(shape: Tuple[int, ...], axis: object, activation: object, alpha: object,
+                  momentum: object, eps: object) -> Tuple[int, int, int, float, float, float]:
+    """The forward's scalar arguments checked, for the CPU and GPU paths alike:
+    (axis, C, activation code, alpha, momentum, eps)."""
+    ax, C = _channel_axis(shape, axis)
+    act = _activation(activation)
+    alpha_ = check_real(alpha, "alpha")
+    momentum_ = check_real(momentum, "momentum")
+    if not 0.0 <= momentum_ <= 1.0:
+        raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
+    eps_ = check_real(eps, "eps")
+    if not eps_ > 0.0:
+        raise ValueError("eps must be > 0, got %r" % eps_)
+    return ax, C, act, alpha_, momentum_, eps_
+
+
+def _backward_args(shape: Tuple[int, ...], axis: object, activation: object,
+                   alpha: object) -> Tuple[int, int, int, float]:
+    """The backward's scalar arguments checked, for the CPU and GPU paths alike:
+    (axis, C, activation code, alpha)."""
+    ax, C = _channel_axis(shape, axis)
+    act = _activation(activation)
+    alpha_ = check_real(alpha, "alpha")
+    if act == _k.ACT_LEAKY and not alpha_ > 0.0:
+        raise ValueError(
+            "the fused leaky_relu backward needs alpha > 0 (the output's sign must be the "
+            "input's), got alpha=%r" % alpha_
+        )
+    return ax, C, act, alpha_
 
 
 def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:

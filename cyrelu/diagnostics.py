@@ -77,6 +77,22 @@ def _threshold_in(threshold: float, dtype: np.dtype) -> float:
     return float(t32)
 
 
+def _dead_units_args(shape: Tuple[int, ...], axis: object,
+                     threshold: object) -> Tuple[int, float]:
+    """dead_units' arguments checked, for the CPU and GPU paths alike: (axis, threshold)."""
+    t = check_real(threshold, "threshold", finite=False)
+    if t != t:
+        raise ValueError("threshold must not be NaN")
+    ax = _normalise_axis(axis, len(shape), "pre_activation")
+    nchan = shape[ax]
+    if nchan > 0 and 0 in shape:
+        raise ValueError(
+            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
+            % (shape, nchan, "" if nchan == 1 else "s", ax)
+        )
+    return ax, t
+
+
 # ---- dead_units ----------------------------------------------------------------------
 
 
@@ -121,16 +137,7 @@ def dead_units(
             pre_activation, axis=axis, threshold=threshold
         )
     x = as_float_array(pre_activation, "pre_activation")
-    t = check_real(threshold, "threshold", finite=False)
-    if t != t:
-        raise ValueError("threshold must not be NaN")
-    ax = _normalise_axis(axis, x.ndim, "pre_activation")
-    nchan = x.shape[ax]
-    if nchan > 0 and x.size == 0:
-        raise ValueError(
-            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
-            % (x.shape, nchan, "" if nchan == 1 else "s", ax)
-        )
+    ax, t = _dead_units_args(x.shape, axis, threshold)
     view = _box(x, ax)
     alive = _k.channel_counts(_k.OP_ALIVE, view, _threshold_in(t, view.dtype), num_threads)
     dead: npt.NDArray[np.bool_] = alive == 0

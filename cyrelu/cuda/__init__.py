@@ -23,8 +23,8 @@ from cyrelu._layout import coalesce
 from cyrelu._parallel import effective_n_threads
 from cyrelu._validation import check_float_dtype, check_real, check_same
 # The scalar-argument rules are the CPU functions' own, so both paths accept and refuse alike.
-from cyrelu.batchnorm import _activation, _normalize_axis
-from cyrelu.diagnostics import _normalise_axis, _threshold_in
+from cyrelu.batchnorm import _backward_args, _forward_args
+from cyrelu.diagnostics import _dead_units_args, _normalise_axis, _threshold_in
 from cyrelu.cuda import _loader
 
 __all__ = [
@@ -345,19 +345,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result is C-contiguous (or ``out``)."""
     effective_n_threads(num_threads)
     x = _array(x, "x")
-    if x.ndim < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (x.shape,))
-    ax = _normalize_axis(axis, x.ndim)
-    C = x.shape[ax]
-    act = _activation(activation)
-    alpha = check_real(alpha, "alpha")
-    momentum = check_real(momentum, "momentum")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-    eps = check_real(eps, "eps")
-    if not eps > 0.0:
-        raise ValueError("eps must be > 0, got %r" % eps)
+    ax, C, act, alpha, momentum, eps = _forward_args(x.shape, axis, activation, alpha,
+                                                     momentum, eps)
     training = bool(training)
     dev = x.device
     w = _per_channel(weight, "weight", C, dev)
@@ -439,18 +428,7 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
     g = _array(grad_output, "grad_output")
     x = _array(x, "x")
     check_same("grad_output", g, "x", x)
-    if x.ndim < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (x.shape,))
-    ax = _normalize_axis(axis, x.ndim)
-    C = x.shape[ax]
-    act = _activation(activation)
-    alpha = check_real(alpha, "alpha")
-    if act == 2 and not alpha > 0.0:
-        raise ValueError(
-            "the fused leaky_relu backward needs alpha > 0 (the output's sign must be the "
-            "input's), got alpha=%r" % alpha
-        )
+    ax, C, act, alpha = _backward_args(x.shape, axis, activation, alpha)
     training = bool(training)
     dev = x.device
     _check_device(dev, ("grad_output", g))
@@ -533,16 +511,7 @@ def dead_units(pre_activation, *, axis=1, threshold=0.0):
     per channel along ``axis``, True where every value is ``<= threshold`` (exactly; a
     NaN is not <= threshold, so its channel is alive)."""
     x = _array(pre_activation, "pre_activation")
-    t = check_real(threshold, "threshold", finite=False)
-    if t != t:
-        raise ValueError("threshold must not be NaN")
-    ax = _normalise_axis(axis, x.ndim, "pre_activation")
-    nchan = x.shape[ax]
-    if nchan > 0 and x.size == 0:
-        raise ValueError(
-            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
-            % (x.shape, nchan, "" if nchan == 1 else "s", ax)
-        )
+    ax, t = _dead_units_args(x.shape, axis, threshold)
     acc = _F64 if x.dtype == _F64 else _F32
     with x.device:
         alive = _channel_counts(x, ax, _loader.RED_ALIVE, _threshold_in(t, acc))
