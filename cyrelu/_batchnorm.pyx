@@ -2,7 +2,8 @@
 
 The wrapper layer (cyrelu/batchnorm.py) has already validated everything: the big
 arrays are aligned, C-contiguous float32/float64 arrays of one dtype seen as
-(outer, C, inner); the per-channel arrays are float64 and C-contiguous.  This
+(outer, C, inner); the per-channel arrays are float64 and C-contiguous (but for the
+running statistics, which finish_stats and running_invstd take as they are).  This
 layer picks the loop shape, splits the work across threads, releases the GIL and
 calls C.
 
@@ -11,6 +12,10 @@ Loop shapes (see batchnorm.h):
   per row      otherwise: rows of W = C * inner columns, cut into at most
                MAX_GROUPS fixed groups (their number depends only on the shape,
                never on the thread count), merged in group order.
+The per-channel backward whose output streams and whose channel slabs fit twice in
+the L2 cache is pipelined: each thread takes a run of neighbouring channels and
+writes one channel's gradient while it reads the next one's inputs
+(bn_backward_channels_piped).
 Both shapes give bitwise identical results for any thread count: every channel,
 row group or output piece is computed by one thread from the same inputs in the same
 order, whichever thread takes it, so the loops hand the work out dynamically.
@@ -67,6 +72,19 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                      double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
                                      int train, int act, double a, int stream, double *sums)
+    void cyr_bn_backward_channels_piped_f32(const float *dy, const float *x, const float *y,
+                                            float *dx, Py_ssize_t outer, Py_ssize_t C,
+                                            Py_ssize_t inner, Py_ssize_t c0, Py_ssize_t c1,
+                                            const double *mean, const double *invstd,
+                                            const double *w, int train, int act, float a,
+                                            double *sums)
+    void cyr_bn_backward_channels_piped_f64(const double *dy, const double *x,
+                                            const double *y, double *dx, Py_ssize_t outer,
+                                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
+                                            Py_ssize_t c1, const double *mean,
+                                            const double *invstd, const double *w, int train,
+                                            int act, double a, double *sums)
+    Py_ssize_t cyr_bn_l2_bytes()
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
                              double *s0, double *s1)
@@ -97,6 +115,12 @@ cdef enum:
     CHUNKS_PER_THREAD = 8
     # Per-channel outputs stream only in contiguous runs of at least this many bytes.
     STREAM_MIN_RUN = 4096
+    # The per-core L2 cache assumed where the C library does not report one.
+    L2_DEFAULT_BYTES = 1 << 20
+
+# The per-core L2 cache: the pipelined backward runs where two channels' slabs fit in
+# 7/8 of it.
+cdef Py_ssize_t L2_BYTES = cyr_bn_l2_bytes() or L2_DEFAULT_BYTES
 
 
 def uses_channel_layout(Py_ssize_t inner):
@@ -155,6 +179,20 @@ cdef inline void _backward_channel(const floating *dy, const floating *x, const 
                                     act, a, stream, sums)
 
 
+cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
+                                         const floating *y, floating *dx, Py_ssize_t outer,
+                                         Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
+                                         Py_ssize_t c1, const double *mean,
+                                         const double *invstd, const double *w, int train,
+                                         int act, floating a, double *sums) noexcept nogil:
+    if floating is float:
+        cyr_bn_backward_channels_piped_f32(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
+                                           w, train, act, a, sums)
+    else:
+        cyr_bn_backward_channels_piped_f64(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
+                                           w, train, act, a, sums)
+
+
 cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const floating *y,
                            Py_ssize_t rows, Py_ssize_t w, const double *mean, floating a,
                            double *s) noexcept nogil:
@@ -186,6 +224,25 @@ cdef Py_ssize_t _group_rows(Py_ssize_t rows, Py_ssize_t w) noexcept nogil:
     cdef Py_ssize_t groups = min(<Py_ssize_t>MAX_GROUPS, _cdiv(rows, block_rows))
     groups = max(groups, 1)
     return _cdiv(rows, groups)
+
+
+cdef inline Py_ssize_t _line_pad(Py_ssize_t n) noexcept nogil:
+    """n doubles rounded up to whole 64-byte cache lines."""
+    return (n + 7) // 8 * 8
+
+
+cdef double *_group_scratch(Py_ssize_t groups, Py_ssize_t per_group, Py_ssize_t *stride,
+                            list keep, bint zero):
+    """Scratch of `groups` blocks of `per_group` doubles, each block starting on its own
+    64-byte line: threads accumulate into their groups' blocks row after row, and two
+    blocks sharing a line would bounce it between the cores (measured: 2 threads slower
+    than 1).  The array is appended to `keep`, which must outlive the pointer."""
+    stride[0] = _line_pad(per_group)
+    cdef cnp.ndarray buf = (np.zeros if zero else np.empty)(max(groups, 1) * stride[0] + 8,
+                                                             dtype=np.float64)
+    keep.append(buf)
+    cdef char *p = <char *>cnp.PyArray_DATA(buf)
+    return <double *>(p + (64 - (<size_t>p) % 64) % 64)
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
@@ -232,21 +289,23 @@ cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_s
 
 
 cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
-                    Py_ssize_t gsize, Py_ssize_t groups, int nt) noexcept nogil:
+                    Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
+                    int nt) noexcept nogil:
+    # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
     cdef Py_ssize_t g, block_rows = _block_rows(w)
     if nt <= 1:
         for g in range(groups):
             _group_colstats(x + g * gsize * w, min(gsize, rows - g * gsize), w, block_rows,
-                            s + g * 4 * w)
+                            s + g * gstride)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             _group_colstats(x + g * gsize * w, min(gsize, rows - g * gsize), w, block_rows,
-                            s + g * 4 * w)
+                            s + g * gstride)
     # merge the groups in order into group 0
     for g in range(1, groups):
         cyr_bn_chan_merge(<double>(g * gsize), s, s + w,
-                          <double>min(gsize, rows - g * gsize), s + g * 4 * w,
-                          s + g * 4 * w + w, w)
+                          <double>min(gsize, rows - g * gsize), s + g * gstride,
+                          s + g * gstride + w, w)
 
 
 def batch_stats(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
@@ -259,17 +318,18 @@ def batch_stats(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef Py_ssize_t gsize = _group_rows(rows, w)
     cdef Py_ssize_t groups = _cdiv(rows, gsize)
-    cdef cnp.ndarray scratch = np.empty(max(groups, 1) * 4 * w, dtype=np.float64)
-    cdef double *s = <double *>cnp.PyArray_DATA(scratch)
+    cdef Py_ssize_t gstride
+    cdef list keep = []
+    cdef double *s = _group_scratch(groups, 4 * w, &gstride, keep, False)
     cdef Py_ssize_t c, i, j
     cdef double na, d, n_col = <double>rows
     cdef double m, m2
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _colstats[float](<const float *>xp, rows, w, s, gsize, groups, nt)
+            _colstats[float](<const float *>xp, rows, w, s, gstride, gsize, groups, nt)
         else:
-            _colstats[double](<const double *>xp, rows, w, s, gsize, groups, nt)
+            _colstats[double](<const double *>xp, rows, w, s, gstride, gsize, groups, nt)
         # fold the inner columns of each channel, in order (Chan's merge)
         for c in range(C):
             j = c * inner
@@ -387,14 +447,130 @@ def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_s
                                <const double *>sp, <const double *>hp, act, alpha, nt)
 
 
+# ---- per-channel arithmetic ---------------------------------------------------------
+# The few operations per channel around the kernels, in C: as NumPy expressions on
+# arrays of C elements they cost about a microsecond each, which dominated small calls.
+
+cdef inline double _get(const char *p, int f32, Py_ssize_t off) noexcept nogil:
+    # element at byte offset off of a float32 (f32) or float64 array
+    return (<const float *>(p + off))[0] if f32 else (<const double *>(p + off))[0]
+
+
+cdef inline void _set(char *p, int f32, Py_ssize_t off, double v) noexcept nogil:
+    if f32:
+        (<float *>(p + off))[0] = <float>v
+    else:
+        (<double *>(p + off))[0] = v
+
+
+def finish_stats(double[::1] mean, double[::1] var, double eps, double momentum, double n,
+                 object running_mean, object running_var, double[::1] invstd):
+    """Training: invstd = 1 / sqrt(var + eps), and the running statistics (float32 or
+    float64 1-D arrays of length C, any stride, or None) updated in place with PyTorch's
+    rule:
+    running = (1 - momentum) * running + momentum * batch, the unbiased variance for
+    running_var (var * n / (n - 1), n values per channel)."""
+    cdef Py_ssize_t c, C = mean.shape[0]
+    cdef char *rm = NULL
+    cdef char *rv = NULL
+    cdef int rm32 = 0, rv32 = 0
+    cdef Py_ssize_t ms = 0, vs = 0
+    cdef double keep = 1.0 - momentum
+    cdef double unbias = n / (n - 1.0) if n > 1 else 1.0
+    if running_mean is not None:
+        rm = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_mean)
+        rm32 = cnp.PyArray_TYPE(<cnp.ndarray>running_mean) == cnp.NPY_FLOAT32
+        ms = cnp.PyArray_STRIDE(<cnp.ndarray>running_mean, 0)
+    if running_var is not None:
+        rv = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_var)
+        rv32 = cnp.PyArray_TYPE(<cnp.ndarray>running_var) == cnp.NPY_FLOAT32
+        vs = cnp.PyArray_STRIDE(<cnp.ndarray>running_var, 0)
+    for c in range(C):
+        invstd[c] = 1.0 / sqrt(var[c] + eps)
+        if rm != NULL:
+            _set(rm, rm32, c * ms, keep * _get(rm, rm32, c * ms) + momentum * mean[c])
+        if rv != NULL:
+            _set(rv, rv32, c * vs, keep * _get(rv, rv32, c * vs) + momentum * (var[c] * unbias))
+
+
+def running_invstd(object running_var, double eps, double[::1] invstd):
+    """Evaluation: invstd = 1 / sqrt(running_var + eps) (running_var a float32/float64
+    1-D array, any stride)."""
+    cdef Py_ssize_t c
+    cdef char *rv = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_var)
+    cdef int rv32 = cnp.PyArray_TYPE(<cnp.ndarray>running_var) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t vs = cnp.PyArray_STRIDE(<cnp.ndarray>running_var, 0)
+    for c in range(invstd.shape[0]):
+        invstd[c] = 1.0 / sqrt(_get(rv, rv32, c * vs) + eps)
+
+
+def affine_coefs(double[::1] mean, double[::1] invstd, double[::1] w, double[::1] b,
+                 Py_ssize_t inner, cnp.ndarray scale, cnp.ndarray shift):
+    """scale = w * invstd and shift = b - mean * scale per channel, in the contiguous
+    float32/float64 arrays scale and shift: each value once (length C) or repeated
+    for the inner columns of its channel (length C * inner, the row layout)."""
+    cdef Py_ssize_t c, i, C = mean.shape[0]
+    cdef Py_ssize_t rep = inner if cnp.PyArray_SIZE(scale) != C else 1
+    cdef char *sp = <char *>cnp.PyArray_DATA(scale)
+    cdef char *hp = <char *>cnp.PyArray_DATA(shift)
+    cdef int f32 = cnp.PyArray_TYPE(scale) == cnp.NPY_FLOAT32
+    cdef double sc, sh
+    for c in range(C):
+        sc = w[c] * invstd[c]
+        sh = b[c] - mean[c] * sc
+        for i in range(c * rep, (c + 1) * rep):
+            if f32:
+                (<float *>sp)[i] = <float>sc
+                (<float *>hp)[i] = <float>sh
+            else:
+                (<double *>sp)[i] = sc
+                (<double *>hp)[i] = sh
+
+
+def dx_coefs(double[:, ::1] sums, double n, double[::1] mean, double[::1] invstd,
+             double[::1] w, bint train, Py_ssize_t inner, cnp.ndarray params):
+    """Row layout: the per-column parameters of the input gradient into params, a
+    contiguous (4, C * inner) float32/float64 array: mean, k = sum(g * (x - mean)) / n *
+    invstd**2 and mean(g) (both zero unless training), and A = w * invstd, each repeated
+    for the inner columns of its channel."""
+    cdef Py_ssize_t c, i, C = mean.shape[0], W = C * inner
+    cdef char *p = <char *>cnp.PyArray_DATA(params)
+    cdef int f32 = cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT32
+    cdef double v[4]
+    cdef int r
+    for c in range(C):
+        v[0] = mean[c]
+        v[1] = sums[c, 1] / n * invstd[c] * invstd[c] if train else 0.0
+        v[2] = sums[c, 0] / n if train else 0.0
+        v[3] = w[c] * invstd[c]
+        for r in range(4):
+            for i in range(r * W + c * inner, r * W + (c + 1) * inner):
+                if f32:
+                    (<float *>p)[i] = <float>v[r]
+                else:
+                    (<double *>p)[i] = v[r]
+
+
 # ---- backward -----------------------------------------------------------------------
 
 cdef void _backward_channels(const floating *dy, const floating *x, const floating *y,
                              floating *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              const double *mean, const double *invstd, const double *w,
                              int train, int act, floating a, double *sums, int stream,
-                             int nt) noexcept nogil:
-    cdef Py_ssize_t c
+                             int piped, int nt) noexcept nogil:
+    cdef Py_ssize_t c, t, chunk, nchunks
+    if piped:  # runs of neighbouring channels, each pipelined (bn_backward_channels_piped)
+        if nt <= 1:
+            _backward_channels_piped(dy, x, y, dx, outer, C, inner, 0, C, mean, invstd, w,
+                                     train, act, a, sums)
+            return
+        chunk = _channel_chunk(C, nt)
+        nchunks = _cdiv(C, chunk)
+        for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+            _backward_channels_piped(dy, x, y, dx, outer, C, inner, t * chunk,
+                                     min(C, t * chunk + chunk), mean, invstd, w, train, act,
+                                     a, sums)
+        return
     if nt <= 1:
         for c in range(C):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
@@ -403,6 +579,29 @@ cdef void _backward_channels(const floating *dy, const floating *x, const floati
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
                               train, act, a, stream, sums + 2 * c)
+
+
+cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t itemsize,
+                       bint has_dx, bint has_y, int nt, int *stream, int *piped) noexcept nogil:
+    """Threads for the per-channel backward, whether dx streams, and whether it is
+    pipelined (bn_backward_channels_piped): dx streams and the slabs of two channels
+    (dy, x, and y if fused) fit in 7/8 of the L2 cache."""
+    cdef Py_ssize_t slab = outer * inner * itemsize * (3 if has_y else 2)
+    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
+    nt = <int>min(<Py_ssize_t>nt, C)
+    stream[0] = has_dx and _streams(outer * C * inner * itemsize, inner * itemsize, nt)
+    piped[0] = stream[0] and C > 1 and 2 * slab <= L2_BYTES // 8 * 7
+    return nt
+
+
+def backward_pipelined(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                       bint has_y, num_threads):
+    """Whether backward_channels on these arrays (with dx) takes the pipelined kernel:
+    for the tests, which must reach it."""
+    cdef int stream, piped
+    _backward_plan(outer, C, inner, cnp.PyArray_ITEMSIZE(x), True, has_y,
+                   resolve_threads(num_threads), &stream, &piped)
+    return bool(piped)
 
 
 def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssize_t outer,
@@ -421,37 +620,37 @@ def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssi
         yp = cnp.PyArray_DATA(<cnp.ndarray>y)
     if dx is not None:
         dxp = cnp.PyArray_DATA(<cnp.ndarray>dx)
-    cdef int stream
-    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
-    nt = <int>min(<Py_ssize_t>nt, C)
-    stream = dx is not None and _streams(cnp.PyArray_NBYTES(x), inner * cnp.PyArray_ITEMSIZE(x),
-                                         nt)
+    cdef int stream, piped
+    nt = _backward_plan(outer, C, inner, cnp.PyArray_ITEMSIZE(x), dx is not None,
+                        y is not None, nt, &stream, &piped)
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _backward_channels[float](<const float *>dyp, <const float *>xp, <const float *>yp,
                                       <float *>dxp, outer, C, inner, &mean[0], &invstd[0], &w[0],
-                                      train, act, <float>alpha, &sums[0, 0], stream, nt)
+                                      train, act, <float>alpha, &sums[0, 0], stream, piped, nt)
         else:
             _backward_channels[double](<const double *>dyp, <const double *>xp,
                                        <const double *>yp, <double *>dxp, outer, C, inner,
                                        &mean[0], &invstd[0], &w[0], train, act, alpha,
-                                       &sums[0, 0], stream, nt)
+                                       &sums[0, 0], stream, piped, nt)
 
 
 cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, Py_ssize_t rows,
                       Py_ssize_t w, const double *mean_cols, int act, floating a, double *s,
-                      Py_ssize_t gsize, Py_ssize_t groups, int nt) noexcept nogil:
+                      Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
+                      int nt) noexcept nogil:
+    # s: one zeroed block of gstride >= 2 * w doubles per group
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * 2 * w)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * gstride)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * 2 * w)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * gstride)
 
 
 def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer,
@@ -466,9 +665,10 @@ def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer
     cdef void *yp = NULL
     cdef Py_ssize_t gsize = _group_rows(rows, w)
     cdef Py_ssize_t groups = _cdiv(rows, gsize)
-    cdef cnp.ndarray scratch = np.zeros(max(groups, 1) * 2 * w, dtype=np.float64)
+    cdef Py_ssize_t gstride
+    cdef list keep = []
+    cdef double *s = _group_scratch(groups, 2 * w, &gstride, keep, True)
     cdef cnp.ndarray mean_cols = np.ascontiguousarray(np.repeat(np.asarray(mean), inner))
-    cdef double *s = <double *>cnp.PyArray_DATA(scratch)
     cdef const double *mc = <const double *>cnp.PyArray_DATA(mean_cols)
     cdef double t0, t1
     if y is not None:
@@ -478,14 +678,15 @@ def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer
         if rows > 0:
             if typenum == cnp.NPY_FLOAT32:
                 _dot_groups[float](<const float *>dyp, <const float *>xp, <const float *>yp,
-                                   rows, w, mc, act, <float>alpha, s, gsize, groups, nt)
+                                   rows, w, mc, act, <float>alpha, s, gstride, gsize, groups,
+                                   nt)
             else:
                 _dot_groups[double](<const double *>dyp, <const double *>xp,
-                                    <const double *>yp, rows, w, mc, act, alpha, s, gsize,
-                                    groups, nt)
+                                    <const double *>yp, rows, w, mc, act, alpha, s, gstride,
+                                    gsize, groups, nt)
             for g in range(1, groups):
                 for j in range(2 * w):
-                    s[j] += s[g * 2 * w + j]
+                    s[j] += s[g * gstride + j]
         for c in range(C):
             t0 = 0.0
             t1 = 0.0

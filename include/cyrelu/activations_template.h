@@ -93,7 +93,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_stream)(int op, const CYR_T *CYR_RESTR
     CYR_NAME(unary_plain)(op, x, y, i, a);
     for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
         CYR_NAME(unary_plain)(op, x + i, tile, CYR_TILE_N, a);
-        cyr_stream_store(y + i, tile, CYR_TILE_BYTES);
+        CYR_ISA_FN(stream_store)(y + i, tile, CYR_TILE_BYTES);
     }
     CYR_NAME(unary_plain)(op, x + i, y + i, n - i, a);
     cyr_stream_fence();
@@ -108,7 +108,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_REST
     CYR_NAME(binary_plain)(op, g, x, out, i, a);
     for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
         CYR_NAME(binary_plain)(op, g + i, x + i, tile, CYR_TILE_N, a);
-        cyr_stream_store(out + i, tile, CYR_TILE_BYTES);
+        CYR_ISA_FN(stream_store)(out + i, tile, CYR_TILE_BYTES);
     }
     CYR_NAME(binary_plain)(op, g + i, x + i, out + i, n - i, a);
     cyr_stream_fence();

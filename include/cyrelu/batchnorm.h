@@ -49,6 +49,25 @@
  * vector registers without reassociating a single sum (no -ffast-math needed). */
 #define CYR_BN_LANES 16
 
+/* Loads of consecutive elements widened to double, for the reductions' lane loops
+ * written with AVX2 / AVX-512 intrinsics (bn_dot_acc_impl): the name's suffix is the
+ * template's CYR_SUFFIX, so CYR_NAME(bn_ld) picks the one for its type and ISA. */
+#if CYR_ISA_DISPATCH
+#  include <immintrin.h>
+static inline CYR_TARGET_AVX2 __m256d cyr_bn_ld_f32_avx2(const float *p) {
+    return _mm256_cvtps_pd(_mm_loadu_ps(p));
+}
+static inline CYR_TARGET_AVX2 __m256d cyr_bn_ld_f64_avx2(const double *p) {
+    return _mm256_loadu_pd(p);
+}
+static inline CYR_TARGET_AVX512 __m512d cyr_bn_ld_f32_avx512(const float *p) {
+    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
+}
+static inline CYR_TARGET_AVX512 __m512d cyr_bn_ld_f64_avx512(const double *p) {
+    return _mm512_loadu_pd(p);
+}
+#endif
+
 /* The lanes' total, added as a fixed binary tree. */
 CYR_INLINE double cyr_bn_lanes_total(double *acc) {
     for (int h = CYR_BN_LANES / 2; h >= 1; h /= 2)
@@ -60,7 +79,9 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
  * between rows `C * inner` elements apart, and rows of a few KiB are too short for
  * the hardware prefetcher to ramp up on. */
 #define CYR_BN_PREFETCH_ROWS 2
-/* ...and, within a run, this many elements ahead of the reductions' first read. */
+/* ...and, within a run of the training forward's sums, this many elements ahead.  (The
+ * backward's pass 1 has none: there they measured slower, the hardware prefetcher
+ * keeping up with its two streams.) */
 #define CYR_BN_PREFETCH_AHEAD 512
 /* Row layout: rows shorter than CYR_BN_SHORT_ROW_BYTES (where the hardware prefetcher
  * falls behind, as measured) prefetch the bytes CYR_BN_AHEAD_BYTES ahead of the current
@@ -96,9 +117,29 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
  * (half of a typical per-core L2 cache). */
 #define CYR_BN_SLAB_BYTES ((Py_ssize_t)1 << 20)
 
+/* The per-core L2 cache in bytes as the C library reports it (glibc on Linux), or 0
+ * where it does not say.  The pipelined backward needs two channels' slabs to fit. */
+#if defined(__linux__)
+#  include <unistd.h>
+#endif
+CYR_INLINE Py_ssize_t cyr_bn_l2_bytes(void) {
+#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
+    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return v > 0 ? (Py_ssize_t)v : 0;
+#else
+    return 0;
+#endif
+}
+
 /* Streaming output tiles (see common.h): small, as the per-channel runs can be short. */
 #define CYR_BN_TILE_BYTES 512
 #define CYR_BN_TILE_N(T) ((Py_ssize_t)(CYR_BN_TILE_BYTES / sizeof(T)))
+/* The pipelined backward alternates dx and pass 1 in pieces of this many bytes (a
+ * multiple of CYR_BN_TILE_BYTES and of the lane groups).  As measured, pieces of 64 to
+ * 512 bytes alternate best; 4 KiB pieces gave back half the gain, whole rows nearly
+ * all of it. */
+#define CYR_BN_PIPE_BYTES 512
+#define CYR_BN_PIPE_N(T) ((Py_ssize_t)(CYR_BN_PIPE_BYTES / sizeof(T)))
 #define CYR_BN_HEAD_N(p, T) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(T)))
 
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
@@ -165,6 +206,15 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             T a, int stream, double *sums) {               \
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
                                           w, train, act, a, stream, sums));                \
+}                                                                                          \
+CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
+                                                   T *dx, Py_ssize_t outer, Py_ssize_t C,  \
+                                                   Py_ssize_t inner, Py_ssize_t c0,        \
+                                                   Py_ssize_t c1, const double *mean,      \
+                                                   const double *invstd, const double *w,  \
+                                                   int train, int act, T a, double *sums) {\
+    CYR_DISPATCH(bn_backward_channels_piped, S, (dy, x, y, dx, outer, C, inner, c0, c1,    \
+                                                 mean, invstd, w, train, act, a, sums));   \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \

@@ -56,23 +56,80 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x
     }
 }
 
-/* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1]. */
+/* s0 += g, s1 += g * (x - mean) with g = dy gated by the activation; tails in t[0], t[1].
+ * The AVX2 and AVX-512 copies hold the 16 lanes in vector registers through intrinsics:
+ * left to the compiler, the lanes were sometimes split into scalar registers (half the
+ * speed, and the backward is compute-bound here once pipelined).  Lane k takes the
+ * same elements and the same operations (no fused multiply-add) in every copy, so all
+ * copies give bitwise the same sums. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
                                           double mean, CYR_T a, double *CYR_RESTRICT s0,
                                           double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
     Py_ssize_t i = 0;
+#if CYR_ISA_ID == 2
+    if (n >= CYR_BN_LANES) {
+        __m512d a0 = _mm512_loadu_pd(s0), a1 = _mm512_loadu_pd(s0 + 8);
+        __m512d b0 = _mm512_loadu_pd(s1), b1 = _mm512_loadu_pd(s1 + 8);
+        const __m512d m = _mm512_set1_pd(mean);
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            CYR_T gt[CYR_BN_LANES];
+            const CYR_T *gp = dy + i;
+            __m512d g0, g1;
+            if (act != CYR_BN_ACT_NONE) {
+                for (int k = 0; k < CYR_BN_LANES; ++k)
+                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+                gp = gt;
+            }
+            g0 = CYR_NAME(bn_ld)(gp);
+            g1 = CYR_NAME(bn_ld)(gp + 8);
+            a0 = _mm512_add_pd(a0, g0);
+            a1 = _mm512_add_pd(a1, g1);
+            b0 = _mm512_add_pd(b0, _mm512_mul_pd(g0, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i), m)));
+            b1 = _mm512_add_pd(b1, _mm512_mul_pd(g1, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i + 8), m)));
+        }
+        _mm512_storeu_pd(s0, a0);
+        _mm512_storeu_pd(s0 + 8, a1);
+        _mm512_storeu_pd(s1, b0);
+        _mm512_storeu_pd(s1 + 8, b1);
+    }
+#elif CYR_ISA_ID == 1
+    if (n >= CYR_BN_LANES) {
+        __m256d av[4], bv[4];
+        const __m256d m = _mm256_set1_pd(mean);
+        for (int q = 0; q < 4; ++q) {
+            av[q] = _mm256_loadu_pd(s0 + 4 * q);
+            bv[q] = _mm256_loadu_pd(s1 + 4 * q);
+        }
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            CYR_T gt[CYR_BN_LANES];
+            const CYR_T *gp = dy + i;
+            if (act != CYR_BN_ACT_NONE) {
+                for (int k = 0; k < CYR_BN_LANES; ++k)
+                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+                gp = gt;
+            }
+            for (int q = 0; q < 4; ++q) {
+                const __m256d g = CYR_NAME(bn_ld)(gp + 4 * q);
+                av[q] = _mm256_add_pd(av[q], g);
+                bv[q] = _mm256_add_pd(bv[q], _mm256_mul_pd(g, _mm256_sub_pd(CYR_NAME(bn_ld)(x + i + 4 * q), m)));
+            }
+        }
+        for (int q = 0; q < 4; ++q) {
+            _mm256_storeu_pd(s0 + 4 * q, av[q]);
+            _mm256_storeu_pd(s1 + 4 * q, bv[q]);
+        }
+    }
+#else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
-        CYR_BN_PREFETCH(dy + i + CYR_BN_PREFETCH_AHEAD);
-        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
-        if (act != CYR_BN_ACT_NONE) CYR_BN_PREFETCH(y + i + CYR_BN_PREFETCH_AHEAD);
         for (int k = 0; k < CYR_BN_LANES; ++k) {
             const double g = (double)CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
             s0[k] += g;
             s1[k] += g * ((double)x[i + k] - mean);
         }
     }
+#endif
     for (; i < n; ++i) {
         const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, a);
         t[0] += g;
@@ -124,7 +181,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_stream)(int act, const CYR_T *x
     CYR_NAME(bn_affine)(act, x, y, i, scale, shift, a);
     for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
         CYR_NAME(bn_affine)(act, x + i, tile, CYR_BN_TILE_N(CYR_T), scale, shift, a);
-        cyr_stream_store(y + i, tile, CYR_BN_TILE_BYTES);
+        CYR_ISA_FN(stream_store)(y + i, tile, CYR_BN_TILE_BYTES);
     }
     CYR_NAME(bn_affine)(act, x + i, y + i, n - i, scale, shift, a);
 #else
@@ -388,23 +445,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
     }
 }
 
-/* Channel c of (outer, C, inner) arrays: sums of the gated gradient and of its product
- * with (x - mean), then (training) dx from the same slabs while they are in cache.
- * sums[0] = sum(g), sums[1] = sum(g * (x - mean)).  y may be NULL when act is none. */
-static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
-                                              Py_ssize_t inner, Py_ssize_t c, double mean,
-                                              double invstd, double w, int train, int act,
-                                              CYR_T a, int stream, double *sums) {
+/* Pass 1 of channel c of (outer, C, inner) arrays: sums[0] = sum(g) and
+ * sums[1] = sum(g * (x - mean)), g = dy gated by the activation (y may be NULL when
+ * act is none).  Each row is one bn_dot_acc run, so the lanes each element joins depend
+ * only on its place in its row. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                         Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                                         Py_ssize_t c, double mean, int act, CYR_T a,
+                                         double *sums) {
     const Py_ssize_t step = C * inner;
-    const double n = (double)outer * (double)inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
-    double k = 0.0, mdy = 0.0;
-    Py_ssize_t o, off;
-    for (o = 0; o < outer; ++o) {
-        off = o * step + c * inner;
+    for (Py_ssize_t o = 0; o < outer; ++o) {
+        const Py_ssize_t off = o * step + c * inner;
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
             cyr_bn_prefetch_run(dy + off + pd, bytes);
             cyr_bn_prefetch_run(x + off + pd, bytes);
@@ -414,29 +468,67 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
     }
     sums[0] = cyr_bn_lanes_total(s0) + t[0];
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
-    if (dx == NULL) return;
+}
+
+/* The coefficients of bn_dx from a channel's sums: k and mdy (zero unless training),
+ * and A = w * invstd. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_coefs)(const double *sums, double n, double invstd, double w,
+                                      int train, CYR_T *k, CYR_T *mdy, CYR_T *A) {
+    double kk = 0.0, m = 0.0;
     if (train && n > 0) {
-        mdy = sums[0] / n;
-        k = sums[1] / n * invstd * invstd;
+        m = sums[0] / n;
+        kk = sums[1] / n * invstd * invstd;
     }
+    *k = (CYR_T)kk;
+    *mdy = (CYR_T)m;
+    *A = (CYR_T)(w * invstd);
+}
+
+/* dx of one contiguous run of n elements, streamed (see "streaming stores" in
+ * common.h): the head up to a 64-byte boundary, then tiles computed in `tile` (an
+ * aligned L1 buffer of CYR_BN_TILE_N elements) and streamed out, then the tail.  The
+ * caller fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                       const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean,
+                                       CYR_T k, CYR_T mdy, CYR_T A, CYR_T a, CYR_T *tile) {
+#if CYR_HAVE_STREAM
+    Py_ssize_t i = CYR_BN_HEAD_N(dx, CYR_T) < n ? CYR_BN_HEAD_N(dx, CYR_T) : n;
+    CYR_NAME(bn_dx)(act, train, dy, x, y, dx, i, mean, k, mdy, A, a);
+    for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
+        CYR_NAME(bn_dx)(act, train, dy + i, x + i, y ? y + i : NULL, tile, CYR_BN_TILE_N(CYR_T),
+                        mean, k, mdy, A, a);
+        CYR_ISA_FN(stream_store)(dx + i, tile, CYR_BN_TILE_BYTES);
+    }
+    CYR_NAME(bn_dx)(act, train, dy + i, x + i, y ? y + i : NULL, dx + i, n - i, mean, k, mdy,
+                    A, a);
+#else
+    (void)tile;
+    CYR_NAME(bn_dx)(act, train, dy, x, y, dx, n, mean, k, mdy, A, a);
+#endif
+}
+
+/* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
+ * NULL, dx from the same slabs while they are in cache. */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                              Py_ssize_t inner, Py_ssize_t c, double mean,
+                                              double invstd, double w, int train, int act,
+                                              CYR_T a, int stream, double *sums) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    const CYR_T mean_t = (CYR_T)mean;
+    CYR_T k, mdy, A;
+    Py_ssize_t o, off;
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_NAME(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
 #if CYR_HAVE_STREAM
     if (stream) {
         CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
         for (o = 0; o < outer; ++o) {
-            Py_ssize_t i;
             off = o * step + c * inner;
-            i = CYR_BN_HEAD_N(dx + off, CYR_T) < inner ? CYR_BN_HEAD_N(dx + off, CYR_T) : inner;
-            CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, i,
-                            (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
-            for (; i + CYR_BN_TILE_N(CYR_T) <= inner; i += CYR_BN_TILE_N(CYR_T)) {
-                CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i,
-                                y ? y + off + i : NULL, tile, CYR_BN_TILE_N(CYR_T),
-                                (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
-                cyr_stream_store(dx + off + i, tile, CYR_BN_TILE_BYTES);
-            }
-            CYR_NAME(bn_dx)(act, train, dy + off + i, x + off + i, y ? y + off + i : NULL,
-                            dx + off + i, inner - i, (CYR_T)mean, (CYR_T)k, (CYR_T)mdy,
-                            (CYR_T)(w * invstd), a);
+            CYR_NAME(bn_dx_stream)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off,
+                                   inner, mean_t, k, mdy, A, a, tile);
         }
         cyr_stream_fence();
         return;
@@ -447,8 +539,78 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
         if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
             cyr_bn_prefetchw_run(dx + off + pd, bytes);
         CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
-                        (CYR_T)mean, (CYR_T)k, (CYR_T)mdy, (CYR_T)(w * invstd), a);
+                        mean_t, k, mdy, A, a);
     }
+}
+
+/* Channels [c0, c1) of (outer, C, inner) arrays with dx streamed, pipelined: pass 1 of
+ * channel c0 alone, then for each channel c, piece by piece along each row, its dx
+ * (from the slabs pass 1 left in cache) alternating with pass 1 of channel c + 1 over
+ * the same row (from memory), so that the core keeps reading while it writes.  Needs
+ * the slabs of two channels to fit in its cache.  Every channel's sums are bitwise
+ * those of bn_channel_dot: the pieces are whole lane groups (CYR_BN_PIPE_N is a multiple
+ * of CYR_BN_LANES) taken in order, so each element joins the same lane, and the row's
+ * last few elements the same tail.  sums: 2 per channel; mean, invstd and w: one per
+ * channel. */
+static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, const CYR_T *x,
+                                                     const CYR_T *y, CYR_T *dx,
+                                                     Py_ssize_t outer, Py_ssize_t C,
+                                                     Py_ssize_t inner, Py_ssize_t c0,
+                                                     Py_ssize_t c1, const double *mean,
+                                                     const double *invstd, const double *w,
+                                                     int train, int act, CYR_T a,
+                                                     double *sums) {
+    const Py_ssize_t step = C * inner;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+    if (c0 >= c1) return;
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c0, mean[c0], act, a, sums + 2 * c0);
+    for (Py_ssize_t c = c0; c < c1; ++c) {
+        const int next = c + 1 < c1;
+        const CYR_T mean_t = (CYR_T)mean[c];
+        double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
+        CYR_T k, mdy, A;
+        CYR_NAME(bn_dx_coefs)(sums + 2 * c, (double)outer * (double)inner, invstd[c], w[c],
+                              train, &k, &mdy, &A);
+        for (Py_ssize_t o = 0; o < outer; ++o) {
+            const Py_ssize_t off = o * step + c * inner, offn = off + inner;
+            const CYR_T *dyr = dy + off, *xr = x + off, *yr = y ? y + off : NULL;
+            CYR_T *dxr = dx + off;
+            /* dx: the head to a 64-byte boundary, then pieces of CYR_BN_PIPE_N streamed;
+             * pass 1 of the next channel: pieces of CYR_BN_PIPE_N from the row's start. */
+            Py_ssize_t i = CYR_BN_HEAD_N(dxr, CYR_T) < inner ? CYR_BN_HEAD_N(dxr, CYR_T) : inner;
+            Py_ssize_t j = next ? 0 : inner;
+            CYR_NAME(bn_dx)(act, train, dyr, xr, yr, dxr, i, mean_t, k, mdy, A, a);
+            if (next && prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
+                cyr_bn_prefetch_run(dy + offn + pd, bytes);
+                cyr_bn_prefetch_run(x + offn + pd, bytes);
+                if (y) cyr_bn_prefetch_run(y + offn + pd, bytes);
+            }
+            while (i < inner || j < inner) {
+                if (i < inner) {
+                    const Py_ssize_t e = inner - i < CYR_BN_PIPE_N(CYR_T) ? inner : i + CYR_BN_PIPE_N(CYR_T);
+                    CYR_NAME(bn_dx_stream)(act, train, dyr + i, xr + i, yr ? yr + i : NULL,
+                                           dxr + i, e - i, mean_t, k, mdy, A, a, tile);
+                    i = e;
+                }
+                if (j < inner) {
+                    const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T) ? inner : j + CYR_BN_PIPE_N(CYR_T);
+                    CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
+                                         y ? y + offn + j : NULL, e - j, mean[c + 1], a, s0,
+                                         s1, t);
+                    j = e;
+                }
+            }
+        }
+        if (next) {
+            sums[2 * (c + 1)] = cyr_bn_lanes_total(s0) + t[0];
+            sums[2 * (c + 1) + 1] = cyr_bn_lanes_total(s1) + t[1];
+        }
+    }
+#if CYR_HAVE_STREAM
+    cyr_stream_fence();
+#endif
 }
 
 /* Row layout: add sum(g) and sum(g * (x - mean[col])) per column over `rows` rows of W
@@ -460,12 +622,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                                            const double *CYR_RESTRICT mean,
                                            CYR_T a, double *CYR_RESTRICT s0,
                                            double *CYR_RESTRICT s1) {
-    /* Two rows per sweep over the accumulators, added as (r0 + r1). */
+    /* Four rows per sweep over the accumulators (a quarter of their loads and
+     * stores), added as ((r0 + r1) + (r2 + r3)). */
     Py_ssize_t r = 0;
-    const Py_ssize_t rb = 2 * w * (Py_ssize_t)sizeof(CYR_T);
-    for (; r + 2 <= rows; r += 2) {
-        const Py_ssize_t o0 = r * ld, o1 = o0 + ld;
-        if (ld == w && rb < 2 * CYR_BN_SHORT_ROW_BYTES) {
+    const Py_ssize_t rb = 4 * w * (Py_ssize_t)sizeof(CYR_T);
+    for (; r + 4 <= rows; r += 4) {
+        const Py_ssize_t o0 = r * ld, o1 = o0 + ld, o2 = o1 + ld, o3 = o2 + ld;
+        if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES) {
             cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
             if (act != CYR_BN_ACT_NONE)
@@ -475,8 +638,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
             const double m = mean[j];
             const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a);
             const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a);
-            s0[j] += g0 + g1;
-            s1[j] += g0 * ((double)x[o0 + j] - m) + g1 * ((double)x[o1 + j] - m);
+            const double g2 = (double)CYR_NAME(bn_gate)(act, dy[o2 + j], y, o2 + j, a);
+            const double g3 = (double)CYR_NAME(bn_gate)(act, dy[o3 + j], y, o3 + j, a);
+            s0[j] += (g0 + g1) + (g2 + g3);
+            s1[j] += (g0 * ((double)x[o0 + j] - m) + g1 * ((double)x[o1 + j] - m))
+                     + (g2 * ((double)x[o2 + j] - m) + g3 * ((double)x[o3 + j] - m));
         }
     }
     for (; r < rows; ++r) {

@@ -5,12 +5,17 @@
  *     #include "instantiate.h"
  *     #undef CYR_TEMPLATE
  * The template is included with CYR_T (float / double), CYR_SUFFIX (f32_base,
- * f64_avx2, ...: CYR_NAME glues it onto every name) and CYR_TARGET (the instruction-set
- * attribute, empty for the baseline) defined.  The AVX2 and AVX-512 copies exist only
- * where common.h enables runtime dispatch.  No include guard: included once per template.
+ * f64_avx2, ...: CYR_NAME glues it onto every name), CYR_TARGET (the instruction-set
+ * attribute, empty for the baseline), CYR_ISA_ID (0, 1, 2: the CYR_ISA_* level, for the
+ * rare loop written with that set's intrinsics) and CYR_ISA_SUFFIX (base, avx2, avx512:
+ * CYR_ISA_FN glues it onto helpers that exist once per set) defined.  The AVX2 and
+ * AVX-512 copies exist only where common.h enables runtime dispatch.  No include guard:
+ * included once per template.
  */
 
 #define CYR_TARGET
+#define CYR_ISA_ID 0  /* = CYR_ISA_BASE */
+#define CYR_ISA_SUFFIX base
 #define CYR_T float
 #define CYR_SUFFIX f32_base
 #include CYR_TEMPLATE
@@ -22,9 +27,13 @@
 #undef CYR_T
 #undef CYR_SUFFIX
 #undef CYR_TARGET
+#undef CYR_ISA_ID
+#undef CYR_ISA_SUFFIX
 
 #if CYR_ISA_DISPATCH
 #define CYR_TARGET CYR_TARGET_AVX2
+#define CYR_ISA_ID 1  /* = CYR_ISA_AVX2 */
+#define CYR_ISA_SUFFIX avx2
 #define CYR_T float
 #define CYR_SUFFIX f32_avx2
 #include CYR_TEMPLATE
@@ -36,8 +45,12 @@
 #undef CYR_T
 #undef CYR_SUFFIX
 #undef CYR_TARGET
+#undef CYR_ISA_ID
+#undef CYR_ISA_SUFFIX
 
 #define CYR_TARGET CYR_TARGET_AVX512
+#define CYR_ISA_ID 2  /* = CYR_ISA_AVX512 */
+#define CYR_ISA_SUFFIX avx512
 #define CYR_T float
 #define CYR_SUFFIX f32_avx512
 #include CYR_TEMPLATE
@@ -49,4 +62,6 @@
 #undef CYR_T
 #undef CYR_SUFFIX
 #undef CYR_TARGET
+#undef CYR_ISA_ID
+#undef CYR_ISA_SUFFIX
 #endif
