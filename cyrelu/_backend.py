@@ -28,6 +28,11 @@ def backend_for(*arrays: object) -> ModuleType | None:
     another GPU library's arrays) raises TypeError: nothing is moved between
     devices implicitly.
     """
+    for a in arrays:  # the common case, all NumPy arrays (or None), decided quickly
+        if a is not None and type(a) is not np.ndarray:
+            break
+    else:
+        return None
     kinds = set()
     for a in arrays:
         if a is not None and type(a) is not np.ndarray:

@@ -11,6 +11,7 @@ Rules (the same for every kernel):
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import TYPE_CHECKING, Any
 
@@ -86,10 +87,12 @@ def check_out(
 
 def check_real(value: object, name: str, *, finite: bool = True) -> float:
     """A real Python/NumPy number (not bool) as a float."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if type(value) is not float and type(value) is not int and (
+        isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+    ):
         raise TypeError("%s must be a real number, got %r" % (name, value))
-    value = float(value)
-    if finite and not np.isfinite(value):
+    value = float(value)  # type: ignore[arg-type]
+    if finite and not math.isfinite(value):
         raise ValueError("%s must be finite, got %r" % (name, value))
     return value
 

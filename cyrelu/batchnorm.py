@@ -13,6 +13,7 @@ copied to a C-contiguous array.
 
 from __future__ import annotations
 
+import math
 import operator
 from typing import Literal, Optional, Tuple, Union, overload
 
@@ -200,6 +201,7 @@ def batch_norm(
     outer, inner = _outer_inner(x3.shape, order.index(ax))
     y3, y = _output_view(out, x3, order)
 
+    invstd64 = np.empty(C, dtype=np.float64)
     if training:
         mean64 = np.empty(C, dtype=np.float64)
         var64 = np.empty(C, dtype=np.float64)
@@ -207,20 +209,18 @@ def batch_norm(
             if _k.uses_channel_layout(inner):
                 _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
                                   var64, num_threads)
+                _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
             else:
                 _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
-                _normalise(x3, y3, outer, C, inner, mean64, 1.0 / np.sqrt(var64 + eps), w64,
-                           b64, act, alpha, num_threads)
-        invstd64 = 1.0 / np.sqrt(var64 + eps)
-        if rm is not None:
-            rm[...] = (1.0 - momentum) * rm.astype(np.float64) + momentum * mean64
-        if rv is not None:
-            unbiased = var64 * (n / (n - 1.0)) if n > 1 else var64
-            rv[...] = (1.0 - momentum) * rv.astype(np.float64) + momentum * unbiased
+                _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
+                _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
+                           num_threads)
+        else:  # no elements: C == 0
+            _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
     else:
         assert rm is not None and rv is not None
-        mean64 = rm.astype(np.float64)
-        invstd64 = 1.0 / np.sqrt(rv.astype(np.float64) + eps)
+        mean64 = np.ascontiguousarray(rm, dtype=np.float64)
+        _k.running_invstd(rv, eps, invstd64)
         if x3.size:
             _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
                        num_threads)
@@ -320,16 +320,8 @@ def batch_norm_backward(
         else:
             _k.backward_rows_sums(g3, x3, y3, outer, C, inner, mean64, act, alpha, sums,
                                   num_threads)
-            params = np.empty((4, C), dtype=np.float64)
-            params[0] = mean64
-            if training:
-                params[1] = sums[:, 1] / n * invstd64 * invstd64
-                params[2] = sums[:, 0] / n
-            else:
-                params[1] = 0.0
-                params[2] = 0.0
-            params[3] = w64 * invstd64
-            pcols = np.ascontiguousarray(np.repeat(params, inner, axis=1), dtype=x3.dtype)
+            pcols = np.empty((4, C * inner), dtype=x3.dtype)
+            _k.dx_coefs(sums, n, mean64, invstd64, w64, training, inner, pcols)
             _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act,
                                 alpha, num_threads)
     if out is not None and dx is not out:
@@ -464,30 +456,28 @@ def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating
 
 
 def _outer_inner(shape: Tuple[int, ...], ax: int) -> Tuple[int, int]:
-    return int(np.prod(shape[:ax], dtype=np.int64)), int(np.prod(shape[ax + 1:], dtype=np.int64))
+    return math.prod(shape[:ax]), math.prod(shape[ax + 1:])
 
 
 def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
                  order: list[int]) -> Tuple[NDArray[np.floating], NDArray[np.floating]]:
     """(y3, y): y3 is a C-contiguous array in x3's axis order the kernel writes, y the
     result in the caller's axis order (``out`` itself when it can be written directly)."""
-    inverse = list(np.argsort(order))
+    identity = order == list(range(len(order)))
     if out is not None:
-        t = out.transpose(order)
+        t = out if identity else out.transpose(order)
         if t.flags.c_contiguous and t.flags.aligned:
             return t, out
     y3 = np.empty(x3.shape, dtype=x3.dtype)
-    return y3, y3.transpose(inverse)
+    return y3, (y3 if identity else y3.transpose(list(np.argsort(order))))
 
 
 def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
                inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
                w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
                num_threads: Optional[int]) -> None:
-    scale = w64 * invstd64
-    shift = b64 - mean64 * scale
-    if not _k.uses_channel_layout(inner):
-        scale = np.repeat(scale, inner)
-        shift = np.repeat(shift, inner)
-    _k.normalise(x3, y3, outer, C, inner, np.ascontiguousarray(scale, dtype=x3.dtype),
-                 np.ascontiguousarray(shift, dtype=x3.dtype), act, alpha, num_threads)
+    m = C if _k.uses_channel_layout(inner) else C * inner
+    scale = np.empty(m, dtype=x3.dtype)
+    shift = np.empty(m, dtype=x3.dtype)
+    _k.affine_coefs(mean64, invstd64, w64, b64, inner, scale, shift)
+    _k.normalise(x3, y3, outer, C, inner, scale, shift, act, alpha, num_threads)

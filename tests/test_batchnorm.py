@@ -615,7 +615,8 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
 
 def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
-    (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits."""
+    (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits.  The last
+    shape takes the pipelined backward, whose AVX2/AVX-512 lane loops are intrinsics."""
     import hashlib
     import os
     import subprocess
@@ -626,7 +627,7 @@ def test_instruction_set_copies_give_identical_bits():
         "h = hashlib.sha256()\n"
         "rng = np.random.default_rng(7)\n"
         "for shape, axis in (((4, 6, 9, 11), 1), ((300, 6), 1), ((5, 7, 6), -1),"
-        " ((700, 2, 400), 1)):\n"
+        " ((700, 2, 400), 1), ((8, 96, 32, 66), 1)):\n"
         "    for dt in (np.float32, np.float64):\n"
         "        x = (rng.standard_normal(shape) * 3 + 100).astype(dt)\n"
         "        dy = rng.standard_normal(shape).astype(dt)\n"
@@ -694,3 +695,66 @@ def test_large_inference_outputs_streamed(rng):
         outs.append(y.copy())
     np.testing.assert_array_equal(outs[0], outs[1])
     np.testing.assert_array_equal(outs[0], outs[2])
+
+
+# ---- the pipelined per-channel backward ----------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
+@pytest.mark.parametrize("training", [True, False])
+def test_pipelined_backward(rng, dtype, activation, training):
+    """Per-channel data whose slabs are small and whose dx streams takes the pipelined
+    kernel (dx of one channel alternating with pass 1 of the next): right answers, the
+    same bits for 1, 2 and 3 threads (each thread pipelines its own run of channels),
+    and for an unaligned out."""
+    if cyrelu._parallel.openmp_version() == 0:
+        pytest.skip("serial build")
+    from cyrelu import _batchnorm
+
+    shape = (8, 96, 32, 66)  # inner = 2112: rows not a multiple of 64 bytes
+    C = shape[1]
+    x = (rng.standard_normal(shape) * 2 + 5).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    y, m, s = batch_norm(x, None, None, w, None, True, activation=activation,
+                         return_stats=True)
+    out = None if activation is None else y
+    for nt in (1, 2, 3):
+        assert _batchnorm.backward_pipelined(x, 8, C, 32 * 66, out is not None, nt)
+    res = []
+    for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
+        buf = np.empty(x.size + 1, dtype=dtype)
+        dx = buf[offset:offset + x.size].reshape(shape)
+        res.append(batch_norm_backward(dy, x, m, s, w, training=training,
+                                       activation=activation, output=out, out=dx,
+                                       num_threads=nt))
+    for other in res[1:]:
+        for a, b_ in zip(res[0], other):
+            np.testing.assert_array_equal(a, b_)
+    ri, rw, rb = ref_backward(dy, x, m, s, w, training, 1, activation, 0.2, out)
+    t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(res[0][0], ri, **t)
+    np.testing.assert_allclose(res[0][1], rw, rtol=t["rtol"], atol=t["atol"] * 100)
+    np.testing.assert_allclose(res[0][2], rb, rtol=t["rtol"], atol=t["atol"] * 100)
+
+
+def test_running_stats_any_stride(rng):
+    """Strided running_mean/running_var views are read and updated in place, in training
+    and in evaluation, as contiguous ones are."""
+    x = rng.standard_normal((6, 4, 5)).astype(np.float32)
+    for dtype in (np.float32, np.float64):
+        rm_c = rng.standard_normal(4).astype(dtype)
+        rv_c = (rng.random(4) + 0.5).astype(dtype)
+        base_m = np.zeros(8, dtype)
+        base_v = np.zeros(12, dtype)
+        rm_s, rv_s = base_m[::2], base_v[::3]
+        rm_s[...] = rm_c
+        rv_s[...] = rv_c
+        erm, erv = ref_forward(x, rm_c, rv_c, training=True, momentum=0.3)[3:5]
+        batch_norm(x, rm_s, rv_s, training=True, momentum=0.3)
+        np.testing.assert_allclose(rm_s, erm, rtol=1e-6)
+        np.testing.assert_allclose(rv_s, erv, rtol=1e-6)
+        assert not base_m[1::2].any() and not base_v[1::3].any()  # nothing between touched
+        y = batch_norm(x, rm_s, rv_s, training=False)
+        np.testing.assert_allclose(y, ref_forward(x, rm_s, rv_s)[0], rtol=1e-5, atol=1e-5)
