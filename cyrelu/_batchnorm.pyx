@@ -85,6 +85,8 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                             const double *invstd, const double *w, int train,
                                             int act, double a, double *sums)
     Py_ssize_t cyr_bn_l2_bytes()
+    void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
+                         double *k, double *mdy, double *A)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
                              double *s0, double *s1)
@@ -467,9 +469,8 @@ def finish_stats(double[::1] mean, double[::1] var, double eps, double momentum,
                  object running_mean, object running_var, double[::1] invstd):
     """Training: invstd = 1 / sqrt(var + eps), and the running statistics (float32 or
     float64 1-D arrays of length C, any stride, or None) updated in place with PyTorch's
-    rule:
-    running = (1 - momentum) * running + momentum * batch, the unbiased variance for
-    running_var (var * n / (n - 1), n values per channel)."""
+    rule, running = (1 - momentum) * running + momentum * batch, the batch variance made
+    unbiased for running_var (var * n / (n - 1), n values per channel)."""
     cdef Py_ssize_t c, C = mean.shape[0]
     cdef char *rm = NULL
     cdef char *rv = NULL
@@ -514,41 +515,33 @@ def affine_coefs(double[::1] mean, double[::1] invstd, double[::1] w, double[::1
     cdef char *sp = <char *>cnp.PyArray_DATA(scale)
     cdef char *hp = <char *>cnp.PyArray_DATA(shift)
     cdef int f32 = cnp.PyArray_TYPE(scale) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(scale)
     cdef double sc, sh
     for c in range(C):
         sc = w[c] * invstd[c]
         sh = b[c] - mean[c] * sc
         for i in range(c * rep, (c + 1) * rep):
-            if f32:
-                (<float *>sp)[i] = <float>sc
-                (<float *>hp)[i] = <float>sh
-            else:
-                (<double *>sp)[i] = sc
-                (<double *>hp)[i] = sh
+            _set(sp, f32, i * isz, sc)
+            _set(hp, f32, i * isz, sh)
 
 
 def dx_coefs(double[:, ::1] sums, double n, double[::1] mean, double[::1] invstd,
              double[::1] w, bint train, Py_ssize_t inner, cnp.ndarray params):
     """Row layout: the per-column parameters of the input gradient into params, a
-    contiguous (4, C * inner) float32/float64 array: mean, k = sum(g * (x - mean)) / n *
-    invstd**2 and mean(g) (both zero unless training), and A = w * invstd, each repeated
-    for the inner columns of its channel."""
+    contiguous (4, C * inner) float32/float64 array: mean, then k, mean(g) and A
+    (cyr_bn_dx_coefs), each repeated for the inner columns of its channel."""
     cdef Py_ssize_t c, i, C = mean.shape[0], W = C * inner
     cdef char *p = <char *>cnp.PyArray_DATA(params)
     cdef int f32 = cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT32
+    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(params)
     cdef double v[4]
     cdef int r
     for c in range(C):
         v[0] = mean[c]
-        v[1] = sums[c, 1] / n * invstd[c] * invstd[c] if train else 0.0
-        v[2] = sums[c, 0] / n if train else 0.0
-        v[3] = w[c] * invstd[c]
+        cyr_bn_dx_coefs(&sums[c, 0], n, invstd[c], w[c], train, &v[1], &v[2], &v[3])
         for r in range(4):
             for i in range(r * W + c * inner, r * W + (c + 1) * inner):
-                if f32:
-                    (<float *>p)[i] = <float>v[r]
-                else:
-                    (<double *>p)[i] = v[r]
+                _set(p, f32, i * isz, v[r])
 
 
 # ---- backward -----------------------------------------------------------------------

@@ -142,6 +142,21 @@ CYR_INLINE Py_ssize_t cyr_bn_l2_bytes(void) {
 #define CYR_BN_PIPE_N(T) ((Py_ssize_t)(CYR_BN_PIPE_BYTES / sizeof(T)))
 #define CYR_BN_HEAD_N(p, T) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(T)))
 
+/* The input gradient's coefficients from a channel's sums (sum(g), sum(g * (x - mean))
+ * over n values): k = sum(g * (x - mean)) / n * invstd**2 and mdy = sum(g) / n (both
+ * zero unless training), and A = w * invstd; dx = (g - (x - mean) * k - mdy) * A.  One
+ * definition for both loop shapes. */
+CYR_INLINE void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w,
+                                int train, double *k, double *mdy, double *A) {
+    *k = 0.0;
+    *mdy = 0.0;
+    if (train && n > 0) {
+        *mdy = sums[0] / n;
+        *k = sums[1] / n * invstd * invstd;
+    }
+    *A = w * invstd;
+}
+
 /* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
                                   double *CYR_RESTRICT m2_a, double nb,

@@ -87,7 +87,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             a0 = _mm512_add_pd(a0, g0);
             a1 = _mm512_add_pd(a1, g1);
             b0 = _mm512_add_pd(b0, _mm512_mul_pd(g0, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i), m)));
-            b1 = _mm512_add_pd(b1, _mm512_mul_pd(g1, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i + 8), m)));
+            b1 = _mm512_add_pd(b1,
+                               _mm512_mul_pd(g1, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i + 8), m)));
         }
         _mm512_storeu_pd(s0, a0);
         _mm512_storeu_pd(s0 + 8, a1);
@@ -112,8 +113,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             }
             for (int q = 0; q < 4; ++q) {
                 const __m256d g = CYR_NAME(bn_ld)(gp + 4 * q);
+                const __m256d d = _mm256_sub_pd(CYR_NAME(bn_ld)(x + i + 4 * q), m);
                 av[q] = _mm256_add_pd(av[q], g);
-                bv[q] = _mm256_add_pd(bv[q], _mm256_mul_pd(g, _mm256_sub_pd(CYR_NAME(bn_ld)(x + i + 4 * q), m)));
+                bv[q] = _mm256_add_pd(bv[q], _mm256_mul_pd(g, d));
             }
         }
         for (int q = 0; q < 4; ++q) {
@@ -470,18 +472,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
 }
 
-/* The coefficients of bn_dx from a channel's sums: k and mdy (zero unless training),
- * and A = w * invstd. */
+/* cyr_bn_dx_coefs (batchnorm.h) in the element type. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_coefs)(const double *sums, double n, double invstd, double w,
                                       int train, CYR_T *k, CYR_T *mdy, CYR_T *A) {
-    double kk = 0.0, m = 0.0;
-    if (train && n > 0) {
-        m = sums[0] / n;
-        kk = sums[1] / n * invstd * invstd;
-    }
+    double kk, m, aa;
+    cyr_bn_dx_coefs(sums, n, invstd, w, train, &kk, &m, &aa);
     *k = (CYR_T)kk;
     *mdy = (CYR_T)m;
-    *A = (CYR_T)(w * invstd);
+    *A = (CYR_T)aa;
 }
 
 /* dx of one contiguous run of n elements, streamed (see "streaming stores" in
@@ -589,13 +587,15 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
             }
             while (i < inner || j < inner) {
                 if (i < inner) {
-                    const Py_ssize_t e = inner - i < CYR_BN_PIPE_N(CYR_T) ? inner : i + CYR_BN_PIPE_N(CYR_T);
+                    const Py_ssize_t e = inner - i < CYR_BN_PIPE_N(CYR_T)
+                                             ? inner : i + CYR_BN_PIPE_N(CYR_T);
                     CYR_NAME(bn_dx_stream)(act, train, dyr + i, xr + i, yr ? yr + i : NULL,
                                            dxr + i, e - i, mean_t, k, mdy, A, a, tile);
                     i = e;
                 }
                 if (j < inner) {
-                    const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T) ? inner : j + CYR_BN_PIPE_N(CYR_T);
+                    const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
+                                             ? inner : j + CYR_BN_PIPE_N(CYR_T);
                     CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
                                          y ? y + offn + j : NULL, e - j, mean[c + 1], a, s0,
                                          s1, t);
