@@ -205,18 +205,16 @@ def batch_norm(
     if training:
         mean64 = np.empty(C, dtype=np.float64)
         var64 = np.empty(C, dtype=np.float64)
-        if x3.size:
-            if _k.uses_channel_layout(inner):
-                _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
-                                  var64, num_threads)
-                _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
-            else:
-                _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
-                _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
-                _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                           num_threads)
-        else:  # no elements: C == 0
-            _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
+        per_channel = _k.uses_channel_layout(inner)
+        if x3.size and per_channel:  # statistics and output in one pass over each channel
+            _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
+                              var64, num_threads)
+        elif x3.size:
+            _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
+        _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
+        if x3.size and not per_channel:
+            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
+                       num_threads)
     else:
         assert rm is not None and rv is not None
         mean64 = np.ascontiguousarray(rm, dtype=np.float64)
