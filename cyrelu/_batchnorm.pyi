@@ -90,3 +90,43 @@ def backward_rows_dx(
     alpha: float,
     num_threads: Optional[int],
 ) -> None: ...
+def finish_stats(
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    eps: float,
+    momentum: float,
+    n: float,
+    running_mean: Optional[NDArray[np.floating]],
+    running_var: Optional[NDArray[np.floating]],
+    invstd: NDArray[np.float64],
+) -> None: ...
+def running_invstd(
+    running_var: NDArray[np.floating], eps: float, invstd: NDArray[np.float64]
+) -> None: ...
+def affine_coefs(
+    mean: NDArray[np.float64],
+    invstd: NDArray[np.float64],
+    w: NDArray[np.float64],
+    b: NDArray[np.float64],
+    inner: int,
+    scale: NDArray[np.floating],
+    shift: NDArray[np.floating],
+) -> None: ...
+def dx_coefs(
+    sums: NDArray[np.float64],
+    n: float,
+    mean: NDArray[np.float64],
+    invstd: NDArray[np.float64],
+    w: NDArray[np.float64],
+    train: bool,
+    inner: int,
+    params: NDArray[np.floating],
+) -> None: ...
+def backward_pipelined(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    has_y: bool,
+    num_threads: Optional[int],
+) -> bool: ...

@@ -91,7 +91,7 @@ def check_real(value: object, name: str, *, finite: bool = True) -> float:
         isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
     ):
         raise TypeError("%s must be a real number, got %r" % (name, value))
-    value = float(value)  # type: ignore[arg-type]
+    value = float(value)
     if finite and not math.isfinite(value):
         raise ValueError("%s must be finite, got %r" % (name, value))
     return value
