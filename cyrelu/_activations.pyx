@@ -1,7 +1,7 @@
 """Cython entry points of the activation kernels (include/cyrelu/activations.h).
 
 The wrapper layer (cyrelu/activations.py) has already validated everything:
-inputs and ``out`` are aligned, native-endian float32/float64 arrays of one shape
+inputs and ``out`` are aligned, native-endian float16/32/64 arrays of one shape
 and dtype, and ``out`` overlaps an input only by being exactly that input.  This
 layer only splits the work across threads, releases the GIL and calls C.
 
@@ -20,7 +20,6 @@ Two paths:
 """
 
 cimport cython
-from cython cimport floating
 from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.string cimport memcpy
@@ -50,6 +49,23 @@ cdef extern from "cyrelu/activations.h" nogil:
                                 Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, float a)
     void cyr_binary_strided_f64(int op, const char *g, Py_ssize_t sg, const char *x,
                                 Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, double a)
+    # float16 data as its bit patterns (cyr_half), alpha in float
+    ctypedef unsigned short cyr_half
+    void cyr_unary_f16(int op, const cyr_half *x, cyr_half *y, Py_ssize_t n, float a)
+    void cyr_unary_strided_f16(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
+                               Py_ssize_t n, float a)
+    void cyr_binary_f16(int op, const cyr_half *g, const cyr_half *x, cyr_half *out,
+                        Py_ssize_t n, float a)
+    void cyr_binary_strided_f16(int op, const char *g, Py_ssize_t sg, const char *x,
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, float a)
+
+# The element types of the kernels: float16 (as its bits), float32, float64.  alpha
+# travels as double and is rounded to the arithmetic's type (float for float16 and
+# float32) at the C call.
+ctypedef fused elem_t:
+    cyr_half
+    float
+    double
 
 OP_RELU = CYR_OP_RELU
 OP_LEAKY_RELU = CYR_OP_LEAKY_RELU
@@ -62,20 +78,24 @@ cdef enum:
 
 # ---- one call of the C kernel on a range --------------------------------------------
 
-cdef inline void _unary_range(int op, const floating *x, floating *y, Py_ssize_t n,
-                              floating a) noexcept nogil:
-    if floating is float:
-        cyr_unary_f32(op, x, y, n, a)
-    else:
+cdef inline void _unary_range(int op, const elem_t *x, elem_t *y, Py_ssize_t n,
+                              double a) noexcept nogil:
+    if elem_t is float:
+        cyr_unary_f32(op, x, y, n, <float>a)
+    elif elem_t is double:
         cyr_unary_f64(op, x, y, n, a)
-
-
-cdef inline void _binary_range(int op, const floating *g, const floating *x, floating *out,
-                               Py_ssize_t n, floating a) noexcept nogil:
-    if floating is float:
-        cyr_binary_f32(op, g, x, out, n, a)
     else:
+        cyr_unary_f16(op, x, y, n, <float>a)
+
+
+cdef inline void _binary_range(int op, const elem_t *g, const elem_t *x, elem_t *out,
+                               Py_ssize_t n, double a) noexcept nogil:
+    if elem_t is float:
+        cyr_binary_f32(op, g, x, out, n, <float>a)
+    elif elem_t is double:
         cyr_binary_f64(op, g, x, out, n, a)
+    else:
+        cyr_binary_f16(op, g, x, out, n, <float>a)
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
@@ -85,7 +105,7 @@ cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
 
 # ---- flat path ----------------------------------------------------------------------
 
-cdef void _unary_flat(int op, const floating *x, floating *y, Py_ssize_t n, floating a,
+cdef void _unary_flat(int op, const elem_t *x, elem_t *y, Py_ssize_t n, double a,
                       int nt) noexcept nogil:
     cdef Py_ssize_t chunk, start
     cdef int t
@@ -99,8 +119,8 @@ cdef void _unary_flat(int op, const floating *x, floating *y, Py_ssize_t n, floa
             _unary_range(op, x + start, y + start, min(chunk, n - start), a)
 
 
-cdef void _binary_flat(int op, const floating *g, const floating *x, floating *out,
-                       Py_ssize_t n, floating a, int nt) noexcept nogil:
+cdef void _binary_flat(int op, const elem_t *g, const elem_t *x, elem_t *out,
+                       Py_ssize_t n, double a, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, start
     cdef int t
     if nt <= 1:
@@ -124,9 +144,11 @@ def unary_flat(int op, cnp.ndarray x, cnp.ndarray y, double alpha, num_threads):
         return
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _unary_flat[float](op, <const float *>xp, <float *>yp, n, <float>alpha, nt)
-        else:
+            _unary_flat[float](op, <const float *>xp, <float *>yp, n, alpha, nt)
+        elif typenum == cnp.NPY_FLOAT64:
             _unary_flat[double](op, <const double *>xp, <double *>yp, n, alpha, nt)
+        else:
+            _unary_flat[cyr_half](op, <const cyr_half *>xp, <cyr_half *>yp, n, alpha, nt)
 
 
 def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double alpha,
@@ -143,10 +165,13 @@ def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double al
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _binary_flat[float](op, <const float *>gp, <const float *>xp, <float *>op_, n,
-                                <float>alpha, nt)
-        else:
+                                alpha, nt)
+        elif typenum == cnp.NPY_FLOAT64:
             _binary_flat[double](op, <const double *>gp, <const double *>xp, <double *>op_, n,
                                  alpha, nt)
+        else:
+            _binary_flat[cyr_half](op, <const cyr_half *>gp, <const cyr_half *>xp,
+                                   <cyr_half *>op_, n, alpha, nt)
 
 
 # ---- the bandwidth ruler --------------------------------------------------------------
@@ -176,7 +201,7 @@ def copy_flat(cnp.ndarray src, cnp.ndarray dst, num_threads):
 # ---- fast entry for the common case --------------------------------------------------
 
 cdef inline bint _plain(object a, int typenum) noexcept:
-    """An exact ndarray of `typenum` (or, with typenum < 0, float32/float64), C-contiguous,
+    """An exact ndarray of `typenum` (or, with typenum < 0, float16/32/64), C-contiguous,
     aligned, native byte order."""
     cdef cnp.ndarray arr
     cdef int t
@@ -187,7 +212,7 @@ cdef inline bint _plain(object a, int typenum) noexcept:
     if typenum >= 0:
         if t != typenum:
             return False
-    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and t != cnp.NPY_FLOAT16:
         return False
     return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
             and cnp.PyArray_ISNOTSWAPPED(arr))
@@ -301,33 +326,43 @@ cdef inline void _row_offsets(const Layout *L, Py_ssize_t row, int narrays,
             offsets[k] += idx * L.strides[k][d]
 
 
-cdef inline void _unary_row(int op, const Layout *L, Py_ssize_t row, floating a) noexcept nogil:
+cdef inline void _unary_row(int op, const Layout *L, Py_ssize_t row, int typenum,
+                            double a) noexcept nogil:
     cdef Py_ssize_t off[3]
     cdef int last = L.ndim - 1
     _row_offsets(L, row, 2, off)
-    if floating is float:
+    if typenum == cnp.NPY_FLOAT32:
         cyr_unary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
-                              L.data[1] + off[1], L.strides[1][last], L.shape[last], a)
-    else:
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last], <float>a)
+    elif typenum == cnp.NPY_FLOAT64:
         cyr_unary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
                               L.data[1] + off[1], L.strides[1][last], L.shape[last], a)
+    else:
+        cyr_unary_strided_f16(op, L.data[0] + off[0], L.strides[0][last],
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last], <float>a)
 
 
-cdef inline void _binary_row(int op, const Layout *L, Py_ssize_t row, floating a) noexcept nogil:
+cdef inline void _binary_row(int op, const Layout *L, Py_ssize_t row, int typenum,
+                             double a) noexcept nogil:
     cdef Py_ssize_t off[3]
     cdef int last = L.ndim - 1
     _row_offsets(L, row, 3, off)
-    if floating is float:
+    if typenum == cnp.NPY_FLOAT32:
         cyr_binary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
                                L.data[1] + off[1], L.strides[1][last],
-                               L.data[2] + off[2], L.strides[2][last], L.shape[last], a)
-    else:
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last], <float>a)
+    elif typenum == cnp.NPY_FLOAT64:
         cyr_binary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
                                L.data[1] + off[1], L.strides[1][last],
                                L.data[2] + off[2], L.strides[2][last], L.shape[last], a)
+    else:
+        cyr_binary_strided_f16(op, L.data[0] + off[0], L.strides[0][last],
+                               L.data[1] + off[1], L.strides[1][last],
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last], <float>a)
 
 
-cdef void _strided(int op, const Layout *L, int narrays, floating a, int nt) noexcept nogil:
+cdef void _strided(int op, const Layout *L, int narrays, int typenum, double a,
+                   int nt) noexcept nogil:
     cdef Py_ssize_t rows = 1, r
     cdef int d
     for d in range(L.ndim - 1):
@@ -338,15 +373,15 @@ cdef void _strided(int op, const Layout *L, int narrays, floating a, int nt) noe
     if nt <= 1:
         for r in range(rows):
             if narrays == 2:
-                _unary_row(op, L, r, a)
+                _unary_row(op, L, r, typenum, a)
             else:
-                _binary_row(op, L, r, a)
+                _binary_row(op, L, r, typenum, a)
     else:
         for r in prange(rows, schedule="static", num_threads=nt):
             if narrays == 2:
-                _unary_row(op, L, r, a)
+                _unary_row(op, L, r, typenum, a)
             else:
-                _binary_row(op, L, r, a)
+                _binary_row(op, L, r, typenum, a)
 
 
 cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) except -1:
@@ -374,10 +409,7 @@ def unary_strided(int op, cnp.ndarray x, cnp.ndarray y, tuple shape, tuple strid
     cdef int typenum = cnp.PyArray_TYPE(x)
     _fill_layout(&L, shape, strides, (x, y))
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _strided[float](op, &L, 2, <float>alpha, nt)
-        else:
-            _strided[double](op, &L, 2, alpha, nt)
+        _strided(op, &L, 2, typenum, alpha, nt)
 
 
 def binary_strided(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, tuple shape,
@@ -388,7 +420,4 @@ def binary_strided(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, tuple 
     cdef int typenum = cnp.PyArray_TYPE(x)
     _fill_layout(&L, shape, strides, (g, x, out))
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _strided[float](op, &L, 3, <float>alpha, nt)
-        else:
-            _strided[double](op, &L, 3, alpha, nt)
+        _strided(op, &L, 3, typenum, alpha, nt)

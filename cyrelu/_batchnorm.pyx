@@ -37,7 +37,8 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_BN_ACT_NONE
     int CYR_BN_ACT_RELU
     int CYR_BN_ACT_LEAKY
-    Py_ssize_t CYR_STREAM_MIN_BYTES
+    Py_ssize_t cyr_stream_min_bytes()
+    Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
                            const double *mean_b, const double *m2_b, Py_ssize_t w)
     void cyr_bn_train_channel_f32(const float *x, float *y, Py_ssize_t outer, Py_ssize_t C,
@@ -84,7 +85,6 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                             Py_ssize_t c1, const double *mean,
                                             const double *invstd, const double *w, int train,
                                             int act, double a, double *sums)
-    Py_ssize_t cyr_bn_l2_bytes()
     int cyr_isa_level()
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
@@ -118,12 +118,6 @@ cdef enum:
     CHUNKS_PER_THREAD = 8
     # Per-channel outputs stream only in contiguous runs of at least this many bytes.
     STREAM_MIN_RUN = 4096
-    # The per-core L2 cache assumed where the C library does not report one.
-    L2_DEFAULT_BYTES = 1 << 20
-
-# The per-core L2 cache: the pipelined backward runs where two channels' slabs fit in
-# 7/8 of it.
-cdef Py_ssize_t L2_BYTES = cyr_bn_l2_bytes() or L2_DEFAULT_BYTES
 
 
 def uses_channel_layout(Py_ssize_t inner):
@@ -255,10 +249,10 @@ cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
 cdef inline int _streams(Py_ssize_t out_bytes, Py_ssize_t run_bytes, int nt) noexcept nogil:
     """Whether an output of out_bytes, written by nt threads in contiguous runs of
     run_bytes, is written with streaming stores: the activations' rule
-    (CYR_STREAM_MIN_BYTES per thread, common.h), and runs of at least STREAM_MIN_RUN
+    (cyr_stream_min_bytes() per thread, cache.h), and runs of at least STREAM_MIN_RUN
     bytes (short runs would mix streamed and cached stores in the lines where they
     meet, which measured slower)."""
-    return (out_bytes >= CYR_STREAM_MIN_BYTES * <Py_ssize_t>max(nt, 1)
+    return (out_bytes >= cyr_stream_min_bytes() * <Py_ssize_t>max(nt, 1)
             and run_bytes >= STREAM_MIN_RUN)
 
 
@@ -586,7 +580,7 @@ cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssi
     nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
     nt = <int>min(<Py_ssize_t>nt, C)
     stream[0] = has_dx and _streams(outer * C * inner * itemsize, inner * itemsize, nt)
-    piped[0] = (stream[0] and C > 1 and 2 * slab <= L2_BYTES // 8 * 7
+    piped[0] = (stream[0] and C > 1 and 2 * slab <= cyr_l2_bytes() // 8 * 7
                 and cyr_isa_level() >= 1)
     return nt
 

@@ -23,7 +23,6 @@ from cyrelu import _activations as _k
 from cyrelu._backend import backend_for
 from cyrelu._layout import coalesce
 from cyrelu._validation import (
-    HALF,
     as_float_array,
     check_out,
     check_real,
@@ -174,11 +173,6 @@ def _unary(
         out = np.empty_like(x)
     else:
         check_out(out, x.shape, x.dtype)
-    if x.dtype == HALF:  # computed in float32, rounded once on the way out
-        x32 = x.astype(np.float32)
-        _unary(op, x32, x32, alpha, num_threads)
-        np.copyto(out, x32, casting="same_kind")
-        return out
     if x.size == 0:
         return out
     if may_overlap_partly(out, x):
@@ -210,11 +204,6 @@ def _binary(
         out = np.empty_like(x)
     else:
         check_out(out, x.shape, x.dtype)
-    if x.dtype == HALF:
-        g32 = g.astype(np.float32)
-        _binary(op, g32, x.astype(np.float32), g32, alpha, num_threads)
-        np.copyto(out, g32, casting="same_kind")
-        return out
     if x.size == 0:
         return out
     if may_overlap_partly(out, g):

@@ -12,7 +12,7 @@ fold_batch_norm     the layer before an inference-mode BatchNorm, with the
 compiled counts of ``cyrelu._diagnostics``: integer counts, so the results are
 the same for any thread count.  The channel axis may be any axis: the data is
 seen as ``(outer, C, inner)``, a view where the strides allow it and a copy
-otherwise; float16 is read as float32 (exactly).
+otherwise; float16 data is counted in place, as float16.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from cyrelu import _diagnostics as _k
 from cyrelu._backend import backend_for
-from cyrelu._validation import HALF, as_float_array, check_real
+from cyrelu._validation import as_float_array, check_real
 
 __all__ = ["dead_units", "sparsity", "fold_batch_norm"]
 
@@ -48,10 +48,8 @@ def _normalise_axis(axis: object, ndim: int, name: str) -> int:
 
 
 def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
-    """A float32/float64, aligned, 3-D (outer, C, inner) view (or copy) of x."""
-    if x.dtype == HALF:
-        x = x.astype(np.float32)
-    elif not x.flags.aligned:
+    """A float16/32/64, aligned, 3-D (outer, C, inner) view (or copy) of x."""
+    if not x.flags.aligned:
         x = x.copy()
     if axis is None:
         return x.reshape(1, 1, x.size)  # a view when x is contiguous, else a copy

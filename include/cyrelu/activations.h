@@ -1,4 +1,4 @@
-/* ReLU and Leaky ReLU, forward and backward, for float and double.
+/* ReLU and Leaky ReLU, forward and backward, for float16, float and double.
  *
  * The kernel bodies live once, in activations_template.h, which is included
  * twice below with CYR_T / CYR_SUFFIX set to (float, f32) and (double, f64).
@@ -21,6 +21,7 @@
 /* One copy of the template per (type, ISA): CYR_SUFFIX names it, CYR_TARGET is the
  * function attribute that selects the instruction set. */
 #define CYR_TEMPLATE "activations_template.h"
+#define CYR_TEMPLATE_HALF 1
 #include "instantiate.h"
 #undef CYR_TEMPLATE
 
@@ -37,25 +38,26 @@
 #define CYR_DISPATCH(name, T, args) cyr_##name##_##T##_base args
 #endif
 
-#define CYR_ENTRY_POINTS(T, S)                                                             \
-CYR_INLINE void cyr_unary_##S(int op, const T *x, T *y, Py_ssize_t n, T a) {               \
+#define CYR_ENTRY_POINTS(T, S, AT)                                                             \
+CYR_INLINE void cyr_unary_##S(int op, const T *x, T *y, Py_ssize_t n, AT a) {               \
     CYR_DISPATCH(unary, S, (op, x, y, n, a));                                              \
 }                                                                                          \
 CYR_INLINE void cyr_unary_strided_##S(int op, const char *x, Py_ssize_t sx, char *y,       \
-                                      Py_ssize_t sy, Py_ssize_t n, T a) {                  \
+                                      Py_ssize_t sy, Py_ssize_t n, AT a) {                  \
     CYR_DISPATCH(unary_strided, S, (op, x, sx, y, sy, n, a));                              \
 }                                                                                          \
 CYR_INLINE void cyr_binary_##S(int op, const T *g, const T *x, T *out, Py_ssize_t n,       \
-                               T a) {                                                      \
+                               AT a) {                                                      \
     CYR_DISPATCH(binary, S, (op, g, x, out, n, a));                                        \
 }                                                                                          \
 CYR_INLINE void cyr_binary_strided_##S(int op, const char *g, Py_ssize_t sg,               \
                                        const char *x, Py_ssize_t sx, char *out,            \
-                                       Py_ssize_t so, Py_ssize_t n, T a) {                 \
+                                       Py_ssize_t so, Py_ssize_t n, AT a) {                 \
     CYR_DISPATCH(binary_strided, S, (op, g, sg, x, sx, out, so, n, a));                    \
 }
 
-CYR_ENTRY_POINTS(float, f32)
-CYR_ENTRY_POINTS(double, f64)
+CYR_ENTRY_POINTS(float, f32, float)
+CYR_ENTRY_POINTS(double, f64, double)
+CYR_ENTRY_POINTS(cyr_half, f16, float)
 
 #endif /* CYRELU_ACTIVATIONS_H */

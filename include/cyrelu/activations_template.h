@@ -14,43 +14,158 @@
  * partial overlap is resolved by the caller.
  */
 
+#if CYR_IS_HALF
+/* ---- float16 storage: converted tiles through this instruction set's float kernels ----
+ * Each tile of CYR_HALF_TILE elements is converted to float (exact), run through the
+ * float copy's loop (CYR_F32), and rounded back once (half.h); so float16 results are
+ * float32 arithmetic rounded once, bitwise the same in every copy.  Outputs large
+ * enough to stream are rounded into an aligned half tile and streamed out. */
+#define CYR_HT CYR_HALF_TILE
+
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
+                                                 Py_ssize_t n, float a, int stream) {
+    CYR_ALIGN64 float xt[CYR_HT];
+    CYR_ALIGN64 float yt[CYR_HT];
+    CYR_ALIGN64 cyr_half ht[CYR_HT];
+    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
+        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        CYR_F32(unary_plain)(op, xt, yt, m, a);
+#if CYR_HAVE_STREAM
+        if (stream && m == CYR_HT) {
+            CYR_ISA_FN(f2h)(yt, ht, m);
+            CYR_ISA_FN(stream_store)(y + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
+            continue;
+        }
+#endif
+        CYR_ISA_FN(f2h)(yt, y + i, m);
+    }
+    (void)stream;
+    (void)ht;
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
+                                                  cyr_half *out, Py_ssize_t n, float a,
+                                                  int stream) {
+    CYR_ALIGN64 float gt[CYR_HT];
+    CYR_ALIGN64 float xt[CYR_HT];
+    CYR_ALIGN64 float ot[CYR_HT];
+    CYR_ALIGN64 cyr_half ht[CYR_HT];
+    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
+        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
+        CYR_ISA_FN(h2f)(g + i, gt, m);
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        CYR_F32(binary_plain)(op, gt, xt, ot, m, a);
+#if CYR_HAVE_STREAM
+        if (stream && m == CYR_HT) {
+            CYR_ISA_FN(f2h)(ot, ht, m);
+            CYR_ISA_FN(stream_store)(out + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
+            continue;
+        }
+#endif
+        CYR_ISA_FN(f2h)(ot, out + i, m);
+    }
+    (void)stream;
+    (void)ht;
+}
+
+/* Whether the output streams; if so, the head up to its 64-byte boundary first. */
+#define CYR_HALF_STREAMS(n) ((n) * (Py_ssize_t)sizeof(cyr_half) >= cyr_stream_min_bytes())
+#define CYR_HALF_HEAD(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(cyr_half)))
+
+CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const cyr_half *x, cyr_half *y, Py_ssize_t n,
+                                           float a) {
+    if ((const cyr_half *)y != x && CYR_HAVE_STREAM && CYR_HALF_STREAMS(n)) {
+        const Py_ssize_t h = CYR_HALF_HEAD(y) < n ? CYR_HALF_HEAD(y) : n;
+        CYR_NAME(unary_tiles)(op, x, y, h, a, 0);
+        CYR_NAME(unary_tiles)(op, x + h, y + h, n - h, a, 1);
+#if CYR_HAVE_STREAM
+        cyr_stream_fence();
+#endif
+    } else {
+        CYR_NAME(unary_tiles)(op, x, y, n, a, 0);
+    }
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const cyr_half *g, const cyr_half *x,
+                                            cyr_half *out, Py_ssize_t n, float a) {
+    if ((const cyr_half *)out != g && (const cyr_half *)out != x && CYR_HAVE_STREAM &&
+        CYR_HALF_STREAMS(n)) {
+        const Py_ssize_t h = CYR_HALF_HEAD(out) < n ? CYR_HALF_HEAD(out) : n;
+        CYR_NAME(binary_tiles)(op, g, x, out, h, a, 0);
+        CYR_NAME(binary_tiles)(op, g + h, x + h, out + h, n - h, a, 1);
+#if CYR_HAVE_STREAM
+        cyr_stream_fence();
+#endif
+    } else {
+        CYR_NAME(binary_tiles)(op, g, x, out, n, a, 0);
+    }
+}
+#undef CYR_HALF_STREAMS
+#undef CYR_HALF_HEAD
+#undef CYR_HT
+
+/* Strided: element by element through the exact portable conversions. */
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
+                                                   char *y, Py_ssize_t sy, Py_ssize_t n,
+                                                   float a) {
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));
+        const float r = op == CYR_OP_RELU ? CYR_F32(relu_elem)(v, a) : CYR_F32(leaky_relu_elem)(v, a);
+        *(cyr_half *)(y + i * sy) = cyr_f2h_scalar(r);
+    }
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
+                                                    const char *x, Py_ssize_t sx, char *out,
+                                                    Py_ssize_t so, Py_ssize_t n, float a) {
+    for (Py_ssize_t i = 0; i < n; ++i) {
+        const float gv = cyr_h2f_scalar(*(const cyr_half *)(g + i * sg));
+        const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));
+        const float r = op == CYR_OP_RELU ? CYR_F32(relu_backward_elem)(gv, v, a)
+                                          : CYR_F32(leaky_relu_backward_elem)(gv, v, a);
+        *(cyr_half *)(out + i * so) = cyr_f2h_scalar(r);
+    }
+}
+
+#else /* float and double */
 /* ---- the math of one element ------------------------------------------------ */
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_T a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_T a) { return v > (CYR_T)0 ? v : a * v; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_T a) { return v > (CYR_T)0 ? g : a * g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_C a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_C a) { return v > (CYR_T)0 ? v : a * v; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_C a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_C a) { return v > (CYR_T)0 ? g : a * g; }
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_UNARY_LOOPS(op)                                                                    \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
-                             Py_ssize_t n, CYR_T a) {                                          \
+                             Py_ssize_t n, CYR_C a) {                                          \
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
-CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_T a) {         \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_C a) {         \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a);                    \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
-                                       Py_ssize_t n, CYR_T a) {                                \
+                                       Py_ssize_t n, CYR_C a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
         *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a);         \
 }
 
 #define CYR_BINARY_LOOPS(op)                                                                   \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
-                             CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_T a) {                 \
+                             CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_C a) {                 \
     for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a);            \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
-                                         Py_ssize_t n, CYR_T a) {                              \
+                                         Py_ssize_t n, CYR_C a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
-                                         Py_ssize_t n, CYR_T a) {                              \
+                                         Py_ssize_t n, CYR_C a) {                              \
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
                                        Py_ssize_t sx, char *out, Py_ssize_t so,                \
-                                       Py_ssize_t n, CYR_T a) {                                \
+                                       Py_ssize_t n, CYR_C a) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
         *(CYR_T *)(out + i * so) = CYR_NAME(op##_elem)(*(const CYR_T *)(g + i * sg),           \
                                                        *(const CYR_T *)(x + i * sx), a);       \
@@ -66,7 +181,7 @@ CYR_BINARY_LOOPS(leaky_relu_backward)
 
 /* ---- per-operation choice, contiguous out of place ----------------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRICT x,
-                                                 CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T a) {
+                                                 CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu)(x, y, n, a);
     else CYR_NAME(leaky_relu)(x, y, n, a);
 }
@@ -74,7 +189,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRI
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTRICT g,
                                                   const CYR_T *CYR_RESTRICT x,
                                                   CYR_T *CYR_RESTRICT out, Py_ssize_t n,
-                                                  CYR_T a) {
+                                                  CYR_C a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_backward)(g, x, out, n, a);
     else CYR_NAME(leaky_relu_backward)(g, x, out, n, a);
 }
@@ -87,7 +202,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTR
 #define CYR_HEAD_N(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(CYR_T)))
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_stream)(int op, const CYR_T *CYR_RESTRICT x,
-                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T a) {
+                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a) {
     CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
     Py_ssize_t i = CYR_HEAD_N(y) < n ? CYR_HEAD_N(y) : n;
     CYR_NAME(unary_plain)(op, x, y, i, a);
@@ -102,7 +217,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_stream)(int op, const CYR_T *CYR_RESTR
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_RESTRICT g,
                                                    const CYR_T *CYR_RESTRICT x,
                                                    CYR_T *CYR_RESTRICT out, Py_ssize_t n,
-                                                   CYR_T a) {
+                                                   CYR_C a) {
     CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
     Py_ssize_t i = CYR_HEAD_N(out) < n ? CYR_HEAD_N(out) : n;
     CYR_NAME(binary_plain)(op, g, x, out, i, a);
@@ -115,7 +230,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_REST
 }
 #undef CYR_TILE_N
 #undef CYR_HEAD_N
-#define CYR_STREAMS(n) ((n) * (Py_ssize_t)sizeof(CYR_T) >= CYR_STREAM_MIN_BYTES)
+#define CYR_STREAMS(n) ((n) * (Py_ssize_t)sizeof(CYR_T) >= cyr_stream_min_bytes())
 #else
 #define CYR_STREAMS(n) 0
 #define unary_stream unary_plain
@@ -124,7 +239,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_REST
 
 /* ---- entry points: pick the aliasing case and the store kind -------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n,
-                                           CYR_T a) {
+                                           CYR_C a) {
     if ((const CYR_T *)y == x) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_inplace)(y, n, a);
         else CYR_NAME(leaky_relu_inplace)(y, n, a);
@@ -137,13 +252,13 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
                                                    char *y, Py_ssize_t sy, Py_ssize_t n,
-                                                   CYR_T a) {
+                                                   CYR_C a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_strided)(x, sx, y, sy, n, a);
     else CYR_NAME(leaky_relu_strided)(x, sx, y, sy, n, a);
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x,
-                                            CYR_T *out, Py_ssize_t n, CYR_T a) {
+                                            CYR_T *out, Py_ssize_t n, CYR_C a) {
     if ((const CYR_T *)out == g) {
         if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_g)(out, x, n, a);
         else CYR_NAME(leaky_relu_backward_inplace_g)(out, x, n, a);
@@ -159,7 +274,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T 
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
                                                     const char *x, Py_ssize_t sx, char *out,
-                                                    Py_ssize_t so, Py_ssize_t n, CYR_T a) {
+                                                    Py_ssize_t so, Py_ssize_t n, CYR_C a) {
     if (op == CYR_OP_RELU) CYR_NAME(relu_backward_strided)(g, sg, x, sx, out, so, n, a);
     else CYR_NAME(leaky_relu_backward_strided)(g, sg, x, sx, out, so, n, a);
 }
@@ -169,3 +284,5 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ss
 #undef unary_stream
 #undef binary_stream
 #endif
+
+#endif /* CYR_IS_HALF */

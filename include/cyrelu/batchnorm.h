@@ -113,23 +113,9 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCHW(c + off);
 }
 
-/* A channel slab larger than this is reduced in chunks of rows of at most this size
- * (half of a typical per-core L2 cache). */
-#define CYR_BN_SLAB_BYTES ((Py_ssize_t)1 << 20)
-
-/* The per-core L2 cache in bytes as the C library reports it (glibc on Linux), or 0
- * where it does not say.  The pipelined backward needs two channels' slabs to fit. */
-#if defined(__linux__)
-#  include <unistd.h>
-#endif
-CYR_INLINE Py_ssize_t cyr_bn_l2_bytes(void) {
-#if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
-    const long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return v > 0 ? (Py_ssize_t)v : 0;
-#else
-    return 0;
-#endif
-}
+/* A channel slab larger than cyr_slab_bytes() (half the per-core L2, cache.h) is
+ * reduced in chunks of rows of at most that size.  The pipelined backward needs two
+ * channels' slabs to fit in the L2 (cyr_l2_bytes()). */
 
 /* Streaming output tiles (see common.h): small, as the per-channel runs can be short. */
 #define CYR_BN_TILE_BYTES 512

@@ -269,7 +269,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, P
 }
 
 /* Statistics of channel c, then y = act(x * scale + shift) over the same slab while it
- * is still in cache.  A slab larger than CYR_BN_SLAB_BYTES is taken in chunks of rows
+ * is still in cache.  A slab larger than cyr_slab_bytes() is taken in chunks of rows
  * that fit (each two-pass in cache, merged in order with Chan's update), so the
  * statistics always read memory once.  Writes the batch mean and biased variance. */
 static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
@@ -278,7 +278,8 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
                                            int stream, double *mean_out, double *var_out) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
-    const Py_ssize_t chunk = row_bytes >= CYR_BN_SLAB_BYTES ? 1 : CYR_BN_SLAB_BYTES / row_bytes;
+    const Py_ssize_t slab_bytes = cyr_slab_bytes();
+    const Py_ssize_t chunk = row_bytes >= slab_bytes ? 1 : slab_bytes / row_bytes;
     const int prefetch = cyr_bn_wants_prefetch(row_bytes);
     double mean, m2, na, var, invstd, scale;
     Py_ssize_t o;

@@ -36,12 +36,11 @@
  * (read-for-ownership).  Streaming stores skip that read.  Kernels compute a tile
  * into an L1-resident buffer with their ordinary vectorised loop and stream the tile
  * out with cyr_stream_store, so the element math stays written once.  Only outputs
- * of at least CYR_STREAM_MIN_BYTES per call (per thread) stream; smaller ones are
- * better left in cache for the next operation to read.
+ * of at least cyr_stream_min_bytes() per call (per thread; derived from the L2 size,
+ * see cache.h) stream; smaller ones are better left in cache for the next operation
+ * to read.
  */
-#ifndef CYR_STREAM_MIN_BYTES
-#define CYR_STREAM_MIN_BYTES ((Py_ssize_t)1 << 20)
-#endif
+#include "cache.h"
 #define CYR_TILE_BYTES 4096
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -82,7 +81,9 @@ CYR_INLINE void cyr_stream_fence(void) { _mm_sfence(); }
  */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(CYRELU_NO_ISA_DISPATCH)
 #  define CYR_ISA_DISPATCH 1
-#  define CYR_TARGET_AVX2 __attribute__((target("avx2")))
+/* F16C (the float16 conversions) comes with every AVX2 CPU; FMA is deliberately left
+ * out, so that no copy contracts a * b + c differently from the baseline. */
+#  define CYR_TARGET_AVX2 __attribute__((target("avx2,f16c")))
 #  define CYR_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
 #else
 #  define CYR_ISA_DISPATCH 0
@@ -124,19 +125,40 @@ static inline CYR_TARGET_AVX512 void cyr_stream_store_avx512(void *dst, const vo
 #include <stdlib.h>
 #include <string.h>
 
+/* What CYRELU_ISA asked for: 0 unset, 1 a recognised value, -1 anything else (then
+ * ignored; the Python layer warns, naming the accepted values). */
+static int cyr_isa_request = 0;
+
+/* The accepted values of CYRELU_ISA, case-insensitive: base (alias baseline), avx2,
+ * avx512.  Returns the cap level, or -1 for anything else. */
+static int cyr_isa_parse(const char *cap) {
+    char low[16];
+    size_t i;
+    for (i = 0; cap[i] != '\0' && i + 1 < sizeof low; ++i)
+        low[i] = (char)((cap[i] >= 'A' && cap[i] <= 'Z') ? cap[i] - 'A' + 'a' : cap[i]);
+    if (cap[i] != '\0') return -1;
+    low[i] = '\0';
+    if (strcmp(low, "base") == 0 || strcmp(low, "baseline") == 0) return CYR_ISA_BASE;
+    if (strcmp(low, "avx2") == 0) return CYR_ISA_AVX2;
+    if (strcmp(low, "avx512") == 0 || strcmp(low, "avx-512") == 0) return CYR_ISA_AVX512;
+    return -1;
+}
+
 static int cyr_isa_detect(void) {
     int level = CYR_ISA_BASE;
     const char *cap = getenv("CYRELU_ISA");
 #if CYR_ISA_DISPATCH
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) level = CYR_ISA_AVX2;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) level = CYR_ISA_AVX2;
+    if (level == CYR_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq"))
         level = CYR_ISA_AVX512;
 #endif
-    if (cap != NULL) {
-        if (strcmp(cap, "base") == 0) level = CYR_ISA_BASE;
-        else if (strcmp(cap, "avx2") == 0 && level > CYR_ISA_AVX2) level = CYR_ISA_AVX2;
+    if (cap != NULL && cap[0] != '\0') {
+        const int want = cyr_isa_parse(cap);
+        cyr_isa_request = want < 0 ? -1 : 1;
+        if (want >= 0 && want < level) level = want;
     }
     return level;
 }

@@ -1,4 +1,4 @@
-/* Per-channel counts behind the ReLU diagnostics, for float and double.
+/* Per-channel counts behind the ReLU diagnostics, for float16, float and double.
  *
  * The kernel bodies live once, in diagnostics_template.h, included below once
  * per element type (float, double) and instruction set (baseline; AVX2 and
@@ -32,15 +32,16 @@
 
 /* One copy of the template per (type, ISA), as for the activations (common.h). */
 #define CYR_TEMPLATE "diagnostics_template.h"
+#define CYR_TEMPLATE_HALF 1
 #include "instantiate.h"
 #undef CYR_TEMPLATE
 
 /* ---- entry points used by Cython: one per type, dispatching on the ISA ------------ */
-#define CYR_DIAG_ENTRY(T, S)                                                               \
+#define CYR_DIAG_ENTRY(T, S, TT)                                                               \
 CYR_INLINE void cyr_diag_count_##S(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,    \
                                    Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,            \
                                    Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,            \
-                                   Py_ssize_t i1, T t, Py_ssize_t *acc) {                  \
+                                   Py_ssize_t i1, TT t, Py_ssize_t *acc) {                  \
     CYR_DIAG_DISPATCH(S, (op, x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc));             \
 }
 
@@ -56,7 +57,8 @@ CYR_INLINE void cyr_diag_count_##S(int op, const char *x, Py_ssize_t so, Py_ssiz
 #define CYR_DIAG_DISPATCH(S, args) cyr_diag_count_##S##_base args
 #endif
 
-CYR_DIAG_ENTRY(float, f32)
-CYR_DIAG_ENTRY(double, f64)
+CYR_DIAG_ENTRY(float, f32, float)
+CYR_DIAG_ENTRY(double, f64, double)
+CYR_DIAG_ENTRY(cyr_half, f16, float)
 
 #endif /* CYRELU_DIAGNOSTICS_H */

@@ -13,15 +13,22 @@
  */
 
 /* ---- the predicate for one element ------------------------------------------- */
-CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_T t) { (void)t; return v == (CYR_T)0; }
-CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_T t) { return !(v <= t); }
+#if CYR_IS_HALF
+/* float16: zero is +-0 (exponent and mantissa bits clear); the threshold test runs on
+ * the exact float value (half.h's portable conversion, which compilers vectorise). */
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(cyr_half v, float t) { (void)t; return (v & 0x7FFFu) == 0; }
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(cyr_half v, float t) { return !(cyr_h2f_scalar(v) <= t); }
+#else
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_C t) { (void)t; return v == (CYR_T)0; }
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_C t) { return !(v <= t); }
+#endif
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_DIAG_LOOPS(pred)                                                                   \
 /* number of the n elements at x (byte stride s) that satisfy the predicate; counted in      \
  * 32-bit blocks, which vectorise twice as wide as 64-bit counters */                        \
 CYR_INLINE CYR_TARGET Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_ssize_t s, Py_ssize_t n,   \
-                                                  CYR_T t) {                                   \
+                                                  CYR_C t) {                                   \
     Py_ssize_t count = 0;                                                                      \
     for (Py_ssize_t b = 0; b < n; b += CYR_DIAG_BLOCK) {                                       \
         const Py_ssize_t m = n - b < CYR_DIAG_BLOCK ? n - b : CYR_DIAG_BLOCK;                  \
@@ -43,7 +50,7 @@ CYR_INLINE CYR_TARGET Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_s
 CYR_INLINE CYR_TARGET void CYR_NAME(diag_##pred)(const char *x, Py_ssize_t so, Py_ssize_t sc,             \
                                       Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1,             \
                                       Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t i0,             \
-                                      Py_ssize_t i1, CYR_T t, Py_ssize_t *CYR_RESTRICT acc) {  \
+                                      Py_ssize_t i1, CYR_C t, Py_ssize_t *CYR_RESTRICT acc) {  \
     if (i1 - i0 == 1 || (sc < 0 ? -sc : sc) < (si < 0 ? -si : si)) {                           \
         /* tiles of channels counted in 32-bit counters, added to acc when full or done */     \
         unsigned int tile[CYR_DIAG_TILE];                                                      \
@@ -87,7 +94,7 @@ CYR_DIAG_LOOPS(alive)
 /* ---- entry point: pick the predicate ------------------------------------------ */
 CYR_INLINE CYR_TARGET void CYR_NAME(diag_count)(int op, const char *x, Py_ssize_t so, Py_ssize_t sc,
                                      Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t c0,
-                                     Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, CYR_T t,
+                                     Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, CYR_C t,
                                      Py_ssize_t *acc) {
     if (op == CYR_DIAG_ZEROS) CYR_NAME(diag_zeros)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);
     else CYR_NAME(diag_alive)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);

@@ -11,7 +11,23 @@
  * CYR_ISA_FN glues it onto helpers that exist once per set) defined.  The AVX2 and
  * AVX-512 copies exist only where common.h enables runtime dispatch.  No include guard:
  * included once per template.
+ *
+ * A template that also handles float16 storage says so with `#define CYR_TEMPLATE_HALF 1`
+ * before including this file.  It is then included a third time per instruction set,
+ * after the float copy, with CYR_T = cyr_half (half.h), CYR_SUFFIX f16_ISA and
+ * CYR_IS_HALF 1.  In every copy CYR_C is the type the arithmetic runs in (CYR_T, or
+ * float for half) and CYR_F32(name) names the float copy of `name` for the same
+ * instruction set, which the half copy runs on converted tiles.
  */
+#include "half.h"
+#define CYR_IS_HALF 0
+#define CYR_C CYR_T
+#ifndef CYR_TEMPLATE_HALF
+#define CYR_TEMPLATE_HALF 0
+#endif
+#define CYR_F32(name) CYR_CAT(name, CYR_CAT3_(f32, CYR_ISA_SUFFIX))
+#define CYR_CAT3_(a, b) CYR_CAT3__(a, b)
+#define CYR_CAT3__(a, b) a##_##b
 
 #define CYR_TARGET
 #define CYR_ISA_ID 0  /* = CYR_ISA_BASE */
@@ -26,6 +42,21 @@
 #include CYR_TEMPLATE
 #undef CYR_T
 #undef CYR_SUFFIX
+#if CYR_TEMPLATE_HALF
+#undef CYR_IS_HALF
+#undef CYR_C
+#define CYR_IS_HALF 1
+#define CYR_C float
+#define CYR_T cyr_half
+#define CYR_SUFFIX f16_base
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_C
+#undef CYR_IS_HALF
+#define CYR_IS_HALF 0
+#define CYR_C CYR_T
+#endif
 #undef CYR_TARGET
 #undef CYR_ISA_ID
 #undef CYR_ISA_SUFFIX
@@ -44,6 +75,21 @@
 #include CYR_TEMPLATE
 #undef CYR_T
 #undef CYR_SUFFIX
+#if CYR_TEMPLATE_HALF
+#undef CYR_IS_HALF
+#undef CYR_C
+#define CYR_IS_HALF 1
+#define CYR_C float
+#define CYR_T cyr_half
+#define CYR_SUFFIX f16_avx2
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_C
+#undef CYR_IS_HALF
+#define CYR_IS_HALF 0
+#define CYR_C CYR_T
+#endif
 #undef CYR_TARGET
 #undef CYR_ISA_ID
 #undef CYR_ISA_SUFFIX
@@ -61,7 +107,26 @@
 #include CYR_TEMPLATE
 #undef CYR_T
 #undef CYR_SUFFIX
+#if CYR_TEMPLATE_HALF
+#undef CYR_IS_HALF
+#undef CYR_C
+#define CYR_IS_HALF 1
+#define CYR_C float
+#define CYR_T cyr_half
+#define CYR_SUFFIX f16_avx512
+#include CYR_TEMPLATE
+#undef CYR_T
+#undef CYR_SUFFIX
+#undef CYR_C
+#undef CYR_IS_HALF
+#define CYR_IS_HALF 0
+#define CYR_C CYR_T
+#endif
 #undef CYR_TARGET
 #undef CYR_ISA_ID
 #undef CYR_ISA_SUFFIX
 #endif
+
+#undef CYR_IS_HALF
+#undef CYR_C
+#undef CYR_TEMPLATE_HALF
