@@ -23,10 +23,12 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
             "--inplace` for development)." % exc
         ) from exc
     raise
-from cyrelu._config import show_config
+from cyrelu._config import show_config, warn_cache_overrides as _warn_cache_overrides
 from cyrelu import nn
 from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
 from cyrelu import init
+
+_warn_cache_overrides()
 
 __all__ = [
     "__version__",
