@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 from harness import Context  # noqa: E402
 
-CPU_SUITES = ["activations", "batchnorm"]
+CPU_SUITES = ["activations", "float16", "batchnorm"]
 
 
 def _load_torch(threads):
@@ -52,6 +52,8 @@ def _environment(ctx):
         "numpy": np.__version__,
         "cyrelu": cyrelu.__version__,
         "cyrelu_simd": config()["simd_runtime"],
+        "l2_cache": config()["l2_cache"],
+        "l3_cache": config()["l3_cache"],
         "torch": getattr(ctx.torch, "__version__", "not installed"),
     }
     return env
