@@ -335,6 +335,7 @@ def test_numpy_scalar_alpha_and_threads():
 # ---- large outputs (written with streaming stores) -----------------------------------------
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_large_outputs_any_alignment(dtype, offset):

@@ -572,6 +572,7 @@ def _loop_shape(x, axis):
     return "channel" if k.uses_channel_layout(inner) else "rows"
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("shape,axis,expected", [
     ((4, 3, 40), 1, "channel"),
     ((3, 5, 2, 33), 2, "channel"),
@@ -610,6 +611,7 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
                                                activation=activation)[0], **t)
 
 
+@pytest.mark.kernel_choice
 def test_chunked_channel_statistics(rng):
     """A channel slab larger than the planner's slab size (half the L2 in force) has its
     statistics taken in row chunks, each two-pass in cache, merged with Chan's update:
@@ -639,6 +641,7 @@ def test_chunked_channel_statistics(rng):
 # ---- the instruction-set copies ----------------------------------------------------
 
 
+@pytest.mark.kernel_choice
 def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits.  The last
@@ -681,6 +684,7 @@ def test_instruction_set_copies_give_identical_bits():
     assert len(hashlib.sha256().hexdigest()) == len(digests["base"])
 
 
+@pytest.mark.kernel_choice
 def test_large_outputs_streamed(rng):
     """Outputs of several MiB per thread in long runs are written with streaming stores
     (per-channel layout): same answers, same bits for 1 and 2 threads."""
@@ -703,6 +707,7 @@ def test_large_outputs_streamed(rng):
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-2)
 
 
+@pytest.mark.kernel_choice
 def test_large_inference_outputs_streamed(rng):
     """Inference on outputs of several MiB per thread (per-channel layout) streams its
     output: the same answers, any output alignment, the same bits for 1 and 2 threads."""
@@ -744,6 +749,7 @@ def pipelined_shape(itemsize, fused, threads=3):
     return (outer, C, 32, inner // 32)
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
 @pytest.mark.parametrize("training", [True, False])

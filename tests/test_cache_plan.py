@@ -13,6 +13,8 @@ from cyrelu import _parallel
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 
+pytestmark = pytest.mark.kernel_choice
+
 
 @pytest.mark.parametrize("text,expected", [
     ("524288", 524288), ("512K", 512 * KiB), ("512k", 512 * KiB), ("512KiB", 512 * KiB),

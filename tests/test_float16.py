@@ -25,6 +25,8 @@ HALF = np.float16
 ALL_BITS = np.arange(1 << 16, dtype=np.uint16)
 ALPHAS = [0.2, 0.01, 1.5, -0.5, 0.0]
 
+pytestmark = pytest.mark.kernel_choice
+
 
 def all_halves():
     return ALL_BITS.view(HALF).copy()
