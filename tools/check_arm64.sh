@@ -12,7 +12,7 @@
 #   4. runs the aarch64 binary under qemu-aarch64 (or qemu-aarch64-static) when
 #      available; without qemu the cross-compilation alone is checked, and it says so.
 #
-# Flags are the extension's: -O3 -fno-math-errno -fno-trapping-math.  The kernel
+# Flags are the extension's: -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off.  The kernel
 # headers contain no OpenMP pragmas (threads live in the Cython layer), so the check
 # is built without -fopenmp; should a header gain one, a -fopenmp build is added
 # automatically.  The Cython-generated modules (cyrelu/*.c) are not cross-compiled:
@@ -61,7 +61,7 @@ if [ -n "$QEMU" ]; then echo "qemu:   $("$QEMU" --version | head -n1)"; else ech
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/cyrelu-arm64.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
-FLAGS=(-O3 -fno-math-errno -fno-trapping-math -Wall -Wextra -I"$ROOT/tests/c/shim" -I"$ROOT/include")
+FLAGS=(-O3 -fno-math-errno -fno-trapping-math -ffp-contract=off -Wall -Wextra -I"$ROOT/tests/c/shim" -I"$ROOT/include")
 SRC="$ROOT/tests/c/kernel_check.c"
 VARIANTS=("")
 if grep -q "pragma omp" "$ROOT"/include/cyrelu/*.h; then VARIANTS+=("-fopenmp"); fi
