@@ -80,7 +80,10 @@ def print_table(rows):
     print("%-44s %-22s %12s %9s %10s" % ("case", "impl", "time", "GB/s", "vs cyrelu"))
     for key in cases:
         block = [r for r in rows if (r["suite"], r["case"]) == key]
+        # the reference row: "cyrelu", else the first cyrelu row (e.g. "cyrelu float16")
         ref = next((r["seconds"] for r in block if r["impl"] == "cyrelu"), None)
+        if ref is None:
+            ref = next((r["seconds"] for r in block if r["impl"].startswith("cyrelu")), None)
         for r in block:
             t = r["seconds"]
             tstr = "%.2f us" % (t * 1e6) if t < 1e-3 else "%.3f ms" % (t * 1e3)
