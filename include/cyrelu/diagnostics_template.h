@@ -41,7 +41,19 @@ CYR_INLINE CYR_TARGET Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_s
         unsigned int k = 0;                                                                    \
         if (s == (Py_ssize_t)sizeof(CYR_T)) {                                                  \
             const CYR_T *CYR_RESTRICT p = (const CYR_T *)x + b;                                \
-            for (Py_ssize_t i = 0; i < m; ++i) k += CYR_NAME(diag_##pred##_elem)(p[i], t);     \
+            if (CYR_IS_HALF) {                                                                 \
+                /* 16-bit data, 16-bit counters (twice the lanes), in blocks they cannot      \
+                 * overflow */                                                                 \
+                for (Py_ssize_t i0 = 0; i0 < m; i0 += 65535) {                                 \
+                    const Py_ssize_t e = m - i0 < 65535 ? m : i0 + 65535;                      \
+                    unsigned short k16 = 0;                                                    \
+                    for (Py_ssize_t i = i0; i < e; ++i)                                        \
+                        k16 += (unsigned short)CYR_NAME(diag_##pred##_elem)(p[i], t);          \
+                    k += k16;                                                                  \
+                }                                                                              \
+            } else {                                                                           \
+                for (Py_ssize_t i = 0; i < m; ++i) k += CYR_NAME(diag_##pred##_elem)(p[i], t); \
+            }                                                                                  \
         } else {                                                                               \
             const char *q = x + b * s;                                                         \
             for (Py_ssize_t i = 0; i < m; ++i)                                                 \
