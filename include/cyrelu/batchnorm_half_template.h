@@ -1,0 +1,412 @@
+/* float16 storage for the BatchNorm kernels: the half copy of batchnorm_template.h,
+ * included from it when CYR_IS_HALF (CYR_T = cyr_half, arithmetic in float: CYR_C).
+ *
+ * Every kernel keeps the float kernel's outer structure (channels, chunks of rows, row
+ * groups and blocks, streaming), and runs the float copy of the same instruction set
+ * (CYR_F32) on tiles converted to float in L1 buffers (half.h, exact), rounding the
+ * outputs once back to half.  The result is bitwise what the float kernel gives on the
+ * data converted to float32, rounded to half:
+ *   - per-channel reductions are fed row by row in pieces of CYR_HALF_TILE elements, a
+ *     multiple of CYR_BN_LANES, so every element joins the same lane, and each row's
+ *     last few elements the same tail, as in one float run;
+ *   - the row layout's column statistics and sums are per column, in row order, four
+ *     rows per sweep: tiles of whole columns and a multiple of 4 rows add the same
+ *     values in the same order;
+ *   - chunk sizes (slabs reduced in pieces) are computed with sizeof(float), as the
+ *     float kernel on float32 data does;
+ *   - the per-channel and per-column parameters (scale, shift, mean, k, ...) are float.
+ * Scratch is bounded: a few tiles on the stack, whatever the shape.
+ */
+
+#define CYR_BN_HT CYR_HALF_TILE
+/* Row layout: elements per converted tile (rows x columns). */
+#define CYR_BN_HRT 1024
+
+/* ---- per-channel layout ------------------------------------------------------------ */
+
+/* y[0:n] = act(x * scale + shift), through float tiles; y may be exactly x.  With
+ * stream (y distinct from x), the head up to y's 64-byte boundary is written as usual,
+ * then whole tiles are rounded into an aligned half tile and streamed out.  The caller
+ * fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x, cyr_half *y,
+                                                     Py_ssize_t n, float scale, float shift,
+                                                     float a, int stream) {
+    CYR_ALIGN64 float t[CYR_BN_HT];
+    Py_ssize_t i = 0;
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
+        const Py_ssize_t head = CYR_BN_HEAD_N(y, cyr_half) < n ? CYR_BN_HEAD_N(y, cyr_half) : n;
+        CYR_ISA_FN(h2f)(x, t, head);
+        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y, head);
+        for (i = head; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
+            CYR_ISA_FN(h2f)(x + i, t, CYR_BN_HT);
+            CYR_F32(bn_affine)(act, t, t, CYR_BN_HT, scale, shift, a);
+            CYR_ISA_FN(f2h)(t, ht, CYR_BN_HT);
+            CYR_ISA_FN(stream_store)(y + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+        }
+    }
+#endif
+    (void)stream;
+    for (; i < n; i += CYR_BN_HT) {
+        const Py_ssize_t m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
+        CYR_ISA_FN(h2f)(x + i, t, m);
+        CYR_F32(bn_affine)(act, t, t, m, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y + i, m);
+    }
+}
+
+/* The float kernel's bn_channel_chunk_stats on the converted rows [o0, o1) of a
+ * channel (x at the channel's first row). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x, Py_ssize_t step,
+                                                              Py_ssize_t inner, Py_ssize_t o0,
+                                                              Py_ssize_t o1, int prefetch,
+                                                              double *mean_out, double *m2_out) {
+    const double n = (double)(o1 - o0) * (double)inner;
+    const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    CYR_ALIGN64 float t[CYR_BN_HT];
+    double acc[CYR_BN_LANES] = {0}, tail = 0.0, mean;
+    Py_ssize_t o, i, m;
+    for (o = o0; o < o1; ++o) {
+        const cyr_half *xr = x + o * step;
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
+            cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+        for (i = 0; i < inner; i += CYR_BN_HT) {
+            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(xr + i, t, m);
+            CYR_F32(bn_sum_acc)(t, m, acc, &tail);
+        }
+    }
+    mean = (cyr_bn_lanes_total(acc) + tail) / n;
+    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
+    tail = 0.0;
+    for (o = o0; o < o1; ++o) {
+        const cyr_half *xr = x + o * step;
+        for (i = 0; i < inner; i += CYR_BN_HT) {
+            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(xr + i, t, m);
+            CYR_F32(bn_sqdev_acc)(t, m, mean, acc, &tail);
+        }
+    }
+    *mean_out = mean;
+    *m2_out = cyr_bn_lanes_total(acc) + tail;
+}
+
+/* bn_train_channel (batchnorm_template.h) for half data: the same chunks (sized for
+ * float rows), the same merges, the same scale and shift. */
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y,
+                                                  Py_ssize_t outer, Py_ssize_t C,
+                                                  Py_ssize_t inner, Py_ssize_t c, double w,
+                                                  double b, double eps, int act, float a,
+                                                  int stream, double *mean_out,
+                                                  double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t row_bytes_f = inner * (Py_ssize_t)sizeof(float);
+    const Py_ssize_t slab_bytes = cyr_slab_bytes();
+    const Py_ssize_t chunk = row_bytes_f >= slab_bytes ? 1 : slab_bytes / row_bytes_f;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(cyr_half));
+    const int st = stream && (const cyr_half *)y != x;
+    double mean, m2, na, var, invstd, scale;
+    float sc, sh;
+    Py_ssize_t o;
+    x += c * inner;
+    y += c * inner;
+    CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
+                                     &mean, &m2);
+    na = (double)(outer < chunk ? outer : chunk) * (double)inner;
+    for (o = chunk; o < outer; o += chunk) {
+        const Py_ssize_t o1 = outer - o < chunk ? outer : o + chunk;
+        double mb, m2b;
+        CYR_NAME(bn_channel_chunk_stats)(x, step, inner, o, o1, prefetch, &mb, &m2b);
+        cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
+        na += (double)(o1 - o) * (double)inner;
+    }
+    var = m2 / na;
+    invstd = 1.0 / sqrt(var + eps);
+    scale = w * invstd;
+    sc = (float)scale;
+    sh = (float)(b - mean * scale);
+    for (o = 0; o < outer; ++o) {
+        if (!st && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step,
+                                 inner * (Py_ssize_t)sizeof(cyr_half));
+        CYR_NAME(bn_affine_run)(act, x + o * step, y + o * step, inner, sc, sh, a, st);
+    }
+#if CYR_HAVE_STREAM
+    if (st) cyr_stream_fence();
+#endif
+    *mean_out = mean;
+    *var_out = var;
+}
+
+/* y = act(x * scale[c] + shift[c]) for the rows [r0, r1) of the (outer * C) rows of
+ * length inner (row r belongs to channel r % C); y may be exactly x. */
+static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const cyr_half *x, cyr_half *y,
+                                                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                                                     Py_ssize_t inner, const float *scale,
+                                                     const float *shift, float a, int stream) {
+    const int st = stream && (const cyr_half *)y != x;
+    for (Py_ssize_t r = r0; r < r1; ++r) {
+        const Py_ssize_t c = r % C;
+        CYR_NAME(bn_affine_run)(act, x + r * inner, y + r * inner, inner, scale[c], shift[c],
+                                a, st);
+    }
+#if CYR_HAVE_STREAM
+    if (st) cyr_stream_fence();
+#endif
+}
+
+/* Pass 1 of the backward over channel c (bn_channel_dot): each row fed in tiles. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const cyr_half *x,
+                                                      const cyr_half *y, Py_ssize_t outer,
+                                                      Py_ssize_t C, Py_ssize_t inner,
+                                                      Py_ssize_t c, double mean, int act,
+                                                      float a, double *sums) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    const int prefetch = cyr_bn_wants_prefetch(bytes);
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
+    CYR_ALIGN64 float gt[CYR_BN_HT];
+    CYR_ALIGN64 float xt[CYR_BN_HT];
+    CYR_ALIGN64 float yt[CYR_BN_HT];
+    double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
+    for (Py_ssize_t o = 0; o < outer; ++o) {
+        const Py_ssize_t off = o * step + c * inner;
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
+            cyr_bn_prefetch_run(dy + off + pd, bytes);
+            cyr_bn_prefetch_run(x + off + pd, bytes);
+            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+        }
+        for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
+            const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(dy + off + i, gt, m);
+            CYR_ISA_FN(h2f)(x + off + i, xt, m);
+            if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);
+            CYR_F32(bn_dot_acc)(act, gt, xt, y ? yt : NULL, m, mean, a, s0, s1, t);
+        }
+    }
+    sums[0] = cyr_bn_lanes_total(s0) + t[0];
+    sums[1] = cyr_bn_lanes_total(s1) + t[1];
+}
+
+/* dx of one contiguous run of n elements through float tiles; streamed like
+ * bn_affine_run when stream is set (dx distinct from the inputs). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_half *dy,
+                                                 const cyr_half *x, const cyr_half *y,
+                                                 cyr_half *dx, Py_ssize_t n, float mean,
+                                                 float k, float mdy, float A, float a,
+                                                 int stream) {
+    CYR_ALIGN64 float gt[CYR_BN_HT];
+    CYR_ALIGN64 float xt[CYR_BN_HT];
+    CYR_ALIGN64 float yt[CYR_BN_HT];
+    CYR_ALIGN64 float ot[CYR_BN_HT];
+    Py_ssize_t i = 0, m;
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
+        m = CYR_BN_HEAD_N(dx, cyr_half) < n ? CYR_BN_HEAD_N(dx, cyr_half) : n;
+        CYR_ISA_FN(h2f)(dy, gt, m);
+        CYR_ISA_FN(h2f)(x, xt, m);
+        if (y) CYR_ISA_FN(h2f)(y, yt, m);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, m, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx, m);
+        for (i = m; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
+            CYR_ISA_FN(h2f)(dy + i, gt, CYR_BN_HT);
+            CYR_ISA_FN(h2f)(x + i, xt, CYR_BN_HT);
+            if (y) CYR_ISA_FN(h2f)(y + i, yt, CYR_BN_HT);
+            CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, CYR_BN_HT, mean, k, mdy, A,
+                           a);
+            CYR_ISA_FN(f2h)(ot, ht, CYR_BN_HT);
+            CYR_ISA_FN(stream_store)(dx + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+        }
+    }
+#endif
+    (void)stream;
+    for (; i < n; i += CYR_BN_HT) {
+        m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
+        CYR_ISA_FN(h2f)(dy + i, gt, m);
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        if (y) CYR_ISA_FN(h2f)(y + i, yt, m);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, m, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx + i, m);
+    }
+}
+
+/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
+                                                     const cyr_half *y, cyr_half *dx,
+                                                     Py_ssize_t outer, Py_ssize_t C,
+                                                     Py_ssize_t inner, Py_ssize_t c,
+                                                     double mean, double invstd, double w,
+                                                     int train, int act, float a, int stream,
+                                                     double *sums) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
+    const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    float k, mdy, A;
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_F32(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    for (Py_ssize_t o = 0; o < outer; ++o) {
+        const Py_ssize_t off = o * step + c * inner;
+        if (!stream && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(dx + off + pd, bytes);
+        CYR_NAME(bn_dx_run)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
+                            (float)mean, k, mdy, A, a, stream);
+    }
+#if CYR_HAVE_STREAM
+    if (stream) cyr_stream_fence();
+#endif
+}
+
+/* ---- row layout ---------------------------------------------------------------------
+ * Tiles of CYR_BN_HRT elements: whole rows when a row fits (contiguous, one conversion),
+ * else pieces of rows. */
+
+/* Columns per tile and rows per tile (a multiple of 4) for the reductions. */
+#define CYR_BN_HCW(w) ((w) < CYR_BN_HRT / 4 ? (w) : CYR_BN_HRT / 4)
+#define CYR_BN_HKR(cw) (CYR_BN_HRT / (cw) / 4 * 4)
+
+/* rows x cw elements of x (rows ld apart) into t (rows cw apart). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_h2f_block)(const cyr_half *x, Py_ssize_t ld,
+                                                    Py_ssize_t rows, Py_ssize_t cw, float *t) {
+    if (cw == ld) {
+        CYR_ISA_FN(h2f)(x, t, rows * cw);
+        return;
+    }
+    for (Py_ssize_t r = 0; r < rows; ++r) CYR_ISA_FN(h2f)(x + r * ld, t + r * cw, cw);
+}
+
+/* The float kernel's bn_block_colstats on converted data: per column tile, the sums over
+ * row tiles (a multiple of 4 rows), the means, then the squared deviations. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const cyr_half *x, Py_ssize_t rows,
+                                                         Py_ssize_t w, Py_ssize_t ld,
+                                                         double *mean, double *m2) {
+    CYR_ALIGN64 float t[CYR_BN_HRT];
+    const double inv = 1.0 / (double)rows;
+    const Py_ssize_t cw = CYR_BN_HCW(w), kr = CYR_BN_HKR(cw);
+    Py_ssize_t j, j0, r0, n, nr;
+    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
+    for (j0 = 0; j0 < w; j0 += cw) {
+        n = w - j0 < cw ? w - j0 : cw;
+        for (r0 = 0; r0 < rows; r0 += kr) {
+            nr = rows - r0 < kr ? rows - r0 : kr;
+            CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
+            CYR_F32(bn_colsum_acc)(t, nr, n, n, mean + j0);
+        }
+        for (j = j0; j < j0 + n; ++j) mean[j] *= inv;
+        for (r0 = 0; r0 < rows; r0 += kr) {
+            nr = rows - r0 < kr ? rows - r0 : kr;
+            CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
+            CYR_F32(bn_colsqdev_acc)(t, nr, n, n, mean + j0, m2 + j0);
+        }
+    }
+}
+
+/* Column statistics of a group of `rows` rows, as bn_group_colstats. */
+static CYR_TARGET void CYR_NAME(bn_group_colstats)(const cyr_half *x, Py_ssize_t rows,
+                                                   Py_ssize_t w, Py_ssize_t block_rows,
+                                                   double *gmean, double *gm2, double *tmean,
+                                                   double *tm2) {
+    Py_ssize_t r0, nb;
+    double na;
+    nb = rows < block_rows ? rows : block_rows;
+    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
+    na = (double)nb;
+    for (r0 = nb; r0 < rows; r0 += nb) {
+        nb = rows - r0 < block_rows ? rows - r0 : block_rows;
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
+        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
+        na += (double)nb;
+    }
+}
+
+/* rows x w (contiguous rows): y = act(x * scale[col] + shift[col]); y may be x. */
+static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const cyr_half *x, cyr_half *y,
+                                                Py_ssize_t rows, Py_ssize_t w,
+                                                const float *scale, const float *shift,
+                                                float a) {
+    CYR_ALIGN64 float t[CYR_BN_HRT];
+    Py_ssize_t r, j, n;
+    if (w <= CYR_BN_HRT) {
+        const Py_ssize_t kr = CYR_BN_HRT / w;
+        for (r = 0; r < rows; r += kr) {
+            n = rows - r < kr ? rows - r : kr;
+            CYR_ISA_FN(h2f)(x + r * w, t, n * w);
+            CYR_F32(bn_affine_rows)(act, t, t, n, w, scale, shift, a);
+            CYR_ISA_FN(f2h)(t, y + r * w, n * w);
+        }
+        return;
+    }
+    for (r = 0; r < rows; ++r)
+        for (j = 0; j < w; j += CYR_BN_HRT) {
+            n = w - j < CYR_BN_HRT ? w - j : CYR_BN_HRT;
+            CYR_ISA_FN(h2f)(x + r * w + j, t, n);
+            CYR_F32(bn_affine_rows)(act, t, t, 1, n, scale + j, shift + j, a);
+            CYR_ISA_FN(f2h)(t, y + r * w + j, n);
+        }
+}
+
+/* Row layout, pass 1 of the backward: s0[col] += g, s1[col] += g * (x - mean[col]) over
+ * `rows` rows of w columns, through tiles of whole columns and a multiple of 4 rows. */
+static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const cyr_half *dy, const cyr_half *x,
+                                             const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
+                                             const double *mean, float a, double *s0,
+                                             double *s1) {
+    CYR_ALIGN64 float gt[CYR_BN_HRT];
+    CYR_ALIGN64 float xt[CYR_BN_HRT];
+    CYR_ALIGN64 float yt[CYR_BN_HRT];
+    const Py_ssize_t cw = CYR_BN_HCW(w), kr = CYR_BN_HKR(cw);
+    Py_ssize_t r0, j0, nr, n, off;
+    for (r0 = 0; r0 < rows; r0 += kr) {
+        nr = rows - r0 < kr ? rows - r0 : kr;
+        for (j0 = 0; j0 < w; j0 += cw) {
+            n = w - j0 < cw ? w - j0 : cw;
+            off = r0 * w + j0;
+            CYR_NAME(bn_h2f_block)(dy + off, w, nr, n, gt);
+            CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
+            if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
+            CYR_F32(bn_dot_cols_ld)(act, gt, xt, y ? yt : NULL, nr, n, n, mean + j0, a,
+                                    s0 + j0, s1 + j0);
+        }
+    }
+}
+
+/* Row layout: dx for `rows` rows of w columns with per-column (float) parameters. */
+static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *dy,
+                                            const cyr_half *x, const cyr_half *y, cyr_half *dx,
+                                            Py_ssize_t rows, Py_ssize_t w, const float *mean,
+                                            const float *k, const float *mdy, const float *A,
+                                            float a) {
+    CYR_ALIGN64 float gt[CYR_BN_HRT];
+    CYR_ALIGN64 float xt[CYR_BN_HRT];
+    CYR_ALIGN64 float yt[CYR_BN_HRT];
+    CYR_ALIGN64 float ot[CYR_BN_HRT];
+    const Py_ssize_t cw = w < CYR_BN_HRT ? w : CYR_BN_HRT;
+    const Py_ssize_t kr = CYR_BN_HRT / cw;
+    Py_ssize_t r0, j0, nr, n, off;
+    for (r0 = 0; r0 < rows; r0 += kr) {
+        nr = rows - r0 < kr ? rows - r0 : kr;
+        for (j0 = 0; j0 < w; j0 += cw) {
+            n = w - j0 < cw ? w - j0 : cw;
+            off = r0 * w + j0;
+            CYR_NAME(bn_h2f_block)(dy + off, w, nr, n, gt);
+            CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
+            if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
+            CYR_F32(bn_dx_cols_ld)(act, train, gt, xt, y ? yt : NULL, ot, nr, n, n, mean + j0,
+                                   k + j0, mdy + j0, A + j0, a);
+            if (n == w) {
+                CYR_ISA_FN(f2h)(ot, dx + off, nr * n);
+            } else {
+                for (Py_ssize_t r = 0; r < nr; ++r)
+                    CYR_ISA_FN(f2h)(ot + r * n, dx + off + r * w, n);
+            }
+        }
+    }
+}
+
+#undef CYR_BN_HCW
+#undef CYR_BN_HKR
+#undef CYR_BN_HT
+#undef CYR_BN_HRT
