@@ -57,6 +57,141 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x
     }
 }
 
+/* The reductions of one run read straight from half data in the AVX2 copy: 8 halves
+ * converted (vcvtph2ps, exact) and widened to double in vector registers, each lane
+ * taking the elements the float kernel's lane takes (lane k: element i + k of each
+ * group of 16), with the same operations, so the sums are bitwise the float kernel's.
+ * (Through a float tile, gcc left the float kernel's lanes in scalar registers here.)
+ * The other copies run the float kernel on converted tiles. */
+#if CYR_ISA_ID == 1
+#define CYR_BN_H8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define CYR_BN_LO(f) _mm256_cvtps_pd(_mm256_castps256_ps128(f))
+#define CYR_BN_HI(f) _mm256_cvtps_pd(_mm256_extractf128_ps((f), 1))
+
+/* acc += x[0:n] (bn_sum_acc) */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsum_acc)(const cyr_half *x, Py_ssize_t n, double *acc,
+                                                   double *tail) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        __m256d a0 = _mm256_loadu_pd(acc), a1 = _mm256_loadu_pd(acc + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + 8), a3 = _mm256_loadu_pd(acc + 12);
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            const __m256 f0 = CYR_BN_H8(x + i), f1 = CYR_BN_H8(x + i + 8);
+            CYR_BN_PREFETCH(x + i + 2 * CYR_BN_PREFETCH_AHEAD);
+            a0 = _mm256_add_pd(a0, CYR_BN_LO(f0));
+            a1 = _mm256_add_pd(a1, CYR_BN_HI(f0));
+            a2 = _mm256_add_pd(a2, CYR_BN_LO(f1));
+            a3 = _mm256_add_pd(a3, CYR_BN_HI(f1));
+        }
+        _mm256_storeu_pd(acc, a0);
+        _mm256_storeu_pd(acc + 4, a1);
+        _mm256_storeu_pd(acc + 8, a2);
+        _mm256_storeu_pd(acc + 12, a3);
+    }
+    for (; i < n; ++i) *tail += (double)cyr_h2f_scalar(x[i]);
+}
+
+/* acc += (x[0:n] - mean)**2 (bn_sqdev_acc) */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssize_t n,
+                                                     double mean, double *acc, double *tail) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        const __m256d m = _mm256_set1_pd(mean);
+        __m256d a0 = _mm256_loadu_pd(acc), a1 = _mm256_loadu_pd(acc + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + 8), a3 = _mm256_loadu_pd(acc + 12);
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            const __m256 f0 = CYR_BN_H8(x + i), f1 = CYR_BN_H8(x + i + 8);
+            const __m256d d0 = _mm256_sub_pd(CYR_BN_LO(f0), m);
+            const __m256d d1 = _mm256_sub_pd(CYR_BN_HI(f0), m);
+            const __m256d d2 = _mm256_sub_pd(CYR_BN_LO(f1), m);
+            const __m256d d3 = _mm256_sub_pd(CYR_BN_HI(f1), m);
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(d0, d0));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(d1, d1));
+            a2 = _mm256_add_pd(a2, _mm256_mul_pd(d2, d2));
+            a3 = _mm256_add_pd(a3, _mm256_mul_pd(d3, d3));
+        }
+        _mm256_storeu_pd(acc, a0);
+        _mm256_storeu_pd(acc + 4, a1);
+        _mm256_storeu_pd(acc + 8, a2);
+        _mm256_storeu_pd(acc + 12, a3);
+    }
+    for (; i < n; ++i) {
+        const double d = (double)cyr_h2f_scalar(x[i]) - mean;
+        *tail += d * d;
+    }
+}
+
+/* dy gated by the fused activation on y, 8 lanes of float (bn_gate): relu keeps g where
+ * y <= 0 is false (NaN included), leaky takes a * g where y > 0 is false. */
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a) {
+    if (act == CYR_BN_ACT_RELU)
+        return _mm256_andnot_ps(_mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_LE_OQ), g);
+    if (act == CYR_BN_ACT_LEAKY)
+        return _mm256_blendv_ps(_mm256_mul_ps(a, g), g,
+                                _mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_GT_OQ));
+    return g;
+}
+
+/* s0 += g, s1 += g * (x - mean) (bn_dot_acc_impl); tails in t[0], t[1]. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half *dy,
+                                                        const cyr_half *x, const cyr_half *y,
+                                                        Py_ssize_t n, double mean, float a,
+                                                        double *s0, double *s1, double *t) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        __m256d av[4], bv[4];
+        const __m256d m = _mm256_set1_pd(mean);
+        const __m256 a8 = _mm256_set1_ps(a);
+        for (int q = 0; q < 4; ++q) {
+            av[q] = _mm256_loadu_pd(s0 + 4 * q);
+            bv[q] = _mm256_loadu_pd(s1 + 4 * q);
+        }
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            for (int h = 0; h < 2; ++h) {
+                const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i + 8 * h),
+                                                     y ? y + i + 8 * h : NULL, a8);
+                const __m256 xf = CYR_BN_H8(x + i + 8 * h);
+                const __m256d g0 = CYR_BN_LO(g), g1 = CYR_BN_HI(g);
+                av[2 * h] = _mm256_add_pd(av[2 * h], g0);
+                av[2 * h + 1] = _mm256_add_pd(av[2 * h + 1], g1);
+                bv[2 * h] = _mm256_add_pd(bv[2 * h], _mm256_mul_pd(g0, _mm256_sub_pd(CYR_BN_LO(xf), m)));
+                bv[2 * h + 1] = _mm256_add_pd(bv[2 * h + 1],
+                                              _mm256_mul_pd(g1, _mm256_sub_pd(CYR_BN_HI(xf), m)));
+            }
+        }
+        for (int q = 0; q < 4; ++q) {
+            _mm256_storeu_pd(s0 + 4 * q, av[q]);
+            _mm256_storeu_pd(s1 + 4 * q, bv[q]);
+        }
+    }
+    for (; i < n; ++i) {
+        const float gv = cyr_h2f_scalar(dy[i]);
+        const double g = (double)(act == CYR_BN_ACT_NONE ? gv
+                                  : act == CYR_BN_ACT_RELU
+                                      ? CYR_F32(relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a)
+                                      : CYR_F32(leaky_relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a));
+        t[0] += g;
+        t[1] += g * ((double)cyr_h2f_scalar(x[i]) - mean);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy, const cyr_half *x,
+                                                   const cyr_half *y, Py_ssize_t n, double mean,
+                                                   float a, double *s0, double *s1, double *t) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
+    default: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
+    }
+}
+#undef CYR_BN_H8
+#undef CYR_BN_LO
+#undef CYR_BN_HI
+#define CYR_BN_HALF_DIRECT 1
+#else
+#define CYR_BN_HALF_DIRECT 0
+#endif
+
 /* The float kernel's bn_channel_chunk_stats on the converted rows [o0, o1) of a
  * channel (x at the channel's first row). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x, Py_ssize_t step,
@@ -72,22 +207,31 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
         const cyr_half *xr = x + o * step;
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
             cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hsum_acc)(xr, inner, acc, &tail);
+        (void)i; (void)m; (void)t;
+#else
         for (i = 0; i < inner; i += CYR_BN_HT) {
             m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
             CYR_ISA_FN(h2f)(xr + i, t, m);
             CYR_F32(bn_sum_acc)(t, m, acc, &tail);
         }
+#endif
     }
     mean = (cyr_bn_lanes_total(acc) + tail) / n;
     for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
     tail = 0.0;
     for (o = o0; o < o1; ++o) {
         const cyr_half *xr = x + o * step;
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hsqdev_acc)(xr, inner, mean, acc, &tail);
+#else
         for (i = 0; i < inner; i += CYR_BN_HT) {
             m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
             CYR_ISA_FN(h2f)(xr + i, t, m);
             CYR_F32(bn_sqdev_acc)(t, m, mean, acc, &tail);
         }
+#endif
     }
     *mean_out = mean;
     *m2_out = cyr_bn_lanes_total(acc) + tail;
@@ -178,6 +322,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
             cyr_bn_prefetch_run(x + off + pd, bytes);
             if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
+                              s1, t);
+        (void)gt; (void)xt; (void)yt;
+#else
         for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
             const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
             CYR_ISA_FN(h2f)(dy + off + i, gt, m);
@@ -185,6 +334,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
             if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);
             CYR_F32(bn_dot_acc)(act, gt, xt, y ? yt : NULL, m, mean, a, s0, s1, t);
         }
+#endif
     }
     sums[0] = cyr_bn_lanes_total(s0) + t[0];
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
@@ -406,6 +556,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *
     }
 }
 
+#undef CYR_BN_HALF_DIRECT
 #undef CYR_BN_HCW
 #undef CYR_BN_HKR
 #undef CYR_BN_HT
