@@ -22,41 +22,6 @@
 /* Row layout: elements per converted tile (rows x columns). */
 #define CYR_BN_HRT 1024
 
-/* ---- per-channel layout ------------------------------------------------------------ */
-
-/* y[0:n] = act(x * scale + shift), through float tiles; y may be exactly x.  With
- * stream (y distinct from x), the head up to y's 64-byte boundary is written as usual,
- * then whole tiles are rounded into an aligned half tile and streamed out.  The caller
- * fences (cyr_stream_fence) when done. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x, cyr_half *y,
-                                                     Py_ssize_t n, float scale, float shift,
-                                                     float a, int stream) {
-    CYR_ALIGN64 float t[CYR_BN_HT];
-    Py_ssize_t i = 0;
-#if CYR_HAVE_STREAM
-    if (stream) {
-        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
-        const Py_ssize_t head = CYR_BN_HEAD_N(y, cyr_half) < n ? CYR_BN_HEAD_N(y, cyr_half) : n;
-        CYR_ISA_FN(h2f)(x, t, head);
-        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
-        CYR_ISA_FN(f2h)(t, y, head);
-        for (i = head; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
-            CYR_ISA_FN(h2f)(x + i, t, CYR_BN_HT);
-            CYR_F32(bn_affine)(act, t, t, CYR_BN_HT, scale, shift, a);
-            CYR_ISA_FN(f2h)(t, ht, CYR_BN_HT);
-            CYR_ISA_FN(stream_store)(y + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
-        }
-    }
-#endif
-    (void)stream;
-    for (; i < n; i += CYR_BN_HT) {
-        const Py_ssize_t m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
-        CYR_ISA_FN(h2f)(x + i, t, m);
-        CYR_F32(bn_affine)(act, t, t, m, scale, shift, a);
-        CYR_ISA_FN(f2h)(t, y + i, m);
-    }
-}
-
 /* The reductions of one run read straight from half data in the AVX2 copy: 8 halves
  * converted (vcvtph2ps, exact) and widened to double in vector registers, each lane
  * taking the elements the float kernel's lane takes (lane k: element i + k of each
@@ -184,6 +149,80 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
     default: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
     }
 }
+/* The elementwise passes, 8 elements at a time, in float as the float kernel computes
+ * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
+ * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
+    if (act == CYR_BN_ACT_RELU)  /* v < 0 ? 0 : v */
+        return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ), v);
+    if (act == CYR_BN_ACT_LEAKY)  /* v > 0 ? v : a * v */
+        return _mm256_blendv_ps(_mm256_mul_ps(a, v), v,
+                                _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return v;
+}
+
+#define CYR_BN_PUT8(dst, v, stream)                                                         \
+    do {                                                                                   \
+        const __m128i h_ = _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT);                 \
+        if (stream) _mm_stream_si128((__m128i *)(dst), h_);                                \
+        else _mm_storeu_si128((__m128i *)(dst), h_);                                       \
+    } while (0)
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8_impl)(int act, const cyr_half *x, cyr_half *y,
+                                                        Py_ssize_t n8, float scale, float shift,
+                                                        float a, int stream) {
+    const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift), a8 = _mm256_set1_ps(a);
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(CYR_BN_H8(x + i), sc), sh);
+        CYR_BN_PUT8(y + i, CYR_NAME(bn_hact8)(act, v, a8), stream);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, cyr_half *y,
+                                                   Py_ssize_t n8, float scale, float shift,
+                                                   float a, int stream) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_RELU, x, y, n8, scale, shift, a, stream); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_LEAKY, x, y, n8, scale, shift, a, stream); break;
+    default: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_NONE, x, y, n8, scale, shift, a, stream); break;
+    }
+}
+
+/* training: dx = (g - (x - mean) * k - mdy) * A;  eval: dx = g * A (bn_dx_impl). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8_impl)(int act, int train, const cyr_half *dy,
+                                                    const cyr_half *x, const cyr_half *y,
+                                                    cyr_half *dx, Py_ssize_t n8, float mean,
+                                                    float k, float mdy, float A, float a,
+                                                    int stream) {
+    const __m256 m = _mm256_set1_ps(mean), kk = _mm256_set1_ps(k), md = _mm256_set1_ps(mdy);
+    const __m256 AA = _mm256_set1_ps(A), a8 = _mm256_set1_ps(a);
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i), y ? y + i : NULL, a8);
+        __m256 v;
+        if (train)
+            v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(g, _mm256_mul_ps(
+                    _mm256_sub_ps(CYR_BN_H8(x + i), m), kk)), md), AA);
+        else
+            v = _mm256_mul_ps(g, AA);
+        CYR_BN_PUT8(dx + i, v, stream);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_half *dy,
+                                               const cyr_half *x, const cyr_half *y, cyr_half *dx,
+                                               Py_ssize_t n8, float mean, float k, float mdy,
+                                               float A, float a, int stream) {
+    switch (act * 2 + (train != 0)) {
+    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    default: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    }
+}
+#undef CYR_BN_PUT8
+
 #undef CYR_BN_H8
 #undef CYR_BN_LO
 #undef CYR_BN_HI
@@ -191,6 +230,53 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
 #else
 #define CYR_BN_HALF_DIRECT 0
 #endif
+
+/* ---- per-channel layout ------------------------------------------------------------ */
+
+/* y[0:n] = act(x * scale + shift), through float tiles; y may be exactly x.  With
+ * stream (y distinct from x), the head up to y's 64-byte boundary is written as usual,
+ * then whole tiles are rounded into an aligned half tile and streamed out.  The caller
+ * fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x, cyr_half *y,
+                                                     Py_ssize_t n, float scale, float shift,
+                                                     float a, int stream) {
+    CYR_ALIGN64 float t[CYR_BN_HT];
+    Py_ssize_t i = 0;
+#if CYR_BN_HALF_DIRECT
+    {   /* the head to y's 64-byte boundary when streaming, then groups of 8 */
+        const Py_ssize_t head = !stream ? 0 : CYR_BN_HEAD_N(y, cyr_half) < n
+                                                 ? CYR_BN_HEAD_N(y, cyr_half) : n;
+        CYR_ISA_FN(h2f)(x, t, head);
+        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y, head);
+        i = head + (n - head) / 8 * 8;
+        CYR_NAME(bn_haffine8)(act, x + head, y + head, i - head, scale, shift, a, stream);
+        stream = 0;
+    }
+#endif
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
+        const Py_ssize_t head = CYR_BN_HEAD_N(y, cyr_half) < n ? CYR_BN_HEAD_N(y, cyr_half) : n;
+        CYR_ISA_FN(h2f)(x, t, head);
+        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y, head);
+        for (i = head; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
+            CYR_ISA_FN(h2f)(x + i, t, CYR_BN_HT);
+            CYR_F32(bn_affine)(act, t, t, CYR_BN_HT, scale, shift, a);
+            CYR_ISA_FN(f2h)(t, ht, CYR_BN_HT);
+            CYR_ISA_FN(stream_store)(y + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+        }
+    }
+#endif
+    (void)stream;
+    for (; i < n; i += CYR_BN_HT) {
+        const Py_ssize_t m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
+        CYR_ISA_FN(h2f)(x + i, t, m);
+        CYR_F32(bn_affine)(act, t, t, m, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y + i, m);
+    }
+}
 
 /* The float kernel's bn_channel_chunk_stats on the converted rows [o0, o1) of a
  * channel (x at the channel's first row). */
@@ -352,6 +438,21 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
     CYR_ALIGN64 float yt[CYR_BN_HT];
     CYR_ALIGN64 float ot[CYR_BN_HT];
     Py_ssize_t i = 0, m;
+#if CYR_BN_HALF_DIRECT
+    {   /* the head to dx's 64-byte boundary when streaming, then groups of 8 */
+        const Py_ssize_t head = !stream ? 0 : CYR_BN_HEAD_N(dx, cyr_half) < n
+                                                 ? CYR_BN_HEAD_N(dx, cyr_half) : n;
+        CYR_ISA_FN(h2f)(dy, gt, head);
+        CYR_ISA_FN(h2f)(x, xt, head);
+        if (y) CYR_ISA_FN(h2f)(y, yt, head);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, head, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx, head);
+        i = head + (n - head) / 8 * 8;
+        CYR_NAME(bn_hdx8)(act, train, dy + head, x + head, y ? y + head : NULL, dx + head,
+                          i - head, mean, k, mdy, A, a, stream);
+        stream = 0;
+    }
+#endif
 #if CYR_HAVE_STREAM
     if (stream) {
         CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
