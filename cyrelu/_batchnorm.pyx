@@ -1,8 +1,9 @@
 """Cython entry points of the BatchNorm kernels (include/cyrelu/batchnorm.h).
 
 The wrapper layer (cyrelu/batchnorm.py) has already validated everything: the big
-arrays are aligned, C-contiguous float32/float64 arrays of one dtype seen as
-(outer, C, inner); the per-channel arrays are float64 and C-contiguous (but for the
+arrays are aligned, C-contiguous float32/float64/float16 arrays of one dtype seen as
+(outer, C, inner) (float16 computed in float32 by the kernels, with float32 scale/shift
+and row-layout parameters); the per-channel arrays are float64 and C-contiguous (but for the
 running statistics, which finish_stats and running_invstd take as they are).  This
 layer picks the loop shape, splits the work across threads, releases the GIL and
 calls C.
