@@ -538,6 +538,12 @@ def test_batch_norm_matches_torch(rng, dtype, training):
     gi, gw, gb = _gpu_bn_backward(dyd, xd, sm, si, cupy.asarray(w), training=training)
     scale = np.sqrt(x.size / 32)
     _close(gi.get(), xt.grad.cpu().numpy().astype(np.float64), dtype, scale=8.0)
+    if dtype == np.float16 and not training:
+        # torch's float16 inference backward differs by up to 3% in grad_weight and
+        # grad_bias on an H200 (every channel off a little: it does not sum in float32
+        # or better); these sums are checked against the float64 reference in
+        # test_batch_norm_backward instead
+        return
     _close(gw.get(), wt.grad.cpu().numpy().astype(np.float64), pdt, scale=scale * 4)
     _close(gb.get(), bt.grad.cpu().numpy().astype(np.float64), pdt, scale=scale * 4)
 
@@ -725,8 +731,9 @@ def test_second_process_does_not_recompile(tmp_path):
     root = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
 
-    def run():
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    def run():  # from an empty directory: the source tree must not shadow the build
+        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300,
+                       cwd=str(tmp_path))
         return sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
 
     first = run()
