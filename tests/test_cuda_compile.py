@@ -1,9 +1,12 @@
 """Every CUDA kernel source compiles, on any machine with nvcc (no GPU needed); and
 importing cyrelu never imports CuPy.
 
-Each ``cyrelu/cuda/*.cu`` file is compiled to PTX with every template instantiation the
-GPU backend asks NVRTC for (``_loader.NAME_EXPRESSIONS``), for the oldest and a current
-architecture, with warnings as errors.  The sources are taken from the installed
+Each ``cyrelu/cuda/*.cu`` file is compiled to PTX as the loader hands it to NVRTC (the
+inlined source plus one ``extern "C"`` kernel per instantiation in
+``_loader.NAME_EXPRESSIONS``), for the oldest and a current architecture, with warnings as
+errors, and with ``-ftz=true`` as CuPy always adds it: no flush-to-zero float32
+instruction may be left (the activations, the diagnostics and BatchNorm keep subnormals,
+as the CPU path and PyTorch do).  The sources are taken from the installed
 package, so this also checks that they ship as package data.
 """
 
@@ -56,35 +59,37 @@ def test_loader_inlines_includes():
         assert "#include <" not in text, "NVRTC sources must not need system headers"
 
 
-@requires_nvcc
-@pytest.mark.parametrize("arch", ARCHS)
-@pytest.mark.parametrize("name", _sources())
-def test_compiles_to_ptx(tmp_path, name, arch):
-    loader = _loader()
-    exprs = loader.NAME_EXPRESSIONS[name]
-    # Compile the inlined source (what NVRTC gets), instantiating every kernel the
-    # backend uses: taking a template kernel's address instantiates it.
-    wrapper = tmp_path / ("all_" + name)
-    wrapper.write_text(
-        loader.source(name)
-        + "\n\nvoid *cyr_instantiate_all[] = {\n"
-        + ",\n".join("    (void *)&%s" % e for e in exprs)
-        + "\n};\n"
-    )
-    ptx = tmp_path / (name + ".ptx")
-    cmd = [NVCC, "--ptx", "-std=c++14", "-arch=" + arch, "-Werror", "all-warnings",
-           str(wrapper), "-o", str(ptx)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, "nvcc failed:\n%s\n%s" % (proc.stdout, proc.stderr)
-    text = ptx.read_text()
+def _check_ptx(name, text, exprs, loader):
     entries = re.findall(r"\.entry\s+(\S+?)\(", text)
-    assert len(entries) == len(exprs), (len(entries), len(exprs))
+    assert sorted(entries) == sorted(loader.kernel_name(e) for e in exprs)
     # The 16-byte paths really are 128-bit accesses.
     if name == "elementwise.cu":
         assert "ld.global.v4.f32" in text and "st.global.v4.f32" in text
         assert "ld.global.v2.f64" in text and "ld.global.v4.u32" in text
     # ReLU must never be lowered to max (max(NaN, 0) is 0).
     assert "max.f32" not in text and "max.f64" not in text
+    # -ftz=true must not reach any float32 instruction: relu(-1e-40) is 0, not -1e-40;
+    # leaky_relu(1e-40) is 1e-40, not 0; subnormals are not zeros for sparsity.
+    ftz = sorted(set(re.findall(r"\b[a-z]+(?:\.[a-z0-9]+)*\.ftz(?:\.[a-z0-9]+)*", text)))
+    assert not ftz, "flush-to-zero instructions in %s: %s" % (name, ftz)
+
+
+@requires_nvcc
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("name", _sources())
+def test_compiles_to_ptx(tmp_path, name, arch):
+    loader = _loader()
+    exprs = loader.NAME_EXPRESSIONS[name]
+    # What NVRTC gets: the inlined source and one extern "C" kernel per instantiation.
+    wrapper = tmp_path / ("all_" + name)
+    wrapper.write_text(loader.program(name, exprs))
+    ptx = tmp_path / (name + ".ptx")
+    # -ftz=true: CuPy appends it to every compile, unconditionally
+    cmd = [NVCC, "--ptx", *loader.OPTIONS, "-ftz=true", "-arch=" + arch, "-Werror",
+           "all-warnings", str(wrapper), "-o", str(ptx)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, "nvcc failed:\n%s\n%s" % (proc.stdout, proc.stderr)
+    _check_ptx(name, ptx.read_text(), exprs, loader)
 
 
 def _cupy_nvrtc():
@@ -101,19 +106,22 @@ def _cupy_nvrtc():
 @pytest.mark.skipif(_cupy_nvrtc() is None, reason="CuPy with NVRTC not available")
 @pytest.mark.parametrize("name", _sources())
 def test_compiles_with_nvrtc_like_cupy(name):
-    """What cupy.RawModule does, minus the device: NVRTC with CuPy's default options and
-    the loader's name expressions (every one must resolve to a lowered name)."""
+    """What cupy.RawModule does, minus the device: NVRTC with the loader's options and
+    CuPy's own additions (-ftz=true among them), one element type at a time."""
     from cupy.cuda.compiler import CompileException
 
     loader = _loader()
-    exprs = [e for e in loader.NAME_EXPRESSIONS[name]]
-    try:
-        prog = _cupy_nvrtc()(loader.source(name), name, (), (), name_expressions=exprs,
-                             method="ptx")
-        _, mapping = prog.compile(("-std=c++14", "-arch=compute_75",
-                                   "--device-as-default-execution-space"), None)
-    except CompileException:
-        raise
-    except (TypeError, AttributeError, ValueError) as exc:  # CuPy's internals moved
-        pytest.skip("this CuPy's NVRTC wrapper differs: %s" % exc)
-    assert sorted(mapping) == sorted(exprs)
+    texts = []
+    for grp in sorted({loader.group(e) for e in loader.NAME_EXPRESSIONS[name]}):
+        exprs = [e for e in loader.NAME_EXPRESSIONS[name] if loader.group(e) == grp]
+        try:
+            prog = _cupy_nvrtc()(loader.program(name, exprs), name, (), (), method="ptx")
+            ptx, _ = prog.compile(loader.OPTIONS + ("-ftz=true", "-arch=compute_90",
+                                                    "--device-as-default-execution-space"),
+                                  None)
+        except CompileException:
+            raise
+        except (TypeError, AttributeError, ValueError) as exc:  # CuPy's internals moved
+            pytest.skip("this CuPy's NVRTC wrapper differs: %s" % exc)
+        texts.append(ptx.decode() if isinstance(ptx, bytes) else ptx)
+    _check_ptx(name, "\n".join(texts), loader.NAME_EXPRESSIONS[name], loader)

@@ -43,10 +43,15 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _PER_CHANNEL_DTYPES = (_F32, _F64)
 
-_THREADS = 256  # threads per block of the 1-D kernels (a multiple of 32)
+_THREADS = 256  # threads per block of the 1-D kernels (CYR_THREADS in batchnorm.cu)
 _NC_ROWS = 8  # CYR_NC_ROWS in batchnorm.cu
-_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM
+_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM (the elementwise grids)
 _MAX_GRID_Y = 65535
+# Blocks a reduction aims for, whatever the device: the partition of every per-channel
+# sum (and so its rounding) depends on the shape alone, so the bits are the same on an
+# H100, an H200 or a MIG slice.  2048 blocks of 256 threads fill 132 SMs about twice.
+_RED_BLOCKS = 2048
+_PART = 3  # doubles per partial (CYR_PART)
 
 
 # ---- validation ----------------------------------------------------------------------
@@ -120,11 +125,6 @@ def _cdiv(a, b):
 
 def _blocks(work):
     return max(1, min(_cdiv(work, _THREADS), _loader.sm_count() * _BLOCKS_PER_SM))
-
-
-def _warp_blocks(channels):
-    """Blocks for the one-warp-per-channel kernels (the kernels loop over the rest)."""
-    return max(1, min(_cdiv(channels, _THREADS // 32), 65535))
 
 
 def _head(arrays, n, itemsize):
@@ -256,34 +256,75 @@ def _aligned(*arrays):
     return all(a.data.ptr % 16 == 0 for a in arrays)
 
 
-def _reduce(ctype, mode, act, lay, x, dy=None, yo=None, mean=None, alpha=0.0, thr=0.0):
-    """Per-channel partial sums: (part, nsplit) with part[(split * C + c) * 2 + {0, 1}]."""
-    target = _loader.sm_count() * _BLOCKS_PER_SM
+_counters = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+
+
+def _counter(n):
+    """Arrival counters of the reductions' last-block step for the current stream: the
+    kernels leave them at zero, so one array serves every launch on that stream
+    (launches on one stream run in order; other streams get their own)."""
+    key = (cupy.cuda.runtime.getDevice(), cupy.cuda.get_current_stream().ptr)
+    buf = _counters.get(key)
+    if buf is None or buf.size < n:
+        buf = _counters[key] = cupy.zeros(max(n, 1024, 0 if buf is None else 2 * buf.size),
+                                          dtype=np.uint32)
+    return buf
+
+
+def _kinds(*params):
+    """Per-channel parameter kinds, 2 bits each: 0 absent, 1 float32, 2 float64."""
+    k = 0
+    for i, p in enumerate(params):
+        if p is not None:
+            k |= (2 if p.dtype == _F64 else 1) << (2 * i)
+    return np.int32(k)
+
+
+def _ptr(p, dummy):
+    return dummy if p is None else p
+
+
+def _index_type(lay):
+    """int when every offset (and index + grid stride) of the reduction fits in 31 bits."""
+    return "int" if lay.N * lay.C * lay.S + (1 << 26) < 2 ** 31 else "long long"
+
+
+def _reduce(ctype, mode, act, lay, x, dy=None, yo=None, *, alpha=0.0, thr=0.0, sm, si, coef,
+            M=1.0, eps=0.0, momentum=0.0, training=1, params=(None, None, None, None),
+            kinds=np.int32(0)):
+    """Per-channel reduction and its last-block finish (see batchnorm.cu)."""
     acc = _ACC[x.dtype]
     used = [x] + [a for a in (dy, yo) if a is not None]
     dy = x if dy is None else dy
     yo = x if yo is None else yo
-    mean = x if mean is None else mean
     a = acc.type(alpha)
     t = acc.type(thr)
+    index = _index_type(lay)
+    it = np.int32 if index == "int" else np.int64
+    p = [_ptr(q, sm) for q in params]
     if lay.nc:
         bx = _cdiv(lay.C, 32)
-        nsplit = max(1, min(_cdiv(target, bx), _cdiv(lay.N, _NC_ROWS * 4), _MAX_GRID_Y))
-        part = cupy.empty(nsplit * lay.C * 2, dtype=np.float64)
-        fn = _bn("reduce_nc<%s, %d, %d>" % (ctype, mode, act))
+        nsplit = max(1, min(_cdiv(_RED_BLOCKS, bx), _cdiv(lay.N, _NC_ROWS * 4), _MAX_GRID_Y))
+        part = cupy.empty(nsplit * lay.C * _PART, dtype=np.float64)
+        fn = _bn("reduce_nc<%s, %d, %d, %s>" % (ctype, mode, act, index))
         fn((bx, nsplit), (32, _NC_ROWS),
-           (x, dy, yo, mean, a, t, np.int64(lay.N), np.int64(lay.C), part))
+           (x, dy, yo, a, t, it(lay.N), it(lay.C), part, _counter(bx), sm, si, coef,
+            np.float64(M), np.float64(eps), np.float64(momentum), np.int32(training), kinds,
+            *p))
     else:
-        width = 16 // x.itemsize
-        vec = lay.S % width == 0 and _aligned(*used)
-        units = lay.N * (lay.S // width if vec else lay.S)
-        nsplit = max(1, min(_cdiv(target, lay.C), _cdiv(units, _THREADS * 4), _MAX_GRID_Y))
-        part = cupy.empty(nsplit * lay.C * 2, dtype=np.float64)
-        fn = _bn("reduce_ncs<%s, %d, %d>" % (ctype, mode, act))
+        pack = 16 // x.itemsize
+        width = pack if lay.S % pack == 0 else 1  # the shape's: fixes the partition
+        vec = int(width > 1 and _aligned(*used))  # the pointers': only how units load
+        units = lay.N * (lay.S // width)
+        nsplit = max(1, min(_cdiv(_RED_BLOCKS, lay.C), _cdiv(units, _THREADS * 4),
+                            _MAX_GRID_Y))
+        part = cupy.empty(nsplit * lay.C * _PART, dtype=np.float64)
+        fn = _bn("reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act, vec, index))
         fn((lay.C, nsplit), (_THREADS,),
-           (x, dy, yo, mean, a, t, np.int64(lay.N), np.int64(lay.C), np.int64(lay.S),
-            np.int32(vec), part))
-    return part, nsplit
+           (x, dy, yo, a, t, it(lay.N), it(lay.C), it(lay.S), np.int32(width), part,
+            _counter(lay.C), sm, si, coef, np.float64(M), np.float64(eps),
+            np.float64(momentum), np.int32(training), kinds, *p))
+    return part
 
 
 def _apply(ctype, mode, act, lay, x, dy, yo, out, coef, alpha):
@@ -372,45 +413,34 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         if C == 0 or x.size == 0 and training:
             y = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
             return (y, save_mean, save_invstd) if return_stats else y
-        # weight and bias share one dtype in the kernels; so do the two running stats
-        if w is not None and b is not None and b.dtype != w.dtype:
-            b = b.astype(w.dtype)
-        wb_ctype = _ctype_of(w if w is not None else b)
-        w_arg = cupy.ascontiguousarray(w) if w is not None else save_mean
-        b_arg = cupy.ascontiguousarray(b) if b is not None else save_mean
-        has_running = rm is not None and rv is not None
-        r_ctype = "float"
-        rm_k = rv_k = save_mean
-        if has_running:
-            r_ctype = "double" if rm.dtype != rv.dtype else _CTYPE[rm.dtype]
-            rm_k, rv_k = rm, rv
-            if rm.dtype != rv.dtype or not rm.flags.c_contiguous:
-                rm_k = cupy.ascontiguousarray(rm, dtype=_F64 if r_ctype == "double" else rm.dtype)
-            if rm.dtype != rv.dtype or not rv.flags.c_contiguous:
-                rv_k = cupy.ascontiguousarray(rv, dtype=_F64 if r_ctype == "double" else rv.dtype)
-            if rm_k is rm and rv_k is rv and _overlaps_partly(rm, rv):
-                rv_k = rv.copy()
+        # each per-channel parameter is float32 or float64 on its own (kinds)
+        w_k = None if w is None else cupy.ascontiguousarray(w)
+        b_k = None if b is None else cupy.ascontiguousarray(b)
+        # running stats are updated in place: a contiguous stand-in where they are not
+        rm_k = None if rm is None else cupy.ascontiguousarray(rm)
+        rv_k = None if rv is None else cupy.ascontiguousarray(rv)
+        if rm is not None and rv is not None and rm_k is rm and rv_k is rv and \
+                _overlaps_partly(rm, rv):
+            rv_k = rv.copy()
+        params = (rm_k, rv_k, w_k, b_k)
+        kinds = _kinds(*params)
         coef = cupy.empty(4 * C, dtype=acc)
         xc = _contiguous_input(x, out)
         y = _target(out, x)
         if training:
-            part, nsplit = _reduce(ctype, _loader.RED_STATS, 0, lay, xc)
-            fn = _bn("finalize_stats<%s, %s, %s>" % (ctype, r_ctype, wb_ctype))
-            fn((_warp_blocks(C),), (_THREADS,),
-               (part, np.int32(nsplit), xc, np.int64(C), np.int64(1 if lay.nc else lay.S),
-                np.float64(lay.M), np.float64(eps), np.float64(momentum),
-                np.int32(has_running), rm_k, rv_k, np.int32(w is not None), w_arg,
-                np.int32(b is not None), b_arg, save_mean, save_invstd, coef))
-            if has_running:
-                if rm_k is not rm:
-                    rm[...] = rm_k
-                if rv_k is not rv:
-                    rv[...] = rv_k
+            # statistics, running stats (each one given, as on the CPU) and coefficients
+            _reduce(ctype, _loader.RED_STATS, 0, lay, xc, sm=save_mean, si=save_invstd,
+                    coef=coef, M=lay.M, eps=eps, momentum=momentum, params=params,
+                    kinds=kinds)
+            if rm is not None and rm_k is not rm:
+                rm[...] = rm_k
+            if rv is not None and rv_k is not rv:
+                rv[...] = rv_k
         else:
-            fn = _bn("eval_coef<%s, %s, %s>" % (ctype, r_ctype, wb_ctype))
+            fn = _bn("eval_coef<%s>" % ctype)
             fn((_cdiv(C, _THREADS),), (_THREADS,),
-               (np.int64(C), rm_k, rv_k, np.float64(eps), np.int32(w is not None), w_arg,
-                np.int32(b is not None), b_arg, save_mean, save_invstd, coef))
+               (np.int64(C), np.float64(eps), kinds, *[_ptr(q, save_mean) for q in params],
+                save_mean, save_invstd, coef))
         if x.size:
             _apply(ctype, _loader.APPLY_FWD, act, lay, xc, None, None, y, coef, alpha)
         if out is not None and y is not out:
@@ -462,21 +492,21 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
             return gi, grad_weight, grad_bias
         sm = cupy.ascontiguousarray(sm, dtype=acc)
         si = cupy.ascontiguousarray(si, dtype=acc)
-        w_arg = cupy.ascontiguousarray(w) if w is not None else sm
+        w_k = None if w is None else cupy.ascontiguousarray(w)
         gc = _contiguous_input(g, out)
         xc = _contiguous_input(x, out)
         yc = None if yo is None else _contiguous_input(yo, out)
         gi = _target(out, x)
-        if x.size:
-            part, nsplit = _reduce(ctype, _loader.RED_GRAD, act, lay, xc, gc, yc, sm, alpha)
-        else:
-            part, nsplit = cupy.zeros(2 * C, dtype=np.float64), 1
         coef = cupy.empty(4 * C, dtype=acc)
-        fn = _bn("finalize_grad<%s, %s, %s>" % (ctype, _ctype_of(w), _CTYPE[gdtype]))
-        fn((_warp_blocks(C),), (_THREADS,),
-           (part, np.int32(nsplit), np.int64(C), np.float64(max(lay.M, 1)),
-            np.int32(training), sm, si, np.int32(w is not None), w_arg, grad_weight,
-            grad_bias, coef))
+        params = (w_k, grad_weight, grad_bias, None)
+        kinds = _kinds(*params)
+        if x.size:
+            _reduce(ctype, _loader.RED_GRAD, act, lay, xc, gc, yc, alpha=alpha, sm=sm, si=si,
+                    coef=coef, M=max(lay.M, 1), training=int(training), params=params,
+                    kinds=kinds)
+        else:  # no elements: zero sums, finished by a reduction over an empty channel
+            _reduce(ctype, _loader.RED_GRAD, 0, _Layout((0, C), 1), xc, sm=sm, si=si, coef=coef,
+                    M=1.0, training=int(training), params=params, kinds=kinds)
         if x.size:
             mode = _loader.APPLY_BWD_TRAIN if training else _loader.APPLY_BWD_EVAL
             _apply(ctype, mode, act, lay, xc, gc, yc, gi, coef, alpha)
@@ -500,9 +530,9 @@ def _channel_counts(x, ax, mode, thr=0.0):
     counts = cupy.zeros(lay.C, dtype=np.float64)
     if lay.C == 0 or x.size == 0:
         return counts
-    part, nsplit = _reduce(_CTYPE[x.dtype], mode, 0, lay, xc, thr=thr)
-    _bn("sum_partials")((_warp_blocks(lay.C),), (_THREADS,),
-                        (part, np.int32(nsplit), np.int64(lay.C), counts))
+    dummy = cupy.empty(0, dtype=_ACC[x.dtype])
+    _reduce(_CTYPE[x.dtype], mode, 0, lay, xc, thr=thr, sm=dummy, si=dummy, coef=dummy,
+            params=(counts, None, None, None), kinds=np.int32(2))
     return counts
 
 

@@ -1,6 +1,13 @@
-"""Lazy compilation of the ``.cu`` kernel sources: one ``cupy.RawModule`` per source and
-device, built on first use and cached for the life of the process (CuPy also keeps the
-compiled binaries in its on-disk kernel cache, so later processes skip NVRTC).
+"""Lazy compilation of the ``.cu`` kernel sources: one ``cupy.RawModule`` per source,
+element type and device, built on first use and cached for the life of the process.
+
+Every kernel is a template instantiation exported under a plain ``extern "C"`` name
+(``kernel_name``): the loader appends one ``CYR_KERNEL_<family>(name, args...)`` line per
+instantiation to the source, and the module is built without ``name_expressions``.  A
+module with name expressions is kept out of the on-disk kernel cache by CuPy releases
+before 14.2, so every new process would pay for NVRTC again; a plain module is cached by
+every CuPy (key: source, options, architecture, NVRTC version), so only the first process
+on a machine compiles.
 
 This module imports CuPy only inside :func:`module`, so the kernel lists below can be
 read without CuPy (``tests/test_cuda_compile.py`` compiles the same instantiations with
@@ -22,7 +29,7 @@ _TYPES = ("float", "double", "cyr_half")
 # per-channel parameters (weight, bias, running stats, gradients): float32 or float64
 _PARAM_TYPES = ("float", "double")
 
-# reduction (MODE, ACT) pairs and apply (MODE, ACT) pairs; see batchnorm.cu
+# reduction (MODE, ACT) pairs, apply (MODE, ACT) pairs; see batchnorm.cu
 RED_STATS, RED_GRAD, RED_ALIVE, RED_ZEROS = 0, 1, 2, 3
 APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL = 0, 1, 2
 ACT_CODES = {None: 0, "relu": 1, "leaky_relu": 2}
@@ -36,23 +43,49 @@ def _names():
         for op in (0, 1):
             for k in ("unary_flat", "binary_flat", "unary_strided", "binary_strided"):
                 ew.append("%s<%s, %d>" % (k, t, op))
-    bn = ["sum_partials"]
+    bn = []
     for t in _TYPES:
         for mode, act in _RED_PAIRS:
-            bn.append("reduce_ncs<%s, %d, %d>" % (t, mode, act))
-            bn.append("reduce_nc<%s, %d, %d>" % (t, mode, act))
-        for p in _PARAM_TYPES:
-            for w in _PARAM_TYPES:
-                bn.append("finalize_stats<%s, %s, %s>" % (t, p, w))
-                bn.append("eval_coef<%s, %s, %s>" % (t, p, w))
-                bn.append("finalize_grad<%s, %s, %s>" % (t, p, w))
+            for index in INDEX_TYPES:
+                for vec in (0, 1):
+                    bn.append("reduce_ncs<%s, %d, %d, %d, %s>" % (t, mode, act, vec, index))
+                bn.append("reduce_nc<%s, %d, %d, %s>" % (t, mode, act, index))
+        bn.append("eval_coef<%s>" % t)
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
             for act in (0, 1, 2):
                 bn.append("apply<%s, %d, %d>" % (t, mode, act))
     return {"elementwise.cu": tuple(ew), "batchnorm.cu": tuple(bn)}
 
 
+# index types of the reductions: int where every offset is below 2**31
+INDEX_TYPES = ("int", "long long")
 NAME_EXPRESSIONS = _names()
+
+
+def kernel_name(expr):
+    """The extern "C" name of template instantiation ``expr``:
+    ``reduce_nc<float, 1, 2, long long>`` -> ``reduce_nc__float_1_2_long_long``."""
+    family, _, rest = expr.partition("<")
+    args = [a.strip().replace(" ", "_") for a in rest.rstrip(">").split(",")] if rest else []
+    return "__".join([family, "_".join(args)]) if args else family
+
+
+def instantiation(expr):
+    """The source line that defines kernel ``expr`` (the CYR_KERNEL_<family> macro)."""
+    family, _, rest = expr.partition("<")
+    args = [a.strip() for a in rest.rstrip(">").split(",")]
+    return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr)] + args))
+
+
+def program(name, exprs):
+    """What NVRTC compiles: source ``name`` inlined, plus the kernels ``exprs``."""
+    return source(name) + "\n/* instantiations */\n" + "\n".join(
+        instantiation(e) for e in exprs) + "\n"
+
+
+# CuPy adds -ftz=true itself (every release does); the kernels do not depend on it
+OPTIONS = ("-std=c++14",)
+
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.M)
 
@@ -95,8 +128,7 @@ def module(name, grp):
             mod = _modules.get(key)
             if mod is None:
                 exprs = tuple(e for e in NAME_EXPRESSIONS[name] if group(e) == grp)
-                mod = cupy.RawModule(code=source(name), options=("-std=c++14",),
-                                     name_expressions=exprs)
+                mod = cupy.RawModule(code=program(name, exprs), options=OPTIONS)
                 mod.compile()
                 _modules[key] = mod
     return mod
@@ -109,7 +141,7 @@ def function(name, expr):
     key = (name, cupy.cuda.runtime.getDevice(), expr)
     fn = _functions.get(key)
     if fn is None:
-        fn = module(name, group(expr)).get_function(expr)
+        fn = module(name, group(expr)).get_function(kernel_name(expr))
         _functions[key] = fn
     return fn
 

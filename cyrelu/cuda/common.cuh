@@ -80,6 +80,90 @@ template <typename T> struct __align__(16) cyr_pack {
     }
 };
 
+/* ---- float32 arithmetic that no compiler flag changes ---------------------------------
+ * CuPy compiles every kernel with -ftz=true, which turns each float compare, multiply,
+ * add and float<->double conversion into its flush-to-zero form (setp.lt.ftz.f32,
+ * mul.ftz.f32, cvt.ftz.f64.f32): subnormal inputs and results become zero.  The CPU path
+ * (and PyTorch) keep them, so every float32 operation whose result we promise to match
+ * is written here without .ftz: compares on the bit pattern, arithmetic and conversions
+ * as inline PTX (ptxas assembles inline PTX as written, whatever NVRTC's flags).  The
+ * double overloads are plain C++ (.ftz does not exist for f64).  tests/test_cuda_compile.py
+ * compiles every kernel with -ftz=true and checks that no .ftz.f32 instruction is left. */
+#ifndef CYR_HOST_EMULATION
+__device__ __forceinline__ unsigned cyr_bits(float v) { return __float_as_uint(v); }
+__device__ __forceinline__ float cyr_mul(float a, float b) {
+    float r;
+    asm("mul.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float cyr_add(float a, float b) {
+    float r;
+    asm("add.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ float cyr_sub(float a, float b) {
+    float r;
+    asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
+__device__ __forceinline__ double cyr_f64(float a) {
+    double r;
+    asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(a));
+    return r;
+}
+__device__ __forceinline__ float cyr_f32(double a) {
+    float r;
+    asm("cvt.rn.f32.f64 %0, %1;" : "=f"(r) : "d"(a));
+    return r;
+}
+#else /* the CPU emulation: the host compiler's IEEE arithmetic */
+inline unsigned cyr_bits(float v) {
+    unsigned u;
+    __builtin_memcpy(&u, &v, 4);
+    return u;
+}
+inline float cyr_mul(float a, float b) { return a * b; }
+inline float cyr_add(float a, float b) { return a + b; }
+inline float cyr_sub(float a, float b) { return a - b; }
+inline double cyr_f64(float a) { return (double)a; }
+inline float cyr_f32(double a) { return (float)a; }
+#endif
+__device__ __forceinline__ double cyr_mul(double a, double b) { return a * b; }
+__device__ __forceinline__ double cyr_add(double a, double b) { return a + b; }
+__device__ __forceinline__ double cyr_sub(double a, double b) { return a - b; }
+__device__ __forceinline__ double cyr_f64(double a) { return a; }
+/* double -> the math type A (float or double) */
+template <typename A> __device__ __forceinline__ A cyr_from_f64(double a);
+template <> __device__ __forceinline__ float cyr_from_f64<float>(double a) { return cyr_f32(a); }
+template <> __device__ __forceinline__ double cyr_from_f64<double>(double a) { return a; }
+
+/* IEEE compares with 0 on the bit pattern (NaN compares false, -0.0 == 0.0). */
+__device__ __forceinline__ bool cyr_eq0(float v) { return (cyr_bits(v) << 1) == 0u; }
+__device__ __forceinline__ bool cyr_lt0(float v) {
+    const unsigned u = cyr_bits(v);
+    return u > 0x80000000u && u <= 0xff800000u; /* negative, not -0.0, not NaN */
+}
+__device__ __forceinline__ bool cyr_gt0(float v) {
+    const unsigned u = cyr_bits(v);
+    return u - 1u < 0x7f800000u; /* 0x00000001 ..= 0x7f800000: positive, not NaN */
+}
+__device__ __forceinline__ bool cyr_le0(float v) { return cyr_eq0(v) || cyr_lt0(v); }
+/* v <= t: the bit patterns mapped to unsigned integers in the order of the values */
+__device__ __forceinline__ unsigned cyr_order_key(float v) {
+    unsigned u = cyr_bits(v);
+    if ((u << 1) == 0u) u = 0u; /* -0.0 == 0.0 */
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ bool cyr_isnan(float v) { return (cyr_bits(v) << 1) > 0xff000000u; }
+__device__ __forceinline__ bool cyr_le(float v, float t) {
+    return !cyr_isnan(v) && !cyr_isnan(t) && cyr_order_key(v) <= cyr_order_key(t);
+}
+__device__ __forceinline__ bool cyr_eq0(double v) { return v == 0.0; }
+__device__ __forceinline__ bool cyr_lt0(double v) { return v < 0.0; }
+__device__ __forceinline__ bool cyr_gt0(double v) { return v > 0.0; }
+__device__ __forceinline__ bool cyr_le0(double v) { return v <= 0.0; }
+__device__ __forceinline__ bool cyr_le(double v, double t) { return v <= t; }
+
 /* The math of one element: the same expressions as include/cyrelu/activations_template.h.
  * Written as comparisons, never fmaxf: fmaxf(NaN, 0) is 0, and ReLU must keep NaN
  * (and -0.0).  NaN compares false, so relu(NaN) = NaN, relu_backward passes g where
@@ -88,13 +172,13 @@ template <typename T> struct __align__(16) cyr_pack {
 #define CYR_OP_LEAKY 1
 
 template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a) {
-    if (OP == CYR_OP_RELU) return v < A(0) ? A(0) : v;
-    return v > A(0) ? v : a * v;
+    if (OP == CYR_OP_RELU) return cyr_lt0(v) ? A(0) : v;
+    return cyr_gt0(v) ? v : cyr_mul(a, v);
 }
 
 template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a) {
-    if (OP == CYR_OP_RELU) return v <= A(0) ? A(0) : g;
-    return v > A(0) ? g : a * g;
+    if (OP == CYR_OP_RELU) return cyr_le0(v) ? A(0) : g;
+    return cyr_gt0(v) ? g : cyr_mul(a, g);
 }
 
 /* Grid-stride loop helpers: 64-bit indices throughout (arrays may exceed 2**31). */

@@ -19,11 +19,16 @@
  * contiguous copies beyond 4.
  *
  * alpha is float for float and float16 data, double for double.
+ *
+ * Each kernel is a __device__ template with one extern "C" __global__ wrapper per
+ * instantiation (the CYR_KERNEL_* macros at the end; the loader appends the
+ * instantiations it needs), so CuPy looks the kernels up by plain name and keeps the
+ * compiled module in its disk cache.
  */
 #include "common.cuh"
 
 template <typename T, int OP>
-__global__ void unary_flat(const T *x, T *y, long long n, long long head,
+__device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long long head,
                            typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
@@ -59,7 +64,7 @@ __global__ void unary_flat(const T *x, T *y, long long n, long long head,
 }
 
 template <typename T, int OP>
-__global__ void binary_flat(const T *g, const T *x, T *out, long long n, long long head,
+__device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long long n, long long head,
                             typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
@@ -117,7 +122,7 @@ struct cyr_idx4 {
 };
 
 template <typename T, int OP>
-__global__ void unary_strided(const T *x, T *y, long long n, long long d1, long long d2,
+__device__ __forceinline__ void unary_strided(const T *x, T *y, long long n, long long d1, long long d2,
                               long long d3, long long xs0, long long xs1, long long xs2,
                               long long xs3, long long ys0, long long ys1, long long ys2,
                               long long ys3, typename cyr_traits<T>::acc alpha) {
@@ -131,7 +136,7 @@ __global__ void unary_strided(const T *x, T *y, long long n, long long d1, long 
 }
 
 template <typename T, int OP>
-__global__ void binary_strided(const T *g, const T *x, T *out, long long n, long long d1,
+__device__ __forceinline__ void binary_strided(const T *g, const T *x, T *out, long long n, long long d1,
                                long long d2, long long d3, long long gs0, long long gs1,
                                long long gs2, long long gs3, long long xs0, long long xs1,
                                long long xs2, long long xs3, long long os0, long long os1,
@@ -145,3 +150,34 @@ __global__ void binary_strided(const T *g, const T *x, T *out, long long n, long
             alpha));
     }
 }
+
+/* ---- the exported kernels: extern "C" names, one per instantiation -------------------- */
+#define CYR_EW_THREADS 256
+#define CYR_KERNEL_unary_flat(NAME, T, OP)                                                 \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *x, T *y, long long n, long long head, cyr_traits<T>::acc alpha) {      \
+        unary_flat<T, OP>(x, y, n, head, alpha);                                             \
+    }
+#define CYR_KERNEL_binary_flat(NAME, T, OP)                                                \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *g, const T *x, T *out, long long n, long long head,                   \
+             cyr_traits<T>::acc alpha) {                                                     \
+        binary_flat<T, OP>(g, x, out, n, head, alpha);                                       \
+    }
+#define CYR_KERNEL_unary_strided(NAME, T, OP)                                              \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *x, T *y, long long n, long long d1, long long d2, long long d3,       \
+             long long xs0, long long xs1, long long xs2, long long xs3, long long ys0,      \
+             long long ys1, long long ys2, long long ys3, cyr_traits<T>::acc alpha) {        \
+        unary_strided<T, OP>(x, y, n, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3,    \
+                             alpha);                                                         \
+    }
+#define CYR_KERNEL_binary_strided(NAME, T, OP)                                             \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *g, const T *x, T *out, long long n, long long d1, long long d2,       \
+             long long d3, long long gs0, long long gs1, long long gs2, long long gs3,       \
+             long long xs0, long long xs1, long long xs2, long long xs3, long long os0,      \
+             long long os1, long long os2, long long os3, cyr_traits<T>::acc alpha) {        \
+        binary_strided<T, OP>(g, x, out, n, d1, d2, d3, gs0, gs1, gs2, gs3, xs0, xs1, xs2,  \
+                              xs3, os0, os1, os2, os3, alpha);                               \
+    }

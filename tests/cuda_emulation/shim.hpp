@@ -35,6 +35,16 @@
 #define __forceinline__ inline
 #define __shared__ static
 #define __align__(n) alignas(n)
+#define __launch_bounds__(...)
+
+/* Blocks run one after another, so device-wide fences and atomics are plain memory
+ * operations here (the last block of a reduction is the one launched last). */
+inline void __threadfence() {}
+inline unsigned atomicAdd(unsigned *p, unsigned v) {
+    const unsigned old = *p;
+    *p = old + v;
+    return old;
+}
 
 /* __shared__ variables become function-level statics: one per kernel instantiation,
  * which is right because blocks run one at a time. */

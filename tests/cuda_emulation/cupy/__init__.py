@@ -12,6 +12,7 @@ as wrong results.  Only what cyrelu's backend, its tests and its benchmark use e
 import ctypes
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -186,10 +187,16 @@ class _Kernel:
                 ctypes.c_uint(block[1]), ptrs)
 
 
+# the kernels of a program: its CYR_KERNEL_<family>(name, ...) lines (cyrelu.cuda._loader)
+_KERNEL_LINE = re.compile(r"^CYR_KERNEL_\w+\((\w+),", re.M)
+
+
 class RawModule:
     def __init__(self, code=None, options=(), name_expressions=(), **kw):
+        if name_expressions:
+            raise NotImplementedError("the emulation runs extern \"C\" kernels only")
         self.code = code
-        self.exprs = list(name_expressions)
+        self.exprs = _KERNEL_LINE.findall(code)
         self.lib = None
 
     def compile(self, log_stream=None):
@@ -225,7 +232,45 @@ class _Event:
         pass
 
 
+class Stream:
+    """A stream: kernels run at once on the CPU, so only identity and nesting matter."""
+
+    _count = 0
+    _stack = []
+
+    def __init__(self, non_blocking=False, null=False, ptr=None):
+        self.non_blocking = non_blocking
+        if ptr is None:
+            Stream._count += 1
+            ptr = 0 if null else 0x1000 + Stream._count
+        self.ptr = ptr
+
+    def __enter__(self):
+        Stream._stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        Stream._stack.pop()
+        return False
+
+    def synchronize(self):
+        pass
+
+    def use(self):
+        Stream._stack[:] = [self]
+        return self
+
+
+_NULL_STREAM = Stream(null=True)
+
+
+def _get_current_stream():
+    return Stream._stack[-1] if Stream._stack else _NULL_STREAM
+
+
 cuda = types.SimpleNamespace(
+    Stream=Stream,
+    get_current_stream=_get_current_stream,
     Device=_Device,
     Event=_Event,
     get_elapsed_time=lambda a, b: (b.t - a.t) * 1e3,
