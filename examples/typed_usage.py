@@ -24,6 +24,8 @@ y: Floats = cyrelu.relu(x, out=buf, num_threads=1)
 y = cyrelu.leaky_relu(x, 0.1, num_threads=None)
 y = cyrelu.relu_backward(g, x)
 y = cyrelu.leaky_relu_backward(g, x, alpha=0.1, out=buf)
+y = cyrelu.relu6(x, out=buf)
+y = cyrelu.relu6_backward(g, x, num_threads=1)
 C = x.shape[1]
 rm: NDArray[np.float32] = np.zeros(C, np.float32)
 rv: NDArray[np.float32] = np.ones(C, np.float32)
