@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,6 +69,133 @@ def check_same(name_a: str, a: NDArray[Any], name_b: str, b: NDArray[Any]) -> No
             "%s and %s must have the same shape (no broadcasting), got %s and %s"
             % (name_a, name_b, a.shape, b.shape)
         )
+
+
+# ---- scalar-argument rules of BatchNorm and the diagnostics ---------------------------
+# One definition for the CPU path (cyrelu.batchnorm, cyrelu.diagnostics) and the GPU
+# backend (cyrelu.cuda), so both accept and refuse alike.
+
+def activation_code(activation: object) -> int:
+    """None or an activation's name from the table (cyrelu/_activation_table.py) as its
+    kernel code, else ValueError."""
+    from cyrelu import _activation_table as table  # the table checks with check_real
+
+    return table.code(activation)
+
+
+def channel_axis(shape: tuple[int, ...], axis: object) -> tuple[int, int]:
+    """BatchNorm's (axis, C) for data of ``shape``: at least 2 dimensions, a valid
+    channel axis (a non-int axis, or one out of range, is a ValueError)."""
+    if len(shape) < 2:
+        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
+                         % (shape,))
+    ndim = len(shape)
+    if isinstance(axis, (bool, np.bool_)):
+        raise ValueError("axis must be an int, got %r" % (axis,))
+    try:
+        a = operator.index(axis)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("axis must be an int, got %r" % (axis,)) from None
+    if not -ndim <= a < ndim:
+        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
+    ax = a % ndim
+    return ax, shape[ax]
+
+
+def batch_norm_args(shape: tuple[int, ...], axis: object, activation: object,
+                    alpha: object, momentum: object,
+                    eps: object) -> tuple[int, int, int, float, float, float]:
+    """batch_norm's scalar arguments checked: (axis, C, activation code, alpha,
+    momentum, eps)."""
+    ax, C = channel_axis(shape, axis)
+    act = activation_code(activation)
+    alpha_ = check_real(alpha, "alpha")
+    momentum_ = check_real(momentum, "momentum")
+    if not 0.0 <= momentum_ <= 1.0:
+        raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
+    eps_ = check_real(eps, "eps")
+    if not eps_ > 0.0:
+        raise ValueError("eps must be > 0, got %r" % eps_)
+    return ax, C, act, alpha_, momentum_, eps_
+
+
+def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: object,
+                             alpha: object) -> tuple[int, int, int, float]:
+    """batch_norm_backward's scalar arguments checked: (axis, C, activation code, alpha)."""
+    ax, C = channel_axis(shape, axis)
+    act = activation_code(activation)
+    alpha_ = check_real(alpha, "alpha")
+    from cyrelu import _activation_table as table
+
+    if act != table.NONE and not table.grad_from_output(str(activation), alpha_):
+        raise ValueError(
+            "the fused %s backward needs alpha > 0 (the output's sign must be the "
+            "input's), got alpha=%r" % (activation, alpha_)
+        )
+    return ax, C, act, alpha_
+
+
+def diagnostics_axis(axis: object, ndim: int, name: str) -> int:
+    """The diagnostics' axis of array ``name``: TypeError for a non-int, ValueError when
+    out of range; normalised to [0, ndim)."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
+        raise TypeError("axis must be an int, got %r" % (axis,))
+    ax = int(axis)
+    if not -ndim <= ax < ndim:
+        raise ValueError(
+            "axis %d is out of range for %s with %d dimension%s"
+            % (ax, name, ndim, "" if ndim == 1 else "s")
+        )
+    return ax % ndim
+
+
+def threshold_in(threshold: float, dtype: np.dtype[Any]) -> float:
+    """The largest value of ``dtype``'s math type (float64 for float64, else float32)
+    that is <= threshold, so that ``v <= result`` exactly when ``v <= threshold``."""
+    if dtype == np.float64:
+        return threshold
+    with np.errstate(over="ignore"):
+        t32 = np.float32(threshold)
+    if float(t32) > threshold:
+        t32 = np.nextafter(t32, np.float32(-np.inf))
+    return float(t32)
+
+
+def dead_units_args(shape: tuple[int, ...], axis: object,
+                    threshold: object) -> tuple[int, float]:
+    """dead_units' arguments checked: (axis, threshold)."""
+    t = check_real(threshold, "threshold", finite=False)
+    if t != t:
+        raise ValueError("threshold must not be NaN")
+    ax = diagnostics_axis(axis, len(shape), "pre_activation")
+    nchan = shape[ax]
+    if nchan > 0 and 0 in shape:
+        raise ValueError(
+            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
+            % (shape, nchan, "" if nchan == 1 else "s", ax)
+        )
+    return ax, t
+
+
+def sparsity_args(shape: tuple[int, ...], axis: object) -> tuple[int | None, int]:
+    """sparsity's arguments checked: (axis or None, values per channel; 0 when there are
+    no channels along ``axis``)."""
+    size = math.prod(shape)
+    if axis is None:
+        if size == 0:
+            raise ValueError("sparsity of an empty array is undefined (x has shape %s)"
+                             % (shape,))
+        return None, size
+    ax = diagnostics_axis(axis, len(shape), "x")
+    nchan = shape[ax]
+    if nchan == 0:
+        return ax, 0
+    per_channel = size // nchan
+    if per_channel == 0:
+        raise ValueError(
+            "x has shape %s: its channels along axis %d hold no values" % (shape, ax)
+        )
+    return ax, per_channel
 
 
 def check_out(

@@ -14,7 +14,6 @@ copied to a C-contiguous array.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
@@ -23,10 +22,11 @@ from numpy.typing import ArrayLike, NDArray
 from cyrelu import _activation_table as _table, _batchnorm as _k
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
+    batch_norm_args as _forward_args,
+    batch_norm_backward_args as _backward_args,
     HALF,
     as_float_array,
     check_out,
-    check_real,
     check_same,
     may_overlap_partly,
 )
@@ -41,7 +41,6 @@ _PER_CHANNEL_DTYPES = (_F32, _F64)
 Activation = Optional[str]
 FloatArray = NDArray[np.floating]
 
-_ACTS = _table.CODES  # activation name (None: none) -> the kernels' code
 
 
 # ---- public functions ---------------------------------------------------------------
@@ -312,62 +311,6 @@ def batch_norm_backward(
 
 
 # ---- shared machinery --------------------------------------------------------------
-
-
-def _normalize_axis(axis: object, ndim: int) -> int:
-    if isinstance(axis, (bool, np.bool_)):
-        raise ValueError("axis must be an int, got %r" % (axis,))
-    try:
-        a = operator.index(axis)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError("axis must be an int, got %r" % (axis,)) from None
-    if not -ndim <= a < ndim:
-        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
-    return a % ndim
-
-
-def _activation(activation: object) -> int:
-    return _table.code(activation)
-
-
-def _channel_axis(shape: Tuple[int, ...], axis: object) -> Tuple[int, int]:
-    """(axis, C) for data of ``shape``: at least 2 dimensions, a valid channel axis."""
-    if len(shape) < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (shape,))
-    ax = _normalize_axis(axis, len(shape))
-    return ax, shape[ax]
-
-
-def _forward_args(shape: Tuple[int, ...], axis: object, activation: object, alpha: object,
-                  momentum: object, eps: object) -> Tuple[int, int, int, float, float, float]:
-    """The forward's scalar arguments checked, for the CPU and GPU paths alike:
-    (axis, C, activation code, alpha, momentum, eps)."""
-    ax, C = _channel_axis(shape, axis)
-    act = _activation(activation)
-    alpha_ = check_real(alpha, "alpha")
-    momentum_ = check_real(momentum, "momentum")
-    if not 0.0 <= momentum_ <= 1.0:
-        raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
-    eps_ = check_real(eps, "eps")
-    if not eps_ > 0.0:
-        raise ValueError("eps must be > 0, got %r" % eps_)
-    return ax, C, act, alpha_, momentum_, eps_
-
-
-def _backward_args(shape: Tuple[int, ...], axis: object, activation: object,
-                   alpha: object) -> Tuple[int, int, int, float]:
-    """The backward's scalar arguments checked, for the CPU and GPU paths alike:
-    (axis, C, activation code, alpha)."""
-    ax, C = _channel_axis(shape, axis)
-    act = _activation(activation)
-    alpha_ = check_real(alpha, "alpha")
-    if act != _table.NONE and not _table.grad_from_output(str(activation), alpha_):
-        raise ValueError(
-            "the fused %s backward needs alpha > 0 (the output's sign must be the "
-            "input's), got alpha=%r" % (activation, alpha_)
-        )
-    return ax, C, act, alpha_
 
 
 def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:

@@ -17,7 +17,6 @@ otherwise; float16 data is counted in place, as float16.
 
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Tuple, Union, overload
 
 import numpy as np
@@ -26,6 +25,10 @@ import numpy.typing as npt
 from cyrelu import _diagnostics as _k
 from cyrelu._backend import backend_for
 from cyrelu._validation import as_float_array, check_real
+from cyrelu._validation import dead_units_args as _dead_units_args
+from cyrelu._validation import diagnostics_axis as _normalise_axis
+from cyrelu._validation import sparsity_args as _sparsity_args
+from cyrelu._validation import threshold_in as _threshold_in
 
 __all__ = ["dead_units", "sparsity", "fold_batch_norm"]
 
@@ -33,18 +36,6 @@ _F64 = np.dtype(np.float64)
 
 
 # ---- shared helpers ------------------------------------------------------------------
-
-
-def _normalise_axis(axis: object, ndim: int, name: str) -> int:
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
-        raise TypeError("axis must be an int, got %r" % (axis,))
-    ax = int(axis)
-    if not -ndim <= ax < ndim:
-        raise ValueError(
-            "axis %d is out of range for %s with %d dimension%s"
-            % (ax, name, ndim, "" if ndim == 1 else "s")
-        )
-    return ax % ndim
 
 
 def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
@@ -61,34 +52,6 @@ def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
         # count along the samples instead, (1, C, outer): same counts, linear reads
         view = view.transpose(2, 1, 0)
     return view
-
-
-def _threshold_in(threshold: float, dtype: np.dtype) -> float:
-    """The largest value of ``dtype`` that is <= threshold, so that for data of
-    that dtype ``v <= result`` exactly when ``v <= threshold``."""
-    if dtype == _F64:
-        return threshold
-    with np.errstate(over="ignore"):
-        t32 = np.float32(threshold)
-    if float(t32) > threshold:
-        t32 = np.nextafter(t32, np.float32(-np.inf))
-    return float(t32)
-
-
-def _dead_units_args(shape: Tuple[int, ...], axis: object,
-                     threshold: object) -> Tuple[int, float]:
-    """dead_units' arguments checked, for the CPU and GPU paths alike: (axis, threshold)."""
-    t = check_real(threshold, "threshold", finite=False)
-    if t != t:
-        raise ValueError("threshold must not be NaN")
-    ax = _normalise_axis(axis, len(shape), "pre_activation")
-    nchan = shape[ax]
-    if nchan > 0 and 0 in shape:
-        raise ValueError(
-            "pre_activation has shape %s: its %d channel%s along axis %d hold no values"
-            % (shape, nchan, "" if nchan == 1 else "s", ax)
-        )
-    return ax, t
 
 
 # ---- dead_units ----------------------------------------------------------------------
@@ -130,9 +93,8 @@ def dead_units(
     """
     be = backend_for(pre_activation)
     if be is not None:
-        # the GPU twin takes no thread count
         return be.dead_units(  # type: ignore[no-any-return]
-            pre_activation, axis=axis, threshold=threshold
+            pre_activation, axis=axis, threshold=threshold, num_threads=num_threads
         )
     x = as_float_array(pre_activation, "pre_activation")
     ax, t = _dead_units_args(x.shape, axis, threshold)
@@ -183,23 +145,14 @@ def sparsity(
     """
     be = backend_for(x)
     if be is not None:
-        return be.sparsity(x, axis=axis)  # type: ignore[no-any-return]
+        return be.sparsity(x, axis=axis, num_threads=num_threads)  # type: ignore[no-any-return]
     a = as_float_array(x, "x")
-    if axis is None:
-        if a.size == 0:
-            raise ValueError("sparsity of an empty array is undefined (x has shape %s)"
-                             % (a.shape,))
+    ax, per_channel = _sparsity_args(a.shape, axis)
+    if ax is None:
         zeros = _k.channel_counts(_k.OP_ZEROS, _box(a, None), 0.0, num_threads)
         return float(zeros[0]) / a.size
-    ax = _normalise_axis(axis, a.ndim, "x")
-    nchan = a.shape[ax]
-    if nchan == 0:
-        return np.zeros(0, dtype=np.float64)
-    per_channel = a.size // nchan
     if per_channel == 0:
-        raise ValueError(
-            "x has shape %s: its channels along axis %d hold no values" % (a.shape, ax)
-        )
+        return np.zeros(0, dtype=np.float64)
     zeros = _k.channel_counts(_k.OP_ZEROS, _box(a, ax), 0.0, num_threads)
     return zeros / float(per_channel)
 

@@ -32,12 +32,10 @@ def _cuda_dir():
 
 
 def _loader():
-    """cyrelu/cuda/_loader.py, loaded by path: importing the package would import CuPy."""
-    spec = importlib.util.spec_from_file_location("_cyrelu_cuda_loader",
-                                                  os.path.join(_cuda_dir(), "_loader.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    """cyrelu.cuda._loader (importing cyrelu.cuda needs no CuPy)."""
+    from cyrelu.cuda import _loader
+
+    return _loader
 
 
 def _sources():

@@ -224,8 +224,8 @@ def test_gpu_arrays_dispatch_to_the_backend(monkeypatch):
     a = arr_type()
     assert dead_units(a, axis=0, threshold=1.0) == "dead"
     assert sparsity(a, axis=2) == "sparse"
-    assert calls == [("dead_units", {"axis": 0, "threshold": 1.0}),
-                     ("sparsity", {"axis": 2})]
+    assert calls == [("dead_units", {"axis": 0, "threshold": 1.0, "num_threads": None}),
+                     ("sparsity", {"axis": 2, "num_threads": None})]
 
 
 # ---- fold_batch_norm ---------------------------------------------------------------------

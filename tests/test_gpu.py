@@ -739,3 +739,45 @@ def test_second_process_does_not_recompile(tmp_path):
     first = run()
     assert first, "CuPy wrote nothing to its kernel cache"
     assert run() == first, "the second process compiled again"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", [None, "relu"])
+def test_batch_norm_channels_last_in_place(rng, dtype, activation):
+    """NHWC data viewed as NCHW (axis=1) is read where it lies (the row kernels: channels
+    fastest) and the results keep its layout; values as the CPU path's, and bitwise the
+    same as the contiguous NHWC array with axis=-1 (the same kernels on the same memory)."""
+    base = (rng.standard_normal((5, 6, 7, 8)) * 2 + 0.5).astype(dtype)
+    dy = rng.standard_normal((5, 6, 7, 8)).astype(dtype)
+    xd = cupy.asarray(base).transpose(0, 3, 1, 2)
+    gd = cupy.asarray(dy).transpose(0, 3, 1, 2)
+    y, sm, si = _gpu_bn(xd, None, None, None, None, True, activation=activation,
+                        return_stats=True)
+    assert y.shape == xd.shape and y.strides == xd.strides
+    y2, sm2, si2 = _gpu_bn(cupy.asarray(base), None, None, None, None, True, axis=-1,
+                           activation=activation, return_stats=True)
+    _same_bits(y.get(), y2.get().transpose(0, 3, 1, 2))
+    _same_bits(sm.get(), sm2.get())
+    ref = _ref_bn(np.ascontiguousarray(base.transpose(0, 3, 1, 2)), None, None, None, None,
+                  True, 0.1, 1e-5, 1, activation, 0.2)
+    _close(y.get(), ref[0], dtype, scale=4.0)
+    _close(sm.get(), ref[1], dtype)
+    gi, gw, gb = _gpu_bn_backward(gd, xd, sm, si, None, training=True, activation=activation,
+                                  output=y if activation else None)
+    assert gi.strides == xd.strides
+    gi2, gw2, gb2 = _gpu_bn_backward(cupy.asarray(dy), cupy.asarray(base), sm2, si2, None,
+                                     training=True, axis=-1, activation=activation,
+                                     output=y2 if activation else None)
+    _same_bits(gi.get(), gi2.get().transpose(0, 3, 1, 2))
+    _same_bits(gw.get(), gw2.get())
+    _same_bits(gb.get(), gb2.get())
+    # grad_output in another layout: both go through C-contiguous copies, same values
+    gi3, gw3, _ = _gpu_bn_backward(cupy.ascontiguousarray(gd), xd, sm, si, None,
+                                   training=True, activation=activation,
+                                   output=y if activation else None)
+    scale = np.sqrt(base.size / 8)
+    _close(gi3.get(), gi.get().astype(np.float64), dtype, scale=8.0)
+    _close(gw3.get(), gw.get().astype(np.float64), np.float32, scale=scale)
+    # the counts read the same memory in place
+    np.testing.assert_array_equal(gpu.sparsity(cyrelu.relu(xd), axis=1).get(),
+                                  cyrelu.sparsity(cyrelu.relu(xd.get()), axis=1))

@@ -158,3 +158,20 @@ def sm_count():
     if n is None:
         n = _SM_COUNT[dev] = int(cupy.cuda.Device(dev).attributes["MultiProcessorCount"])
     return n
+
+
+_LIMITS = {}
+
+
+def device_limits(dev):
+    """(SMs, most resident threads per SM, 32-bit registers per SM) of device ``dev``,
+    cached; 0 for an attribute the CuPy in use does not report."""
+    lim = _LIMITS.get(dev)
+    if lim is None:
+        import cupy
+
+        attrs = cupy.cuda.Device(dev).attributes
+        lim = _LIMITS[dev] = (int(attrs["MultiProcessorCount"]),
+                              int(attrs.get("MaxThreadsPerMultiProcessor", 0)),
+                              int(attrs.get("MaxRegistersPerMultiprocessor", 0)))
+    return lim

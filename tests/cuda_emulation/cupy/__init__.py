@@ -40,7 +40,8 @@ class _Device:
         self.id = 0 if id is None else int(id)
         if self.id != 0:
             raise RuntimeError("the emulation has one device")
-        self.attributes = {"MultiProcessorCount": SM_COUNT}
+        self.attributes = {"MultiProcessorCount": SM_COUNT, "MaxThreadsPerMultiProcessor": 2048,
+                           "MaxRegistersPerMultiprocessor": 65536}
 
     def __enter__(self):
         return self
@@ -277,6 +278,7 @@ cuda = types.SimpleNamespace(
     runtime=types.SimpleNamespace(
         getDeviceCount=lambda: 1,
         getDevice=lambda: 0,
+        setDevice=lambda d: None,
         getDeviceProperties=lambda i: {"name": b"CPU emulation of a CUDA device"},
     ),
 )

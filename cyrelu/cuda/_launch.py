@@ -1,0 +1,248 @@
+"""Plumbing shared by the GPU backend modules: CuPy (imported when present), dtype
+tables, argument checks that are about CuPy arrays, launch geometry and the per-call
+workspace.
+
+Importing this module (and so every backend module) works without CuPy: the backend is
+only ever called with CuPy arrays, so CuPy is there whenever a function here runs, and
+the signatures can be inspected on machines without it.
+"""
+
+import math
+
+import numpy as np
+
+try:
+    import cupy
+except ImportError:  # pragma: no cover - depends on the environment
+    cupy = None
+
+from cyrelu._layout import coalesce
+from cyrelu._validation import check_float_dtype
+from cyrelu.cuda import _loader
+
+F16 = np.dtype(np.float16)
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+FLOATS = (F16, F32, F64)
+PER_CHANNEL_DTYPES = (F32, F64)
+
+THREADS = 256  # threads per block of the 1-D kernels (CYR_THREADS in batchnorm.cu)
+_DEFAULT_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM
+
+# C++ element type of each dtype (kernel template argument), and the math type
+CTYPE = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
+ACC = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
+
+INT32_LIMIT = 2 ** 31
+
+
+def cdiv(a, b):
+    return -(-a // b)
+
+
+# ---- arguments -----------------------------------------------------------------------
+
+
+def as_array(value, name):
+    """A CuPy float16/32/64 array, or TypeError.  (Mixing array libraries was already
+    refused by the dispatcher; lists and scalars reach here only next to CuPy arrays.)"""
+    if isinstance(value, cupy.ndarray):
+        if value.dtype in FLOATS:
+            return value
+        check_float_dtype(value.dtype, name)
+        return value
+    raise TypeError("%s: expected a cupy.ndarray, got %s; move it to the GPU first, e.g. "
+                    "with cupy.asarray()" % (name, type(value).__name__))
+
+
+def check_threads(num_threads):
+    """``num_threads`` validated as on the CPU path (the GPU does not use it)."""
+    if num_threads is not None:
+        from cyrelu._parallel import effective_n_threads
+
+        effective_n_threads(num_threads)
+
+
+def check_device(device_id, name, a):
+    if a is not None and a.device.id != device_id:
+        raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id,
+                                                                  device_id))
+
+
+def check_out(out, shape, dtype, name="out"):
+    if not isinstance(out, cupy.ndarray):
+        raise TypeError("%s must be a cupy.ndarray, got %s" % (name, type(out).__name__))
+    if out.dtype != dtype:
+        raise TypeError("%s has dtype %s, but the result is %s" % (name, out.dtype, dtype))
+    if out.shape != shape:
+        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape,
+                                                                          shape))
+    return out
+
+
+def _extent(a):
+    """[lo, hi) byte range of a's elements."""
+    lo = hi = a.data.ptr
+    for n, s in zip(a.shape, a.strides):
+        if s > 0:
+            hi += (n - 1) * s
+        else:
+            lo += (n - 1) * s
+    return lo, hi + a.itemsize
+
+
+def _aliases(a, b):
+    return a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape
+
+
+def overlaps_partly(out, inp):
+    """True when out may share memory with inp without being exactly inp."""
+    if out.size == 0 or inp.size == 0:
+        return False
+    a0, a1 = _extent(out)
+    b0, b1 = _extent(inp)
+    return a0 < b1 and b0 < a1 and not _aliases(out, inp)
+
+
+class CurrentDevice:
+    """``with CurrentDevice(id):`` makes ``id`` current only when it is not already (a
+    device switch costs two runtime calls; the common case has none)."""
+
+    __slots__ = ("dev", "prev")
+
+    def __init__(self, dev):
+        self.dev = dev
+        self.prev = None
+
+    def __enter__(self):
+        cur = cupy.cuda.runtime.getDevice()
+        if cur != self.dev:
+            self.prev = cur
+            cupy.cuda.runtime.setDevice(self.dev)
+        return self
+
+    def __exit__(self, *exc):
+        if self.prev is not None:
+            cupy.cuda.runtime.setDevice(self.prev)
+            self.prev = None
+        return False
+
+
+# ---- launch geometry -----------------------------------------------------------------
+
+_resident = {}  # (device id, kernel) -> most blocks of THREADS threads the device holds
+
+
+def grid_limit(dev, fn=None):
+    """Blocks of THREADS threads that fill device ``dev`` once: SMs times the blocks an SM
+    holds (by threads, and by registers when the kernel says how many it uses).  Cached
+    per device and kernel.  Only the elementwise and apply kernels use it: their results
+    do not depend on the grid."""
+    key = (dev, id(fn))
+    n = _resident.get(key)
+    if n is None:
+        sms, threads_sm, regs_sm = _loader.device_limits(dev)
+        per_sm = threads_sm // THREADS if threads_sm else _DEFAULT_BLOCKS_PER_SM
+        regs = getattr(fn, "num_regs", 0) if fn is not None else 0
+        try:
+            regs = int(regs)
+        except (TypeError, ValueError):
+            regs = 0
+        if regs > 0 and regs_sm:
+            per_sm = min(per_sm, max(1, regs_sm // (regs * THREADS)))
+        n = _resident[key] = max(1, sms * max(1, per_sm))
+    return n
+
+
+def blocks(work, limit):
+    return max(1, min(cdiv(work, THREADS), limit))
+
+
+def head(arrays, n, itemsize):
+    """Elements before the first 16-byte boundary if every array has the same
+    misalignment (so the rest can use 16-byte packs), else n (no packs)."""
+    m = arrays[0].data.ptr % 16
+    for a in arrays[1:]:
+        if a.data.ptr % 16 != m:
+            return n
+    if m % itemsize:
+        return n
+    return min(n, ((16 - m) % 16) // itemsize)
+
+
+def aligned(*arrays):
+    for a in arrays:
+        if a.data.ptr % 16:
+            return False
+    return True
+
+
+def same_flat_layout(*arrays):
+    for a in arrays:
+        if not a.flags.c_contiguous:
+            break
+    else:
+        return True
+    return all(a.flags.f_contiguous for a in arrays)
+
+
+def element_strides(shape, byte_strides, itemsize):
+    """Coalesced (shape, element strides per array) padded to 4 axes, or None when that is
+    not possible (more than 4 axes, or a stride that is not a whole number of elements)."""
+    shape, strides = coalesce(shape, *byte_strides)
+    if len(shape) > 4 or any(s % itemsize for st in strides for s in st):
+        return None
+    pad = 4 - len(shape)
+    shape = (1,) * pad + tuple(shape)
+    strides = [(0,) * pad + tuple(s // itemsize for s in st) for st in strides]
+    return shape, strides
+
+
+def memory_order(a):
+    """The axis order in which ``a`` is C-contiguous (identity for a C-contiguous array),
+    or None when no permutation of its axes is (slices with gaps, negative strides)."""
+    order = tuple(range(a.ndim))
+    if a.flags.c_contiguous:
+        return order
+    perm = tuple(sorted(order, key=lambda d: -abs(a.strides[d])))
+    t = a.transpose(perm)
+    if t.flags.c_contiguous and all(s >= 0 for s in t.strides):
+        return perm
+    return None
+
+
+# ---- the workspace: one allocation per call -------------------------------------------
+
+
+def workspace(nbytes):
+    """Raw device memory for one call's temporaries (statistics, coefficients, partials),
+    carved with :func:`carve`."""
+    return cupy.empty(max(nbytes, 16), dtype=np.uint8)
+
+
+def carve(ws, offset, n, dtype):
+    """``n`` elements of ``dtype`` at byte ``offset`` (a multiple of 16) of ``ws``."""
+    return ws[offset:offset + n * dtype.itemsize].view(dtype)
+
+
+def pad16(n):
+    return (n + 15) & ~15
+
+
+_counters = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+
+
+def counter(dev, n):
+    """Arrival counters of the reductions' last-block step for the current stream: the
+    kernels leave them at zero, so one array serves every launch on that stream
+    (launches on one stream run in order; other streams get their own)."""
+    key = (dev, cupy.cuda.get_current_stream().ptr)
+    buf = _counters.get(key)
+    if buf is None or buf.size < n:
+        buf = _counters[key] = cupy.zeros(max(n, 1024, 0 if buf is None else 2 * buf.size),
+                                          dtype=np.uint32)
+    return buf
+
+
+def prod(shape):
+    return math.prod(shape)

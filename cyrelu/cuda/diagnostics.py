@@ -1,0 +1,66 @@
+""":mod:`cyrelu.diagnostics` for CuPy arrays: dead_units and sparsity.
+
+Counts are exact (float64 sums of 0/1), so they are read from x where it lies (any
+axis permutation of a C-contiguous array) with the BatchNorm reduction kernels.
+"""
+
+import numpy as np
+
+from cyrelu._validation import dead_units_args, sparsity_args, threshold_in
+from cyrelu.cuda import _launch as L
+from cyrelu.cuda import _loader
+from cyrelu.cuda._launch import cupy
+from cyrelu.cuda.batchnorm import Geometry, in_memory_order, reduce, reduce_plan
+
+__all__ = ["dead_units", "sparsity"]
+
+
+def _channel_counts(x, ax, mode, thr=0.0):
+    """Per channel along ``ax`` (or over everything when ax is None): float64 counts."""
+    dev = x.device.id
+    if ax is None:  # one channel holding every element, in any memory order
+        order = L.memory_order(x)
+        xk = x if order is not None else cupy.ascontiguousarray(x)
+        geo = Geometry(1, 1, x.size)
+    else:
+        (xk,), _, geo = in_memory_order([x], ax)
+    counts = cupy.zeros(geo.C, dtype=np.float64)
+    if geo.C == 0 or x.size == 0:
+        return counts
+    plan = reduce_plan(x.dtype, mode, 0, geo, L.aligned(xk), dev)
+    ws = L.workspace(plan.part_bytes + 16)
+    dummy = L.carve(ws, 0, 0, L.ACC[x.dtype])
+    part = L.carve(ws, 16, plan.part_bytes // 8, L.F64)
+    reduce(plan, dev, xk, None, None, part, 0.0, thr, dummy, dummy, dummy, 1.0, 0.0, 0.0, 1,
+           2, (counts, None, None, None))
+    return counts
+
+
+def dead_units(pre_activation, *, axis=1, threshold=0.0, num_threads=None):
+    """:func:`cyrelu.dead_units` for CuPy arrays: a boolean CuPy array with one entry per
+    channel along ``axis``, True where every value is ``<= threshold`` (exactly; a NaN is
+    not <= threshold, so its channel is alive).  ``num_threads`` is validated and
+    otherwise ignored."""
+    L.check_threads(num_threads)
+    x = L.as_array(pre_activation, "pre_activation")
+    ax, t = dead_units_args(x.shape, axis, threshold)
+    with L.CurrentDevice(x.device.id):
+        alive = _channel_counts(x, ax, _loader.RED_ALIVE, threshold_in(t, L.ACC[x.dtype]))
+        return alive == 0
+
+
+def sparsity(x, *, axis=None, num_threads=None):
+    """:func:`cyrelu.sparsity` for CuPy arrays: the fraction of exact zeros (-0.0 is one,
+    NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array with one
+    entry per channel.  ``num_threads`` is validated and otherwise ignored."""
+    L.check_threads(num_threads)
+    a = L.as_array(x, "x")
+    ax, per_channel = sparsity_args(a.shape, axis)
+    with L.CurrentDevice(a.device.id):
+        if ax is None:
+            zeros = _channel_counts(a, None, _loader.RED_ZEROS)
+            return float(zeros[0].get()) / a.size
+        if per_channel == 0:
+            return cupy.zeros(0, dtype=np.float64)
+        zeros = _channel_counts(a, ax, _loader.RED_ZEROS)
+        return zeros / float(per_channel)

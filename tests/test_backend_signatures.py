@@ -1,0 +1,83 @@
+"""Every GPU backend function has its public twin's signature (names, kinds, defaults),
+and the backend takes its argument rules from cyrelu._validation, not from the front-end
+modules.  Runs without CuPy: the backend modules import it only when it is installed."""
+
+import ast
+import inspect
+import os
+
+import pytest
+
+import cyrelu
+from cyrelu import _activation_table, _backend, _validation
+
+# every activation of the table, forward and backward, then BatchNorm and the diagnostics
+BACKEND_FUNCTIONS = [f for name in _activation_table.NAMES for f in (name, name + "_backward")]
+BACKEND_FUNCTIONS += ["batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
+CUDA_DIR = os.path.join(os.path.dirname(cyrelu.__file__), "cuda")
+
+
+def _strip(sig):
+    return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+
+def test_backend_is_registered():
+    assert _backend.BACKENDS["cupy"] == "cyrelu.cuda"
+
+
+@pytest.mark.parametrize("name", BACKEND_FUNCTIONS)
+def test_signature_matches_public_function(name):
+    import cyrelu.cuda as gpu  # works without CuPy
+
+    public = getattr(cyrelu, name)
+    backend = getattr(gpu, name)
+    assert _strip(inspect.signature(backend)) == _strip(inspect.signature(public))
+
+
+def test_every_backend_function_is_checked():
+    import cyrelu.cuda as gpu
+
+    assert sorted(gpu.__all__) == sorted(BACKEND_FUNCTIONS)
+
+
+def test_backend_does_not_import_front_end_privates():
+    """Argument rules come from cyrelu._validation; the front-end modules dispatch to the
+    backend, never the other way round."""
+    front = {"cyrelu.batchnorm", "cyrelu.diagnostics", "cyrelu.activations", "cyrelu.nn"}
+    for fname in sorted(os.listdir(CUDA_DIR)):
+        if not fname.endswith(".py"):
+            continue
+        with open(os.path.join(CUDA_DIR, fname)) as fh:
+            tree = ast.parse(fh.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.module not in front, (fname, node.module)
+            elif isinstance(node, ast.Import):
+                assert not {a.name for a in node.names} & front, fname
+
+
+def test_activation_codes_match_the_kernels():
+    """The argument rules, the CPU kernels and the GPU loader take their codes from the
+    one table (cyrelu/cuda/activation_table.h)."""
+    import importlib
+
+    _activations = importlib.import_module("cyrelu._activations")  # the compiled module
+    for name, code in _activation_table.CODES.items():
+        assert _validation.activation_code(name) == code
+    assert _activation_table.NONE == _activations.ACT_NONE
+    from cyrelu.cuda import _loader
+
+    assert _loader.ACT_CODES == _activation_table.CODES
+
+
+def test_importing_the_backend_needs_no_device():
+    import subprocess
+    import sys
+
+    # with CuPy hidden, the backend still imports and its signatures are readable
+    code = ("import sys; sys.modules['cupy'] = None\n"
+            "import inspect, cyrelu.cuda as g\n"
+            "print(inspect.signature(g.batch_norm))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "num_threads=None" in proc.stdout
