@@ -23,10 +23,12 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
             "--inplace` for development)." % exc
         ) from exc
     raise
-from cyrelu._config import show_config
+from cyrelu._config import show_config, _warn_bad_isa_request
 from cyrelu import nn
 from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
 from cyrelu import init
+
+_warn_bad_isa_request()
 
 __all__ = [
     "__version__",

@@ -7,12 +7,20 @@ Rules (the same for every kernel):
     arrays of other libraries raise TypeError (nothing is converted behind the
     caller's back, and a GPU array never silently becomes a host copy).
   * ``out`` must be a writable ndarray of exactly the result's shape and dtype.
+  * the kernels read and write only aligned memory: an unaligned input is copied
+    (``aligned``), an unaligned output is computed into an aligned temporary and
+    copied back (``aligned_target``).
+  * one exception type per kind of mistake: a wrong *type* (not a number, not an
+    array, wrong dtype) is a TypeError; a value out of range (NaN, infinite, too
+    large for a float, a num_threads < 1 or > 2**31 - 1) is a ValueError naming
+    the argument.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,7 +99,10 @@ def check_real(value: object, name: str, *, finite: bool = True) -> float:
         isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
     ):
         raise TypeError("%s must be a real number, got %r" % (name, value))
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError("%s is too large for a float, got %r" % (name, value)) from None
     if finite and not math.isfinite(value):
         raise ValueError("%s must be finite, got %r" % (name, value))
     return value
@@ -109,3 +120,35 @@ def aliases(a: NDArray[Any], b: NDArray[Any]) -> bool:
 def may_overlap_partly(out: NDArray[Any], inp: NDArray[Any]) -> bool:
     """True when ``out`` may share memory with ``inp`` without being exactly ``inp``."""
     return np.may_share_memory(out, inp) and not aliases(out, inp)
+
+
+MAX_THREADS = 2**31 - 1
+
+
+def check_num_threads(value: object) -> int:
+    """``num_threads``: a positive int (not bool) up to 2**31 - 1, else ValueError.
+
+    (None, OpenMP's default, is the caller's business.)"""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError("num_threads must be None or a positive int, got %r" % (value,))
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("num_threads must be None or a positive int, got %r" % (value,)) from None
+    if n < 1 or n > MAX_THREADS:
+        raise ValueError(
+            "num_threads must be None or a positive int <= %d, got %r" % (MAX_THREADS, value)
+        )
+    return n
+
+
+def aligned(a: NDArray[Any]) -> NDArray[Any]:
+    """``a`` itself when its data is aligned for its dtype, else an aligned copy
+    (``np.ascontiguousarray`` alone keeps an unaligned, contiguous array as it is)."""
+    return a if a.flags.aligned else np.array(a, copy=True, order="K")
+
+
+def aligned_target(out: NDArray[Any]) -> NDArray[Any]:
+    """Where a kernel may write ``out``'s result: ``out`` itself when aligned, else a new
+    aligned array of its shape, dtype and layout (the caller copies it back into ``out``)."""
+    return out if out.flags.aligned else np.empty_like(out, order="K")
