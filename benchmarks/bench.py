@@ -24,7 +24,7 @@ sys.path.insert(0, HERE)
 
 from harness import Context  # noqa: E402
 
-CPU_SUITES = ["activations", "batchnorm"]
+CPU_SUITES = ["activations", "float16", "batchnorm"]
 
 
 def _load_torch(threads):
@@ -52,6 +52,8 @@ def _environment(ctx):
         "numpy": np.__version__,
         "cyrelu": cyrelu.__version__,
         "cyrelu_simd": config()["simd_runtime"],
+        "l2_cache": config()["l2_cache"],
+        "l3_cache": config()["l3_cache"],
         "torch": getattr(ctx.torch, "__version__", "not installed"),
     }
     return env
@@ -78,7 +80,10 @@ def print_table(rows):
     print("%-44s %-22s %12s %9s %10s" % ("case", "impl", "time", "GB/s", "vs cyrelu"))
     for key in cases:
         block = [r for r in rows if (r["suite"], r["case"]) == key]
+        # the reference row: "cyrelu", else the first cyrelu row (e.g. "cyrelu float16")
         ref = next((r["seconds"] for r in block if r["impl"] == "cyrelu"), None)
+        if ref is None:
+            ref = next((r["seconds"] for r in block if r["impl"].startswith("cyrelu")), None)
         for r in block:
             t = r["seconds"]
             tstr = "%.2f us" % (t * 1e6) if t < 1e-3 else "%.3f ms" % (t * 1e3)

@@ -71,6 +71,32 @@ def _isa_request_text(request: str | None) -> str:
     return "%r" % request
 
 
+def _mib(n: int) -> str:
+    if n % (1 << 20) == 0:
+        return "%d MiB" % (n >> 20)
+    return "%d KiB" % (n >> 10) if n % 1024 == 0 else "%d bytes" % n
+
+
+def _cache_line(level: int) -> str:
+    c = _parallel.cache_info()
+    key = "l%d" % level
+    text = "%s (%s" % (_mib(c[key + "_bytes"]), c[key + "_source"])
+    if c[key + "_source"] != "OS":
+        os_value = c[key + "_os_bytes"]
+        text += "; OS reports %s" % (_mib(os_value) if os_value else "nothing usable")
+    if c[key + "_env_ignored"]:
+        text += "; CYRELU_L%d_BYTES=%r ignored" % (level, os.environ.get("CYRELU_L%d_BYTES" % level))
+    return text + ")"
+
+
+def _plan_line() -> str:
+    c = _parallel.cache_info()
+    return "streaming stores from %s per thread; BatchNorm slabs reduced whole up to %s" % (
+        _mib(c["stream_min_bytes"]),
+        _mib(c["slab_bytes"]),
+    )
+
+
 def config() -> dict[str, Any]:
     """The build facts as a dict (what :func:`show_config` prints)."""
     info = _parallel.build_info()
@@ -86,10 +112,37 @@ def config() -> dict[str, Any]:
         "openmp": ("on (_OPENMP %d)" % omp) if omp else "off (serial build)",
         "openmp_runtime": _openmp_runtime() if omp else "none",
         "default_threads": _parallel.effective_n_threads(None),
+        "l2_cache": _cache_line(2),
+        "l3_cache": _cache_line(3),
+        "kernel_plan": _plan_line(),
         "fork_child": ("yes, parallel regions run serially (OpenMP is not fork-safe)"
                        if info["fork_child"] else "no"),
         "gpu": _gpu_status(),
     }
+
+
+def warn_cache_overrides() -> None:
+    """At import: a RuntimeWarning for each CYRELU_L2_BYTES / CYRELU_L3_BYTES value that
+    is set but unusable (junk, or outside the plausible range), naming what is used."""
+    import warnings
+
+    c = _parallel.cache_info()
+    for level in (2, 3):
+        key = "l%d" % level
+        if c[key + "_env_ignored"]:
+            warnings.warn(
+                "cyrelu: CYRELU_L%d_BYTES=%r is not a usable cache size (a byte count such "
+                "as 524288, 512K or 2M, within %s); using %s from the %s instead"
+                % (
+                    level,
+                    os.environ.get("CYRELU_L%d_BYTES" % level),
+                    "64 KiB to 64 MiB" if level == 2 else "the L2 size to 4 GiB",
+                    _mib(c[key + "_bytes"]),
+                    c[key + "_source"],
+                ),
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
 
 def show_config() -> None:

@@ -111,6 +111,59 @@ cyr_isa_level()
 
 
 _ISA_NAMES = {0: "baseline", 1: "AVX2", 2: "AVX-512"}
+_CACHE_SOURCES = {0: "fallback", 1: "environment", 2: "OS"}
+
+
+cdef extern from "cyrelu/cache.h":
+    ctypedef struct cyr_cache_info_t:
+        Py_ssize_t l2, l3, l2_os, l3_os
+        int l2_src, l3_src, l2_env_bad, l3_env_bad
+    const cyr_cache_info_t *cyr_cache_info() noexcept nogil
+    Py_ssize_t cyr_stream_min_bytes() noexcept nogil
+    Py_ssize_t cyr_slab_bytes() noexcept nogil
+    Py_ssize_t cyr_parse_bytes(const char *s) noexcept nogil
+    Py_ssize_t cyr_cache_pick(int level, Py_ssize_t env, Py_ssize_t os_value, Py_ssize_t l2,
+                              int *src) noexcept nogil
+
+
+def cache_info():
+    """The cache sizes the kernels plan with, where they came from, and the thresholds
+    derived from them (include/cyrelu/cache.h), as a dict:
+
+    ``l2_bytes``, ``l3_bytes`` (in force), ``l2_source``, ``l3_source`` ("environment",
+    "OS" or "fallback"), ``l2_os_bytes``, ``l3_os_bytes`` (what the OS reported, 0 for
+    nothing usable), ``l2_env_ignored``, ``l3_env_ignored`` (CYRELU_L2_BYTES /
+    CYRELU_L3_BYTES set but unusable), ``stream_min_bytes`` (outputs of at least this
+    many bytes per thread are written with streaming stores) and ``slab_bytes``
+    (BatchNorm channel slabs above this are reduced in row chunks).
+    """
+    cdef const cyr_cache_info_t *c = cyr_cache_info()
+    return {
+        "l2_bytes": c.l2,
+        "l3_bytes": c.l3,
+        "l2_source": _CACHE_SOURCES[c.l2_src],
+        "l3_source": _CACHE_SOURCES[c.l3_src],
+        "l2_os_bytes": c.l2_os,
+        "l3_os_bytes": c.l3_os,
+        "l2_env_ignored": bool(c.l2_env_bad),
+        "l3_env_ignored": bool(c.l3_env_bad),
+        "stream_min_bytes": cyr_stream_min_bytes(),
+        "slab_bytes": cyr_slab_bytes(),
+    }
+
+
+def _parse_bytes(str text):
+    """CYRELU_L2_BYTES' syntax ("512K", "2M", "1048576"): bytes, or -1 (for the tests)."""
+    b = text.encode("ascii", "replace")
+    return cyr_parse_bytes(b)
+
+
+def _cache_pick(int level, Py_ssize_t env, Py_ssize_t os_value, Py_ssize_t l2=0):
+    """The choice cache.h makes for one size: (bytes, source); for the tests, which feed
+    it what a container, VM or odd CPU might report."""
+    cdef int src = 0
+    cdef Py_ssize_t v = cyr_cache_pick(level, env, os_value, l2, &src)
+    return v, _CACHE_SOURCES[src]
 
 
 cdef extern from "cyrelu/common.h":

@@ -335,12 +335,17 @@ def test_numpy_scalar_alpha_and_threads():
 # ---- large outputs (written with streaming stores) -----------------------------------------
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("offset", [0, 1, 3])
 def test_large_outputs_any_alignment(dtype, offset):
     """Outputs of several MiB per thread take the streaming-store path; its head (up to a
-    64-byte boundary), whole tiles and tail must all be right, for any output alignment."""
-    n = 3_000_017
+    64-byte boundary), whole tiles and tail must all be right, for any output alignment.
+    The size comes from the planner (cyrelu._parallel.cache_info()), so the streaming
+    path is reached with one and two threads whatever the cache size."""
+    stream_min = cyrelu._parallel.cache_info()["stream_min_bytes"]
+    n = max(3_000_017, 2 * stream_min // np.dtype(dtype).itemsize + 17)
+    assert n * np.dtype(dtype).itemsize // 2 >= stream_min
     x = special_array(dtype, n=n, seed=11)
     g = special_array(dtype, n=n, seed=12)
     buf = np.empty(n + 8, dtype=dtype)

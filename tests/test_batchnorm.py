@@ -572,6 +572,7 @@ def _loop_shape(x, axis):
     return "channel" if k.uses_channel_layout(inner) else "rows"
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("shape,axis,expected", [
     ((4, 3, 40), 1, "channel"),
     ((3, 5, 2, 33), 2, "channel"),
@@ -610,14 +611,43 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
                                                activation=activation)[0], **t)
 
 
+@pytest.mark.kernel_choice
+def test_chunked_channel_statistics(rng):
+    """A channel slab larger than the planner's slab size (half the L2 in force) has its
+    statistics taken in row chunks, each two-pass in cache, merged with Chan's update:
+    the shape is derived from cyrelu._parallel.cache_info(), so the chunked path is
+    reached whatever the cache size; checked against the float64 reference, for mean
+    1e4 and standard deviation 1 (no cancellation), the same bits for 1 and 2 threads."""
+    slab = cyrelu._parallel.cache_info()["slab_bytes"]
+    inner = 400
+    for dtype in (np.float32, np.float64):
+        itemsize = np.dtype(dtype).itemsize
+        outer = 3 * slab // (inner * itemsize) + 7   # three chunks and a partial one
+        assert outer * inner * itemsize > 2 * slab
+        x = (rng.standard_normal((outer, 2, inner)) + 1e4).astype(dtype)
+        res = [batch_norm(x, None, None, None, None, True, return_stats=True,
+                          num_threads=nt) for nt in (1, 2)]
+        for a, b_ in zip(*res):
+            np.testing.assert_array_equal(a, b_)
+        ry, rmean, rinv = ref_forward(x, None, None, None, None, True)[:3]
+        # save_mean/save_invstd are float32 for float32 data: one rounding of the
+        # float64 statistics (a cancelling E[x^2] - E[x]^2 would be off by far more)
+        f32 = dtype == np.float32
+        np.testing.assert_allclose(res[0][1], rmean, rtol=1e-7 if f32 else 1e-12)
+        np.testing.assert_allclose(res[0][2], rinv, rtol=2e-7 if f32 else 1e-9)
+        np.testing.assert_allclose(res[0][0], ry, rtol=1e-3, atol=2e-3)
+
+
 # ---- the instruction-set copies ----------------------------------------------------
 
 
+@pytest.mark.kernel_choice
 def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits.  The last
-    shape takes the pipelined backward with the AVX2/AVX-512 copies (whose lane loops
-    are intrinsics) and the plain per-channel backward with the baseline copy."""
+    two shapes (from the planner's cache sizes) take the pipelined backward with the
+    AVX2/AVX-512 copies (whose lane loops are intrinsics) and the plain per-channel
+    backward with the baseline copy."""
     import hashlib
     import os
     import subprocess
@@ -628,7 +658,7 @@ def test_instruction_set_copies_give_identical_bits():
         "h = hashlib.sha256()\n"
         "rng = np.random.default_rng(7)\n"
         "for shape, axis in (((4, 6, 9, 11), 1), ((300, 6), 1), ((5, 7, 6), -1),"
-        " ((700, 2, 400), 1), ((8, 96, 32, 66), 1)):\n"
+        " ((700, 2, 400), 1), (%r, 1), (%r, 1)):\n"
         "    for dt in (np.float32, np.float64):\n"
         "        x = (rng.standard_normal(shape) * 3 + 100).astype(dt)\n"
         "        dy = rng.standard_normal(shape).astype(dt)\n"
@@ -642,7 +672,7 @@ def test_instruction_set_copies_give_identical_bits():
         "                cyrelu.batch_norm(x, rm, rv, w, w, axis=axis),):\n"
         "            h.update(np.ascontiguousarray(a).tobytes())\n"
         "print(h.hexdigest())\n"
-    )
+    ) % (pipelined_shape(4, True), pipelined_shape(8, True))
     parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     digests = {}
     for isa in ("base", "avx2", "avx512"):
@@ -654,6 +684,7 @@ def test_instruction_set_copies_give_identical_bits():
     assert len(hashlib.sha256().hexdigest()) == len(digests["base"])
 
 
+@pytest.mark.kernel_choice
 def test_large_outputs_streamed(rng):
     """Outputs of several MiB per thread in long runs are written with streaming stores
     (per-channel layout): same answers, same bits for 1 and 2 threads."""
@@ -676,6 +707,7 @@ def test_large_outputs_streamed(rng):
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-2)
 
 
+@pytest.mark.kernel_choice
 def test_large_inference_outputs_streamed(rng):
     """Inference on outputs of several MiB per thread (per-channel layout) streams its
     output: the same answers, any output alignment, the same bits for 1 and 2 threads."""
@@ -701,6 +733,23 @@ def test_large_inference_outputs_streamed(rng):
 # ---- the pipelined per-channel backward ----------------------------------------------
 
 
+def pipelined_shape(itemsize, fused, threads=3):
+    """An NCHW shape that the planner sends to the pipelined backward on this machine's
+    cache sizes (cyrelu._parallel.cache_info(), which CYRELU_L2_BYTES overrides): rows of
+    2112 elements (not a multiple of 64 bytes; runs long enough to stream), few enough
+    rows per channel that the slabs of two channels (dy, x, and y when fused) fit in 7/8
+    of the L2, and enough channels that dx streams with `threads` threads."""
+    plan = cyrelu._parallel.cache_info()
+    inner = 2112
+    arrays = 3 if fused else 2
+    outer = max(1, plan["l2_bytes"] * 7 // 16 // (inner * itemsize * arrays))
+    outer = min(outer, 8)
+    channel_bytes = outer * inner * itemsize
+    C = max(2 * threads, -(-2 * threads * plan["stream_min_bytes"] // channel_bytes))
+    return (outer, C, 32, inner // 32)
+
+
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
 @pytest.mark.parametrize("training", [True, False])
@@ -708,13 +757,15 @@ def test_pipelined_backward(rng, dtype, activation, training):
     """Per-channel data whose slabs are small and whose dx streams takes the pipelined
     kernel (dx of one channel alternating with pass 1 of the next): right answers, the
     same bits for 1, 2 and 3 threads (each thread pipelines its own run of channels),
-    and for an unaligned out."""
+    and for an unaligned out.  The shape comes from the planner's cache sizes, so the
+    kernel is reached on any CPU (and under any CYRELU_L2_BYTES)."""
     if cyrelu._parallel.openmp_version() == 0:
         pytest.skip("serial build")
     from cyrelu import _batchnorm
 
-    shape = (8, 96, 32, 66)  # inner = 2112: rows not a multiple of 64 bytes
-    C = shape[1]
+    shape = pipelined_shape(np.dtype(dtype).itemsize, activation is not None)
+    outer, C = shape[0], shape[1]
+    inner = shape[2] * shape[3]
     x = (rng.standard_normal(shape) * 2 + 5).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal(C).astype(dtype)
@@ -724,7 +775,8 @@ def test_pipelined_backward(rng, dtype, activation, training):
     if cyrelu._parallel.build_info()["isa"] == "baseline":
         pytest.skip("the pipelined backward runs with the AVX2 / AVX-512 kernels")
     for nt in (1, 2, 3):
-        assert _batchnorm.backward_pipelined(x, 8, C, 32 * 66, out is not None, nt)
+        assert _batchnorm.backward_pipelined(x, outer, C, inner, out is not None, nt), (
+            shape, cyrelu._parallel.cache_info())
     res = []
     for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
         buf = np.empty(x.size + 1, dtype=dtype)

@@ -86,6 +86,8 @@ def test_optimisation_flags_keep_ieee_semantics(setup_mod):
     assert "-O3" in unix
     for forbidden in ("-ffast-math", "-Ofast", "-march=native", "-funsafe-math-optimizations"):
         assert forbidden not in unix
+    # no fused multiply-adds the source did not ask for: the same bits on every platform
+    assert "-ffp-contract=off" in unix
 
 
 # ---- the OpenMP probe uses the build's flags -------------------------------------------

@@ -136,6 +136,7 @@ def _default_threads():
     return int(_run("from cyrelu import _parallel; print(_parallel.effective_n_threads())"))
 
 
+@pytest.mark.kernel_choice
 @pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
 def test_every_instruction_set_copy_agrees_with_the_reference(isa):
     """CYRELU_ISA caps the runtime dispatch, so each compiled copy is checked here
@@ -145,7 +146,7 @@ def test_every_instruction_set_copy_agrees_with_the_reference(isa):
         "sys.path.insert(0, %r)\n"
         "from reference import *\n"
         "from test_activations import special_array\n"
-        "for dt in (np.float32, np.float64):\n"
+        "for dt in (np.float16, np.float32, np.float64):\n"
         "    for n in (1, 15, 333, 100003, 3000017):\n"
         "        x = special_array(dt, n=max(n, 70), seed=n)[:n]\n"
         "        g = special_array(dt, n=max(n, 70), seed=n + 1)[:n]\n"

@@ -22,6 +22,110 @@
  * enough to stream are rounded into an aligned half tile and streamed out. */
 #define CYR_HT CYR_HALF_TILE
 
+#if CYR_ISA_ID >= 1
+/* The AVX2 and AVX-512 copies do it in registers: load a vector of halves widened to
+ * float (vcvtph2ps), the float operation, round back (vcvtps2ph, to nearest even) and
+ * store, or stream when the output streams (16- or 32-byte stores; the caller has
+ * aligned the output to 64 bytes).  The operation is the float kernel's, written with
+ * ordered comparisons so that NaN takes the same branch as in the scalar code; the
+ * tail runs through the portable conversions and the float copy's element functions. */
+#if CYR_ISA_ID == 1
+#define CYR_HV __m256
+#define CYR_HW 8
+#define CYR_H_LOAD(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define CYR_H_STORE(p, v) \
+    _mm_storeu_si128((__m128i *)(p), _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
+#define CYR_H_STREAM(p, v) \
+    _mm_stream_si128((__m128i *)(p), _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
+#define CYR_H_SET1(a) _mm256_set1_ps(a)
+#define CYR_H_ZERO() _mm256_setzero_ps()
+#define CYR_H_MUL(a, b) _mm256_mul_ps((a), (b))
+/* (x CMP y) ? t : f */
+#define CYR_H_SEL(cmp, x, y, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), (y), cmp))
+#else
+#define CYR_HV __m512
+#define CYR_HW 16
+#define CYR_H_LOAD(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
+#define CYR_H_STORE(p, v) \
+    _mm256_storeu_si256((__m256i *)(p), _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
+#define CYR_H_STREAM(p, v) \
+    _mm256_stream_si256((__m256i *)(p), _mm512_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT))
+#define CYR_H_SET1(a) _mm512_set1_ps(a)
+#define CYR_H_ZERO() _mm512_setzero_ps()
+#define CYR_H_MUL(a, b) _mm512_mul_ps((a), (b))
+#define CYR_H_SEL(cmp, x, y, t, f) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (y), cmp), (f), (t))
+#endif
+/* relu: v < 0 ? 0 : v;  leaky: v > 0 ? v : a * v  (activations.h) */
+#define CYR_H_RELU(v) CYR_H_SEL(_CMP_LT_OQ, v, z, z, v)
+#define CYR_H_LEAKY(v) CYR_H_SEL(_CMP_GT_OQ, v, z, v, CYR_H_MUL(av, v))
+/* relu': x <= 0 ? 0 : g;  leaky': x > 0 ? g : a * g */
+#define CYR_H_RELU_BW(gv, v) CYR_H_SEL(_CMP_LE_OQ, v, z, z, gv)
+#define CYR_H_LEAKY_BW(gv, v) CYR_H_SEL(_CMP_GT_OQ, v, z, gv, CYR_H_MUL(av, gv))
+#define CYR_H_LOOP(STORE, EXPR)                                                            \
+    for (; i + CYR_HW <= n; i += CYR_HW) {                                                 \
+        const CYR_HV v = CYR_H_LOAD(x + i);                                                \
+        STORE(y + i, EXPR);                                                                \
+    }
+#define CYR_H_LOOP2(STORE, EXPR)                                                           \
+    for (; i + CYR_HW <= n; i += CYR_HW) {                                                 \
+        const CYR_HV gv = CYR_H_LOAD(g + i), v = CYR_H_LOAD(x + i);                       \
+        STORE(y + i, EXPR);                                                                \
+    }
+
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
+                                                 Py_ssize_t n, float a, int stream) {
+    const CYR_HV z = CYR_H_ZERO(), av = CYR_H_SET1(a);
+    Py_ssize_t i = 0;
+    (void)av;
+    if (op == CYR_OP_RELU) {
+        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_H_RELU(v)) }
+        else { CYR_H_LOOP(CYR_H_STORE, CYR_H_RELU(v)) }
+    } else {
+        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_H_LEAKY(v)) }
+        else { CYR_H_LOOP(CYR_H_STORE, CYR_H_LEAKY(v)) }
+    }
+    for (; i < n; ++i) {
+        const float v = cyr_h2f_scalar(x[i]);
+        y[i] = cyr_f2h_scalar(op == CYR_OP_RELU ? CYR_F32(relu_elem)(v, a)
+                                                : CYR_F32(leaky_relu_elem)(v, a));
+    }
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
+                                                  cyr_half *y, Py_ssize_t n, float a,
+                                                  int stream) {
+    const CYR_HV z = CYR_H_ZERO(), av = CYR_H_SET1(a);
+    Py_ssize_t i = 0;
+    (void)av;
+    if (op == CYR_OP_RELU) {
+        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_H_RELU_BW(gv, v)) }
+        else { CYR_H_LOOP2(CYR_H_STORE, CYR_H_RELU_BW(gv, v)) }
+    } else {
+        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_H_LEAKY_BW(gv, v)) }
+        else { CYR_H_LOOP2(CYR_H_STORE, CYR_H_LEAKY_BW(gv, v)) }
+    }
+    for (; i < n; ++i) {
+        const float gv = cyr_h2f_scalar(g[i]), v = cyr_h2f_scalar(x[i]);
+        y[i] = cyr_f2h_scalar(op == CYR_OP_RELU ? CYR_F32(relu_backward_elem)(gv, v, a)
+                                                : CYR_F32(leaky_relu_backward_elem)(gv, v, a));
+    }
+}
+#undef CYR_HV
+#undef CYR_HW
+#undef CYR_H_LOAD
+#undef CYR_H_STORE
+#undef CYR_H_STREAM
+#undef CYR_H_SET1
+#undef CYR_H_ZERO
+#undef CYR_H_MUL
+#undef CYR_H_SEL
+#undef CYR_H_RELU
+#undef CYR_H_LEAKY
+#undef CYR_H_RELU_BW
+#undef CYR_H_LEAKY_BW
+#undef CYR_H_LOOP
+#undef CYR_H_LOOP2
+#else /* the baseline copy: tiles through L1 */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
                                                  Py_ssize_t n, float a, int stream) {
     CYR_ALIGN64 float xt[CYR_HT];
@@ -68,6 +172,8 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
     (void)stream;
     (void)ht;
 }
+
+#endif
 
 /* Whether the output streams; if so, the head up to its 64-byte boundary first. */
 #define CYR_HALF_STREAMS(n) ((n) * (Py_ssize_t)sizeof(cyr_half) >= cyr_stream_min_bytes())

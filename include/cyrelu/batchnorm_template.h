@@ -521,6 +521,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
     CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
     if (dx == NULL) return;
     CYR_NAME(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    (void)stream;  /* without streaming stores (not x86-64), dx is always written plainly */
 #if CYR_HAVE_STREAM
     if (stream) {
         CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];

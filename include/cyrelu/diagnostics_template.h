@@ -14,10 +14,16 @@
 
 /* ---- the predicate for one element ------------------------------------------- */
 #if CYR_IS_HALF
-/* float16: zero is +-0 (exponent and mantissa bits clear); the threshold test runs on
- * the exact float value (half.h's portable conversion, which compilers vectorise). */
+/* float16, on the bits: zero is +-0 (exponent and mantissa bits clear); v <= t for a
+ * non-NaN v is an integer comparison of order keys (half.h: cyr_half_key).  For float16
+ * the loops below carry, in place of the threshold t, the key of the largest half <= t
+ * (an integer of at most 15 bits, exact in float), computed once in diag_count. */
 CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(cyr_half v, float t) { (void)t; return (v & 0x7FFFu) == 0; }
-CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(cyr_half v, float t) { return !(cyr_h2f_scalar(v) <= t); }
+CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(cyr_half v, float t) {
+    const int16_t m = (int16_t)(v & 0x7FFF), tk = (int16_t)t;
+    const int16_t key = (int16_t)((v & 0x8000u) ? -m : m);
+    return (unsigned int)((m > 0x7C00) | (key > tk));
+}
 #else
 CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_zeros_elem)(CYR_T v, CYR_C t) { (void)t; return v == (CYR_T)0; }
 CYR_INLINE CYR_TARGET unsigned int CYR_NAME(diag_alive_elem)(CYR_T v, CYR_C t) { return !(v <= t); }
@@ -35,7 +41,19 @@ CYR_INLINE CYR_TARGET Py_ssize_t CYR_NAME(diag_##pred##_run)(const char *x, Py_s
         unsigned int k = 0;                                                                    \
         if (s == (Py_ssize_t)sizeof(CYR_T)) {                                                  \
             const CYR_T *CYR_RESTRICT p = (const CYR_T *)x + b;                                \
-            for (Py_ssize_t i = 0; i < m; ++i) k += CYR_NAME(diag_##pred##_elem)(p[i], t);     \
+            if (CYR_IS_HALF) {                                                                 \
+                /* 16-bit data, 16-bit counters (twice the lanes), in blocks they cannot      \
+                 * overflow */                                                                 \
+                for (Py_ssize_t i0 = 0; i0 < m; i0 += 65535) {                                 \
+                    const Py_ssize_t e = m - i0 < 65535 ? m : i0 + 65535;                      \
+                    unsigned short k16 = 0;                                                    \
+                    for (Py_ssize_t i = i0; i < e; ++i)                                        \
+                        k16 += (unsigned short)CYR_NAME(diag_##pred##_elem)(p[i], t);          \
+                    k += k16;                                                                  \
+                }                                                                              \
+            } else {                                                                           \
+                for (Py_ssize_t i = 0; i < m; ++i) k += CYR_NAME(diag_##pred##_elem)(p[i], t); \
+            }                                                                                  \
         } else {                                                                               \
             const char *q = x + b * s;                                                         \
             for (Py_ssize_t i = 0; i < m; ++i)                                                 \
@@ -96,6 +114,9 @@ CYR_INLINE CYR_TARGET void CYR_NAME(diag_count)(int op, const char *x, Py_ssize_
                                      Py_ssize_t si, Py_ssize_t o0, Py_ssize_t o1, Py_ssize_t c0,
                                      Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, CYR_C t,
                                      Py_ssize_t *acc) {
+#if CYR_IS_HALF
+    t = (float)cyr_half_key_at_most(t);
+#endif
     if (op == CYR_DIAG_ZEROS) CYR_NAME(diag_zeros)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);
     else CYR_NAME(diag_alive)(x, so, sc, si, o0, o1, c0, c1, i0, i1, t, acc);
 }

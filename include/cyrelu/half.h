@@ -75,6 +75,19 @@ static inline cyr_half cyr_f2h_scalar(float f) {
 #  define CYR_HALF_RESTRICT __restrict__
 #endif
 
+/* An integer with the order of the values of non-NaN halves: +-0 -> 0, positive halves
+ * -> their bits, negative ones -> minus their magnitude bits. */
+static inline int32_t cyr_half_key(cyr_half h) {
+    const int32_t m = (int32_t)(h & 0x7FFFu);
+    return (h & 0x8000u) ? -m : m;
+}
+
+/* The key of the largest non-NaN half whose value is <= t (t not NaN). */
+static inline int32_t cyr_half_key_at_most(float t) {
+    const cyr_half h = cyr_f2h_scalar(t);
+    return cyr_half_key(h) - (cyr_h2f_scalar(h) > t ? 1 : 0);
+}
+
 static inline void cyr_h2f_base(const cyr_half *CYR_HALF_RESTRICT src,
                                 float *CYR_HALF_RESTRICT dst, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) dst[i] = cyr_h2f_scalar(src[i]);

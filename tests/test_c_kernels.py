@@ -1,0 +1,51 @@
+"""The C kernel headers checked at the C level: tests/c/kernel_check.c, compiled with
+the system C compiler and run on this machine.
+
+The program compares every kernel family (activations, float16 conversions,
+diagnostic counts, BatchNorm) with scalar references, for every instruction-set copy
+the CPU supports (see its header comment).  It is built at -O1 here, to keep the
+suite quick; tools/check_arm64.sh builds it at the extension's -O3, natively and
+cross-compiled for aarch64.  Needs the source tree's include/ (skips when run
+against an installed wheel from elsewhere) and a C compiler (``$CC`` or ``cc``).
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCE = ROOT / "tests" / "c" / "kernel_check.c"
+HEADERS = ROOT / "include" / "cyrelu"
+
+
+def _compiler():
+    cc = os.environ.get("CC", "cc").split()
+    return cc if cc and shutil.which(cc[0]) else None
+
+
+pytestmark = [
+    pytest.mark.skipif(not (SOURCE.is_file() and HEADERS.is_dir()),
+                       reason="needs the source tree's tests/c and include/"),
+    pytest.mark.skipif(_compiler() is None, reason="no C compiler (cc or $CC)"),
+]
+
+
+def test_kernel_check_passes(tmp_path):
+    exe = tmp_path / "kernel_check"
+    cmd = _compiler() + [
+        "-O1", "-fno-math-errno", "-fno-trapping-math",
+        "-I" + str(ROOT / "tests" / "c" / "shim"), "-I" + str(ROOT / "include"),
+        str(SOURCE), "-o", str(exe), "-lm",
+    ]
+    build = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert build.returncode == 0, "compilation failed:\n" + build.stderr[-4000:]
+    env = dict(os.environ)
+    env.pop("CYRELU_ISA", None)  # check every copy the CPU has
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=900, env=env)
+    lines = run.stdout.strip().splitlines()
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
+    assert lines and lines[-1].startswith("kernel_check: ") and lines[-1].endswith(
+        " passed, 0 failed"), run.stdout[-2000:]
