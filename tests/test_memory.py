@@ -49,7 +49,14 @@ _CODE = textwrap.dedent(
 )
 
 
+# Under AddressSanitizer (tools/check_sanitizers.sh preloads libasan) every allocation
+# carries redzones and freed memory sits in a quarantine, so the resident size says
+# nothing about cyrelu's own use: the measurement cannot run there.
+_UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="needs resource.getrusage")
+@pytest.mark.skipif(_UNDER_ASAN, reason="ASan's redzones and quarantine inflate the RSS")
 def test_wide_rows_training_forward_and_backward_peak_memory():
     res = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True,
                          timeout=300, cwd=_PKG_PARENT)
