@@ -11,9 +11,10 @@ Rules (the same for every kernel):
     (``aligned``), an unaligned output is computed into an aligned temporary and
     copied back (``aligned_target``).
   * one exception type per kind of mistake: a wrong *type* (not a number, not an
-    array, wrong dtype) is a TypeError; a value out of range (NaN, infinite, too
-    large for a float, a num_threads < 1 or > 2**31 - 1) is a ValueError naming
-    the argument.
+    array, wrong dtype, a non-int axis) is a TypeError; a value out of range (NaN,
+    infinite, too large for a float, an axis out of range) is a ValueError naming
+    the argument.  ``num_threads`` is the documented exception: anything but None or
+    an int in [1, 2**31 - 1] is a ValueError.
 """
 
 from __future__ import annotations
@@ -50,6 +51,23 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
         value = np.asarray(value)
     check_float_dtype(value.dtype, name)
     return value
+
+
+def as_ndarray(value: object, name: str, lists: bool = False) -> NDArray[Any]:
+    """An ndarray (subclasses such as np.memmap included, seen as a plain ndarray view
+    of the same memory, so that writes reach them), or a list/tuple when ``lists``;
+    TypeError otherwise (masked arrays too: the mask would be lost)."""
+    if type(value) is np.ndarray:
+        return value
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            "%s: masked arrays are not supported (the mask would be lost); "
+            "pass np.ma.getdata(%s) or a filled array" % (name, name)
+        )
+    if isinstance(value, np.ndarray) or (lists and isinstance(value, (list, tuple))):
+        return np.asarray(value)
+    raise TypeError("%s: expected a numpy.ndarray%s, got %s"
+                    % (name, " (or a list)" if lists else "", type(value).__name__))
 
 
 def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
@@ -120,6 +138,24 @@ def aliases(a: NDArray[Any], b: NDArray[Any]) -> bool:
 def may_overlap_partly(out: NDArray[Any], inp: NDArray[Any]) -> bool:
     """True when ``out`` may share memory with ``inp`` without being exactly ``inp``."""
     return np.may_share_memory(out, inp) and not aliases(out, inp)
+
+
+def normalize_axis(axis: object, ndim: int, name: str) -> int:
+    """``axis`` of an array ``name`` with ``ndim`` dimensions, negative allowed, as an
+    index in [0, ndim): TypeError for a non-int (a bool, a float, a string), ValueError
+    when out of range."""
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError("axis must be an int, got %r" % (axis,))
+    try:
+        ax = operator.index(axis)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError("axis must be an int, got %r" % (axis,)) from None
+    if not -ndim <= ax < ndim:
+        raise ValueError(
+            "axis %d is out of range for %s with %d dimension%s"
+            % (ax, name, ndim, "" if ndim == 1 else "s")
+        )
+    return ax % ndim
 
 
 MAX_THREADS = 2**31 - 1

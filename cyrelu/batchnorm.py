@@ -18,7 +18,6 @@ result through an aligned temporary.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Literal, Optional, Tuple, Union, overload
 
 import numpy as np
@@ -30,10 +29,12 @@ from cyrelu._validation import (
     HALF,
     aligned,
     as_float_array,
+    as_ndarray,
     check_out,
     check_real,
     check_same,
     may_overlap_partly,
+    normalize_axis,
 )
 
 __all__ = ["batch_norm", "batch_norm_backward"]
@@ -347,15 +348,7 @@ def batch_norm_backward(
 
 
 def _normalize_axis(axis: object, ndim: int) -> int:
-    if isinstance(axis, (bool, np.bool_)):
-        raise ValueError("axis must be an int, got %r" % (axis,))
-    try:
-        a = operator.index(axis)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError("axis must be an int, got %r" % (axis,)) from None
-    if not -ndim <= a < ndim:
-        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
-    return a % ndim
+    return normalize_axis(axis, ndim, "x")
 
 
 def _activation(activation: object) -> int:
@@ -425,31 +418,17 @@ def _per_channel(value: object, name: str, C: int,
         if default is None:
             raise ValueError("%s is required" % name)
         return np.full(C, default, dtype=np.float64)
-    a = _as_ndarray(value, name, lists=True)
+    a = as_ndarray(value, name, lists=True)
     _check_per_channel(a, name, C)
     return aligned(np.ascontiguousarray(a, dtype=np.float64))
 
-
-def _as_ndarray(value: object, name: str, lists: bool) -> NDArray[np.generic]:
-    """An ndarray (subclasses such as np.memmap included, seen as a plain ndarray view
-    of the same memory), or a list/tuple when ``lists``; TypeError otherwise (masked
-    arrays too: the mask would be lost)."""
-    if type(value) is np.ndarray:
-        return value
-    if isinstance(value, np.ma.MaskedArray):
-        raise TypeError("%s: masked arrays are not supported (the mask would be lost); "
-                        "pass np.ma.getdata(%s) or a filled array" % (name, name))
-    if isinstance(value, np.ndarray) or (lists and isinstance(value, (list, tuple))):
-        return np.asarray(value)
-    raise TypeError("%s: expected a numpy.ndarray%s, got %s"
-                    % (name, " (or a list)" if lists else "", type(value).__name__))
 
 
 def _running(value: object, name: str, C: int,
              training: bool) -> Optional[NDArray[np.floating]]:
     if value is None:
         return None
-    value = _as_ndarray(value, name, lists=False)  # a memmap is updated in place
+    value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
     _check_per_channel(value, name, C)
     if training and not value.flags.writeable:
         raise ValueError("%s is read-only, but training=True updates it in place" % name)

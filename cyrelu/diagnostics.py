@@ -17,7 +17,6 @@ otherwise; float16 data is counted in place, as float16.
 
 from __future__ import annotations
 
-import numbers
 from typing import Optional, Tuple, Union, overload
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy.typing as npt
 
 from cyrelu import _diagnostics as _k
 from cyrelu._backend import backend_for
-from cyrelu._validation import as_float_array, check_real
+from cyrelu._validation import as_float_array, check_real, normalize_axis
 
 __all__ = ["dead_units", "sparsity", "fold_batch_norm"]
 
@@ -36,15 +35,7 @@ _F64 = np.dtype(np.float64)
 
 
 def _normalise_axis(axis: object, ndim: int, name: str) -> int:
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
-        raise TypeError("axis must be an int, got %r" % (axis,))
-    ax = int(axis)
-    if not -ndim <= ax < ndim:
-        raise ValueError(
-            "axis %d is out of range for %s with %d dimension%s"
-            % (ax, name, ndim, "" if ndim == 1 else "s")
-        )
-    return ax % ndim
+    return normalize_axis(axis, ndim, name)
 
 
 def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
