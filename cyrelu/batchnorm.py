@@ -222,9 +222,9 @@ def batch_norm(
         elif x3.size:
             _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
         _k.finish_stats(mean64, var64, eps, momentum, n, rm_k, rv_k, invstd64)
-        if training and rm is not None and rm_k is not rm:
+        if rm is not None and rm_k is not None and rm_k is not rm:
             np.copyto(rm, rm_k)
-        if training and rv is not None and rv_k is not rv:
+        if rv is not None and rv_k is not None and rv_k is not rv:
             np.copyto(rv, rv_k)
         if x3.size and not per_channel:
             _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,

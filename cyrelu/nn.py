@@ -66,13 +66,13 @@ class ReLU(Module):
     def __init__(self, *, num_threads: Optional[int] = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: Optional[ArrayLike] = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         # the function's input rules (TypeError for masked arrays, other libraries'
         # arrays, ...): x is checked by the call, and kept only once accepted
         y: FloatArray = relu(x, num_threads=self.num_threads)
-        self._x = x  # type: ignore[assignment]
+        self._x = x
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
@@ -91,11 +91,11 @@ class LeakyReLU(Module):
         super().__init__()
         self.alpha = check_real(alpha, "alpha")
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: Optional[ArrayLike] = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y: FloatArray = leaky_relu(x, self.alpha, num_threads=self.num_threads)
-        self._x = x  # type: ignore[assignment]
+        self._x = x
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
