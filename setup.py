@@ -14,6 +14,7 @@ Environment:
                             (release builds: a wheel must never lose OpenMP silently).
   CYRELU_OPENMP_PREFIX=DIR  macOS: where libomp lives (default: Homebrew's prefix).
   CYRELU_CYTHON_TRACE=1     compile with Cython line tracing (coverage, profiling).
+  CYRELU_BUILD_JOBS=N       compile N extension modules at a time (default: one per CPU).
 """
 
 import os
@@ -163,6 +164,14 @@ if __name__ == "__main__":
     HERE = os.path.dirname(os.path.abspath(__file__))
 
     class BuildExt(build_ext):
+        def finalize_options(self):
+            super().finalize_options()
+            # The modules are independent: compile them in parallel unless told
+            # otherwise (`build_ext -j N`; CYRELU_BUILD_JOBS=N for pip builds).
+            if not self.parallel:
+                jobs = os.environ.get("CYRELU_BUILD_JOBS", "").strip()
+                self.parallel = int(jobs) if jobs.isdigit() else (os.cpu_count() or 1)
+
         def build_extensions(self):
             ctype = self.compiler.compiler_type
             flags = checked_openmp_flags(self.compiler, sys.platform, os.environ)
