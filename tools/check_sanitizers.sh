@@ -44,7 +44,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export CYRELU_HYPOTHESIS_PROFILE=sanitizer
 export CYRELU_EXPECT_OPENMP=1
 RUN_DIR=$(mktemp -d)
-cp -r tests pyproject.toml "$RUN_DIR"/
+cp -r "$SRC/tests" "$SRC/pyproject.toml" "$RUN_DIR"/   # the tests of the sources built
 # Run outside the checkout, so that the installed (sanitized) cyrelu is imported.
 # tests/test_cuda_compile.py is left out: nvcc and its helper binaries are not
 # instrumented and are not the code under test; with libasan preloaded into them
