@@ -10,6 +10,11 @@ and fused BN+ReLU training forward, for
   (4096, 1024)                     axis=1
 The "copy" rows time ``np.copyto`` into a preallocated array (impl "copy") and
 torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged by.
+
+float16 rows, (32, 64, 28, 28) NCHW: training forward, inference and backward with
+float16 data (impl "cyrelu-f16", and "torch-f16" where torch runs float16 batch_norm
+on the CPU) beside the same cases in float32 ("cyrelu", "torch"), measured in turn in
+one run: the float16/float32 ratio is read between rows of a case.
 """
 
 import numpy as np
@@ -26,6 +31,8 @@ SHAPES = [
     ("NCHW (256,256,14,14)", (256, 256, 14, 14), False),
     ("NC (4096,1024)", (4096, 1024), False),
 ]
+
+HALF_SHAPE = ("NCHW (32,64,28,28)", (32, 64, 28, 28))
 
 
 def _measure(ctx, fns):
@@ -114,4 +121,71 @@ def run(ctx):
             if torch is not None:
                 rows.append(harness.row(SUITE, "%s %s" % (case, label), "torch-copy",
                                         best[("copy", "torch-copy")], 2 * nbytes))
+    rows.extend(_half_rows(ctx, rng))
+    return rows
+
+
+def _torch_half_ok(torch, F, xt, wt, bt):
+    """Whether this torch runs float16 batch_norm (forward and backward) on the CPU."""
+    try:
+        x = xt[:2].clone().requires_grad_(True)
+        F.batch_norm(x, None, None, wt, bt, True).sum().backward()
+        return True
+    except (RuntimeError, TypeError):
+        return False
+
+
+def _half_rows(ctx, rng):
+    """float16 beside float32 on one shape: training forward, inference, backward."""
+    nt = ctx.threads
+    torch = ctx.torch
+    label, shape = HALF_SHAPE
+    C = shape[1]
+    x32 = rng.standard_normal(shape, dtype=np.float32)
+    dy32 = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.standard_normal(C).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    fns = {}
+    for impl, dt in (("cyrelu", np.float32), ("cyrelu-f16", np.float16)):
+        x, dy = x32.astype(dt), dy32.astype(dt)
+        y, dx = np.empty_like(x), np.empty_like(x)
+        rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+        _, sm, si = cyrelu.batch_norm(x, rm, rv, w, b, True, return_stats=True,
+                                      num_threads=nt)
+        fns[("train fwd", impl)] = (lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
+            x, rm, rv, w, b, True, out=y, num_threads=nt))
+        fns[("eval fwd", impl)] = (lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
+            x, rm, rv, w, b, False, out=y, num_threads=nt))
+        fns[("backward", impl)] = (lambda x=x, dy=dy, dx=dx, sm=sm, si=si:
+                                   cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx,
+                                                              num_threads=nt))
+    if torch is not None:
+        F = torch.nn.functional
+        wt, bt = torch.from_numpy(w), torch.from_numpy(b)
+        for impl, tdt in (("torch", torch.float32), ("torch-f16", torch.float16)):
+            xt = torch.from_numpy(x32).to(tdt)
+            dyt = torch.from_numpy(dy32).to(tdt)
+            if tdt == torch.float16 and not _torch_half_ok(torch, F, xt, wt, bt):
+                continue
+            rmt, rvt = torch.zeros(C), torch.ones(C)
+            _, smt, sit = torch.ops.aten.native_batch_norm(xt, wt, bt, rmt, rvt, True,
+                                                            0.1, 1e-5)
+            fns[("train fwd", impl)] = (lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
+                xt, rmt, rvt, wt, bt, True))
+            fns[("eval fwd", impl)] = (lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
+                xt, rmt, rvt, wt, bt, False))
+            fns[("backward", impl)] = (
+                lambda xt=xt, dyt=dyt, rmt=rmt, rvt=rvt, smt=smt, sit=sit:
+                torch.ops.aten.native_batch_norm_backward(dyt, xt, wt, rmt, rvt, smt, sit,
+                                                          True, 1e-5, [True, True, True]))
+        with torch.no_grad():
+            best = _measure(ctx, fns)
+    else:
+        best = _measure(ctx, fns)
+    moved = {"train fwd": 2, "eval fwd": 2, "backward": 3}
+    rows = []
+    for (case, impl), seconds in best.items():
+        itemsize = 2 if impl.endswith("f16") else 4
+        rows.append(harness.row(SUITE, "%s f16-vs-f32 %s" % (case, label), impl, seconds,
+                                moved[case] * itemsize * x32.size))
     return rows

@@ -1,8 +1,9 @@
 """Cython entry points of the BatchNorm kernels (include/cyrelu/batchnorm.h).
 
 The wrapper layer (cyrelu/batchnorm.py) has already validated everything: the big
-arrays are aligned, C-contiguous float32/float64 arrays of one dtype seen as
-(outer, C, inner); the per-channel arrays are float64 and C-contiguous (but for the
+arrays are aligned, C-contiguous float32/float64/float16 arrays of one dtype seen as
+(outer, C, inner) (float16 computed in float32 by the kernels, with float32 scale/shift
+and row-layout parameters); the per-channel arrays are float64 and C-contiguous (but for the
 running statistics, which finish_stats and running_invstd take as they are).  This
 layer picks the loop shape, splits the work across threads, releases the GIL and
 calls C.
@@ -86,6 +87,33 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                             Py_ssize_t c1, const double *mean,
                                             const double *invstd, const double *w, int train,
                                             int act, double a, double *sums)
+    # float16 data as its bit patterns (cyr_half); parameters and alpha in float
+    ctypedef unsigned short cyr_half
+    void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
+                                  Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c, double w,
+                                  double b, double eps, int act, float a, int stream,
+                                  double *mean_out, double *var_out)
+    void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y, Py_ssize_t r0,
+                                     Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
+                                     const float *scale, const float *shift, float a,
+                                     int stream)
+    void cyr_bn_affine_rows_f16(int act, const cyr_half *x, cyr_half *y, Py_ssize_t rows,
+                                Py_ssize_t w, const float *scale, const float *shift, float a)
+    void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
+                                   Py_ssize_t block_rows, double *gmean, double *gm2,
+                                   double *tmean, double *tm2)
+    void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                                     cyr_half *dx, Py_ssize_t outer, Py_ssize_t C,
+                                     Py_ssize_t inner, Py_ssize_t c, double mean,
+                                     double invstd, double w, int train, int act, float a,
+                                     int stream, double *sums)
+    void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                             Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
+                             double *s0, double *s1)
+    void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
+                            const cyr_half *y, cyr_half *dx, Py_ssize_t rows, Py_ssize_t w,
+                            const float *mean, const float *k, const float *mdy,
+                            const float *A, float a)
     int cyr_isa_level()
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
@@ -336,6 +364,8 @@ def batch_stats(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _colstats[float](<const float *>xp, rows, w, s, gstride, gsize, groups, nt)
+        elif typenum == cnp.NPY_FLOAT16:
+            _colstats_h(<const cyr_half *>xp, rows, w, s, gstride, gsize, groups, nt)
         else:
             _colstats[double](<const double *>xp, rows, w, s, gstride, gsize, groups, nt)
         # fold the inner columns of each channel, in order (Chan's merge)
@@ -370,6 +400,9 @@ def train_channels(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
         if typenum == cnp.NPY_FLOAT32:
             _train_channels[float](<const float *>xp, <float *>yp, outer, C, inner, &w[0],
                                    &b[0], eps, act, <float>alpha, &mean[0], &var[0], stream, nt)
+        elif typenum == cnp.NPY_FLOAT16:
+            _train_channels_h(<const cyr_half *>xp, <cyr_half *>yp, outer, C, inner, &w[0],
+                              &b[0], eps, act, <float>alpha, &mean[0], &var[0], stream, nt)
         else:
             _train_channels[double](<const double *>xp, <double *>yp, outer, C, inner, &w[0],
                                     &b[0], eps, act, alpha, &mean[0], &var[0], stream, nt)
@@ -450,9 +483,160 @@ def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_s
         if typenum == cnp.NPY_FLOAT32:
             _normalise[float](<const float *>xp, <float *>yp, outer, C, inner,
                               <const float *>sp, <const float *>hp, act, <float>alpha, nt)
+        elif typenum == cnp.NPY_FLOAT16:
+            _normalise_h(<const cyr_half *>xp, <cyr_half *>yp, outer, C, inner,
+                         <const float *>sp, <const float *>hp, act, <float>alpha, nt)
         else:
             _normalise[double](<const double *>xp, <double *>yp, outer, C, inner,
                                <const double *>sp, <const double *>hp, act, alpha, nt)
+
+
+# ---- float16 data -------------------------------------------------------------------
+# The loops above for float16 (cyr_half) data: the same work partition (channels, row
+# groups, row chunks), so the same pieces reach the kernels, which compute as the float
+# kernels do on the converted data (batchnorm_half_template.h); per-channel and
+# per-column parameters and alpha are float.  No pipelined backward.
+
+cdef void _train_channels_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
+                            Py_ssize_t inner, const double *w, const double *b, double eps,
+                            int act, float a, double *mean, double *var, int stream,
+                            int nt) noexcept nogil:
+    cdef Py_ssize_t c
+    if nt <= 1:
+        for c in range(C):
+            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream,
+                                     &mean[c], &var[c])
+    else:
+        for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
+            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream,
+                                     &mean[c], &var[c])
+
+
+cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *s,
+                      Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
+                      int nt) noexcept nogil:
+    # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
+    cdef Py_ssize_t g, block_rows = _block_rows(w)
+    if nt <= 1:
+        for g in range(groups):
+            cyr_bn_group_colstats_f16(x + g * gsize * w, min(gsize, rows - g * gsize), w,
+                                      block_rows, s + g * gstride, s + g * gstride + w,
+                                      s + g * gstride + 2 * w, s + g * gstride + 3 * w)
+    else:
+        for g in prange(groups, schedule="dynamic", num_threads=nt):
+            cyr_bn_group_colstats_f16(x + g * gsize * w, min(gsize, rows - g * gsize), w,
+                                      block_rows, s + g * gstride, s + g * gstride + w,
+                                      s + g * gstride + 2 * w, s + g * gstride + 3 * w)
+    for g in range(1, groups):
+        cyr_bn_chan_merge(<double>(g * gsize), s, s + w,
+                          <double>min(gsize, rows - g * gsize), s + g * gstride,
+                          s + g * gstride + w, w)
+
+
+cdef void _affine_rows_back_h(int act, const cyr_half *x, cyr_half *y, Py_ssize_t r0,
+                              Py_ssize_t r1, Py_ssize_t w, const float *scale,
+                              const float *shift, float a) noexcept nogil:
+    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
+    while e > r0:
+        s = max(r0, e - bl)
+        cyr_bn_affine_rows_f16(act, x + s * w, y + s * w, e - s, w, scale, shift, a)
+        e = s
+
+
+cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
+                       Py_ssize_t inner, const float *scale, const float *shift, int act,
+                       float a, int nt) noexcept nogil:
+    cdef Py_ssize_t rows, chunk, t, r0, w, nchunks
+    cdef int stream
+    if inner >= CHANNEL_MIN_INNER:
+        rows = outer * C
+        nt = _row_threads(rows, inner, nt)
+        stream = _streams(rows * inner * 2, inner * 2, nt)
+        if nt <= 1:
+            cyr_bn_affine_chan_rows_f16(act, x, y, 0, rows, C, inner, scale, shift, a, stream)
+            return
+        nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+        chunk = _cdiv(rows, nchunks)
+        for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+            r0 = t * chunk
+            if r0 < rows:
+                cyr_bn_affine_chan_rows_f16(act, x, y, r0, min(rows, r0 + chunk), C, inner,
+                                            scale, shift, a, stream)
+    else:
+        w = C * inner
+        nt = _row_threads(outer, w, nt)
+        if nt <= 1:
+            _affine_rows_back_h(act, x, y, 0, outer, w, scale, shift, a)
+            return
+        nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+        chunk = _cdiv(outer, nchunks)
+        for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+            r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+            if r0 < outer:
+                _affine_rows_back_h(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
+
+
+cdef void _backward_channels_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                               cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               const double *mean, const double *invstd, const double *w,
+                               int train, int act, float a, double *sums, int stream,
+                               int nt) noexcept nogil:
+    cdef Py_ssize_t c
+    if nt <= 1:
+        for c in range(C):
+            cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
+                                        w[c], train, act, a, stream, sums + 2 * c)
+    else:
+        for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
+            cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
+                                        w[c], train, act, a, stream, sums + 2 * c)
+
+
+cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                        Py_ssize_t rows, Py_ssize_t w, const double *mean_cols, int act,
+                        float a, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                        Py_ssize_t groups, int nt) noexcept nogil:
+    cdef Py_ssize_t g, off
+    if nt <= 1:
+        for g in range(groups):
+            off = g * gsize * w
+            cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
+                                min(gsize, rows - g * gsize), w, mean_cols, a,
+                                s + g * gstride, s + g * gstride + w)
+    else:
+        for g in prange(groups, schedule="dynamic", num_threads=nt):
+            off = g * gsize * w
+            cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
+                                min(gsize, rows - g * gsize), w, mean_cols, a,
+                                s + g * gstride, s + g * gstride + w)
+
+
+cdef void _dx_cols_back_h(int act, int train, const cyr_half *dy, const cyr_half *x,
+                          const cyr_half *y, cyr_half *dx, Py_ssize_t r0, Py_ssize_t r1,
+                          Py_ssize_t w, const float *p, float a) noexcept nogil:
+    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
+    while e > r0:
+        s = max(r0, e - bl)
+        cyr_bn_dx_cols_f16(act, train, dy + s * w, x + s * w,
+                           (y + s * w) if y != NULL else NULL, dx + s * w, e - s, w, p, p + w,
+                           p + 2 * w, p + 3 * w, a)
+        e = s
+
+
+cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, cyr_half *dx,
+                     Py_ssize_t rows, Py_ssize_t w, const float *p, int train, int act,
+                     float a, int nt) noexcept nogil:
+    cdef Py_ssize_t chunk, t, r0, nchunks
+    nt = _row_threads(rows, w, nt)
+    if nt <= 1:
+        _dx_cols_back_h(act, train, dy, x, y, dx, 0, rows, w, p, a)
+        return
+    nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+    chunk = _cdiv(rows, nchunks)
+    for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+        r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+        if r0 < rows:
+            _dx_cols_back_h(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
 
 
 # ---- per-channel arithmetic ---------------------------------------------------------
@@ -592,7 +776,7 @@ cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssi
     nt = <int>min(<Py_ssize_t>nt, C)
     stream[0] = has_dx and _streams(outer * C * inner * itemsize, inner * itemsize, nt)
     piped[0] = (stream[0] and C > 1 and 2 * slab <= cyr_l2_bytes() // 8 * 7
-                and cyr_isa_level() >= 1)
+                and cyr_isa_level() >= 1 and itemsize != 2)  # none for float16
     return nt
 
 
@@ -630,6 +814,11 @@ def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssi
             _backward_channels[float](<const float *>dyp, <const float *>xp, <const float *>yp,
                                       <float *>dxp, outer, C, inner, &mean[0], &invstd[0], &w[0],
                                       train, act, <float>alpha, &sums[0, 0], stream, piped, nt)
+        elif typenum == cnp.NPY_FLOAT16:
+            _backward_channels_h(<const cyr_half *>dyp, <const cyr_half *>xp,
+                                 <const cyr_half *>yp, <cyr_half *>dxp, outer, C, inner,
+                                 &mean[0], &invstd[0], &w[0], train, act, <float>alpha,
+                                 &sums[0, 0], stream, nt)
         else:
             _backward_channels[double](<const double *>dyp, <const double *>xp,
                                        <const double *>yp, <double *>dxp, outer, C, inner,
@@ -682,6 +871,10 @@ def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer
                 _dot_groups[float](<const float *>dyp, <const float *>xp, <const float *>yp,
                                    rows, w, mc, act, <float>alpha, s, gstride, gsize, groups,
                                    nt)
+            elif typenum == cnp.NPY_FLOAT16:
+                _dot_groups_h(<const cyr_half *>dyp, <const cyr_half *>xp,
+                              <const cyr_half *>yp, rows, w, mc, act, <float>alpha, s, gstride,
+                              gsize, groups, nt)
             else:
                 _dot_groups[double](<const double *>dyp, <const double *>xp,
                                     <const double *>yp, rows, w, mc, act, alpha, s, gstride,
@@ -737,6 +930,10 @@ def backward_rows_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx,
             _dx_rows[float](<const float *>dyp, <const float *>xp, <const float *>yp,
                             <float *>dxp, outer, w, <const float *>pp, train, act, <float>alpha,
                             nt)
+        elif typenum == cnp.NPY_FLOAT16:
+            _dx_rows_h(<const cyr_half *>dyp, <const cyr_half *>xp, <const cyr_half *>yp,
+                       <cyr_half *>dxp, outer, w, <const float *>pp, train, act, <float>alpha,
+                       nt)
         else:
             _dx_rows[double](<const double *>dyp, <const double *>xp, <const double *>yp,
                              <double *>dxp, outer, w, <const double *>pp, train, act, alpha, nt)

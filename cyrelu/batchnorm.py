@@ -195,16 +195,6 @@ def batch_norm(
         )
     stats_dtype = _F64 if xa.dtype == _F64 else _F32
 
-    if xa.dtype == HALF:  # computed in float32, rounded once on the way out
-        x32 = xa.astype(np.float32)
-        y32, m, s = batch_norm(
-            x32, rm, rv, w64, b64, training, momentum, eps, axis=ax, activation=activation,
-            alpha=alpha, out=x32, return_stats=True, num_threads=num_threads,
-        )
-        y16 = out if out is not None else np.empty_like(xa)
-        np.copyto(y16, y32, casting="same_kind")
-        return (y16, m, s) if return_stats else y16
-
     if out is not None and may_overlap_partly(out, xa):
         xa = xa.copy()
     x3, order = _as_contiguous(xa)
@@ -301,18 +291,6 @@ def batch_norm_backward(
     else:
         pdtype = _F64 if xa.dtype == _F64 else _F32
 
-    if xa.dtype == HALF:
-        g32 = g.astype(np.float32)
-        gi, gw, gb = batch_norm_backward(
-            g32, xa.astype(np.float32), mean64, invstd64, w64, training=training, axis=ax,
-            activation=activation, alpha=alpha,
-            output=None if ya is None else ya.astype(np.float32), out=g32,
-            num_threads=num_threads,
-        )
-        res = out if out is not None else np.empty_like(xa)
-        np.copyto(res, gi, casting="same_kind")
-        return res, gw.astype(pdtype), gb.astype(pdtype)
-
     x3, order = _as_contiguous(xa)
     g3 = _in_layout(g, order)
     y3 = None if ya is None else _in_layout(ya, order)
@@ -332,7 +310,7 @@ def batch_norm_backward(
         else:
             _k.backward_rows_sums(g3, x3, y3, outer, C, inner, mean64, act, alpha, sums,
                                   num_threads)
-            pcols = np.empty((4, C * inner), dtype=x3.dtype)
+            pcols = np.empty((4, C * inner), dtype=_param_dtype(x3.dtype))
             _k.dx_coefs(sums, n, mean64, invstd64, w64, training, inner, pcols)
             _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act,
                                 alpha, num_threads)
@@ -474,12 +452,18 @@ def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
     return y3, (y3 if identity else y3.transpose(list(np.argsort(order))))
 
 
+def _param_dtype(dtype: np.dtype[np.floating]) -> np.dtype[np.floating]:
+    """The kernels' per-channel / per-column parameters: the data's dtype, float32 for
+    float16 (computed in float32)."""
+    return _F32 if dtype == HALF else dtype
+
+
 def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
                inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
                w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
                num_threads: Optional[int]) -> None:
     m = C if _k.uses_channel_layout(inner) else C * inner
-    scale = np.empty(m, dtype=x3.dtype)
-    shift = np.empty(m, dtype=x3.dtype)
+    scale = np.empty(m, dtype=_param_dtype(x3.dtype))
+    shift = np.empty(m, dtype=_param_dtype(x3.dtype))
     _k.affine_coefs(mean64, invstd64, w64, b64, inner, scale, shift)
     _k.normalise(x3, y3, outer, C, inner, scale, shift, act, alpha, num_threads)

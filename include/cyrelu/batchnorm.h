@@ -1,5 +1,6 @@
 /* BatchNorm kernels (statistics, normalisation with a fused activation, backward),
- * for float and double data.
+ * for float and double data, and float16 data computed in float (the float kernels
+ * on converted tiles: batchnorm_half_template.h).
  *
  * The kernel bodies live once, in batchnorm_template.h, which is included below once
  * per element type (float, double) and instruction set (baseline; AVX2 and AVX-512
@@ -168,6 +169,7 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 #  pragma GCC optimize("fp-contract=off")
 #endif
 #define CYR_TEMPLATE "batchnorm_template.h"
+#define CYR_TEMPLATE_HALF 1
 #include "instantiate.h"
 #undef CYR_TEMPLATE
 
@@ -231,5 +233,52 @@ CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x, 
 
 CYR_BN_ENTRY_POINTS(float, f32)
 CYR_BN_ENTRY_POINTS(double, f64)
+
+/* float16 data (batchnorm_half_template.h): the per-channel and per-column parameters
+ * and alpha in float; no pipelined backward. */
+CYR_INLINE void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
+                                         Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                         double w, double b, double eps, int act, float a,
+                                         int stream, double *mean_out, double *var_out) {
+    CYR_DISPATCH(bn_train_channel, f16,
+                 (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out));
+}
+CYR_INLINE void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y,
+                                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                                            Py_ssize_t inner, const float *scale,
+                                            const float *shift, float a, int stream) {
+    CYR_DISPATCH(bn_affine_chan_rows, f16,
+                 (act, x, y, r0, r1, C, inner, scale, shift, a, stream));
+}
+CYR_INLINE void cyr_bn_affine_rows_f16(int act, const cyr_half *x, cyr_half *y,
+                                       Py_ssize_t rows, Py_ssize_t w, const float *scale,
+                                       const float *shift, float a) {
+    CYR_DISPATCH(bn_affine_rows, f16, (act, x, y, rows, w, scale, shift, a));
+}
+CYR_INLINE void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
+                                          Py_ssize_t block_rows, double *gmean,
+                                          double *gm2, double *tmean, double *tm2) {
+    CYR_DISPATCH(bn_group_colstats, f16, (x, rows, w, block_rows, gmean, gm2, tmean, tm2));
+}
+CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *x,
+                                            const cyr_half *y, cyr_half *dx,
+                                            Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                                            Py_ssize_t c, double mean, double invstd,
+                                            double w, int train, int act, float a,
+                                            int stream, double *sums) {
+    CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
+                                            w, train, act, a, stream, sums));
+}
+CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
+                                    const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
+                                    const double *mean, float a, double *s0, double *s1) {
+    CYR_DISPATCH(bn_dot_cols, f16, (act, dy, x, y, rows, w, mean, a, s0, s1));
+}
+CYR_INLINE void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
+                                   const cyr_half *y, cyr_half *dx, Py_ssize_t rows,
+                                   Py_ssize_t w, const float *mean, const float *k,
+                                   const float *mdy, const float *A, float a) {
+    CYR_DISPATCH(bn_dx_cols, f16, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));
+}
 
 #endif /* CYRELU_BATCHNORM_H */

@@ -8,7 +8,13 @@
  * is specialised for one activation (no branch inside the loop).
  * Reductions return double and use CYR_BN_LANES independent accumulators: the
  * order of additions is fixed by the code, not by the compiler or thread count.
+ * The float16 copy (CYR_IS_HALF) is batchnorm_half_template.h: the same kernels on
+ * converted tiles, through this file's float copy.
  */
+
+#if CYR_IS_HALF
+#include "batchnorm_half_template.h"
+#else /* float and double */
 
 /* ---- the math of one element ------------------------------------------------ */
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
@@ -342,17 +348,15 @@ static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CY
 
 /* ---- statistics per column, for the row layout -------------------------------------- */
 
-/* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
- * two-pass over a block small enough to stay in cache. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
-                                            Py_ssize_t w, Py_ssize_t ld,
-                                            double *CYR_RESTRICT mean,
-                                            double *CYR_RESTRICT m2) {
-    /* Four rows per sweep over the accumulators (a quarter of their loads and
-     * stores), summed as ((r0 + r1) + (r2 + r3)) before joining the column's total. */
+/* mean[j] += the sum of column j over `rows` rows (consecutive rows ld elements apart),
+ * four rows per sweep over the accumulators (a quarter of their loads and stores),
+ * summed as ((r0 + r1) + (r2 + r3)) before joining the column's total.  Splitting the
+ * rows at multiples of 4 (or the columns anywhere) adds the same values in the same
+ * order: the float16 copy relies on it. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+                                                     Py_ssize_t w, Py_ssize_t ld,
+                                                     double *CYR_RESTRICT mean) {
     Py_ssize_t r, j;
-    const double inv = 1.0 / (double)rows;
-    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
     for (r = 0; r + 4 <= rows; r += 4) {
         const CYR_T *CYR_RESTRICT x0 = x + r * ld;
         const CYR_T *CYR_RESTRICT x1 = x0 + ld;
@@ -368,7 +372,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTR
         const CYR_T *CYR_RESTRICT xr = x + r * ld;
         for (j = 0; j < w; ++j) mean[j] += (double)xr[j];
     }
-    for (j = 0; j < w; ++j) mean[j] *= inv;
+}
+
+/* m2[j] += the sum over `rows` rows of (x[r, j] - mean[j])**2, four rows per sweep. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRICT x,
+                                                       Py_ssize_t rows, Py_ssize_t w,
+                                                       Py_ssize_t ld,
+                                                       const double *CYR_RESTRICT mean,
+                                                       double *CYR_RESTRICT m2) {
+    Py_ssize_t r, j;
     for (r = 0; r + 4 <= rows; r += 4) {
         const CYR_T *CYR_RESTRICT x0 = x + r * ld;
         const CYR_T *CYR_RESTRICT x1 = x0 + ld;
@@ -388,6 +400,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTR
             m2[j] += d * d;
         }
     }
+}
+
+/* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
+ * two-pass over a block small enough to stay in cache. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+                                            Py_ssize_t w, Py_ssize_t ld,
+                                            double *CYR_RESTRICT mean,
+                                            double *CYR_RESTRICT m2) {
+    Py_ssize_t j;
+    const double inv = 1.0 / (double)rows;
+    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
+    CYR_NAME(bn_colsum_acc)(x, rows, w, ld, mean);
+    for (j = 0; j < w; ++j) mean[j] *= inv;
+    CYR_NAME(bn_colsqdev_acc)(x, rows, w, ld, mean, m2);
 }
 
 /* Column statistics of a group of `rows` rows, block by block (block_rows each),
@@ -725,3 +751,5 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy,
                                      const CYR_T *A, CYR_T a) {
     CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
 }
+
+#endif /* CYR_IS_HALF */

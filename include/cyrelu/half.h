@@ -104,14 +104,14 @@ static inline CYR_TARGET_AVX2 void cyr_h2f_avx2(const cyr_half *src, float *dst,
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; ++i) dst[i] = cyr_h2f_scalar(src[i]);
+    for (int k = 0; k < (int)(n - i) && k < 16; ++k) dst[i + k] = cyr_h2f_scalar(src[i + k]);
 }
 static inline CYR_TARGET_AVX2 void cyr_f2h_avx2(const float *src, cyr_half *dst, Py_ssize_t n) {
     Py_ssize_t i = 0;
     for (; i + 8 <= n; i += 8)
         _mm_storeu_si128((__m128i *)(dst + i),
                          _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; ++i) dst[i] = cyr_f2h_scalar(src[i]);
+    for (int k = 0; k < (int)(n - i) && k < 16; ++k) dst[i + k] = cyr_f2h_scalar(src[i + k]);
 }
 static inline CYR_TARGET_AVX512 void cyr_h2f_avx512(const cyr_half *src, float *dst,
                                                     Py_ssize_t n) {
@@ -119,7 +119,7 @@ static inline CYR_TARGET_AVX512 void cyr_h2f_avx512(const cyr_half *src, float *
     for (; i + 16 <= n; i += 16)
         _mm512_storeu_ps(dst + i,
                          _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + i))));
-    for (; i < n; ++i) dst[i] = cyr_h2f_scalar(src[i]);
+    for (int k = 0; k < (int)(n - i) && k < 16; ++k) dst[i + k] = cyr_h2f_scalar(src[i + k]);
 }
 static inline CYR_TARGET_AVX512 void cyr_f2h_avx512(const float *src, cyr_half *dst,
                                                     Py_ssize_t n) {
@@ -127,7 +127,7 @@ static inline CYR_TARGET_AVX512 void cyr_f2h_avx512(const float *src, cyr_half *
     for (; i + 16 <= n; i += 16)
         _mm256_storeu_si256((__m256i *)(dst + i),
                             _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; ++i) dst[i] = cyr_f2h_scalar(src[i]);
+    for (int k = 0; k < (int)(n - i) && k < 16; ++k) dst[i + k] = cyr_f2h_scalar(src[i + k]);
 }
 #endif
 

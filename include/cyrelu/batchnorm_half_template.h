@@ -1,0 +1,664 @@
+/* float16 storage for the BatchNorm kernels: the half copy of batchnorm_template.h,
+ * included from it when CYR_IS_HALF (CYR_T = cyr_half, arithmetic in float: CYR_C).
+ *
+ * Every kernel keeps the float kernel's outer structure (channels, chunks of rows, row
+ * groups and blocks, streaming), and runs the float copy of the same instruction set
+ * (CYR_F32) on tiles converted to float in L1 buffers (half.h, exact), rounding the
+ * outputs once back to half.  The result is bitwise what the float kernel gives on the
+ * data converted to float32, rounded to half:
+ *   - per-channel reductions are fed row by row in pieces of CYR_HALF_TILE elements, a
+ *     multiple of CYR_BN_LANES, so every element joins the same lane, and each row's
+ *     last few elements the same tail, as in one float run;
+ *   - the row layout's column statistics and sums are per column, in row order, four
+ *     rows per sweep: tiles of whole columns and a multiple of 4 rows add the same
+ *     values in the same order;
+ *   - chunk sizes (slabs reduced in pieces) are computed with sizeof(float), as the
+ *     float kernel on float32 data does;
+ *   - the per-channel and per-column parameters (scale, shift, mean, k, ...) are float.
+ * Scratch is bounded: a few tiles on the stack, whatever the shape.
+ */
+
+#define CYR_BN_HT CYR_HALF_TILE
+/* Row layout: elements per converted tile (rows x columns). */
+#define CYR_BN_HRT 1024
+
+/* The reductions of one run read straight from half data in the AVX2 copy: 8 halves
+ * converted (vcvtph2ps, exact) and widened to double in vector registers, each lane
+ * taking the elements the float kernel's lane takes (lane k: element i + k of each
+ * group of 16), with the same operations, so the sums are bitwise the float kernel's.
+ * (Through a float tile, gcc left the float kernel's lanes in scalar registers here.)
+ * The other copies run the float kernel on converted tiles. */
+#if CYR_ISA_ID == 1
+#define CYR_BN_H8(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define CYR_BN_LO(f) _mm256_cvtps_pd(_mm256_castps256_ps128(f))
+#define CYR_BN_HI(f) _mm256_cvtps_pd(_mm256_extractf128_ps((f), 1))
+
+/* acc += x[0:n] (bn_sum_acc) */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsum_acc)(const cyr_half *x, Py_ssize_t n, double *acc,
+                                                   double *tail) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        __m256d a0 = _mm256_loadu_pd(acc), a1 = _mm256_loadu_pd(acc + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + 8), a3 = _mm256_loadu_pd(acc + 12);
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            const __m256 f0 = CYR_BN_H8(x + i), f1 = CYR_BN_H8(x + i + 8);
+            CYR_BN_PREFETCH(x + i + 2 * CYR_BN_PREFETCH_AHEAD);
+            a0 = _mm256_add_pd(a0, CYR_BN_LO(f0));
+            a1 = _mm256_add_pd(a1, CYR_BN_HI(f0));
+            a2 = _mm256_add_pd(a2, CYR_BN_LO(f1));
+            a3 = _mm256_add_pd(a3, CYR_BN_HI(f1));
+        }
+        _mm256_storeu_pd(acc, a0);
+        _mm256_storeu_pd(acc + 4, a1);
+        _mm256_storeu_pd(acc + 8, a2);
+        _mm256_storeu_pd(acc + 12, a3);
+    }
+    for (; i < n; ++i) *tail += (double)cyr_h2f_scalar(x[i]);
+}
+
+/* acc += (x[0:n] - mean)**2 (bn_sqdev_acc) */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssize_t n,
+                                                     double mean, double *acc, double *tail) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        const __m256d m = _mm256_set1_pd(mean);
+        __m256d a0 = _mm256_loadu_pd(acc), a1 = _mm256_loadu_pd(acc + 4);
+        __m256d a2 = _mm256_loadu_pd(acc + 8), a3 = _mm256_loadu_pd(acc + 12);
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            const __m256 f0 = CYR_BN_H8(x + i), f1 = CYR_BN_H8(x + i + 8);
+            const __m256d d0 = _mm256_sub_pd(CYR_BN_LO(f0), m);
+            const __m256d d1 = _mm256_sub_pd(CYR_BN_HI(f0), m);
+            const __m256d d2 = _mm256_sub_pd(CYR_BN_LO(f1), m);
+            const __m256d d3 = _mm256_sub_pd(CYR_BN_HI(f1), m);
+            a0 = _mm256_add_pd(a0, _mm256_mul_pd(d0, d0));
+            a1 = _mm256_add_pd(a1, _mm256_mul_pd(d1, d1));
+            a2 = _mm256_add_pd(a2, _mm256_mul_pd(d2, d2));
+            a3 = _mm256_add_pd(a3, _mm256_mul_pd(d3, d3));
+        }
+        _mm256_storeu_pd(acc, a0);
+        _mm256_storeu_pd(acc + 4, a1);
+        _mm256_storeu_pd(acc + 8, a2);
+        _mm256_storeu_pd(acc + 12, a3);
+    }
+    for (; i < n; ++i) {
+        const double d = (double)cyr_h2f_scalar(x[i]) - mean;
+        *tail += d * d;
+    }
+}
+
+/* dy gated by the fused activation on y, 8 lanes of float (bn_gate): relu keeps g where
+ * y <= 0 is false (NaN included), leaky takes a * g where y > 0 is false. */
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a) {
+    if (act == CYR_BN_ACT_RELU)
+        return _mm256_andnot_ps(_mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_LE_OQ), g);
+    if (act == CYR_BN_ACT_LEAKY)
+        return _mm256_blendv_ps(_mm256_mul_ps(a, g), g,
+                                _mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_GT_OQ));
+    return g;
+}
+
+/* s0 += g, s1 += g * (x - mean) (bn_dot_acc_impl); tails in t[0], t[1]. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half *dy,
+                                                        const cyr_half *x, const cyr_half *y,
+                                                        Py_ssize_t n, double mean, float a,
+                                                        double *s0, double *s1, double *t) {
+    Py_ssize_t i = 0;
+    if (n >= CYR_BN_LANES) {
+        __m256d av[4], bv[4];
+        const __m256d m = _mm256_set1_pd(mean);
+        const __m256 a8 = _mm256_set1_ps(a);
+        for (int q = 0; q < 4; ++q) {
+            av[q] = _mm256_loadu_pd(s0 + 4 * q);
+            bv[q] = _mm256_loadu_pd(s1 + 4 * q);
+        }
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            for (int h = 0; h < 2; ++h) {
+                const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i + 8 * h),
+                                                     y ? y + i + 8 * h : NULL, a8);
+                const __m256 xf = CYR_BN_H8(x + i + 8 * h);
+                const __m256d g0 = CYR_BN_LO(g), g1 = CYR_BN_HI(g);
+                av[2 * h] = _mm256_add_pd(av[2 * h], g0);
+                av[2 * h + 1] = _mm256_add_pd(av[2 * h + 1], g1);
+                bv[2 * h] = _mm256_add_pd(bv[2 * h], _mm256_mul_pd(g0, _mm256_sub_pd(CYR_BN_LO(xf), m)));
+                bv[2 * h + 1] = _mm256_add_pd(bv[2 * h + 1],
+                                              _mm256_mul_pd(g1, _mm256_sub_pd(CYR_BN_HI(xf), m)));
+            }
+        }
+        for (int q = 0; q < 4; ++q) {
+            _mm256_storeu_pd(s0 + 4 * q, av[q]);
+            _mm256_storeu_pd(s1 + 4 * q, bv[q]);
+        }
+    }
+    for (; i < n; ++i) {
+        const float gv = cyr_h2f_scalar(dy[i]);
+        const double g = (double)(act == CYR_BN_ACT_NONE ? gv
+                                  : act == CYR_BN_ACT_RELU
+                                      ? CYR_F32(relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a)
+                                      : CYR_F32(leaky_relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a));
+        t[0] += g;
+        t[1] += g * ((double)cyr_h2f_scalar(x[i]) - mean);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy, const cyr_half *x,
+                                                   const cyr_half *y, Py_ssize_t n, double mean,
+                                                   float a, double *s0, double *s1, double *t) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
+    default: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
+    }
+}
+/* The elementwise passes, 8 elements at a time, in float as the float kernel computes
+ * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
+ * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
+    if (act == CYR_BN_ACT_RELU)  /* v < 0 ? 0 : v */
+        return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ), v);
+    if (act == CYR_BN_ACT_LEAKY)  /* v > 0 ? v : a * v */
+        return _mm256_blendv_ps(_mm256_mul_ps(a, v), v,
+                                _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return v;
+}
+
+#define CYR_BN_PUT8(dst, v, stream)                                                         \
+    do {                                                                                   \
+        const __m128i h_ = _mm256_cvtps_ph((v), _MM_FROUND_TO_NEAREST_INT);                 \
+        if (stream) _mm_stream_si128((__m128i *)(dst), h_);                                \
+        else _mm_storeu_si128((__m128i *)(dst), h_);                                       \
+    } while (0)
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8_impl)(int act, const cyr_half *x, cyr_half *y,
+                                                        Py_ssize_t n8, float scale, float shift,
+                                                        float a, int stream) {
+    const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift), a8 = _mm256_set1_ps(a);
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const __m256 v = _mm256_add_ps(_mm256_mul_ps(CYR_BN_H8(x + i), sc), sh);
+        CYR_BN_PUT8(y + i, CYR_NAME(bn_hact8)(act, v, a8), stream);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, cyr_half *y,
+                                                   Py_ssize_t n8, float scale, float shift,
+                                                   float a, int stream) {
+    switch (act) {
+    case CYR_BN_ACT_RELU: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_RELU, x, y, n8, scale, shift, a, stream); break;
+    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_LEAKY, x, y, n8, scale, shift, a, stream); break;
+    default: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_NONE, x, y, n8, scale, shift, a, stream); break;
+    }
+}
+
+/* training: dx = (g - (x - mean) * k - mdy) * A;  eval: dx = g * A (bn_dx_impl). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8_impl)(int act, int train, const cyr_half *dy,
+                                                    const cyr_half *x, const cyr_half *y,
+                                                    cyr_half *dx, Py_ssize_t n8, float mean,
+                                                    float k, float mdy, float A, float a,
+                                                    int stream) {
+    const __m256 m = _mm256_set1_ps(mean), kk = _mm256_set1_ps(k), md = _mm256_set1_ps(mdy);
+    const __m256 AA = _mm256_set1_ps(A), a8 = _mm256_set1_ps(a);
+    for (Py_ssize_t i = 0; i < n8; i += 8) {
+        const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i), y ? y + i : NULL, a8);
+        __m256 v;
+        if (train)
+            v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(g, _mm256_mul_ps(
+                    _mm256_sub_ps(CYR_BN_H8(x + i), m), kk)), md), AA);
+        else
+            v = _mm256_mul_ps(g, AA);
+        CYR_BN_PUT8(dx + i, v, stream);
+    }
+}
+
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_half *dy,
+                                               const cyr_half *x, const cyr_half *y, cyr_half *dx,
+                                               Py_ssize_t n8, float mean, float k, float mdy,
+                                               float A, float a, int stream) {
+    switch (act * 2 + (train != 0)) {
+    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    case 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    default: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+    }
+}
+#undef CYR_BN_PUT8
+
+#undef CYR_BN_H8
+#undef CYR_BN_LO
+#undef CYR_BN_HI
+#define CYR_BN_HALF_DIRECT 1
+#else
+#define CYR_BN_HALF_DIRECT 0
+#endif
+
+/* ---- per-channel layout ------------------------------------------------------------ */
+
+/* y[0:n] = act(x * scale + shift), through float tiles; y may be exactly x.  With
+ * stream (y distinct from x), the head up to y's 64-byte boundary is written as usual,
+ * then whole tiles are rounded into an aligned half tile and streamed out.  The caller
+ * fences (cyr_stream_fence) when done. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x, cyr_half *y,
+                                                     Py_ssize_t n, float scale, float shift,
+                                                     float a, int stream) {
+    CYR_ALIGN64 float t[CYR_BN_HT];
+    Py_ssize_t i = 0;
+#if CYR_BN_HALF_DIRECT
+    {   /* the head to y's 64-byte boundary when streaming, then groups of 8 */
+        const Py_ssize_t head = !stream ? 0 : CYR_BN_HEAD_N(y, cyr_half) < n
+                                                 ? CYR_BN_HEAD_N(y, cyr_half) : n;
+        CYR_ISA_FN(h2f)(x, t, head);
+        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y, head);
+        i = head + (n - head) / 8 * 8;
+        CYR_NAME(bn_haffine8)(act, x + head, y + head, i - head, scale, shift, a, stream);
+        stream = 0;
+    }
+#endif
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
+        const Py_ssize_t head = CYR_BN_HEAD_N(y, cyr_half) < n ? CYR_BN_HEAD_N(y, cyr_half) : n;
+        CYR_ISA_FN(h2f)(x, t, head);
+        CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y, head);
+        for (i = head; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
+            CYR_ISA_FN(h2f)(x + i, t, CYR_BN_HT);
+            CYR_F32(bn_affine)(act, t, t, CYR_BN_HT, scale, shift, a);
+            CYR_ISA_FN(f2h)(t, ht, CYR_BN_HT);
+            CYR_ISA_FN(stream_store)(y + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+        }
+    }
+#endif
+    (void)stream;
+    for (; i < n; i += CYR_BN_HT) {
+        const Py_ssize_t m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
+        CYR_ISA_FN(h2f)(x + i, t, m);
+        CYR_F32(bn_affine)(act, t, t, m, scale, shift, a);
+        CYR_ISA_FN(f2h)(t, y + i, m);
+    }
+}
+
+/* The float kernel's bn_channel_chunk_stats on the converted rows [o0, o1) of a
+ * channel (x at the channel's first row). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x, Py_ssize_t step,
+                                                              Py_ssize_t inner, Py_ssize_t o0,
+                                                              Py_ssize_t o1, int prefetch,
+                                                              double *mean_out, double *m2_out) {
+    const double n = (double)(o1 - o0) * (double)inner;
+    const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    CYR_ALIGN64 float t[CYR_BN_HT];
+    double acc[CYR_BN_LANES] = {0}, tail = 0.0, mean;
+    Py_ssize_t o, i, m;
+    for (o = o0; o < o1; ++o) {
+        const cyr_half *xr = x + o * step;
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
+            cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hsum_acc)(xr, inner, acc, &tail);
+        (void)i; (void)m; (void)t;
+#else
+        for (i = 0; i < inner; i += CYR_BN_HT) {
+            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(xr + i, t, m);
+            CYR_F32(bn_sum_acc)(t, m, acc, &tail);
+        }
+#endif
+    }
+    mean = (cyr_bn_lanes_total(acc) + tail) / n;
+    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
+    tail = 0.0;
+    for (o = o0; o < o1; ++o) {
+        const cyr_half *xr = x + o * step;
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hsqdev_acc)(xr, inner, mean, acc, &tail);
+#else
+        for (i = 0; i < inner; i += CYR_BN_HT) {
+            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(xr + i, t, m);
+            CYR_F32(bn_sqdev_acc)(t, m, mean, acc, &tail);
+        }
+#endif
+    }
+    *mean_out = mean;
+    *m2_out = cyr_bn_lanes_total(acc) + tail;
+}
+
+/* bn_train_channel (batchnorm_template.h) for half data: the same chunks (sized for
+ * float rows), the same merges, the same scale and shift. */
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y,
+                                                  Py_ssize_t outer, Py_ssize_t C,
+                                                  Py_ssize_t inner, Py_ssize_t c, double w,
+                                                  double b, double eps, int act, float a,
+                                                  int stream, double *mean_out,
+                                                  double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t row_bytes_f = inner * (Py_ssize_t)sizeof(float);
+    const Py_ssize_t slab_bytes = cyr_slab_bytes();
+    const Py_ssize_t chunk = row_bytes_f >= slab_bytes ? 1 : slab_bytes / row_bytes_f;
+    const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(cyr_half));
+    const int st = stream && (const cyr_half *)y != x;
+    double mean, m2, na, var, invstd, scale;
+    float sc, sh;
+    Py_ssize_t o;
+    x += c * inner;
+    y += c * inner;
+    CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
+                                     &mean, &m2);
+    na = (double)(outer < chunk ? outer : chunk) * (double)inner;
+    for (o = chunk; o < outer; o += chunk) {
+        const Py_ssize_t o1 = outer - o < chunk ? outer : o + chunk;
+        double mb, m2b;
+        CYR_NAME(bn_channel_chunk_stats)(x, step, inner, o, o1, prefetch, &mb, &m2b);
+        cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
+        na += (double)(o1 - o) * (double)inner;
+    }
+    var = m2 / na;
+    invstd = 1.0 / sqrt(var + eps);
+    scale = w * invstd;
+    sc = (float)scale;
+    sh = (float)(b - mean * scale);
+    for (o = 0; o < outer; ++o) {
+        if (!st && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step,
+                                 inner * (Py_ssize_t)sizeof(cyr_half));
+        CYR_NAME(bn_affine_run)(act, x + o * step, y + o * step, inner, sc, sh, a, st);
+    }
+#if CYR_HAVE_STREAM
+    if (st) cyr_stream_fence();
+#endif
+    *mean_out = mean;
+    *var_out = var;
+}
+
+/* y = act(x * scale[c] + shift[c]) for the rows [r0, r1) of the (outer * C) rows of
+ * length inner (row r belongs to channel r % C); y may be exactly x. */
+static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const cyr_half *x, cyr_half *y,
+                                                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                                                     Py_ssize_t inner, const float *scale,
+                                                     const float *shift, float a, int stream) {
+    const int st = stream && (const cyr_half *)y != x;
+    for (Py_ssize_t r = r0; r < r1; ++r) {
+        const Py_ssize_t c = r % C;
+        CYR_NAME(bn_affine_run)(act, x + r * inner, y + r * inner, inner, scale[c], shift[c],
+                                a, st);
+    }
+#if CYR_HAVE_STREAM
+    if (st) cyr_stream_fence();
+#endif
+}
+
+/* Pass 1 of the backward over channel c (bn_channel_dot): each row fed in tiles. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const cyr_half *x,
+                                                      const cyr_half *y, Py_ssize_t outer,
+                                                      Py_ssize_t C, Py_ssize_t inner,
+                                                      Py_ssize_t c, double mean, int act,
+                                                      float a, double *sums) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    const int prefetch = cyr_bn_wants_prefetch(bytes);
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
+    CYR_ALIGN64 float gt[CYR_BN_HT];
+    CYR_ALIGN64 float xt[CYR_BN_HT];
+    CYR_ALIGN64 float yt[CYR_BN_HT];
+    double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
+    for (Py_ssize_t o = 0; o < outer; ++o) {
+        const Py_ssize_t off = o * step + c * inner;
+        if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
+            cyr_bn_prefetch_run(dy + off + pd, bytes);
+            cyr_bn_prefetch_run(x + off + pd, bytes);
+            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+        }
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
+                              s1, t);
+        (void)gt; (void)xt; (void)yt;
+#else
+        for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
+            const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(dy + off + i, gt, m);
+            CYR_ISA_FN(h2f)(x + off + i, xt, m);
+            if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);
+            CYR_F32(bn_dot_acc)(act, gt, xt, y ? yt : NULL, m, mean, a, s0, s1, t);
+        }
+#endif
+    }
+    sums[0] = cyr_bn_lanes_total(s0) + t[0];
+    sums[1] = cyr_bn_lanes_total(s1) + t[1];
+}
+
+/* dx of one contiguous run of n elements through float tiles; streamed like
+ * bn_affine_run when stream is set (dx distinct from the inputs). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_half *dy,
+                                                 const cyr_half *x, const cyr_half *y,
+                                                 cyr_half *dx, Py_ssize_t n, float mean,
+                                                 float k, float mdy, float A, float a,
+                                                 int stream) {
+    CYR_ALIGN64 float gt[CYR_BN_HT];
+    CYR_ALIGN64 float xt[CYR_BN_HT];
+    CYR_ALIGN64 float yt[CYR_BN_HT];
+    CYR_ALIGN64 float ot[CYR_BN_HT];
+    Py_ssize_t i = 0, m;
+#if CYR_BN_HALF_DIRECT
+    {   /* the head to dx's 64-byte boundary when streaming, then groups of 8 */
+        const Py_ssize_t head = !stream ? 0 : CYR_BN_HEAD_N(dx, cyr_half) < n
+                                                 ? CYR_BN_HEAD_N(dx, cyr_half) : n;
+        CYR_ISA_FN(h2f)(dy, gt, head);
+        CYR_ISA_FN(h2f)(x, xt, head);
+        if (y) CYR_ISA_FN(h2f)(y, yt, head);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, head, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx, head);
+        i = head + (n - head) / 8 * 8;
+        CYR_NAME(bn_hdx8)(act, train, dy + head, x + head, y ? y + head : NULL, dx + head,
+                          i - head, mean, k, mdy, A, a, stream);
+        stream = 0;
+    }
+#endif
+#if CYR_HAVE_STREAM
+    if (stream) {
+        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
+        m = CYR_BN_HEAD_N(dx, cyr_half) < n ? CYR_BN_HEAD_N(dx, cyr_half) : n;
+        CYR_ISA_FN(h2f)(dy, gt, m);
+        CYR_ISA_FN(h2f)(x, xt, m);
+        if (y) CYR_ISA_FN(h2f)(y, yt, m);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, m, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx, m);
+        for (i = m; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
+            CYR_ISA_FN(h2f)(dy + i, gt, CYR_BN_HT);
+            CYR_ISA_FN(h2f)(x + i, xt, CYR_BN_HT);
+            if (y) CYR_ISA_FN(h2f)(y + i, yt, CYR_BN_HT);
+            CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, CYR_BN_HT, mean, k, mdy, A,
+                           a);
+            CYR_ISA_FN(f2h)(ot, ht, CYR_BN_HT);
+            CYR_ISA_FN(stream_store)(dx + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+        }
+    }
+#endif
+    (void)stream;
+    for (; i < n; i += CYR_BN_HT) {
+        m = n - i < CYR_BN_HT ? n - i : CYR_BN_HT;
+        CYR_ISA_FN(h2f)(dy + i, gt, m);
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        if (y) CYR_ISA_FN(h2f)(y + i, yt, m);
+        CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, m, mean, k, mdy, A, a);
+        CYR_ISA_FN(f2h)(ot, dx + i, m);
+    }
+}
+
+/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
+                                                     const cyr_half *y, cyr_half *dx,
+                                                     Py_ssize_t outer, Py_ssize_t C,
+                                                     Py_ssize_t inner, Py_ssize_t c,
+                                                     double mean, double invstd, double w,
+                                                     int train, int act, float a, int stream,
+                                                     double *sums) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
+    const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    float k, mdy, A;
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_F32(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    for (Py_ssize_t o = 0; o < outer; ++o) {
+        const Py_ssize_t off = o * step + c * inner;
+        if (!stream && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(dx + off + pd, bytes);
+        CYR_NAME(bn_dx_run)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
+                            (float)mean, k, mdy, A, a, stream);
+    }
+#if CYR_HAVE_STREAM
+    if (stream) cyr_stream_fence();
+#endif
+}
+
+/* ---- row layout ---------------------------------------------------------------------
+ * Tiles of CYR_BN_HRT elements: whole rows when a row fits (contiguous, one conversion),
+ * else pieces of rows. */
+
+/* Columns per tile and rows per tile (a multiple of 4) for the reductions. */
+#define CYR_BN_HCW(w) ((w) < CYR_BN_HRT / 4 ? (w) : CYR_BN_HRT / 4)
+#define CYR_BN_HKR(cw) (CYR_BN_HRT / (cw) / 4 * 4)
+
+/* rows x cw elements of x (rows ld apart) into t (rows cw apart). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_h2f_block)(const cyr_half *x, Py_ssize_t ld,
+                                                    Py_ssize_t rows, Py_ssize_t cw, float *t) {
+    if (cw == ld) {
+        CYR_ISA_FN(h2f)(x, t, rows * cw);
+        return;
+    }
+    for (Py_ssize_t r = 0; r < rows; ++r) CYR_ISA_FN(h2f)(x + r * ld, t + r * cw, cw);
+}
+
+/* The float kernel's bn_block_colstats on converted data: per column tile, the sums over
+ * row tiles (a multiple of 4 rows), the means, then the squared deviations. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const cyr_half *x, Py_ssize_t rows,
+                                                         Py_ssize_t w, Py_ssize_t ld,
+                                                         double *mean, double *m2) {
+    CYR_ALIGN64 float t[CYR_BN_HRT];
+    const double inv = 1.0 / (double)rows;
+    const Py_ssize_t cw = CYR_BN_HCW(w), kr = CYR_BN_HKR(cw);
+    Py_ssize_t j, j0, r0, n, nr;
+    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
+    for (j0 = 0; j0 < w; j0 += cw) {
+        n = w - j0 < cw ? w - j0 : cw;
+        for (r0 = 0; r0 < rows; r0 += kr) {
+            nr = rows - r0 < kr ? rows - r0 : kr;
+            CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
+            CYR_F32(bn_colsum_acc)(t, nr, n, n, mean + j0);
+        }
+        for (j = j0; j < j0 + n; ++j) mean[j] *= inv;
+        for (r0 = 0; r0 < rows; r0 += kr) {
+            nr = rows - r0 < kr ? rows - r0 : kr;
+            CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
+            CYR_F32(bn_colsqdev_acc)(t, nr, n, n, mean + j0, m2 + j0);
+        }
+    }
+}
+
+/* Column statistics of a group of `rows` rows, as bn_group_colstats. */
+static CYR_TARGET void CYR_NAME(bn_group_colstats)(const cyr_half *x, Py_ssize_t rows,
+                                                   Py_ssize_t w, Py_ssize_t block_rows,
+                                                   double *gmean, double *gm2, double *tmean,
+                                                   double *tm2) {
+    Py_ssize_t r0, nb;
+    double na;
+    nb = rows < block_rows ? rows : block_rows;
+    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
+    na = (double)nb;
+    for (r0 = nb; r0 < rows; r0 += nb) {
+        nb = rows - r0 < block_rows ? rows - r0 : block_rows;
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
+        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
+        na += (double)nb;
+    }
+}
+
+/* rows x w (contiguous rows): y = act(x * scale[col] + shift[col]); y may be x. */
+static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const cyr_half *x, cyr_half *y,
+                                                Py_ssize_t rows, Py_ssize_t w,
+                                                const float *scale, const float *shift,
+                                                float a) {
+    CYR_ALIGN64 float t[CYR_BN_HRT];
+    Py_ssize_t r, j, n;
+    if (w <= CYR_BN_HRT) {
+        const Py_ssize_t kr = CYR_BN_HRT / w;
+        for (r = 0; r < rows; r += kr) {
+            n = rows - r < kr ? rows - r : kr;
+            CYR_ISA_FN(h2f)(x + r * w, t, n * w);
+            CYR_F32(bn_affine_rows)(act, t, t, n, w, scale, shift, a);
+            CYR_ISA_FN(f2h)(t, y + r * w, n * w);
+        }
+        return;
+    }
+    for (r = 0; r < rows; ++r)
+        for (j = 0; j < w; j += CYR_BN_HRT) {
+            n = w - j < CYR_BN_HRT ? w - j : CYR_BN_HRT;
+            CYR_ISA_FN(h2f)(x + r * w + j, t, n);
+            CYR_F32(bn_affine_rows)(act, t, t, 1, n, scale + j, shift + j, a);
+            CYR_ISA_FN(f2h)(t, y + r * w + j, n);
+        }
+}
+
+/* Row layout, pass 1 of the backward: s0[col] += g, s1[col] += g * (x - mean[col]) over
+ * `rows` rows of w columns, through tiles of whole columns and a multiple of 4 rows. */
+static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const cyr_half *dy, const cyr_half *x,
+                                             const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
+                                             const double *mean, float a, double *s0,
+                                             double *s1) {
+    CYR_ALIGN64 float gt[CYR_BN_HRT];
+    CYR_ALIGN64 float xt[CYR_BN_HRT];
+    CYR_ALIGN64 float yt[CYR_BN_HRT];
+    const Py_ssize_t cw = CYR_BN_HCW(w), kr = CYR_BN_HKR(cw);
+    Py_ssize_t r0, j0, nr, n, off;
+    for (r0 = 0; r0 < rows; r0 += kr) {
+        nr = rows - r0 < kr ? rows - r0 : kr;
+        for (j0 = 0; j0 < w; j0 += cw) {
+            n = w - j0 < cw ? w - j0 : cw;
+            off = r0 * w + j0;
+            CYR_NAME(bn_h2f_block)(dy + off, w, nr, n, gt);
+            CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
+            if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
+            CYR_F32(bn_dot_cols_ld)(act, gt, xt, y ? yt : NULL, nr, n, n, mean + j0, a,
+                                    s0 + j0, s1 + j0);
+        }
+    }
+}
+
+/* Row layout: dx for `rows` rows of w columns with per-column (float) parameters. */
+static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *dy,
+                                            const cyr_half *x, const cyr_half *y, cyr_half *dx,
+                                            Py_ssize_t rows, Py_ssize_t w, const float *mean,
+                                            const float *k, const float *mdy, const float *A,
+                                            float a) {
+    CYR_ALIGN64 float gt[CYR_BN_HRT];
+    CYR_ALIGN64 float xt[CYR_BN_HRT];
+    CYR_ALIGN64 float yt[CYR_BN_HRT];
+    CYR_ALIGN64 float ot[CYR_BN_HRT];
+    const Py_ssize_t cw = w < CYR_BN_HRT ? w : CYR_BN_HRT;
+    const Py_ssize_t kr = CYR_BN_HRT / cw;
+    Py_ssize_t r0, j0, nr, n, off;
+    for (r0 = 0; r0 < rows; r0 += kr) {
+        nr = rows - r0 < kr ? rows - r0 : kr;
+        for (j0 = 0; j0 < w; j0 += cw) {
+            n = w - j0 < cw ? w - j0 : cw;
+            off = r0 * w + j0;
+            CYR_NAME(bn_h2f_block)(dy + off, w, nr, n, gt);
+            CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
+            if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
+            CYR_F32(bn_dx_cols_ld)(act, train, gt, xt, y ? yt : NULL, ot, nr, n, n, mean + j0,
+                                   k + j0, mdy + j0, A + j0, a);
+            if (n == w) {
+                CYR_ISA_FN(f2h)(ot, dx + off, nr * n);
+            } else {
+                for (Py_ssize_t r = 0; r < nr; ++r)
+                    CYR_ISA_FN(f2h)(ot + r * n, dx + off + r * w, n);
+            }
+        }
+    }
+}
+
+#undef CYR_BN_HALF_DIRECT
+#undef CYR_BN_HCW
+#undef CYR_BN_HKR
+#undef CYR_BN_HT
+#undef CYR_BN_HRT
