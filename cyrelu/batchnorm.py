@@ -401,7 +401,6 @@ def _per_channel(value: object, name: str, C: int,
     return aligned(np.ascontiguousarray(a, dtype=np.float64))
 
 
-
 def _running(value: object, name: str, C: int,
              training: bool) -> Optional[NDArray[np.floating]]:
     if value is None:
