@@ -90,6 +90,19 @@ def test_optimisation_flags_keep_ieee_semantics(setup_mod):
     assert "-ffp-contract=off" in unix
 
 
+@pytest.mark.parametrize("level", ["0", "1", "2", "3"])
+def test_opt_level_env_sets_only_the_o_flag(setup_mod, level):
+    flags = setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: level})
+    assert flags == ["-O" + level] + setup_mod.optimisation_flags("unix")[1:]
+    assert setup_mod.optimisation_flags("msvc", {setup_mod.OPT_LEVEL_ENV: level}) == ["/O2"]
+
+
+@pytest.mark.parametrize("bad", ["fast", "4", "-O1", "s"])
+def test_opt_level_env_rejects_other_values(setup_mod, bad):
+    with pytest.raises(ValueError, match="CYRELU_OPT_LEVEL"):
+        setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: bad})
+
+
 # ---- the OpenMP probe uses the build's flags -------------------------------------------
 
 def test_probe_args_carry_cflags_and_ldflags_into_the_executable_link(setup_mod):
