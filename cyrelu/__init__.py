@@ -25,11 +25,13 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
         ) from exc
     raise
 from cyrelu._config import show_config, warn_cache_overrides as _warn_cache_overrides
+from cyrelu._config import _warn_bad_isa_request
 from cyrelu import nn
 from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
 from cyrelu import init
 
 _warn_cache_overrides()
+_warn_bad_isa_request()
 
 __all__ = [
     "__version__",

@@ -12,7 +12,8 @@ Loop shapes (see batchnorm.h):
   per channel  inner >= CHANNEL_MIN_INNER: threads own whole channels.
   per row      otherwise: rows of W = C * inner columns, cut into at most
                MAX_GROUPS fixed groups (their number depends only on the shape,
-               never on the thread count), merged in group order.
+               never on the thread count), merged in group order; fewer when
+               their scratch would pass a fixed share of the input (_group_rows).
 The per-channel backward whose output streams and whose channel slabs fit twice in
 the L2 cache is pipelined: each thread takes a run of neighbouring channels and
 writes one channel's gradient while it reads the next one's inputs
@@ -134,8 +135,13 @@ cdef enum:
     CHANNEL_MIN_INNER = 32
     # Row layout: a block (two passes in cache) holds about this many elements...
     BLOCK_ELEMS = 16384
-    # ...and the rows are cut into at most this many fixed groups.
+    # ...and the rows are cut into at most this many fixed groups,
     MAX_GROUPS = 64
+    # whose float64 scratch (a block of 4 * W or 2 * W doubles each) stays within
+    # max(SCRATCH_MIN_BYTES, input bytes / SCRATCH_INPUT_DIV): few very wide rows get
+    # fewer groups, so the scratch never grows beyond a fixed share of the input.
+    SCRATCH_MIN_BYTES = 4194304
+    SCRATCH_INPUT_DIV = 16
     # Elementwise passes: pieces per thread, handed out dynamically, so that a thread
     # slowed down by another process on its core does not hold the others up.
     CHUNKS_PER_THREAD = 8
@@ -238,10 +244,15 @@ cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef Py_ssize_t _group_rows(Py_ssize_t rows, Py_ssize_t w) noexcept nogil:
-    """Rows per group for the row layout: a function of the shape only."""
+cdef Py_ssize_t _group_rows(Py_ssize_t rows, Py_ssize_t w, Py_ssize_t per_group,
+                            Py_ssize_t itemsize) noexcept nogil:
+    """Rows per group for the row layout, each group needing `per_group` doubles of
+    scratch: a function of the shape only (never of the thread count)."""
     cdef Py_ssize_t block_rows = max(1, BLOCK_ELEMS // max(w, 1))
     cdef Py_ssize_t groups = min(<Py_ssize_t>MAX_GROUPS, _cdiv(rows, block_rows))
+    cdef Py_ssize_t budget = max(<Py_ssize_t>SCRATCH_MIN_BYTES,
+                                 rows * w * itemsize // SCRATCH_INPUT_DIV)
+    groups = min(groups, budget // (_line_pad(per_group) * 8))
     groups = max(groups, 1)
     return _cdiv(rows, groups)
 
@@ -336,7 +347,7 @@ def batch_stats(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef void *xp = cnp.PyArray_DATA(x)
-    cdef Py_ssize_t gsize = _group_rows(rows, w)
+    cdef Py_ssize_t gsize = _group_rows(rows, w, 4 * w, cnp.PyArray_ITEMSIZE(x))
     cdef Py_ssize_t groups = _cdiv(rows, gsize)
     cdef Py_ssize_t gstride
     cdef list keep = []
@@ -838,7 +849,7 @@ def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer
     cdef void *dyp = cnp.PyArray_DATA(dy)
     cdef void *xp = cnp.PyArray_DATA(x)
     cdef void *yp = NULL
-    cdef Py_ssize_t gsize = _group_rows(rows, w)
+    cdef Py_ssize_t gsize = _group_rows(rows, w, 2 * w, cnp.PyArray_ITEMSIZE(x))
     cdef Py_ssize_t groups = _cdiv(rows, gsize)
     cdef Py_ssize_t gstride
     cdef list keep = []

@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,26 @@ def _gpu_status() -> str:
     return "CuPy %s, %d GPU(s)" % (cupy.__version__, n)
 
 
+def _warn_bad_isa_request() -> None:
+    """At import: an unknown CYRELU_ISA is ignored by the kernels; say so, once."""
+    request = _parallel.isa_request()
+    if request is not None and request.startswith("invalid: "):
+        warnings.warn(
+            "cyrelu: ignoring CYRELU_ISA=%r; accepted values (case-insensitive): %s"
+            % (request[len("invalid: "):], ", ".join(_parallel.ISA_ACCEPTED)),
+            RuntimeWarning, stacklevel=3,
+        )
+
+
+def _isa_request_text(request: str | None) -> str:
+    if request is None:
+        return "unset (the best the CPU supports)"
+    if request.startswith("invalid: "):
+        return "%r, not a known value: ignored (accepted: %s)" % (
+            request[len("invalid: "):], ", ".join(_parallel.ISA_ACCEPTED))
+    return "%r" % request
+
+
 def _mib(n: int) -> str:
     if n % (1 << 20) == 0:
         return "%d MiB" % (n >> 20)
@@ -87,12 +108,15 @@ def config() -> dict[str, Any]:
         "compiler": info["compiler"],
         "simd": ", ".join(info["simd"]) or "none (baseline scalar code)",
         "simd_runtime": info["isa"] + " kernels selected at run time (CYRELU_ISA caps it)",
+        "cyrelu_isa": _isa_request_text(info["isa_request"]),
         "openmp": ("on (_OPENMP %d)" % omp) if omp else "off (serial build)",
         "openmp_runtime": _openmp_runtime() if omp else "none",
         "default_threads": _parallel.effective_n_threads(None),
         "l2_cache": _cache_line(2),
         "l3_cache": _cache_line(3),
         "kernel_plan": _plan_line(),
+        "fork_child": ("yes, parallel regions run serially (OpenMP is not fork-safe)"
+                       if info["fork_child"] else "no"),
         "gpu": _gpu_status(),
     }
 

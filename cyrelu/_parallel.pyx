@@ -4,25 +4,63 @@
 which honours ``OMP_NUM_THREADS`` and ``threadpoolctl.threadpool_limits`` (it
 sets the limit through the same OpenMP runtime this module links).  A build
 without OpenMP always reports 1.
+
+Fork safety: OpenMP runtimes (libgomp in particular) are not fork-safe.  A child
+forked after its parent ran a parallel region finds a thread pool whose threads
+no longer exist, and its first parallel region waits for them forever.  So, as
+PyTorch does, every process forked from one that imported cyrelu is marked as a
+forked child (``os.register_at_fork``), and in it every kernel runs on the calling
+thread: ``resolve_threads`` answers 1, and an explicit ``num_threads > 1`` gives a
+one-time RuntimeWarning.  Workers that should run in parallel need the 'spawn' or
+'forkserver' start method.
 """
 
-import operator
+import os
+import warnings
+
+from cyrelu._validation import check_num_threads
+
+
+cdef bint _fork_child = False
+cdef bint _fork_warned = False
+
+
+def _after_fork_in_child():
+    global _fork_child
+    _fork_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def is_fork_child():
+    """True in a process forked from one that had imported cyrelu: its kernels run serially."""
+    return bool(_fork_child)
+
+
+cdef int _fork_child_threads(Py_ssize_t requested) except -1:
+    global _fork_warned
+    if requested > 1 and CYR_OPENMP_VERSION and not _fork_warned:
+        _fork_warned = True
+        warnings.warn(
+            "cyrelu: num_threads=%d ignored in a forked child process: OpenMP is not "
+            "fork-safe, so cyrelu runs serially after fork (use the 'spawn' or 'forkserver' "
+            "multiprocessing start method for parallel workers)" % requested,
+            RuntimeWarning, stacklevel=2,
+        )
+    return 1
 
 
 cdef int resolve_threads(object num_threads) except -1:
-    cdef Py_ssize_t n
+    cdef object n
     if num_threads is None:
+        if _fork_child:
+            return 1
         return max(1, omp_get_max_threads())
-    if isinstance(num_threads, bool):
-        raise ValueError("num_threads must be None or a positive int, got %r" % (num_threads,))
-    try:
-        n = operator.index(num_threads)
-    except TypeError:
-        raise ValueError(
-            "num_threads must be None or a positive int, got %r" % (num_threads,)
-        ) from None
-    if n < 1:
-        raise ValueError("num_threads must be None or a positive int, got %r" % (num_threads,))
+    n = check_num_threads(num_threads)
+    if _fork_child:
+        return _fork_child_threads(min(n, 1 << 16))
     return <int>min(n, 1 << 16)
 
 
@@ -46,8 +84,30 @@ def build_info():
         "simd": [name for name, on in _simd_flags() if on],
         "openmp": CYR_OPENMP_VERSION,
         "isa": _ISA_NAMES[cyr_isa_level()],
-        "isa_request": cyr_isa_request,
+        "isa_request": isa_request(),
+        "fork_child": bool(_fork_child),
     }
+
+
+ISA_ACCEPTED = ("base", "baseline", "avx2", "avx512", "avx-512")
+
+
+def isa_request():
+    """What the CYRELU_ISA environment variable asked for, as read when the kernels
+    first chose their instruction set: None when unset or empty, the value as given
+    when it is accepted (``ISA_ACCEPTED``, case-insensitive), or ``"invalid: VALUE"``
+    for anything else (which is ignored)."""
+    if cyr_isa_request == 0:
+        return None
+    if cyr_isa_request < 0:
+        return "invalid: " + _ISA_ENV
+    return _ISA_ENV
+
+
+# The instruction set is chosen once per process, at import (every extension module
+# reads the same CYRELU_ISA): remember what was asked for then.
+_ISA_ENV = os.environ.get("CYRELU_ISA", "")
+cyr_isa_level()
 
 
 _ISA_NAMES = {0: "baseline", 1: "AVX2", 2: "AVX-512"}

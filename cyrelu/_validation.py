@@ -7,6 +7,14 @@ Rules (the same for every kernel):
     arrays of other libraries raise TypeError (nothing is converted behind the
     caller's back, and a GPU array never silently becomes a host copy).
   * ``out`` must be a writable ndarray of exactly the result's shape and dtype.
+  * the kernels read and write only aligned memory: an unaligned input is copied
+    (``aligned``), an unaligned output is computed into an aligned temporary and
+    copied back (``aligned_target``).
+  * one exception type per kind of mistake: a wrong *type* (not a number, not an
+    array, wrong dtype, a non-int axis) is a TypeError; a value out of range (NaN,
+    infinite, too large for a float, an axis out of range) is a ValueError naming
+    the argument.  ``num_threads`` is the documented exception: anything but None or
+    an int in [1, 2**31 - 1] is a ValueError.
 """
 
 from __future__ import annotations
@@ -43,6 +51,23 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
         value = np.asarray(value)
     check_float_dtype(value.dtype, name)
     return value
+
+
+def as_ndarray(value: object, name: str, lists: bool = False) -> NDArray[Any]:
+    """An ndarray (subclasses such as np.memmap included, seen as a plain ndarray view
+    of the same memory, so that writes reach them), or a list/tuple when ``lists``;
+    TypeError otherwise (masked arrays too: the mask would be lost)."""
+    if type(value) is np.ndarray:
+        return value
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            "%s: masked arrays are not supported (the mask would be lost); "
+            "pass np.ma.getdata(%s) or a filled array" % (name, name)
+        )
+    if isinstance(value, np.ndarray) or (lists and isinstance(value, (list, tuple))):
+        return np.asarray(value)
+    raise TypeError("%s: expected a numpy.ndarray%s, got %s"
+                    % (name, " (or a list)" if lists else "", type(value).__name__))
 
 
 def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
@@ -85,20 +110,12 @@ def activation_code(activation: object) -> int:
 
 def channel_axis(shape: tuple[int, ...], axis: object) -> tuple[int, int]:
     """BatchNorm's (axis, C) for data of ``shape``: at least 2 dimensions, a valid
-    channel axis (a non-int axis, or one out of range, is a ValueError)."""
+    channel axis (normalize_axis: a non-int axis is a TypeError, one out of range a
+    ValueError)."""
     if len(shape) < 2:
         raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
                          % (shape,))
-    ndim = len(shape)
-    if isinstance(axis, (bool, np.bool_)):
-        raise ValueError("axis must be an int, got %r" % (axis,))
-    try:
-        a = operator.index(axis)  # type: ignore[arg-type]
-    except TypeError:
-        raise ValueError("axis must be an int, got %r" % (axis,)) from None
-    if not -ndim <= a < ndim:
-        raise ValueError("axis %d is out of bounds for an array of dimension %d" % (a, ndim))
-    ax = a % ndim
+    ax = normalize_axis(axis, len(shape), "x")
     return ax, shape[ax]
 
 
@@ -136,17 +153,8 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:
-    """The diagnostics' axis of array ``name``: TypeError for a non-int, ValueError when
-    out of range; normalised to [0, ndim)."""
-    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, numbers.Integral):
-        raise TypeError("axis must be an int, got %r" % (axis,))
-    ax = int(axis)
-    if not -ndim <= ax < ndim:
-        raise ValueError(
-            "axis %d is out of range for %s with %d dimension%s"
-            % (ax, name, ndim, "" if ndim == 1 else "s")
-        )
-    return ax % ndim
+    """The diagnostics' axis of array ``name``: the one axis rule (normalize_axis)."""
+    return normalize_axis(axis, ndim, name)
 
 
 def threshold_in(threshold: float, dtype: np.dtype[Any]) -> float:
@@ -219,7 +227,10 @@ def check_real(value: object, name: str, *, finite: bool = True) -> float:
         isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
     ):
         raise TypeError("%s must be a real number, got %r" % (name, value))
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError("%s is too large for a float, got %r" % (name, value)) from None
     if finite and not math.isfinite(value):
         raise ValueError("%s must be finite, got %r" % (name, value))
     return value
@@ -237,3 +248,53 @@ def aliases(a: NDArray[Any], b: NDArray[Any]) -> bool:
 def may_overlap_partly(out: NDArray[Any], inp: NDArray[Any]) -> bool:
     """True when ``out`` may share memory with ``inp`` without being exactly ``inp``."""
     return np.may_share_memory(out, inp) and not aliases(out, inp)
+
+
+def normalize_axis(axis: object, ndim: int, name: str) -> int:
+    """``axis`` of an array ``name`` with ``ndim`` dimensions, negative allowed, as an
+    index in [0, ndim): TypeError for a non-int (a bool, a float, a string), ValueError
+    when out of range."""
+    if isinstance(axis, (bool, np.bool_)):
+        raise TypeError("axis must be an int, got %r" % (axis,))
+    try:
+        ax = operator.index(axis)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError("axis must be an int, got %r" % (axis,)) from None
+    if not -ndim <= ax < ndim:
+        raise ValueError(
+            "axis %d is out of range for %s with %d dimension%s"
+            % (ax, name, ndim, "" if ndim == 1 else "s")
+        )
+    return ax % ndim
+
+
+MAX_THREADS = 2**31 - 1
+
+
+def check_num_threads(value: object) -> int:
+    """``num_threads``: a positive int (not bool) up to 2**31 - 1, else ValueError.
+
+    (None, OpenMP's default, is the caller's business.)"""
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError("num_threads must be None or a positive int, got %r" % (value,))
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError("num_threads must be None or a positive int, got %r" % (value,)) from None
+    if n < 1 or n > MAX_THREADS:
+        raise ValueError(
+            "num_threads must be None or a positive int <= %d, got %r" % (MAX_THREADS, value)
+        )
+    return n
+
+
+def aligned(a: NDArray[Any]) -> NDArray[Any]:
+    """``a`` itself when its data is aligned for its dtype, else an aligned copy
+    (``np.ascontiguousarray`` alone keeps an unaligned, contiguous array as it is)."""
+    return a if a.flags.aligned else np.array(a, copy=True, order="K")
+
+
+def aligned_target(out: NDArray[Any]) -> NDArray[Any]:
+    """Where a kernel may write ``out``'s result: ``out`` itself when aligned, else a new
+    aligned array of its shape, dtype and layout (the caller copies it back into ``out``)."""
+    return out if out.flags.aligned else np.empty_like(out, order="K")

@@ -9,6 +9,10 @@ after a permutation of its axes (e.g. an NCHW-shaped view of channels-last
 data, or any transpose of a contiguous array); the result then has the same
 layout as ``x``.  Any other ``x`` (slices with gaps, unaligned data) is first
 copied to a C-contiguous array.
+
+Alignment: the kernels only ever see aligned memory.  Unaligned inputs (any
+argument) are copied; an unaligned ``out`` or running statistic receives its
+result through an aligned temporary.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from cyrelu._validation import (
     batch_norm_args as _forward_args,
     batch_norm_backward_args as _backward_args,
     HALF,
+    aligned,
     as_float_array,
+    as_ndarray,
     check_out,
     check_same,
     may_overlap_partly,
@@ -177,6 +183,10 @@ def batch_norm(
     rv = _running(running_var, "running_var", C, training)
     if not training and (rm is None or rv is None):
         raise ValueError("running_mean and running_var are required when training=False")
+    # the kernels read and update aligned running statistics; unaligned ones are
+    # updated through aligned copies, written back at the end
+    rm_k = None if rm is None else aligned(rm)
+    rv_k = None if rv is None else aligned(rv)
     if out is not None:
         check_out(out, xa.shape, xa.dtype)
     n = xa.size // C if C else 0
@@ -203,14 +213,18 @@ def batch_norm(
                               var64, num_threads)
         elif x3.size:
             _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
-        _k.finish_stats(mean64, var64, eps, momentum, n, rm, rv, invstd64)
+        _k.finish_stats(mean64, var64, eps, momentum, n, rm_k, rv_k, invstd64)
+        if rm is not None and rm_k is not None and rm_k is not rm:
+            np.copyto(rm, rm_k)
+        if rv is not None and rv_k is not None and rv_k is not rv:
+            np.copyto(rv, rv_k)
         if x3.size and not per_channel:
             _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
                        num_threads)
     else:
-        assert rm is not None and rv is not None
-        mean64 = np.ascontiguousarray(rm, dtype=np.float64)
-        _k.running_invstd(rv, eps, invstd64)
+        assert rm_k is not None and rv_k is not None
+        mean64 = aligned(np.ascontiguousarray(rm_k, dtype=np.float64))
+        _k.running_invstd(rv_k, eps, invstd64)
         if x3.size:
             _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
                        num_threads)
@@ -331,20 +345,16 @@ def _per_channel(value: object, name: str, C: int,
         if default is None:
             raise ValueError("%s is required" % name)
         return np.full(C, default, dtype=np.float64)
-    if type(value) is not np.ndarray and not isinstance(value, (list, tuple)):
-        raise TypeError("%s: expected a numpy.ndarray (or a list), got %s"
-                        % (name, type(value).__name__))
-    a = np.asarray(value)
+    a = as_ndarray(value, name, lists=True)
     _check_per_channel(a, name, C)
-    return np.ascontiguousarray(a, dtype=np.float64)
+    return aligned(np.ascontiguousarray(a, dtype=np.float64))
 
 
 def _running(value: object, name: str, C: int,
              training: bool) -> Optional[NDArray[np.floating]]:
     if value is None:
         return None
-    if type(value) is not np.ndarray:
-        raise TypeError("%s must be a numpy.ndarray, got %s" % (name, type(value).__name__))
+    value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
     _check_per_channel(value, name, C)
     if training and not value.flags.writeable:
         raise ValueError("%s is read-only, but training=True updates it in place" % name)
@@ -362,14 +372,15 @@ def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[
         t = a.transpose(perm)
         if t.flags.c_contiguous and all(s >= 0 for s in t.strides):
             return t, perm
-    return np.ascontiguousarray(a), order
+    # np.ascontiguousarray keeps a contiguous but unaligned array as it is
+    return aligned(np.ascontiguousarray(a)), order
 
 
 def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating]:
     t = a.transpose(order)
     if t.flags.c_contiguous and t.flags.aligned:
         return t
-    return np.ascontiguousarray(t)
+    return aligned(np.ascontiguousarray(t))
 
 
 def _outer_inner(shape: Tuple[int, ...], ax: int) -> Tuple[int, int]:

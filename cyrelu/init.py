@@ -84,8 +84,8 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
     ==========================  =====================================
 
     ``param`` is used only by 'leaky_relu'.  An unknown nonlinearity, or a
-    leaky_relu slope that is not a real number (a bool, a string), raises
-    ValueError.
+    leaky_relu slope that is not a finite real number (a bool, a string, NaN,
+    inf), raises ValueError.
     """
     if not isinstance(nonlinearity, str) or nonlinearity not in _NONLINEARITIES:
         raise ValueError(
@@ -103,10 +103,13 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
     # leaky_relu
     if param is None:
         slope = 0.01
-    elif isinstance(param, (bool, np.bool_)) or not isinstance(param, numbers.Real):
-        raise ValueError("negative_slope %r is not a valid number" % (param,))
     else:
-        slope = float(param)
+        # as PyTorch's calculate_gain: a slope that is not a finite real number (a bool,
+        # a string, NaN, inf, too large for a float) is a ValueError
+        try:
+            slope = check_real(param, "negative_slope")
+        except (TypeError, ValueError):
+            raise ValueError("negative_slope %r is not a valid number" % (param,)) from None
     return math.sqrt(2.0 / (1 + slope**2))
 
 

@@ -13,6 +13,7 @@ read ``grad_weight`` / ``grad_bias`` after each backward.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, Literal, Mapping, Optional
 
 import numpy as np
@@ -73,12 +74,13 @@ class ReLU(Module):
     def __init__(self, *, num_threads: Optional[int] = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: Optional[ArrayLike] = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
-        xa = np.asarray(x)
-        self._x = xa
-        y: FloatArray = relu(xa, num_threads=self.num_threads)
+        # the function's input rules (TypeError for masked arrays, other libraries'
+        # arrays, ...): x is checked by the call, and kept only once accepted
+        y: FloatArray = relu(x, num_threads=self.num_threads)
+        self._x = x
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
@@ -120,12 +122,11 @@ class LeakyReLU(Module):
         super().__init__()
         self.alpha = check_real(alpha, "alpha")
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: Optional[ArrayLike] = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
-        xa = np.asarray(x)
-        self._x = xa
-        y: FloatArray = leaky_relu(xa, self.alpha, num_threads=self.num_threads)
+        y: FloatArray = leaky_relu(x, self.alpha, num_threads=self.num_threads)
+        self._x = x
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
@@ -265,7 +266,17 @@ class BatchNorm(Module):
     def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
         """Copy values from ``state`` (e.g. ``np.load(path)`` of an ``np.savez`` file)
         into the layer's arrays (keeping their dtype).  With ``strict``, the keys must
-        match :meth:`state_dict`'s exactly."""
+        match :meth:`state_dict`'s exactly.
+
+        Everything is checked before anything is assigned, so a failed call leaves the
+        layer unchanged: TypeError for a ``state`` that is not a mapping or a value of a
+        non-real dtype (complex, object, string: nothing is silently dropped);
+        ValueError for a wrong shape or a ``num_batches_tracked`` that is not a
+        non-negative integer; KeyError for mismatched keys (``strict``)."""
+        if not isinstance(state, Mapping) and not (
+                hasattr(state, "keys") and hasattr(state, "__getitem__")):
+            raise TypeError("state must be a mapping of names to arrays (e.g. state_dict() "
+                            "or np.load(path)), got %s" % type(state).__name__)
         names = self._state_names()
         keys = set(state.keys())
         missing = [n for n in names if n not in keys]
@@ -273,20 +284,45 @@ class BatchNorm(Module):
         if strict and (missing or unexpected):
             raise KeyError("state_dict mismatch: missing %s, unexpected %s"
                            % (missing, unexpected))
+        new: Dict[str, Any] = {}
         for name in names:
-            if name not in keys:
-                continue
-            value = np.asarray(state[name])
+            if name in keys:
+                new[name] = self._checked_state_value(name, state[name])
+        for name, value in new.items():  # all checked: now assign
             if name == "num_batches_tracked":
-                if value.shape != ():
-                    raise ValueError("num_batches_tracked must be a scalar, got shape %s"
-                                     % (value.shape,))
-                self.num_batches_tracked = int(value)
-                continue
-            if value.shape != (self.num_features,):
-                raise ValueError("%s has shape %s, expected (%d,)"
-                                 % (name, value.shape, self.num_features))
-            getattr(self, name)[...] = value
+                self.num_batches_tracked = value
+            else:
+                getattr(self, name)[...] = value
+
+    def _checked_state_value(self, name: str, raw: object) -> Any:
+        if isinstance(raw, np.ma.MaskedArray):
+            raise TypeError("%s: masked arrays are not supported" % name)
+        try:
+            value = np.asarray(raw)
+        except Exception as exc:
+            raise TypeError("%s: not an array (%s)" % (name, exc)) from None
+        if name == "num_batches_tracked":
+            if value.shape != ():
+                raise ValueError("num_batches_tracked must be a scalar, got shape %s"
+                                 % (value.shape,))
+            if value.dtype.kind == "f":
+                v = float(value)
+                if not (math.isfinite(v) and v == math.floor(v)):
+                    raise ValueError("num_batches_tracked must be an integer, got %r" % v)
+            elif value.dtype.kind not in "iu":
+                raise TypeError("num_batches_tracked must be an integer, got dtype %s"
+                                % value.dtype)
+            n = int(value)
+            if n < 0:
+                raise ValueError("num_batches_tracked must be >= 0, got %d" % n)
+            return n
+        if value.dtype.kind not in "fiu":
+            raise TypeError("%s has dtype %s; expected real numbers (float or int)"
+                            % (name, value.dtype))
+        if value.shape != (self.num_features,):
+            raise ValueError("%s has shape %s, expected (%d,)"
+                             % (name, value.shape, self.num_features))
+        return value
 
     def __repr__(self) -> str:
         return ("BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"

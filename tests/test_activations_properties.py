@@ -1,4 +1,9 @@
-"""Property tests: random shapes, strides, dtypes, alphas and special values."""
+"""Property tests: random shapes, strides, dtypes, alphas and special values.
+
+``CYRELU_HYPOTHESIS_PROFILE=sanitizer`` (tools/check_sanitizers.sh) runs a fifth of the
+examples: under ASan and UBSan everything runs several times slower."""
+
+import os
 
 import numpy as np
 import pytest
@@ -15,6 +20,13 @@ from reference import (  # noqa: E402
     relu_backward_ref,
     relu_ref,
 )
+
+_SCALE = 0.2 if os.environ.get("CYRELU_HYPOTHESIS_PROFILE") == "sanitizer" else 1.0
+
+
+def _examples(n):
+    return max(10, int(n * _SCALE))
+
 
 DTYPES = st.sampled_from([np.float16, np.float32, np.float64])
 
@@ -47,7 +59,7 @@ def arrays_and_views(draw, n_arrays=1):
 ALPHAS = st.one_of(st.floats(-4, 4, allow_nan=False), st.sampled_from([0.0, 1.0, 0.2, 0.01]))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=_examples(150), deadline=None)
 @given(arrays_and_views(1), ALPHAS)
 def test_forward_properties(arrays, alpha):
     (x,) = arrays
@@ -57,7 +69,7 @@ def test_forward_properties(arrays, alpha):
     assert_same_bits(cyrelu.leaky_relu(x, alpha), expected)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=_examples(150), deadline=None)
 @given(arrays_and_views(2), ALPHAS)
 def test_backward_properties(arrays, alpha):
     g, x = arrays
@@ -69,7 +81,7 @@ def test_backward_properties(arrays, alpha):
     assert_same_bits(cyrelu.leaky_relu_backward(g, x, alpha), expected)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=_examples(100), deadline=None)
 @given(arrays_and_views(1))
 def test_in_place_equals_out_of_place(arrays):
     (x,) = arrays

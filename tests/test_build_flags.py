@@ -7,7 +7,11 @@ installed wheel from elsewhere.
 """
 
 import importlib.util
+import os
 import pathlib
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -84,3 +88,88 @@ def test_optimisation_flags_keep_ieee_semantics(setup_mod):
         assert forbidden not in unix
     # no fused multiply-adds the source did not ask for: the same bits on every platform
     assert "-ffp-contract=off" in unix
+
+
+@pytest.mark.parametrize("level", ["0", "1", "2", "3"])
+def test_opt_level_env_sets_only_the_o_flag(setup_mod, level):
+    flags = setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: level})
+    assert flags == ["-O" + level] + setup_mod.optimisation_flags("unix")[1:]
+    assert setup_mod.optimisation_flags("msvc", {setup_mod.OPT_LEVEL_ENV: level}) == ["/O2"]
+
+
+@pytest.mark.parametrize("bad", ["fast", "4", "-O1", "s"])
+def test_opt_level_env_rejects_other_values(setup_mod, bad):
+    with pytest.raises(ValueError, match="CYRELU_OPT_LEVEL"):
+        setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: bad})
+
+
+# ---- the OpenMP probe uses the build's flags -------------------------------------------
+
+def test_probe_args_carry_cflags_and_ldflags_into_the_executable_link(setup_mod):
+    compiler_so = ["gcc", "-O3", "-fsanitize=address", "-fPIC"]
+    linker_so = ["gcc", "-shared", "-L/py/lib", "-fsanitize=address"]
+    env = {"CFLAGS": "-fsanitize=address --coverage", "LDFLAGS": "-Wl,-z,now"}
+    cargs, largs = setup_mod.probe_args(compiler_so, linker_so, ["-fopenmp"], ["-fopenmp"], env)
+    assert cargs == ["--coverage", "-fopenmp"]   # -fsanitize is already in compiler_so
+    assert "-shared" not in largs
+    for flag in ("-L/py/lib", "-fsanitize=address", "--coverage", "-Wl,-z,now", "-fopenmp"):
+        assert flag in largs
+    assert largs.count("-fsanitize=address") == 1
+    assert largs[-1] == "-fopenmp"
+
+
+def test_probe_args_for_an_uncustomised_compiler(setup_mod):
+    # no configured command lines (e.g. MSVC's object has none): the environment's flags
+    cargs, largs = setup_mod.probe_args(None, None, ["/openmp"], [], {"CFLAGS": "/Zi"})
+    assert cargs == ["/Zi", "/openmp"]
+    assert largs == ["/Zi"]
+
+
+def _real_compiler(env):
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    compiler = new_compiler()
+    old = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        customize_compiler(compiler)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    return compiler
+
+
+def _sanitizer_available():
+    cc = shutil.which("gcc")
+    if cc is None or not sys.platform.startswith("linux"):
+        return False
+    lib = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
+                         text=True).stdout.strip()
+    return os.path.isabs(lib) and os.path.exists(lib)
+
+
+@pytest.mark.skipif(not _sanitizer_available(), reason="needs gcc with libasan")
+def test_probe_succeeds_with_sanitizer_cflags(setup_mod):
+    env = dict(os.environ, CC="gcc", CFLAGS="-fsanitize=address,undefined",
+               LDFLAGS="-fsanitize=address,undefined")
+    env.pop(setup_mod.DISABLE_ENV, None)
+    compiler = _real_compiler(env)
+    flags = setup_mod.openmp_flags(compiler.compiler_type, sys.platform, env)
+    assert setup_mod.probe_openmp(compiler, *flags, env=env)
+    assert setup_mod.checked_openmp_flags(compiler, sys.platform, env) == flags
+
+
+@pytest.mark.skipif(not _sanitizer_available(), reason="needs gcc")
+def test_failed_probe_is_an_error_when_openmp_is_required(setup_mod):
+    # flags the linker cannot satisfy make the probe fail
+    env = dict(os.environ, CC="gcc", LDFLAGS="-lcyrelu-no-such-library")
+    env.pop(setup_mod.DISABLE_ENV, None)
+    compiler = _real_compiler(env)
+    assert not setup_mod.probe_openmp(compiler, ["-fopenmp"], ["-fopenmp"], env=env)
+    with pytest.raises(RuntimeError, match="CYRELU_REQUIRE_OPENMP"):
+        setup_mod.checked_openmp_flags(compiler, sys.platform,
+                                       dict(env, **{setup_mod.REQUIRE_ENV: "1"}))
+    with pytest.warns(UserWarning, match="serial"):
+        assert setup_mod.checked_openmp_flags(compiler, sys.platform, env) is None
