@@ -176,7 +176,8 @@ if __name__ == "__main__":
             "cyrelu." + os.path.splitext(os.path.basename(path))[0],
             [path],
             include_dirs=["include", numpy.get_include()],
-            depends=glob.glob(os.path.join("include", "cyrelu", "*.h")),
+            depends=glob.glob(os.path.join("include", "cyrelu", "*.h"))
+            + glob.glob(os.path.join("cyrelu", "cuda", "*.h")),
             define_macros=macros,
         )
         for path in pyx_files

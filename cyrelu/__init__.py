@@ -2,7 +2,7 @@
 
 Public API (see the README for the full semantics):
 
-    relu, leaky_relu, relu_backward, leaky_relu_backward
+    the activations and their gradients (cyrelu.activations: relu, leaky_relu, ...)
     batch_norm, batch_norm_backward
     nn (NumPy layers: ReLU, LeakyReLU, BatchNorm)
     dead_units, sparsity, fold_batch_norm
@@ -13,7 +13,8 @@ Public API (see the README for the full semantics):
 from cyrelu._version import __version__
 
 try:
-    from cyrelu.activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+    from cyrelu import activations as _activations
+    from cyrelu.activations import *  # noqa: F401,F403 (the activation table's functions)
     from cyrelu.batchnorm import batch_norm, batch_norm_backward
 except ImportError as exc:  # pragma: no cover - only a broken install gets here
     if "_activations" in str(exc) or "_parallel" in str(exc) or "_batchnorm" in str(exc):
@@ -32,10 +33,7 @@ _warn_cache_overrides()
 
 __all__ = [
     "__version__",
-    "relu",
-    "leaky_relu",
-    "relu_backward",
-    "leaky_relu_backward",
+    *_activations.__all__,
     "batch_norm",
     "batch_norm_backward",
     "nn",

@@ -7,8 +7,8 @@ from numpy.typing import NDArray
 
 _A = NDArray[np.floating[Any]]
 
-OP_RELU: int
-OP_LEAKY_RELU: int
+ACT_NONE: int
+ACTIVATIONS: dict[str, tuple[int, str, str]]
 
 def unary_flat(
     op: int, x: _A, y: _A, alpha: float, num_threads: int | None

@@ -34,8 +34,15 @@ cdef extern from "numpy/arrayobject.h":
 
 
 cdef extern from "cyrelu/activations.h" nogil:
-    int CYR_OP_RELU
-    int CYR_OP_LEAKY_RELU
+    # the activation table (cyrelu/cuda/activation_table.h)
+    int CYR_ACT_NONE
+    ctypedef struct cyr_act_info:
+        const char *name
+        int code
+        const char *params
+        const char *from_output
+    const cyr_act_info cyr_act_table[]
+    int CYR_ACT_TABLE_LEN
     void cyr_unary_f32(int op, const float *x, float *y, Py_ssize_t n, float a)
     void cyr_unary_f64(int op, const double *x, double *y, Py_ssize_t n, double a)
     void cyr_unary_strided_f32(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
@@ -67,8 +74,18 @@ ctypedef fused elem_t:
     float
     double
 
-OP_RELU = CYR_OP_RELU
-OP_LEAKY_RELU = CYR_OP_LEAKY_RELU
+# The activation table, as the C kernels were compiled with it: name -> (code, params,
+# from_output), in code order (read by cyrelu/_activation_table.py), and the code of no
+# activation (BatchNorm's activation=None).
+ACT_NONE = CYR_ACT_NONE
+ACTIVATIONS = {
+    cyr_act_table[i].name.decode("ascii"): (
+        cyr_act_table[i].code,
+        cyr_act_table[i].params.decode("ascii"),
+        cyr_act_table[i].from_output.decode("ascii"),
+    )
+    for i in range(CYR_ACT_TABLE_LEN)
+}
 
 # Chunk boundaries fall on multiples of this many elements (a 64-byte line for float32).
 cdef enum:
@@ -269,7 +286,7 @@ def unary_fast(int op, x, out, alpha, num_threads):
     if not _plain(x, -1):
         return None
     xa = <cnp.ndarray>x
-    if op != CYR_OP_RELU and not _fast_alpha(alpha, &a):
+    if not _fast_alpha(alpha, &a):
         return None
     res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
     if res is None:
@@ -291,7 +308,7 @@ def binary_fast(int op, g, x, out, alpha, num_threads):
     if not _plain(g, cnp.PyArray_TYPE(xa)) or not _same_shape(xa, <cnp.ndarray>g):
         return None
     ga = <cnp.ndarray>g
-    if op != CYR_OP_RELU and not _fast_alpha(alpha, &a):
+    if not _fast_alpha(alpha, &a):
         return None
     res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
     if res is None:

@@ -5,9 +5,6 @@ from typing import Optional
 import numpy as np
 from numpy.typing import NDArray
 
-ACT_NONE: int
-ACT_RELU: int
-ACT_LEAKY: int
 
 def uses_channel_layout(inner: int) -> bool: ...
 def batch_stats(

@@ -35,9 +35,6 @@ cnp.import_array()
 
 
 cdef extern from "cyrelu/batchnorm.h" nogil:
-    int CYR_BN_ACT_NONE
-    int CYR_BN_ACT_RELU
-    int CYR_BN_ACT_LEAKY
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
@@ -130,9 +127,7 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                             const double *mean, const double *k, const double *mdy,
                             const double *A, double a)
 
-ACT_NONE = CYR_BN_ACT_NONE
-ACT_RELU = CYR_BN_ACT_RELU
-ACT_LEAKY = CYR_BN_ACT_LEAKY
+# `act` arguments are codes of the activation table (cyrelu/_activation_table.py).
 
 cdef enum:
     # A channel's runs shorter than this use the row layout instead.

@@ -1,4 +1,4 @@
-"""ReLU and Leaky ReLU, forward and backward: the public functions.
+"""The activations, forward and backward: the public functions.
 
 Each function validates once, then calls the Cython entry points in
 ``cyrelu._activations``.  Semantics are PyTorch's (see the README):
@@ -10,7 +10,12 @@ relu                  x if x > 0 else 0            NaN -> NaN, -0.0 -> -0.0, -in
 leaky_relu            x if x > 0 else alpha*x      NaN -> NaN, any alpha (also > 1, < 0)
 relu_backward         g if x > 0 else 0            0 at x == 0; g where x is NaN
 leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x is NaN
+relu6                 min(max(x, 0), 6)            NaN -> NaN, -0.0 -> -0.0
+relu6_backward        g if 0 < x < 6 else 0        0 at x == 0 and x == 6; g where x is NaN
 ====================  ===========================  =================================
+
+Which activations exist, their codes and parameters come from the activation table
+(``cyrelu/_activation_table.py``, ``cyrelu/cuda/activation_table.h``).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from cyrelu import _activations as _k
+from cyrelu._activation_table import CODES as _CODES
 from cyrelu._backend import backend_for
 from cyrelu._layout import coalesce
 from cyrelu._validation import (
@@ -37,7 +43,18 @@ if TYPE_CHECKING:  # numpy.typing is not imported at run time (import cost)
     # array type (cyrelu/_backend.py), which the annotations do not spell out.
     FloatArray = NDArray[np.floating[Any]]
 
-__all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "relu_backward",
+    "leaky_relu_backward",
+    "relu6",
+    "relu6_backward",
+]
+
+_RELU = _CODES["relu"]
+_LEAKY_RELU = _CODES["leaky_relu"]
+_RELU6 = _CODES["relu6"]
 
 
 def relu(
@@ -61,13 +78,13 @@ def relu(
         ``out`` if given, else a new array.  ``x`` where ``x > 0``, else 0;
         NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
     """
-    y = _k.unary_fast(_k.OP_RELU, x, out, 0.0, num_threads)
+    y = _k.unary_fast(_RELU, x, out, 0.0, num_threads)
     if y is not None:
         return y
     be = backend_for(x, out)
     if be is not None:
         return cast("FloatArray", be.relu(x, out=out, num_threads=num_threads))
-    return _unary(_k.OP_RELU, x, out, 0.0, num_threads)
+    return _unary(_RELU, x, out, 0.0, num_threads)
 
 
 def leaky_relu(
@@ -86,14 +103,14 @@ def leaky_relu(
     NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     For float32 input, alpha is rounded to float32 (as PyTorch does).
     """
-    y = _k.unary_fast(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+    y = _k.unary_fast(_LEAKY_RELU, x, out, alpha, num_threads)
     if y is not None:
         return y
     be = backend_for(x, out)
     if be is not None:
         return cast("FloatArray", be.leaky_relu(x, alpha, out=out, num_threads=num_threads))
     alpha = check_real(alpha, "alpha")
-    return _unary(_k.OP_LEAKY_RELU, x, out, alpha, num_threads)
+    return _unary(_LEAKY_RELU, x, out, alpha, num_threads)
 
 
 def relu_backward(
@@ -111,7 +128,7 @@ def relu_backward(
     output instead of ``x`` gives the same result.  ``grad_output`` and ``x``
     must have the same shape and dtype (no broadcasting).
     """
-    y = _k.binary_fast(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+    y = _k.binary_fast(_RELU, grad_output, x, out, 0.0, num_threads)
     if y is not None:
         return y
     be = backend_for(grad_output, x, out)
@@ -119,7 +136,7 @@ def relu_backward(
         return cast(
             "FloatArray", be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
         )
-    return _binary(_k.OP_RELU, grad_output, x, out, 0.0, num_threads)
+    return _binary(_RELU, grad_output, x, out, 0.0, num_threads)
 
 
 def leaky_relu_backward(
@@ -137,7 +154,7 @@ def leaky_relu_backward(
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
     can stand in for ``x``.
     """
-    y = _k.binary_fast(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    y = _k.binary_fast(_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
     if y is not None:
         return y
     be = backend_for(grad_output, x, out)
@@ -147,7 +164,50 @@ def leaky_relu_backward(
             be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
         )
     alpha = check_real(alpha, "alpha")
-    return _binary(_k.OP_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    return _binary(_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+
+
+def relu6(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
+    """ReLU6, ``min(max(x, 0), 6)`` with PyTorch's semantics (``torch.nn.functional.relu6``).
+
+    NaN stays NaN and -0.0 stays -0.0 (as torch's ``hardtanh(x, 0, 6)``); -inf gives 0,
+    +inf gives 6.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
+    """
+    y = _k.unary_fast(_RELU6, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.relu6(x, out=out, num_threads=num_threads))
+    return _unary(_RELU6, x, out, 0.0, num_threads)
+
+
+def relu6_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`relu6`: ``grad_output`` where ``0 < x < 6``, else 0.
+
+    The gradient is 0 at exactly ``x == 0`` and ``x == 6`` (PyTorch's
+    ``hardtanh_backward``); where ``x`` is NaN it passes through (PyTorch's scalar code
+    does so; its vectorised code gives 0 there, so torch itself depends on the position).
+    Passing the forward's output instead of ``x`` gives the same result.
+    """
+    y = _k.binary_fast(_RELU6, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray", be.relu6_backward(grad_output, x, out=out, num_threads=num_threads)
+        )
+    return _binary(_RELU6, grad_output, x, out, 0.0, num_threads)
 
 
 # ---- shared machinery --------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Literal, Optional, Tuple, Union, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cyrelu import _batchnorm as _k
+from cyrelu import _activation_table as _table, _batchnorm as _k
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
     HALF,
@@ -37,10 +37,11 @@ _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
 _PER_CHANNEL_DTYPES = (_F32, _F64)
 
-Activation = Optional[Literal["relu", "leaky_relu"]]
+# None or an activation's name from the table (cyrelu/_activation_table.py)
+Activation = Optional[str]
 FloatArray = NDArray[np.floating]
 
-_ACTS = {None: _k.ACT_NONE, "relu": _k.ACT_RELU, "leaky_relu": _k.ACT_LEAKY}
+_ACTS = _table.CODES  # activation name (None: none) -> the kernels' code
 
 
 # ---- public functions ---------------------------------------------------------------
@@ -143,8 +144,10 @@ def batch_norm(
     momentum : float in [0, 1];  eps : float > 0
     axis : int
         Channel axis, negative allowed.
-    activation : None, "relu" or "leaky_relu"
-        Applied to the normalised output in the same pass (``alpha`` for leaky).
+    activation : None or an activation's name
+        Any elementwise activation of :mod:`cyrelu.activations` ("relu",
+        "leaky_relu", ...), applied to the normalised output in the same pass
+        (``alpha`` is leaky_relu's parameter).
     out : ndarray, optional
         Writable array of ``x``'s shape and dtype (``out=x`` works in place).
     return_stats : bool
@@ -264,7 +267,7 @@ def batch_norm_backward(
     invstd64 = _per_channel(save_invstd, "save_invstd", C)
     w64 = _per_channel(weight, "weight", C, default=1.0)
     ya = None
-    if act != _k.ACT_NONE:
+    if act != _table.NONE:
         if output is None:
             raise ValueError("output (the forward's result) is required with activation=%r"
                              % activation)
@@ -324,12 +327,7 @@ def _normalize_axis(axis: object, ndim: int) -> int:
 
 
 def _activation(activation: object) -> int:
-    try:
-        return int(_ACTS[activation])  # type: ignore[index]
-    except (KeyError, TypeError):
-        raise ValueError(
-            "activation must be None, 'relu' or 'leaky_relu', got %r" % (activation,)
-        ) from None
+    return _table.code(activation)
 
 
 def _channel_axis(shape: Tuple[int, ...], axis: object) -> Tuple[int, int]:
@@ -364,10 +362,10 @@ def _backward_args(shape: Tuple[int, ...], axis: object, activation: object,
     ax, C = _channel_axis(shape, axis)
     act = _activation(activation)
     alpha_ = check_real(alpha, "alpha")
-    if act == _k.ACT_LEAKY and not alpha_ > 0.0:
+    if act != _table.NONE and not _table.grad_from_output(str(activation), alpha_):
         raise ValueError(
-            "the fused leaky_relu backward needs alpha > 0 (the output's sign must be the "
-            "input's), got alpha=%r" % alpha_
+            "the fused %s backward needs alpha > 0 (the output's sign must be the "
+            "input's), got alpha=%r" % (activation, alpha_)
         )
     return ax, C, act, alpha_
 

@@ -18,11 +18,19 @@ from typing import Any, Dict, Literal, Mapping, Optional
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from cyrelu.activations import leaky_relu, leaky_relu_backward, relu, relu_backward
+from cyrelu import _activation_table
+from cyrelu.activations import (
+    leaky_relu,
+    leaky_relu_backward,
+    relu,
+    relu6,
+    relu6_backward,
+    relu_backward,
+)
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
 from cyrelu._validation import check_real
 
-__all__ = ["Module", "ReLU", "LeakyReLU", "BatchNorm"]
+__all__ = ["Module", "ReLU", "ReLU6", "LeakyReLU", "BatchNorm"]
 
 FloatArray = NDArray[np.floating]
 
@@ -82,6 +90,29 @@ class ReLU(Module):
         return "ReLU()"
 
 
+class ReLU6(Module):
+    """``min(max(x, 0), 6)`` (see :func:`cyrelu.relu6`); backward needs the last forward's input."""
+
+    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        self._x = xa
+        y: FloatArray = relu6(xa, num_threads=self.num_threads)
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = relu6_backward(grad_output, self._saved(self._x),
+                                       num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "ReLU6()"
+
+
 class LeakyReLU(Module):
     """``x if x > 0 else alpha * x`` (see :func:`cyrelu.leaky_relu`)."""
 
@@ -135,7 +166,7 @@ class BatchNorm(Module):
         momentum: float = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        activation: Optional[Literal["relu", "leaky_relu"]] = None,
+        activation: Optional[str] = None,
         alpha: float = 0.2,
         dtype: DTypeLike = np.float32,
         num_threads: Optional[int] = None,
@@ -153,9 +184,7 @@ class BatchNorm(Module):
             raise ValueError("eps must be > 0, got %r" % eps)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-        if activation not in (None, "relu", "leaky_relu"):
-            raise ValueError("activation must be None, 'relu' or 'leaky_relu', got %r"
-                             % (activation,))
+        _activation_table.code(activation)  # ValueError unless None or a table name
         self.num_features = int(num_features)
         self.axis = axis
         self.eps = eps

@@ -26,6 +26,9 @@ from cyrelu._validation import check_float_dtype, check_real, check_same
 from cyrelu.batchnorm import _backward_args, _forward_args
 from cyrelu.diagnostics import _dead_units_args, _normalise_axis, _threshold_in
 from cyrelu.cuda import _loader
+from cyrelu import _activation_table
+
+_ACT = _activation_table.CODES  # activation name (None: none) -> kernel code
 
 __all__ = [
     "relu",
@@ -214,24 +217,48 @@ def _elementwise(kind, op, inputs, out, alpha, num_threads):
 
 def relu(x, out=None, num_threads=None):
     """:func:`cyrelu.relu` for CuPy arrays."""
-    return _elementwise("unary", 0, (x,), out, 0.0, num_threads)
+    return _elementwise("unary", _ACT["relu"], (x,), out, 0.0, num_threads)
 
 
 def leaky_relu(x, alpha=0.2, out=None, num_threads=None):
     """:func:`cyrelu.leaky_relu` for CuPy arrays (alpha rounded to float32 for float16/32)."""
     alpha = check_real(alpha, "alpha")
-    return _elementwise("unary", 1, (x,), out, alpha, num_threads)
+    return _elementwise("unary", _ACT["leaky_relu"], (x,), out, alpha, num_threads)
 
 
 def relu_backward(grad_output, x, out=None, num_threads=None):
     """:func:`cyrelu.relu_backward` for CuPy arrays."""
-    return _elementwise("binary", 0, (grad_output, x), out, 0.0, num_threads)
+    return _elementwise("binary", _ACT["relu"], (grad_output, x), out, 0.0, num_threads)
 
 
 def leaky_relu_backward(grad_output, x, alpha=0.2, out=None, num_threads=None):
     """:func:`cyrelu.leaky_relu_backward` for CuPy arrays."""
     alpha = check_real(alpha, "alpha")
-    return _elementwise("binary", 1, (grad_output, x), out, alpha, num_threads)
+    return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha,
+                        num_threads)
+
+
+def _table_functions(name):
+    """``name`` and ``name_backward`` for an activation of the table without a parameter
+    (the table's other activations have their own functions above)."""
+    code = _ACT[name]
+
+    def forward(x, out=None, num_threads=None):
+        return _elementwise("unary", code, (x,), out, 0.0, num_threads)
+
+    def backward(grad_output, x, out=None, num_threads=None):
+        return _elementwise("binary", code, (grad_output, x), out, 0.0, num_threads)
+
+    forward.__name__, backward.__name__ = name, name + "_backward"
+    forward.__doc__ = ":func:`cyrelu.%s` for CuPy arrays." % name
+    backward.__doc__ = ":func:`cyrelu.%s_backward` for CuPy arrays." % name
+    return forward, backward
+
+
+for _name, _entry in _activation_table.TABLE.items():
+    if _name not in globals() and not _entry.params:
+        globals()[_name], globals()[_name + "_backward"] = _table_functions(_name)
+        __all__ += [_name, _name + "_backward"]
 
 
 # ---- per-channel machinery (BatchNorm and the diagnostics) ---------------------------
@@ -470,7 +497,7 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
     si = _per_channel(save_invstd, "save_invstd", C, dev)
     w = _per_channel(weight, "weight", C, dev)
     yo = None
-    if act != 0:
+    if act != _ACT[None]:
         if output is None:
             raise ValueError("output (the forward's result) is required with activation=%r"
                              % activation)

@@ -18,6 +18,8 @@ import os
 import re
 import threading
 
+from cyrelu._activation_table import CODES as _ACT_CODES, NONE as _ACT_NONE
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # C++ spellings of the element types, by NumPy dtype name.
@@ -32,15 +34,17 @@ _PARAM_TYPES = ("float", "double")
 # reduction (MODE, ACT) pairs, apply (MODE, ACT) pairs; see batchnorm.cu
 RED_STATS, RED_GRAD, RED_ALIVE, RED_ZEROS = 0, 1, 2, 3
 APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL = 0, 1, 2
-ACT_CODES = {None: 0, "relu": 1, "leaky_relu": 2}
-_RED_PAIRS = ((RED_STATS, 0), (RED_GRAD, 0), (RED_GRAD, 1), (RED_GRAD, 2), (RED_ALIVE, 0),
-              (RED_ZEROS, 0))
+# activation codes (the activation table's; None: no activation)
+ACT_CODES = dict(_ACT_CODES)
+_OPS = tuple(c for c in ACT_CODES.values() if c != _ACT_NONE)
+_RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE)) + tuple(
+    (RED_GRAD, op) for op in _OPS) + ((RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
 
 
 def _names():
     ew = []
     for t in _TYPES:
-        for op in (0, 1):
+        for op in _OPS:
             for k in ("unary_flat", "binary_flat", "unary_strided", "binary_strided"):
                 ew.append("%s<%s, %d>" % (k, t, op))
     bn = []
@@ -52,7 +56,7 @@ def _names():
                 bn.append("reduce_nc<%s, %d, %d, %s>" % (t, mode, act, index))
         bn.append("eval_coef<%s>" % t)
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
-            for act in (0, 1, 2):
+            for act in (_ACT_NONE,) + _OPS:
                 bn.append("apply<%s, %d, %d>" % (t, mode, act))
     return {"elementwise.cu": tuple(ew), "batchnorm.cu": tuple(bn)}
 
@@ -91,16 +95,12 @@ _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.M)
 
 
 def source(name):
-    """The source of ``name`` with its local ``#include "..."`` lines inlined (NVRTC then
-    needs no include path)."""
+    """The source of ``name`` with its local ``#include "..."`` lines inlined, recursively
+    (NVRTC then needs no include path; the activation table, activation_table.h, is
+    reached through common.cuh)."""
     with open(os.path.join(HERE, name)) as fh:
         text = fh.read()
-
-    def inline(match):
-        with open(os.path.join(HERE, match.group(1))) as fh:
-            return fh.read()
-
-    return _INCLUDE.sub(inline, text)
+    return _INCLUDE.sub(lambda m: source(m.group(1)), text)
 
 
 def group(expr):

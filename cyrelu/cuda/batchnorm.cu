@@ -44,9 +44,8 @@
  */
 #include "common.cuh"
 
-#define CYR_ACT_NONE 0
-#define CYR_ACT_RELU 1
-#define CYR_ACT_LEAKY 2
+/* ACT: the fused activation, a CYR_ACT_* code of the activation table (common.cuh);
+ * CYR_ACT_NONE for none. */
 
 #define CYR_RED_STATS 0
 #define CYR_RED_GRAD 1
@@ -66,16 +65,12 @@
 #define CYR_PART 3
 
 template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a) {
-    if (ACT == CYR_ACT_RELU) return cyr_fwd<CYR_OP_RELU>(v, a);
-    if (ACT == CYR_ACT_LEAKY) return cyr_fwd<CYR_OP_LEAKY>(v, a);
-    return v;
+    return cyr_fwd<ACT>(v, a);
 }
 
-/* dy gated by the activation, on the forward's output y: relu_backward / leaky_relu_backward. */
+/* dy gated by the activation, on the forward's output y (its derivative read there). */
 template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A a) {
-    if (ACT == CYR_ACT_RELU) return cyr_bwd<CYR_OP_RELU>(g, y, a);
-    if (ACT == CYR_ACT_LEAKY) return cyr_bwd<CYR_OP_LEAKY>(g, y, a);
-    return g;
+    return cyr_bwd<ACT>(g, y, a);
 }
 
 __device__ __forceinline__ bool cyr_finite(double v) { return v - v == 0.0; }

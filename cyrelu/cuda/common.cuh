@@ -164,22 +164,48 @@ __device__ __forceinline__ bool cyr_gt0(double v) { return v > 0.0; }
 __device__ __forceinline__ bool cyr_le0(double v) { return v <= 0.0; }
 __device__ __forceinline__ bool cyr_le(double v, double t) { return v <= t; }
 
-/* The math of one element: the same expressions as include/cyrelu/activations_template.h.
- * Written as comparisons, never fmaxf: fmaxf(NaN, 0) is 0, and ReLU must keep NaN
- * (and -0.0).  NaN compares false, so relu(NaN) = NaN, relu_backward passes g where
- * x is NaN, and the leaky pair take the alpha branch. */
-#define CYR_OP_RELU 0
-#define CYR_OP_LEAKY 1
+/* General compares on the bit pattern: ordered (false when either is NaN), -0.0 == 0.0. */
+__device__ __forceinline__ bool cyr_lt(float v, float t) {
+    return !cyr_isnan(v) && !cyr_isnan(t) && cyr_order_key(v) < cyr_order_key(t);
+}
+__device__ __forceinline__ bool cyr_lt(double v, double t) { return v < t; }
 
+/* The math of one element: the activation table's (activation_table.h,
+ * activation_math.h; the C kernels expand the same macros).  Its primitives here are
+ * the bit-level compares above and cyr_mul, so no flush-to-zero flag changes a result;
+ * never fmaxf: fmaxf(NaN, 0) is 0, and ReLU must keep NaN (and -0.0). */
+#include "activation_table.h"
+
+#define CYR_K(c) A(c)
+#define CYR_SEL(CMP, x, c, t, f) (CYR_CMP_##CMP((x), A(c)) ? (t) : (f))
+#define CYR_CMP_LT(x, c) cyr_lt(x, c)
+#define CYR_CMP_LE(x, c) cyr_le(x, c)
+#define CYR_CMP_GT(x, c) cyr_lt(c, x)
+#define CYR_CMP_GE(x, c) cyr_le(c, x)
+#define CYR_MUL(a, b) cyr_mul((a), (b))
+
+/* OP: a CYR_ACT_* code; CYR_ACT_NONE (BatchNorm's no activation) is the identity. */
+#define CYR_FWD_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a);
+#define CYR_BWD_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_BWD_##name(g, v, a);
 template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a) {
-    if (OP == CYR_OP_RELU) return cyr_lt0(v) ? A(0) : v;
-    return cyr_gt0(v) ? v : cyr_mul(a, v);
+    (void)a;
+    switch (OP) {
+    CYR_ACTIVATIONS(CYR_FWD_CASE_)
+    default: return v;
+    }
 }
 
 template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a) {
-    if (OP == CYR_OP_RELU) return cyr_le0(v) ? A(0) : g;
-    return cyr_gt0(v) ? g : cyr_mul(a, g);
+    (void)a;
+    switch (OP) {
+    CYR_ACTIVATIONS(CYR_BWD_CASE_)
+    default: return g;
+    }
 }
+#undef CYR_FWD_CASE_
+#undef CYR_BWD_CASE_
 
 /* Grid-stride loop helpers: 64-bit indices throughout (arrays may exceed 2**31). */
 __device__ __forceinline__ long long cyr_tid() {

@@ -1,6 +1,6 @@
-/* ReLU / Leaky ReLU, forward and backward, for float, double and float16 (math in float).
+/* The activations, forward and backward, for float, double and float16 (math in float).
  *
- * Kernels (T = float | double | cyr_half, OP = CYR_OP_RELU | CYR_OP_LEAKY):
+ * Kernels (T = float | double | cyr_half, OP = a CYR_ACT_* code of activation_table.h):
  *
  *   unary_flat<T, OP>(x, y, n, head, alpha)          y = f(x), contiguous
  *   binary_flat<T, OP>(g, x, out, n, head, alpha)    out = f'(x) * g, contiguous

@@ -1,22 +1,41 @@
-/* ReLU and Leaky ReLU, forward and backward, for float16, float and double.
+/* The elementwise activations, forward and backward, for float16, float and double.
  *
- * The kernel bodies live once, in activations_template.h, which is included
- * twice below with CYR_T / CYR_SUFFIX set to (float, f32) and (double, f64).
- *
- * Semantics are PyTorch's (aten threshold / leaky_relu and their backwards):
- *   relu(x)                = x < 0 ? 0 : x           NaN stays NaN, -0.0 stays -0.0
- *   leaky_relu(x, a)       = x > 0 ? x : a * x        NaN stays NaN, any a
- *   relu_backward(g, x)    = x <= 0 ? 0 : g           gradient 0 at x == 0, g where x is NaN
- *   leaky_backward(g, x, a)= x > 0 ? g : a * g        a*g at x == 0 and where x is NaN
+ * Which activations exist, their op codes (CYR_ACT_*) and their math are declared once,
+ * in cyrelu/cuda/activation_table.h and activation_math.h (shared with the CUDA
+ * kernels).  The kernel bodies live once, in activations_template.h, instantiated per
+ * (type, instruction set) by instantiate.h; they choose the activation by a switch over
+ * the table's codes.  Semantics are PyTorch's; see activation_math.h.
  */
 #ifndef CYRELU_ACTIVATIONS_H
 #define CYRELU_ACTIVATIONS_H
 
 #include "common.h"
 
-/* Operation codes shared with the Cython layer (cyrelu/_activations.pxd). */
-#define CYR_OP_RELU 0
-#define CYR_OP_LEAKY_RELU 1
+/* The table: CYR_ACTIVATIONS(X), the codes CYR_ACT_*, the math CYR_FWD_* / CYR_BWD_*.
+ * The Cython layer (cyrelu/_activations.pyx) reads the codes and cyr_act_table below. */
+#include "../../cyrelu/cuda/activation_table.h"
+
+/* The math's primitives for scalar C (see activation_math.h): plain IEEE compares in
+ * the template's type CYR_T (the float copy's for float16). */
+#define CYR_CMP_LT <
+#define CYR_CMP_LE <=
+#define CYR_CMP_GT >
+#define CYR_CMP_GE >=
+#define CYR_SEL(CMP, x, c, t, f) ((x) CYR_CMP_##CMP (CYR_T)(c) ? (t) : (f))
+#define CYR_K(c) ((CYR_T)(c))
+#define CYR_MUL(a, b) ((a) * (b))
+
+/* The table for Python: one entry per activation, in code order. */
+typedef struct {
+    const char *name;
+    int code;
+    const char *params;
+    const char *from_output;
+} cyr_act_info;
+#define CYR_ACT_INFO_(name, NAME, code, params, from_output) {#name, code, params, from_output},
+static const cyr_act_info cyr_act_table[] = {CYR_ACTIVATIONS(CYR_ACT_INFO_)};
+#undef CYR_ACT_INFO_
+#define CYR_ACT_TABLE_LEN ((int)(sizeof cyr_act_table / sizeof cyr_act_table[0]))
 
 /* One copy of the template per (type, ISA): CYR_SUFFIX names it, CYR_TARGET is the
  * function attribute that selects the instruction set. */

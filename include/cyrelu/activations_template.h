@@ -8,7 +8,7 @@
  *   contiguous, output written over one of the inputs (in place)
  *   strided, byte strides of any sign (the output may be an input)
  * and one function per shape that picks the operation and the aliasing case:
- *   cyr_unary_S(op, x, y, n, alpha)        y = f(x)       (relu ignores alpha)
+ *   cyr_unary_S(op, x, y, n, alpha)        y = f(x)       (op: a CYR_ACT_* code)
  *   cyr_binary_S(op, g, x, out, n, alpha)  out = f'(x) * g
  * plus their _strided twins.  Exact aliasing (out == x or out == g) is allowed;
  * partial overlap is resolved by the caller.
@@ -55,12 +55,17 @@
 #define CYR_H_MUL(a, b) _mm512_mul_ps((a), (b))
 #define CYR_H_SEL(cmp, x, y, t, f) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (y), cmp), (f), (t))
 #endif
-/* relu: v < 0 ? 0 : v;  leaky: v > 0 ? v : a * v  (activations.h) */
-#define CYR_H_RELU(v) CYR_H_SEL(_CMP_LT_OQ, v, z, z, v)
-#define CYR_H_LEAKY(v) CYR_H_SEL(_CMP_GT_OQ, v, z, v, CYR_H_MUL(av, v))
-/* relu': x <= 0 ? 0 : g;  leaky': x > 0 ? g : a * g */
-#define CYR_H_RELU_BW(gv, v) CYR_H_SEL(_CMP_LE_OQ, v, z, z, gv)
-#define CYR_H_LEAKY_BW(gv, v) CYR_H_SEL(_CMP_GT_OQ, v, z, gv, CYR_H_MUL(av, gv))
+/* The table's math on vectors (activation_math.h): ordered compares, so NaN takes the
+ * scalar code's branch. */
+#pragma push_macro("CYR_SEL")
+#pragma push_macro("CYR_K")
+#pragma push_macro("CYR_MUL")
+#undef CYR_SEL
+#undef CYR_K
+#undef CYR_MUL
+#define CYR_K(c) CYR_H_SET1((float)(c))
+#define CYR_SEL(CMP, x, c, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, CYR_K(c), t, f)
+#define CYR_MUL(a, b) CYR_H_MUL((a), (b))
 #define CYR_H_LOOP(STORE, EXPR)                                                            \
     for (; i + CYR_HW <= n; i += CYR_HW) {                                                 \
         const CYR_HV v = CYR_H_LOAD(x + i);                                                \
@@ -72,44 +77,52 @@
         STORE(y + i, EXPR);                                                                \
     }
 
+#define CYR_H_UNARY_CASE_(name, NAME, code, params, from_output)                          \
+    case CYR_ACT_##NAME:                                                                   \
+        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_FWD_##name(v, av)) }                    \
+        else { CYR_H_LOOP(CYR_H_STORE, CYR_FWD_##name(v, av)) }                            \
+        for (; i < n; ++i)                                                                 \
+            y[i] = cyr_f2h_scalar(CYR_F32(name##_elem)(cyr_h2f_scalar(x[i]), a));          \
+        break;
+#define CYR_H_BINARY_CASE_(name, NAME, code, params, from_output)                         \
+    case CYR_ACT_##NAME:                                                                   \
+        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_BWD_##name(gv, v, av)) }               \
+        else { CYR_H_LOOP2(CYR_H_STORE, CYR_BWD_##name(gv, v, av)) }                       \
+        for (; i < n; ++i)                                                                 \
+            y[i] = cyr_f2h_scalar(CYR_F32(name##_backward_elem)(cyr_h2f_scalar(g[i]),      \
+                                                                cyr_h2f_scalar(x[i]), a));  \
+        break;
+
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
                                                  Py_ssize_t n, float a, int stream) {
-    const CYR_HV z = CYR_H_ZERO(), av = CYR_H_SET1(a);
+    const CYR_HV av = CYR_H_SET1(a);
     Py_ssize_t i = 0;
     (void)av;
-    if (op == CYR_OP_RELU) {
-        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_H_RELU(v)) }
-        else { CYR_H_LOOP(CYR_H_STORE, CYR_H_RELU(v)) }
-    } else {
-        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_H_LEAKY(v)) }
-        else { CYR_H_LOOP(CYR_H_STORE, CYR_H_LEAKY(v)) }
-    }
-    for (; i < n; ++i) {
-        const float v = cyr_h2f_scalar(x[i]);
-        y[i] = cyr_f2h_scalar(op == CYR_OP_RELU ? CYR_F32(relu_elem)(v, a)
-                                                : CYR_F32(leaky_relu_elem)(v, a));
+    switch (op) {
+    CYR_ACTIVATIONS(CYR_H_UNARY_CASE_)
+    default: break;
     }
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
                                                   cyr_half *y, Py_ssize_t n, float a,
                                                   int stream) {
-    const CYR_HV z = CYR_H_ZERO(), av = CYR_H_SET1(a);
+    const CYR_HV av = CYR_H_SET1(a);
     Py_ssize_t i = 0;
     (void)av;
-    if (op == CYR_OP_RELU) {
-        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_H_RELU_BW(gv, v)) }
-        else { CYR_H_LOOP2(CYR_H_STORE, CYR_H_RELU_BW(gv, v)) }
-    } else {
-        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_H_LEAKY_BW(gv, v)) }
-        else { CYR_H_LOOP2(CYR_H_STORE, CYR_H_LEAKY_BW(gv, v)) }
-    }
-    for (; i < n; ++i) {
-        const float gv = cyr_h2f_scalar(g[i]), v = cyr_h2f_scalar(x[i]);
-        y[i] = cyr_f2h_scalar(op == CYR_OP_RELU ? CYR_F32(relu_backward_elem)(gv, v, a)
-                                                : CYR_F32(leaky_relu_backward_elem)(gv, v, a));
+    switch (op) {
+    CYR_ACTIVATIONS(CYR_H_BINARY_CASE_)
+    default: break;
     }
 }
+#undef CYR_H_UNARY_CASE_
+#undef CYR_H_BINARY_CASE_
+#undef CYR_SEL
+#undef CYR_K
+#undef CYR_MUL
+#pragma pop_macro("CYR_SEL")
+#pragma pop_macro("CYR_K")
+#pragma pop_macro("CYR_MUL")
 #undef CYR_HV
 #undef CYR_HW
 #undef CYR_H_LOAD
@@ -119,10 +132,6 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_ZERO
 #undef CYR_H_MUL
 #undef CYR_H_SEL
-#undef CYR_H_RELU
-#undef CYR_H_LEAKY
-#undef CYR_H_RELU_BW
-#undef CYR_H_LEAKY_BW
 #undef CYR_H_LOOP
 #undef CYR_H_LOOP2
 #else /* the baseline copy: tiles through L1 */
@@ -212,34 +221,56 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const cyr_half *g, const cyr
 #undef CYR_HT
 
 /* Strided: element by element through the exact portable conversions. */
+#define CYR_H_UNARY_CASE_(name, NAME, code, params, from_output)                          \
+    case CYR_ACT_##NAME:                                                                   \
+        for (Py_ssize_t i = 0; i < n; ++i) {                                               \
+            const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));               \
+            *(cyr_half *)(y + i * sy) = cyr_f2h_scalar(CYR_F32(name##_elem)(v, a));        \
+        }                                                                                  \
+        break;
+#define CYR_H_BINARY_CASE_(name, NAME, code, params, from_output)                         \
+    case CYR_ACT_##NAME:                                                                   \
+        for (Py_ssize_t i = 0; i < n; ++i) {                                               \
+            const float gv = cyr_h2f_scalar(*(const cyr_half *)(g + i * sg));              \
+            const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));               \
+            *(cyr_half *)(out + i * so) =                                                  \
+                cyr_f2h_scalar(CYR_F32(name##_backward_elem)(gv, v, a));                   \
+        }                                                                                  \
+        break;
+
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
                                                    char *y, Py_ssize_t sy, Py_ssize_t n,
                                                    float a) {
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));
-        const float r = op == CYR_OP_RELU ? CYR_F32(relu_elem)(v, a) : CYR_F32(leaky_relu_elem)(v, a);
-        *(cyr_half *)(y + i * sy) = cyr_f2h_scalar(r);
+    switch (op) {
+    CYR_ACTIVATIONS(CYR_H_UNARY_CASE_)
+    default: break;
     }
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
                                                     const char *x, Py_ssize_t sx, char *out,
                                                     Py_ssize_t so, Py_ssize_t n, float a) {
-    for (Py_ssize_t i = 0; i < n; ++i) {
-        const float gv = cyr_h2f_scalar(*(const cyr_half *)(g + i * sg));
-        const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));
-        const float r = op == CYR_OP_RELU ? CYR_F32(relu_backward_elem)(gv, v, a)
-                                          : CYR_F32(leaky_relu_backward_elem)(gv, v, a);
-        *(cyr_half *)(out + i * so) = cyr_f2h_scalar(r);
+    switch (op) {
+    CYR_ACTIVATIONS(CYR_H_BINARY_CASE_)
+    default: break;
     }
 }
+#undef CYR_H_UNARY_CASE_
+#undef CYR_H_BINARY_CASE_
 
 #else /* float and double */
-/* ---- the math of one element ------------------------------------------------ */
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_elem)(CYR_T v, CYR_C a) { (void)a; return v < (CYR_T)0 ? (CYR_T)0 : v; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_elem)(CYR_T v, CYR_C a) { return v > (CYR_T)0 ? v : a * v; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(relu_backward_elem)(CYR_T g, CYR_T v, CYR_C a) { (void)a; return v <= (CYR_T)0 ? (CYR_T)0 : g; }
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(leaky_relu_backward_elem)(CYR_T g, CYR_T v, CYR_C a) { return v > (CYR_T)0 ? g : a * g; }
+/* ---- the math of one element: the table's (activation_math.h) ---------------- */
+#define CYR_ELEM_(name, NAME, code, params, from_output)                                  \
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_elem)(CYR_T v, CYR_C a) {                      \
+    (void)a;                                                                               \
+    return CYR_FWD_##name(v, a);                                                           \
+}                                                                                          \
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_backward_elem)(CYR_T g, CYR_T v, CYR_C a) {    \
+    (void)a;                                                                               \
+    return CYR_BWD_##name(g, v, a);                                                        \
+}
+CYR_ACTIVATIONS(CYR_ELEM_)
+#undef CYR_ELEM_
 
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_UNARY_LOOPS(op)                                                                    \
@@ -277,10 +308,11 @@ CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, 
                                                        *(const CYR_T *)(x + i * sx), a);       \
 }
 
-CYR_UNARY_LOOPS(relu)
-CYR_UNARY_LOOPS(leaky_relu)
-CYR_BINARY_LOOPS(relu_backward)
-CYR_BINARY_LOOPS(leaky_relu_backward)
+#define CYR_LOOPS_(name, NAME, code, params, from_output)                                 \
+    CYR_UNARY_LOOPS(name)                                                                  \
+    CYR_BINARY_LOOPS(name##_backward)
+CYR_ACTIVATIONS(CYR_LOOPS_)
+#undef CYR_LOOPS_
 
 #undef CYR_UNARY_LOOPS
 #undef CYR_BINARY_LOOPS
@@ -288,16 +320,20 @@ CYR_BINARY_LOOPS(leaky_relu_backward)
 /* ---- per-operation choice, contiguous out of place ----------------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRICT x,
                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a) {
-    if (op == CYR_OP_RELU) CYR_NAME(relu)(x, y, n, a);
-    else CYR_NAME(leaky_relu)(x, y, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name)(x, y, n, a); break;
+    switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTRICT g,
                                                   const CYR_T *CYR_RESTRICT x,
                                                   CYR_T *CYR_RESTRICT out, Py_ssize_t n,
                                                   CYR_C a) {
-    if (op == CYR_OP_RELU) CYR_NAME(relu_backward)(g, x, out, n, a);
-    else CYR_NAME(leaky_relu_backward)(g, x, out, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward)(g, x, out, n, a); break;
+    switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
 }
 
 #if CYR_HAVE_STREAM
@@ -347,8 +383,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_REST
 CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n,
                                            CYR_C a) {
     if ((const CYR_T *)y == x) {
-        if (op == CYR_OP_RELU) CYR_NAME(relu_inplace)(y, n, a);
-        else CYR_NAME(leaky_relu_inplace)(y, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_inplace)(y, n, a); break;
+        switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
     } else if (CYR_STREAMS(n)) {
         CYR_NAME(unary_stream)(op, x, y, n, a);
     } else {
@@ -359,18 +397,24 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
                                                    char *y, Py_ssize_t sy, Py_ssize_t n,
                                                    CYR_C a) {
-    if (op == CYR_OP_RELU) CYR_NAME(relu_strided)(x, sx, y, sy, n, a);
-    else CYR_NAME(leaky_relu_strided)(x, sx, y, sy, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_strided)(x, sx, y, sy, n, a); break;
+    switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x,
                                             CYR_T *out, Py_ssize_t n, CYR_C a) {
     if ((const CYR_T *)out == g) {
-        if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_g)(out, x, n, a);
-        else CYR_NAME(leaky_relu_backward_inplace_g)(out, x, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_g)(out, x, n, a); break;
+        switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
     } else if ((const CYR_T *)out == x) {
-        if (op == CYR_OP_RELU) CYR_NAME(relu_backward_inplace_x)(g, out, n, a);
-        else CYR_NAME(leaky_relu_backward_inplace_x)(g, out, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_x)(g, out, n, a); break;
+        switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
     } else if (CYR_STREAMS(n)) {
         CYR_NAME(binary_stream)(op, g, x, out, n, a);
     } else {
@@ -381,8 +425,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
                                                     const char *x, Py_ssize_t sx, char *out,
                                                     Py_ssize_t so, Py_ssize_t n, CYR_C a) {
-    if (op == CYR_OP_RELU) CYR_NAME(relu_backward_strided)(g, sg, x, sx, out, so, n, a);
-    else CYR_NAME(leaky_relu_backward_strided)(g, sg, x, sx, out, so, n, a);
+#define CYR_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_strided)(g, sg, x, sx, out, so, n, a); break;
+    switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
+#undef CYR_CASE_
 }
 
 #undef CYR_STREAMS

@@ -33,10 +33,13 @@
 #include "common.h"
 #include "activations.h"
 
-/* Fused activation codes shared with the Cython layer (cyrelu/_batchnorm.pyx). */
-#define CYR_BN_ACT_NONE 0
-#define CYR_BN_ACT_RELU 1
-#define CYR_BN_ACT_LEAKY 2
+/* The fused activation is a CYR_ACT_* code of the activation table (activations.h,
+ * cyrelu/cuda/activation_table.h), or CYR_ACT_NONE.  The switches over it: */
+#define CYR_BN_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME); break;
+#define CYR_BN_CASE2_(name, NAME, code, params, from_output) \
+    case 2 * CYR_ACT_##NAME + 1: CYR_BN_CALL(CYR_ACT_##NAME, 1); break; \
+    case 2 * CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME, 0); break;
 
 /* Helpers are forced inline, so that every loop is compiled inside its kernel, for
  * that kernel's instruction set. */

@@ -86,16 +86,28 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
     }
 }
 
-/* dy gated by the fused activation on y, 8 lanes of float (bn_gate): relu keeps g where
- * y <= 0 is false (NaN included), leaky takes a * g where y > 0 is false. */
+/* The table's math on 8 lanes of float (activation_math.h), as the float kernels
+ * compute it: ordered compares, so NaN takes the scalar code's branch. */
+#pragma push_macro("CYR_SEL")
+#pragma push_macro("CYR_K")
+#pragma push_macro("CYR_MUL")
+#undef CYR_SEL
+#undef CYR_K
+#undef CYR_MUL
+#define CYR_K(c) _mm256_set1_ps((float)(c))
+#define CYR_SEL(CMP, x, c, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), CYR_K(c), _CMP_##CMP##_OQ))
+#define CYR_MUL(a, b) _mm256_mul_ps((a), (b))
+
+/* dy gated by the fused activation on y (bn_gate). */
+#define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_BWD_##name(g, CYR_BN_H8(y), a);
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a) {
-    if (act == CYR_BN_ACT_RELU)
-        return _mm256_andnot_ps(_mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_LE_OQ), g);
-    if (act == CYR_BN_ACT_LEAKY)
-        return _mm256_blendv_ps(_mm256_mul_ps(a, g), g,
-                                _mm256_cmp_ps(CYR_BN_H8(y), _mm256_setzero_ps(), _CMP_GT_OQ));
-    return g;
+    switch (act) {
+    CYR_ACTIVATIONS(CYR_BN_H_CASE_)
+    default: return g;
+    }
 }
+#undef CYR_BN_H_CASE_
 
 /* s0 += g, s1 += g * (x - mean) (bn_dot_acc_impl); tails in t[0], t[1]. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half *dy,
@@ -131,10 +143,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
     }
     for (; i < n; ++i) {
         const float gv = cyr_h2f_scalar(dy[i]);
-        const double g = (double)(act == CYR_BN_ACT_NONE ? gv
-                                  : act == CYR_BN_ACT_RELU
-                                      ? CYR_F32(relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a)
-                                      : CYR_F32(leaky_relu_backward_elem)(gv, cyr_h2f_scalar(y[i]), a));
+        float gf = gv;
+        switch (act) {
+#define CYR_BN_T_CASE_(name, NAME, code, params, from_output) \
+        case CYR_ACT_##NAME: gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]), a); break;
+        CYR_ACTIVATIONS(CYR_BN_T_CASE_)
+#undef CYR_BN_T_CASE_
+        default: break;
+        }
+        const double g = (double)gf;
         t[0] += g;
         t[1] += g * ((double)cyr_h2f_scalar(x[i]) - mean);
     }
@@ -144,22 +161,30 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
                                                    const cyr_half *y, Py_ssize_t n, double mean,
                                                    float a, double *s0, double *s1, double *t) {
     switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
-    default: CYR_NAME(bn_hdot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_hdot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
+    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
     }
 }
 /* The elementwise passes, 8 elements at a time, in float as the float kernel computes
  * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
  * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
+#define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a);
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
-    if (act == CYR_BN_ACT_RELU)  /* v < 0 ? 0 : v */
-        return _mm256_andnot_ps(_mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ), v);
-    if (act == CYR_BN_ACT_LEAKY)  /* v > 0 ? v : a * v */
-        return _mm256_blendv_ps(_mm256_mul_ps(a, v), v,
-                                _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
-    return v;
+    switch (act) {
+    CYR_ACTIVATIONS(CYR_BN_H_CASE_)
+    default: return v;
+    }
 }
+#undef CYR_BN_H_CASE_
+#undef CYR_SEL
+#undef CYR_K
+#undef CYR_MUL
+#pragma pop_macro("CYR_SEL")
+#pragma pop_macro("CYR_K")
+#pragma pop_macro("CYR_MUL")
 
 #define CYR_BN_PUT8(dst, v, stream)                                                         \
     do {                                                                                   \
@@ -182,9 +207,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, 
                                                    Py_ssize_t n8, float scale, float shift,
                                                    float a, int stream) {
     switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_RELU, x, y, n8, scale, shift, a, stream); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_LEAKY, x, y, n8, scale, shift, a, stream); break;
-    default: CYR_NAME(bn_haffine8_impl)(CYR_BN_ACT_NONE, x, y, n8, scale, shift, a, stream); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_haffine8_impl)(ACT, x, y, n8, scale, shift, a, stream)
+    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
     }
 }
 
@@ -213,12 +239,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_ha
                                                Py_ssize_t n8, float mean, float k, float mdy,
                                                float A, float a, int stream) {
     switch (act * 2 + (train != 0)) {
-    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
-    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
-    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
-    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
-    case 1: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
-    default: CYR_NAME(bn_hdx8_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, n8, mean, k, mdy, A, a, stream); break;
+#define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_hdx8_impl)(ACT, TRAIN, dy, x, y, dx, n8, mean, k, mdy, A, a, stream)
+    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
+    default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
+#undef CYR_BN_CALL
     }
 }
 #undef CYR_BN_PUT8

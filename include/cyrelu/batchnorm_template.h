@@ -3,7 +3,7 @@
  * instruction-set attribute, possibly empty) defined.  The `static CYR_TARGET`
  * functions are the kernels batchnorm.h's entry points dispatch to.
  *
- * `act` arguments are CYR_BN_ACT_*; the *_impl functions take it as a parameter
+ * `act` arguments are CYR_ACT_* codes (cyrelu/cuda/activation_table.h; CYR_ACT_NONE: none); the *_impl functions take it as a parameter
  * and are only called with a literal from a switch, so after inlining every loop
  * is specialised for one activation (no branch inside the loop).
  * Reductions return double and use CYR_BN_LANES independent accumulators: the
@@ -17,18 +17,26 @@
 #else /* float and double */
 
 /* ---- the math of one element ------------------------------------------------ */
+#define CYR_BN_ACT_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
-    if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_elem)(v, a);
-    if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_elem)(v, a);
-    return v;
+    switch (act) {
+    CYR_ACTIVATIONS(CYR_BN_ACT_CASE_)
+    default: return v;
+    }
 }
+#undef CYR_BN_ACT_CASE_
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
+#define CYR_BN_GATE_CASE_(name, NAME, code, params, from_output) \
+    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
-    if (act == CYR_BN_ACT_RELU) return CYR_NAME(relu_backward_elem)(g, y[i], a);
-    if (act == CYR_BN_ACT_LEAKY) return CYR_NAME(leaky_relu_backward_elem)(g, y[i], a);
-    return g;
+    switch (act) {
+    CYR_ACTIVATIONS(CYR_BN_GATE_CASE_)
+    default: return g;
+    }
 }
+#undef CYR_BN_GATE_CASE_
 
 /* ---- reductions over one contiguous run ---------------------------------------- */
 /* Each adds into caller-owned accumulators: acc[k] (CYR_BN_LANES lanes) takes the
@@ -83,7 +91,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             CYR_T gt[CYR_BN_LANES];
             const CYR_T *gp = dy + i;
             __m512d g0, g1;
-            if (act != CYR_BN_ACT_NONE) {
+            if (act != CYR_ACT_NONE) {
                 for (int k = 0; k < CYR_BN_LANES; ++k)
                     gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
                 gp = gt;
@@ -112,7 +120,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
             CYR_T gt[CYR_BN_LANES];
             const CYR_T *gp = dy + i;
-            if (act != CYR_BN_ACT_NONE) {
+            if (act != CYR_ACT_NONE) {
                 for (int k = 0; k < CYR_BN_LANES; ++k)
                     gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
                 gp = gt;
@@ -163,15 +171,17 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T
                                     CYR_T scale, CYR_T shift, CYR_T a) {
     if ((const CYR_T *)y == x) {
         switch (act) {
-        case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_RELU, y, n, scale, shift, a); break;
-        case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_LEAKY, y, n, scale, shift, a); break;
-        default: CYR_NAME(bn_affine_inplace_impl)(CYR_BN_ACT_NONE, y, n, scale, shift, a); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_inplace_impl)(ACT, y, n, scale, shift, a)
+        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
         }
     } else {
         switch (act) {
-        case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_RELU, x, y, n, scale, shift, a); break;
-        case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_LEAKY, x, y, n, scale, shift, a); break;
-        default: CYR_NAME(bn_affine_impl)(CYR_BN_ACT_NONE, x, y, n, scale, shift, a); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_impl)(ACT, x, y, n, scale, shift, a)
+        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
         }
     }
 }
@@ -228,15 +238,17 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
         }
         if ((const CYR_T *)yr == xr) {
             switch (act) {
-            case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_RELU, yr, w, scale, shift, a); break;
-            case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_LEAKY, yr, w, scale, shift, a); break;
-            default: CYR_NAME(bn_affine_cols_inplace_impl)(CYR_BN_ACT_NONE, yr, w, scale, shift, a); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_inplace_impl)(ACT, yr, w, scale, shift, a)
+            CYR_ACTIVATIONS(CYR_BN_CASE_)
+            default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
             }
         } else {
             switch (act) {
-            case CYR_BN_ACT_RELU: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_RELU, xr, yr, w, scale, shift, a); break;
-            case CYR_BN_ACT_LEAKY: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_LEAKY, xr, yr, w, scale, shift, a); break;
-            default: CYR_NAME(bn_affine_cols_impl)(CYR_BN_ACT_NONE, xr, yr, w, scale, shift, a); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_impl)(ACT, xr, yr, w, scale, shift, a)
+            CYR_ACTIVATIONS(CYR_BN_CASE_)
+            default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
             }
         }
     }
@@ -440,9 +452,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
                                      Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
                                      double *t) {
     switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_RELU, dy, x, y, n, mean, a, s0, s1, t); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_LEAKY, dy, x, y, n, mean, a, s0, s1, t); break;
-    default: CYR_NAME(bn_dot_acc_impl)(CYR_BN_ACT_NONE, dy, x, y, n, mean, a, s0, s1, t); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
+    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
     }
 }
 
@@ -465,12 +478,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                 CYR_T mdy, CYR_T A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
-    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
-    case 1: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, n, mean, k, mdy, A, a); break;
-    default: CYR_NAME(bn_dx_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, n, mean, k, mdy, A, a); break;
+#define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
+    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
+    default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
+#undef CYR_BN_CALL
     }
 }
 
@@ -659,7 +671,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
         if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES) {
             cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
-            if (act != CYR_BN_ACT_NONE)
+            if (act != CYR_ACT_NONE)
                 cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_AHEAD_BYTES, rb);
         }
         for (Py_ssize_t j = 0; j < w; ++j) {
@@ -688,9 +700,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
                                          Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
                                          double *s1) {
     switch (act) {
-    case CYR_BN_ACT_RELU: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_RELU, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
-    case CYR_BN_ACT_LEAKY: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_LEAKY, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
-    default: CYR_NAME(bn_dot_cols_impl)(CYR_BN_ACT_NONE, dy, x, y, rows, w, ld, mean, a, s0, s1); break;
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
+    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
     }
 }
 
@@ -715,7 +728,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
         if (rb < CYR_BN_SHORT_ROW_BYTES) {
             cyr_bn_prefetch_run((const char *)(dy + off) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetch_run((const char *)(x + off) + CYR_BN_AHEAD_BYTES, rb);
-            if (act != CYR_BN_ACT_NONE)
+            if (act != CYR_ACT_NONE)
                 cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
         }
@@ -736,12 +749,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
-    case 2 * CYR_BN_ACT_RELU + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_RELU: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_RELU, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY + 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
-    case 2 * CYR_BN_ACT_LEAKY: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_LEAKY, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
-    case 1: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 1, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
-    default: CYR_NAME(bn_dx_cols_impl)(CYR_BN_ACT_NONE, 0, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a); break;
+#define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
+    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
+    default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
+#undef CYR_BN_CALL
     }
 }
 

@@ -19,7 +19,7 @@
 
 #define CYR_INLINE static inline
 
-/* Glue a type suffix onto a name: CYR_NAME(relu, f32) -> cyr_relu_f32. */
+/* Glue the template's suffix onto a name: with CYR_SUFFIX f32_base, CYR_NAME(relu) -> cyr_relu_f32_base. */
 #define CYR_CAT2(a, b) cyr_##a##_##b
 #define CYR_CAT(a, b) CYR_CAT2(a, b)
 #define CYR_NAME(name) CYR_CAT(name, CYR_SUFFIX)

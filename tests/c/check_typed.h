@@ -58,7 +58,7 @@ static void TN(fill_values)(CT *x, Py_ssize_t n, uint64_t seed) {
 static void TN(expect_unary)(const char *what, int op, CT a, const CT *x, const CT *y,
                              Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) {
-        const CT want = op == CYR_OP_RELU ? TN(ref_relu)(x[i]) : TN(ref_leaky)(x[i], a);
+        const CT want = op == CYR_ACT_RELU ? TN(ref_relu)(x[i]) : TN(ref_leaky)(x[i], a);
         if (!TN(same)(y[i], want)) {
             fail_msg("%s %s op %d a=%g: element %ld: x=%a got %a want %a", what, CT_NAME, op,
                      (double)a, (long)i, (double)x[i], (double)y[i], (double)want);
@@ -71,7 +71,7 @@ static void TN(expect_unary)(const char *what, int op, CT a, const CT *x, const 
 static void TN(expect_binary)(const char *what, int op, CT a, const CT *g, const CT *x,
                               const CT *out, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; ++i) {
-        const CT want = op == CYR_OP_RELU ? TN(ref_relu_bw)(g[i], x[i])
+        const CT want = op == CYR_ACT_RELU ? TN(ref_relu_bw)(g[i], x[i])
                                           : TN(ref_leaky_bw)(g[i], x[i], a);
         if (!TN(same)(out[i], want)) {
             fail_msg("%s %s op %d a=%g: element %ld: g=%a x=%a got %a want %a", what, CT_NAME,
@@ -99,10 +99,10 @@ static void TN(check_activations)(void) {
         /* g with specials at other places than x */
         for (Py_ssize_t i = 0; i + 1 < n; i += 2) { CT t = g[i]; g[i] = g[i + 1]; g[i + 1] = t; }
         for (Py_ssize_t i = 0; i < n; ++i) { xs[2 * i] = x[i]; xs[2 * i + 1] = (CT)12345; }
-        for (int op = 0; op < 2; ++op) {
+        for (int op = CYR_ACT_RELU; op <= CYR_ACT_LEAKY_RELU; ++op) {
             for (int ai = 0; ai < 4; ++ai) {
                 const CT a = alphas[ai];
-                if (op == CYR_OP_RELU && ai > 0) break;
+                if (op == CYR_ACT_RELU && ai > 0) break;
                 /* unary: out of place, in place, strided (stride 2 in, -1 out) */
                 KN(unary)(op, x, y, n, a);
                 TN(expect_unary)("unary", op, a, x, y, n);
@@ -153,7 +153,7 @@ static void TN(diag_case)(const char *what, const char *x, Py_ssize_t so, Py_ssi
                           Py_ssize_t c1, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t C) {
     const CT ts[] = {(CT)0, (CT)0.5, (CT)-1};
     Py_ssize_t *acc = xmalloc((size_t)C * sizeof(Py_ssize_t));
-    for (int op = 0; op < 2; ++op) {
+    for (int op = CYR_ACT_RELU; op <= CYR_ACT_LEAKY_RELU; ++op) {
         for (int ti = 0; ti < 3; ++ti) {
             const CT t = ts[ti];
             int ok = 1;
@@ -221,14 +221,14 @@ static void TN(check_diagnostics)(void) {
 
 /* ---- BatchNorm --------------------------------------------------------------------- */
 static double TN(ref_act)(int act, double v, CT a) {
-    if (act == CYR_BN_ACT_RELU) return v < 0 ? 0.0 : v;
-    if (act == CYR_BN_ACT_LEAKY) return v > 0 ? v : (double)a * v;
+    if (act == CYR_ACT_RELU) return v < 0 ? 0.0 : v;
+    if (act == CYR_ACT_LEAKY_RELU) return v > 0 ? v : (double)a * v;
     return v;
 }
 static double TN(ref_gate)(int act, CT g, CT y, CT a) {
-    if (act == CYR_BN_ACT_RELU) return y <= 0 ? 0.0 : (double)g;
+    if (act == CYR_ACT_RELU) return y <= 0 ? 0.0 : (double)g;
     /* the gated gradient is rounded to the element type, as in the activations' backward */
-    if (act == CYR_BN_ACT_LEAKY) return y > 0 ? (double)g : (double)TN(ref_mul)(a, g);
+    if (act == CYR_ACT_LEAKY_RELU) return y > 0 ? (double)g : (double)TN(ref_mul)(a, g);
     return (double)g;
 }
 
@@ -400,7 +400,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
 
         /* -- backward: y (this activation's forward output) gates dy -- */
         for (int train = 0; train < 2; ++train) {
-            const CT *yg = act == CYR_BN_ACT_NONE ? NULL : y;
+            const CT *yg = act == CYR_ACT_NONE ? NULL : y;
             double *g = xmalloc((size_t)N * sizeof(double));
             double *rs = xmalloc((size_t)(2 * C) * sizeof(double));
             double *ra = xmalloc((size_t)(2 * C) * sizeof(double));

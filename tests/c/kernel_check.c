@@ -279,11 +279,11 @@ static void check_half_conversions(int level) {
 /* ---- float16 activations and diagnostics ---------------------------------------------- */
 static uint16_t ref_half_unary(int op, uint16_t h, float a) {
     const float v = ref_h2f(h);
-    return ref_f2h(op == CYR_OP_RELU ? ref_relu_f32(v) : ref_leaky_f32(v, a));
+    return ref_f2h(op == CYR_ACT_RELU ? ref_relu_f32(v) : ref_leaky_f32(v, a));
 }
 static uint16_t ref_half_binary(int op, uint16_t g, uint16_t h, float a) {
     const float gv = ref_h2f(g), v = ref_h2f(h);
-    return ref_f2h(op == CYR_OP_RELU ? ref_relu_bw_f32(gv, v) : ref_leaky_bw_f32(gv, v, a));
+    return ref_f2h(op == CYR_ACT_RELU ? ref_relu_bw_f32(gv, v) : ref_leaky_bw_f32(gv, v, a));
 }
 static int same_half(uint16_t a, uint16_t b) {
     return a == b || (half_is_nan(a) && half_is_nan(b));
@@ -319,10 +319,10 @@ static void check_half_activations(void) {
             xs[2 * i] = x[i];
             xs[2 * i + 1] = 0x3C00;
         }
-        for (int op = 0; op < 2; ++op) {
+        for (int op = CYR_ACT_RELU; op <= CYR_ACT_LEAKY_RELU; ++op) {
             for (int ai = 0; ai < 4; ++ai) {
                 const float a = alphas[ai];
-                if (op == CYR_OP_RELU && ai > 0) break;
+                if (op == CYR_ACT_RELU && ai > 0) break;
                 cyr_unary_f16(op, x, y, n, a);
                 expect_half("unary", op, a, NULL, x, y, n);
                 memcpy(y, x, (size_t)n * sizeof(cyr_half));

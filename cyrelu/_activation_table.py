@@ -1,0 +1,81 @@
+"""The activation table for Python: codes, parameters and their checks.
+
+Read from the compiled kernels (``cyrelu._activations.ACTIVATIONS``, built from
+``cyrelu/cuda/activation_table.h``), so the Python side, the C kernels and the CUDA
+kernels share one declaration of each activation.  Every consumer (the public
+functions, BatchNorm's ``activation=``, the layers, the CuPy backend) looks codes and
+parameter rules up here.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, NamedTuple, Optional, Tuple
+
+from cyrelu import _activations as _k
+from cyrelu._validation import check_real
+
+# parameter check kinds of the table's "name=default:check" strings
+_CHECKS = {"real": check_real}
+
+
+class Activation(NamedTuple):
+    name: str
+    code: int
+    # (parameter name, default, check kind); the kernels take at most one parameter
+    params: Tuple[Tuple[str, float, str], ...]
+    # when the derivative can be computed from the output: "always", "" or "<param>>0"
+    from_output: str
+
+
+def _parse_params(spec: str) -> Tuple[Tuple[str, float, str], ...]:
+    out = []
+    for item in filter(None, spec.split(",")):
+        name, _, rest = item.partition("=")
+        default, _, kind = rest.partition(":")
+        out.append((name.strip(), float(default), kind.strip()))
+    return tuple(out)
+
+
+#: name -> Activation, in code order
+TABLE: Dict[str, Activation] = {
+    name: Activation(name, code, _parse_params(params), from_output)
+    for name, (code, params, from_output) in _k.ACTIVATIONS.items()
+}
+#: the code of no activation (BatchNorm's ``activation=None``)
+NONE: int = _k.ACT_NONE
+#: activation name (None for none) -> code
+CODES: Dict[Optional[str], int] = {None: NONE, **{a.name: a.code for a in TABLE.values()}}
+#: the names, for messages
+NAMES: Tuple[str, ...] = tuple(TABLE)
+
+
+def code(activation: object) -> int:
+    """The code of ``activation`` (a table name or None); ValueError for anything else."""
+    try:
+        return CODES[activation]  # type: ignore[index]
+    except (KeyError, TypeError):
+        raise ValueError(
+            "activation must be None or one of %s, got %r"
+            % (", ".join(repr(n) for n in NAMES), activation)
+        ) from None
+
+
+def scalar(name: str, value: object = None) -> float:
+    """The kernels' scalar parameter of activation ``name``: ``value`` checked by the
+    table's rule (the default when None); 0.0 for an activation without parameters."""
+    params = TABLE[name].params
+    if not params:
+        return 0.0
+    pname, default, kind = params[0]
+    return float(_CHECKS[kind](default if value is None else value, pname))
+
+
+def grad_from_output(name: str, value: float) -> bool:
+    """Whether activation ``name``'s derivative can be read from its output (with its
+    parameter ``value``)."""
+    rule = TABLE[name].from_output
+    if rule == "always":
+        return True
+    if rule.endswith(">0"):
+        return value > 0.0
+    return False

@@ -1,0 +1,33 @@
+/* The math of each activation, written once for every backend: the C kernels (scalar
+ * and the AVX float16 vectors), BatchNorm's fused activation, and the CUDA kernels.
+ *
+ *   CYR_FWD_<name>(v, a)     the value at v (a: the parameter, see activation_table.h)
+ *   CYR_BWD_<name>(g, v, a)  the gradient g times the derivative at v
+ *
+ * Written only with these primitives, which each backend defines before expanding:
+ *   CYR_SEL(CMP, x, c, t, f)  (x CMP c) ? t : f, CMP one of LT LE GT GE, c a numeric
+ *                             literal; an ordered IEEE compare (false when x is NaN;
+ *                             -0.0 == 0.0) and subnormals kept (no flush to zero)
+ *   CYR_K(c)                  the constant c in the math type
+ *   CYR_MUL(a, b)             a * b, rounded once
+ * Never min/max functions: fmax(NaN, 0) is 0, and NaN must propagate.  Where PyTorch
+ * leaves NaN undefined (hardtanh_backward returns g or 0 depending on the lane), NaN
+ * takes the scalar code's branch: every compare is false.
+ */
+#ifndef CYRELU_ACTIVATION_MATH_H
+#define CYRELU_ACTIVATION_MATH_H
+
+/* relu: x < 0 ? 0 : x (NaN, -0.0 kept); gradient 0 at x <= 0, g where x is NaN */
+#define CYR_FWD_relu(v, a) CYR_SEL(LT, v, 0, CYR_K(0), v)
+#define CYR_BWD_relu(g, v, a) CYR_SEL(LE, v, 0, CYR_K(0), g)
+
+/* leaky_relu: x > 0 ? x : a * x; gradient a * g at x <= 0 and where x is NaN */
+#define CYR_FWD_leaky_relu(v, a) CYR_SEL(GT, v, 0, v, CYR_MUL(a, v))
+#define CYR_BWD_leaky_relu(g, v, a) CYR_SEL(GT, v, 0, g, CYR_MUL(a, g))
+
+/* relu6 (torch hardtanh(x, 0, 6)): x < 0 ? 0 : x > 6 ? 6 : x (NaN, -0.0 kept);
+ * gradient g where 0 < x < 6, 0 at x <= 0 and x >= 6, g where x is NaN */
+#define CYR_FWD_relu6(v, a) CYR_SEL(LT, v, 0, CYR_K(0), CYR_SEL(GT, v, 6, CYR_K(6), v))
+#define CYR_BWD_relu6(g, v, a) CYR_SEL(LE, v, 0, CYR_K(0), CYR_SEL(GE, v, 6, CYR_K(0), g))
+
+#endif /* CYRELU_ACTIVATION_MATH_H */

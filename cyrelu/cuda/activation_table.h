@@ -1,0 +1,36 @@
+/* The activations, declared once, for the C kernels, the CUDA kernels and Python.
+ *
+ * Plain C99 / CUDA C++ (no includes): include/cyrelu/activations.h includes it by a
+ * relative path, the CUDA sources through common.cuh (cyrelu/cuda/_loader.py inlines
+ * it for NVRTC), and cyrelu/_activations.pyx exposes it to Python
+ * (cyrelu/_activation_table.py).  Adding an activation: see CONTRIBUTING.md.
+ *
+ * CYR_ACTIVATIONS(X) calls X once per activation:
+ *
+ *   X(name, NAME, code, params, from_output)
+ *
+ *   name         the Python name; its math is CYR_FWD_<name> / CYR_BWD_<name>
+ *                (activation_math.h)
+ *   NAME         the code's C name: CYR_ACT_<NAME>
+ *   code         op code (also the fused BatchNorm activation; 0 is CYR_ACT_NONE,
+ *                the identity, which BatchNorm uses for "no activation")
+ *   params       the scalar parameter, "" or "name=default:check" (check: real = any
+ *                finite real).  The kernels take at most one parameter, `a`.
+ *   from_output  when the derivative can be computed from the output instead of the
+ *                input: "always", "" (never) or "<param>>0".
+ */
+#ifndef CYRELU_ACTIVATION_TABLE_H
+#define CYRELU_ACTIVATION_TABLE_H
+
+#define CYR_ACTIVATIONS(X)                                                                 \
+    X(relu, RELU, 1, "", "always")                                                         \
+    X(leaky_relu, LEAKY_RELU, 2, "alpha=0.2:real", "alpha>0")                              \
+    X(relu6, RELU6, 3, "", "always")
+
+#define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
+enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };
+#undef CYR_ACT_ENUM_
+
+#include "activation_math.h"
+
+#endif /* CYRELU_ACTIVATION_TABLE_H */
