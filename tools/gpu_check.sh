@@ -206,6 +206,13 @@ if [ -f "$OUTDIR/bench.json" ] && [ -w "$REPO/benchmarks/results" ] && [ "$BENCH
     cp "$OUTDIR/bench.json" "$REPO/benchmarks/results/gpu-latest.json"
 fi
 
+# host cost per call, kernels stubbed (benchmarks/gpu_host_cost.py)
+if [ -f "$REPO/benchmarks/gpu_host_cost.py" ]; then
+    (cd "$REPO" && timeout 120 "$RUN" benchmarks/gpu_host_cost.py) >"$OUTDIR/host-cost.txt" 2>&1
+    log "host cost: exit $?"
+    cat "$OUTDIR/host-cost.txt" | tee -a "$OUTDIR/summary.txt" >/dev/null
+fi
+
 rm -rf "$SITE"  # keep only the results
 log "done in $(($(date +%s) - START))s, status $status"
 exit $status
