@@ -13,7 +13,7 @@ Public API (see the README for the full semantics):
 from cyrelu._version import __version__
 
 try:
-    from cyrelu import activations as _activations
+    from cyrelu import activations as _activation_functions
     from cyrelu.activations import *  # noqa: F401,F403 (the activation table's functions)
     from cyrelu.batchnorm import batch_norm, batch_norm_backward
 except ImportError as exc:  # pragma: no cover - only a broken install gets here
@@ -35,7 +35,7 @@ _warn_bad_isa_request()
 
 __all__ = [
     "__version__",
-    *_activations.__all__,
+    *_activation_functions.__all__,
     "batch_norm",
     "batch_norm_backward",
     "nn",
