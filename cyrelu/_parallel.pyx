@@ -118,6 +118,7 @@ cdef extern from "cyrelu/cache.h":
     ctypedef struct cyr_cache_info_t:
         Py_ssize_t l2, l3, l2_os, l3_os
         int l2_src, l3_src, l2_env_bad, l3_env_bad
+        Py_ssize_t cpus
     const cyr_cache_info_t *cyr_cache_info() noexcept nogil
     Py_ssize_t cyr_stream_min_bytes() noexcept nogil
     Py_ssize_t cyr_slab_bytes() noexcept nogil
@@ -133,8 +134,9 @@ def cache_info():
     ``l2_bytes``, ``l3_bytes`` (in force), ``l2_source``, ``l3_source`` ("environment",
     "OS" or "fallback"), ``l2_os_bytes``, ``l3_os_bytes`` (what the OS reported, 0 for
     nothing usable), ``l2_env_ignored``, ``l3_env_ignored`` (CYRELU_L2_BYTES /
-    CYRELU_L3_BYTES set but unusable), ``stream_min_bytes`` (outputs of at least this
-    many bytes per thread are written with streaming stores) and ``slab_bytes``
+    CYRELU_L3_BYTES set but unusable), ``cpus`` (online CPUs, sharing the L3),
+    ``stream_min_bytes`` (outputs of at least this many bytes per thread are written with
+    streaming stores: the larger of half the L2 and half the L3 per CPU) and ``slab_bytes``
     (BatchNorm channel slabs above this are reduced in row chunks).
     """
     cdef const cyr_cache_info_t *c = cyr_cache_info()
@@ -147,6 +149,7 @@ def cache_info():
         "l3_os_bytes": c.l3_os,
         "l2_env_ignored": bool(c.l2_env_bad),
         "l3_env_ignored": bool(c.l3_env_bad),
+        "cpus": c.cpus,
         "stream_min_bytes": cyr_stream_min_bytes(),
         "slab_bytes": cyr_slab_bytes(),
     }

@@ -55,9 +55,16 @@ def test_thresholds_follow_the_l2_in_force():
     c = _parallel.cache_info()
     assert 64 * KiB <= c["l2_bytes"] <= 64 * MiB
     assert c["l3_bytes"] >= c["l2_bytes"]
-    assert c["stream_min_bytes"] == c["l2_bytes"] // 2
+    assert c["cpus"] >= 1
+    assert c["stream_min_bytes"] == max(c["l2_bytes"] // 2, c["l3_bytes"] // (2 * c["cpus"]))
     assert c["slab_bytes"] == c["l2_bytes"] // 2
     assert c["l2_source"] in ("environment", "OS", "fallback")
+
+
+def _mib(n):
+    from cyrelu._config import _mib as fmt
+
+    return fmt(n)
 
 
 def _run(code, **env):
@@ -81,11 +88,13 @@ def test_overrides_reach_every_module_and_show_config():
     )
     res = _run(code, CYRELU_L2_BYTES="768K", CYRELU_L3_BYTES="48M")
     first = res.stdout.splitlines()[0].split()
+    cpus = _parallel.cache_info()["cpus"]
+    stream = max(384 * KiB, 48 * MiB // (2 * cpus))
     assert first == [str(768 * KiB), "environment", str(48 * MiB), "environment",
-                     str(384 * KiB), str(384 * KiB)]
+                     str(stream), str(384 * KiB)]
     assert "768 KiB (environment" in res.stdout
     assert "48 MiB (environment" in res.stdout
-    assert "streaming stores from 384 KiB per thread" in res.stdout
+    assert "streaming stores from %s per thread" % _mib(stream) in res.stdout
     assert res.stderr == ""
 
 
