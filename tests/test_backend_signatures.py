@@ -78,6 +78,9 @@ def test_importing_the_backend_needs_no_device():
     code = ("import sys; sys.modules['cupy'] = None\n"
             "import inspect, cyrelu.cuda as g\n"
             "print(inspect.signature(g.batch_norm))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    # from the directory holding the cyrelu under test (not a source tree that shadows it)
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=parent)
     assert proc.returncode == 0, proc.stderr
     assert "num_threads=None" in proc.stdout
