@@ -17,8 +17,10 @@ nvcc and NVRTC on machines without a GPU).
 import os
 import re
 import threading
+from typing import Any
 
-from cyrelu._activation_table import CODES as _ACT_CODES, NONE as _ACT_NONE
+from cyrelu._activation_table import CODES as _ACT_CODES
+from cyrelu._activation_table import NONE as _ACT_NONE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -111,8 +113,10 @@ def group(expr):
 
 
 _lock = threading.Lock()
-_modules = {}  # (source name, group, device id) -> cupy.RawModule
-_functions = {}  # (source name, device id, name expression) -> cupy.RawKernel
+# (source name, group, device id) -> cupy.RawModule
+_modules: dict[tuple[str, str, int], Any] = {}
+# (source name, device id, name expression) -> cupy.RawKernel
+_functions: dict[tuple[str, int, str], Any] = {}
 
 
 def module(name, grp):
@@ -146,7 +150,7 @@ def function(name, expr):
     return fn
 
 
-_SM_COUNT = {}
+_SM_COUNT: dict[int, int] = {}
 
 
 def sm_count():
@@ -160,7 +164,7 @@ def sm_count():
     return n
 
 
-_LIMITS = {}
+_LIMITS: dict[int, tuple[int, int, int]] = {}
 
 
 def device_limits(dev):
