@@ -940,3 +940,112 @@ def test_activations_repeated_calls_with_overlaps(rng, dtype):
         _same_bits(cyrelu.leaky_relu(xd, alpha).get(), cyrelu.leaky_relu(x, alpha))
         _same_bits(cyrelu.leaky_relu_backward(cupy.asarray(g), xd, alpha).get(),
                    cyrelu.leaky_relu_backward(g, x, alpha))
+
+
+# ---- index types -----------------------------------------------------------------------
+# The elementwise kernels, the reductions and BatchNorm's apply pass come in a 32-bit and
+# a 64-bit index type; the host takes the 32-bit one when every index a launch computes
+# fits (cyrelu.cuda._launch.index_type).  Lowering the private INDEX32_LIMIT to 0 makes
+# every launch planned afterwards use the 64-bit kernels, so both run on small arrays.
+
+
+def _clear_plans():
+    from cyrelu.cuda import activations as gact
+    from cyrelu.cuda import batchnorm as gbn
+
+    for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward,
+                  gbn._fast_backward):
+        cache.clear()
+
+
+def _kernels_used(monkeypatch, call):
+    """(call's result, the kernel expressions its launch plans asked for)."""
+    from cyrelu.cuda import _loader
+
+    seen = []
+    real = _loader.function
+
+    def record(name, expr):
+        seen.append(expr)
+        return real(name, expr)
+
+    _clear_plans()
+    with monkeypatch.context() as m:
+        m.setattr(_loader, "function", record)
+        result = call()
+    _clear_plans()
+    return result, seen
+
+
+def test_index_type_rule():
+    from cyrelu.cuda import _launch
+
+    t = 1056 * 256  # an H100's resident threads
+    assert _launch.index_type(2**31 - 4 * t - 1, t) == ("int", np.int32)
+    assert _launch.index_type(2**31 - 4 * t, t) == ("long long", np.int64)
+    assert _launch.index_type(3 * 2**31, 256)[0] == "long long"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_index_types_agree(rng, dtype, monkeypatch):
+    """Each case once with the 32-bit kernels (what these sizes get) and once with the
+    64-bit ones: the same bits, and the CPU path's (activations) or the float64
+    reference's (BatchNorm) values; every layout and unit of the apply pass (NCS and NC,
+    16-byte packs and single elements), flat and strided (negative strides)."""
+    from cyrelu.cuda import _launch
+
+    x = _data(rng, (6, 8, 5, 8), dtype, specials=False)
+    g = _data(rng, (6, 8, 5, 8), dtype, specials=False)
+    xo = _data(rng, (5, 7, 5, 7), dtype, specials=False)  # S = 35: no 16-byte packs
+    x2 = _data(rng, (40, 24), dtype, specials=False)  # NC, C a multiple of the pack
+    buf = cupy.zeros(40 * 24 + 1, dtype=dtype)
+    x2_mis = buf[1:].reshape(40, 24)  # NC, misaligned: single elements
+    x2_mis[...] = cupy.asarray(x2)
+    xd, gd, xod, x2d = (cupy.asarray(a) for a in (x, g, xo, x2))
+    rm = cupy.asarray(rng.standard_normal(24).astype(np.float32))
+    rv = cupy.asarray((rng.random(24) + 0.5).astype(np.float32))
+    _, sm, si = _gpu_bn(xd, training=True, return_stats=True)
+    cases = {
+        "relu flat": (lambda: cyrelu.relu(xd), lambda: cyrelu.relu(x)),
+        "leaky_relu_backward strided": (
+            lambda: cyrelu.leaky_relu_backward(gd[:, ::-2], xd[:, ::-2], 0.1),
+            lambda: cyrelu.leaky_relu_backward(g[:, ::-2], x[:, ::-2], 0.1)),
+        "batch_norm NCS packs": (
+            lambda: _gpu_bn(xd, training=True, activation="relu", return_stats=True),
+            lambda: _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, "relu", 0)[:3]),
+        "batch_norm NCS elements": (
+            lambda: _gpu_bn(xod, training=True, return_stats=True),
+            lambda: _ref_bn(xo, None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[:3]),
+        "batch_norm NC packs": (
+            lambda: _gpu_bn(x2d, rm, rv, axis=-1),
+            lambda: _ref_bn(x2, rm.get(), rv.get(), None, None, False, 0.1, 1e-5, -1, None,
+                            0)[0]),
+        "batch_norm NC elements": (
+            lambda: _gpu_bn(x2_mis, training=True, axis=-1, activation="leaky_relu"),
+            lambda: _ref_bn(x2, None, None, None, None, True, 0.1, 1e-5, -1, "leaky_relu",
+                            0.2)[0]),
+        "batch_norm_backward": (
+            lambda: _gpu_bn_backward(gd, xd, sm, si),
+            lambda: _ref_bn_backward(g, x, sm.get().astype(np.float64),
+                                     si.get().astype(np.float64), None, True, 1, None, 0,
+                                     None)),
+    }
+    default = _launch.INDEX32_LIMIT
+    for name, (call, want) in cases.items():
+        got = {}
+        for limit, index in ((default, "int"), (0, "long long")):
+            monkeypatch.setattr(_launch, "INDEX32_LIMIT", limit)
+            res, seen = _kernels_used(monkeypatch, call)
+            indexed = [e for e in seen if not e.startswith("eval_coef")]
+            assert indexed and all(e.endswith(", %s>" % index) for e in indexed), (name,
+                                                                                   seen)
+            got[index] = [r.get() for r in (res if isinstance(res, tuple) else (res,))]
+        for a, b in zip(got["int"], got["long long"]):
+            _same_bits(a, b)
+        ref = want()
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        for a, r in zip(got["int"], ref):
+            if name.startswith(("relu", "leaky")):
+                _same_bits(a, r)
+            else:
+                _close(a, np.asarray(r, dtype=np.float64), dtype, scale=8.0)

@@ -38,7 +38,10 @@ _DEFAULT_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM
 CTYPE = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
 ACC = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
 
-INT32_LIMIT = 2 ** 31
+# Launches whose every index stays below this use the kernels' 32-bit index type
+# (index_type).  Private: the tests lower it to 0 to run the 64-bit kernels on small
+# arrays; it is read when a launch plan is made (plans are cached per shape).
+INDEX32_LIMIT = 2**31
 
 
 def cdiv(a: int, b: int) -> int:
@@ -132,7 +135,7 @@ class NotFast(Exception):
     """An argument a fast path does not take (the general path decides about it)."""
 
 
-def array_key(a: object) -> tuple[object, ...] | None:
+def array_key(a: Any) -> tuple[object, ...] | None:
     """What a call's checks and launch plan depend on in array ``a``: shape, strides,
     dtype, device and alignment (None for None).  NotFast for anything but a
     cupy.ndarray (subclasses too: the general path checks those)."""
@@ -140,8 +143,8 @@ def array_key(a: object) -> tuple[object, ...] | None:
         return None
     if type(a) is not NDARRAY:
         raise NotFast
-    mem = a.data  # type: ignore[attr-defined]
-    return (a.shape, a.strides, a.dtype, mem.device_id, mem.ptr & 15)  # type: ignore[attr-defined]
+    mem = a.data
+    return (a.shape, a.strides, a.dtype, mem.device_id, mem.ptr & 15)
 
 
 def remember(cache: dict[Any, Any], key: tuple[object, ...], entry: object) -> None:
@@ -201,6 +204,17 @@ def grid_limit(dev: int, fn: object = None) -> int:
 
 def blocks(work: int, limit: int) -> int:
     return max(1, min(cdiv(work, THREADS), limit))
+
+
+def index_type(n: int, threads: int) -> tuple[str, type[np.integer[Any]]]:
+    """The index type of a kernel launch (its C++ name, for the template argument, and
+    the NumPy type of its index arguments): "int" when ``n`` -- the elements, or the
+    largest offset, it addresses -- plus four grid strides of ``threads`` threads (what
+    a grid-stride loop may compute past the end) is below INDEX32_LIMIT, else
+    "long long"."""
+    if n + 4 * threads < INDEX32_LIMIT:
+        return "int", np.int32
+    return "long long", np.int64
 
 
 def head(arrays: Sequence[Array], n: int, itemsize: int) -> int:
@@ -270,7 +284,8 @@ def pad16(n: int) -> int:
     return (n + 15) & ~15
 
 
-_counters: dict[tuple[int, int], Any] = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+# (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+_counters: dict[tuple[int, int], Any] = {}
 
 
 def counter(dev: int, n: int) -> Array:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 
 from cyrelu import _activation_table as _table
 from cyrelu._validation import check_real, check_same
@@ -32,6 +31,9 @@ _BLOCK = (L.THREADS,)
 
 
 def _plan(kind: str, op: int, dev: int, arrays: list[Array], out: Array) -> Plan | None:
+    """The kernel (flat or strided, and its index type), grid and fixed arguments; None
+    beyond 4 independent axes.  The index type is chosen for the largest grid any kernel
+    could get (the device's threads; registers only lower it)."""
     x = arrays[-1]
     n = x.size
     ctype = L.CTYPE[x.dtype]
@@ -39,18 +41,21 @@ def _plan(kind: str, op: int, dev: int, arrays: list[Array], out: Array) -> Plan
         head = L.head(arrays + [out], n, x.itemsize)
         vec = 16 // x.itemsize
         work = max((n - head) // vec, min(head, n)) + vec
-        fn = _loader_fn("%s_flat<%s, %d>" % (kind, ctype, op))
-        return fn, (L.blocks(work, L.grid_limit(dev, fn)),), (np.int64(n), np.int64(head))
+        index, it = L.index_type(n, L.blocks(work, L.grid_limit(dev)) * L.THREADS)
+        fn = _loader_fn("%s_flat<%s, %d, %s>" % (kind, ctype, op, index))
+        return fn, (L.blocks(work, L.grid_limit(dev, fn)),), (it(n), it(head))
     layout = L.element_strides(x.shape, [out.strides] + [b.strides for b in arrays],
                                x.itemsize)
     if layout is None:
         return None
-    (_, d1, d2, d3), strides = layout
-    ostr, istr = strides[0], strides[1:]
-    args = [np.int64(n), np.int64(d1), np.int64(d2), np.int64(d3)]
-    for st in istr + [ostr]:
-        args.extend(np.int64(s) for s in st)
-    fn = _loader_fn("%s_strided<%s, %d>" % (kind, ctype, op))
+    dims, strides = layout
+    # the largest offset from any array's data pointer, of either sign
+    reach = max(sum((d - 1) * abs(s) for d, s in zip(dims, st)) for st in strides)
+    index, it = L.index_type(max(n, reach), L.blocks(n, L.grid_limit(dev)) * L.THREADS)
+    args = [it(n), it(dims[1]), it(dims[2]), it(dims[3])]
+    for st in strides[1:] + [strides[0]]:  # the inputs', then out's
+        args.extend(it(s) for s in st)
+    fn = _loader_fn("%s_strided<%s, %d, %s>" % (kind, ctype, op, index))
     return fn, (L.blocks(n, L.grid_limit(dev, fn)),), tuple(args)
 
 
@@ -155,7 +160,8 @@ def _general(kind: str, op: int, inputs: Sequence[Array], out: Array, alpha: flo
             _PLANS[pkey] = plan
         if plan is None:  # more than 4 independent axes: go through contiguous copies
             tmp = cupy.empty(x.shape, dtype=x.dtype)
-            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha, None)
+            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha,
+                     None)
             out[...] = tmp
             return out
         fn, grid, fixed = plan

@@ -179,12 +179,11 @@ class _Reduce:
 def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
                  vec: bool) -> _Reduce:
     p = _Reduce()
-    index = "int" if geo.N * geo.C * geo.S + (1 << 26) < L.INT32_LIMIT else "long long"
-    it = np.int32 if index == "int" else np.int64
     if geo.nc:
         bx = L.cdiv(geo.C, 32)
         p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4),
                               _MAX_GRID_Y))
+        index, it = L.index_type(geo.N * geo.C, p.nsplit * 32 * _NC_ROWS)
         p.fn = _bn("reduce_nc<%s, %d, %d, %s>" % (ctype, mode, act, index))
         p.grid, p.block = (bx, p.nsplit), (32, _NC_ROWS)
         p.shape_args = (it(geo.N), it(geo.C))
@@ -195,6 +194,7 @@ def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
         units = geo.N * (geo.S // width)
         p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4),
                               _MAX_GRID_Y))
+        index, it = L.index_type(geo.N * geo.C * geo.S, p.nsplit * L.THREADS)
         # vec (the pointers' alignment) only changes how units load
         p.fn = _bn("reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act,
                                                       int(width > 1 and vec), index))
@@ -217,13 +217,19 @@ Apply = tuple[Kernel, tuple[int], tuple[Any, ...]]  # kernel, grid, trailing arg
 
 def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
                 dev: int) -> Apply:
-    fn = _bn("apply<%s, %d, %d>" % (L.CTYPE[dtype], mode, act))
+    """The elementwise pass: the kernel of this layout (NC or NCS), unit (16-byte packs
+    or elements) and index type, and its grid (the grid only changes which thread does
+    which unit, never a result)."""
     width = 16 // dtype.itemsize
     vec = vec and (geo.C if geo.nc else geo.S) % width == 0
-    units = geo.N * geo.C * geo.S // (width if vec else 1)
+    n = geo.N * geo.C * geo.S
+    units = n // (width if vec else 1)
+    # the index type for the largest grid any kernel could get (the device's threads)
+    index, it = L.index_type(n, L.blocks(units, L.grid_limit(dev)) * L.THREADS)
+    fn = _bn("apply<%s, %d, %d, %d, %d, %s>" % (L.CTYPE[dtype], mode, act, int(geo.nc),
+                                                int(vec), index))
     return (fn, (L.blocks(units, L.grid_limit(dev, fn)),),
-            (np.int64(geo.N), np.int64(geo.C), np.int64(1 if geo.nc else geo.S),
-             np.int32(geo.nc), np.int32(vec)))
+            (it(geo.N), it(geo.C), it(1 if geo.nc else geo.S)))
 
 
 def reduce(plan: _Reduce, dev: int, x: Array, dy: Array | None, yo: Array | None,
