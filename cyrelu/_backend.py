@@ -21,6 +21,11 @@ def _kind(value: object) -> str:
     return root if root in BACKENDS else "numpy"
 
 
+# array type -> its backend module, for types already dispatched (a GPU call with every
+# array of one type is then decided without importing or comparing module names)
+_MODULES: dict[type, ModuleType] = {}
+
+
 def backend_for(*arrays: object) -> ModuleType | None:
     """The backend module for these arguments, or None for the NumPy (CPU) path.
 
@@ -33,6 +38,14 @@ def backend_for(*arrays: object) -> ModuleType | None:
             break
     else:
         return None
+    first = type(a)
+    module = _MODULES.get(first)
+    if module is not None:  # the common GPU case: every array of one known type
+        for a in arrays:
+            if a is not None and type(a) is not first:
+                break
+        else:
+            return module
     kinds = set()
     for a in arrays:
         if a is not None and type(a) is not np.ndarray:
@@ -47,4 +60,6 @@ def backend_for(*arrays: object) -> ModuleType | None:
             "cannot mix array libraries in one call (got %s); move the arrays to one "
             "device first, e.g. cupy.asarray(a) or a.get()" % ", ".join(sorted(kinds))
         )
-    return importlib.import_module(BACKENDS[gpu.pop()])
+    module = importlib.import_module(BACKENDS[gpu.pop()])
+    _MODULES[first] = module  # every array is of this GPU library (first among them)
+    return module

@@ -126,14 +126,7 @@ def batch_norm_args(shape: tuple[int, ...], axis: object, activation: object,
     momentum, eps)."""
     ax, C = channel_axis(shape, axis)
     act = activation_code(activation)
-    alpha_ = check_real(alpha, "alpha")
-    momentum_ = check_real(momentum, "momentum")
-    if not 0.0 <= momentum_ <= 1.0:
-        raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
-    eps_ = check_real(eps, "eps")
-    if not eps_ > 0.0:
-        raise ValueError("eps must be > 0, got %r" % eps_)
-    return ax, C, act, alpha_, momentum_, eps_
+    return (ax, C, act) + batch_norm_reals(alpha, momentum, eps)
 
 
 def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: object,
@@ -141,6 +134,28 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
     """batch_norm_backward's scalar arguments checked: (axis, C, activation code, alpha)."""
     ax, C = channel_axis(shape, axis)
     act = activation_code(activation)
+    return ax, C, act, batch_norm_backward_alpha(activation, act, alpha)
+
+
+# The checks of the real-valued arguments alone, for callers that have already checked
+# the shape, axis and activation of an identical call (the GPU backend's per-call fast
+# path): the same rules, the same errors.
+
+def batch_norm_reals(alpha: object, momentum: object,
+                     eps: object) -> tuple[float, float, float]:
+    """batch_norm's (alpha, momentum, eps) checked."""
+    alpha_ = check_real(alpha, "alpha")
+    momentum_ = check_real(momentum, "momentum")
+    if not 0.0 <= momentum_ <= 1.0:
+        raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
+    eps_ = check_real(eps, "eps")
+    if not eps_ > 0.0:
+        raise ValueError("eps must be > 0, got %r" % eps_)
+    return alpha_, momentum_, eps_
+
+
+def batch_norm_backward_alpha(activation: object, act: int, alpha: object) -> float:
+    """batch_norm_backward's alpha checked, for ``activation`` (of code ``act``)."""
     alpha_ = check_real(alpha, "alpha")
     from cyrelu import _activation_table as table
 
@@ -149,7 +164,7 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
             "the fused %s backward needs alpha > 0 (the output's sign must be the "
             "input's), got alpha=%r" % (activation, alpha_)
         )
-    return ax, C, act, alpha_
+    return alpha_
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:

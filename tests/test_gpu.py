@@ -781,3 +781,271 @@ def test_batch_norm_channels_last_in_place(rng, dtype, activation):
     # the counts read the same memory in place
     np.testing.assert_array_equal(gpu.sparsity(cyrelu.relu(xd), axis=1).get(),
                                   cyrelu.sparsity(cyrelu.relu(xd.get()), axis=1))
+
+
+# ---- the per-call fast path ------------------------------------------------------------
+# A call with the array shapes, strides, dtypes, devices and alignments of an earlier one
+# reuses that call's checks and launch plan; what such a call can still change (values
+# of the real-valued arguments, overlaps between out and the inputs or between the
+# running statistics) must give what the general path gives.
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_batch_norm_repeated_calls(rng, dtype, channels_last):
+    shape = (6, 5, 4, 8)
+    C = 5
+    perm = (0, 3, 1, 2)
+    for i, (training, momentum, eps, activation, alpha, with_out) in enumerate([
+            (True, 0.1, 1e-5, None, 0.2, False), (True, 0.3, 1e-3, None, 0.2, False),
+            (True, 1.0, 2.0, None, 0.2, True), (True, 0.0, 1e-5, None, 0.2, True),
+            (False, 0.1, 1e-5, "leaky_relu", 0.2, False),
+            (False, 0.1, 0.5, "leaky_relu", -1.5, False)]):
+        x = (rng.standard_normal(shape) * (i + 1) + i).astype(dtype)
+        xd = cupy.asarray(x)
+        if channels_last:  # NCHW view of channels-last data, read where it lies
+            x = np.ascontiguousarray(x.transpose(perm)).transpose(0, 2, 3, 1)
+            xd = cupy.ascontiguousarray(xd.transpose(perm)).transpose(0, 2, 3, 1)
+        rm = rng.standard_normal(C).astype(np.float32)
+        rv = (rng.random(C) + 0.5).astype(np.float32)
+        w = rng.standard_normal(C).astype(np.float64)
+        b = rng.standard_normal(C).astype(np.float64)
+        rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
+        out = cupy.empty_like(xd) if with_out else None
+        y, sm, si = _gpu_bn(xd, rm_d, rv_d, cupy.asarray(w), cupy.asarray(b), training,
+                            momentum, eps, activation=activation, alpha=alpha, out=out,
+                            return_stats=True)
+        assert y is out if with_out else y.strides == xd.strides
+        ry, rmean, rinv, nrm, nrv = _ref_bn(x, rm, rv, w, b, training, momentum, eps, 1,
+                                            activation, alpha)
+        _close(y.get(), ry, dtype, scale=8.0)
+        _close(sm.get(), rmean, dtype)
+        _close(si.get(), rinv, dtype)
+        _close(rm_d.get(), nrm, np.float32)
+        _close(rv_d.get(), nrv, np.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_backward_repeated_calls(rng, dtype):
+    shape = (4, 6, 10)
+    C = 6
+    for training, activation, alpha, with_out in [
+            (True, None, 0.2, False), (True, "leaky_relu", 0.5, True),
+            (True, "leaky_relu", 3.0, True), (False, "relu", 0.2, False),
+            (False, "relu", 0.2, True)]:
+        x = rng.standard_normal(shape).astype(dtype)
+        dy = rng.standard_normal(shape).astype(dtype)
+        w = rng.standard_normal(C).astype(np.float32)
+        xd = cupy.asarray(x)
+        y, sm, si = _gpu_bn(xd, None, None, cupy.asarray(w), None, True,
+                            activation=activation, alpha=alpha, return_stats=True)
+        out = cupy.empty_like(xd) if with_out else None
+        gi, gw, gb = _gpu_bn_backward(cupy.asarray(dy), xd, sm, si, cupy.asarray(w),
+                                      training=training, activation=activation,
+                                      alpha=alpha, output=y if activation else None,
+                                      out=out)
+        assert gi is out if with_out else gi.shape == shape
+        rgi, rgw, rgb = _ref_bn_backward(dy, x, sm.get().astype(np.float64),
+                                         si.get().astype(np.float64), w, training, 1,
+                                         activation, alpha, y.get())
+        _close(gi.get(), rgi, dtype, scale=8.0)
+        _close(gw.get(), rgw, np.float32, scale=4.0)
+        _close(gb.get(), rgb, np.float32, scale=4.0)
+
+
+def test_batch_norm_repeated_calls_check_the_reals(rng):
+    x = cupy.asarray(rng.standard_normal((4, 3, 8)).astype(np.float32))
+    rm, rv = cupy.zeros(3, dtype=np.float32), cupy.ones(3, dtype=np.float32)
+    y, sm, si = _gpu_bn(x, rm, rv, training=True, activation="leaky_relu",
+                        return_stats=True)
+    for kw, err, match in [({"eps": 0.0}, ValueError, "eps"),
+                           ({"eps": float("nan")}, ValueError, "eps"),
+                           ({"momentum": 1.5}, ValueError, "momentum"),
+                           ({"momentum": True}, TypeError, "momentum"),
+                           ({"alpha": float("inf")}, ValueError, "alpha"),
+                           ({"alpha": "0.1"}, TypeError, "alpha")]:
+        for _ in range(2):
+            with pytest.raises(err, match=match):
+                _gpu_bn(x, rm, rv, training=True, activation="leaky_relu", **kw)
+    for _ in range(2):
+        _gpu_bn_backward(x, x, sm, si, activation="leaky_relu", alpha=0.1, output=y)
+        with pytest.raises(ValueError, match="alpha > 0"):
+            _gpu_bn_backward(x, x, sm, si, activation="leaky_relu", alpha=-0.1, output=y)
+        with pytest.raises(ValueError):
+            _gpu_bn(x, rm, rv, training=True, num_threads=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_repeated_calls_with_overlaps(rng, dtype):
+    """The second call of each pair has the first's keys, but its out partly overlaps x
+    (or its running statistics overlap): the result must be the general path's."""
+    shape = (4, 3, 8)
+    n = 4 * 3 * 8
+    k = 16 // np.dtype(dtype).itemsize  # a shift keeping the 16-byte alignment
+    x = rng.standard_normal(n + k).astype(dtype)
+    for out_at in (None, k):  # a separate out, then out = x shifted by k elements
+        buf = cupy.asarray(x)
+        xd = buf[:n].reshape(shape)
+        out = cupy.empty(shape, dtype) if out_at is None else buf[k:k + n].reshape(shape)
+        ry = _ref_bn(x[:n].reshape(shape), None, None, None, None, True, 0.1, 1e-5, 1,
+                     None, 0)[0]
+        _gpu_bn(xd, training=True, out=out)
+        _close(out.get(), ry, dtype, scale=4.0)
+    C = 8
+    for shift in (C, 4):  # disjoint running statistics, then overlapping ones
+        xr = rng.standard_normal((5, C, 3)).astype(np.float32)
+        stats = (rng.random(2 * C) + 0.5).astype(np.float32)
+        buf = cupy.asarray(stats)
+        rm, rv = buf[:C], buf[shift:shift + C]
+        _, _, _, nrm, nrv = _ref_bn(xr, stats[:C], stats[shift:shift + C], None, None, True,
+                                    0.1, 1e-5, 1, None, 0)
+        _gpu_bn(cupy.asarray(xr), rm, rv, training=True)
+        want = stats.astype(np.float64)
+        want[:C] = nrm
+        want[shift:shift + C] = nrv  # the running variance is written last
+        _close(buf.get(), want, np.float32)
+    # backward: out partly overlapping grad_output
+    g = rng.standard_normal(n + k).astype(dtype)
+    xs = rng.standard_normal(shape).astype(dtype)
+    xd = cupy.asarray(xs)
+    _, sm, si = _gpu_bn(xd, training=True, return_stats=True)
+    for out_at in (None, k):
+        buf = cupy.asarray(g)
+        gd = buf[:n].reshape(shape)
+        out = cupy.empty(shape, dtype) if out_at is None else buf[k:k + n].reshape(shape)
+        rgi = _ref_bn_backward(g[:n].reshape(shape), xs, sm.get().astype(np.float64),
+                               si.get().astype(np.float64), None, True, 1, None, 0, None)[0]
+        _gpu_bn_backward(gd, xd, sm, si, out=out)
+        _close(out.get(), rgi, dtype, scale=8.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_repeated_calls_with_overlaps(rng, dtype):
+    n = 1000
+    k = 16 // np.dtype(dtype).itemsize
+    x = _data(rng, (n + k,), dtype)
+    g = _data(rng, (n + k,), dtype)
+    for out_at in (None, k):  # a separate aligned out, then x shifted by k elements
+        buf = cupy.asarray(x)
+        out = cupy.empty(n, dtype) if out_at is None else buf[k:k + n]
+        cyrelu.leaky_relu(buf[:n], 0.25, out=out)
+        _same_bits(out.get(), cyrelu.leaky_relu(x[:n], 0.25))
+        gbuf = cupy.asarray(g)
+        xd = cupy.asarray(x[:n])
+        out = cupy.empty(n, dtype) if out_at is None else gbuf[k:k + n]
+        cyrelu.relu_backward(gbuf[:n], xd, out=out)
+        _same_bits(out.get(), cyrelu.relu_backward(g[:n], x[:n]))
+    for alpha in (0.5, -2.0, 0.0):  # repeated calls with new arrays and new values
+        xd = cupy.asarray(x)
+        _same_bits(cyrelu.leaky_relu(xd, alpha).get(), cyrelu.leaky_relu(x, alpha))
+        _same_bits(cyrelu.leaky_relu_backward(cupy.asarray(g), xd, alpha).get(),
+                   cyrelu.leaky_relu_backward(g, x, alpha))
+
+
+# ---- index types -----------------------------------------------------------------------
+# The elementwise kernels, the reductions and BatchNorm's apply pass come in a 32-bit and
+# a 64-bit index type; the host takes the 32-bit one when every index a launch computes
+# fits (cyrelu.cuda._launch.index_type).  Lowering the private INDEX32_LIMIT to 0 makes
+# every launch planned afterwards use the 64-bit kernels, so both run on small arrays.
+
+
+def _clear_plans():
+    from cyrelu.cuda import activations as gact
+    from cyrelu.cuda import batchnorm as gbn
+
+    for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward,
+                  gbn._fast_backward):
+        cache.clear()
+
+
+def _kernels_used(monkeypatch, call):
+    """(call's result, the kernel expressions its launch plans asked for)."""
+    from cyrelu.cuda import _loader
+
+    seen = []
+    real = _loader.function
+
+    def record(name, expr):
+        seen.append(expr)
+        return real(name, expr)
+
+    _clear_plans()
+    with monkeypatch.context() as m:
+        m.setattr(_loader, "function", record)
+        result = call()
+    _clear_plans()
+    return result, seen
+
+
+def test_index_type_rule():
+    from cyrelu.cuda import _launch
+
+    t = 1056 * 256  # an H100's resident threads
+    assert _launch.index_type(2**31 - 4 * t - 1, t) == ("int", np.int32)
+    assert _launch.index_type(2**31 - 4 * t, t) == ("long long", np.int64)
+    assert _launch.index_type(3 * 2**31, 256)[0] == "long long"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_index_types_agree(rng, dtype, monkeypatch):
+    """Each case once with the 32-bit kernels (what these sizes get) and once with the
+    64-bit ones: the same bits, and the CPU path's (activations) or the float64
+    reference's (BatchNorm) values; every layout and unit of the apply pass (NCS and NC,
+    16-byte packs and single elements), flat and strided (negative strides)."""
+    from cyrelu.cuda import _launch
+
+    x = _data(rng, (6, 8, 5, 8), dtype, specials=False)
+    g = _data(rng, (6, 8, 5, 8), dtype, specials=False)
+    xo = _data(rng, (5, 7, 5, 7), dtype, specials=False)  # S = 35: no 16-byte packs
+    x2 = _data(rng, (40, 24), dtype, specials=False)  # NC, C a multiple of the pack
+    buf = cupy.zeros(40 * 24 + 1, dtype=dtype)
+    x2_mis = buf[1:].reshape(40, 24)  # NC, misaligned: single elements
+    x2_mis[...] = cupy.asarray(x2)
+    xd, gd, xod, x2d = (cupy.asarray(a) for a in (x, g, xo, x2))
+    rm = cupy.asarray(rng.standard_normal(24).astype(np.float32))
+    rv = cupy.asarray((rng.random(24) + 0.5).astype(np.float32))
+    _, sm, si = _gpu_bn(xd, training=True, return_stats=True)
+    cases = {
+        "relu flat": (lambda: cyrelu.relu(xd), lambda: cyrelu.relu(x)),
+        "leaky_relu_backward strided": (
+            lambda: cyrelu.leaky_relu_backward(gd[:, ::-2], xd[:, ::-2], 0.1),
+            lambda: cyrelu.leaky_relu_backward(g[:, ::-2], x[:, ::-2], 0.1)),
+        "batch_norm NCS packs": (
+            lambda: _gpu_bn(xd, training=True, activation="relu", return_stats=True),
+            lambda: _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, "relu", 0)[:3]),
+        "batch_norm NCS elements": (
+            lambda: _gpu_bn(xod, training=True, return_stats=True),
+            lambda: _ref_bn(xo, None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[:3]),
+        "batch_norm NC packs": (
+            lambda: _gpu_bn(x2d, rm, rv, axis=-1),
+            lambda: _ref_bn(x2, rm.get(), rv.get(), None, None, False, 0.1, 1e-5, -1, None,
+                            0)[0]),
+        "batch_norm NC elements": (
+            lambda: _gpu_bn(x2_mis, training=True, axis=-1, activation="leaky_relu"),
+            lambda: _ref_bn(x2, None, None, None, None, True, 0.1, 1e-5, -1, "leaky_relu",
+                            0.2)[0]),
+        "batch_norm_backward": (
+            lambda: _gpu_bn_backward(gd, xd, sm, si),
+            lambda: _ref_bn_backward(g, x, sm.get().astype(np.float64),
+                                     si.get().astype(np.float64), None, True, 1, None, 0,
+                                     None)),
+    }
+    default = _launch.INDEX32_LIMIT
+    for name, (call, want) in cases.items():
+        got = {}
+        for limit, index in ((default, "int"), (0, "long long")):
+            monkeypatch.setattr(_launch, "INDEX32_LIMIT", limit)
+            res, seen = _kernels_used(monkeypatch, call)
+            indexed = [e for e in seen if not e.startswith("eval_coef")]
+            assert indexed and all(e.endswith(", %s>" % index) for e in indexed), (name,
+                                                                                   seen)
+            got[index] = [r.get() for r in (res if isinstance(res, tuple) else (res,))]
+        for a, b in zip(got["int"], got["long long"]):
+            _same_bits(a, b)
+        ref = want()
+        ref = ref if isinstance(ref, tuple) else (ref,)
+        for a, r in zip(got["int"], ref):
+            if name.startswith(("relu", "leaky")):
+                _same_bits(a, r)
+            else:
+                _close(a, np.asarray(r, dtype=np.float64), dtype, scale=8.0)

@@ -130,4 +130,5 @@ def test_cuda_table_agrees():
     assert seen == {n: e.code for n, e in table.TABLE.items()}
     ew = _loader.NAME_EXPRESSIONS["elementwise.cu"]
     for code in seen.values():
-        assert "unary_flat<float, %d>" % code in ew
+        for index in _loader.INDEX_TYPES:
+            assert "unary_flat<float, %d, %s>" % (code, index) in ew

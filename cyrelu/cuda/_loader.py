@@ -1,5 +1,6 @@
 """Lazy compilation of the ``.cu`` kernel sources: one ``cupy.RawModule`` per source,
-element type and device, built on first use and cached for the life of the process.
+element type, index type and device (``group``), built on first use and cached for the
+life of the process.
 
 Every kernel is a template instantiation exported under a plain ``extern "C"`` name
 (``kernel_name``): the loader appends one ``CYR_KERNEL_<family>(name, args...)`` line per
@@ -14,11 +15,16 @@ read without CuPy (``tests/test_cuda_compile.py`` compiles the same instantiatio
 nvcc and NVRTC on machines without a GPU).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import threading
+from collections.abc import Sequence
+from typing import Any
 
-from cyrelu._activation_table import CODES as _ACT_CODES, NONE as _ACT_NONE
+from cyrelu._activation_table import CODES as _ACT_CODES
+from cyrelu._activation_table import NONE as _ACT_NONE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,12 +47,13 @@ _RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE)) + tuple(
     (RED_GRAD, op) for op in _OPS) + ((RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
 
 
-def _names():
+def _names() -> dict[str, tuple[str, ...]]:
     ew = []
     for t in _TYPES:
         for op in _OPS:
             for k in ("unary_flat", "binary_flat", "unary_strided", "binary_strided"):
-                ew.append("%s<%s, %d>" % (k, t, op))
+                for index in INDEX_TYPES:
+                    ew.append("%s<%s, %d, %s>" % (k, t, op, index))
     bn = []
     for t in _TYPES:
         for mode, act in _RED_PAIRS:
@@ -57,16 +64,21 @@ def _names():
         bn.append("eval_coef<%s>" % t)
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
             for act in (_ACT_NONE,) + _OPS:
-                bn.append("apply<%s, %d, %d>" % (t, mode, act))
+                for nc in (0, 1):
+                    for vec in (0, 1):
+                        for index in INDEX_TYPES:
+                            bn.append("apply<%s, %d, %d, %d, %d, %s>"
+                                      % (t, mode, act, nc, vec, index))
     return {"elementwise.cu": tuple(ew), "batchnorm.cu": tuple(bn)}
 
 
-# index types of the reductions: int where every offset is below 2**31
+# index types of the reductions, the elementwise kernels and BatchNorm's apply pass: int
+# where every index a launch computes is below 2**31 (cyrelu.cuda._launch.index_type)
 INDEX_TYPES = ("int", "long long")
 NAME_EXPRESSIONS = _names()
 
 
-def kernel_name(expr):
+def kernel_name(expr: str) -> str:
     """The extern "C" name of template instantiation ``expr``:
     ``reduce_nc<float, 1, 2, long long>`` -> ``reduce_nc__float_1_2_long_long``."""
     family, _, rest = expr.partition("<")
@@ -74,14 +86,14 @@ def kernel_name(expr):
     return "__".join([family, "_".join(args)]) if args else family
 
 
-def instantiation(expr):
+def instantiation(expr: str) -> str:
     """The source line that defines kernel ``expr`` (the CYR_KERNEL_<family> macro)."""
     family, _, rest = expr.partition("<")
     args = [a.strip() for a in rest.rstrip(">").split(",")]
     return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr)] + args))
 
 
-def program(name, exprs):
+def program(name: str, exprs: Sequence[str]) -> str:
     """What NVRTC compiles: source ``name`` inlined, plus the kernels ``exprs``."""
     return source(name) + "\n/* instantiations */\n" + "\n".join(
         instantiation(e) for e in exprs) + "\n"
@@ -94,7 +106,7 @@ OPTIONS = ("-std=c++14",)
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.M)
 
 
-def source(name):
+def source(name: str) -> str:
     """The source of ``name`` with its local ``#include "..."`` lines inlined, recursively
     (NVRTC then needs no include path; the activation table, activation_table.h, is
     reached through common.cuh)."""
@@ -103,19 +115,26 @@ def source(name):
     return _INCLUDE.sub(lambda m: source(m.group(1)), text)
 
 
-def group(expr):
-    """The compilation group of a kernel: its element type (the first template argument),
-    so a program that only uses float32 compiles only the float kernels."""
+def group(expr: str) -> str:
+    """The compilation group of a kernel: its element type (the first template argument)
+    and its index type (the last, for the kernels that have one; the others go with
+    "int", which every program uses): ``"float/int"``.  A program that only uses float32
+    arrays below 2**31 elements compiles only the float kernels with 32-bit indices."""
     _, sep, rest = expr.partition("<")
-    return rest.split(",")[0].strip() if sep else ""
+    if not sep:
+        return ""
+    args = [a.strip() for a in rest.rstrip(">").split(",")]
+    return "%s/%s" % (args[0], args[-1] if args[-1] in INDEX_TYPES else "int")
 
 
 _lock = threading.Lock()
-_modules = {}  # (source name, group, device id) -> cupy.RawModule
-_functions = {}  # (source name, device id, name expression) -> cupy.RawKernel
+# (source name, group, device id) -> cupy.RawModule
+_modules: dict[tuple[str, str, int], Any] = {}
+# (source name, device id, name expression) -> cupy.RawKernel
+_functions: dict[tuple[str, int, str], Any] = {}
 
 
-def module(name, grp):
+def module(name: str, grp: str) -> Any:
     """The compiled ``cupy.RawModule`` of source ``name``'s kernels of group ``grp`` for
     the current device."""
     import cupy
@@ -134,7 +153,7 @@ def module(name, grp):
     return mod
 
 
-def function(name, expr):
+def function(name: str, expr: str) -> Any:
     """Kernel ``expr`` (one of ``NAME_EXPRESSIONS[name]``) for the current device."""
     import cupy
 
@@ -146,24 +165,10 @@ def function(name, expr):
     return fn
 
 
-_SM_COUNT = {}
+_LIMITS: dict[int, tuple[int, int, int]] = {}
 
 
-def sm_count():
-    """Streaming multiprocessors of the current device (cached per device)."""
-    import cupy
-
-    dev = cupy.cuda.runtime.getDevice()
-    n = _SM_COUNT.get(dev)
-    if n is None:
-        n = _SM_COUNT[dev] = int(cupy.cuda.Device(dev).attributes["MultiProcessorCount"])
-    return n
-
-
-_LIMITS = {}
-
-
-def device_limits(dev):
+def device_limits(dev: int) -> tuple[int, int, int]:
     """(SMs, most resident threads per SM, 32-bit registers per SM) of device ``dev``,
     cached; 0 for an attribute the CuPy in use does not report."""
     lim = _LIMITS.get(dev)

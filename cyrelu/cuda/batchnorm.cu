@@ -442,8 +442,10 @@ __device__ __forceinline__ void eval_coef(long long C, double eps, int kinds, co
 
 /* ---- the elementwise pass ---------------------------------------------------------------
  * Over the whole contiguous array in units of one element, or of one 16-byte pack when
- * vec != 0 (NCS: S a multiple of the pack; NC: C a multiple of the pack; every pointer
- * 16-byte aligned).  nc != 0: NC layout (rows N, channels C, S ignored).
+ * VEC (NCS: S a multiple of the pack; NC: C a multiple of the pack; every pointer
+ * 16-byte aligned).  NC: the NC layout (rows N, channels C, S ignored).  I: the index
+ * type (int when the size plus the grid fits in it; common.cuh).  Layout, packs and
+ * index type are template parameters, so each instantiation is one straight loop.
  * Each thread walks units u = tid, tid + G, ... and tracks (position in row, channel)
  * incrementally, so there is no division in the loop. */
 template <typename A> struct __align__(16) cyr_coef4 {
@@ -461,10 +463,10 @@ __device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A
     return cyr_mul(g, k.v[3]);
 }
 
-template <typename T, int MODE, int ACT>
+template <typename T, int MODE, int ACT, int NC, int VEC, typename I>
 __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *out,
                       const typename cyr_traits<T>::acc *coef, typename cyr_traits<T>::acc alpha,
-                      long long N, long long C, long long S, int nc, int vec) {
+                      I N, I C, I S) {
     typedef cyr_traits<T> tr;
     typedef typename tr::acc A;
     typedef cyr_pack<T> P;
@@ -476,26 +478,26 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
     const bool need_y = MODE != CYR_APPLY_FWD && ACT != CYR_ACT_NONE;
     const A zero = A(0);
 
-    const long long width = vec ? (long long)P::N : 1;
-    const long long rows = nc ? N : N * C;
-    const long long Sv = (nc ? C : S) / width; /* units per row */
-    const long long U = rows * Sv;
-    const long long G = cyr_nthreads();
-    long long u = cyr_tid();
-    long long row = u / Sv, s = u - row * Sv;
-    const long long qS = G / Sv, rS = G - qS * Sv;
+    const I width = VEC ? (I)P::N : 1;
+    const I rows = NC ? N : N * C;
+    const I Sv = (NC ? C : S) / width; /* units per row */
+    const I U = rows * Sv;
+    const I G = cyr_nthreads<I>();
+    I u = cyr_tid<I>();
+    I row = u / Sv, s = u - row * Sv;
+    const I qS = G / Sv, rS = G - qS * Sv;
     /* NCS: channel = row % C, advanced with the row */
-    long long ch = nc ? 0 : row % C;
-    const long long cstep = nc ? 0 : qS % C;
+    I ch = NC ? 0 : row % C;
+    const I cstep = NC ? 0 : qS % C;
     for (; u < U; u += G) {
-        const long long off = u * width;
-        if (vec) {
+        const I off = u * width;
+        if (VEC) {
             P px, pd, py;
             if (need_x) px = P::load(x + off);
             if (need_dy) pd = P::load(dy + off);
             if (need_y) py = P::load(yo + off);
             P po;
-            if (nc) {
+            if (NC) {
 #pragma unroll
                 for (int e = 0; e < P::N; ++e) {
                     const K4 k = kc[s * P::N + e];
@@ -513,18 +515,18 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
             }
             po.store(out + off);
         } else {
-            const K4 k = kc[nc ? s : ch];
+            const K4 k = kc[NC ? s : ch];
             out[off] = tr::store(bn_elem<MODE, ACT, A>(
                 need_x ? tr::load(x[off]) : zero, need_dy ? tr::load(dy[off]) : zero,
                 need_y ? tr::load(yo[off]) : zero, k, alpha));
         }
         s += rS;
-        long long carry = 0;
+        I carry = 0;
         if (s >= Sv) {
             s -= Sv;
             carry = 1;
         }
-        if (!nc) {
+        if (!NC) {
             ch += cstep + carry; /* < 2C */
             if (ch >= C) ch -= C;
         }
@@ -557,10 +559,9 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
                                     cyr_traits<T>::acc *coef) {                             \
         eval_coef<T>(C, eps, kinds, p0, p1, p2, p3, sm, si, coef);                          \
     }
-#define CYR_KERNEL_apply(NAME, T, MODE, ACT)                                               \
+#define CYR_KERNEL_apply(NAME, T, MODE, ACT, NC, VEC, I)                                   \
     extern "C" __global__ void __launch_bounds__(CYR_THREADS)                               \
         NAME(const T *x, const T *dy, const T *yo, T *out, const cyr_traits<T>::acc *coef,  \
-             cyr_traits<T>::acc alpha, long long N, long long C, long long S, int nc,        \
-             int vec) {                                                                      \
-        apply<T, MODE, ACT>(x, dy, yo, out, coef, alpha, N, C, S, nc, vec);                 \
+             cyr_traits<T>::acc alpha, I N, I C, I S) {                                      \
+        apply<T, MODE, ACT, NC, VEC, I>(x, dy, yo, out, coef, alpha, N, C, S);              \
     }

@@ -11,19 +11,41 @@ The reduction partition depends on (N, C, S) alone, never on the device or on po
 alignment, so results are bitwise reproducible across devices.  Launch plans (kernels,
 grids, split counts, workspace offsets) are cached per geometry, dtype, alignment and
 device; every temporary of a call (statistics, coefficients, partials) lives in one
-workspace allocation.
+workspace allocation, addressed by offsets from its base pointer (only the statistics a
+call returns become arrays).
+
+Per-call fast path: a call whose arrays have exactly the shapes, strides, dtypes,
+devices and alignments of an earlier successful call (and the same axis, activation and
+training flag) reuses what that call derived -- its argument checks, layout and launch
+plan -- and only checks what can change with equal keys: the real-valued arguments
+(alpha, momentum, eps, with the CPU path's rules), the current device and overlaps
+between ``out`` and the inputs, or between the running statistics.  Anything else goes
+through the general path, which gives the same results.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from cyrelu._validation import batch_norm_args, batch_norm_backward_args, check_same
+from cyrelu._validation import (
+    batch_norm_args,
+    batch_norm_backward_alpha,
+    batch_norm_backward_args,
+    batch_norm_reals,
+    check_same,
+)
 from cyrelu.cuda import _launch as L
 from cyrelu.cuda import _loader
 from cyrelu.cuda._launch import cupy
 
 __all__ = ["batch_norm", "batch_norm_backward"]
+
+Array = Any  # a cupy.ndarray (CuPy ships no type information)
+Kernel = Any  # a compiled kernel: kernel(grid, block, args)
 
 _NC_ROWS = 8  # CYR_NC_ROWS in batchnorm.cu
 _MAX_GRID_Y = 65535
@@ -34,8 +56,14 @@ _RED_BLOCKS = 2048
 _PART = 3  # doubles per partial (CYR_PART)
 _PLAN_LIMIT = 512
 
+_BLOCK = (L.THREADS,)
+_ADDR = np.uint64  # a device address passed for a pointer parameter
+_F64 = np.float64
+_ZERO64 = np.float64(0.0)
+_TRAINING = (np.int32(0), np.int32(1))
 
-def _bn(expr):
+
+def _bn(expr: str) -> Kernel:
     return _loader.function("batchnorm.cu", expr)
 
 
@@ -45,15 +73,16 @@ def _bn(expr):
 class Geometry:
     """x seen in memory order as (N, C, S); S == 1 uses the NC (rows, channels) kernels."""
 
-    __slots__ = ("N", "C", "S", "nc", "M")
+    __slots__ = ("C", "M", "N", "S", "nc")
 
-    def __init__(self, N, C, S):
+    def __init__(self, N: int, C: int, S: int) -> None:
         self.N, self.C, self.S = N, C, S
         self.nc = S == 1
         self.M = N * S  # elements per channel
 
 
-def in_memory_order(arrays, ax, out=None):
+def in_memory_order(arrays: Sequence[Array], ax: int, out: Array = None
+                    ) -> tuple[list[Array], tuple[int, ...], Geometry]:
     """(views, order, geometry): ``arrays`` (same shape and dtype; None entries kept) as
     C-contiguous views in the memory order of the first, when they all share one layout
     that some axis permutation makes C-contiguous and none partly overlaps ``out``; else
@@ -72,8 +101,10 @@ def in_memory_order(arrays, ax, out=None):
                 ok = False
                 break
     ident = tuple(range(x.ndim))
+    views: list[Array]
     if ok:
-        views = arrays if order == ident else [
+        assert order is not None
+        views = list(arrays) if order == ident else [
             None if a is None else a.transpose(order) for a in arrays]
     else:
         order = ident
@@ -93,25 +124,37 @@ def in_memory_order(arrays, ax, out=None):
     return views, order, geo
 
 
-def target(out, like, order):
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The permutation undoing ``order``; None for the identity."""
+    if order == tuple(range(len(order))):
+        return None
+    return tuple(int(i) for i in np.argsort(order))
+
+
+def target(out: Array | None, like: Array, order: tuple[int, ...]) -> tuple[Array, Array]:
     """(kernel view, result): where the kernel writes, C-contiguous in ``order``, and the
     array of x's shape it is.  ``out`` itself when its layout is that, else a new array
     (the caller copies it into out)."""
-    ident = order == tuple(range(len(order)))
+    inv = _inverse(order)
     if out is not None:
-        t = out if ident else out.transpose(order)
+        t = out if inv is None else out.transpose(order)
         if t.flags.c_contiguous and all(s >= 0 for s in t.strides):
             return t, out
     t = cupy.empty(like.shape, dtype=like.dtype)
-    return t, (t if ident else t.transpose(tuple(int(i) for i in np.argsort(order))))
+    return t, (t if inv is None else t.transpose(inv))
+
+
+def _read_in_place(views: Sequence[Array], arrays: Sequence[Array]) -> bool:
+    """True when in_memory_order gave views of ``arrays`` (no copies)."""
+    return all(a is None or v.data.ptr == a.data.ptr for v, a in zip(views, arrays))
 
 
 # ---- launch plans --------------------------------------------------------------------
 
-_plans = {}
+_plans: dict[tuple[Any, ...], Any] = {}
 
 
-def _cache(key, build):
+def _cache(key: tuple[Any, ...], build: Callable[[], Any]) -> Any:
     plan = _plans.get(key)
     if plan is None:
         plan = build()
@@ -122,17 +165,25 @@ def _cache(key, build):
 
 
 class _Reduce:
-    __slots__ = ("fn", "grid", "block", "shape_args", "nsplit", "nctr", "part_bytes")
+    __slots__ = ("block", "fn", "grid", "nctr", "nsplit", "part_bytes", "shape_args")
+
+    fn: Kernel
+    grid: tuple[int, int]
+    block: tuple[int, ...]
+    shape_args: tuple[np.integer[Any], ...]
+    nsplit: int
+    nctr: int
+    part_bytes: int
 
 
-def _reduce_plan(ctype, itemsize, mode, act, geo, vec):
+def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
+                 vec: bool) -> _Reduce:
     p = _Reduce()
-    index = "int" if geo.N * geo.C * geo.S + (1 << 26) < L.INT32_LIMIT else "long long"
-    it = np.int32 if index == "int" else np.int64
     if geo.nc:
         bx = L.cdiv(geo.C, 32)
         p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4),
                               _MAX_GRID_Y))
+        index, it = L.index_type(geo.N * geo.C, p.nsplit * 32 * _NC_ROWS)
         p.fn = _bn("reduce_nc<%s, %d, %d, %s>" % (ctype, mode, act, index))
         p.grid, p.block = (bx, p.nsplit), (32, _NC_ROWS)
         p.shape_args = (it(geo.N), it(geo.C))
@@ -143,6 +194,7 @@ def _reduce_plan(ctype, itemsize, mode, act, geo, vec):
         units = geo.N * (geo.S // width)
         p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4),
                               _MAX_GRID_Y))
+        index, it = L.index_type(geo.N * geo.C * geo.S, p.nsplit * L.THREADS)
         # vec (the pointers' alignment) only changes how units load
         p.fn = _bn("reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act,
                                                       int(width > 1 and vec), index))
@@ -153,35 +205,39 @@ def _reduce_plan(ctype, itemsize, mode, act, geo, vec):
     return p
 
 
-def reduce_plan(dtype, mode, act, geo, vec, dev):
+def reduce_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
+                dev: int) -> _Reduce:
     key = ("reduce", dtype, mode, act, geo.N, geo.C, geo.S, vec, dev)
     return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo,
-                                            vec))
+                                            vec))  # type: ignore[no-any-return]
 
 
-def _apply_plan(dtype, mode, act, geo, vec, dev):
-    fn = _bn("apply<%s, %d, %d>" % (L.CTYPE[dtype], mode, act))
+Apply = tuple[Kernel, tuple[int], tuple[Any, ...]]  # kernel, grid, trailing arguments
+
+
+def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
+                dev: int) -> Apply:
+    """The elementwise pass: the kernel of this layout (NC or NCS), unit (16-byte packs
+    or elements) and index type, and its grid (the grid only changes which thread does
+    which unit, never a result)."""
     width = 16 // dtype.itemsize
     vec = vec and (geo.C if geo.nc else geo.S) % width == 0
-    units = geo.N * geo.C * geo.S // (width if vec else 1)
+    n = geo.N * geo.C * geo.S
+    units = n // (width if vec else 1)
+    # the index type for the largest grid any kernel could get (the device's threads)
+    index, it = L.index_type(n, L.blocks(units, L.grid_limit(dev)) * L.THREADS)
+    fn = _bn("apply<%s, %d, %d, %d, %d, %s>" % (L.CTYPE[dtype], mode, act, int(geo.nc),
+                                                int(vec), index))
     return (fn, (L.blocks(units, L.grid_limit(dev, fn)),),
-            (np.int64(geo.N), np.int64(geo.C), np.int64(1 if geo.nc else geo.S),
-             np.int32(geo.nc), np.int32(vec)))
+            (it(geo.N), it(geo.C), it(1 if geo.nc else geo.S)))
 
 
-def apply(mode, act, geo, x, dy, yo, out, coef, alpha, dev):
-    vec = L.aligned(*[a for a in (out, x, dy, yo) if a is not None])
-    fn, grid, tail = _cache(("apply", out.dtype, mode, act, geo.N, geo.C, geo.S, vec, dev),
-                            lambda: _apply_plan(out.dtype, mode, act, geo, vec, dev))
-    x = out if x is None else x
-    dy = x if dy is None else dy
-    yo = x if yo is None else yo
-    fn(grid, (L.THREADS,), (x, dy, yo, out, coef, L.ACC[out.dtype].type(alpha), *tail))
-
-
-def reduce(plan, dev, x, dy, yo, part, alpha, thr, sm, si, coef, M, eps, momentum, training,
-           kinds, params):
-    """One per-channel reduction with its last-block finish (see batchnorm.cu)."""
+def reduce(plan: _Reduce, dev: int, x: Array, dy: Array | None, yo: Array | None,
+           part: Any, alpha: float, thr: float, sm: Any, si: Any, coef: Any, M: float,
+           eps: float, momentum: float, training: int, kinds: int,
+           params: Sequence[Any | None]) -> None:
+    """One per-channel reduction with its last-block finish (see batchnorm.cu).  The
+    outputs (part, sm, si, coef, params) are arrays or device addresses."""
     acc = L.ACC[x.dtype].type
     dy = x if dy is None else dy
     yo = x if yo is None else yo
@@ -192,16 +248,21 @@ def reduce(plan, dev, x, dy, yo, part, alpha, thr, sm, si, coef, M, eps, momentu
              np.float64(momentum), np.int32(training), np.int32(kinds), *p))
 
 
-def kinds_of(*params):
+def kinds_of(*dtypes: np.dtype[Any] | None) -> int:
     """Per-channel parameter kinds, 2 bits each: 0 absent, 1 float32, 2 float64."""
     k = 0
-    for i, p in enumerate(params):
-        if p is not None:
-            k |= (2 if p.dtype == L.F64 else 1) << (2 * i)
+    for i, d in enumerate(dtypes):
+        if d is not None:
+            k |= (2 if d == L.F64 else 1) << (2 * i)
     return k
 
 
-def _per_channel(value, name, C, dev):
+def _dtype(p: Array | None) -> np.dtype[Any] | None:
+    return None if p is None else p.dtype
+
+
+def _per_channel(value: object, name: str, C: int, dev: int) -> Array:
+    """``value`` checked as a per-channel parameter (None stays None)."""
     if value is None:
         return None
     if not isinstance(value, cupy.ndarray):
@@ -216,23 +277,199 @@ def _per_channel(value, name, C, dev):
     return value
 
 
-def _contiguous(p):
+def _contiguous(p: Array) -> Array:
     return p if p is None or p.flags.c_contiguous else cupy.ascontiguousarray(p)
 
 
-# ---- BatchNorm -----------------------------------------------------------------------
+# ---- the per-call fast path ----------------------------------------------------------
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5, *, axis=1, activation=None,
-               alpha=0.2, out=None, return_stats=False, num_threads=None):
+def _partly(a: int, b: int, nbytes: int) -> bool:
+    """Two dense ranges of ``nbytes`` at a and b share memory without being the same."""
+    return a != b and a < b + nbytes and b < a + nbytes
+
+
+# ---- BatchNorm forward ---------------------------------------------------------------
+
+
+class _Forward:
+    """What a forward call launches for one geometry, dtype, mode, activation, set of
+    parameter dtypes, alignment and device; the workspace holds save_mean, save_invstd
+    (csz bytes each), 4 coefficients per channel and the reduction's partials."""
+
+    __slots__ = (
+        "C",
+        "C64",
+        "M",
+        "acc",
+        "alpha_t",
+        "apply",
+        "csz",
+        "eval_fn",
+        "eval_grid",
+        "kinds",
+        "part",
+        "red",
+        "si",
+        "ws_len",
+        "zero",
+    )
+
+    C: int
+    acc: np.dtype[Any]
+    csz: int
+    si: int  # save_invstd's first element in the workspace
+    ws_len: int
+    part: int
+    red: _Reduce | None
+    M: np.float64
+    eval_fn: Kernel  # None in training
+    eval_grid: tuple[int]
+    C64: np.int64
+    kinds: np.int32
+    apply: Apply | None
+    alpha_t: Callable[[float], Any]
+    zero: Any
+
+
+def _build_forward(dtype: np.dtype[Any], geo: Geometry, training: bool, act: int,
+                   kinds: int, xvec: bool, vec: bool, dev: int) -> _Forward:
+    p = _Forward()
+    acc = L.ACC[dtype]
+    p.C, p.acc, p.kinds, p.alpha_t = geo.C, acc, np.int32(kinds), acc.type
+    p.zero = acc.type(0.0)
+    p.csz = L.pad16(geo.C * acc.itemsize)
+    p.si = p.csz // acc.itemsize
+    nbytes = 6 * p.csz
+    p.red = p.eval_fn = None
+    if training:
+        p.red = reduce_plan(dtype, _loader.RED_STATS, 0, geo, xvec, dev)
+        p.part = nbytes
+        nbytes += p.red.part_bytes
+        p.M = np.float64(geo.M)
+    else:
+        p.eval_fn = _bn("eval_coef<%s>" % L.CTYPE[dtype])
+        p.eval_grid = (L.cdiv(geo.C, L.THREADS),)
+        p.C64 = np.int64(geo.C)
+    p.ws_len = L.cdiv(nbytes, acc.itemsize)
+    p.apply = (_apply_plan(dtype, _loader.APPLY_FWD, act, geo, vec, dev)
+               if geo.N * geo.S else None)
+    return p
+
+
+def _forward_plan(dtype: np.dtype[Any], geo: Geometry, training: bool, act: int,
+                  kinds: int, xvec: bool, vec: bool, dev: int) -> _Forward:
+    key = ("forward", dtype, geo.N, geo.C, geo.S, training, act, kinds, xvec, vec, dev)
+    return _cache(key, lambda: _build_forward(  # type: ignore[no-any-return]
+        dtype, geo, training, act, kinds, xvec, vec, dev))
+
+
+def _forward(p: _Forward, x: Array, y: Array, params: Sequence[Array | None],
+             alpha: float, momentum: float, eps: float, dev: int) -> Array:
+    """The launches of one forward call (x and y in memory order, the running
+    statistics updated in training); returns the workspace."""
+    ws = cupy.empty(p.ws_len, p.acc)
+    base = ws.data.ptr
+    sm, si, coef = _ADDR(base), _ADDR(base + p.csz), _ADDR(base + 2 * p.csz)
+    prm = [sm if q is None else q for q in params]  # absent: any valid address
+    r = p.red
+    if r is not None:
+        r.fn(r.grid, r.block,
+             (x, x, x, p.zero, p.zero, *r.shape_args, _ADDR(base + p.part),
+              L.counter(dev, r.nctr), sm, si, coef, p.M, _F64(eps), _F64(momentum),
+              _TRAINING[1], p.kinds, *prm))
+    else:
+        p.eval_fn(p.eval_grid, _BLOCK, (p.C64, _F64(eps), p.kinds, *prm, sm, si, coef))
+    if p.apply is not None:
+        fn, grid, tail = p.apply
+        fn(grid, _BLOCK, (x, x, x, y, coef, p.alpha_t(alpha), *tail))
+    return ws
+
+
+class _FastForward:
+    """A forward call's key -> its plan, and what the per-call checks need."""
+
+    __slots__ = ("dev", "dtype", "inv", "nbytes", "plan", "shape", "stats")
+
+    def __init__(self, plan: _Forward, dev: int, x: Array, xk: Array,
+                 order: tuple[int, ...], stats: tuple[int, int] | None) -> None:
+        self.plan, self.dev, self.nbytes = plan, dev, x.nbytes
+        self.shape, self.dtype, self.inv = xk.shape, x.dtype, _inverse(order)
+        self.stats = stats  # (running_mean, running_var) bytes, when training updates both
+
+
+_fast_forward: dict[tuple[Any, ...], _FastForward] = {}
+
+
+def _forward_key(x: object, running_mean: object, running_var: object, weight: object,
+                 bias: object, training: object, axis: object, activation: object,
+                 out: object) -> tuple[Any, ...] | None:
+    if type(training) is not bool or type(axis) is not int or not (
+            activation is None or type(activation) is str):
+        return None
+    try:
+        return (L.array_key(x), L.array_key(out), L.array_key(running_mean),
+                L.array_key(running_var), L.array_key(weight), L.array_key(bias), training,
+                axis, activation)
+    except L.NotFast:
+        return None
+
+
+def _fast_forward_ok(f: _FastForward, x: Array, running_mean: Array, running_var: Array,
+                     out: Array | None) -> bool:
+    """The checks a key cannot make: the current device, and overlaps (which the general
+    path resolves with copies)."""
+    if L.get_device() != f.dev:
+        return False
+    if out is not None and _partly(out.data.ptr, x.data.ptr, f.nbytes):
+        return False
+    if f.stats is not None:
+        a, b = running_mean.data.ptr, running_var.data.ptr
+        if a < b + f.stats[1] and b < a + f.stats[0]:
+            return False
+    return True
+
+
+def batch_norm(x: Array, running_mean: Array | None = None,
+               running_var: Array | None = None, weight: Array | None = None,
+               bias: Array | None = None, training: bool = False, momentum: float = 0.1,
+               eps: float = 1e-5, *, axis: int = 1, activation: str | None = None,
+               alpha: float = 0.2, out: Array | None = None, return_stats: bool = False,
+               num_threads: int | None = None) -> Any:
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result has x's memory layout when
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
     L.check_threads(num_threads)
+    key = _forward_key(x, running_mean, running_var, weight, bias, training, axis,
+                       activation, out)
+    f = None if key is None else _fast_forward.get(key)
+    if f is None or not _fast_forward_ok(f, x, running_mean, running_var, out):
+        return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
+                           eps, axis, activation, alpha, out, return_stats, key)
+    alpha_, momentum_, eps_ = batch_norm_reals(alpha, momentum, eps)
+    y = out
+    if y is None:
+        y = cupy.empty(f.shape, f.dtype)
+    ws = _forward(f.plan, x, y, (running_mean, running_var, weight, bias), alpha_,
+                  momentum_, eps_, f.dev)
+    if out is None and f.inv is not None:
+        y = y.transpose(f.inv)
+    if return_stats:
+        C, si = f.plan.C, f.plan.si
+        return y, ws[:C], ws[si:si + C]
+    return y
+
+
+def _batch_norm(x: Array, running_mean: Array | None, running_var: Array | None,
+                weight: Array | None, bias: Array | None, training: object,
+                momentum: object, eps: object, axis: object, activation: object,
+                alpha: object, out: Array | None, return_stats: bool,
+                key: tuple[Any, ...] | None) -> Any:
+    """The general path: every check, copies where the layout needs them; remembers the
+    call for the fast path (under ``key``) when it read and wrote everything in place."""
     x = L.as_array(x, "x")
-    ax, C, act, alpha, momentum, eps = batch_norm_args(x.shape, axis, activation, alpha,
-                                                       momentum, eps)
+    ax, C, act, alpha_, momentum_, eps_ = batch_norm_args(x.shape, axis, activation, alpha,
+                                                          momentum, eps)
     training = bool(training)
     dev = x.device.id
     w = _per_channel(weight, "weight", C, dev)
@@ -265,51 +502,202 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
                 L.overlaps_partly(rm, rv):
             rv_k = rv.copy()
         params = (rm_k, rv_k, w_k, b_k)
-        kinds = kinds_of(*params)
         yk, y = target(out, xk, order)
-        csz = L.pad16(C * acc.itemsize)
-        if training:
-            plan = reduce_plan(x.dtype, _loader.RED_STATS, 0, geo, L.aligned(xk), dev)
-            ws = L.workspace(2 * csz + 4 * csz + plan.part_bytes)
-        else:
-            ws = L.workspace(6 * csz)
-        save_mean = L.carve(ws, 0, C, acc)
-        save_invstd = L.carve(ws, csz, C, acc)
-        coef = L.carve(ws, 2 * csz, 4 * C, acc)
-        if training:
-            # statistics, running stats (each one given, as on the CPU) and coefficients
-            part = L.carve(ws, 6 * csz, plan.part_bytes // 8, L.F64)
-            reduce(plan, dev, xk, None, None, part, 0.0, 0.0, save_mean, save_invstd, coef,
-                   geo.M, eps, momentum, 1, kinds, params)
-            if rm is not None and rm_k is not rm:
-                rm[...] = rm_k
-            if rv is not None and rv_k is not rv:
-                rv[...] = rv_k
-        else:
-            fn = _bn("eval_coef<%s>" % L.CTYPE[x.dtype])
-            fn((L.cdiv(C, L.THREADS),), (L.THREADS,),
-               (np.int64(C), np.float64(eps), np.int32(kinds),
-                *[save_mean if q is None else q for q in params], save_mean, save_invstd,
-                coef))
-        if x.size:
-            apply(_loader.APPLY_FWD, act, geo, xk, None, None, yk, coef, alpha, dev)
+        in_place = (x.size > 0 and _read_in_place([xk], [x]) and rm_k is rm and rv_k is rv
+                    and w_k is w and b_k is b
+                    and (out is None or (y is out and out.strides == x.strides)))
+        plan = _forward_plan(x.dtype, geo, training, act, kinds_of(*map(_dtype, params)),
+                             L.aligned(xk), L.aligned(yk, xk), dev)
+        ws = _forward(plan, xk, yk, params, alpha_, momentum_, eps_, dev)
+        if rm is not None and rm_k is not rm:
+            rm[...] = rm_k
+        if rv is not None and rv_k is not rv:
+            rv[...] = rv_k
         if out is not None and y is not out:
             out[...] = y
             y = out
-    return (y, save_mean, save_invstd) if return_stats else y
+    if key is not None and in_place:
+        stats = None
+        if training and rm is not None and rv is not None:
+            stats = (rm.nbytes, rv.nbytes)
+        L.remember(_fast_forward, key, _FastForward(plan, dev, x, xk, order, stats))
+    return (y, ws[:C], ws[plan.si:plan.si + C]) if return_stats else y
 
 
-def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
-                        training=True, axis=1, activation=None, alpha=0.2, output=None,
-                        out=None, num_threads=None):
+# ---- BatchNorm backward --------------------------------------------------------------
+
+
+class _Backward:
+    """What a backward call launches for one geometry, dtype, activation, mode, set of
+    parameter dtypes, alignment and device; the workspace (of the gradients' dtype)
+    holds grad_weight, grad_bias (gsz bytes each), 4 coefficients per channel and the
+    reduction's partials."""
+
+    __slots__ = (
+        "C",
+        "M",
+        "alpha_t",
+        "apply",
+        "coef",
+        "gb",
+        "gdtype",
+        "gsz",
+        "kinds",
+        "part",
+        "red",
+        "training",
+        "ws_len",
+        "zero",
+    )
+
+    C: int
+    gdtype: np.dtype[Any]
+    gsz: int
+    gb: int  # grad_bias's first element in the workspace
+    coef: int
+    part: int
+    ws_len: int
+    red: _Reduce
+    M: np.float64
+    training: np.int32
+    kinds: np.int32
+    apply: Apply | None
+    alpha_t: Callable[[float], Any]
+    zero: Any
+
+
+def _build_backward(dtype: np.dtype[Any], gdtype: np.dtype[Any], geo: Geometry, act: int,
+                    training: bool, kinds: int, xvec: bool, vec: bool,
+                    dev: int) -> _Backward:
+    p = _Backward()
+    acc = L.ACC[dtype]
+    p.C, p.gdtype, p.kinds, p.alpha_t = geo.C, gdtype, np.int32(kinds), acc.type
+    p.zero = acc.type(0.0)
+    p.training = _TRAINING[training]
+    if geo.N * geo.S:
+        p.red = reduce_plan(dtype, _loader.RED_GRAD, act, geo, xvec, dev)
+        mode = _loader.APPLY_BWD_TRAIN if training else _loader.APPLY_BWD_EVAL
+        p.apply = _apply_plan(dtype, mode, act, geo, vec, dev)
+    else:  # no elements: zero sums, finished by a reduction over an empty channel
+        p.red = reduce_plan(dtype, _loader.RED_GRAD, 0, Geometry(0, geo.C, 1), True, dev)
+        p.apply = None
+    p.M = np.float64(max(geo.M, 1))
+    p.gsz = L.pad16(geo.C * gdtype.itemsize)
+    p.gb = p.gsz // gdtype.itemsize
+    p.coef = 2 * p.gsz
+    p.part = p.coef + 4 * L.pad16(geo.C * acc.itemsize)
+    p.ws_len = L.cdiv(p.part + p.red.part_bytes, gdtype.itemsize)
+    return p
+
+
+def _backward_plan(dtype: np.dtype[Any], gdtype: np.dtype[Any], geo: Geometry, act: int,
+                   training: bool, kinds: int, xvec: bool, vec: bool,
+                   dev: int) -> _Backward:
+    key = ("backward", dtype, gdtype, geo.N, geo.C, geo.S, act, training, kinds, xvec, vec,
+           dev)
+    return _cache(key, lambda: _build_backward(  # type: ignore[no-any-return]
+        dtype, gdtype, geo, act, training, kinds, xvec, vec, dev))
+
+
+def _backward(p: _Backward, x: Array, g: Array, yo: Array | None, gi: Array, sm: Array,
+              si: Array, w: Array | None, alpha: float, dev: int) -> Array:
+    """The launches of one backward call (x, g, yo and gi in memory order); returns the
+    workspace."""
+    ws = cupy.empty(p.ws_len, p.gdtype)
+    base = ws.data.ptr
+    gw, gb, coef = _ADDR(base), _ADDR(base + p.gsz), _ADDR(base + p.coef)
+    a = p.alpha_t(alpha)
+    yo = x if yo is None else yo
+    r = p.red
+    r.fn(r.grid, r.block,
+         (x, g, yo, a, p.zero, *r.shape_args, _ADDR(base + p.part), L.counter(dev, r.nctr),
+          sm, si, coef, p.M, _ZERO64, _ZERO64, p.training, p.kinds,
+          gw if w is None else w, gw, gb, gw))
+    if p.apply is not None:
+        fn, grid, tail = p.apply
+        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, *tail))
+    return ws
+
+
+class _FastBackward:
+    """A backward call's key -> its plan, and what the per-call checks need."""
+
+    __slots__ = ("act", "dev", "dtype", "inv", "nbytes", "plan", "shape")
+
+    def __init__(self, plan: _Backward, dev: int, act: int, x: Array, xk: Array,
+                 order: tuple[int, ...]) -> None:
+        self.plan, self.dev, self.act, self.nbytes = plan, dev, act, x.nbytes
+        self.shape, self.dtype, self.inv = xk.shape, x.dtype, _inverse(order)
+
+
+_fast_backward: dict[tuple[Any, ...], _FastBackward] = {}
+
+
+def _backward_key(grad_output: object, x: object, save_mean: object, save_invstd: object,
+                  weight: object, training: object, axis: object, activation: object,
+                  output: object, out: object) -> tuple[Any, ...] | None:
+    if type(training) is not bool or type(axis) is not int or not (
+            activation is None or type(activation) is str):
+        return None
+    try:
+        return (L.array_key(grad_output), L.array_key(x), L.array_key(out),
+                L.array_key(save_mean), L.array_key(save_invstd), L.array_key(weight),
+                None if activation is None else L.array_key(output), training, axis,
+                activation)
+    except L.NotFast:
+        return None
+
+
+def _fast_backward_ok(f: _FastBackward, g: Array, x: Array, output: Array,
+                      out: Array | None) -> bool:
+    if L.get_device() != f.dev:
+        return False
+    if out is not None:
+        op = out.data.ptr
+        if _partly(op, x.data.ptr, f.nbytes) or _partly(op, g.data.ptr, f.nbytes):
+            return False
+        if f.act and _partly(op, output.data.ptr, f.nbytes):
+            return False
+    return True
+
+
+def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
+                        weight: Array | None = None, *, training: bool = True,
+                        axis: int = 1, activation: str | None = None, alpha: float = 0.2,
+                        output: Array | None = None, out: Array | None = None,
+                        num_threads: int | None = None) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
     L.check_threads(num_threads)
+    key = _backward_key(grad_output, x, save_mean, save_invstd, weight, training, axis,
+                        activation, output, out)
+    f = None if key is None else _fast_backward.get(key)
+    if f is None or not _fast_backward_ok(f, grad_output, x, output, out):
+        return _batch_norm_backward(grad_output, x, save_mean, save_invstd, weight,
+                                    training, axis, activation, alpha, output, out, key)
+    alpha_ = batch_norm_backward_alpha(activation, f.act, alpha)
+    gi = out
+    if gi is None:
+        gi = cupy.empty(f.shape, f.dtype)
+    ws = _backward(f.plan, x, grad_output, output if f.act else None, gi, save_mean,
+                   save_invstd, weight, alpha_, f.dev)
+    if out is None and f.inv is not None:
+        gi = gi.transpose(f.inv)
+    C, gb = f.plan.C, f.plan.gb
+    return gi, ws[:C], ws[gb:gb + C]
+
+
+def _batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
+                         weight: Array | None, training: object, axis: object,
+                         activation: object, alpha: object, output: Array | None,
+                         out: Array | None,
+                         key: tuple[Any, ...] | None) -> tuple[Array, Array, Array]:
+    """The general path (see _batch_norm)."""
     g = L.as_array(grad_output, "grad_output")
     x = L.as_array(x, "x")
     check_same("grad_output", g, "x", x)
-    ax, C, act, alpha = batch_norm_backward_args(x.shape, axis, activation, alpha)
+    ax, C, act, alpha_ = batch_norm_backward_args(x.shape, axis, activation, alpha)
     training = bool(training)
     dev = x.device.id
     L.check_device(dev, "grad_output", g)
@@ -337,37 +725,27 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
         if C == 0:
             gi = out if out is not None else cupy.empty(x.shape, dtype=x.dtype)
             return gi, cupy.empty(C, dtype=gdtype), cupy.empty(C, dtype=gdtype)
+        assert sm is not None and si is not None
+        sm_k, si_k = sm, si
         if sm.dtype != acc or not sm.flags.c_contiguous:
-            sm = cupy.ascontiguousarray(sm, dtype=acc)
+            sm_k = cupy.ascontiguousarray(sm, dtype=acc)
         if si.dtype != acc or not si.flags.c_contiguous:
-            si = cupy.ascontiguousarray(si, dtype=acc)
+            si_k = cupy.ascontiguousarray(si, dtype=acc)
         w_k = _contiguous(w)
         (xk, gk, yk), order, geo = in_memory_order([x, g, yo], ax, out)
         gik, gi = target(out, xk, order)
-        if x.size:
-            plan = reduce_plan(x.dtype, _loader.RED_GRAD, act, geo,
-                               L.aligned(*[a for a in (xk, gk, yk) if a is not None]), dev)
-        else:  # no elements: zero sums, finished by a reduction over an empty channel
-            geo0 = Geometry(0, C, 1)
-            plan = reduce_plan(x.dtype, _loader.RED_GRAD, 0, geo0, True, dev)
-        gsz = L.pad16(C * gdtype.itemsize)
-        csz = L.pad16(C * acc.itemsize)
-        ws = L.workspace(2 * gsz + 4 * csz + plan.part_bytes)
-        grad_weight = L.carve(ws, 0, C, gdtype)
-        grad_bias = L.carve(ws, gsz, C, gdtype)
-        coef = L.carve(ws, 2 * gsz, 4 * C, acc)
-        part = L.carve(ws, 2 * gsz + 4 * csz, plan.part_bytes // 8, L.F64)
-        params = (w_k, grad_weight, grad_bias, None)
-        kinds = kinds_of(*params)
-        if x.size:
-            reduce(plan, dev, xk, gk, yk, part, alpha, 0.0, sm, si, coef, max(geo.M, 1), 0.0,
-                   0.0, int(training), kinds, params)
-            mode = _loader.APPLY_BWD_TRAIN if training else _loader.APPLY_BWD_EVAL
-            apply(mode, act, geo, xk, gk, yk, gik, coef, alpha, dev)
-        else:
-            reduce(plan, dev, xk, None, None, part, 0.0, 0.0, sm, si, coef, 1.0, 0.0, 0.0,
-                   int(training), kinds, params)
+        in_place = (x.size > 0 and _read_in_place([xk, gk, yk], [x, g, yo])
+                    and sm_k is sm and si_k is si and w_k is w
+                    and (out is None or (gi is out and out.strides == x.strides)))
+        plan = _backward_plan(x.dtype, gdtype, geo, act, training,
+                              kinds_of(_dtype(w_k), gdtype, gdtype),
+                              L.aligned(*[a for a in (xk, gk, yk) if a is not None]),
+                              L.aligned(*[a for a in (gik, xk, gk, yk) if a is not None]),
+                              dev)
+        ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, alpha_, dev)
         if out is not None and gi is not out:
             out[...] = gi
             gi = out
-    return gi, grad_weight, grad_bias
+    if key is not None and in_place:
+        L.remember(_fast_backward, key, _FastBackward(plan, dev, act, x, xk, order))
+    return gi, ws[:C], ws[plan.gb:plan.gb + C]

@@ -207,12 +207,15 @@ template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a
 #undef CYR_FWD_CASE_
 #undef CYR_BWD_CASE_
 
-/* Grid-stride loop helpers: 64-bit indices throughout (arrays may exceed 2**31). */
-__device__ __forceinline__ long long cyr_tid() {
-    return (long long)blockIdx.x * blockDim.x + threadIdx.x;
+/* Grid-stride loop helpers, in the kernel's index type I: long long (arrays may exceed
+ * 2**31 elements), or int, which the host chooses only when every index the kernel
+ * computes -- the size plus what a grid-stride loop runs past it -- stays below 2**31
+ * (cyrelu/cuda/_launch.py, index_type): 32-bit multiplies, divisions and registers. */
+template <typename I = long long> __device__ __forceinline__ I cyr_tid() {
+    return (I)blockIdx.x * (I)blockDim.x + (I)threadIdx.x;
 }
-__device__ __forceinline__ long long cyr_nthreads() {
-    return (long long)gridDim.x * blockDim.x;
+template <typename I = long long> __device__ __forceinline__ I cyr_nthreads() {
+    return (I)gridDim.x * (I)blockDim.x;
 }
 
 /* Sum over the block (blockDim.x * blockDim.y a multiple of 32, at most 1024):

@@ -4,6 +4,10 @@ Counts are exact (float64 sums of 0/1), so they are read from x where it lies (a
 axis permutation of a C-contiguous array) with the BatchNorm reduction kernels.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
 
 from cyrelu._validation import dead_units_args, sparsity_args, threshold_in
@@ -14,8 +18,10 @@ from cyrelu.cuda.batchnorm import Geometry, in_memory_order, reduce, reduce_plan
 
 __all__ = ["dead_units", "sparsity"]
 
+Array = Any  # a cupy.ndarray (CuPy ships no type information)
 
-def _channel_counts(x, ax, mode, thr=0.0):
+
+def _channel_counts(x: Array, ax: int | None, mode: int, thr: float = 0.0) -> Array:
     """Per channel along ``ax`` (or over everything when ax is None): float64 counts."""
     dev = x.device.id
     if ax is None:  # one channel holding every element, in any memory order
@@ -28,15 +34,14 @@ def _channel_counts(x, ax, mode, thr=0.0):
     if geo.C == 0 or x.size == 0:
         return counts
     plan = reduce_plan(x.dtype, mode, 0, geo, L.aligned(xk), dev)
-    ws = L.workspace(plan.part_bytes + 16)
-    dummy = L.carve(ws, 0, 0, L.ACC[x.dtype])
-    part = L.carve(ws, 16, plan.part_bytes // 8, L.F64)
-    reduce(plan, dev, xk, None, None, part, 0.0, thr, dummy, dummy, dummy, 1.0, 0.0, 0.0, 1,
+    part = L.workspace(plan.part_bytes)  # the statistics' pointers are not used here
+    reduce(plan, dev, xk, None, None, part, 0.0, thr, part, part, part, 1.0, 0.0, 0.0, 1,
            2, (counts, None, None, None))
     return counts
 
 
-def dead_units(pre_activation, *, axis=1, threshold=0.0, num_threads=None):
+def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
+               num_threads: int | None = None) -> Array:
     """:func:`cyrelu.dead_units` for CuPy arrays: a boolean CuPy array with one entry per
     channel along ``axis``, True where every value is ``<= threshold`` (exactly; a NaN is
     not <= threshold, so its channel is alive).  ``num_threads`` is validated and
@@ -49,7 +54,8 @@ def dead_units(pre_activation, *, axis=1, threshold=0.0, num_threads=None):
         return alive == 0
 
 
-def sparsity(x, *, axis=None, num_threads=None):
+def sparsity(x: Array, *, axis: int | None = None,
+             num_threads: int | None = None) -> float | Array:
     """:func:`cyrelu.sparsity` for CuPy arrays: the fraction of exact zeros (-0.0 is one,
     NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array with one
     entry per channel.  ``num_threads`` is validated and otherwise ignored."""

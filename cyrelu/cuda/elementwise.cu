@@ -1,11 +1,12 @@
 /* The activations, forward and backward, for float, double and float16 (math in float).
  *
- * Kernels (T = float | double | cyr_half, OP = a CYR_ACT_* code of activation_table.h):
+ * Kernels (T = float | double | cyr_half, OP = a CYR_ACT_* code of activation_table.h,
+ * I = the index type: int where every index fits, else long long; common.cuh):
  *
- *   unary_flat<T, OP>(x, y, n, head, alpha)          y = f(x), contiguous
- *   binary_flat<T, OP>(g, x, out, n, head, alpha)    out = f'(x) * g, contiguous
- *   unary_strided<T, OP>(x, y, n, d1, d2, d3, strides..., alpha)
- *   binary_strided<T, OP>(g, x, out, n, d1, d2, d3, strides..., alpha)
+ *   unary_flat<T, OP, I>(x, y, n, head, alpha)          y = f(x), contiguous
+ *   binary_flat<T, OP, I>(g, x, out, n, head, alpha)    out = f'(x) * g, contiguous
+ *   unary_strided<T, OP, I>(x, y, n, d1, d2, d3, strides..., alpha)
+ *   binary_strided<T, OP, I>(g, x, out, n, d1, d2, d3, strides..., alpha)
  *
  * Flat kernels: elements [0, head) and the tail after the last whole 16-byte pack
  * are done one at a time, everything between as 16-byte packs.  The host passes
@@ -27,23 +28,23 @@
  */
 #include "common.cuh"
 
-template <typename T, int OP>
-__device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long long head,
+template <typename T, int OP, typename I>
+__device__ __forceinline__ void unary_flat(const T *x, T *y, I n, I head,
                            typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
-    const long long tid = cyr_tid(), nth = cyr_nthreads();
-    const long long nv = (n - head) / P::N;
-    const long long tail = head + nv * P::N;
+    const I tid = cyr_tid<I>(), nth = cyr_nthreads<I>();
+    const I nv = (n - head) / P::N;
+    const I tail = head + nv * P::N;
 #pragma unroll 1
-    for (long long i = tid; i < head; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+    for (I i = tid; i < head; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
 #pragma unroll 1
-    for (long long i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+    for (I i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
     const T *xv = x + head;
     T *yv = y + head;
     /* two packs per thread per step, both loads issued before either store: more bytes
      * in flight per thread (the loop is bound by memory latency x bandwidth) */
-    long long i = tid;
+    I i = tid;
     for (; i + nth < nv; i += 2 * nth) {
         P p = P::load(xv + i * P::N);
         P q = P::load(xv + (i + nth) * P::N);
@@ -63,24 +64,24 @@ __device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long l
     }
 }
 
-template <typename T, int OP>
-__device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long long n, long long head,
+template <typename T, int OP, typename I>
+__device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, I n, I head,
                             typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
-    const long long tid = cyr_tid(), nth = cyr_nthreads();
-    const long long nv = (n - head) / P::N;
-    const long long tail = head + nv * P::N;
+    const I tid = cyr_tid<I>(), nth = cyr_nthreads<I>();
+    const I nv = (n - head) / P::N;
+    const I tail = head + nv * P::N;
 #pragma unroll 1
-    for (long long i = tid; i < head; i += nth)
+    for (I i = tid; i < head; i += nth)
         out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
 #pragma unroll 1
-    for (long long i = tail + tid; i < n; i += nth)
+    for (I i = tail + tid; i < n; i += nth)
         out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
     const T *gv = g + head;
     const T *xv = x + head;
     T *ov = out + head;
-    long long i = tid;
+    I i = tid;
     for (; i + nth < nv; i += 2 * nth) { /* two packs per step, as in unary_flat */
         P pg = P::load(gv + i * P::N);
         const P px = P::load(xv + i * P::N);
@@ -104,10 +105,11 @@ __device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long
     }
 }
 
-/* Element offset of linear index i (row-major over d0 x d1 x d2 x d3) for strides s0..s3. */
-struct cyr_idx4 {
-    long long i0, i1, i2, i3;
-    __device__ __forceinline__ cyr_idx4(long long i, long long d1, long long d2, long long d3) {
+/* Element offset of linear index i (row-major over d0 x d1 x d2 x d3) for strides s0..s3
+ * (for I = int the host checks that every offset, of either sign, fits). */
+template <typename I> struct cyr_idx4 {
+    I i0, i1, i2, i3;
+    __device__ __forceinline__ cyr_idx4(I i, I d1, I d2, I d3) {
         i3 = i % d3;
         i /= d3;
         i2 = i % d2;
@@ -115,36 +117,33 @@ struct cyr_idx4 {
         i1 = i % d1;
         i0 = i / d1;
     }
-    __device__ __forceinline__ long long off(long long s0, long long s1, long long s2,
-                                             long long s3) const {
+    __device__ __forceinline__ I off(I s0, I s1, I s2, I s3) const {
         return i0 * s0 + i1 * s1 + i2 * s2 + i3 * s3;
     }
 };
 
-template <typename T, int OP>
-__device__ __forceinline__ void unary_strided(const T *x, T *y, long long n, long long d1, long long d2,
-                              long long d3, long long xs0, long long xs1, long long xs2,
-                              long long xs3, long long ys0, long long ys1, long long ys2,
-                              long long ys3, typename cyr_traits<T>::acc alpha) {
+template <typename T, int OP, typename I>
+__device__ __forceinline__ void unary_strided(const T *x, T *y, I n, I d1, I d2, I d3, I xs0,
+                                              I xs1, I xs2, I xs3, I ys0, I ys1, I ys2, I ys3,
+                                              typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
-    const long long nth = cyr_nthreads();
-    for (long long i = cyr_tid(); i < n; i += nth) {
-        const cyr_idx4 ix(i, d1, d2, d3);
+    const I nth = cyr_nthreads<I>();
+    for (I i = cyr_tid<I>(); i < n; i += nth) {
+        const cyr_idx4<I> ix(i, d1, d2, d3);
         y[ix.off(ys0, ys1, ys2, ys3)] =
             tr::store(cyr_fwd<OP>(tr::load(x[ix.off(xs0, xs1, xs2, xs3)]), alpha));
     }
 }
 
-template <typename T, int OP>
-__device__ __forceinline__ void binary_strided(const T *g, const T *x, T *out, long long n, long long d1,
-                               long long d2, long long d3, long long gs0, long long gs1,
-                               long long gs2, long long gs3, long long xs0, long long xs1,
-                               long long xs2, long long xs3, long long os0, long long os1,
-                               long long os2, long long os3, typename cyr_traits<T>::acc alpha) {
+template <typename T, int OP, typename I>
+__device__ __forceinline__ void binary_strided(const T *g, const T *x, T *out, I n, I d1, I d2,
+                                               I d3, I gs0, I gs1, I gs2, I gs3, I xs0, I xs1,
+                                               I xs2, I xs3, I os0, I os1, I os2, I os3,
+                                               typename cyr_traits<T>::acc alpha) {
     typedef cyr_traits<T> tr;
-    const long long nth = cyr_nthreads();
-    for (long long i = cyr_tid(); i < n; i += nth) {
-        const cyr_idx4 ix(i, d1, d2, d3);
+    const I nth = cyr_nthreads<I>();
+    for (I i = cyr_tid<I>(); i < n; i += nth) {
+        const cyr_idx4<I> ix(i, d1, d2, d3);
         out[ix.off(os0, os1, os2, os3)] = tr::store(cyr_bwd<OP>(
             tr::load(g[ix.off(gs0, gs1, gs2, gs3)]), tr::load(x[ix.off(xs0, xs1, xs2, xs3)]),
             alpha));
@@ -153,31 +152,28 @@ __device__ __forceinline__ void binary_strided(const T *g, const T *x, T *out, l
 
 /* ---- the exported kernels: extern "C" names, one per instantiation -------------------- */
 #define CYR_EW_THREADS 256
-#define CYR_KERNEL_unary_flat(NAME, T, OP)                                                 \
+#define CYR_KERNEL_unary_flat(NAME, T, OP, I)                                              \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
-        NAME(const T *x, T *y, long long n, long long head, cyr_traits<T>::acc alpha) {      \
-        unary_flat<T, OP>(x, y, n, head, alpha);                                             \
+        NAME(const T *x, T *y, I n, I head, cyr_traits<T>::acc alpha) {                      \
+        unary_flat<T, OP, I>(x, y, n, head, alpha);                                          \
     }
-#define CYR_KERNEL_binary_flat(NAME, T, OP)                                                \
+#define CYR_KERNEL_binary_flat(NAME, T, OP, I)                                             \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
-        NAME(const T *g, const T *x, T *out, long long n, long long head,                   \
+        NAME(const T *g, const T *x, T *out, I n, I head, cyr_traits<T>::acc alpha) {        \
+        binary_flat<T, OP, I>(g, x, out, n, head, alpha);                                    \
+    }
+#define CYR_KERNEL_unary_strided(NAME, T, OP, I)                                           \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *x, T *y, I n, I d1, I d2, I d3, I xs0, I xs1, I xs2, I xs3, I ys0,     \
+             I ys1, I ys2, I ys3, cyr_traits<T>::acc alpha) {                                \
+        unary_strided<T, OP, I>(x, y, n, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3, \
+                                alpha);                                                      \
+    }
+#define CYR_KERNEL_binary_strided(NAME, T, OP, I)                                          \
+    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
+        NAME(const T *g, const T *x, T *out, I n, I d1, I d2, I d3, I gs0, I gs1, I gs2,     \
+             I gs3, I xs0, I xs1, I xs2, I xs3, I os0, I os1, I os2, I os3,                  \
              cyr_traits<T>::acc alpha) {                                                     \
-        binary_flat<T, OP>(g, x, out, n, head, alpha);                                       \
-    }
-#define CYR_KERNEL_unary_strided(NAME, T, OP)                                              \
-    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
-        NAME(const T *x, T *y, long long n, long long d1, long long d2, long long d3,       \
-             long long xs0, long long xs1, long long xs2, long long xs3, long long ys0,      \
-             long long ys1, long long ys2, long long ys3, cyr_traits<T>::acc alpha) {        \
-        unary_strided<T, OP>(x, y, n, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3,    \
-                             alpha);                                                         \
-    }
-#define CYR_KERNEL_binary_strided(NAME, T, OP)                                             \
-    extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
-        NAME(const T *g, const T *x, T *out, long long n, long long d1, long long d2,       \
-             long long d3, long long gs0, long long gs1, long long gs2, long long gs3,       \
-             long long xs0, long long xs1, long long xs2, long long xs3, long long os0,      \
-             long long os1, long long os2, long long os3, cyr_traits<T>::acc alpha) {        \
-        binary_strided<T, OP>(g, x, out, n, d1, d2, d3, gs0, gs1, gs2, gs3, xs0, xs1, xs2,  \
-                              xs3, os0, os1, os2, os3, alpha);                               \
+        binary_strided<T, OP, I>(g, x, out, n, d1, d2, d3, gs0, gs1, gs2, gs3, xs0, xs1,     \
+                                 xs2, xs3, os0, os1, os2, os3, alpha);                       \
     }
