@@ -7,18 +7,24 @@ only ever called with CuPy arrays, so CuPy is there whenever a function here run
 the signatures can be inspected on machines without it.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
 try:
-    import cupy
+    import cupy as cupy  # the backend modules take CuPy (or None) from here
 except ImportError:  # pragma: no cover - depends on the environment
     cupy = None
 
 from cyrelu._layout import coalesce
 from cyrelu._validation import check_float_dtype
 from cyrelu.cuda import _loader
+
+# CuPy ships no type information: its arrays are Any to mypy.
+Array: TypeAlias = Any
 
 F16 = np.dtype(np.float16)
 F32 = np.dtype(np.float32)
@@ -30,20 +36,20 @@ THREADS = 256  # threads per block of the 1-D kernels (CYR_THREADS in batchnorm.
 _DEFAULT_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM
 
 # C++ element type of each dtype (kernel template argument), and the math type
-CTYPE = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
-ACC = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
+CTYPE: dict[np.dtype[Any], str] = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
+ACC: dict[np.dtype[Any], np.dtype[Any]] = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
 
 INT32_LIMIT = 2 ** 31
 
 
-def cdiv(a, b):
+def cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
 # ---- arguments -----------------------------------------------------------------------
 
 
-def as_array(value, name):
+def as_array(value: object, name: str) -> Array:
     """A CuPy float16/32/64 array, or TypeError.  (Mixing array libraries was already
     refused by the dispatcher; lists and scalars reach here only next to CuPy arrays.)"""
     if isinstance(value, cupy.ndarray):
@@ -55,7 +61,7 @@ def as_array(value, name):
                     "with cupy.asarray()" % (name, type(value).__name__))
 
 
-def check_threads(num_threads):
+def check_threads(num_threads: int | None) -> None:
     """``num_threads`` validated as on the CPU path (the GPU does not use it)."""
     if num_threads is not None:
         from cyrelu._parallel import effective_n_threads
@@ -63,13 +69,14 @@ def check_threads(num_threads):
         effective_n_threads(num_threads)
 
 
-def check_device(device_id, name, a):
+def check_device(device_id: int, name: str, a: Array | None) -> None:
     if a is not None and a.device.id != device_id:
         raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id,
                                                                   device_id))
 
 
-def check_out(out, shape, dtype, name="out"):
+def check_out(out: object, shape: tuple[int, ...], dtype: np.dtype[Any],
+              name: str = "out") -> Array:
     if not isinstance(out, cupy.ndarray):
         raise TypeError("%s must be a cupy.ndarray, got %s" % (name, type(out).__name__))
     if out.dtype != dtype:
@@ -80,7 +87,7 @@ def check_out(out, shape, dtype, name="out"):
     return out
 
 
-def _extent(a):
+def _extent(a: Array) -> tuple[int, int]:
     """[lo, hi) byte range of a's elements."""
     lo = hi = a.data.ptr
     for n, s in zip(a.shape, a.strides):
@@ -91,11 +98,11 @@ def _extent(a):
     return lo, hi + a.itemsize
 
 
-def _aliases(a, b):
-    return a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape
+def _aliases(a: Array, b: Array) -> bool:
+    return bool(a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape)
 
 
-def overlaps_partly(out, inp):
+def overlaps_partly(out: Array, inp: Array) -> bool:
     """True when out may share memory with inp without being exactly inp."""
     if out.size == 0 or inp.size == 0:
         return False
@@ -110,18 +117,18 @@ class CurrentDevice:
 
     __slots__ = ("dev", "prev")
 
-    def __init__(self, dev):
+    def __init__(self, dev: int) -> None:
         self.dev = dev
-        self.prev = None
+        self.prev: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> CurrentDevice:
         cur = cupy.cuda.runtime.getDevice()
         if cur != self.dev:
             self.prev = cur
             cupy.cuda.runtime.setDevice(self.dev)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         if self.prev is not None:
             cupy.cuda.runtime.setDevice(self.prev)
             self.prev = None
@@ -130,10 +137,10 @@ class CurrentDevice:
 
 # ---- launch geometry -----------------------------------------------------------------
 
-_resident = {}  # (device id, kernel) -> most blocks of THREADS threads the device holds
+_resident: dict[tuple[int, int], int] = {}  # (device id, kernel) -> most blocks of THREADS threads the device holds
 
 
-def grid_limit(dev, fn=None):
+def grid_limit(dev: int, fn: _loader.RawKernel | None = None) -> int:
     """Blocks of THREADS threads that fill device ``dev`` once: SMs times the blocks an SM
     holds (by threads, and by registers when the kernel says how many it uses).  Cached
     per device and kernel.  Only the elementwise and apply kernels use it: their results
@@ -154,14 +161,14 @@ def grid_limit(dev, fn=None):
     return n
 
 
-def blocks(work, limit):
+def blocks(work: int, limit: int) -> int:
     return max(1, min(cdiv(work, THREADS), limit))
 
 
-def head(arrays, n, itemsize):
+def head(arrays: list[Array], n: int, itemsize: int) -> int:
     """Elements before the first 16-byte boundary if every array has the same
     misalignment (so the rest can use 16-byte packs), else n (no packs)."""
-    m = arrays[0].data.ptr % 16
+    m: int = arrays[0].data.ptr % 16
     for a in arrays[1:]:
         if a.data.ptr % 16 != m:
             return n
@@ -170,14 +177,14 @@ def head(arrays, n, itemsize):
     return min(n, ((16 - m) % 16) // itemsize)
 
 
-def aligned(*arrays):
+def aligned(*arrays: Array) -> bool:
     for a in arrays:
         if a.data.ptr % 16:
             return False
     return True
 
 
-def same_flat_layout(*arrays):
+def same_flat_layout(*arrays: Array) -> bool:
     for a in arrays:
         if not a.flags.c_contiguous:
             break
@@ -186,19 +193,19 @@ def same_flat_layout(*arrays):
     return all(a.flags.f_contiguous for a in arrays)
 
 
-def element_strides(shape, byte_strides, itemsize):
+def element_strides(
+    shape: tuple[int, ...], byte_strides: list[tuple[int, ...]], itemsize: int
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]] | None:
     """Coalesced (shape, element strides per array) padded to 4 axes, or None when that is
     not possible (more than 4 axes, or a stride that is not a whole number of elements)."""
-    shape, strides = coalesce(shape, *byte_strides)
-    if len(shape) > 4 or any(s % itemsize for st in strides for s in st):
+    axes, strides = coalesce(shape, *byte_strides)
+    if len(axes) > 4 or any(s % itemsize for st in strides for s in st):
         return None
-    pad = 4 - len(shape)
-    shape = (1,) * pad + tuple(shape)
-    strides = [(0,) * pad + tuple(s // itemsize for s in st) for st in strides]
-    return shape, strides
+    pad = 4 - len(axes)
+    return (1,) * pad + axes, [(0,) * pad + tuple(s // itemsize for s in st) for st in strides]
 
 
-def memory_order(a):
+def memory_order(a: Array) -> tuple[int, ...] | None:
     """The axis order in which ``a`` is C-contiguous (identity for a C-contiguous array),
     or None when no permutation of its axes is (slices with gaps, negative strides)."""
     order = tuple(range(a.ndim))
@@ -214,25 +221,25 @@ def memory_order(a):
 # ---- the workspace: one allocation per call -------------------------------------------
 
 
-def workspace(nbytes):
+def workspace(nbytes: int) -> Array:
     """Raw device memory for one call's temporaries (statistics, coefficients, partials),
     carved with :func:`carve`."""
     return cupy.empty(max(nbytes, 16), dtype=np.uint8)
 
 
-def carve(ws, offset, n, dtype):
+def carve(ws: Array, offset: int, n: int, dtype: np.dtype[Any]) -> Array:
     """``n`` elements of ``dtype`` at byte ``offset`` (a multiple of 16) of ``ws``."""
     return ws[offset:offset + n * dtype.itemsize].view(dtype)
 
 
-def pad16(n):
+def pad16(n: int) -> int:
     return (n + 15) & ~15
 
 
-_counters = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+_counters: dict[tuple[int, int], Array] = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
 
 
-def counter(dev, n):
+def counter(dev: int, n: int) -> Array:
     """Arrival counters of the reductions' last-block step for the current stream: the
     kernels leave them at zero, so one array serves every launch on that stream
     (launches on one stream run in order; other streams get their own)."""
@@ -244,5 +251,5 @@ def counter(dev, n):
     return buf
 
 
-def prod(shape):
+def prod(shape: tuple[int, ...]) -> int:
     return math.prod(shape)

@@ -14,11 +14,18 @@ read without CuPy (``tests/test_cuda_compile.py`` compiles the same instantiatio
 nvcc and NVRTC on machines without a GPU).
 """
 
+from __future__ import annotations
+
 import os
 import re
 import threading
+from typing import Any, TypeAlias
 
 from cyrelu._activation_table import CODES as _ACT_CODES, NONE as _ACT_NONE
+
+# CuPy ships no type information: its compiled modules and kernels are Any to mypy.
+RawModule: TypeAlias = Any
+RawKernel: TypeAlias = Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -41,7 +48,7 @@ _RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE)) + tuple(
     (RED_GRAD, op) for op in _OPS) + ((RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
 
 
-def _names():
+def _names() -> dict[str, tuple[str, ...]]:
     ew = []
     for t in _TYPES:
         for op in _OPS:
@@ -66,7 +73,7 @@ INDEX_TYPES = ("int", "long long")
 NAME_EXPRESSIONS = _names()
 
 
-def kernel_name(expr):
+def kernel_name(expr: str) -> str:
     """The extern "C" name of template instantiation ``expr``:
     ``reduce_nc<float, 1, 2, long long>`` -> ``reduce_nc__float_1_2_long_long``."""
     family, _, rest = expr.partition("<")
@@ -74,14 +81,14 @@ def kernel_name(expr):
     return "__".join([family, "_".join(args)]) if args else family
 
 
-def instantiation(expr):
+def instantiation(expr: str) -> str:
     """The source line that defines kernel ``expr`` (the CYR_KERNEL_<family> macro)."""
     family, _, rest = expr.partition("<")
     args = [a.strip() for a in rest.rstrip(">").split(",")]
     return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr)] + args))
 
 
-def program(name, exprs):
+def program(name: str, exprs: tuple[str, ...]) -> str:
     """What NVRTC compiles: source ``name`` inlined, plus the kernels ``exprs``."""
     return source(name) + "\n/* instantiations */\n" + "\n".join(
         instantiation(e) for e in exprs) + "\n"
@@ -94,7 +101,7 @@ OPTIONS = ("-std=c++14",)
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$', re.M)
 
 
-def source(name):
+def source(name: str) -> str:
     """The source of ``name`` with its local ``#include "..."`` lines inlined, recursively
     (NVRTC then needs no include path; the activation table, activation_table.h, is
     reached through common.cuh)."""
@@ -103,7 +110,7 @@ def source(name):
     return _INCLUDE.sub(lambda m: source(m.group(1)), text)
 
 
-def group(expr):
+def group(expr: str) -> str:
     """The compilation group of a kernel: its element type (the first template argument),
     so a program that only uses float32 compiles only the float kernels."""
     _, sep, rest = expr.partition("<")
@@ -111,11 +118,11 @@ def group(expr):
 
 
 _lock = threading.Lock()
-_modules = {}  # (source name, group, device id) -> cupy.RawModule
-_functions = {}  # (source name, device id, name expression) -> cupy.RawKernel
+_modules: dict[tuple[str, str, int], RawModule] = {}  # (source name, group, device id) -> cupy.RawModule
+_functions: dict[tuple[str, int, str], RawKernel] = {}  # (source name, device id, name expression) -> cupy.RawKernel
 
 
-def module(name, grp):
+def module(name: str, grp: str) -> RawModule:
     """The compiled ``cupy.RawModule`` of source ``name``'s kernels of group ``grp`` for
     the current device."""
     import cupy
@@ -134,7 +141,7 @@ def module(name, grp):
     return mod
 
 
-def function(name, expr):
+def function(name: str, expr: str) -> RawKernel:
     """Kernel ``expr`` (one of ``NAME_EXPRESSIONS[name]``) for the current device."""
     import cupy
 
@@ -146,10 +153,10 @@ def function(name, expr):
     return fn
 
 
-_SM_COUNT = {}
+_SM_COUNT: dict[int, int] = {}  # device id -> SMs
 
 
-def sm_count():
+def sm_count() -> int:
     """Streaming multiprocessors of the current device (cached per device)."""
     import cupy
 
@@ -160,10 +167,10 @@ def sm_count():
     return n
 
 
-_LIMITS = {}
+_LIMITS: dict[int, tuple[int, int, int]] = {}  # device id -> device_limits()
 
 
-def device_limits(dev):
+def device_limits(dev: int) -> tuple[int, int, int]:
     """(SMs, most resident threads per SM, 32-bit registers per SM) of device ``dev``,
     cached; 0 for an attribute the CuPy in use does not report."""
     lim = _LIMITS.get(dev)

@@ -5,49 +5,58 @@ non-contiguous ``out`` is written in place.  Launch plans (kernel, grid, scalar
 arguments) are cached per shape, strides, dtype, alignment and device.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import numpy as np
 
 from cyrelu import _activation_table as _table
 from cyrelu._validation import check_real, check_same
 from cyrelu.cuda import _launch as L
-from cyrelu.cuda._launch import cupy
+from cyrelu.cuda import _loader
+from cyrelu.cuda._launch import Array, cupy
 
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
 
 _ACT = _table.CODES  # activation name -> the kernels' code (cyrelu/cuda/activation_table.h)
 
-_PLANS = {}  # launch-plan key -> (kernel, grid, fixed scalar arguments)
+# (kernel, grid, fixed scalar arguments) of one launch
+_Plan = tuple[_loader.RawKernel, tuple[int, ...], tuple[Any, ...]]
+_PLANS: dict[tuple[Any, ...], _Plan | None] = {}  # launch-plan key -> plan (None: none)
 _PLAN_LIMIT = 512
 
 
-def _plan(kind, op, dev, arrays, out):
+def _plan(kind: str, op: int, dev: int, arrays: list[Array], out: Array) -> _Plan | None:
     x = arrays[-1]
     n = x.size
     ctype = L.CTYPE[x.dtype]
     if L.same_flat_layout(out, *arrays):
-        head = L.head(arrays + [out], n, x.itemsize)
+        head = L.head([*arrays, out], n, x.itemsize)
         vec = 16 // x.itemsize
         work = max((n - head) // vec, min(head, n)) + vec
         fn = _loader_fn("%s_flat<%s, %d>" % (kind, ctype, op))
         return fn, (L.blocks(work, L.grid_limit(dev, fn)),), (np.int64(n), np.int64(head))
-    layout = L.element_strides(x.shape, [out.strides] + [b.strides for b in arrays],
+    layout = L.element_strides(x.shape, [out.strides, *(b.strides for b in arrays)],
                                x.itemsize)
     if layout is None:
         return None
     (_, d1, d2, d3), strides = layout
     ostr, istr = strides[0], strides[1:]
     args = [np.int64(n), np.int64(d1), np.int64(d2), np.int64(d3)]
-    for st in istr + [ostr]:
+    for st in [*istr, ostr]:
         args.extend(np.int64(s) for s in st)
     fn = _loader_fn("%s_strided<%s, %d>" % (kind, ctype, op))
     return fn, (L.blocks(n, L.grid_limit(dev, fn)),), tuple(args)
 
 
-def _loader_fn(expr):
-    return L._loader.function("elementwise.cu", expr)
+def _loader_fn(expr: str) -> _loader.RawKernel:
+    return _loader.function("elementwise.cu", expr)
 
 
-def _elementwise(kind, op, inputs, out, alpha, num_threads):
+def _elementwise(kind: str, op: int, inputs: Sequence[object], out: Array | None,
+                 alpha: float, num_threads: int | None) -> Array:
     """``inputs``: (x,) for the forward, (grad_output, x) for the backward."""
     L.check_threads(num_threads)  # validated like the CPU path; the GPU ignores it
     if kind == "unary":
@@ -93,39 +102,44 @@ def _elementwise(kind, op, inputs, out, alpha, num_threads):
     return out
 
 
-def relu(x, /, out=None, *, num_threads=None):
+def relu(x: Array, /, out: Array | None = None, *, num_threads: int | None = None) -> Array:
     """:func:`cyrelu.relu` for CuPy arrays."""
     return _elementwise("unary", _ACT["relu"], (x,), out, 0.0, num_threads)
 
 
-def leaky_relu(x, /, alpha=0.2, out=None, *, num_threads=None):
+def leaky_relu(x: Array, /, alpha: float = 0.2, out: Array | None = None, *,
+               num_threads: int | None = None) -> Array:
     """:func:`cyrelu.leaky_relu` for CuPy arrays (alpha rounded to float32 for float16/32)."""
     alpha = check_real(alpha, "alpha")
     return _elementwise("unary", _ACT["leaky_relu"], (x,), out, alpha, num_threads)
 
 
-def relu_backward(grad_output, x, /, out=None, *, num_threads=None):
+def relu_backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
+                  num_threads: int | None = None) -> Array:
     """:func:`cyrelu.relu_backward` for CuPy arrays."""
     return _elementwise("binary", _ACT["relu"], (grad_output, x), out, 0.0, num_threads)
 
 
-def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=None):
+def leaky_relu_backward(grad_output: Array, x: Array, /, alpha: float = 0.2,
+                        out: Array | None = None, *, num_threads: int | None = None) -> Array:
     """:func:`cyrelu.leaky_relu_backward` for CuPy arrays."""
     alpha = check_real(alpha, "alpha")
     return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha,
                         num_threads)
 
 
-def _table_functions(name):
+def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Array]]:
     """``name`` and ``name_backward`` for an activation of the table without a parameter
     (the table's other activations have their own functions above), with the public
     functions' signatures."""
     code = _ACT[name]
 
-    def forward(x, /, out=None, *, num_threads=None):
+    def forward(x: Array, /, out: Array | None = None, *,
+                num_threads: int | None = None) -> Array:
         return _elementwise("unary", code, (x,), out, 0.0, num_threads)
 
-    def backward(grad_output, x, /, out=None, *, num_threads=None):
+    def backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
+                 num_threads: int | None = None) -> Array:
         return _elementwise("binary", code, (grad_output, x), out, 0.0, num_threads)
 
     forward.__name__, backward.__name__ = name, name + "_backward"

@@ -14,14 +14,18 @@ device; every temporary of a call (statistics, coefficients, partials) lives in 
 workspace allocation.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from cyrelu._validation import batch_norm_args, batch_norm_backward_args, check_same
 from cyrelu.cuda import _launch as L
 from cyrelu.cuda import _loader
-from cyrelu.cuda._launch import cupy
+from cyrelu.cuda._launch import Array, cupy
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
@@ -35,7 +39,7 @@ _PART = 3  # doubles per partial (CYR_PART)
 _PLAN_LIMIT = 512
 
 
-def _bn(expr):
+def _bn(expr: str) -> _loader.RawKernel:
     return _loader.function("batchnorm.cu", expr)
 
 
@@ -47,32 +51,34 @@ class Geometry:
 
     __slots__ = ("N", "C", "S", "nc", "M")
 
-    def __init__(self, N, C, S):
+    def __init__(self, N: int, C: int, S: int) -> None:
         self.N, self.C, self.S = N, C, S
         self.nc = S == 1
         self.M = N * S  # elements per channel
 
 
-def in_memory_order(arrays, ax, out=None):
+def in_memory_order(
+    arrays: Sequence[Array | None], ax: int, out: Array | None = None
+) -> tuple[Sequence[Array | None], tuple[int, ...], Geometry]:
     """(views, order, geometry): ``arrays`` (same shape and dtype; None entries kept) as
     C-contiguous views in the memory order of the first, when they all share one layout
     that some axis permutation makes C-contiguous and none partly overlaps ``out``; else
     C-contiguous copies (order: the identity)."""
-    x = arrays[0]
+    x: Array = arrays[0]  # never None
     order = L.memory_order(x)
-    ok = order is not None
-    if ok:
+    if order is not None:
         for a in arrays[1:]:
             if a is not None and a.strides != x.strides:
-                ok = False
+                order = None
                 break
-    if ok and out is not None:
+    if order is not None and out is not None:
         for a in arrays:
             if a is not None and L.overlaps_partly(out, a):
-                ok = False
+                order = None
                 break
     ident = tuple(range(x.ndim))
-    if ok:
+    views: Sequence[Array | None]
+    if order is not None:
         views = arrays if order == ident else [
             None if a is None else a.transpose(order) for a in arrays]
     else:
@@ -93,7 +99,7 @@ def in_memory_order(arrays, ax, out=None):
     return views, order, geo
 
 
-def target(out, like, order):
+def target(out: Array | None, like: Array, order: tuple[int, ...]) -> tuple[Array, Array]:
     """(kernel view, result): where the kernel writes, C-contiguous in ``order``, and the
     array of x's shape it is.  ``out`` itself when its layout is that, else a new array
     (the caller copies it into out)."""
@@ -108,10 +114,11 @@ def target(out, like, order):
 
 # ---- launch plans --------------------------------------------------------------------
 
-_plans = {}
+_P = TypeVar("_P")
+_plans: dict[tuple[Any, ...], Any] = {}  # plan key -> a _Reduce or an apply plan
 
 
-def _cache(key, build):
+def _cache(key: tuple[Any, ...], build: Callable[[], _P]) -> _P:
     plan = _plans.get(key)
     if plan is None:
         plan = build()
@@ -124,8 +131,17 @@ def _cache(key, build):
 class _Reduce:
     __slots__ = ("fn", "grid", "block", "shape_args", "nsplit", "nctr", "part_bytes")
 
+    fn: _loader.RawKernel
+    grid: tuple[int, int]
+    block: tuple[int, ...]
+    shape_args: tuple[np.integer[Any], ...]
+    nsplit: int
+    nctr: int
+    part_bytes: int
 
-def _reduce_plan(ctype, itemsize, mode, act, geo, vec):
+
+def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
+                 vec: bool) -> _Reduce:
     p = _Reduce()
     index = "int" if geo.N * geo.C * geo.S + (1 << 26) < L.INT32_LIMIT else "long long"
     it = np.int32 if index == "int" else np.int64
@@ -153,13 +169,19 @@ def _reduce_plan(ctype, itemsize, mode, act, geo, vec):
     return p
 
 
-def reduce_plan(dtype, mode, act, geo, vec, dev):
+def reduce_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
+                dev: int) -> _Reduce:
     key = ("reduce", dtype, mode, act, geo.N, geo.C, geo.S, vec, dev)
     return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo,
                                             vec))
 
 
-def _apply_plan(dtype, mode, act, geo, vec, dev):
+# (kernel, grid, the shape's scalar arguments) of an apply launch
+_Apply = tuple[_loader.RawKernel, tuple[int], tuple[np.integer[Any], ...]]
+
+
+def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
+                dev: int) -> _Apply:
     fn = _bn("apply<%s, %d, %d>" % (L.CTYPE[dtype], mode, act))
     width = 16 // dtype.itemsize
     vec = vec and (geo.C if geo.nc else geo.S) % width == 0
@@ -169,7 +191,8 @@ def _apply_plan(dtype, mode, act, geo, vec, dev):
              np.int32(geo.nc), np.int32(vec)))
 
 
-def apply(mode, act, geo, x, dy, yo, out, coef, alpha, dev):
+def apply(mode: int, act: int, geo: Geometry, x: Array | None, dy: Array | None,
+          yo: Array | None, out: Array, coef: Array, alpha: float, dev: int) -> None:
     vec = L.aligned(*[a for a in (out, x, dy, yo) if a is not None])
     fn, grid, tail = _cache(("apply", out.dtype, mode, act, geo.N, geo.C, geo.S, vec, dev),
                             lambda: _apply_plan(out.dtype, mode, act, geo, vec, dev))
@@ -179,8 +202,10 @@ def apply(mode, act, geo, x, dy, yo, out, coef, alpha, dev):
     fn(grid, (L.THREADS,), (x, dy, yo, out, coef, L.ACC[out.dtype].type(alpha), *tail))
 
 
-def reduce(plan, dev, x, dy, yo, part, alpha, thr, sm, si, coef, M, eps, momentum, training,
-           kinds, params):
+def reduce(plan: _Reduce, dev: int, x: Array, dy: Array | None, yo: Array | None,
+           part: Array, alpha: float, thr: float, sm: Array, si: Array, coef: Array,
+           M: float, eps: float, momentum: float, training: int, kinds: int,
+           params: tuple[Array | None, ...]) -> None:
     """One per-channel reduction with its last-block finish (see batchnorm.cu)."""
     acc = L.ACC[x.dtype].type
     dy = x if dy is None else dy
@@ -192,7 +217,7 @@ def reduce(plan, dev, x, dy, yo, part, alpha, thr, sm, si, coef, M, eps, momentu
              np.float64(momentum), np.int32(training), np.int32(kinds), *p))
 
 
-def kinds_of(*params):
+def kinds_of(*params: Array | None) -> int:
     """Per-channel parameter kinds, 2 bits each: 0 absent, 1 float32, 2 float64."""
     k = 0
     for i, p in enumerate(params):
@@ -201,7 +226,7 @@ def kinds_of(*params):
     return k
 
 
-def _per_channel(value, name, C, dev):
+def _per_channel(value: object, name: str, C: int, dev: int) -> Array | None:
     if value is None:
         return None
     if not isinstance(value, cupy.ndarray):
@@ -216,16 +241,19 @@ def _per_channel(value, name, C, dev):
     return value
 
 
-def _contiguous(p):
+def _contiguous(p: Array | None) -> Array | None:
     return p if p is None or p.flags.c_contiguous else cupy.ascontiguousarray(p)
 
 
 # ---- BatchNorm -----------------------------------------------------------------------
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
-               training=False, momentum=0.1, eps=1e-5, *, axis=1, activation=None,
-               alpha=0.2, out=None, return_stats=False, num_threads=None):
+def batch_norm(x: Array, running_mean: Array | None = None, running_var: Array | None = None,
+               weight: Array | None = None, bias: Array | None = None,
+               training: bool = False, momentum: float = 0.1, eps: float = 1e-5, *,
+               axis: int = 1, activation: str | None = None, alpha: float = 0.2,
+               out: Array | None = None, return_stats: bool = False,
+               num_threads: int | None = None) -> Array | tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result has x's memory layout when
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
@@ -261,7 +289,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
         w_k, b_k = _contiguous(w), _contiguous(b)
         # running stats are updated in place: a contiguous stand-in where they are not
         rm_k, rv_k = _contiguous(rm), _contiguous(rv)
-        if rm is not None and rv is not None and rm_k is rm and rv_k is rv and \
+        if rm_k is rm and rv_k is rv and rm is not None and rv is not None and \
                 L.overlaps_partly(rm, rv):
             rv_k = rv.copy()
         params = (rm_k, rv_k, w_k, b_k)
@@ -299,9 +327,11 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
     return (y, save_mean, save_invstd) if return_stats else y
 
 
-def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
-                        training=True, axis=1, activation=None, alpha=0.2, output=None,
-                        out=None, num_threads=None):
+def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
+                        weight: Array | None = None, *, training: bool = True,
+                        axis: int = 1, activation: str | None = None, alpha: float = 0.2,
+                        output: Array | None = None, out: Array | None = None,
+                        num_threads: int | None = None) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
@@ -317,8 +347,9 @@ def batch_norm_backward(grad_output, x, save_mean, save_invstd, weight=None, *,
         raise ValueError("save_mean is required")
     if save_invstd is None:
         raise ValueError("save_invstd is required")
-    sm = _per_channel(save_mean, "save_mean", C, dev)
-    si = _per_channel(save_invstd, "save_invstd", C, dev)
+    # not None: both were checked above
+    sm: Array = _per_channel(save_mean, "save_mean", C, dev)
+    si: Array = _per_channel(save_invstd, "save_invstd", C, dev)
     w = _per_channel(weight, "weight", C, dev)
     yo = None
     if act != 0:

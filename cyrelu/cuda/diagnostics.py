@@ -4,18 +4,20 @@ Counts are exact (float64 sums of 0/1), so they are read from x where it lies (a
 axis permutation of a C-contiguous array) with the BatchNorm reduction kernels.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from cyrelu._validation import dead_units_args, sparsity_args, threshold_in
 from cyrelu.cuda import _launch as L
 from cyrelu.cuda import _loader
-from cyrelu.cuda._launch import cupy
+from cyrelu.cuda._launch import Array, cupy
 from cyrelu.cuda.batchnorm import Geometry, in_memory_order, reduce, reduce_plan
 
 __all__ = ["dead_units", "sparsity"]
 
 
-def _channel_counts(x, ax, mode, thr=0.0):
+def _channel_counts(x: Array, ax: int | None, mode: int, thr: float = 0.0) -> Array:
     """Per channel along ``ax`` (or over everything when ax is None): float64 counts."""
     dev = x.device.id
     if ax is None:  # one channel holding every element, in any memory order
@@ -36,7 +38,8 @@ def _channel_counts(x, ax, mode, thr=0.0):
     return counts
 
 
-def dead_units(pre_activation, *, axis=1, threshold=0.0, num_threads=None):
+def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
+               num_threads: int | None = None) -> Array:
     """:func:`cyrelu.dead_units` for CuPy arrays: a boolean CuPy array with one entry per
     channel along ``axis``, True where every value is ``<= threshold`` (exactly; a NaN is
     not <= threshold, so its channel is alive).  ``num_threads`` is validated and
@@ -49,7 +52,8 @@ def dead_units(pre_activation, *, axis=1, threshold=0.0, num_threads=None):
         return alive == 0
 
 
-def sparsity(x, *, axis=None, num_threads=None):
+def sparsity(x: Array, *, axis: int | None = None,
+             num_threads: int | None = None) -> float | Array:
     """:func:`cyrelu.sparsity` for CuPy arrays: the fraction of exact zeros (-0.0 is one,
     NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array with one
     entry per channel.  ``num_threads`` is validated and otherwise ignored."""
