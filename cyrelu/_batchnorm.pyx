@@ -23,7 +23,6 @@ row group or output piece is computed by one thread from the same inputs in the 
 order, whichever thread takes it, so the loops hand the work out dynamically.
 """
 
-cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
@@ -53,7 +52,8 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                      const float *scale, const float *shift, float a, int stream)
     void cyr_bn_affine_chan_rows_f64(int act, const double *x, double *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const double *scale, const double *shift, double a, int stream)
+                                     const double *scale, const double *shift, double a,
+                                     int stream)
     void cyr_bn_affine_rows_f32(int act, const float *x, float *y, Py_ssize_t rows,
                                 Py_ssize_t w, const float *scale, const float *shift, float a)
     void cyr_bn_affine_rows_f64(int act, const double *x, double *y, Py_ssize_t rows,
@@ -206,11 +206,11 @@ cdef inline void _backward_channel(const floating *dy, const floating *x, const 
 
 
 cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
-                                         const floating *y, floating *dx, Py_ssize_t outer,
-                                         Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
-                                         Py_ssize_t c1, const double *mean,
-                                         const double *invstd, const double *w, int train,
-                                         int act, floating a, double *sums) noexcept nogil:
+                                          const floating *y, floating *dx, Py_ssize_t outer,
+                                          Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
+                                          Py_ssize_t c1, const double *mean,
+                                          const double *invstd, const double *w, int train,
+                                          int act, floating a, double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channels_piped_f32(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
                                            w, train, act, a, sums)
@@ -270,7 +270,7 @@ cdef double *_group_scratch(Py_ssize_t groups, Py_ssize_t per_group, Py_ssize_t 
     than 1).  The array is appended to `keep`, which must outlive the pointer."""
     stride[0] = _line_pad(per_group)
     cdef cnp.ndarray buf = (np.zeros if zero else np.empty)(max(groups, 1) * stride[0] + 8,
-                                                             dtype=np.float64)
+                                                            dtype=np.float64)
     keep.append(buf)
     cdef char *p = <char *>cnp.PyArray_DATA(buf)
     return <double *>(p + (64 - (<size_t>p) % 64) % 64)
@@ -760,7 +760,7 @@ cdef void _backward_channels(const floating *dy, const floating *x, const floati
 
 
 cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t itemsize,
-                       bint has_dx, bint has_y, int nt, int *stream, int *piped) noexcept nogil:
+                        bint has_dx, bint has_y, int nt, int *stream, int *piped) noexcept nogil:
     """Threads for the per-channel backward, whether dx streams, and whether it is
     pipelined (bn_backward_channels_piped): dx streams, the slabs of two channels (dy,
     x, and y if fused) fit in 7/8 of the L2 cache, and the AVX2 or AVX-512 kernels run
