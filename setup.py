@@ -18,11 +18,11 @@ Environment:
   CYRELU_OPT_LEVEL=N        gcc/clang -O level, 0 to 3 (default 3; the sanitizer check uses 1).
 """
 
-import os
-import sys
 import glob
+import os
 import shlex
 import shutil
+import sys
 import tempfile
 import warnings
 
@@ -139,7 +139,8 @@ def checked_openmp_flags(compiler, platform, env):
         )
     warnings.warn(
         "cyrelu: the C compiler cannot build OpenMP code; building the serial "
-        "version (install libgomp/libomp for multithreaded kernels)."
+        "version (install libgomp/libomp for multithreaded kernels).",
+        stacklevel=1,
     )
     return None
 
@@ -167,9 +168,9 @@ def optimisation_flags(compiler_type, env=None):
 
 if __name__ == "__main__":
     import numpy
+    from Cython.Build import cythonize
     from setuptools import Extension, setup
     from setuptools.command.build_ext import build_ext
-    from Cython.Build import cythonize
 
     HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -15,6 +15,7 @@ import numpy as np
 
 import cyrelu
 from cyrelu import _activations
+
 from harness import best_times, row
 
 SUITE = "activations"

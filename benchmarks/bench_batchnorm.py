@@ -19,9 +19,9 @@ one run: the float16/float32 ratio is read between rows of a case.
 
 import numpy as np
 
-import harness  # benchmarks/ is on sys.path (bench.py puts it there)
-
 import cyrelu
+
+import harness  # benchmarks/ is on sys.path (bench.py puts it there)
 
 SUITE = "batchnorm"
 

@@ -8,6 +8,7 @@ float16 time.  Every call writes into a preallocated output.
 import numpy as np
 
 import cyrelu
+
 from harness import best_times, row
 
 SUITE = "float16"

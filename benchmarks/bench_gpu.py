@@ -171,7 +171,7 @@ def run(ctx):
                     add(case, "torch threshold_backward", gpu_time(
                         te, lambda: torch.ops.aten.threshold_backward(gt, xt, 0), **tkw), nb3)
                     del gt
-            del x, g, y
+            x = g = y = None  # frees the device memory before the next size
             if torch is not None:
                 xt = None
                 torch.cuda.empty_cache()
@@ -239,7 +239,7 @@ def run(ctx):
                     **tkw), nb_fwd)
                 del xt, dyt, fn
                 torch.cuda.empty_cache()
-            del x, dy, y, gi
+            x = dy = y = gi = None  # frees the device memory before the next shape
             cupy.get_default_memory_pool().free_all_blocks()
     return rows
 
@@ -336,7 +336,7 @@ def main(argv=None):
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump({"rows": rows, "targets": [dict(zip(
-                ("case", "seconds", "ref_impl", "ref_seconds", "ratio", "limit", "ok"), t))
+                ("case", "seconds", "ref_impl", "ref_seconds", "ratio", "limit", "ok"), t, strict=True))
                 for t in targets(rows)]}, fh, indent=1)
     return 0
 

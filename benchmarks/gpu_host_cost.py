@@ -49,9 +49,7 @@ def main():
     import cupy
 
     import cyrelu
-    from cyrelu.cuda import _loader
-    from cyrelu.cuda import activations as gact
-    from cyrelu.cuda import batchnorm as gbn
+    from cyrelu.cuda import _loader, activations as gact, batchnorm as gbn
 
     dev = cupy.cuda.Device()
     sync = dev.synchronize
@@ -81,7 +79,7 @@ def main():
 
     print("device:", cupy.cuda.runtime.getDeviceProperties(dev.id)["name"].decode())
     small = calls((8, 16, 4, 4), 16, 4096)
-    for name, fn in small.items():  # compile every kernel, then time real calls
+    for fn in small.values():  # compile every kernel, then time real calls
         fn()
     sync()
     print("real calls, small tensors (8, 16, 4, 4) / n = 4096, us per call:")
@@ -89,7 +87,7 @@ def main():
         print("  %-40s %8.1f" % (name, _best(fn, 2000, sync)))
 
     big = calls((64, 256, 28, 28), 256, 10**6)
-    for name, fn in big.items():
+    for fn in big.values():
         fn()
     sync()
     for key, fn in list(_loader._functions.items()):

@@ -1,10 +1,8 @@
 """Type stub of the compiled BatchNorm entry points (cyrelu/_batchnorm.pyx)."""
 
-from typing import Optional
 
 import numpy as np
 from numpy.typing import NDArray
-
 
 def uses_channel_layout(inner: int) -> bool: ...
 def batch_stats(
@@ -14,7 +12,7 @@ def batch_stats(
     inner: int,
     mean: NDArray[np.float64],
     var: NDArray[np.float64],
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def train_channels(
     x: NDArray[np.floating],
@@ -29,7 +27,7 @@ def train_channels(
     alpha: float,
     mean: NDArray[np.float64],
     var: NDArray[np.float64],
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def normalise(
     x: NDArray[np.floating],
@@ -41,13 +39,13 @@ def normalise(
     shift: NDArray[np.floating],
     act: int,
     alpha: float,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def backward_channels(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
-    dx: Optional[NDArray[np.floating]],
+    y: NDArray[np.floating] | None,
+    dx: NDArray[np.floating] | None,
     outer: int,
     C: int,
     inner: int,
@@ -58,12 +56,12 @@ def backward_channels(
     act: int,
     alpha: float,
     sums: NDArray[np.float64],
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def backward_rows_sums(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
+    y: NDArray[np.floating] | None,
     outer: int,
     C: int,
     inner: int,
@@ -71,12 +69,12 @@ def backward_rows_sums(
     act: int,
     alpha: float,
     sums: NDArray[np.float64],
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def backward_rows_dx(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
+    y: NDArray[np.floating] | None,
     dx: NDArray[np.floating],
     outer: int,
     C: int,
@@ -85,7 +83,7 @@ def backward_rows_dx(
     train: bool,
     act: int,
     alpha: float,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...
 def finish_stats(
     mean: NDArray[np.float64],
@@ -93,8 +91,8 @@ def finish_stats(
     eps: float,
     momentum: float,
     n: float,
-    running_mean: Optional[NDArray[np.floating]],
-    running_var: Optional[NDArray[np.floating]],
+    running_mean: NDArray[np.floating] | None,
+    running_var: NDArray[np.floating] | None,
     invstd: NDArray[np.float64],
 ) -> None: ...
 def running_invstd(
@@ -125,5 +123,5 @@ def backward_pipelined(
     C: int,
     inner: int,
     has_y: bool,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> bool: ...

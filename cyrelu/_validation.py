@@ -42,7 +42,7 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
                 "%s: masked arrays are not supported (the mask would be lost); "
                 "pass np.ma.getdata(%s) or a filled array" % (name, name)
             )
-        if not isinstance(value, (np.ndarray, list, tuple) + _ARRAY_LIKE_SCALARS):
+        if not isinstance(value, (np.ndarray, list, tuple, *_ARRAY_LIKE_SCALARS)):
             tname = type(value).__module__ + "." + type(value).__qualname__
             raise TypeError(
                 "%s: expected a numpy.ndarray (or a list/scalar), got %s; convert it "

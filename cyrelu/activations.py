@@ -148,7 +148,7 @@ def leaky_relu_backward(
     *,
     num_threads: int | None = None,
 ) -> FloatArray:
-    """Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else ``alpha * grad_output``.
+    """Gradient of :func:`leaky_relu`: ``grad_output`` if ``x > 0``, else ``alpha * grad_output``.
 
     At ``x == 0`` and where ``x`` is NaN the result is ``alpha * grad_output``
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output

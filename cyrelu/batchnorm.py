@@ -18,7 +18,7 @@ result through an aligned temporary.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Tuple, Union, overload
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,12 +26,12 @@ from numpy.typing import ArrayLike, NDArray
 from cyrelu import _activation_table as _table, _batchnorm as _k
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
-    batch_norm_args as _forward_args,
-    batch_norm_backward_args as _backward_args,
     HALF,
     aligned,
     as_float_array,
     as_ndarray,
+    batch_norm_args as _forward_args,
+    batch_norm_backward_args as _backward_args,
     check_out,
     check_same,
     may_overlap_partly,
@@ -44,7 +44,7 @@ _F64 = np.dtype(np.float64)
 _PER_CHANNEL_DTYPES = (_F32, _F64)
 
 # None or an activation's name from the table (cyrelu/_activation_table.py)
-Activation = Optional[str]
+Activation = str | None
 FloatArray = NDArray[np.floating]
 
 
@@ -55,10 +55,10 @@ FloatArray = NDArray[np.floating]
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -66,19 +66,19 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: Literal[False] = ...,
-    num_threads: Optional[int] = ...,
+    num_threads: int | None = ...,
 ) -> FloatArray: ...
 
 
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -86,19 +86,19 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: Literal[True],
-    num_threads: Optional[int] = ...,
-) -> Tuple[FloatArray, FloatArray, FloatArray]: ...
+    num_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -106,18 +106,18 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: bool = ...,
-    num_threads: Optional[int] = ...,
-) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]: ...
+    num_threads: int | None = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = None,
-    running_var: Optional[FloatArray] = None,
-    weight: Optional[ArrayLike] = None,
-    bias: Optional[ArrayLike] = None,
+    running_mean: FloatArray | None = None,
+    running_var: FloatArray | None = None,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
@@ -125,10 +125,10 @@ def batch_norm(
     axis: int = 1,
     activation: Activation = None,
     alpha: float = 0.2,
-    out: Optional[FloatArray] = None,
+    out: FloatArray | None = None,
     return_stats: bool = False,
-    num_threads: Optional[int] = None,
-) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]:
+    num_threads: int | None = None,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
     """Batch normalisation over every axis but ``axis`` (PyTorch's semantics).
 
     Parameters
@@ -241,16 +241,16 @@ def batch_norm_backward(
     x: ArrayLike,
     save_mean: ArrayLike,
     save_invstd: ArrayLike,
-    weight: Optional[ArrayLike] = None,
+    weight: ArrayLike | None = None,
     *,
     training: bool = True,
     axis: int = 1,
     activation: Activation = None,
     alpha: float = 0.2,
-    output: Optional[ArrayLike] = None,
-    out: Optional[FloatArray] = None,
-    num_threads: Optional[int] = None,
-) -> Tuple[FloatArray, FloatArray, FloatArray]:
+    output: ArrayLike | None = None,
+    out: FloatArray | None = None,
+    num_threads: int | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
 
     ``save_mean``/``save_invstd`` are what the forward returned with
@@ -339,7 +339,7 @@ def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
 
 
 def _per_channel(value: object, name: str, C: int,
-                 default: Optional[float] = None) -> NDArray[np.float64]:
+                 default: float | None = None) -> NDArray[np.float64]:
     """A per-channel parameter as a contiguous float64 array of length C."""
     if value is None:
         if default is None:
@@ -351,7 +351,7 @@ def _per_channel(value: object, name: str, C: int,
 
 
 def _running(value: object, name: str, C: int,
-             training: bool) -> Optional[NDArray[np.floating]]:
+             training: bool) -> NDArray[np.floating] | None:
     if value is None:
         return None
     value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
@@ -361,7 +361,7 @@ def _running(value: object, name: str, C: int,
     return value
 
 
-def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[int]]:
+def _as_contiguous(a: NDArray[np.floating]) -> tuple[NDArray[np.floating], list[int]]:
     """``(view, order)``: ``a.transpose(order)`` C-contiguous and aligned (a copy of ``a``
     when no permutation of its axes is contiguous)."""
     order = list(range(a.ndim))
@@ -383,12 +383,12 @@ def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating
     return aligned(np.ascontiguousarray(t))
 
 
-def _outer_inner(shape: Tuple[int, ...], ax: int) -> Tuple[int, int]:
+def _outer_inner(shape: tuple[int, ...], ax: int) -> tuple[int, int]:
     return math.prod(shape[:ax]), math.prod(shape[ax + 1:])
 
 
-def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
-                 order: list[int]) -> Tuple[NDArray[np.floating], NDArray[np.floating]]:
+def _output_view(out: NDArray[np.floating] | None, x3: NDArray[np.floating],
+                 order: list[int]) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """(y3, y): y3 is a C-contiguous array in x3's axis order the kernel writes, y the
     result in the caller's axis order (``out`` itself when it can be written directly)."""
     identity = order == list(range(len(order)))
@@ -409,7 +409,7 @@ def _param_dtype(dtype: np.dtype[np.floating]) -> np.dtype[np.floating]:
 def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
                inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
                w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
-               num_threads: Optional[int]) -> None:
+               num_threads: int | None) -> None:
     m = C if _k.uses_channel_layout(inner) else C * inner
     scale = np.empty(m, dtype=_param_dtype(x3.dtype))
     shift = np.empty(m, dtype=_param_dtype(x3.dtype))

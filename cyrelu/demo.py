@@ -21,8 +21,8 @@ pass ``alpha`` times the gradient) and the time per epoch.
 The network is plain NumPy matmuls (``x @ W``, weights drawn in PyTorch's
 ``(out, in)`` shape and transposed) with cyrelu's ``relu``, ``leaky_relu`` and
 their backwards, trained by SGD with momentum (learning rate decayed to 0 along
-a cosine) on softmax cross-entropy, in float32.  Everything is generated from ``--seed``: the same seed gives the same
-table (timings aside).
+a cosine) on softmax cross-entropy, in float32.  Everything is generated from
+``--seed``: the same seed gives the same table (timings aside).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,7 +59,7 @@ Array = npt.NDArray[np.floating]
 
 def make_spirals(
     n: int, n_classes: int, rng: np.random.Generator, noise: float = 0.1, turns: float = 1.25
-) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``n`` points on ``n_classes`` interleaved spiral arms in the plane, with
     Gaussian noise, standardised; labels 0..n_classes-1 (balanced)."""
     y = np.arange(n) % n_classes
@@ -77,12 +78,12 @@ def make_spirals(
 class Linear:
     """``y = x @ W + b`` with ``W`` of shape (in, out)."""
 
-    def __init__(self, weight: Array, bias: Optional[Array]) -> None:
+    def __init__(self, weight: Array, bias: Array | None) -> None:
         self.weight = weight
         self.bias = bias
         self.grad_weight = np.zeros_like(weight)
         self.grad_bias = None if bias is None else np.zeros_like(bias)
-        self._x: Optional[Array] = None
+        self._x: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self._x = x
@@ -106,8 +107,8 @@ class Activation:
         if name not in ACTIVATIONS:
             raise ValueError("unknown activation %r; expected one of %s" % (name, ACTIVATIONS))
         self.name = name
-        self._z: Optional[Array] = None
-        self._a: Optional[Array] = None
+        self._z: Array | None = None
+        self._a: Array | None = None
 
     def forward(self, z: Array) -> Array:
         self._z = z
@@ -154,9 +155,9 @@ class MLP:
         self.activation = activation
         self.batch_norm = batch_norm
         self.dtype = np.dtype(dtype)
-        self.linears: List[Linear] = []
-        self.norms: List[Any] = []
-        self.acts: List[Activation] = []
+        self.linears: list[Linear] = []
+        self.norms: list[Any] = []
+        self.acts: list[Activation] = []
         sizes = [n_in] + [width] * depth
         for i in range(depth):
             w = self._weight(sizes[i + 1], sizes[i], init_name, activation, rng)
@@ -169,8 +170,8 @@ class MLP:
             self.acts.append(Activation(activation))
         w = self._weight(n_out, width, init_name, "linear", rng)
         self.output = Linear(w, np.zeros(n_out, dtype=self.dtype))
-        self.pre_activations: List[Array] = []
-        self.hidden: List[Array] = []
+        self.pre_activations: list[Array] = []
+        self.hidden: list[Array] = []
 
     def _weight(self, n_out: int, n_in: int, init_name: str, nonlinearity: str,
                 rng: np.random.Generator) -> Array:
@@ -185,8 +186,8 @@ class MLP:
                                     dtype=self.dtype)
         return np.ascontiguousarray(w.T)
 
-    def layers(self) -> List[Linear]:
-        return self.linears + [self.output]
+    def layers(self) -> list[Linear]:
+        return [*self.linears, self.output]
 
     def train(self) -> None:
         for bn in self.norms:
@@ -200,7 +201,7 @@ class MLP:
         """Logits; with ``keep`` the pre-activations and hidden outputs are kept."""
         self.pre_activations, self.hidden = [], []
         h = x
-        for i, (lin, act) in enumerate(zip(self.linears, self.acts)):
+        for i, (lin, act) in enumerate(zip(self.linears, self.acts, strict=True)):
             z = lin.forward(h)
             if self.batch_norm:
                 z = self.norms[i](z)
@@ -218,9 +219,9 @@ class MLP:
                 g = self.norms[i].backward(g)
             g = self.linears[i].backward(g)
 
-    def parameters(self) -> List[Tuple[Array, Array]]:
+    def parameters(self) -> list[tuple[Array, Array]]:
         """(parameter, gradient) pairs; parameters are updated in place."""
-        pairs: List[Tuple[Array, Array]] = []
+        pairs: list[tuple[Array, Array]] = []
         for lin in self.layers():
             pairs.append((lin.weight, lin.grad_weight))
             if lin.bias is not None and lin.grad_bias is not None:
@@ -232,7 +233,7 @@ class MLP:
         return pairs
 
 
-def cross_entropy(logits: Array, y: npt.NDArray[np.int64]) -> Tuple[float, Array, float]:
+def cross_entropy(logits: Array, y: npt.NDArray[np.int64]) -> tuple[float, Array, float]:
     """Mean softmax cross-entropy, its gradient w.r.t. the logits, and the accuracy."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -277,12 +278,12 @@ class Result:
     loss: float
     accuracy: float
     test_accuracy: float
-    grad_norms: List[float]
+    grad_norms: list[float]
     grad_ratio: float
     sparsity: float
     dead_fraction: float
     time_per_epoch: float
-    loss_history: List[float] = field(default_factory=list)
+    loss_history: list[float] = field(default_factory=list)
     diverged: bool = False
 
     @property
@@ -290,7 +291,7 @@ class Result:
         return "%s / %s / %s" % (self.activation, self.init, "BN" if self.batch_norm else "-")
 
 
-def _grad_norms(net: MLP, x: Array, y: npt.NDArray[np.int64]) -> List[float]:
+def _grad_norms(net: MLP, x: Array, y: npt.NDArray[np.int64]) -> list[float]:
     """Per layer (hidden layers, then the output layer), the root-mean-square of the
     weight gradient, ``|dL/dW| / sqrt(W.size)``, for one batch in training mode (the
     RMS, so that the 2-input first layer compares fairly with the square ones)."""
@@ -310,9 +311,9 @@ def train(
     activation: str,
     init_name: str,
     batch_norm: bool,
-    data: Tuple[Array, npt.NDArray[np.int64], Array, npt.NDArray[np.int64]],
+    data: tuple[Array, npt.NDArray[np.int64], Array, npt.NDArray[np.int64]],
     seed_key: int = 0,
-    progress: Optional[Callable[[int, float], None]] = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> Result:
     """Train one network; everything random comes from (cfg.seed, seed_key)."""
     x, y, x_test, y_test = data
@@ -323,7 +324,7 @@ def train(
     params = net.parameters()
     velocity = [np.zeros_like(p) for p, _ in params]
     n = x.shape[0]
-    history: List[float] = []
+    history: list[float] = []
     diverged = False
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -338,7 +339,7 @@ def train(
                 continue
             loss, g, _ = cross_entropy(net.forward(x[idx]), y[idx])
             net.backward(g)
-            for (p, dp), v in zip(params, velocity):
+            for (p, dp), v in zip(params, velocity, strict=True):
                 v *= cfg.momentum
                 v += dp
                 p -= lr * v
@@ -378,7 +379,7 @@ def train(
     )
 
 
-def run(cfg: Config, log: Optional[Callable[[str], None]] = None) -> List[Result]:
+def run(cfg: Config, log: Callable[[str], None] | None = None) -> list[Result]:
     """Every combination of cfg.activations x cfg.inits x cfg.batch_norms, in that order."""
     data_rng = np.random.default_rng([cfg.seed, 12345])
     x, y = make_spirals(cfg.samples, cfg.n_classes, data_rng)
@@ -426,7 +427,7 @@ def format_table(results: Sequence[Result], cfg: Config) -> str:
     left = 3  # text columns
     def line(cells: Sequence[str]) -> str:
         return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
-                                  for i, (c, w) in enumerate(zip(cells, widths))) + " |"
+                                  for i, (c, w) in enumerate(zip(cells, widths, strict=True))) + " |"
     sep = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":")
                          for i, w in enumerate(widths)) + "|"
     title = ("%d hidden layers x %d units, %d-class spirals (%d train / %d test), %d epochs, "
@@ -437,7 +438,7 @@ def format_table(results: Sequence[Result], cfg: Config) -> str:
     return "\n".join([title, "", line(head), sep] + [line(r) for r in rows])
 
 
-def _to_json(results: Sequence[Result], cfg: Config, wall: float) -> Dict[str, Any]:
+def _to_json(results: Sequence[Result], cfg: Config, wall: float) -> dict[str, Any]:
     def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -466,7 +467,7 @@ def _plot(results: Sequence[Result], path: str) -> None:
     import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    colours = dict(zip(ACTIVATIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    colours = dict(zip(ACTIVATIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True))
     for r in results:
         # colour: activation; dashed: Xavier, solid: Kaiming; thick: with BatchNorm
         kw = dict(color=colours.get(r.activation, "black"),
@@ -487,7 +488,7 @@ def _plot(results: Sequence[Result], path: str) -> None:
 
 
 @contextlib.contextmanager
-def _blas_threads(n: int, log: Optional[Callable[[str], None]]) -> Iterator[None]:
+def _blas_threads(n: int, log: Callable[[str], None] | None) -> Iterator[None]:
     """Limit the BLAS thread pool to ``n`` threads for the run, when threadpoolctl is
     installed (BLAS reads OMP/OPENBLAS_NUM_THREADS only at start-up, before this runs)."""
     try:
@@ -552,7 +553,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     acts = tuple(a.strip() for a in args.activations.split(",") if a.strip())
     bad = [a for a in acts if a not in ACTIVATIONS]

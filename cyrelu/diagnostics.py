@@ -17,18 +17,21 @@ otherwise; float16 data is counted in place, as float16.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union, overload
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
 from cyrelu import _diagnostics as _k
 from cyrelu._backend import backend_for
-from cyrelu._validation import as_float_array, check_real
-from cyrelu._validation import dead_units_args as _dead_units_args
-from cyrelu._validation import diagnostics_axis as _normalise_axis
-from cyrelu._validation import sparsity_args as _sparsity_args
-from cyrelu._validation import threshold_in as _threshold_in
+from cyrelu._validation import (
+    as_float_array,
+    check_real,
+    dead_units_args as _dead_units_args,
+    diagnostics_axis as _normalise_axis,
+    sparsity_args as _sparsity_args,
+    threshold_in as _threshold_in,
+)
 
 __all__ = ["dead_units", "sparsity", "fold_batch_norm"]
 
@@ -38,7 +41,7 @@ _F64 = np.dtype(np.float64)
 # ---- shared helpers ------------------------------------------------------------------
 
 
-def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
+def _box(x: np.ndarray, axis: int | None) -> np.ndarray:
     """A float16/32/64, aligned, 3-D (outer, C, inner) view (or copy) of x."""
     if not x.flags.aligned:
         x = x.copy()
@@ -62,7 +65,7 @@ def dead_units(
     *,
     axis: int = 1,
     threshold: float = 0.0,
-    num_threads: Optional[int] = None,
+    num_threads: int | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which ReLU units are dead for this batch: one bool per channel along ``axis``.
 
@@ -109,20 +112,20 @@ def dead_units(
 
 @overload
 def sparsity(
-    x: npt.ArrayLike, *, axis: None = None, num_threads: Optional[int] = None
+    x: npt.ArrayLike, *, axis: None = None, num_threads: int | None = None
 ) -> float: ...
 @overload
 def sparsity(
-    x: npt.ArrayLike, *, axis: int, num_threads: Optional[int] = None
+    x: npt.ArrayLike, *, axis: int, num_threads: int | None = None
 ) -> npt.NDArray[np.float64]: ...
 
 
 def sparsity(
     x: npt.ArrayLike,
     *,
-    axis: Optional[int] = None,
-    num_threads: Optional[int] = None,
-) -> Union[float, npt.NDArray[np.float64]]:
+    axis: int | None = None,
+    num_threads: int | None = None,
+) -> float | npt.NDArray[np.float64]:
     """Fraction of exact zeros in ``x``: a float, or one float64 per channel along ``axis``.
 
     ``-0.0`` is a zero; NaN is not.  After a ReLU this is the fraction of
@@ -172,15 +175,15 @@ def _channel_vector(value: npt.ArrayLike, name: str, nchan: int, ax: int) -> np.
 
 def fold_batch_norm(
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike],
+    bias: npt.ArrayLike | None,
     running_mean: npt.ArrayLike,
     running_var: npt.ArrayLike,
-    bn_weight: Optional[npt.ArrayLike] = None,
-    bn_bias: Optional[npt.ArrayLike] = None,
+    bn_weight: npt.ArrayLike | None = None,
+    bn_bias: npt.ArrayLike | None = None,
     eps: float = 1e-5,
     *,
     axis: int = 0,
-) -> Tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
     """Fold an inference-mode BatchNorm into the layer before it.
 
     For a layer ``z = W x + b`` followed by ``BN(z) = gamma * (z - mean) /

@@ -14,12 +14,14 @@ read ``grad_weight`` / ``grad_bias`` after each backward.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cyrelu import _activation_table
+from cyrelu._validation import check_real
 from cyrelu.activations import (
     leaky_relu,
     leaky_relu_backward,
@@ -29,7 +31,6 @@ from cyrelu.activations import (
     relu_backward,
 )
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
-from cyrelu._validation import check_real
 
 __all__ = ["Module", "ReLU", "ReLU6", "LeakyReLU", "BatchNorm"]
 
@@ -44,12 +45,12 @@ class Module:
     def __init__(self) -> None:
         self.training = True
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=False`` is :meth:`eval`); returns self."""
         self.training = bool(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Set evaluation mode; returns self."""
         return self.train(False)
 
@@ -62,7 +63,7 @@ class Module:
     def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
-    def _saved(self, value: Optional[Any]) -> Any:
+    def _saved(self, value: Any | None) -> Any:
         if value is None:
             raise RuntimeError("%s.backward() called before forward()" % type(self).__name__)
         return value
@@ -71,10 +72,10 @@ class Module:
 class ReLU(Module):
     """``max(x, 0)`` (see :func:`cyrelu.relu`); backward needs the last forward's input."""
 
-    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[ArrayLike] = None
+        self._x: ArrayLike | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         # the function's input rules (TypeError for masked arrays, other libraries'
@@ -93,12 +94,12 @@ class ReLU(Module):
 
 
 class ReLU6(Module):
-    """``min(max(x, 0), 6)`` (see :func:`cyrelu.relu6`); backward needs the last forward's input."""
+    """``min(max(x, 0), 6)`` (see :func:`cyrelu.relu6`); backward needs the last forward's x."""
 
-    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: FloatArray | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         xa = np.asarray(x)
@@ -118,11 +119,11 @@ class ReLU6(Module):
 class LeakyReLU(Module):
     """``x if x > 0 else alpha * x`` (see :func:`cyrelu.leaky_relu`)."""
 
-    def __init__(self, alpha: float = 0.2, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, alpha: float = 0.2, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.alpha = check_real(alpha, "alpha")
         self.num_threads = num_threads
-        self._x: Optional[ArrayLike] = None
+        self._x: ArrayLike | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y: FloatArray = leaky_relu(x, self.alpha, num_threads=self.num_threads)
@@ -150,12 +151,12 @@ class BatchNorm(Module):
     parameters' dtype (float32 or float64); the data may be float16/32/64.
     """
 
-    weight: Optional[FloatArray]
-    bias: Optional[FloatArray]
-    grad_weight: Optional[FloatArray]
-    grad_bias: Optional[FloatArray]
-    running_mean: Optional[FloatArray]
-    running_var: Optional[FloatArray]
+    weight: FloatArray | None
+    bias: FloatArray | None
+    grad_weight: FloatArray | None
+    grad_bias: FloatArray | None
+    running_mean: FloatArray | None
+    running_var: FloatArray | None
     num_batches_tracked: int
 
     def __init__(
@@ -167,10 +168,10 @@ class BatchNorm(Module):
         momentum: float = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        activation: Optional[str] = None,
+        activation: str | None = None,
         alpha: float = 0.2,
         dtype: DTypeLike = np.float32,
-        num_threads: Optional[int] = None,
+        num_threads: int | None = None,
     ) -> None:
         super().__init__()
         if isinstance(num_features, (bool, np.bool_)) or not isinstance(
@@ -210,7 +211,7 @@ class BatchNorm(Module):
         else:
             self.running_mean = self.running_var = None
         self.num_batches_tracked = 0
-        self._cache: Optional[Dict[str, Any]] = None
+        self._cache: dict[str, Any] | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         use_batch = self.training or not self.track_running_stats
@@ -254,9 +255,9 @@ class BatchNorm(Module):
             names += ["running_mean", "running_var", "num_batches_tracked"]
         return names
 
-    def state_dict(self) -> Dict[str, NDArray[Any]]:
+    def state_dict(self) -> dict[str, NDArray[Any]]:
         """Copies of the parameters and running statistics, as a dict of arrays."""
-        state: Dict[str, NDArray[Any]] = {}
+        state: dict[str, NDArray[Any]] = {}
         for name in self._state_names():
             value = getattr(self, name)
             state[name] = np.array(value, dtype=np.int64 if name == "num_batches_tracked"
@@ -284,7 +285,7 @@ class BatchNorm(Module):
         if strict and (missing or unexpected):
             raise KeyError("state_dict mismatch: missing %s, unexpected %s"
                            % (missing, unexpected))
-        new: Dict[str, Any] = {}
+        new: dict[str, Any] = {}
         for name in names:
             if name in keys:
                 new[name] = self._checked_state_value(name, state[name])

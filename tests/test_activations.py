@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cyrelu
+
 from conftest import requires_torch, torch
 from reference import (
     assert_same_bits,
@@ -139,7 +140,7 @@ def test_any_layout(dtype, rng):
         assert_same_bits(cyrelu.relu_backward(g, x), relu_backward_ref(g, x))
         assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.1), leaky_relu_backward_ref(g, x, 0.1))
         # a strided `out` is written element by element, leaving the gaps alone
-        holder = np.full(x.shape + (2,), 7.0, dtype=dtype)
+        holder = np.full((*x.shape, 2), 7.0, dtype=dtype)
         out = holder[..., 0]
         assert cyrelu.relu_backward(g, x, out=out) is out
         assert_same_bits(out, relu_backward_ref(g, x))

@@ -127,13 +127,13 @@ def test_batch_norm_backward_unaligned_every_argument(rng, dtype, shape, trainin
     want = run(dy, x, m, s, w, y)
     base = [dy, x, m, s, w, y]
     for k in range(len(base) + 1):
-        args = list(base) + [None]
+        args = [*base, None]
         if k == len(base):
             args[k] = unaligned(np.zeros(shape, dtype))
         else:
             args[k] = unaligned(args[k])
         got = run(*args)
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             same(a, b)
         if k == len(base):
             assert got[0] is args[k]

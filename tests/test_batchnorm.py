@@ -214,7 +214,7 @@ def test_cancellation_large_mean(rng, shape, axis):
     x64 = x64 + np.array([0.0, 1e4, -3e3]).reshape(bs)
     x = x64.astype(np.float32)
     rv = np.zeros(3)  # float64 running_var receives the unbiased variance exactly
-    _, m, s = batch_norm(x, None, rv, training=True, momentum=1.0, axis=axis,
+    _, m, _s = batch_norm(x, None, rv, training=True, momentum=1.0, axis=axis,
                          return_stats=True)
     xr = x.astype(F64)
     red = tuple(d for d in range(len(shape)) if d != axis % len(shape))
@@ -244,9 +244,9 @@ def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
         ye = batch_norm(x, rm, rv, w, b, False, axis=axis, num_threads=nt)
         g = batch_norm_backward(dy, x, m, s, w, axis=axis, activation="relu", output=y,
                                 num_threads=nt)
-        res.append((y, m, s, rm, rv, ye) + g)
+        res.append((y, m, s, rm, rv, ye, *g))
     for other in res[1:]:
-        for a, b_ in zip(res[0], other):
+        for a, b_ in zip(res[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
     # and the multi-threaded answer is right
     t = (tol(dtype) if dtype == F64 else dict(rtol=1e-4, atol=1e-4) if dtype == np.float32
@@ -273,9 +273,9 @@ def test_float16_data(rng):
     np.testing.assert_allclose(y.astype(F64), ref[0], rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(m, ref[1], rtol=1e-6, atol=1e-6)
     dy = rng.standard_normal(x.shape).astype(np.float16)
-    gi, gw, gb = batch_norm_backward(dy, x, m, s, w)
+    gi, gw, _gb = batch_norm_backward(dy, x, m, s, w)
     assert gi.dtype == np.float16 and gw.dtype == np.float32
-    ri, rw, rb = ref_backward(dy, x, m, s, w)
+    ri, rw, _rb = ref_backward(dy, x, m, s, w)
     np.testing.assert_allclose(gi.astype(F64), ri, rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4)
 
@@ -325,7 +325,7 @@ def test_eval_stats_describe_running(rng):
     x = rng.standard_normal((5, 3)).astype(np.float32)
     rm = np.array([1.0, 2.0, 3.0], np.float32)
     rv = np.array([4.0, 0.25, 1.0], np.float32)
-    y, m, s = batch_norm(x, rm, rv, eps=1e-5, return_stats=True)
+    _y, m, s = batch_norm(x, rm, rv, eps=1e-5, return_stats=True)
     np.testing.assert_array_equal(m, rm)
     np.testing.assert_allclose(s, 1 / np.sqrt(rv.astype(F64) + 1e-5), rtol=1e-7)
 
@@ -597,7 +597,7 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
     w, b, rm, rv = _params(rng, C, dtype, True, True)
     y, m, s = batch_norm(x, rm, rv, w, b, True, axis=axis, activation=activation,
                          return_stats=True, num_threads=2)
-    ry, rmean, rinv, rrm, rrv = ref_forward(x, rm, rv, w, b, True, axis=axis,
+    ry, rmean, rinv, _rrm, _rrv = ref_forward(x, rm, rv, w, b, True, axis=axis,
                                             activation=activation)
     t = tol(dtype) if dtype == F64 else dict(rtol=5e-5, atol=5e-5)
     np.testing.assert_allclose(y, ry, **t)
@@ -632,7 +632,7 @@ def test_chunked_channel_statistics(rng):
         x = (rng.standard_normal((outer, 2, inner)) + 1e4).astype(dtype)
         res = [batch_norm(x, None, None, None, None, True, return_stats=True,
                           num_threads=nt) for nt in (1, 2)]
-        for a, b_ in zip(*res):
+        for a, b_ in zip(*res, strict=True):
             np.testing.assert_array_equal(a, b_)
         ry, rmean, rinv = ref_forward(x, None, None, None, None, True)[:3]
         # save_mean/save_invstd are float32 for float32 data: one rounding of the
@@ -702,13 +702,13 @@ def test_large_outputs_streamed(rng):
         y, m, s = batch_norm(x, None, None, w, None, True, axis=1, activation="relu",
                              return_stats=True, num_threads=nt)
         g = batch_norm_backward(dy, x, m, s, w, activation="relu", output=y, num_threads=nt)
-        res.append((y, m, s) + g)
-    for a, b_ in zip(*res):
+        res.append((y, m, s, *g))
+    for a, b_ in zip(*res, strict=True):
         np.testing.assert_array_equal(a, b_)
-    y, m, s, gi, gw, gb = res[0]
+    y, m, s, gi, gw, _gb = res[0]
     np.testing.assert_allclose(y, ref_forward(x, None, None, w, None, True,
                                               activation="relu")[0], rtol=1e-4, atol=1e-4)
-    ri, rw, rb = ref_backward(dy, x, m, s, w, True, 1, "relu", 0.2, y)
+    ri, rw, _rb = ref_backward(dy, x, m, s, w, True, 1, "relu", 0.2, y)
     np.testing.assert_allclose(gi, ri, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-2)
 
@@ -791,7 +791,7 @@ def test_pipelined_backward(rng, dtype, activation, training):
                                        activation=activation, output=out, out=dx,
                                        num_threads=nt))
     for other in res[1:]:
-        for a, b_ in zip(res[0], other):
+        for a, b_ in zip(res[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
     ri, rw, rb = ref_backward(dy, x, m, s, w, training, 1, activation, 0.2, out)
     t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)

@@ -115,7 +115,7 @@ def test_backward_param_dtypes(rng, shape, axis):
     """grad_weight / grad_bias: weight's dtype, float32 without a weight."""
     C = shape[axis]
     x16, dy16 = _data(rng, shape), rng.standard_normal(shape).astype(F16)
-    y, m, s = batch_norm(x16, training=True, axis=axis, return_stats=True)
+    _y, m, s = batch_norm(x16, training=True, axis=axis, return_stats=True)
     for w, dt in ((None, F32), (np.ones(C, F32), F32), (np.ones(C, np.float64), np.float64)):
         gi, gw, gb = batch_norm_backward(dy16, x16, m, s, w, axis=axis)
         ri, rw, rb = batch_norm_backward(dy16.astype(F32), x16.astype(F32), m, s, w, axis=axis)
@@ -247,9 +247,9 @@ def test_thread_counts_bitwise_identical(rng, shape, axis):
         ye = batch_norm(x16, rm, rv, w, b, False, axis=axis, num_threads=nt)
         g = batch_norm_backward(dy16, x16, m, s, w, axis=axis, activation="relu", output=y,
                                 num_threads=nt)
-        res.append((y, m, s, rm, rv, ye) + g)
+        res.append((y, m, s, rm, rv, ye, *g))
     for other in res[1:]:
-        for a, b_ in zip(res[0], other):
+        for a, b_ in zip(res[0], other, strict=True):
             _same(a, b_)
     # and that is the float32 path, rounded
     rm, rv = np.zeros(C, F32), np.ones(C, F32)
@@ -301,7 +301,7 @@ def test_no_whole_array_conversion(rng, monkeypatch):
 
     xs, dys = x16.view(Spy), dy16.view(Spy)
     monkeypatch.setattr(bn, "as_float_array", lambda a, name: a)
-    y, m, s = batch_norm(xs, None, None, None, None, True, return_stats=True)
+    _y, m, s = batch_norm(xs, None, None, None, None, True, return_stats=True)
     batch_norm_backward(dys, xs, m, s, None)
     assert calls == []
 

@@ -93,7 +93,7 @@ def test_optimisation_flags_keep_ieee_semantics(setup_mod):
 @pytest.mark.parametrize("level", ["0", "1", "2", "3"])
 def test_opt_level_env_sets_only_the_o_flag(setup_mod, level):
     flags = setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: level})
-    assert flags == ["-O" + level] + setup_mod.optimisation_flags("unix")[1:]
+    assert flags == ["-O" + level, *setup_mod.optimisation_flags("unix")[1:]]
     assert setup_mod.optimisation_flags("msvc", {setup_mod.OPT_LEVEL_ENV: level}) == ["/O2"]
 
 

@@ -35,11 +35,7 @@ pytestmark = [
 
 def test_kernel_check_passes(tmp_path):
     exe = tmp_path / "kernel_check"
-    cmd = _compiler() + [
-        "-O1", "-fno-math-errno", "-fno-trapping-math",
-        "-I" + str(ROOT / "tests" / "c" / "shim"), "-I" + str(ROOT / "include"),
-        str(SOURCE), "-o", str(exe), "-lm",
-    ]
+    cmd = [*_compiler(), "-O1", "-fno-math-errno", "-fno-trapping-math", "-I" + str(ROOT / "tests" / "c" / "shim"), "-I" + str(ROOT / "include"), str(SOURCE), "-o", str(exe), "-lm"]
     build = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, "compilation failed:\n" + build.stderr[-4000:]
     env = dict(os.environ)

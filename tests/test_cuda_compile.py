@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -28,7 +27,7 @@ ARCHS = ("compute_75", "compute_90")
 
 def _cuda_dir():
     spec = importlib.util.find_spec("cyrelu")  # does not import cyrelu.cuda (nor CuPy)
-    return os.path.join(list(spec.submodule_search_locations)[0], "cuda")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "cuda")
 
 
 def _loader():
@@ -114,8 +113,7 @@ def test_compiles_with_nvrtc_like_cupy(name):
         exprs = [e for e in loader.NAME_EXPRESSIONS[name] if loader.group(e) == grp]
         try:
             prog = _cupy_nvrtc()(loader.program(name, exprs), name, (), (), method="ptx")
-            ptx, _ = prog.compile(loader.OPTIONS + ("-ftz=true", "-arch=compute_90",
-                                                    "--device-as-default-execution-space"),
+            ptx, _ = prog.compile((*loader.OPTIONS, "-ftz=true", "-arch=compute_90", "--device-as-default-execution-space"),
                                   None)
         except CompileException:
             raise

@@ -33,7 +33,7 @@ def test_deterministic_for_a_seed():
     cfg = demo.Config(activations=("leaky_relu", "tanh"), inits=("xavier",),
                       batch_norms=(False, True), **dict(TINY, epochs=2))
     a, b = demo.run(cfg), demo.run(cfg)
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         assert ra.loss_history == rb.loss_history
         assert ra.grad_norms == rb.grad_norms
         assert (ra.loss, ra.accuracy, ra.sparsity) == (rb.loss, rb.accuracy, rb.sparsity)

@@ -341,7 +341,6 @@ def test_fold_against_torch_modules():
 def test_fold_dtypes_and_precision(rng):
     W = rng.standard_normal((5, 3))
     mean, var, gamma, beta = bn_params(rng, 5)
-    ref_w, ref_b = fold_batch_norm(W, None, mean, var, gamma, beta)
     for dt in (np.float16, np.float32):
         Wf, bf = fold_batch_norm(W.astype(dt), None, mean.astype(dt), var, gamma, beta)
         assert Wf.dtype == dt and bf.dtype == dt

@@ -4,7 +4,6 @@ and a failed call changes nothing."""
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -190,7 +189,7 @@ def test_batch_norm_accepts_memmap_for_every_argument(tmp_path, rng):
     np.testing.assert_array_equal(np.asarray(rv_m), rv)
     gi = cyrelu.batch_norm_backward(x, x, mm("m", m_got), mm("s", s_got), mm("w2", w))
     gi_want = cyrelu.batch_norm_backward(x, x, m_want, s_want, w)
-    for a, b_ in zip(gi, gi_want):
+    for a, b_ in zip(gi, gi_want, strict=True):
         np.testing.assert_array_equal(a, b_)
 
 
@@ -223,7 +222,7 @@ def test_unknown_cyrelu_isa_warns_at_import_and_is_shown():
     assert "avx3000" in res.stderr
     for accepted in ("base", "baseline", "avx2", "avx512", "avx-512"):
         assert accepted in res.stderr
-    line = [ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln][0]
+    line = next(ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln)
     assert "'avx3000', not a known value: ignored" in line
 
 
@@ -247,4 +246,4 @@ def test_valid_cyrelu_isa_does_not_warn():
     res = _run("import cyrelu; cyrelu.show_config()", CYRELU_ISA="baseline")
     assert res.returncode == 0 and "Warning" not in res.stderr, res.stderr
     assert "simd_runtime    : baseline" in res.stdout
-    assert "'baseline'" in [ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln][0]
+    assert "'baseline'" in next(ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln)

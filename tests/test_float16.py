@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import cyrelu
+
 from conftest import requires_torch, torch
 
 HALF = np.float16

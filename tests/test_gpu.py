@@ -135,7 +135,7 @@ def _layouts(rng, dtype):
 @pytest.mark.parametrize("layout", range(7))
 def test_layouts_inputs(rng, dtype, layout):
     base = _data(rng, (96, 50), dtype)
-    name, view = _layouts(rng, dtype)[layout]
+    _name, view = _layouts(rng, dtype)[layout]
     xd = view(cupy.asarray(base))
     x = view(base.copy())
     _same_bits(cyrelu.relu(xd).get(), cyrelu.relu(x))
@@ -243,7 +243,7 @@ def test_out_on_other_device():
     assert y.device.id == 1 and sm.device.id == 1
     ref = _ref_bn(x2.get(), None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[0]
     _close(y.get(), ref, np.float64)
-    gi, gw, gb = gpu.batch_norm_backward(x2, x2, sm, si)
+    gi, gw, _gb = gpu.batch_norm_backward(x2, x2, sm, si)
     assert gi.device.id == 1 and gw.device.id == 1
     assert gpu.dead_units(x2).device.id == 1
 
@@ -404,7 +404,7 @@ def test_batch_norm_forward(rng, dtype, shape, axis, training, activation):
     _close(rv_d.get(), nrv, np.float32)
     if CPU_BN is not None:
         rm2, rv2 = rm.copy(), rv.copy()
-        cy, csm, csi = CPU_BN(x, rm2, rv2, w, b, training, 0.1, 1e-5, axis=axis,
+        cy, csm, _csi = CPU_BN(x, rm2, rv2, w, b, training, 0.1, 1e-5, axis=axis,
                               activation=activation, alpha=0.2, return_stats=True)
         _close(y.get(), cy.astype(np.float64), dtype, scale=4.0)
         _close(sm.get(), csm.astype(np.float64), dtype)
@@ -677,7 +677,7 @@ def test_batch_norm_bits_do_not_depend_on_alignment(rng, dtype, shape, axis):
     a = cyrelu.batch_norm(cupy.asarray(x), training=True, axis=axis, return_stats=True)
     b = cyrelu.batch_norm(mis, training=True, axis=axis, return_stats=True)
     c = cyrelu.batch_norm(cupy.asarray(x), training=True, axis=axis, return_stats=True)
-    for u, v, w in zip(a, b, c):
+    for u, v, w in zip(a, b, c, strict=True):
         _same_bits(u.get(), v.get())
         _same_bits(u.get(), w.get())
 

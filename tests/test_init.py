@@ -206,7 +206,7 @@ def test_transposed_for_x_at_w_layout():
                                   "kaiming_normal"])
 @pytest.mark.parametrize("shape", [(5,), 5, (), (0, 3), (3, 0), (3, 4, 0), (-1, 3)])
 def test_bad_shapes(kind, shape):
-    with pytest.raises(ValueError, match="shape|dimension"):
+    with pytest.raises(ValueError, match=r"shape|dimension"):
         getattr(init, kind)(shape)
 
 

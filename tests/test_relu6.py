@@ -13,7 +13,7 @@ from cyrelu import _activation_table as table
 
 torch = pytest.importorskip("torch") if os.environ.get("CYRELU_REQUIRE_TORCH") else None
 try:
-    import torch  # noqa: F811
+    import torch
 except ImportError:  # pragma: no cover
     torch = None
 
@@ -96,7 +96,7 @@ def test_batch_norm_fused(dtype):
     g = rng.standard_normal(x.shape).astype(dtype)
     dx = cyrelu.batch_norm_backward(g, x, m, s, activation="relu6", output=y)
     dx0 = cyrelu.batch_norm_backward(cyrelu.relu6_backward(g, y), x, m, s)
-    for a, b in zip(dx, dx0):
+    for a, b in zip(dx, dx0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

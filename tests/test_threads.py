@@ -10,6 +10,7 @@ import pytest
 
 import cyrelu
 from cyrelu import _parallel
+
 from reference import (
     assert_same_bits,
     leaky_relu_backward_ref,
@@ -153,7 +154,8 @@ def test_every_instruction_set_copy_agrees_with_the_reference(isa):
         "        assert_same_bits(cyrelu.relu(x), relu_ref(x))\n"
         "        assert_same_bits(cyrelu.leaky_relu(x, 1.5), leaky_relu_ref(x, 1.5))\n"
         "        assert_same_bits(cyrelu.relu_backward(g, x), relu_backward_ref(g, x))\n"
-        "        assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.5), leaky_relu_backward_ref(g, x, 0.5))\n"
+        "        assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.5),\n"
+        "                         leaky_relu_backward_ref(g, x, 0.5))\n"
         "        y = x.copy(); cyrelu.relu(y, out=y); assert_same_bits(y, relu_ref(x))\n"
         "print('ok', cyrelu._parallel.build_info()['isa'])\n"
     ) % os.path.dirname(os.path.abspath(__file__))

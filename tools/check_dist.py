@@ -75,9 +75,8 @@ def check_wheel(path, tracked, expect_openmp):
     for f in tracked:
         if f.startswith("cyrelu/") and any(
             fnmatch.fnmatch(os.path.basename(f), pat) for pat in WHEEL_DATA
-        ):
-            if f not in members:
-                problems.append("wheel lacks %s" % f)
+        ) and f not in members:
+            problems.append("wheel lacks %s" % f)
     for f in tracked:
         if f.startswith("cyrelu/") and f.endswith(".pyx"):
             stem = f[: -len(".pyx")]

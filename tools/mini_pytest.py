@@ -59,7 +59,7 @@ def _importorskip(name, reason=None):
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise Skipped(reason or "could not import %r: %s" % (name, exc))
+        raise Skipped(reason or "could not import %r: %s" % (name, exc)) from exc
 
 
 def _skip(reason="", allow_module_level=False):
@@ -101,7 +101,7 @@ def _cases(fn):
         rows = []
         for v in values:
             v = tuple(v) if len(names) > 1 else (v,)
-            rows.append(dict(zip(names, v)))
+            rows.append(dict(zip(names, v, strict=True)))
         grids.append(rows)
     for combo in itertools.product(*grids) if grids else [()]:
         kw = {}
@@ -164,7 +164,7 @@ def run(paths):
                             args[p] = fixtures[p]()
                     fn(**args)
                     counts["passed"] += 1
-                except Skipped as exc:
+                except Skipped:
                     counts["skipped"] += 1
                 except Exception:
                     counts["failed"] += 1

@@ -90,7 +90,7 @@ def check_out(out: object, shape: tuple[int, ...], dtype: np.dtype[Any],
 def _extent(a: Array) -> tuple[int, int]:
     """[lo, hi) byte range of a's elements."""
     lo = hi = a.data.ptr
-    for n, s in zip(a.shape, a.strides):
+    for n, s in zip(a.shape, a.strides, strict=True):
         if s > 0:
             hi += (n - 1) * s
         else:
@@ -178,7 +178,7 @@ def head(arrays: list[Array], n: int, itemsize: int) -> int:
 
 
 def aligned(*arrays: Array) -> bool:
-    for a in arrays:
+    for a in arrays:  # noqa: SIM110 (a loop costs less per call than all())
         if a.data.ptr % 16:
             return False
     return True

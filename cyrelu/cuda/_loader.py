@@ -44,8 +44,7 @@ APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL = 0, 1, 2
 # activation codes (the activation table's; None: no activation)
 ACT_CODES = dict(_ACT_CODES)
 _OPS = tuple(c for c in ACT_CODES.values() if c != _ACT_NONE)
-_RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE)) + tuple(
-    (RED_GRAD, op) for op in _OPS) + ((RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
+_RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE), *((RED_GRAD, op) for op in _OPS), (RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
 
 
 def _names() -> dict[str, tuple[str, ...]]:
@@ -63,7 +62,7 @@ def _names() -> dict[str, tuple[str, ...]]:
                 bn.append("reduce_nc<%s, %d, %d, %s>" % (t, mode, act, index))
         bn.append("eval_coef<%s>" % t)
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
-            for act in (_ACT_NONE,) + _OPS:
+            for act in (_ACT_NONE, *_OPS):
                 bn.append("apply<%s, %d, %d>" % (t, mode, act))
     return {"elementwise.cu": tuple(ew), "batchnorm.cu": tuple(bn)}
 
@@ -85,7 +84,7 @@ def instantiation(expr: str) -> str:
     """The source line that defines kernel ``expr`` (the CYR_KERNEL_<family> macro)."""
     family, _, rest = expr.partition("<")
     args = [a.strip() for a in rest.rstrip(">").split(",")]
-    return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr)] + args))
+    return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr), *args]))
 
 
 def program(name: str, exprs: tuple[str, ...]) -> str:

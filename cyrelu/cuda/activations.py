@@ -14,8 +14,7 @@ import numpy as np
 
 from cyrelu import _activation_table as _table
 from cyrelu._validation import check_real, check_same
-from cyrelu.cuda import _launch as L
-from cyrelu.cuda import _loader
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import Array, cupy
 
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]

@@ -23,8 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from cyrelu._validation import batch_norm_args, batch_norm_backward_args, check_same
-from cyrelu.cuda import _launch as L
-from cyrelu.cuda import _loader
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import Array, cupy
 
 __all__ = ["batch_norm", "batch_norm_backward"]
@@ -49,7 +48,7 @@ def _bn(expr: str) -> _loader.RawKernel:
 class Geometry:
     """x seen in memory order as (N, C, S); S == 1 uses the NC (rows, channels) kernels."""
 
-    __slots__ = ("N", "C", "S", "nc", "M")
+    __slots__ = ("C", "M", "N", "S", "nc")
 
     def __init__(self, N: int, C: int, S: int) -> None:
         self.N, self.C, self.S = N, C, S
@@ -129,7 +128,7 @@ def _cache(key: tuple[Any, ...], build: Callable[[], _P]) -> _P:
 
 
 class _Reduce:
-    __slots__ = ("fn", "grid", "block", "shape_args", "nsplit", "nctr", "part_bytes")
+    __slots__ = ("block", "fn", "grid", "nctr", "nsplit", "part_bytes", "shape_args")
 
     fn: _loader.RawKernel
     grid: tuple[int, int]

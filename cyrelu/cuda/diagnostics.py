@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from cyrelu._validation import dead_units_args, sparsity_args, threshold_in
-from cyrelu.cuda import _launch as L
-from cyrelu.cuda import _loader
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import Array, cupy
 from cyrelu.cuda.batchnorm import Geometry, in_memory_order, reduce, reduce_plan
 

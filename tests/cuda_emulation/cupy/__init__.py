@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import types
+from typing import ClassVar
 
 import numpy as np
 
@@ -130,7 +131,9 @@ _libs = {}
 
 
 def _build(code, exprs):
-    key = hashlib.sha256((code + "\0" + "\0".join(exprs) + open(SHIM).read()).encode())
+    with open(SHIM) as fh:
+        shim = fh.read()
+    key = hashlib.sha256((code + "\0" + "\0".join(exprs) + shim).encode())
     key = key.hexdigest()[:20]
     if key in _libs:
         return _libs[key]
@@ -237,7 +240,7 @@ class Stream:
     """A stream: kernels run at once on the CPU, so only identity and nesting matter."""
 
     _count = 0
-    _stack = []
+    _stack: ClassVar[list["Stream"]] = []
 
     def __init__(self, non_blocking=False, null=False, ptr=None):
         self.non_blocking = non_blocking
