@@ -137,7 +137,8 @@ class CurrentDevice:
 
 # ---- launch geometry -----------------------------------------------------------------
 
-_resident: dict[tuple[int, int], int] = {}  # (device id, kernel) -> most blocks of THREADS threads the device holds
+# (device id, kernel) -> most blocks of THREADS threads the device holds
+_resident: dict[tuple[int, int], int] = {}
 
 
 def grid_limit(dev: int, fn: _loader.RawKernel | None = None) -> int:
@@ -236,7 +237,8 @@ def pad16(n: int) -> int:
     return (n + 15) & ~15
 
 
-_counters: dict[tuple[int, int], Array] = {}  # (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+# (device id, stream pointer) -> uint32 cupy array, all zeros between launches
+_counters: dict[tuple[int, int], Array] = {}
 
 
 def counter(dev: int, n: int) -> Array:

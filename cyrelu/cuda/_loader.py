@@ -117,8 +117,10 @@ def group(expr: str) -> str:
 
 
 _lock = threading.Lock()
-_modules: dict[tuple[str, str, int], RawModule] = {}  # (source name, group, device id) -> cupy.RawModule
-_functions: dict[tuple[str, int, str], RawKernel] = {}  # (source name, device id, name expression) -> cupy.RawKernel
+# (source name, group, device id) -> cupy.RawModule
+_modules: dict[tuple[str, str, int], RawModule] = {}
+# (source name, device id, name expression) -> cupy.RawKernel
+_functions: dict[tuple[str, int, str], RawKernel] = {}
 
 
 def module(name: str, grp: str) -> RawModule:
