@@ -108,9 +108,13 @@ int main(void) {
 def probe_openmp(compiler, compile_args, link_args, env=os.environ):
     """Compile and link a tiny OpenMP program with the build's flags (``probe_args``):
     True if the toolchain can."""
-    cargs, largs = probe_args(getattr(compiler, "compiler_so", None),
-                              getattr(compiler, "linker_so", None),
-                              compile_args, link_args, env)
+    cargs, largs = probe_args(
+        getattr(compiler, "compiler_so", None),
+        getattr(compiler, "linker_so", None),
+        compile_args,
+        link_args,
+        env,
+    )
     tmp = tempfile.mkdtemp(prefix="cyrelu-omp-")
     try:
         path = os.path.join(tmp, "probe.c")
@@ -232,8 +236,9 @@ if __name__ == "__main__":
     if not pyx_files:
         # Without this, a source tree missing its .pyx files builds a pure-Python
         # wheel that installs fine and fails on import.
-        raise SystemExit("cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?"
-                         % os.getcwd())
+        raise SystemExit(
+            "cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?" % os.getcwd()
+        )
     extensions = [
         Extension(
             "cyrelu." + os.path.splitext(os.path.basename(path))[0],

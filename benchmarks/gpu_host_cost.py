@@ -70,9 +70,11 @@ def main():
         ro = cupy.empty_like(r)
         return {
             "batch_norm training forward (out=)": lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, training=True, return_stats=True, out=y),
+                x, rm, rv, w, b, training=True, return_stats=True, out=y
+            ),
             "batch_norm backward (out=)": lambda: cyrelu.batch_norm_backward(
-                g, x, sm, si, w, out=y),
+                g, x, sm, si, w, out=y
+            ),
             "relu (out=)": lambda: cyrelu.relu(r, out=ro),
             "relu (new array)": lambda: cyrelu.relu(r),
         }

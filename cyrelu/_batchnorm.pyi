@@ -1,6 +1,5 @@
 """Type stub of the compiled BatchNorm entry points (cyrelu/_batchnorm.pyx)."""
 
-
 import numpy as np
 from numpy.typing import NDArray
 

@@ -276,8 +276,9 @@ def _binary(
         _k.binary_flat(op, g, x, target, alpha, num_threads)
     else:
         shape, strides = coalesce(x.shape, target.strides, g.strides, x.strides)
-        _k.binary_strided(op, g, x, target, shape, (strides[1], strides[2], strides[0]),
-                          alpha, num_threads)
+        _k.binary_strided(
+            op, g, x, target, shape, (strides[1], strides[2], strides[0]), alpha, num_threads
+        )
     if target is not out:
         np.copyto(out, target)
     return out

@@ -48,7 +48,6 @@ Activation = str | None
 FloatArray = NDArray[np.floating]
 
 
-
 # ---- public functions ---------------------------------------------------------------
 
 
@@ -169,13 +168,25 @@ def batch_norm(
     be = backend_for(x, running_mean, running_var, weight, bias, out)
     if be is not None:
         return be.batch_norm(  # type: ignore[no-any-return]
-            x, running_mean, running_var, weight, bias, training, momentum, eps, axis=axis,
-            activation=activation, alpha=alpha, out=out, return_stats=return_stats,
+            x,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+            axis=axis,
+            activation=activation,
+            alpha=alpha,
+            out=out,
+            return_stats=return_stats,
             num_threads=num_threads,
         )
     xa = as_float_array(x, "x")
-    ax, C, act, alpha, momentum, eps = _forward_args(xa.shape, axis, activation, alpha,
-                                                     momentum, eps)
+    ax, C, act, alpha, momentum, eps = _forward_args(
+        xa.shape, axis, activation, alpha, momentum, eps
+    )
     training = bool(training)
     w64 = _per_channel(weight, "weight", C, default=1.0)
     b64 = _per_channel(bias, "bias", C, default=0.0)
@@ -209,8 +220,9 @@ def batch_norm(
         var64 = np.empty(C, dtype=np.float64)
         per_channel = _k.uses_channel_layout(inner)
         if x3.size and per_channel:  # statistics and output in one pass over each channel
-            _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
-                              var64, num_threads)
+            _k.train_channels(
+                x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64, var64, num_threads
+            )
         elif x3.size:
             _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
         _k.finish_stats(mean64, var64, eps, momentum, n, rm_k, rv_k, invstd64)
@@ -219,15 +231,17 @@ def batch_norm(
         if rv is not None and rv_k is not None and rv_k is not rv:
             np.copyto(rv, rv_k)
         if x3.size and not per_channel:
-            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                       num_threads)
+            _normalise(
+                x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha, num_threads
+            )
     else:
         assert rm_k is not None and rv_k is not None
         mean64 = aligned(np.ascontiguousarray(rm_k, dtype=np.float64))
         _k.running_invstd(rv_k, eps, invstd64)
         if x3.size:
-            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                       num_threads)
+            _normalise(
+                x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha, num_threads
+            )
     if y is not out and out is not None:
         np.copyto(out, y)
         y = out
@@ -267,8 +281,17 @@ def batch_norm_backward(
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
-            grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
-            activation=activation, alpha=alpha, output=output, out=out,
+            grad_output,
+            x,
+            save_mean,
+            save_invstd,
+            weight,
+            training=training,
+            axis=axis,
+            activation=activation,
+            alpha=alpha,
+            output=output,
+            out=out,
             num_threads=num_threads,
         )
     g = as_float_array(grad_output, "grad_output")
@@ -282,8 +305,9 @@ def batch_norm_backward(
     ya = None
     if act != _table.NONE:
         if output is None:
-            raise ValueError("output (the forward's result) is required with activation=%r"
-                             % activation)
+            raise ValueError(
+                "output (the forward's result) is required with activation=%r" % activation
+            )
         ya = as_float_array(output, "output")
         check_same("output", ya, "x", xa)
     if out is not None:
@@ -298,24 +322,39 @@ def batch_norm_backward(
     y3 = None if ya is None else _in_layout(ya, order)
     outer, inner = _outer_inner(x3.shape, order.index(ax))
     dst = out
-    if out is not None and any(
-        np.may_share_memory(out, a) for a in (g, xa, ya) if a is not None
-    ):
+    if out is not None and any(np.may_share_memory(out, a) for a in (g, xa, ya) if a is not None):
         dst = None  # write a fresh array, then copy
     dx3, dx = _output_view(dst, x3, order)
     n = outer * inner
     sums = np.zeros((C, 2), dtype=np.float64)
     if x3.size:
         if _k.uses_channel_layout(inner):
-            _k.backward_channels(g3, x3, y3, dx3, outer, C, inner, mean64, invstd64, w64,
-                                 training, act, alpha, sums, num_threads)
+            _k.backward_channels(
+                g3,
+                x3,
+                y3,
+                dx3,
+                outer,
+                C,
+                inner,
+                mean64,
+                invstd64,
+                w64,
+                training,
+                act,
+                alpha,
+                sums,
+                num_threads,
+            )
         else:
-            _k.backward_rows_sums(g3, x3, y3, outer, C, inner, mean64, act, alpha, sums,
-                                  num_threads)
+            _k.backward_rows_sums(
+                g3, x3, y3, outer, C, inner, mean64, act, alpha, sums, num_threads
+            )
             pcols = np.empty((4, C * inner), dtype=_param_dtype(x3.dtype))
             _k.dx_coefs(sums, n, mean64, invstd64, w64, training, inner, pcols)
-            _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act,
-                                alpha, num_threads)
+            _k.backward_rows_dx(
+                g3, x3, y3, dx3, outer, C, inner, pcols, training, act, alpha, num_threads
+            )
     if out is not None and dx is not out:
         np.copyto(out, dx)
         dx = out
@@ -329,17 +368,18 @@ def batch_norm_backward(
 
 def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
     if a.dtype not in _PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
-                        % (name, a.dtype))
+        raise TypeError("%s: unsupported dtype %s; expected float32 or float64" % (name, a.dtype))
     if not a.dtype.isnative:
         raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
     if a.ndim != 1 or a.shape[0] != C:
-        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
-                         % (name, C, a.shape))
+        raise ValueError(
+            "%s must be 1-D of length C=%d (the channel axis), got shape %s" % (name, C, a.shape)
+        )
 
 
-def _per_channel(value: object, name: str, C: int,
-                 default: float | None = None) -> NDArray[np.float64]:
+def _per_channel(
+    value: object, name: str, C: int, default: float | None = None
+) -> NDArray[np.float64]:
     """A per-channel parameter as a contiguous float64 array of length C."""
     if value is None:
         if default is None:
@@ -350,8 +390,7 @@ def _per_channel(value: object, name: str, C: int,
     return aligned(np.ascontiguousarray(a, dtype=np.float64))
 
 
-def _running(value: object, name: str, C: int,
-             training: bool) -> NDArray[np.floating] | None:
+def _running(value: object, name: str, C: int, training: bool) -> NDArray[np.floating] | None:
     if value is None:
         return None
     value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
@@ -384,11 +423,12 @@ def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating
 
 
 def _outer_inner(shape: tuple[int, ...], ax: int) -> tuple[int, int]:
-    return math.prod(shape[:ax]), math.prod(shape[ax + 1:])
+    return math.prod(shape[:ax]), math.prod(shape[ax + 1 :])
 
 
-def _output_view(out: NDArray[np.floating] | None, x3: NDArray[np.floating],
-                 order: list[int]) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+def _output_view(
+    out: NDArray[np.floating] | None, x3: NDArray[np.floating], order: list[int]
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """(y3, y): y3 is a C-contiguous array in x3's axis order the kernel writes, y the
     result in the caller's axis order (``out`` itself when it can be written directly)."""
     identity = order == list(range(len(order)))
@@ -406,10 +446,20 @@ def _param_dtype(dtype: np.dtype[np.floating]) -> np.dtype[np.floating]:
     return _F32 if dtype == HALF else dtype
 
 
-def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
-               inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
-               w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
-               num_threads: int | None) -> None:
+def _normalise(
+    x3: NDArray[np.floating],
+    y3: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    mean64: NDArray[np.float64],
+    invstd64: NDArray[np.float64],
+    w64: NDArray[np.float64],
+    b64: NDArray[np.float64],
+    act: int,
+    alpha: float,
+    num_threads: int | None,
+) -> None:
     m = C if _k.uses_channel_layout(inner) else C * inner
     scale = np.empty(m, dtype=_param_dtype(x3.dtype))
     shift = np.empty(m, dtype=_param_dtype(x3.dtype))

@@ -48,7 +48,7 @@ def _box(x: np.ndarray, axis: int | None) -> np.ndarray:
     if axis is None:
         return x.reshape(1, 1, x.size)  # a view when x is contiguous, else a copy
     outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    inner = int(np.prod(x.shape[axis + 1 :], dtype=np.int64))
     view = x.reshape(outer, x.shape[axis], inner)  # a view where strides allow, else a copy
     if inner == 1 and outer > 1 and abs(view.strides[0]) < abs(view.strides[1]):
         # channels far apart in memory, samples close (e.g. a transposed (N, C)):
@@ -111,9 +111,7 @@ def dead_units(
 
 
 @overload
-def sparsity(
-    x: npt.ArrayLike, *, axis: None = None, num_threads: int | None = None
-) -> float: ...
+def sparsity(x: npt.ArrayLike, *, axis: None = None, num_threads: int | None = None) -> float: ...
 @overload
 def sparsity(
     x: npt.ArrayLike, *, axis: int, num_threads: int | None = None
@@ -229,21 +227,25 @@ def fold_batch_norm(
         raise TypeError("running_mean and running_var are required (got None)")
     mean = _channel_vector(running_mean, "running_mean", nchan, ax)
     var = _channel_vector(running_var, "running_var", nchan, ax)
-    gamma = (np.ones(nchan) if bn_weight is None
-             else _channel_vector(bn_weight, "bn_weight", nchan, ax))
-    beta = (np.zeros(nchan) if bn_bias is None
-            else _channel_vector(bn_bias, "bn_bias", nchan, ax))
+    gamma = (
+        np.ones(nchan) if bn_weight is None else _channel_vector(bn_weight, "bn_weight", nchan, ax)
+    )
+    beta = np.zeros(nchan) if bn_bias is None else _channel_vector(bn_bias, "bn_bias", nchan, ax)
     b = np.zeros(nchan) if bias is None else _channel_vector(bias, "bias", nchan, ax)
     eps = check_real(eps, "eps")
     if eps < 0:
         raise ValueError("eps must be >= 0, got %r" % eps)
     if np.any(var < 0):
-        raise ValueError("running_var must be >= 0; channel(s) %s are negative"
-                         % np.flatnonzero(var < 0)[:10].tolist())
+        raise ValueError(
+            "running_var must be >= 0; channel(s) %s are negative"
+            % np.flatnonzero(var < 0)[:10].tolist()
+        )
     denom = var + eps
     if np.any(denom == 0):
-        raise ValueError("running_var + eps is 0 for channel(s) %s; use eps > 0"
-                         % np.flatnonzero(denom == 0)[:10].tolist())
+        raise ValueError(
+            "running_var + eps is 0 for channel(s) %s; use eps > 0"
+            % np.flatnonzero(denom == 0)[:10].tolist()
+        )
     scale = gamma / np.sqrt(denom)
     shape = [1] * w.ndim
     shape[ax] = nchan

@@ -85,8 +85,9 @@ class ReLU(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = relu_backward(grad_output, self._saved(self._x),
-                                      num_threads=self.num_threads)
+        g: FloatArray = relu_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -108,8 +109,9 @@ class ReLU6(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = relu6_backward(grad_output, self._saved(self._x),
-                                       num_threads=self.num_threads)
+        g: FloatArray = relu6_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -131,8 +133,9 @@ class LeakyReLU(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = leaky_relu_backward(grad_output, self._saved(self._x), self.alpha,
-                                            num_threads=self.num_threads)
+        g: FloatArray = leaky_relu_backward(
+            grad_output, self._saved(self._x), self.alpha, num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -174,8 +177,11 @@ class BatchNorm(Module):
         num_threads: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
-                num_features, (int, np.integer)) or num_features < 1:
+        if (
+            isinstance(num_features, (bool, np.bool_))
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
+        ):
             raise ValueError("num_features must be a positive int, got %r" % (num_features,))
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -220,23 +226,41 @@ class BatchNorm(Module):
             x,
             self.running_mean if (update or not use_batch) else None,
             self.running_var if (update or not use_batch) else None,
-            self.weight, self.bias, use_batch, self.momentum, self.eps, axis=self.axis,
-            activation=self.activation, alpha=self.alpha, return_stats=True,
+            self.weight,
+            self.bias,
+            use_batch,
+            self.momentum,
+            self.eps,
+            axis=self.axis,
+            activation=self.activation,
+            alpha=self.alpha,
+            return_stats=True,
             num_threads=self.num_threads,
         )
         if update:
             self.num_batches_tracked += 1
         self._cache = {
-            "x": x, "y": y if self.activation is not None else None, "mean": mean,
-            "invstd": invstd, "training": use_batch,
+            "x": x,
+            "y": y if self.activation is not None else None,
+            "mean": mean,
+            "invstd": invstd,
+            "training": use_batch,
         }
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
         c = self._saved(self._cache)
         grad_input, gw, gb = batch_norm_backward(
-            grad_output, c["x"], c["mean"], c["invstd"], self.weight, training=c["training"],
-            axis=self.axis, activation=self.activation, alpha=self.alpha, output=c["y"],
+            grad_output,
+            c["x"],
+            c["mean"],
+            c["invstd"],
+            self.weight,
+            training=c["training"],
+            axis=self.axis,
+            activation=self.activation,
+            alpha=self.alpha,
+            output=c["y"],
             num_threads=self.num_threads,
         )
         if self.affine:
@@ -260,8 +284,9 @@ class BatchNorm(Module):
         state: dict[str, NDArray[Any]] = {}
         for name in self._state_names():
             value = getattr(self, name)
-            state[name] = np.array(value, dtype=np.int64 if name == "num_batches_tracked"
-                                   else None, copy=True)
+            state[name] = np.array(
+                value, dtype=np.int64 if name == "num_batches_tracked" else None, copy=True
+            )
         return state
 
     def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
@@ -275,16 +300,20 @@ class BatchNorm(Module):
         ValueError for a wrong shape or a ``num_batches_tracked`` that is not a
         non-negative integer; KeyError for mismatched keys (``strict``)."""
         if not isinstance(state, Mapping) and not (
-                hasattr(state, "keys") and hasattr(state, "__getitem__")):
-            raise TypeError("state must be a mapping of names to arrays (e.g. state_dict() "
-                            "or np.load(path)), got %s" % type(state).__name__)
+            hasattr(state, "keys") and hasattr(state, "__getitem__")
+        ):
+            raise TypeError(
+                "state must be a mapping of names to arrays (e.g. state_dict() "
+                "or np.load(path)), got %s" % type(state).__name__
+            )
         names = self._state_names()
         keys = set(state.keys())
         missing = [n for n in names if n not in keys]
         unexpected = sorted(keys - set(names))
         if strict and (missing or unexpected):
-            raise KeyError("state_dict mismatch: missing %s, unexpected %s"
-                           % (missing, unexpected))
+            raise KeyError(
+                "state_dict mismatch: missing %s, unexpected %s" % (missing, unexpected)
+            )
         new: dict[str, Any] = {}
         for name in names:
             if name in keys:
@@ -304,28 +333,42 @@ class BatchNorm(Module):
             raise TypeError("%s: not an array (%s)" % (name, exc)) from None
         if name == "num_batches_tracked":
             if value.shape != ():
-                raise ValueError("num_batches_tracked must be a scalar, got shape %s"
-                                 % (value.shape,))
+                raise ValueError(
+                    "num_batches_tracked must be a scalar, got shape %s" % (value.shape,)
+                )
             if value.dtype.kind == "f":
                 v = float(value)
                 if not (math.isfinite(v) and v == math.floor(v)):
                     raise ValueError("num_batches_tracked must be an integer, got %r" % v)
             elif value.dtype.kind not in "iu":
-                raise TypeError("num_batches_tracked must be an integer, got dtype %s"
-                                % value.dtype)
+                raise TypeError(
+                    "num_batches_tracked must be an integer, got dtype %s" % value.dtype
+                )
             n = int(value)
             if n < 0:
                 raise ValueError("num_batches_tracked must be >= 0, got %d" % n)
             return n
         if value.dtype.kind not in "fiu":
-            raise TypeError("%s has dtype %s; expected real numbers (float or int)"
-                            % (name, value.dtype))
+            raise TypeError(
+                "%s has dtype %s; expected real numbers (float or int)" % (name, value.dtype)
+            )
         if value.shape != (self.num_features,):
-            raise ValueError("%s has shape %s, expected (%d,)"
-                             % (name, value.shape, self.num_features))
+            raise ValueError(
+                "%s has shape %s, expected (%d,)" % (name, value.shape, self.num_features)
+            )
         return value
 
     def __repr__(self) -> str:
-        return ("BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"
-                " activation=%r)" % (self.num_features, self.axis, self.eps, self.momentum,
-                                     self.affine, self.track_running_stats, self.activation))
+        return (
+            "BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"
+            " activation=%r)"
+            % (
+                self.num_features,
+                self.axis,
+                self.eps,
+                self.momentum,
+                self.affine,
+                self.track_running_stats,
+                self.activation,
+            )
+        )

@@ -129,7 +129,9 @@ def run(paths):
         conftest = os.path.join(tests_dir, "conftest.py")
         if os.path.exists(conftest):
             cm = sys.modules.get("conftest") or _load(conftest, "conftest")
-            fixtures.update({k: v for k, v in vars(cm).items() if getattr(v, "_is_fixture", False)})
+            fixtures.update(
+                {k: v for k, v in vars(cm).items() if getattr(v, "_is_fixture", False)}
+            )
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             mod = _load(path, name)
@@ -175,8 +177,10 @@ def run(paths):
                         shutil.rmtree(tmp, ignore_errors=True)
     for tid in failures:
         print("FAILED %s" % tid)
-    print("%d passed, %d failed, %d skipped (mini_pytest)" % (
-        counts["passed"], counts["failed"], counts["skipped"]))
+    print(
+        "%d passed, %d failed, %d skipped (mini_pytest)"
+        % (counts["passed"], counts["failed"], counts["skipped"])
+    )
     return 1 if counts["failed"] else 0
 
 

@@ -37,9 +37,11 @@ _DEFAULT_BLOCKS_PER_SM = 8  # 8 x 256 threads: a full H100/A100 SM
 
 # C++ element type of each dtype (kernel template argument), and the math type
 CTYPE: dict[np.dtype[Any], str] = {np.dtype(k): v for k, v in _loader.CTYPE.items()}
-ACC: dict[np.dtype[Any], np.dtype[Any]] = {np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()}
+ACC: dict[np.dtype[Any], np.dtype[Any]] = {
+    np.dtype(k): np.dtype(v) for k, v in _loader.ACC_DTYPE.items()
+}
 
-INT32_LIMIT = 2 ** 31
+INT32_LIMIT = 2**31
 
 
 def cdiv(a: int, b: int) -> int:
@@ -57,8 +59,10 @@ def as_array(value: object, name: str) -> Array:
             return value
         check_float_dtype(value.dtype, name)
         return value
-    raise TypeError("%s: expected a cupy.ndarray, got %s; move it to the GPU first, e.g. "
-                    "with cupy.asarray()" % (name, type(value).__name__))
+    raise TypeError(
+        "%s: expected a cupy.ndarray, got %s; move it to the GPU first, e.g. "
+        "with cupy.asarray()" % (name, type(value).__name__)
+    )
 
 
 def check_threads(num_threads: int | None) -> None:
@@ -71,19 +75,18 @@ def check_threads(num_threads: int | None) -> None:
 
 def check_device(device_id: int, name: str, a: Array | None) -> None:
     if a is not None and a.device.id != device_id:
-        raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id,
-                                                                  device_id))
+        raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id, device_id))
 
 
-def check_out(out: object, shape: tuple[int, ...], dtype: np.dtype[Any],
-              name: str = "out") -> Array:
+def check_out(
+    out: object, shape: tuple[int, ...], dtype: np.dtype[Any], name: str = "out"
+) -> Array:
     if not isinstance(out, cupy.ndarray):
         raise TypeError("%s must be a cupy.ndarray, got %s" % (name, type(out).__name__))
     if out.dtype != dtype:
         raise TypeError("%s has dtype %s, but the result is %s" % (name, out.dtype, dtype))
     if out.shape != shape:
-        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape,
-                                                                          shape))
+        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape, shape))
     return out
 
 
@@ -230,7 +233,7 @@ def workspace(nbytes: int) -> Array:
 
 def carve(ws: Array, offset: int, n: int, dtype: np.dtype[Any]) -> Array:
     """``n`` elements of ``dtype`` at byte ``offset`` (a multiple of 16) of ``ws``."""
-    return ws[offset:offset + n * dtype.itemsize].view(dtype)
+    return ws[offset : offset + n * dtype.itemsize].view(dtype)
 
 
 def pad16(n: int) -> int:
@@ -248,8 +251,9 @@ def counter(dev: int, n: int) -> Array:
     key = (dev, cupy.cuda.get_current_stream().ptr)
     buf = _counters.get(key)
     if buf is None or buf.size < n:
-        buf = _counters[key] = cupy.zeros(max(n, 1024, 0 if buf is None else 2 * buf.size),
-                                          dtype=np.uint32)
+        buf = _counters[key] = cupy.zeros(
+            max(n, 1024, 0 if buf is None else 2 * buf.size), dtype=np.uint32
+        )
     return buf
 
 

@@ -44,7 +44,13 @@ APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL = 0, 1, 2
 # activation codes (the activation table's; None: no activation)
 ACT_CODES = dict(_ACT_CODES)
 _OPS = tuple(c for c in ACT_CODES.values() if c != _ACT_NONE)
-_RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE), *((RED_GRAD, op) for op in _OPS), (RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
+_RED_PAIRS = (
+    (RED_STATS, _ACT_NONE),
+    (RED_GRAD, _ACT_NONE),
+    *((RED_GRAD, op) for op in _OPS),
+    (RED_ALIVE, _ACT_NONE),
+    (RED_ZEROS, _ACT_NONE),
+)
 
 
 def _names() -> dict[str, tuple[str, ...]]:
@@ -89,8 +95,12 @@ def instantiation(expr: str) -> str:
 
 def program(name: str, exprs: tuple[str, ...]) -> str:
     """What NVRTC compiles: source ``name`` inlined, plus the kernels ``exprs``."""
-    return source(name) + "\n/* instantiations */\n" + "\n".join(
-        instantiation(e) for e in exprs) + "\n"
+    return (
+        source(name)
+        + "\n/* instantiations */\n"
+        + "\n".join(instantiation(e) for e in exprs)
+        + "\n"
+    )
 
 
 # CuPy adds -ftz=true itself (every release does); the kernels do not depend on it
@@ -179,7 +189,9 @@ def device_limits(dev: int) -> tuple[int, int, int]:
         import cupy
 
         attrs = cupy.cuda.Device(dev).attributes
-        lim = _LIMITS[dev] = (int(attrs["MultiProcessorCount"]),
-                              int(attrs.get("MaxThreadsPerMultiProcessor", 0)),
-                              int(attrs.get("MaxRegistersPerMultiprocessor", 0)))
+        lim = _LIMITS[dev] = (
+            int(attrs["MultiProcessorCount"]),
+            int(attrs.get("MaxThreadsPerMultiProcessor", 0)),
+            int(attrs.get("MaxRegistersPerMultiprocessor", 0)),
+        )
     return lim

@@ -37,8 +37,7 @@ def _plan(kind: str, op: int, dev: int, arrays: list[Array], out: Array) -> _Pla
         work = max((n - head) // vec, min(head, n)) + vec
         fn = _loader_fn("%s_flat<%s, %d>" % (kind, ctype, op))
         return fn, (L.blocks(work, L.grid_limit(dev, fn)),), (np.int64(n), np.int64(head))
-    layout = L.element_strides(x.shape, [out.strides, *(b.strides for b in arrays)],
-                               x.itemsize)
+    layout = L.element_strides(x.shape, [out.strides, *(b.strides for b in arrays)], x.itemsize)
     if layout is None:
         return None
     (_, d1, d2, d3), strides = layout
@@ -54,8 +53,14 @@ def _loader_fn(expr: str) -> _loader.RawKernel:
     return _loader.function("elementwise.cu", expr)
 
 
-def _elementwise(kind: str, op: int, inputs: Sequence[object], out: Array | None,
-                 alpha: float, num_threads: int | None) -> Array:
+def _elementwise(
+    kind: str,
+    op: int,
+    inputs: Sequence[object],
+    out: Array | None,
+    alpha: float,
+    num_threads: int | None,
+) -> Array:
     """``inputs``: (x,) for the forward, (grad_output, x) for the backward."""
     L.check_threads(num_threads)  # validated like the CPU path; the GPU ignores it
     if kind == "unary":
@@ -80,9 +85,17 @@ def _elementwise(kind: str, op: int, inputs: Sequence[object], out: Array | None
             arrays = [a.copy() if L.overlaps_partly(out, a) else a for a in arrays]
         if x.size == 0:
             return out
-        key = (kind, op, dev, x.dtype, x.shape, out.strides,
-               tuple(a.strides for a in arrays), tuple(a.data.ptr % 16 for a in arrays),
-               out.data.ptr % 16)
+        key = (
+            kind,
+            op,
+            dev,
+            x.dtype,
+            x.shape,
+            out.strides,
+            tuple(a.strides for a in arrays),
+            tuple(a.data.ptr % 16 for a in arrays),
+            out.data.ptr % 16,
+        )
         plan = _PLANS.get(key)
         if plan is None:
             plan = _plan(kind, op, dev, arrays, out)
@@ -91,8 +104,7 @@ def _elementwise(kind: str, op: int, inputs: Sequence[object], out: Array | None
             _PLANS[key] = plan
         if plan is None:  # more than 4 independent axes: go through contiguous copies
             tmp = cupy.empty(x.shape, dtype=x.dtype)
-            _elementwise(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha,
-                         None)
+            _elementwise(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha, None)
             out[...] = tmp
             return out
         fn, grid, fixed = plan
@@ -106,25 +118,33 @@ def relu(x: Array, /, out: Array | None = None, *, num_threads: int | None = Non
     return _elementwise("unary", _ACT["relu"], (x,), out, 0.0, num_threads)
 
 
-def leaky_relu(x: Array, /, alpha: float = 0.2, out: Array | None = None, *,
-               num_threads: int | None = None) -> Array:
+def leaky_relu(
+    x: Array, /, alpha: float = 0.2, out: Array | None = None, *, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.leaky_relu` for CuPy arrays (alpha rounded to float32 for float16/32)."""
     alpha = check_real(alpha, "alpha")
     return _elementwise("unary", _ACT["leaky_relu"], (x,), out, alpha, num_threads)
 
 
-def relu_backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
-                  num_threads: int | None = None) -> Array:
+def relu_backward(
+    grad_output: Array, x: Array, /, out: Array | None = None, *, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.relu_backward` for CuPy arrays."""
     return _elementwise("binary", _ACT["relu"], (grad_output, x), out, 0.0, num_threads)
 
 
-def leaky_relu_backward(grad_output: Array, x: Array, /, alpha: float = 0.2,
-                        out: Array | None = None, *, num_threads: int | None = None) -> Array:
+def leaky_relu_backward(
+    grad_output: Array,
+    x: Array,
+    /,
+    alpha: float = 0.2,
+    out: Array | None = None,
+    *,
+    num_threads: int | None = None,
+) -> Array:
     """:func:`cyrelu.leaky_relu_backward` for CuPy arrays."""
     alpha = check_real(alpha, "alpha")
-    return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha,
-                        num_threads)
+    return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha, num_threads)
 
 
 def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Array]]:
@@ -133,12 +153,17 @@ def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Arr
     functions' signatures."""
     code = _ACT[name]
 
-    def forward(x: Array, /, out: Array | None = None, *,
-                num_threads: int | None = None) -> Array:
+    def forward(x: Array, /, out: Array | None = None, *, num_threads: int | None = None) -> Array:
         return _elementwise("unary", code, (x,), out, 0.0, num_threads)
 
-    def backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
-                 num_threads: int | None = None) -> Array:
+    def backward(
+        grad_output: Array,
+        x: Array,
+        /,
+        out: Array | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> Array:
         return _elementwise("binary", code, (grad_output, x), out, 0.0, num_threads)
 
     forward.__name__, backward.__name__ = name, name + "_backward"

@@ -78,8 +78,11 @@ def in_memory_order(
     ident = tuple(range(x.ndim))
     views: Sequence[Array | None]
     if order is not None:
-        views = arrays if order == ident else [
-            None if a is None else a.transpose(order) for a in arrays]
+        views = (
+            arrays
+            if order == ident
+            else [None if a is None else a.transpose(order) for a in arrays]
+        )
     else:
         order = ident
         views = []
@@ -93,8 +96,11 @@ def in_memory_order(
             views.append(c)
     shape = x.shape
     p = order.index(ax)
-    geo = Geometry(math.prod(shape[d] for d in order[:p]), shape[ax],
-                   math.prod(shape[d] for d in order[p + 1:]))
+    geo = Geometry(
+        math.prod(shape[d] for d in order[:p]),
+        shape[ax],
+        math.prod(shape[d] for d in order[p + 1 :]),
+    )
     return views, order, geo
 
 
@@ -139,15 +145,15 @@ class _Reduce:
     part_bytes: int
 
 
-def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
-                 vec: bool) -> _Reduce:
+def _reduce_plan(
+    ctype: str, itemsize: int, mode: int, act: int, geo: Geometry, vec: bool
+) -> _Reduce:
     p = _Reduce()
     index = "int" if geo.N * geo.C * geo.S + (1 << 26) < L.INT32_LIMIT else "long long"
     it = np.int32 if index == "int" else np.int64
     if geo.nc:
         bx = L.cdiv(geo.C, 32)
-        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4),
-                              _MAX_GRID_Y))
+        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4), _MAX_GRID_Y))
         p.fn = _bn("reduce_nc<%s, %d, %d, %s>" % (ctype, mode, act, index))
         p.grid, p.block = (bx, p.nsplit), (32, _NC_ROWS)
         p.shape_args = (it(geo.N), it(geo.C))
@@ -156,11 +162,13 @@ def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
         pack = 16 // itemsize
         width = pack if geo.S % pack == 0 else 1  # the shape's: fixes the partition
         units = geo.N * (geo.S // width)
-        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4),
-                              _MAX_GRID_Y))
+        p.nsplit = max(
+            1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4), _MAX_GRID_Y)
+        )
         # vec (the pointers' alignment) only changes how units load
-        p.fn = _bn("reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act,
-                                                      int(width > 1 and vec), index))
+        p.fn = _bn(
+            "reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act, int(width > 1 and vec), index)
+        )
         p.grid, p.block = (geo.C, p.nsplit), (L.THREADS,)
         p.shape_args = (it(geo.N), it(geo.C), it(geo.S), np.int32(width))
         p.nctr = geo.C
@@ -168,52 +176,107 @@ def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
     return p
 
 
-def reduce_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
-                dev: int) -> _Reduce:
+def reduce_plan(
+    dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool, dev: int
+) -> _Reduce:
     key = ("reduce", dtype, mode, act, geo.N, geo.C, geo.S, vec, dev)
-    return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo,
-                                            vec))
+    return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo, vec))
 
 
 # (kernel, grid, the shape's scalar arguments) of an apply launch
 _Apply = tuple[_loader.RawKernel, tuple[int], tuple[np.integer[Any], ...]]
 
 
-def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
-                dev: int) -> _Apply:
+def _apply_plan(
+    dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool, dev: int
+) -> _Apply:
     fn = _bn("apply<%s, %d, %d>" % (L.CTYPE[dtype], mode, act))
     width = 16 // dtype.itemsize
     vec = vec and (geo.C if geo.nc else geo.S) % width == 0
     units = geo.N * geo.C * geo.S // (width if vec else 1)
-    return (fn, (L.blocks(units, L.grid_limit(dev, fn)),),
-            (np.int64(geo.N), np.int64(geo.C), np.int64(1 if geo.nc else geo.S),
-             np.int32(geo.nc), np.int32(vec)))
+    return (
+        fn,
+        (L.blocks(units, L.grid_limit(dev, fn)),),
+        (
+            np.int64(geo.N),
+            np.int64(geo.C),
+            np.int64(1 if geo.nc else geo.S),
+            np.int32(geo.nc),
+            np.int32(vec),
+        ),
+    )
 
 
-def apply(mode: int, act: int, geo: Geometry, x: Array | None, dy: Array | None,
-          yo: Array | None, out: Array, coef: Array, alpha: float, dev: int) -> None:
+def apply(
+    mode: int,
+    act: int,
+    geo: Geometry,
+    x: Array | None,
+    dy: Array | None,
+    yo: Array | None,
+    out: Array,
+    coef: Array,
+    alpha: float,
+    dev: int,
+) -> None:
     vec = L.aligned(*[a for a in (out, x, dy, yo) if a is not None])
-    fn, grid, tail = _cache(("apply", out.dtype, mode, act, geo.N, geo.C, geo.S, vec, dev),
-                            lambda: _apply_plan(out.dtype, mode, act, geo, vec, dev))
+    fn, grid, tail = _cache(
+        ("apply", out.dtype, mode, act, geo.N, geo.C, geo.S, vec, dev),
+        lambda: _apply_plan(out.dtype, mode, act, geo, vec, dev),
+    )
     x = out if x is None else x
     dy = x if dy is None else dy
     yo = x if yo is None else yo
     fn(grid, (L.THREADS,), (x, dy, yo, out, coef, L.ACC[out.dtype].type(alpha), *tail))
 
 
-def reduce(plan: _Reduce, dev: int, x: Array, dy: Array | None, yo: Array | None,
-           part: Array, alpha: float, thr: float, sm: Array, si: Array, coef: Array,
-           M: float, eps: float, momentum: float, training: int, kinds: int,
-           params: tuple[Array | None, ...]) -> None:
+def reduce(
+    plan: _Reduce,
+    dev: int,
+    x: Array,
+    dy: Array | None,
+    yo: Array | None,
+    part: Array,
+    alpha: float,
+    thr: float,
+    sm: Array,
+    si: Array,
+    coef: Array,
+    M: float,
+    eps: float,
+    momentum: float,
+    training: int,
+    kinds: int,
+    params: tuple[Array | None, ...],
+) -> None:
     """One per-channel reduction with its last-block finish (see batchnorm.cu)."""
     acc = L.ACC[x.dtype].type
     dy = x if dy is None else dy
     yo = x if yo is None else yo
     p = [sm if q is None else q for q in params]
-    plan.fn(plan.grid, plan.block,
-            (x, dy, yo, acc(alpha), acc(thr), *plan.shape_args, part,
-             L.counter(dev, plan.nctr), sm, si, coef, np.float64(M), np.float64(eps),
-             np.float64(momentum), np.int32(training), np.int32(kinds), *p))
+    plan.fn(
+        plan.grid,
+        plan.block,
+        (
+            x,
+            dy,
+            yo,
+            acc(alpha),
+            acc(thr),
+            *plan.shape_args,
+            part,
+            L.counter(dev, plan.nctr),
+            sm,
+            si,
+            coef,
+            np.float64(M),
+            np.float64(eps),
+            np.float64(momentum),
+            np.int32(training),
+            np.int32(kinds),
+            *p,
+        ),
+    )
 
 
 def kinds_of(*params: Array | None) -> int:
@@ -231,11 +294,14 @@ def _per_channel(value: object, name: str, C: int, dev: int) -> Array | None:
     if not isinstance(value, cupy.ndarray):
         raise TypeError("%s: expected a cupy.ndarray, got %s" % (name, type(value).__name__))
     if value.dtype not in L.PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
-                        % (name, value.dtype))
+        raise TypeError(
+            "%s: unsupported dtype %s; expected float32 or float64" % (name, value.dtype)
+        )
     if value.ndim != 1 or value.shape[0] != C:
-        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
-                         % (name, C, value.shape))
+        raise ValueError(
+            "%s must be 1-D of length C=%d (the channel axis), got shape %s"
+            % (name, C, value.shape)
+        )
     L.check_device(dev, name, value)
     return value
 
@@ -247,19 +313,31 @@ def _contiguous(p: Array | None) -> Array | None:
 # ---- BatchNorm -----------------------------------------------------------------------
 
 
-def batch_norm(x: Array, running_mean: Array | None = None, running_var: Array | None = None,
-               weight: Array | None = None, bias: Array | None = None,
-               training: bool = False, momentum: float = 0.1, eps: float = 1e-5, *,
-               axis: int = 1, activation: str | None = None, alpha: float = 0.2,
-               out: Array | None = None, return_stats: bool = False,
-               num_threads: int | None = None) -> Array | tuple[Array, Array, Array]:
+def batch_norm(
+    x: Array,
+    running_mean: Array | None = None,
+    running_var: Array | None = None,
+    weight: Array | None = None,
+    bias: Array | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    axis: int = 1,
+    activation: str | None = None,
+    alpha: float = 0.2,
+    out: Array | None = None,
+    return_stats: bool = False,
+    num_threads: int | None = None,
+) -> Array | tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result has x's memory layout when
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
     L.check_threads(num_threads)
     x = L.as_array(x, "x")
-    ax, C, act, alpha, momentum, eps = batch_norm_args(x.shape, axis, activation, alpha,
-                                                       momentum, eps)
+    ax, C, act, alpha, momentum, eps = batch_norm_args(
+        x.shape, axis, activation, alpha, momentum, eps
+    )
     training = bool(training)
     dev = x.device.id
     w = _per_channel(weight, "weight", C, dev)
@@ -288,8 +366,13 @@ def batch_norm(x: Array, running_mean: Array | None = None, running_var: Array |
         w_k, b_k = _contiguous(w), _contiguous(b)
         # running stats are updated in place: a contiguous stand-in where they are not
         rm_k, rv_k = _contiguous(rm), _contiguous(rv)
-        if rm_k is rm and rv_k is rv and rm is not None and rv is not None and \
-                L.overlaps_partly(rm, rv):
+        if (
+            rm_k is rm
+            and rv_k is rv
+            and rm is not None
+            and rv is not None
+            and L.overlaps_partly(rm, rv)
+        ):
             rv_k = rv.copy()
         params = (rm_k, rv_k, w_k, b_k)
         kinds = kinds_of(*params)
@@ -306,18 +389,44 @@ def batch_norm(x: Array, running_mean: Array | None = None, running_var: Array |
         if training:
             # statistics, running stats (each one given, as on the CPU) and coefficients
             part = L.carve(ws, 6 * csz, plan.part_bytes // 8, L.F64)
-            reduce(plan, dev, xk, None, None, part, 0.0, 0.0, save_mean, save_invstd, coef,
-                   geo.M, eps, momentum, 1, kinds, params)
+            reduce(
+                plan,
+                dev,
+                xk,
+                None,
+                None,
+                part,
+                0.0,
+                0.0,
+                save_mean,
+                save_invstd,
+                coef,
+                geo.M,
+                eps,
+                momentum,
+                1,
+                kinds,
+                params,
+            )
             if rm is not None and rm_k is not rm:
                 rm[...] = rm_k
             if rv is not None and rv_k is not rv:
                 rv[...] = rv_k
         else:
             fn = _bn("eval_coef<%s>" % L.CTYPE[x.dtype])
-            fn((L.cdiv(C, L.THREADS),), (L.THREADS,),
-               (np.int64(C), np.float64(eps), np.int32(kinds),
-                *[save_mean if q is None else q for q in params], save_mean, save_invstd,
-                coef))
+            fn(
+                (L.cdiv(C, L.THREADS),),
+                (L.THREADS,),
+                (
+                    np.int64(C),
+                    np.float64(eps),
+                    np.int32(kinds),
+                    *[save_mean if q is None else q for q in params],
+                    save_mean,
+                    save_invstd,
+                    coef,
+                ),
+            )
         if x.size:
             apply(_loader.APPLY_FWD, act, geo, xk, None, None, yk, coef, alpha, dev)
         if out is not None and y is not out:
@@ -326,11 +435,21 @@ def batch_norm(x: Array, running_mean: Array | None = None, running_var: Array |
     return (y, save_mean, save_invstd) if return_stats else y
 
 
-def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
-                        weight: Array | None = None, *, training: bool = True,
-                        axis: int = 1, activation: str | None = None, alpha: float = 0.2,
-                        output: Array | None = None, out: Array | None = None,
-                        num_threads: int | None = None) -> tuple[Array, Array, Array]:
+def batch_norm_backward(
+    grad_output: Array,
+    x: Array,
+    save_mean: Array,
+    save_invstd: Array,
+    weight: Array | None = None,
+    *,
+    training: bool = True,
+    axis: int = 1,
+    activation: str | None = None,
+    alpha: float = 0.2,
+    output: Array | None = None,
+    out: Array | None = None,
+    num_threads: int | None = None,
+) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
@@ -353,8 +472,9 @@ def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_inv
     yo = None
     if act != 0:
         if output is None:
-            raise ValueError("output (the forward's result) is required with activation=%r"
-                             % activation)
+            raise ValueError(
+                "output (the forward's result) is required with activation=%r" % activation
+            )
         yo = L.as_array(output, "output")
         check_same("output", yo, "x", x)
         L.check_device(dev, "output", yo)
@@ -375,8 +495,14 @@ def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_inv
         (xk, gk, yk), order, geo = in_memory_order([x, g, yo], ax, out)
         gik, gi = target(out, xk, order)
         if x.size:
-            plan = reduce_plan(x.dtype, _loader.RED_GRAD, act, geo,
-                               L.aligned(*[a for a in (xk, gk, yk) if a is not None]), dev)
+            plan = reduce_plan(
+                x.dtype,
+                _loader.RED_GRAD,
+                act,
+                geo,
+                L.aligned(*[a for a in (xk, gk, yk) if a is not None]),
+                dev,
+            )
         else:  # no elements: zero sums, finished by a reduction over an empty channel
             geo0 = Geometry(0, C, 1)
             plan = reduce_plan(x.dtype, _loader.RED_GRAD, 0, geo0, True, dev)
@@ -390,13 +516,47 @@ def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_inv
         params = (w_k, grad_weight, grad_bias, None)
         kinds = kinds_of(*params)
         if x.size:
-            reduce(plan, dev, xk, gk, yk, part, alpha, 0.0, sm, si, coef, max(geo.M, 1), 0.0,
-                   0.0, int(training), kinds, params)
+            reduce(
+                plan,
+                dev,
+                xk,
+                gk,
+                yk,
+                part,
+                alpha,
+                0.0,
+                sm,
+                si,
+                coef,
+                max(geo.M, 1),
+                0.0,
+                0.0,
+                int(training),
+                kinds,
+                params,
+            )
             mode = _loader.APPLY_BWD_TRAIN if training else _loader.APPLY_BWD_EVAL
             apply(mode, act, geo, xk, gk, yk, gik, coef, alpha, dev)
         else:
-            reduce(plan, dev, xk, None, None, part, 0.0, 0.0, sm, si, coef, 1.0, 0.0, 0.0,
-                   int(training), kinds, params)
+            reduce(
+                plan,
+                dev,
+                xk,
+                None,
+                None,
+                part,
+                0.0,
+                0.0,
+                sm,
+                si,
+                coef,
+                1.0,
+                0.0,
+                0.0,
+                int(training),
+                kinds,
+                params,
+            )
         if out is not None and gi is not out:
             out[...] = gi
             gi = out

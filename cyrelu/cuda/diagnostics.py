@@ -32,13 +32,31 @@ def _channel_counts(x: Array, ax: int | None, mode: int, thr: float = 0.0) -> Ar
     ws = L.workspace(plan.part_bytes + 16)
     dummy = L.carve(ws, 0, 0, L.ACC[x.dtype])
     part = L.carve(ws, 16, plan.part_bytes // 8, L.F64)
-    reduce(plan, dev, xk, None, None, part, 0.0, thr, dummy, dummy, dummy, 1.0, 0.0, 0.0, 1,
-           2, (counts, None, None, None))
+    reduce(
+        plan,
+        dev,
+        xk,
+        None,
+        None,
+        part,
+        0.0,
+        thr,
+        dummy,
+        dummy,
+        dummy,
+        1.0,
+        0.0,
+        0.0,
+        1,
+        2,
+        (counts, None, None, None),
+    )
     return counts
 
 
-def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
-               num_threads: int | None = None) -> Array:
+def dead_units(
+    pre_activation: Array, *, axis: int = 1, threshold: float = 0.0, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.dead_units` for CuPy arrays: a boolean CuPy array with one entry per
     channel along ``axis``, True where every value is ``<= threshold`` (exactly; a NaN is
     not <= threshold, so its channel is alive).  ``num_threads`` is validated and
@@ -51,8 +69,9 @@ def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
         return alive == 0
 
 
-def sparsity(x: Array, *, axis: int | None = None,
-             num_threads: int | None = None) -> float | Array:
+def sparsity(
+    x: Array, *, axis: int | None = None, num_threads: int | None = None
+) -> float | Array:
     """:func:`cyrelu.sparsity` for CuPy arrays: the fraction of exact zeros (-0.0 is one,
     NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array with one
     entry per channel.  ``num_threads`` is validated and otherwise ignored."""
