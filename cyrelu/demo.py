@@ -547,7 +547,7 @@ def _blas_threads(n: int, log: Callable[[str], None] | None) -> Iterator[None]:
     """Limit the BLAS thread pool to ``n`` threads for the run, when threadpoolctl is
     installed (BLAS reads OMP/OPENBLAS_NUM_THREADS only at start-up, before this runs)."""
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         if log is not None:
             log(
