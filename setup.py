@@ -18,11 +18,11 @@ Environment:
   CYRELU_OPT_LEVEL=N        gcc/clang -O level, 0 to 3 (default 3; the sanitizer check uses 1).
 """
 
-import os
-import sys
 import glob
+import os
 import shlex
 import shutil
+import sys
 import tempfile
 import warnings
 
@@ -108,9 +108,13 @@ int main(void) {
 def probe_openmp(compiler, compile_args, link_args, env=os.environ):
     """Compile and link a tiny OpenMP program with the build's flags (``probe_args``):
     True if the toolchain can."""
-    cargs, largs = probe_args(getattr(compiler, "compiler_so", None),
-                              getattr(compiler, "linker_so", None),
-                              compile_args, link_args, env)
+    cargs, largs = probe_args(
+        getattr(compiler, "compiler_so", None),
+        getattr(compiler, "linker_so", None),
+        compile_args,
+        link_args,
+        env,
+    )
     tmp = tempfile.mkdtemp(prefix="cyrelu-omp-")
     try:
         path = os.path.join(tmp, "probe.c")
@@ -139,7 +143,8 @@ def checked_openmp_flags(compiler, platform, env):
         )
     warnings.warn(
         "cyrelu: the C compiler cannot build OpenMP code; building the serial "
-        "version (install libgomp/libomp for multithreaded kernels)."
+        "version (install libgomp/libomp for multithreaded kernels).",
+        stacklevel=1,
     )
     return None
 
@@ -167,9 +172,9 @@ def optimisation_flags(compiler_type, env=None):
 
 if __name__ == "__main__":
     import numpy
+    from Cython.Build import cythonize
     from setuptools import Extension, setup
     from setuptools.command.build_ext import build_ext
-    from Cython.Build import cythonize
 
     HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -231,8 +236,9 @@ if __name__ == "__main__":
     if not pyx_files:
         # Without this, a source tree missing its .pyx files builds a pure-Python
         # wheel that installs fine and fails on import.
-        raise SystemExit("cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?"
-                         % os.getcwd())
+        raise SystemExit(
+            "cyrelu: no cyrelu/*.pyx found in %s; is this a complete source tree?" % os.getcwd()
+        )
     extensions = [
         Extension(
             "cyrelu." + os.path.splitext(os.path.basename(path))[0],

@@ -96,15 +96,24 @@ def print_table(rows):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="short run (the default)")
     mode.add_argument("--full", action="store_true", help="more sizes and repeats")
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for cyrelu and torch (default: OpenMP's default)")
-    p.add_argument("--suite", default=None,
-                   help="comma-separated suites (default: %s; also: %s)"
-                   % (",".join(CPU_SUITES), ",".join(EXTRA_SUITES)))
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="threads for cyrelu and torch (default: OpenMP's default)",
+    )
+    p.add_argument(
+        "--suite",
+        default=None,
+        help="comma-separated suites (default: %s; also: %s)"
+        % (",".join(CPU_SUITES), ",".join(EXTRA_SUITES)),
+    )
     p.add_argument("--gpu", action="store_true", help="run the GPU (CuPy) suite instead")
     p.add_argument("--json", metavar="PATH", help="also write the rows and environment as JSON")
     args = p.parse_args(argv)

@@ -15,13 +15,16 @@ import numpy as np
 
 import cyrelu
 from cyrelu import _activations
+
 from harness import best_times, row
 
 SUITE = "activations"
 
 
 def run(ctx):
-    sizes = [10**3, 10**5, 10**6, 10**7] if ctx.quick else [10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
+    sizes = (
+        [10**3, 10**5, 10**6, 10**7] if ctx.quick else [10**3, 10**4, 10**5, 10**6, 10**7, 10**8]
+    )
     rounds, min_time = (5, 0.02) if ctx.quick else (9, 0.1)
     torch = ctx.torch
     nt = ctx.threads
@@ -77,17 +80,28 @@ def run(ctx):
         add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
 
         case = "leaky_relu_backward " + tag
-        add(case, "cyrelu", lambda: cyrelu.leaky_relu_backward(g, x, 0.2, out=y, num_threads=nt), 3 * nb)
+        add(
+            case,
+            "cyrelu",
+            lambda: cyrelu.leaky_relu_backward(g, x, 0.2, out=y, num_threads=nt),
+            3 * nb,
+        )
         if torch is not None:
             lbw = torch.ops.aten.leaky_relu_backward.grad_input
-            add(case, "torch leaky_relu_backward", lambda: lbw(tg, tx, 0.2, False, grad_input=ty), 3 * nb)
+            add(
+                case,
+                "torch leaky_relu_backward",
+                lambda: lbw(tg, tx, 0.2, False, grad_input=ty),
+                3 * nb,
+            )
         add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
 
         # every implementation of a case measured in turn, round after round
         for case in dict.fromkeys(p[0] for p in pending):
             items = [p for p in pending if p[0] == case]
-            best = best_times({impl: f for _, impl, f, _ in items}, rounds=rounds,
-                              min_time=min_time)
+            best = best_times(
+                {impl: f for _, impl, f, _ in items}, rounds=rounds, min_time=min_time
+            )
             for _, impl, _, nbytes in items:
                 rows.append(row(SUITE, case, impl, best[impl], nbytes, n=n, threads=nt))
     return rows

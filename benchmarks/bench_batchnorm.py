@@ -20,9 +20,9 @@ one run: the float16/float32 ratio is read between rows of a case.
 
 import numpy as np
 
-import harness  # benchmarks/ is on sys.path (bench.py puts it there)
-
 import cyrelu
+
+import harness  # benchmarks/ is on sys.path (bench.py puts it there)
 
 SUITE = "batchnorm"
 
@@ -68,18 +68,23 @@ def run(ctx):
         dy = rng.standard_normal(x.shape, dtype=np.float32)
         dx = np.empty_like(x)
         _, save_mean, save_invstd = cyrelu.batch_norm(
-            x, rm, rv, w, b, True, axis=axis, return_stats=True, num_threads=nt)
+            x, rm, rv, w, b, True, axis=axis, return_stats=True, num_threads=nt
+        )
 
         # (case, impl) -> function; bytes moved per case (reads + writes of x-sized arrays)
         fns = {
             ("train fwd", "cyrelu"): lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, True, axis=axis, out=y, num_threads=nt),
+                x, rm, rv, w, b, True, axis=axis, out=y, num_threads=nt
+            ),
             ("train fwd+relu", "cyrelu"): lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, True, axis=axis, activation="relu", out=y, num_threads=nt),
+                x, rm, rv, w, b, True, axis=axis, activation="relu", out=y, num_threads=nt
+            ),
             ("eval fwd", "cyrelu"): lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, False, axis=axis, out=y, num_threads=nt),
+                x, rm, rv, w, b, False, axis=axis, out=y, num_threads=nt
+            ),
             ("backward", "cyrelu"): lambda: cyrelu.batch_norm_backward(
-                dy, x, save_mean, save_invstd, w, axis=axis, out=dx, num_threads=nt),
+                dy, x, save_mean, save_invstd, w, axis=axis, out=dx, num_threads=nt
+            ),
             ("copy", "copy"): lambda: np.copyto(y, x),
         }
         moved = {"train fwd": 2, "train fwd+relu": 2, "eval fwd": 2, "backward": 3}
@@ -87,8 +92,9 @@ def run(ctx):
         if torch is not None:  # same data and thread count (the caller sets set_num_threads)
             F = torch.nn.functional
             xt = torch.from_numpy(x_nc.copy())
-            dyt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(dy, -1, 1))
-                                   if channels_last else dy.copy())
+            dyt = torch.from_numpy(
+                np.ascontiguousarray(np.moveaxis(dy, -1, 1)) if channels_last else dy.copy()
+            )
             if channels_last:
                 xt = xt.contiguous(memory_format=torch.channels_last)
                 dyt = dyt.contiguous(memory_format=torch.channels_last)
@@ -97,16 +103,20 @@ def run(ctx):
             smt, sit = torch.from_numpy(save_mean), torch.from_numpy(save_invstd)
             yt = torch.empty_like(xt)
             mask = [True, True, True]
-            fns.update({
-                ("train fwd", "torch"): lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True),
-                ("train fwd+relu", "torch"): lambda: F.relu(
-                    F.batch_norm(xt, rmt, rvt, wt, bt, True), inplace=True),
-                ("eval fwd", "torch"): lambda: F.batch_norm(xt, rmt, rvt, wt, bt, False),
-                # the aten kernel autograd calls, with the saved statistics
-                ("backward", "torch"): lambda: torch.ops.aten.native_batch_norm_backward(
-                    dyt, xt, wt, rmt, rvt, smt, sit, True, 1e-5, mask),
-                ("copy", "torch-copy"): lambda: yt.copy_(xt),
-            })
+            fns.update(
+                {
+                    ("train fwd", "torch"): lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True),
+                    ("train fwd+relu", "torch"): lambda: F.relu(
+                        F.batch_norm(xt, rmt, rvt, wt, bt, True), inplace=True
+                    ),
+                    ("eval fwd", "torch"): lambda: F.batch_norm(xt, rmt, rvt, wt, bt, False),
+                    # the aten kernel autograd calls, with the saved statistics
+                    ("backward", "torch"): lambda: torch.ops.aten.native_batch_norm_backward(
+                        dyt, xt, wt, rmt, rvt, smt, sit, True, 1e-5, mask
+                    ),
+                    ("copy", "torch-copy"): lambda: yt.copy_(xt),
+                }
+            )
             with torch.no_grad():
                 best = _measure(ctx, fns)
         else:
@@ -115,14 +125,25 @@ def run(ctx):
         for (case, impl), seconds in best.items():
             if case == "copy":
                 continue
-            rows.append(harness.row(SUITE, "%s %s" % (case, label), impl, seconds,
-                                    moved[case] * nbytes))
+            rows.append(
+                harness.row(SUITE, "%s %s" % (case, label), impl, seconds, moved[case] * nbytes)
+            )
         for case in moved:  # the copies, as a row of every case they are compared with
-            rows.append(harness.row(SUITE, "%s %s" % (case, label), "copy",
-                                    best[("copy", "copy")], 2 * nbytes))
+            rows.append(
+                harness.row(
+                    SUITE, "%s %s" % (case, label), "copy", best[("copy", "copy")], 2 * nbytes
+                )
+            )
             if torch is not None:
-                rows.append(harness.row(SUITE, "%s %s" % (case, label), "torch-copy",
-                                        best[("copy", "torch-copy")], 2 * nbytes))
+                rows.append(
+                    harness.row(
+                        SUITE,
+                        "%s %s" % (case, label),
+                        "torch-copy",
+                        best[("copy", "torch-copy")],
+                        2 * nbytes,
+                    )
+                )
     rows.extend(_half_rows(ctx, rng))
     return rows
 
@@ -152,15 +173,16 @@ def _half_rows(ctx, rng):
         x, dy = x32.astype(dt), dy32.astype(dt)
         y, dx = np.empty_like(x), np.empty_like(x)
         rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
-        _, sm, si = cyrelu.batch_norm(x, rm, rv, w, b, True, return_stats=True,
-                                      num_threads=nt)
-        fns[("train fwd", impl)] = (lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
-            x, rm, rv, w, b, True, out=y, num_threads=nt))
-        fns[("eval fwd", impl)] = (lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
-            x, rm, rv, w, b, False, out=y, num_threads=nt))
-        fns[("backward", impl)] = (lambda x=x, dy=dy, dx=dx, sm=sm, si=si:
-                                   cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx,
-                                                              num_threads=nt))
+        _, sm, si = cyrelu.batch_norm(x, rm, rv, w, b, True, return_stats=True, num_threads=nt)
+        fns[("train fwd", impl)] = lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
+            x, rm, rv, w, b, True, out=y, num_threads=nt
+        )
+        fns[("eval fwd", impl)] = lambda x=x, y=y, rm=rm, rv=rv: cyrelu.batch_norm(
+            x, rm, rv, w, b, False, out=y, num_threads=nt
+        )
+        fns[("backward", impl)] = lambda x=x, dy=dy, dx=dx, sm=sm, si=si: (
+            cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx, num_threads=nt)
+        )
     if torch is not None:
         F = torch.nn.functional
         wt, bt = torch.from_numpy(w), torch.from_numpy(b)
@@ -170,16 +192,18 @@ def _half_rows(ctx, rng):
             if tdt == torch.float16 and not _torch_half_ok(torch, F, xt, wt, bt):
                 continue
             rmt, rvt = torch.zeros(C), torch.ones(C)
-            _, smt, sit = torch.ops.aten.native_batch_norm(xt, wt, bt, rmt, rvt, True,
-                                                            0.1, 1e-5)
-            fns[("train fwd", impl)] = (lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
-                xt, rmt, rvt, wt, bt, True))
-            fns[("eval fwd", impl)] = (lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
-                xt, rmt, rvt, wt, bt, False))
-            fns[("backward", impl)] = (
-                lambda xt=xt, dyt=dyt, rmt=rmt, rvt=rvt, smt=smt, sit=sit:
-                torch.ops.aten.native_batch_norm_backward(dyt, xt, wt, rmt, rvt, smt, sit,
-                                                          True, 1e-5, [True, True, True]))
+            _, smt, sit = torch.ops.aten.native_batch_norm(xt, wt, bt, rmt, rvt, True, 0.1, 1e-5)
+            fns[("train fwd", impl)] = lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
+                xt, rmt, rvt, wt, bt, True
+            )
+            fns[("eval fwd", impl)] = lambda xt=xt, rmt=rmt, rvt=rvt: F.batch_norm(
+                xt, rmt, rvt, wt, bt, False
+            )
+            fns[("backward", impl)] = lambda xt=xt, dyt=dyt, rmt=rmt, rvt=rvt, smt=smt, sit=sit: (
+                torch.ops.aten.native_batch_norm_backward(
+                    dyt, xt, wt, rmt, rvt, smt, sit, True, 1e-5, [True, True, True]
+                )
+            )
         with torch.no_grad():
             best = _measure(ctx, fns)
     else:
@@ -188,6 +212,13 @@ def _half_rows(ctx, rng):
     rows = []
     for (case, impl), seconds in best.items():
         itemsize = 2 if impl.endswith("f16") else 4
-        rows.append(harness.row(SUITE, "%s f16-vs-f32 %s" % (case, label), impl, seconds,
-                                moved[case] * itemsize * x32.size))
+        rows.append(
+            harness.row(
+                SUITE,
+                "%s f16-vs-f32 %s" % (case, label),
+                impl,
+                seconds,
+                moved[case] * itemsize * x32.size,
+            )
+        )
     return rows

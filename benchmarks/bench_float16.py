@@ -8,6 +8,7 @@ float16 time.  Every call writes into a preallocated output.
 import numpy as np
 
 import cyrelu
+
 from harness import best_times, row
 
 SUITE = "float16"
@@ -33,30 +34,67 @@ def run(ctx):
     for dt, name in ((np.float16, "float16"), (np.float32, "float32")):
         x, g, y = data[dt]
         nb = x.nbytes
-        add("relu n=2e6", "cyrelu " + name, lambda x=x, y=y: cyrelu.relu(x, out=y, num_threads=nt), 2 * nb)
-        add("leaky_relu n=2e6", "cyrelu " + name,
-            lambda x=x, y=y: cyrelu.leaky_relu(x, 0.2, out=y, num_threads=nt), 2 * nb)
-        add("relu_backward n=2e6", "cyrelu " + name,
-            lambda x=x, g=g, y=y: cyrelu.relu_backward(g, x, out=y, num_threads=nt), 3 * nb)
-        add("leaky_relu_backward n=2e6", "cyrelu " + name,
+        add(
+            "relu n=2e6",
+            "cyrelu " + name,
+            lambda x=x, y=y: cyrelu.relu(x, out=y, num_threads=nt),
+            2 * nb,
+        )
+        add(
+            "leaky_relu n=2e6",
+            "cyrelu " + name,
+            lambda x=x, y=y: cyrelu.leaky_relu(x, 0.2, out=y, num_threads=nt),
+            2 * nb,
+        )
+        add(
+            "relu_backward n=2e6",
+            "cyrelu " + name,
+            lambda x=x, g=g, y=y: cyrelu.relu_backward(g, x, out=y, num_threads=nt),
+            3 * nb,
+        )
+        add(
+            "leaky_relu_backward n=2e6",
+            "cyrelu " + name,
             lambda x=x, g=g, y=y: cyrelu.leaky_relu_backward(g, x, 0.2, out=y, num_threads=nt),
-            3 * nb)
+            3 * nb,
+        )
         x2 = x.reshape(-1, 64)
-        add("sparsity n=2e6", "cyrelu " + name,
-            lambda x=x: cyrelu.sparsity(x, num_threads=nt), nb)
-        add("dead_units (31250, 64)", "cyrelu " + name,
-            lambda x2=x2: cyrelu.dead_units(x2, axis=1, num_threads=nt), nb)
+        add("sparsity n=2e6", "cyrelu " + name, lambda x=x: cyrelu.sparsity(x, num_threads=nt), nb)
+        add(
+            "dead_units (31250, 64)",
+            "cyrelu " + name,
+            lambda x2=x2: cyrelu.dead_units(x2, axis=1, num_threads=nt),
+            nb,
+        )
         if torch is not None:
             tx, tg, ty = (torch.from_numpy(a) for a in (x, g, y))
-            add("relu n=2e6", "torch " + name, lambda tx=tx, ty=ty: torch.clamp_min(tx, 0, out=ty), 2 * nb)
+            add(
+                "relu n=2e6",
+                "torch " + name,
+                lambda tx=tx, ty=ty: torch.clamp_min(tx, 0, out=ty),
+                2 * nb,
+            )
             lk = torch.ops.aten.leaky_relu.out
-            add("leaky_relu n=2e6", "torch " + name, lambda tx=tx, ty=ty: lk(tx, 0.2, out=ty), 2 * nb)
+            add(
+                "leaky_relu n=2e6",
+                "torch " + name,
+                lambda tx=tx, ty=ty: lk(tx, 0.2, out=ty),
+                2 * nb,
+            )
             thr = torch.ops.aten.threshold_backward.grad_input
-            add("relu_backward n=2e6", "torch " + name,
-                lambda tg=tg, tx=tx, ty=ty: thr(tg, tx, 0.0, grad_input=ty), 3 * nb)
+            add(
+                "relu_backward n=2e6",
+                "torch " + name,
+                lambda tg=tg, tx=tx, ty=ty: thr(tg, tx, 0.0, grad_input=ty),
+                3 * nb,
+            )
             lbw = torch.ops.aten.leaky_relu_backward.grad_input
-            add("leaky_relu_backward n=2e6", "torch " + name,
-                lambda tg=tg, tx=tx, ty=ty: lbw(tg, tx, 0.2, False, grad_input=ty), 3 * nb)
+            add(
+                "leaky_relu_backward n=2e6",
+                "torch " + name,
+                lambda tg=tg, tx=tx, ty=ty: lbw(tg, tx, 0.2, False, grad_input=ty),
+                3 * nb,
+            )
     for case, items in cases.items():
         best = best_times({impl: f for impl, f, _ in items}, rounds=rounds, min_time=min_time)
         for impl, _, nbytes in items:

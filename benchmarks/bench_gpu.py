@@ -137,8 +137,9 @@ def run(ctx):
         sizes = [10**4]
     for n in sizes:
         label = "1e%d" % round(np.log10(n))
-        for dtype in ([np.float32] if quick and n != 10**8 and not smoke
-                      else [np.float32, np.float16]):
+        for dtype in (
+            [np.float32] if quick and n != 10**8 and not smoke else [np.float32, np.float16]
+        ):
             dn = np.dtype(dtype).name
             x = rs.standard_normal(n, dtype=np.float32).astype(dtype)
             g = rs.standard_normal(n, dtype=np.float32).astype(dtype)
@@ -147,31 +148,49 @@ def run(ctx):
             case = "relu n=%s %s" % (label, dn)
             add(case, "cyrelu", gpu_time(ce, lambda: cyrelu.relu(x, out=y), **tkw), nb)
             add(case, "cyrelu (new array)", gpu_time(ce, lambda: cyrelu.relu(x), **tkw), nb)
-            add(case, "cupy.maximum",
-                gpu_time(ce, lambda: cupy.maximum(x, 0, out=y), **tkw), nb)
-            add(case, "copy (D2D memcpy)",
+            add(case, "cupy.maximum", gpu_time(ce, lambda: cupy.maximum(x, 0, out=y), **tkw), nb)
+            add(
+                case,
+                "copy (D2D memcpy)",
                 gpu_time(ce, lambda: y.data.copy_from_device_async(x.data, x.nbytes), **tkw),
-                nb)
+                nb,
+            )
             if torch is not None:
                 xt = torch.as_tensor(x, device="cuda")
                 add(case, "torch.relu", gpu_time(te, lambda: torch.relu(xt), **tkw), nb)
             if (n == 10**8 or smoke) and dtype == np.float32:
                 case = "leaky_relu n=%s %s" % (label, dn)
-                add(case, "cyrelu",
-                    gpu_time(ce, lambda: cyrelu.leaky_relu(x, 0.01, out=y), **tkw), nb)
+                add(
+                    case,
+                    "cyrelu",
+                    gpu_time(ce, lambda: cyrelu.leaky_relu(x, 0.01, out=y), **tkw),
+                    nb,
+                )
                 if torch is not None:
-                    add(case, "torch leaky_relu", gpu_time(
-                        te, lambda: torch.nn.functional.leaky_relu(xt, 0.01), **tkw), nb)
+                    add(
+                        case,
+                        "torch leaky_relu",
+                        gpu_time(te, lambda: torch.nn.functional.leaky_relu(xt, 0.01), **tkw),
+                        nb,
+                    )
                 case = "relu_backward n=%s %s" % (label, dn)
                 nb3 = 3 * x.nbytes
-                add(case, "cyrelu",
-                    gpu_time(ce, lambda: cyrelu.relu_backward(g, x, out=y), **tkw), nb3)
+                add(
+                    case,
+                    "cyrelu",
+                    gpu_time(ce, lambda: cyrelu.relu_backward(g, x, out=y), **tkw),
+                    nb3,
+                )
                 if torch is not None:
                     gt = torch.as_tensor(g, device="cuda")
-                    add(case, "torch threshold_backward", gpu_time(
-                        te, lambda: torch.ops.aten.threshold_backward(gt, xt, 0), **tkw), nb3)
+                    add(
+                        case,
+                        "torch threshold_backward",
+                        gpu_time(te, lambda: torch.ops.aten.threshold_backward(gt, xt, 0), **tkw),
+                        nb3,
+                    )
                     del gt
-            del x, g, y
+            x = g = y = None  # frees the device memory before the next size
             if torch is not None:
                 xt = None
                 torch.cuda.empty_cache()
@@ -204,18 +223,39 @@ def run(ctx):
             tag = "%s %s float32" % ("x".join(map(str, shape)), layout)
             nb_fwd = 3 * x.nbytes  # read twice (stats, normalise), write once
             nb_bwd = 5 * x.nbytes  # dy, x read twice, dx written
-            add("batch_norm train fwd " + tag, "cyrelu", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, True, axis=axis, out=y), **tkw), nb_fwd)
-            add("batch_norm eval fwd " + tag, "cyrelu", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, False, axis=axis, out=y), **tkw), 2 * x.nbytes)
+            add(
+                "batch_norm train fwd " + tag,
+                "cyrelu",
+                gpu_time(ce, lambda: bn(x, rm, rv, w, b, True, axis=axis, out=y), **tkw),
+                nb_fwd,
+            )
+            add(
+                "batch_norm eval fwd " + tag,
+                "cyrelu",
+                gpu_time(ce, lambda: bn(x, rm, rv, w, b, False, axis=axis, out=y), **tkw),
+                2 * x.nbytes,
+            )
             _, sm, si = bn(x, rm, rv, w, b, True, axis=axis, return_stats=True)
-            add("batch_norm train bwd " + tag, "cyrelu", gpu_time(
-                ce, lambda: bn_backward(dy, x, sm, si, w, training=True, axis=axis, out=gi), **tkw),
-                nb_bwd)
-            add("batch_norm train fwd+relu " + tag, "cyrelu", gpu_time(
-                ce, lambda: bn(x, rm, rv, w, b, True, axis=axis, activation="relu",
-                                       out=y), **tkw),
-                nb_fwd)
+            add(
+                "batch_norm train bwd " + tag,
+                "cyrelu",
+                gpu_time(
+                    ce,
+                    lambda: bn_backward(dy, x, sm, si, w, training=True, axis=axis, out=gi),
+                    **tkw,
+                ),
+                nb_bwd,
+            )
+            add(
+                "batch_norm train fwd+relu " + tag,
+                "cyrelu",
+                gpu_time(
+                    ce,
+                    lambda: bn(x, rm, rv, w, b, True, axis=axis, activation="relu", out=y),
+                    **tkw,
+                ),
+                nb_fwd,
+            )
             if torch is not None:
                 F = torch.nn.functional
                 if layout == "NCHW":
@@ -226,20 +266,37 @@ def run(ctx):
                     dyt = torch.as_tensor(dy, device="cuda").permute(0, 3, 1, 2)
                 wt, bt = torch.as_tensor(w, device="cuda"), torch.as_tensor(b, device="cuda")
                 rmt, rvt = torch.zeros_like(wt), torch.ones_like(wt)
-                add("batch_norm train fwd " + tag, "torch F.batch_norm", gpu_time(
-                    te, lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True, 0.1, 1e-5), **tkw),
-                    nb_fwd)
-                add("batch_norm eval fwd " + tag, "torch F.batch_norm", gpu_time(
-                    te, lambda: F.batch_norm(xt, rmt, rvt, wt, bt, False, 0.1, 1e-5), **tkw),
-                    2 * x.nbytes)
+                add(
+                    "batch_norm train fwd " + tag,
+                    "torch F.batch_norm",
+                    gpu_time(
+                        te, lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True, 0.1, 1e-5), **tkw
+                    ),
+                    nb_fwd,
+                )
+                add(
+                    "batch_norm eval fwd " + tag,
+                    "torch F.batch_norm",
+                    gpu_time(
+                        te, lambda: F.batch_norm(xt, rmt, rvt, wt, bt, False, 0.1, 1e-5), **tkw
+                    ),
+                    2 * x.nbytes,
+                )
                 fn, impl = _torch_bn_backward(torch, xt, wt, bt, rmt, rvt, dyt)
                 add("batch_norm train bwd " + tag, impl, gpu_time(te, fn, **tkw), nb_bwd)
-                add("batch_norm train fwd+relu " + tag, "torch F.batch_norm + relu_", gpu_time(
-                    te, lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True, 0.1, 1e-5).relu_(),
-                    **tkw), nb_fwd)
+                add(
+                    "batch_norm train fwd+relu " + tag,
+                    "torch F.batch_norm + relu_",
+                    gpu_time(
+                        te,
+                        lambda: F.batch_norm(xt, rmt, rvt, wt, bt, True, 0.1, 1e-5).relu_(),
+                        **tkw,
+                    ),
+                    nb_fwd,
+                )
                 del xt, dyt, fn
                 torch.cuda.empty_cache()
-            del x, dy, y, gi
+            x = dy = y = gi = None  # frees the device memory before the next shape
             cupy.get_default_memory_pool().free_all_blocks()
     return rows
 
@@ -250,12 +307,12 @@ def _torch_bn_backward(torch, xt, wt, bt, rmt, rvt, dyt):
     try:
         out = torch.ops.aten.cudnn_batch_norm(xt, wt, bt, rmt, rvt, True, 0.1, 1e-5)
         _, sm, sv, reserve = out
-        dyc = dyt.contiguous(memory_format=torch.channels_last) if not dyt.is_contiguous() \
-            else dyt
+        dyc = dyt.contiguous(memory_format=torch.channels_last) if not dyt.is_contiguous() else dyt
 
         def fn():
-            return torch.ops.aten.cudnn_batch_norm_backward(xt, dyc, wt, rmt, rvt, sm, sv,
-                                                            1e-5, reserve)
+            return torch.ops.aten.cudnn_batch_norm_backward(
+                xt, dyc, wt, rmt, rvt, sm, sv, 1e-5, reserve
+            )
 
         fn()
         torch.cuda.synchronize()
@@ -264,8 +321,9 @@ def _torch_bn_backward(torch, xt, wt, bt, rmt, rvt, dyt):
         _, sm, si = torch.ops.aten.native_batch_norm(xt, wt, bt, rmt, rvt, True, 0.1, 1e-5)
 
         def fn():
-            return torch.ops.aten.native_batch_norm_backward(dyt, xt, wt, rmt, rvt, sm, si,
-                                                             True, 1e-5, [True, True, True])
+            return torch.ops.aten.native_batch_norm_backward(
+                dyt, xt, wt, rmt, rvt, sm, si, True, 1e-5, [True, True, True]
+            )
 
         return fn, "torch native_batch_norm_backward"
 
@@ -294,8 +352,17 @@ def targets(rows):
             refs = [r for r in rs if r["impl"].startswith(ref)]
             if mine and refs:
                 ratio = mine[0]["seconds"] / refs[0]["seconds"]
-                out.append((case, mine[0]["seconds"], refs[0]["impl"], refs[0]["seconds"],
-                            ratio, limit, ratio <= limit))
+                out.append(
+                    (
+                        case,
+                        mine[0]["seconds"],
+                        refs[0]["impl"],
+                        refs[0]["seconds"],
+                        ratio,
+                        limit,
+                        ratio <= limit,
+                    )
+                )
     return out
 
 
@@ -303,22 +370,25 @@ def format_rows(rows):
     lines = ["%-46s %-34s %11s %9s" % ("case", "impl", "time", "GB/s")]
     for r in rows:
         gbs = r.get("bytes", 0) / r["seconds"] / 1e9 if r.get("bytes") else float("nan")
-        lines.append("%-46s %-34s %9.1fus %9.0f" % (r["case"], r["impl"], r["seconds"] * 1e6,
-                                                    gbs))
+        lines.append("%-46s %-34s %9.1fus %9.0f" % (r["case"], r["impl"], r["seconds"] * 1e6, gbs))
     lines.append("")
     lines.append("targets:")
     for case, mine, ref, refs, ratio, limit, ok in targets(rows):
-        lines.append("  %-46s %8.1fus vs %-32s %8.1fus  ratio %.3f (<= %.2f) %s"
-                     % (case, mine * 1e6, ref, refs * 1e6, ratio, limit,
-                        "OK" if ok else "MISSED"))
+        lines.append(
+            "  %-46s %8.1fus vs %-32s %8.1fus  ratio %.3f (<= %.2f) %s"
+            % (case, mine * 1e6, ref, refs * 1e6, ratio, limit, "OK" if ok else "MISSED")
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer cases, shorter timing")
-    p.add_argument("--smoke", action="store_true", help="tiny sizes, one call each: only "
-                   "checks that the suite runs")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny sizes, one call each: only checks that the suite runs",
+    )
     p.add_argument("--json", help="also write the rows (and targets) to this JSON file")
     args = p.parse_args(argv)
 
@@ -335,9 +405,31 @@ def main(argv=None):
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as fh:
-            json.dump({"rows": rows, "targets": [dict(zip(
-                ("case", "seconds", "ref_impl", "ref_seconds", "ratio", "limit", "ok"), t))
-                for t in targets(rows)]}, fh, indent=1)
+            json.dump(
+                {
+                    "rows": rows,
+                    "targets": [
+                        dict(
+                            zip(
+                                (
+                                    "case",
+                                    "seconds",
+                                    "ref_impl",
+                                    "ref_seconds",
+                                    "ratio",
+                                    "limit",
+                                    "ok",
+                                ),
+                                t,
+                                strict=True,
+                            )
+                        )
+                        for t in targets(rows)
+                    ],
+                },
+                fh,
+                indent=1,
+            )
     return 0
 
 

@@ -49,8 +49,15 @@ def _onnx_session(model, torch, path, threads):
         return None, "onnxruntime not installed"
     try:
         dummy = torch.zeros(2, mlp_example.IN_FEATURES)
-        torch.onnx.export(model, (dummy,), path, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(
+            model,
+            (dummy,),
+            path,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}},
+            dynamo=False,
+        )
     except Exception as exc:  # the exporter's optional dependencies (onnx) may be missing
         return None, "torch.onnx.export failed: %s" % exc
     opts = ort.SessionOptions()
@@ -77,8 +84,16 @@ def _plain_numpy(sd):
     layers = []
     for i in range(mlp_example.DEPTH):
         lin, bn = 3 * i, 3 * i + 1
-        layers.append((sd["%d.weight" % lin].T, sd["%d.bias" % lin], sd["%d.running_mean" % bn],
-                       sd["%d.running_var" % bn], sd["%d.weight" % bn], sd["%d.bias" % bn]))
+        layers.append(
+            (
+                sd["%d.weight" % lin].T,
+                sd["%d.bias" % lin],
+                sd["%d.running_mean" % bn],
+                sd["%d.running_var" % bn],
+                sd["%d.weight" % bn],
+                sd["%d.bias" % bn],
+            )
+        )
     last = 3 * mlp_example.DEPTH
     w_last, b_last = sd["%d.weight" % last].T, sd["%d.bias" % last]
     eps = np.float32(mlp_example.BN_EPS)
@@ -122,8 +137,9 @@ def run(ctx):
             scale = float(np.max(np.abs(want)))
             err = float(np.max(np.abs(got - want))) / scale
             if err > 1e-5:
-                raise AssertionError("cyrelu+numpy differs from torch by %.2e (batch %d)"
-                                     % (err, batch))
+                raise AssertionError(
+                    "cyrelu+numpy differs from torch by %.2e (batch %d)" % (err, batch)
+                )
             fns = {}
             fns["cyrelu+numpy"] = lambda: folded(x)
 
@@ -160,8 +176,15 @@ def run(ctx):
             kind = "latency" if batch < 512 else "per batch (throughput)"
             case = "mlp batch=%d %s" % (batch, kind)
             for name, t in times.items():
-                rows.append({"suite": SUITE, "case": case, "impl": name, "seconds": t,
-                             "samples_per_s": batch / t})
+                rows.append(
+                    {
+                        "suite": SUITE,
+                        "case": case,
+                        "impl": name,
+                        "seconds": t,
+                        "samples_per_s": batch / t,
+                    }
+                )
     finally:
         if limits is not None:
             limits.restore_original_limits()

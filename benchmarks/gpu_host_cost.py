@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 
-def _best(fn: Callable[[], object], n: int,
-          sync: Callable[[], None] | None = None) -> float:
+def _best(fn: Callable[[], object], n: int, sync: Callable[[], None] | None = None) -> float:
     for _ in range(min(n, 200)):
         fn()
     if sync:
@@ -112,8 +111,11 @@ def _per_call(fn: Callable[[], object], n: int = 100) -> tuple[float, float, flo
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stubbed-only", action="store_true",
-                        help="stub the kernels before the first call; no real calls")
+    parser.add_argument(
+        "--stubbed-only",
+        action="store_true",
+        help="stub the kernels before the first call; no real calls",
+    )
     args = parser.parse_args(argv)
 
     import cupy
@@ -133,19 +135,21 @@ def main(argv: list[str] | None = None) -> int:
         y = cupy.empty_like(x)
         return x, g, rm, rv, w, b, y
 
-    def calls(shape: tuple[int, ...], C: int,
-              n_relu: int) -> dict[str, Callable[[], object]]:
+    def calls(shape: tuple[int, ...], C: int, n_relu: int) -> dict[str, Callable[[], object]]:
         x, g, rm, rv, w, b, y = case(shape, C)
         _, sm, si = cyrelu.batch_norm(x, rm, rv, w, b, training=True, return_stats=True)
         r = cupy.asarray(rng.standard_normal(n_relu).astype(np.float32))
         ro = cupy.empty_like(r)
         return {
             "batch_norm training forward (out=)": lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, training=True, return_stats=True, out=y),
+                x, rm, rv, w, b, training=True, return_stats=True, out=y
+            ),
             "batch_norm eval forward (out=)": lambda: cyrelu.batch_norm(
-                x, rm, rv, w, b, training=False, out=y),
+                x, rm, rv, w, b, training=False, out=y
+            ),
             "batch_norm backward (out=)": lambda: cyrelu.batch_norm_backward(
-                g, x, sm, si, w, out=y),
+                g, x, sm, si, w, out=y
+            ),
             "relu (out=)": lambda: cyrelu.relu(r, out=ro),
             "relu (new array)": lambda: cyrelu.relu(r),
         }
@@ -155,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         _loader.module = lambda name, grp: _StubModule()  # type: ignore[assignment]
     else:
         small = calls((8, 16, 4, 4), 16, 4096)
-        for name, fn in small.items():  # compile every kernel, then time real calls
+        for fn in small.values():  # compile every kernel, then time real calls
             fn()
         sync()
         print("real calls, small tensors (8, 16, 4, 4) / n = 4096, us per call:")
@@ -163,25 +167,25 @@ def main(argv: list[str] | None = None) -> int:
             print("  %-40s %8.1f" % (name, _best(fn, 2000, sync)))
 
     big = calls((64, 256, 28, 28), 256, 10**6)
-    for name, fn in big.items():
+    for fn in big.values():
         fn()
     sync()
     if not args.stubbed_only:
-        from cyrelu.cuda import activations as gact
-        from cyrelu.cuda import batchnorm as gbn
+        from cyrelu.cuda import activations as gact, batchnorm as gbn
 
         for key, fn in list(_loader._functions.items()):
             _loader._functions[key] = _Stub(fn)
         # every cache that holds a compiled kernel: the launch plans, the fast paths'
-        for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward,
-                      gbn._fast_backward):
+        for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward, gbn._fast_backward):
             cache.clear()
         for fn in big.values():  # the launch plans again, with the stubs
             fn()
     times = {name: _best(fn, 3000) for name, fn in big.items()}
     arrays = _count_allocations(cupy)  # after the timing: counting costs time
-    print("stubbed kernels, (64, 256, 28, 28) / n = 1e6, host us per call; per call: "
-          "kernel launches, device allocations%s:" % (", arrays created" if arrays else ""))
+    print(
+        "stubbed kernels, (64, 256, 28, 28) / n = 1e6, host us per call; per call: "
+        "kernel launches, device allocations%s:" % (", arrays created" if arrays else "")
+    )
     for name, fn in big.items():
         launches, allocations, created = _per_call(fn)
         line = "  %-40s %8.1f %6.1f %6.1f" % (name, times[name], launches, allocations)

@@ -14,7 +14,7 @@ from cyrelu._version import __version__
 
 try:
     from cyrelu import activations as _activation_functions
-    from cyrelu.activations import *  # noqa: F401,F403 (the activation table's functions)
+    from cyrelu.activations import *  # noqa: F403 (the activation table's functions)
     from cyrelu.batchnorm import batch_norm, batch_norm_backward
 except ImportError as exc:  # pragma: no cover - only a broken install gets here
     if "_activations" in str(exc) or "_parallel" in str(exc) or "_batchnorm" in str(exc):
@@ -24,11 +24,13 @@ except ImportError as exc:  # pragma: no cover - only a broken install gets here
             "--inplace` for development)." % exc
         ) from exc
     raise
-from cyrelu._config import show_config, warn_cache_overrides as _warn_cache_overrides
-from cyrelu._config import _warn_bad_isa_request
-from cyrelu import nn
+from cyrelu import init, nn
+from cyrelu._config import (
+    _warn_bad_isa_request,
+    show_config,
+    warn_cache_overrides as _warn_cache_overrides,
+)
 from cyrelu.diagnostics import dead_units, fold_batch_norm, sparsity
-from cyrelu import init
 
 _warn_cache_overrides()
 _warn_bad_isa_request()

@@ -9,7 +9,7 @@ parameter rules up here.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import NamedTuple
 
 from cyrelu import _activations as _k
 from cyrelu._validation import check_real
@@ -22,12 +22,12 @@ class Activation(NamedTuple):
     name: str
     code: int
     # (parameter name, default, check kind); the kernels take at most one parameter
-    params: Tuple[Tuple[str, float, str], ...]
+    params: tuple[tuple[str, float, str], ...]
     # when the derivative can be computed from the output: "always", "" or "<param>>0"
     from_output: str
 
 
-def _parse_params(spec: str) -> Tuple[Tuple[str, float, str], ...]:
+def _parse_params(spec: str) -> tuple[tuple[str, float, str], ...]:
     out = []
     for item in filter(None, spec.split(",")):
         name, _, rest = item.partition("=")
@@ -37,16 +37,16 @@ def _parse_params(spec: str) -> Tuple[Tuple[str, float, str], ...]:
 
 
 #: name -> Activation, in code order
-TABLE: Dict[str, Activation] = {
+TABLE: dict[str, Activation] = {
     name: Activation(name, code, _parse_params(params), from_output)
     for name, (code, params, from_output) in _k.ACTIVATIONS.items()
 }
 #: the code of no activation (BatchNorm's ``activation=None``)
 NONE: int = _k.ACT_NONE
 #: activation name (None for none) -> code
-CODES: Dict[Optional[str], int] = {None: NONE, **{a.name: a.code for a in TABLE.values()}}
+CODES: dict[str | None, int] = {None: NONE, **{a.name: a.code for a in TABLE.values()}}
 #: the names, for messages
-NAMES: Tuple[str, ...] = tuple(TABLE)
+NAMES: tuple[str, ...] = tuple(TABLE)
 
 
 def code(activation: object) -> int:

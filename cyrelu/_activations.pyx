@@ -19,7 +19,6 @@ Two paths:
            innermost axis are shared out across threads.
 """
 
-cimport cython
 from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.string cimport memcpy

@@ -58,7 +58,8 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                      const float *scale, const float *shift, float a, int stream)
     void cyr_bn_affine_chan_rows_f64(int act, const double *x, double *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const double *scale, const double *shift, double a, int stream)
+                                     const double *scale, const double *shift, double a,
+                                     int stream)
     void cyr_bn_affine_rows_f32(int act, const float *x, float *y, Py_ssize_t rows,
                                 Py_ssize_t w, const float *scale, const float *shift, float a)
     void cyr_bn_affine_rows_f64(int act, const double *x, double *y, Py_ssize_t rows,

@@ -57,8 +57,9 @@ def _warn_bad_isa_request() -> None:
     if request is not None and request.startswith("invalid: "):
         warnings.warn(
             "cyrelu: ignoring CYRELU_ISA=%r; accepted values (case-insensitive): %s"
-            % (request[len("invalid: "):], ", ".join(_parallel.ISA_ACCEPTED)),
-            RuntimeWarning, stacklevel=3,
+            % (request[len("invalid: ") :], ", ".join(_parallel.ISA_ACCEPTED)),
+            RuntimeWarning,
+            stacklevel=3,
         )
 
 
@@ -67,7 +68,9 @@ def _isa_request_text(request: str | None) -> str:
         return "unset (the best the CPU supports)"
     if request.startswith("invalid: "):
         return "%r, not a known value: ignored (accepted: %s)" % (
-            request[len("invalid: "):], ", ".join(_parallel.ISA_ACCEPTED))
+            request[len("invalid: ") :],
+            ", ".join(_parallel.ISA_ACCEPTED),
+        )
     return "%r" % request
 
 
@@ -85,7 +88,10 @@ def _cache_line(level: int) -> str:
         os_value = c[key + "_os_bytes"]
         text += "; OS reports %s" % (_mib(os_value) if os_value else "nothing usable")
     if c[key + "_env_ignored"]:
-        text += "; CYRELU_L%d_BYTES=%r ignored" % (level, os.environ.get("CYRELU_L%d_BYTES" % level))
+        text += "; CYRELU_L%d_BYTES=%r ignored" % (
+            level,
+            os.environ.get("CYRELU_L%d_BYTES" % level),
+        )
     return text + ")"
 
 
@@ -115,8 +121,11 @@ def config() -> dict[str, Any]:
         "l2_cache": _cache_line(2),
         "l3_cache": _cache_line(3),
         "kernel_plan": _plan_line(),
-        "fork_child": ("yes, parallel regions run serially (OpenMP is not fork-safe)"
-                       if info["fork_child"] else "no"),
+        "fork_child": (
+            "yes, parallel regions run serially (OpenMP is not fork-safe)"
+            if info["fork_child"]
+            else "no"
+        ),
         "gpu": _gpu_status(),
     }
 

@@ -9,7 +9,6 @@ counts, and adds the rows up: integer counts, so the result does not depend on
 the thread count.
 """
 
-cimport cython
 from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np

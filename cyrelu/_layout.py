@@ -20,13 +20,13 @@ def coalesce(
     out_strides = [[s[axes[0]]] for s in strides]
     for d in axes[1:]:
         n = shape[d]
-        if all(st[-1] == s[d] * n for st, s in zip(out_strides, strides)):
+        if all(st[-1] == s[d] * n for st, s in zip(out_strides, strides, strict=True)):
             # the previous (outer) axis steps exactly over this one: merge them
             out_shape[-1] *= n
-            for st, s in zip(out_strides, strides):
+            for st, s in zip(out_strides, strides, strict=True):
                 st[-1] = s[d]
         else:
             out_shape.append(n)
-            for st, s in zip(out_strides, strides):
+            for st, s in zip(out_strides, strides, strict=True):
                 st.append(s[d])
     return tuple(out_shape), tuple(tuple(st) for st in out_strides)

@@ -73,7 +73,7 @@ def effective_n_threads(num_threads=None):
 
 
 def openmp_version():
-    """The ``_OPENMP`` date the extension was compiled with (e.g. 201511), or 0 for a serial build."""
+    """The ``_OPENMP`` date the extension was compiled with (e.g. 201511); 0 for a serial build."""
     return CYR_OPENMP_VERSION
 
 

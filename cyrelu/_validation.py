@@ -42,7 +42,7 @@ def as_float_array(value: object, name: str) -> NDArray[np.floating[Any]]:
                 "%s: masked arrays are not supported (the mask would be lost); "
                 "pass np.ma.getdata(%s) or a filled array" % (name, name)
             )
-        if not isinstance(value, (np.ndarray, list, tuple) + _ARRAY_LIKE_SCALARS):
+        if not isinstance(value, (np.ndarray, list, tuple, *_ARRAY_LIKE_SCALARS)):
             tname = type(value).__module__ + "." + type(value).__qualname__
             raise TypeError(
                 "%s: expected a numpy.ndarray (or a list/scalar), got %s; convert it "
@@ -66,8 +66,10 @@ def as_ndarray(value: object, name: str, lists: bool = False) -> NDArray[Any]:
         )
     if isinstance(value, np.ndarray) or (lists and isinstance(value, (list, tuple))):
         return np.asarray(value)
-    raise TypeError("%s: expected a numpy.ndarray%s, got %s"
-                    % (name, " (or a list)" if lists else "", type(value).__name__))
+    raise TypeError(
+        "%s: expected a numpy.ndarray%s, got %s"
+        % (name, " (or a list)" if lists else "", type(value).__name__)
+    )
 
 
 def check_float_dtype(dtype: np.dtype[Any], name: str) -> None:
@@ -87,7 +89,8 @@ def check_same(name_a: str, a: NDArray[Any], name_b: str, b: NDArray[Any]) -> No
     """Equal shapes and dtypes, no broadcasting."""
     if a.dtype != b.dtype:
         raise TypeError(
-            "%s and %s must have the same dtype, got %s and %s" % (name_a, name_b, a.dtype, b.dtype)
+            "%s and %s must have the same dtype, got %s and %s"
+            % (name_a, name_b, a.dtype, b.dtype)
         )
     if a.shape != b.shape:
         raise ValueError(
@@ -99,6 +102,7 @@ def check_same(name_a: str, a: NDArray[Any], name_b: str, b: NDArray[Any]) -> No
 # ---- scalar-argument rules of BatchNorm and the diagnostics ---------------------------
 # One definition for the CPU path (cyrelu.batchnorm, cyrelu.diagnostics) and the GPU
 # backend (cyrelu.cuda), so both accept and refuse alike.
+
 
 def activation_code(activation: object) -> int:
     """None or an activation's name from the table (cyrelu/_activation_table.py) as its
@@ -113,24 +117,29 @@ def channel_axis(shape: tuple[int, ...], axis: object) -> tuple[int, int]:
     channel axis (normalize_axis: a non-int axis is a TypeError, one out of range a
     ValueError)."""
     if len(shape) < 2:
-        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s"
-                         % (shape,))
+        raise ValueError("x must have at least 2 dimensions (N, C, ...), got shape %s" % (shape,))
     ax = normalize_axis(axis, len(shape), "x")
     return ax, shape[ax]
 
 
-def batch_norm_args(shape: tuple[int, ...], axis: object, activation: object,
-                    alpha: object, momentum: object,
-                    eps: object) -> tuple[int, int, int, float, float, float]:
+def batch_norm_args(
+    shape: tuple[int, ...],
+    axis: object,
+    activation: object,
+    alpha: object,
+    momentum: object,
+    eps: object,
+) -> tuple[int, int, int, float, float, float]:
     """batch_norm's scalar arguments checked: (axis, C, activation code, alpha,
     momentum, eps)."""
     ax, C = channel_axis(shape, axis)
     act = activation_code(activation)
-    return (ax, C, act) + batch_norm_reals(alpha, momentum, eps)
+    return (ax, C, act, *batch_norm_reals(alpha, momentum, eps))
 
 
-def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: object,
-                             alpha: object) -> tuple[int, int, int, float]:
+def batch_norm_backward_args(
+    shape: tuple[int, ...], axis: object, activation: object, alpha: object
+) -> tuple[int, int, int, float]:
     """batch_norm_backward's scalar arguments checked: (axis, C, activation code, alpha)."""
     ax, C = channel_axis(shape, axis)
     act = activation_code(activation)
@@ -141,8 +150,8 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
 # the shape, axis and activation of an identical call (the GPU backend's per-call fast
 # path): the same rules, the same errors.
 
-def batch_norm_reals(alpha: object, momentum: object,
-                     eps: object) -> tuple[float, float, float]:
+
+def batch_norm_reals(alpha: object, momentum: object, eps: object) -> tuple[float, float, float]:
     """batch_norm's (alpha, momentum, eps) checked."""
     alpha_ = check_real(alpha, "alpha")
     momentum_ = check_real(momentum, "momentum")
@@ -184,8 +193,7 @@ def threshold_in(threshold: float, dtype: np.dtype[Any]) -> float:
     return float(t32)
 
 
-def dead_units_args(shape: tuple[int, ...], axis: object,
-                    threshold: object) -> tuple[int, float]:
+def dead_units_args(shape: tuple[int, ...], axis: object, threshold: object) -> tuple[int, float]:
     """dead_units' arguments checked: (axis, threshold)."""
     t = check_real(threshold, "threshold", finite=False)
     if t != t:
@@ -206,8 +214,7 @@ def sparsity_args(shape: tuple[int, ...], axis: object) -> tuple[int | None, int
     size = math.prod(shape)
     if axis is None:
         if size == 0:
-            raise ValueError("sparsity of an empty array is undefined (x has shape %s)"
-                             % (shape,))
+            raise ValueError("sparsity of an empty array is undefined (x has shape %s)" % (shape,))
         return None, size
     ax = diagnostics_axis(axis, len(shape), "x")
     nchan = shape[ax]
@@ -215,9 +222,7 @@ def sparsity_args(shape: tuple[int, ...], axis: object) -> tuple[int | None, int
         return ax, 0
     per_channel = size // nchan
     if per_channel == 0:
-        raise ValueError(
-            "x has shape %s: its channels along axis %d hold no values" % (shape, ax)
-        )
+        raise ValueError("x has shape %s: its channels along axis %d hold no values" % (shape, ax))
     return ax, per_channel
 
 
@@ -238,8 +243,10 @@ def check_out(
 
 def check_real(value: object, name: str, *, finite: bool = True) -> float:
     """A real Python/NumPy number (not bool) as a float."""
-    if type(value) is not float and type(value) is not int and (
-        isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real)
+    if (
+        type(value) is not float
+        and type(value) is not int
+        and (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real))
     ):
         raise TypeError("%s must be a real number, got %r" % (name, value))
     try:

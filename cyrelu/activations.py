@@ -148,7 +148,7 @@ def leaky_relu_backward(
     *,
     num_threads: int | None = None,
 ) -> FloatArray:
-    """Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else ``alpha * grad_output``.
+    """Gradient of :func:`leaky_relu`: ``grad_output`` if ``x > 0``, else ``alpha * grad_output``.
 
     At ``x == 0`` and where ``x`` is NaN the result is ``alpha * grad_output``
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
@@ -276,8 +276,9 @@ def _binary(
         _k.binary_flat(op, g, x, target, alpha, num_threads)
     else:
         shape, strides = coalesce(x.shape, target.strides, g.strides, x.strides)
-        _k.binary_strided(op, g, x, target, shape, (strides[1], strides[2], strides[0]),
-                          alpha, num_threads)
+        _k.binary_strided(
+            op, g, x, target, shape, (strides[1], strides[2], strides[0]), alpha, num_threads
+        )
     if target is not out:
         np.copyto(out, target)
     return out

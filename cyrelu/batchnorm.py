@@ -19,7 +19,7 @@ result through an aligned temporary.
 from __future__ import annotations
 
 import math
-from typing import Literal, Optional, Tuple, Union, overload
+from typing import Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,11 +27,11 @@ from numpy.typing import ArrayLike, NDArray
 from cyrelu import _activation_table as _table, _batchnorm as _k
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
-    batch_norm_args as _forward_args,
-    batch_norm_backward_args as _backward_args,
     aligned,
     as_float_array,
     as_ndarray,
+    batch_norm_args as _forward_args,
+    batch_norm_backward_args as _backward_args,
     check_out,
     check_same,
     may_overlap_partly,
@@ -44,9 +44,8 @@ _F64 = np.dtype(np.float64)
 _PER_CHANNEL_DTYPES = (_F32, _F64)
 
 # None or an activation's name from the table (cyrelu/_activation_table.py)
-Activation = Optional[str]
+Activation = str | None
 FloatArray = NDArray[np.floating]
-
 
 
 # ---- public functions ---------------------------------------------------------------
@@ -55,10 +54,10 @@ FloatArray = NDArray[np.floating]
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -66,19 +65,19 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: Literal[False] = ...,
-    num_threads: Optional[int] = ...,
+    num_threads: int | None = ...,
 ) -> FloatArray: ...
 
 
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -86,19 +85,19 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: Literal[True],
-    num_threads: Optional[int] = ...,
-) -> Tuple[FloatArray, FloatArray, FloatArray]: ...
+    num_threads: int | None = ...,
+) -> tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
 @overload
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = ...,
-    running_var: Optional[FloatArray] = ...,
-    weight: Optional[ArrayLike] = ...,
-    bias: Optional[ArrayLike] = ...,
+    running_mean: FloatArray | None = ...,
+    running_var: FloatArray | None = ...,
+    weight: ArrayLike | None = ...,
+    bias: ArrayLike | None = ...,
     training: bool = ...,
     momentum: float = ...,
     eps: float = ...,
@@ -106,18 +105,18 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float = ...,
-    out: Optional[FloatArray] = ...,
+    out: FloatArray | None = ...,
     return_stats: bool = ...,
-    num_threads: Optional[int] = ...,
-) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]: ...
+    num_threads: int | None = ...,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]: ...
 
 
 def batch_norm(
     x: ArrayLike,
-    running_mean: Optional[FloatArray] = None,
-    running_var: Optional[FloatArray] = None,
-    weight: Optional[ArrayLike] = None,
-    bias: Optional[ArrayLike] = None,
+    running_mean: FloatArray | None = None,
+    running_var: FloatArray | None = None,
+    weight: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
     training: bool = False,
     momentum: float = 0.1,
     eps: float = 1e-5,
@@ -125,10 +124,10 @@ def batch_norm(
     axis: int = 1,
     activation: Activation = None,
     alpha: float = 0.2,
-    out: Optional[FloatArray] = None,
+    out: FloatArray | None = None,
     return_stats: bool = False,
-    num_threads: Optional[int] = None,
-) -> Union[FloatArray, Tuple[FloatArray, FloatArray, FloatArray]]:
+    num_threads: int | None = None,
+) -> FloatArray | tuple[FloatArray, FloatArray, FloatArray]:
     """Batch normalisation over every axis but ``axis`` (PyTorch's semantics).
 
     Parameters
@@ -169,13 +168,25 @@ def batch_norm(
     be = backend_for(x, running_mean, running_var, weight, bias, out)
     if be is not None:
         return be.batch_norm(  # type: ignore[no-any-return]
-            x, running_mean, running_var, weight, bias, training, momentum, eps, axis=axis,
-            activation=activation, alpha=alpha, out=out, return_stats=return_stats,
+            x,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+            axis=axis,
+            activation=activation,
+            alpha=alpha,
+            out=out,
+            return_stats=return_stats,
             num_threads=num_threads,
         )
     xa = as_float_array(x, "x")
-    ax, C, act, alpha, momentum, eps = _forward_args(xa.shape, axis, activation, alpha,
-                                                     momentum, eps)
+    ax, C, act, alpha, momentum, eps = _forward_args(
+        xa.shape, axis, activation, alpha, momentum, eps
+    )
     training = bool(training)
     w = _per_channel(weight, "weight", C)
     b = _per_channel(bias, "bias", C)
@@ -206,16 +217,47 @@ def batch_norm(
     save_mean = np.empty(C, dtype=stats_dtype) if return_stats else None
     save_invstd = np.empty(C, dtype=stats_dtype) if return_stats else None
     if training:
-        _k.forward_train(x3, y3, outer, C, inner, w, b, eps, momentum, rm_k, rv_k, act, alpha,
-                         save_mean, save_invstd, num_threads)
+        _k.forward_train(
+            x3,
+            y3,
+            outer,
+            C,
+            inner,
+            w,
+            b,
+            eps,
+            momentum,
+            rm_k,
+            rv_k,
+            act,
+            alpha,
+            save_mean,
+            save_invstd,
+            num_threads,
+        )
         if rm is not None and rm_k is not None and rm_k is not rm:
             np.copyto(rm, rm_k)
         if rv is not None and rv_k is not None and rv_k is not rv:
             np.copyto(rv, rv_k)
     else:
         assert rm_k is not None and rv_k is not None
-        _k.forward_eval(x3, y3, outer, C, inner, w, b, eps, rm_k, rv_k, act, alpha, save_mean,
-                        save_invstd, num_threads)
+        _k.forward_eval(
+            x3,
+            y3,
+            outer,
+            C,
+            inner,
+            w,
+            b,
+            eps,
+            rm_k,
+            rv_k,
+            act,
+            alpha,
+            save_mean,
+            save_invstd,
+            num_threads,
+        )
     if y is not out and out is not None:
         np.copyto(out, y)
         y = out
@@ -229,16 +271,16 @@ def batch_norm_backward(
     x: ArrayLike,
     save_mean: ArrayLike,
     save_invstd: ArrayLike,
-    weight: Optional[ArrayLike] = None,
+    weight: ArrayLike | None = None,
     *,
     training: bool = True,
     axis: int = 1,
     activation: Activation = None,
     alpha: float = 0.2,
-    output: Optional[ArrayLike] = None,
-    out: Optional[FloatArray] = None,
-    num_threads: Optional[int] = None,
-) -> Tuple[FloatArray, FloatArray, FloatArray]:
+    output: ArrayLike | None = None,
+    out: FloatArray | None = None,
+    num_threads: int | None = None,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Gradients of :func:`batch_norm`: ``(grad_input, grad_weight, grad_bias)``.
 
     ``save_mean``/``save_invstd`` are what the forward returned with
@@ -255,8 +297,17 @@ def batch_norm_backward(
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
-            grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
-            activation=activation, alpha=alpha, output=output, out=out,
+            grad_output,
+            x,
+            save_mean,
+            save_invstd,
+            weight,
+            training=training,
+            axis=axis,
+            activation=activation,
+            alpha=alpha,
+            output=output,
+            out=out,
             num_threads=num_threads,
         )
     g = as_float_array(grad_output, "grad_output")
@@ -270,8 +321,9 @@ def batch_norm_backward(
     ya = None
     if act != _table.NONE:
         if output is None:
-            raise ValueError("output (the forward's result) is required with activation=%r"
-                             % activation)
+            raise ValueError(
+                "output (the forward's result) is required with activation=%r" % activation
+            )
         ya = as_float_array(output, "output")
         check_same("output", ya, "x", xa)
     if out is not None:
@@ -286,15 +338,29 @@ def batch_norm_backward(
     y3 = None if ya is None else _in_layout(ya, order)
     outer, inner = _outer_inner(x3.shape, order.index(ax))
     dst = out
-    if out is not None and any(
-        np.may_share_memory(out, a) for a in (g, xa, ya) if a is not None
-    ):
+    if out is not None and any(np.may_share_memory(out, a) for a in (g, xa, ya) if a is not None):
         dst = None  # write a fresh array, then copy
     dx3, dx = _output_view(dst, x3, order)
     grad_weight = np.empty(C, dtype=pdtype)
     grad_bias = np.empty(C, dtype=pdtype)
-    _k.backward(g3, x3, y3, dx3, outer, C, inner, mean, invstd, w, training, act, alpha,
-                grad_weight, grad_bias, num_threads)
+    _k.backward(
+        g3,
+        x3,
+        y3,
+        dx3,
+        outer,
+        C,
+        inner,
+        mean,
+        invstd,
+        w,
+        training,
+        act,
+        alpha,
+        grad_weight,
+        grad_bias,
+        num_threads,
+    )
     if out is not None and dx is not out:
         np.copyto(out, dx)
         dx = out
@@ -306,27 +372,30 @@ def batch_norm_backward(
 
 def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
     if a.dtype not in _PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
-                        % (name, a.dtype))
+        raise TypeError("%s: unsupported dtype %s; expected float32 or float64" % (name, a.dtype))
     if not a.dtype.isnative:
         raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
     if a.ndim != 1 or a.shape[0] != C:
-        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
-                         % (name, C, a.shape))
+        raise ValueError(
+            "%s must be 1-D of length C=%d (the channel axis), got shape %s" % (name, C, a.shape)
+        )
 
 
 @overload
-def _per_channel(value: object, name: str, C: int,
-                 required: Literal[True]) -> NDArray[np.floating]: ...
+def _per_channel(
+    value: object, name: str, C: int, required: Literal[True]
+) -> NDArray[np.floating]: ...
 
 
 @overload
-def _per_channel(value: object, name: str, C: int,
-                 required: bool = ...) -> NDArray[np.floating] | None: ...
+def _per_channel(
+    value: object, name: str, C: int, required: bool = ...
+) -> NDArray[np.floating] | None: ...
 
 
-def _per_channel(value: object, name: str, C: int,
-                 required: bool = False) -> NDArray[np.floating] | None:
+def _per_channel(
+    value: object, name: str, C: int, required: bool = False
+) -> NDArray[np.floating] | None:
     """A per-channel parameter as the kernels read it: a float32/float64 array of length C
     (any stride, aligned), or None when absent and not ``required``."""
     if value is None:
@@ -338,8 +407,7 @@ def _per_channel(value: object, name: str, C: int,
     return aligned(a)
 
 
-def _running(value: object, name: str, C: int,
-             training: bool) -> Optional[NDArray[np.floating]]:
+def _running(value: object, name: str, C: int, training: bool) -> NDArray[np.floating] | None:
     if value is None:
         return None
     value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
@@ -349,7 +417,7 @@ def _running(value: object, name: str, C: int,
     return value
 
 
-def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[int]]:
+def _as_contiguous(a: NDArray[np.floating]) -> tuple[NDArray[np.floating], list[int]]:
     """``(view, order)``: ``a.transpose(order)`` C-contiguous and aligned (a copy of ``a``
     when no permutation of its axes is contiguous)."""
     order = list(range(a.ndim))
@@ -371,12 +439,13 @@ def _in_layout(a: NDArray[np.floating], order: list[int]) -> NDArray[np.floating
     return aligned(np.ascontiguousarray(t))
 
 
-def _outer_inner(shape: Tuple[int, ...], ax: int) -> Tuple[int, int]:
-    return math.prod(shape[:ax]), math.prod(shape[ax + 1:])
+def _outer_inner(shape: tuple[int, ...], ax: int) -> tuple[int, int]:
+    return math.prod(shape[:ax]), math.prod(shape[ax + 1 :])
 
 
-def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
-                 order: list[int]) -> Tuple[NDArray[np.floating], NDArray[np.floating]]:
+def _output_view(
+    out: NDArray[np.floating] | None, x3: NDArray[np.floating], order: list[int]
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     """(y3, y): y3 is a C-contiguous array in x3's axis order the kernel writes, y the
     result in the caller's axis order (``out`` itself when it can be written directly)."""
     identity = order == list(range(len(order)))

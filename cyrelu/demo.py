@@ -21,8 +21,8 @@ pass ``alpha`` times the gradient) and the time per epoch.
 The network is plain NumPy matmuls (``x @ W``, weights drawn in PyTorch's
 ``(out, in)`` shape and transposed) with cyrelu's ``relu``, ``leaky_relu`` and
 their backwards, trained by SGD with momentum (learning rate decayed to 0 along
-a cosine) on softmax cross-entropy, in float32.  Everything is generated from ``--seed``: the same seed gives the same
-table (timings aside).
+a cosine) on softmax cross-entropy, in float32.  Everything is generated from
+``--seed``: the same seed gives the same table (timings aside).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -58,7 +59,7 @@ Array = npt.NDArray[np.floating]
 
 def make_spirals(
     n: int, n_classes: int, rng: np.random.Generator, noise: float = 0.1, turns: float = 1.25
-) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """``n`` points on ``n_classes`` interleaved spiral arms in the plane, with
     Gaussian noise, standardised; labels 0..n_classes-1 (balanced)."""
     y = np.arange(n) % n_classes
@@ -77,12 +78,12 @@ def make_spirals(
 class Linear:
     """``y = x @ W + b`` with ``W`` of shape (in, out)."""
 
-    def __init__(self, weight: Array, bias: Optional[Array]) -> None:
+    def __init__(self, weight: Array, bias: Array | None) -> None:
         self.weight = weight
         self.bias = bias
         self.grad_weight = np.zeros_like(weight)
         self.grad_bias = None if bias is None else np.zeros_like(bias)
-        self._x: Optional[Array] = None
+        self._x: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self._x = x
@@ -106,8 +107,8 @@ class Activation:
         if name not in ACTIVATIONS:
             raise ValueError("unknown activation %r; expected one of %s" % (name, ACTIVATIONS))
         self.name = name
-        self._z: Optional[Array] = None
-        self._a: Optional[Array] = None
+        self._z: Array | None = None
+        self._a: Array | None = None
 
     def forward(self, z: Array) -> Array:
         self._z = z
@@ -154,9 +155,9 @@ class MLP:
         self.activation = activation
         self.batch_norm = batch_norm
         self.dtype = np.dtype(dtype)
-        self.linears: List[Linear] = []
-        self.norms: List[Any] = []
-        self.acts: List[Activation] = []
+        self.linears: list[Linear] = []
+        self.norms: list[Any] = []
+        self.acts: list[Activation] = []
         sizes = [n_in] + [width] * depth
         for i in range(depth):
             w = self._weight(sizes[i + 1], sizes[i], init_name, activation, rng)
@@ -169,24 +170,27 @@ class MLP:
             self.acts.append(Activation(activation))
         w = self._weight(n_out, width, init_name, "linear", rng)
         self.output = Linear(w, np.zeros(n_out, dtype=self.dtype))
-        self.pre_activations: List[Array] = []
-        self.hidden: List[Array] = []
+        self.pre_activations: list[Array] = []
+        self.hidden: list[Array] = []
 
-    def _weight(self, n_out: int, n_in: int, init_name: str, nonlinearity: str,
-                rng: np.random.Generator) -> Array:
+    def _weight(
+        self, n_out: int, n_in: int, init_name: str, nonlinearity: str, rng: np.random.Generator
+    ) -> Array:
         # PyTorch's (out, in) shape, transposed for x @ W
         if init_name == "xavier":
             w = init.xavier_normal((n_out, n_in), gain=1.0, rng=rng, dtype=self.dtype)
         elif nonlinearity == "leaky_relu":
-            w = init.kaiming_normal((n_out, n_in), a=LEAKY_ALPHA, nonlinearity="leaky_relu",
-                                    rng=rng, dtype=self.dtype)
+            w = init.kaiming_normal(
+                (n_out, n_in), a=LEAKY_ALPHA, nonlinearity="leaky_relu", rng=rng, dtype=self.dtype
+            )
         else:
-            w = init.kaiming_normal((n_out, n_in), nonlinearity=nonlinearity, rng=rng,
-                                    dtype=self.dtype)
+            w = init.kaiming_normal(
+                (n_out, n_in), nonlinearity=nonlinearity, rng=rng, dtype=self.dtype
+            )
         return np.ascontiguousarray(w.T)
 
-    def layers(self) -> List[Linear]:
-        return self.linears + [self.output]
+    def layers(self) -> list[Linear]:
+        return [*self.linears, self.output]
 
     def train(self) -> None:
         for bn in self.norms:
@@ -200,7 +204,7 @@ class MLP:
         """Logits; with ``keep`` the pre-activations and hidden outputs are kept."""
         self.pre_activations, self.hidden = [], []
         h = x
-        for i, (lin, act) in enumerate(zip(self.linears, self.acts)):
+        for i, (lin, act) in enumerate(zip(self.linears, self.acts, strict=True)):
             z = lin.forward(h)
             if self.batch_norm:
                 z = self.norms[i](z)
@@ -218,9 +222,9 @@ class MLP:
                 g = self.norms[i].backward(g)
             g = self.linears[i].backward(g)
 
-    def parameters(self) -> List[Tuple[Array, Array]]:
+    def parameters(self) -> list[tuple[Array, Array]]:
         """(parameter, gradient) pairs; parameters are updated in place."""
-        pairs: List[Tuple[Array, Array]] = []
+        pairs: list[tuple[Array, Array]] = []
         for lin in self.layers():
             pairs.append((lin.weight, lin.grad_weight))
             if lin.bias is not None and lin.grad_bias is not None:
@@ -232,7 +236,7 @@ class MLP:
         return pairs
 
 
-def cross_entropy(logits: Array, y: npt.NDArray[np.int64]) -> Tuple[float, Array, float]:
+def cross_entropy(logits: Array, y: npt.NDArray[np.int64]) -> tuple[float, Array, float]:
     """Mean softmax cross-entropy, its gradient w.r.t. the logits, and the accuracy."""
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -277,12 +281,12 @@ class Result:
     loss: float
     accuracy: float
     test_accuracy: float
-    grad_norms: List[float]
+    grad_norms: list[float]
     grad_ratio: float
     sparsity: float
     dead_fraction: float
     time_per_epoch: float
-    loss_history: List[float] = field(default_factory=list)
+    loss_history: list[float] = field(default_factory=list)
     diverged: bool = False
 
     @property
@@ -290,15 +294,17 @@ class Result:
         return "%s / %s / %s" % (self.activation, self.init, "BN" if self.batch_norm else "-")
 
 
-def _grad_norms(net: MLP, x: Array, y: npt.NDArray[np.int64]) -> List[float]:
+def _grad_norms(net: MLP, x: Array, y: npt.NDArray[np.int64]) -> list[float]:
     """Per layer (hidden layers, then the output layer), the root-mean-square of the
     weight gradient, ``|dL/dW| / sqrt(W.size)``, for one batch in training mode (the
     RMS, so that the 2-input first layer compares fairly with the square ones)."""
     net.train()
     _, g, _ = cross_entropy(net.forward(x), y)
     net.backward(g)
-    return [float(np.linalg.norm(lin.grad_weight.astype(np.float64)) / math.sqrt(lin.grad_weight.size))
-            for lin in net.layers()]
+    return [
+        float(np.linalg.norm(lin.grad_weight.astype(np.float64)) / math.sqrt(lin.grad_weight.size))
+        for lin in net.layers()
+    ]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -310,20 +316,21 @@ def train(
     activation: str,
     init_name: str,
     batch_norm: bool,
-    data: Tuple[Array, npt.NDArray[np.int64], Array, npt.NDArray[np.int64]],
+    data: tuple[Array, npt.NDArray[np.int64], Array, npt.NDArray[np.int64]],
     seed_key: int = 0,
-    progress: Optional[Callable[[int, float], None]] = None,
+    progress: Callable[[int, float], None] | None = None,
 ) -> Result:
     """Train one network; everything random comes from (cfg.seed, seed_key)."""
     x, y, x_test, y_test = data
     rng = np.random.default_rng([cfg.seed, seed_key])
-    net = MLP(x.shape[1], cfg.width, cfg.depth, cfg.n_classes, activation, init_name,
-              batch_norm, rng)
+    net = MLP(
+        x.shape[1], cfg.width, cfg.depth, cfg.n_classes, activation, init_name, batch_norm, rng
+    )
     norms = _grad_norms(net, x[: cfg.batch_size * 4], y[: cfg.batch_size * 4])
     params = net.parameters()
     velocity = [np.zeros_like(p) for p, _ in params]
     n = x.shape[0]
-    history: List[float] = []
+    history: list[float] = []
     diverged = False
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
@@ -333,12 +340,12 @@ def train(
         order = rng.permutation(n)
         total = 0.0
         for b in range(0, n, cfg.batch_size):
-            idx = order[b: b + cfg.batch_size]
+            idx = order[b : b + cfg.batch_size]
             if idx.size < 2:  # BatchNorm needs two samples
                 continue
             loss, g, _ = cross_entropy(net.forward(x[idx]), y[idx])
             net.backward(g)
-            for (p, dp), v in zip(params, velocity):
+            for (p, dp), v in zip(params, velocity, strict=True):
                 v *= cfg.momentum
                 v += dp
                 p -= lr * v
@@ -378,7 +385,7 @@ def train(
     )
 
 
-def run(cfg: Config, log: Optional[Callable[[str], None]] = None) -> List[Result]:
+def run(cfg: Config, log: Callable[[str], None] | None = None) -> list[Result]:
     """Every combination of cfg.activations x cfg.inits x cfg.batch_norms, in that order."""
     data_rng = np.random.default_rng([cfg.seed, 12345])
     x, y = make_spirals(cfg.samples, cfg.n_classes, data_rng)
@@ -394,12 +401,13 @@ def run(cfg: Config, log: Optional[Callable[[str], None]] = None) -> List[Result
             if log is not None and (epoch % 5 == 0 or epoch == cfg.epochs):
                 log("%s epoch %3d/%d  loss %.4f" % (prefix, epoch, cfg.epochs, loss))
 
-        r = train(cfg, act, init_name, bn, (x, y, x_test, y_test), seed_key=k,
-                  progress=progress)
+        r = train(cfg, act, init_name, bn, (x, y, x_test, y_test), seed_key=k, progress=progress)
         results.append(r)
         if log is not None:
-            log("%s done: loss %.4f, acc %.3f, %.2fs/epoch  (%.0fs elapsed)"
-                % (prefix, r.loss, r.accuracy, r.time_per_epoch, time.perf_counter() - t0))
+            log(
+                "%s done: loss %.4f, acc %.3f, %.2fs/epoch  (%.0fs elapsed)"
+                % (prefix, r.loss, r.accuracy, r.time_per_epoch, time.perf_counter() - t0)
+            )
     return results
 
 
@@ -411,33 +419,76 @@ def _fmt(v: float, spec: str) -> str:
 
 
 def format_table(results: Sequence[Result], cfg: Config) -> str:
-    head = ("activation", "init", "BN", "loss", "train acc", "test acc",
-            "g1/gL at init", "sparsity", "dead", "s/epoch")
+    head = (
+        "activation",
+        "init",
+        "BN",
+        "loss",
+        "train acc",
+        "test acc",
+        "g1/gL at init",
+        "sparsity",
+        "dead",
+        "s/epoch",
+    )
     rows = []
     for r in results:
-        rows.append((
-            r.activation, r.init, "yes" if r.batch_norm else "no",
-            "diverged" if r.diverged else _fmt(r.loss, ".3f"),
-            _fmt(r.accuracy, ".3f"), _fmt(r.test_accuracy, ".3f"),
-            _fmt(r.grad_ratio, ".2e"), _fmt(r.sparsity, ".3f"), _fmt(r.dead_fraction, ".3f"),
-            _fmt(r.time_per_epoch, ".3f"),
-        ))
+        rows.append(
+            (
+                r.activation,
+                r.init,
+                "yes" if r.batch_norm else "no",
+                "diverged" if r.diverged else _fmt(r.loss, ".3f"),
+                _fmt(r.accuracy, ".3f"),
+                _fmt(r.test_accuracy, ".3f"),
+                _fmt(r.grad_ratio, ".2e"),
+                _fmt(r.sparsity, ".3f"),
+                _fmt(r.dead_fraction, ".3f"),
+                _fmt(r.time_per_epoch, ".3f"),
+            )
+        )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     left = 3  # text columns
+
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
-                                  for i, (c, w) in enumerate(zip(cells, widths))) + " |"
-    sep = "|" + "|".join(("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":")
-                         for i, w in enumerate(widths)) + "|"
-    title = ("%d hidden layers x %d units, %d-class spirals (%d train / %d test), %d epochs, "
-             "SGD lr %g (cosine decay) momentum %g, batch %d, seed %d; chance loss ln(%d) = %.3f"
-             % (cfg.depth, cfg.width, cfg.n_classes, cfg.samples, cfg.test_samples, cfg.epochs,
-                cfg.lr, cfg.momentum, cfg.batch_size, cfg.seed, cfg.n_classes,
-                math.log(cfg.n_classes)))
+        return (
+            "| "
+            + " | ".join(
+                c.ljust(w) if i < left else c.rjust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            )
+            + " |"
+        )
+
+    sep = (
+        "|"
+        + "|".join(
+            ("-" * (w + 2)) if i < left else ("-" * (w + 1) + ":") for i, w in enumerate(widths)
+        )
+        + "|"
+    )
+    title = (
+        "%d hidden layers x %d units, %d-class spirals (%d train / %d test), %d epochs, "
+        "SGD lr %g (cosine decay) momentum %g, batch %d, seed %d; chance loss ln(%d) = %.3f"
+        % (
+            cfg.depth,
+            cfg.width,
+            cfg.n_classes,
+            cfg.samples,
+            cfg.test_samples,
+            cfg.epochs,
+            cfg.lr,
+            cfg.momentum,
+            cfg.batch_size,
+            cfg.seed,
+            cfg.n_classes,
+            math.log(cfg.n_classes),
+        )
+    )
     return "\n".join([title, "", line(head), sep] + [line(r) for r in rows])
 
 
-def _to_json(results: Sequence[Result], cfg: Config, wall: float) -> Dict[str, Any]:
+def _to_json(results: Sequence[Result], cfg: Config, wall: float) -> dict[str, Any]:
     def clean(v: Any) -> Any:
         if isinstance(v, float) and not math.isfinite(v):
             return None
@@ -448,14 +499,14 @@ def _to_json(results: Sequence[Result], cfg: Config, wall: float) -> Dict[str, A
     return {
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(cfg).items()},
         "environment": {
-            "cyrelu": cyrelu.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "machine": platform.machine(),
+            "cyrelu": cyrelu.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
             "cpus": os.cpu_count(),
         },
         "wall_seconds": wall,
-        "results": [
-            {k: clean(v) for k, v in vars(r).items()} for r in results
-        ],
+        "results": [{k: clean(v) for k, v in vars(r).items()} for r in results],
     }
 
 
@@ -466,12 +517,17 @@ def _plot(results: Sequence[Result], path: str) -> None:
     import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
-    colours = dict(zip(ACTIVATIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red")))
+    colours = dict(
+        zip(ACTIVATIONS, ("tab:blue", "tab:orange", "tab:green", "tab:red"), strict=True)
+    )
     for r in results:
         # colour: activation; dashed: Xavier, solid: Kaiming; thick: with BatchNorm
-        kw = dict(color=colours.get(r.activation, "black"),
-                  linestyle="--" if r.init == "xavier" else "-",
-                  linewidth=2.4 if r.batch_norm else 1.0, label=r.label)
+        kw = dict(
+            color=colours.get(r.activation, "black"),
+            linestyle="--" if r.init == "xavier" else "-",
+            linewidth=2.4 if r.batch_norm else 1.0,
+            label=r.label,
+        )
         ax1.semilogy(range(1, len(r.grad_norms) + 1), r.grad_norms, **kw)
         ax2.plot(range(1, len(r.loss_history) + 1), r.loss_history, **kw)
     ax1.set_xlabel("layer (input side first; the last is the output layer)")
@@ -487,16 +543,18 @@ def _plot(results: Sequence[Result], path: str) -> None:
 
 
 @contextlib.contextmanager
-def _blas_threads(n: int, log: Optional[Callable[[str], None]]) -> Iterator[None]:
+def _blas_threads(n: int, log: Callable[[str], None] | None) -> Iterator[None]:
     """Limit the BLAS thread pool to ``n`` threads for the run, when threadpoolctl is
     installed (BLAS reads OMP/OPENBLAS_NUM_THREADS only at start-up, before this runs)."""
     try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, import-not-found, unused-ignore]
     except ImportError:
         if log is not None:
-            log("note: threadpoolctl is not installed, so the BLAS thread count is left as is; "
+            log(
+                "note: threadpoolctl is not installed, so the BLAS thread count is left as is; "
                 "small matmuls run fastest on one thread (pip install threadpoolctl, or set "
-                "OPENBLAS_NUM_THREADS=1)")
+                "OPENBLAS_NUM_THREADS=1)"
+            )
         yield
         return
     with threadpool_limits(limits=n, user_api="blas"):
@@ -517,7 +575,9 @@ def _seed(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError("expected a non-negative integer, got %r" % text) from None
+        raise argparse.ArgumentTypeError(
+            "expected a non-negative integer, got %r" % text
+        ) from None
     if v < 0:
         raise argparse.ArgumentTypeError("expected a non-negative integer, got %r" % text)
     return v
@@ -528,47 +588,84 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m cyrelu.demo",
         description="Train a deep MLP with sigmoid/tanh/relu/leaky_relu, Xavier/Kaiming "
-                    "initialisation, with and without BatchNorm, and compare them in one table.",
+        "initialisation, with and without BatchNorm, and compare them in one table.",
     )
-    p.add_argument("--epochs", type=_positive_int, default=d.epochs,
-                   help="training epochs per network (default %(default)s)")
-    p.add_argument("--depth", type=_positive_int, default=d.depth,
-                   help="hidden layers (default %(default)s)")
-    p.add_argument("--width", type=_positive_int, default=d.width,
-                   help="units per hidden layer (default %(default)s)")
-    p.add_argument("--samples", type=_positive_int, default=d.samples,
-                   help="training samples (default %(default)s)")
+    p.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=d.epochs,
+        help="training epochs per network (default %(default)s)",
+    )
+    p.add_argument(
+        "--depth", type=_positive_int, default=d.depth, help="hidden layers (default %(default)s)"
+    )
+    p.add_argument(
+        "--width",
+        type=_positive_int,
+        default=d.width,
+        help="units per hidden layer (default %(default)s)",
+    )
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=d.samples,
+        help="training samples (default %(default)s)",
+    )
     p.add_argument("--seed", type=_seed, default=d.seed, help="random seed (default %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="SGD learning rate (default %(default)s)")
-    p.add_argument("--activations", default=",".join(d.activations),
-                   help="comma-separated subset of %s" % ",".join(ACTIVATIONS))
-    p.add_argument("--json", metavar="PATH", help="also write every number (and the per-layer "
-                   "gradient norms and loss curves) to PATH as JSON")
+    p.add_argument(
+        "--lr", type=float, default=d.lr, help="SGD learning rate (default %(default)s)"
+    )
+    p.add_argument(
+        "--activations",
+        default=",".join(d.activations),
+        help="comma-separated subset of %s" % ",".join(ACTIVATIONS),
+    )
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write every number (and the per-layer "
+        "gradient norms and loss curves) to PATH as JSON",
+    )
     p.add_argument("--plot", metavar="PATH", help="save a figure (needs matplotlib)")
-    p.add_argument("--blas-threads", type=_positive_int, default=1,
-                   help="BLAS threads for the matmuls (default 1: these matrices are small, "
-                        "and extra BLAS threads only wait for each other; needs threadpoolctl)")
+    p.add_argument(
+        "--blas-threads",
+        type=_positive_int,
+        default=1,
+        help="BLAS threads for the matmuls (default 1: these matrices are small, "
+        "and extra BLAS threads only wait for each other; needs threadpoolctl)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     acts = tuple(a.strip() for a in args.activations.split(",") if a.strip())
     bad = [a for a in acts if a not in ACTIVATIONS]
     if bad or not acts:
-        _parser().error("--activations: unknown %s; choose from %s"
-                        % (",".join(bad) or "(none given)", ",".join(ACTIVATIONS)))
+        _parser().error(
+            "--activations: unknown %s; choose from %s"
+            % (",".join(bad) or "(none given)", ",".join(ACTIVATIONS))
+        )
     if args.samples < 16:
         _parser().error("--samples must be at least 16, got %d" % args.samples)
     if args.plot:
         try:
             import matplotlib  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
         except ImportError:
-            _parser().error("--plot needs matplotlib, which is not installed "
-                            "(pip install matplotlib), or leave out --plot")
-    cfg = Config(depth=args.depth, width=args.width, samples=args.samples, epochs=args.epochs,
-                 seed=args.seed, lr=args.lr, activations=acts)
+            _parser().error(
+                "--plot needs matplotlib, which is not installed "
+                "(pip install matplotlib), or leave out --plot"
+            )
+    cfg = Config(
+        depth=args.depth,
+        width=args.width,
+        samples=args.samples,
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        activations=acts,
+    )
     log = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     with _blas_threads(args.blas_threads, log):
         t0 = time.perf_counter()

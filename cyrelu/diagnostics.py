@@ -17,18 +17,21 @@ otherwise; float16 data is counted in place, as float16.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple, Union, overload
+from typing import overload
 
 import numpy as np
 import numpy.typing as npt
 
 from cyrelu import _diagnostics as _k
 from cyrelu._backend import backend_for
-from cyrelu._validation import as_float_array, check_real
-from cyrelu._validation import dead_units_args as _dead_units_args
-from cyrelu._validation import diagnostics_axis as _normalise_axis
-from cyrelu._validation import sparsity_args as _sparsity_args
-from cyrelu._validation import threshold_in as _threshold_in
+from cyrelu._validation import (
+    as_float_array,
+    check_real,
+    dead_units_args as _dead_units_args,
+    diagnostics_axis as _normalise_axis,
+    sparsity_args as _sparsity_args,
+    threshold_in as _threshold_in,
+)
 
 __all__ = ["dead_units", "sparsity", "fold_batch_norm"]
 
@@ -38,14 +41,14 @@ _F64 = np.dtype(np.float64)
 # ---- shared helpers ------------------------------------------------------------------
 
 
-def _box(x: np.ndarray, axis: Optional[int]) -> np.ndarray:
+def _box(x: np.ndarray, axis: int | None) -> np.ndarray:
     """A float16/32/64, aligned, 3-D (outer, C, inner) view (or copy) of x."""
     if not x.flags.aligned:
         x = x.copy()
     if axis is None:
         return x.reshape(1, 1, x.size)  # a view when x is contiguous, else a copy
     outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    inner = int(np.prod(x.shape[axis + 1 :], dtype=np.int64))
     view = x.reshape(outer, x.shape[axis], inner)  # a view where strides allow, else a copy
     if inner == 1 and outer > 1 and abs(view.strides[0]) < abs(view.strides[1]):
         # channels far apart in memory, samples close (e.g. a transposed (N, C)):
@@ -62,7 +65,7 @@ def dead_units(
     *,
     axis: int = 1,
     threshold: float = 0.0,
-    num_threads: Optional[int] = None,
+    num_threads: int | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Which ReLU units are dead for this batch: one bool per channel along ``axis``.
 
@@ -108,21 +111,19 @@ def dead_units(
 
 
 @overload
-def sparsity(
-    x: npt.ArrayLike, *, axis: None = None, num_threads: Optional[int] = None
-) -> float: ...
+def sparsity(x: npt.ArrayLike, *, axis: None = None, num_threads: int | None = None) -> float: ...
 @overload
 def sparsity(
-    x: npt.ArrayLike, *, axis: int, num_threads: Optional[int] = None
+    x: npt.ArrayLike, *, axis: int, num_threads: int | None = None
 ) -> npt.NDArray[np.float64]: ...
 
 
 def sparsity(
     x: npt.ArrayLike,
     *,
-    axis: Optional[int] = None,
-    num_threads: Optional[int] = None,
-) -> Union[float, npt.NDArray[np.float64]]:
+    axis: int | None = None,
+    num_threads: int | None = None,
+) -> float | npt.NDArray[np.float64]:
     """Fraction of exact zeros in ``x``: a float, or one float64 per channel along ``axis``.
 
     ``-0.0`` is a zero; NaN is not.  After a ReLU this is the fraction of
@@ -172,15 +173,15 @@ def _channel_vector(value: npt.ArrayLike, name: str, nchan: int, ax: int) -> np.
 
 def fold_batch_norm(
     weight: npt.ArrayLike,
-    bias: Optional[npt.ArrayLike],
+    bias: npt.ArrayLike | None,
     running_mean: npt.ArrayLike,
     running_var: npt.ArrayLike,
-    bn_weight: Optional[npt.ArrayLike] = None,
-    bn_bias: Optional[npt.ArrayLike] = None,
+    bn_weight: npt.ArrayLike | None = None,
+    bn_bias: npt.ArrayLike | None = None,
     eps: float = 1e-5,
     *,
     axis: int = 0,
-) -> Tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
+) -> tuple[npt.NDArray[np.floating], npt.NDArray[np.floating]]:
     """Fold an inference-mode BatchNorm into the layer before it.
 
     For a layer ``z = W x + b`` followed by ``BN(z) = gamma * (z - mean) /
@@ -226,21 +227,25 @@ def fold_batch_norm(
         raise TypeError("running_mean and running_var are required (got None)")
     mean = _channel_vector(running_mean, "running_mean", nchan, ax)
     var = _channel_vector(running_var, "running_var", nchan, ax)
-    gamma = (np.ones(nchan) if bn_weight is None
-             else _channel_vector(bn_weight, "bn_weight", nchan, ax))
-    beta = (np.zeros(nchan) if bn_bias is None
-            else _channel_vector(bn_bias, "bn_bias", nchan, ax))
+    gamma = (
+        np.ones(nchan) if bn_weight is None else _channel_vector(bn_weight, "bn_weight", nchan, ax)
+    )
+    beta = np.zeros(nchan) if bn_bias is None else _channel_vector(bn_bias, "bn_bias", nchan, ax)
     b = np.zeros(nchan) if bias is None else _channel_vector(bias, "bias", nchan, ax)
     eps = check_real(eps, "eps")
     if eps < 0:
         raise ValueError("eps must be >= 0, got %r" % eps)
     if np.any(var < 0):
-        raise ValueError("running_var must be >= 0; channel(s) %s are negative"
-                         % np.flatnonzero(var < 0)[:10].tolist())
+        raise ValueError(
+            "running_var must be >= 0; channel(s) %s are negative"
+            % np.flatnonzero(var < 0)[:10].tolist()
+        )
     denom = var + eps
     if np.any(denom == 0):
-        raise ValueError("running_var + eps is 0 for channel(s) %s; use eps > 0"
-                         % np.flatnonzero(denom == 0)[:10].tolist())
+        raise ValueError(
+            "running_var + eps is 0 for channel(s) %s; use eps > 0"
+            % np.flatnonzero(denom == 0)[:10].tolist()
+        )
     scale = gamma / np.sqrt(denom)
     shape = [1] * w.ndim
     shape[ax] = nchan

@@ -35,7 +35,8 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING, Literal, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -52,8 +53,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # numpy.random costs ~15 ms to import: only when an initialiser runs
-    RNGLike = Union[None, int, np.random.Generator]
-Shape = Union[int, Sequence[int]]
+    RNGLike = None | int | np.random.Generator
+Shape = int | Sequence[int]
 Mode = Literal["fan_in", "fan_out"]
 
 _LINEAR_FNS = (
@@ -65,10 +66,10 @@ _LINEAR_FNS = (
     "conv_transpose2d",
     "conv_transpose3d",
 )
-_NONLINEARITIES = _LINEAR_FNS + ("sigmoid", "tanh", "relu", "leaky_relu", "selu")
+_NONLINEARITIES = (*_LINEAR_FNS, "sigmoid", "tanh", "relu", "leaky_relu", "selu")
 
 
-def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (``torch.nn.init.calculate_gain``).
 
     ==========================  =====================================
@@ -113,10 +114,10 @@ def calculate_gain(nonlinearity: str, param: Optional[float] = None) -> float:
     return math.sqrt(2.0 / (1 + slope**2))
 
 
-def _normalise_shape(shape: Shape) -> Tuple[int, ...]:
+def _normalise_shape(shape: Shape) -> tuple[int, ...]:
     if isinstance(shape, (bool, np.bool_)):
         raise TypeError("shape must be a sequence of ints, got %r" % (shape,))
-    dims: Tuple[object, ...]
+    dims: tuple[object, ...]
     if isinstance(shape, (numbers.Integral, np.integer)):
         dims = (int(shape),)
     else:
@@ -142,7 +143,7 @@ def _normalise_shape(shape: Shape) -> Tuple[int, ...]:
     return tuple(out)
 
 
-def calculate_fan_in_and_fan_out(shape: Shape) -> Tuple[int, int]:
+def calculate_fan_in_and_fan_out(shape: Shape) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight of this shape, PyTorch's convention.
 
     ``fan_in = shape[1] * prod(shape[2:])``, ``fan_out = shape[0] * prod(shape[2:])``.
@@ -155,7 +156,7 @@ def calculate_fan_in_and_fan_out(shape: Shape) -> Tuple[int, int]:
     return dims[1] * receptive, dims[0] * receptive
 
 
-def _correct_fan(dims: Tuple[int, ...], mode: str) -> int:
+def _correct_fan(dims: tuple[int, ...], mode: str) -> int:
     if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
         raise ValueError("mode %r is not supported; use 'fan_in' or 'fan_out'" % (mode,))
     fan_in, fan_out = calculate_fan_in_and_fan_out(dims)
@@ -187,7 +188,7 @@ def _float_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating]:
 
 
 def _uniform(
-    dims: Tuple[int, ...], bound: float, rng: RNGLike, dtype: npt.DTypeLike
+    dims: tuple[int, ...], bound: float, rng: RNGLike, dtype: npt.DTypeLike
 ) -> npt.NDArray[np.floating]:
     dt = _float_dtype(dtype)
     gen = _generator(rng)
@@ -195,7 +196,7 @@ def _uniform(
 
 
 def _normal(
-    dims: Tuple[int, ...], std: float, rng: RNGLike, dtype: npt.DTypeLike
+    dims: tuple[int, ...], std: float, rng: RNGLike, dtype: npt.DTypeLike
 ) -> npt.NDArray[np.floating]:
     dt = _float_dtype(dtype)
     gen = _generator(rng)

@@ -14,12 +14,14 @@ read ``grad_weight`` / ``grad_bias`` after each backward.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Literal, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cyrelu import _activation_table
+from cyrelu._validation import check_real
 from cyrelu.activations import (
     leaky_relu,
     leaky_relu_backward,
@@ -29,7 +31,6 @@ from cyrelu.activations import (
     relu_backward,
 )
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
-from cyrelu._validation import check_real
 
 __all__ = ["Module", "ReLU", "ReLU6", "LeakyReLU", "BatchNorm"]
 
@@ -44,12 +45,12 @@ class Module:
     def __init__(self) -> None:
         self.training = True
 
-    def train(self, mode: bool = True) -> "Module":
+    def train(self, mode: bool = True) -> Module:
         """Set training mode (``mode=False`` is :meth:`eval`); returns self."""
         self.training = bool(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self) -> Module:
         """Set evaluation mode; returns self."""
         return self.train(False)
 
@@ -62,7 +63,7 @@ class Module:
     def __call__(self, x: ArrayLike) -> FloatArray:
         return self.forward(x)
 
-    def _saved(self, value: Optional[Any]) -> Any:
+    def _saved(self, value: Any | None) -> Any:
         if value is None:
             raise RuntimeError("%s.backward() called before forward()" % type(self).__name__)
         return value
@@ -71,10 +72,10 @@ class Module:
 class ReLU(Module):
     """``max(x, 0)`` (see :func:`cyrelu.relu`); backward needs the last forward's input."""
 
-    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[ArrayLike] = None
+        self._x: ArrayLike | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         # the function's input rules (TypeError for masked arrays, other libraries'
@@ -84,8 +85,9 @@ class ReLU(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = relu_backward(grad_output, self._saved(self._x),
-                                      num_threads=self.num_threads)
+        g: FloatArray = relu_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -93,12 +95,12 @@ class ReLU(Module):
 
 
 class ReLU6(Module):
-    """``min(max(x, 0), 6)`` (see :func:`cyrelu.relu6`); backward needs the last forward's input."""
+    """``min(max(x, 0), 6)`` (see :func:`cyrelu.relu6`); backward needs the last forward's x."""
 
-    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: Optional[FloatArray] = None
+        self._x: FloatArray | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         xa = np.asarray(x)
@@ -107,8 +109,9 @@ class ReLU6(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = relu6_backward(grad_output, self._saved(self._x),
-                                       num_threads=self.num_threads)
+        g: FloatArray = relu6_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -118,11 +121,11 @@ class ReLU6(Module):
 class LeakyReLU(Module):
     """``x if x > 0 else alpha * x`` (see :func:`cyrelu.leaky_relu`)."""
 
-    def __init__(self, alpha: float = 0.2, *, num_threads: Optional[int] = None) -> None:
+    def __init__(self, alpha: float = 0.2, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.alpha = check_real(alpha, "alpha")
         self.num_threads = num_threads
-        self._x: Optional[ArrayLike] = None
+        self._x: ArrayLike | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         y: FloatArray = leaky_relu(x, self.alpha, num_threads=self.num_threads)
@@ -130,8 +133,9 @@ class LeakyReLU(Module):
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
-        g: FloatArray = leaky_relu_backward(grad_output, self._saved(self._x), self.alpha,
-                                            num_threads=self.num_threads)
+        g: FloatArray = leaky_relu_backward(
+            grad_output, self._saved(self._x), self.alpha, num_threads=self.num_threads
+        )
         return g
 
     def __repr__(self) -> str:
@@ -150,12 +154,12 @@ class BatchNorm(Module):
     parameters' dtype (float32 or float64); the data may be float16/32/64.
     """
 
-    weight: Optional[FloatArray]
-    bias: Optional[FloatArray]
-    grad_weight: Optional[FloatArray]
-    grad_bias: Optional[FloatArray]
-    running_mean: Optional[FloatArray]
-    running_var: Optional[FloatArray]
+    weight: FloatArray | None
+    bias: FloatArray | None
+    grad_weight: FloatArray | None
+    grad_bias: FloatArray | None
+    running_mean: FloatArray | None
+    running_var: FloatArray | None
     num_batches_tracked: int
 
     def __init__(
@@ -167,14 +171,17 @@ class BatchNorm(Module):
         momentum: float = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
-        activation: Optional[str] = None,
+        activation: str | None = None,
         alpha: float = 0.2,
         dtype: DTypeLike = np.float32,
-        num_threads: Optional[int] = None,
+        num_threads: int | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, (bool, np.bool_)) or not isinstance(
-                num_features, (int, np.integer)) or num_features < 1:
+        if (
+            isinstance(num_features, (bool, np.bool_))
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
+        ):
             raise ValueError("num_features must be a positive int, got %r" % (num_features,))
         dt = np.dtype(dtype)
         if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -210,7 +217,7 @@ class BatchNorm(Module):
         else:
             self.running_mean = self.running_var = None
         self.num_batches_tracked = 0
-        self._cache: Optional[Dict[str, Any]] = None
+        self._cache: dict[str, Any] | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
         use_batch = self.training or not self.track_running_stats
@@ -219,23 +226,41 @@ class BatchNorm(Module):
             x,
             self.running_mean if (update or not use_batch) else None,
             self.running_var if (update or not use_batch) else None,
-            self.weight, self.bias, use_batch, self.momentum, self.eps, axis=self.axis,
-            activation=self.activation, alpha=self.alpha, return_stats=True,
+            self.weight,
+            self.bias,
+            use_batch,
+            self.momentum,
+            self.eps,
+            axis=self.axis,
+            activation=self.activation,
+            alpha=self.alpha,
+            return_stats=True,
             num_threads=self.num_threads,
         )
         if update:
             self.num_batches_tracked += 1
         self._cache = {
-            "x": x, "y": y if self.activation is not None else None, "mean": mean,
-            "invstd": invstd, "training": use_batch,
+            "x": x,
+            "y": y if self.activation is not None else None,
+            "mean": mean,
+            "invstd": invstd,
+            "training": use_batch,
         }
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
         c = self._saved(self._cache)
         grad_input, gw, gb = batch_norm_backward(
-            grad_output, c["x"], c["mean"], c["invstd"], self.weight, training=c["training"],
-            axis=self.axis, activation=self.activation, alpha=self.alpha, output=c["y"],
+            grad_output,
+            c["x"],
+            c["mean"],
+            c["invstd"],
+            self.weight,
+            training=c["training"],
+            axis=self.axis,
+            activation=self.activation,
+            alpha=self.alpha,
+            output=c["y"],
             num_threads=self.num_threads,
         )
         if self.affine:
@@ -254,13 +279,14 @@ class BatchNorm(Module):
             names += ["running_mean", "running_var", "num_batches_tracked"]
         return names
 
-    def state_dict(self) -> Dict[str, NDArray[Any]]:
+    def state_dict(self) -> dict[str, NDArray[Any]]:
         """Copies of the parameters and running statistics, as a dict of arrays."""
-        state: Dict[str, NDArray[Any]] = {}
+        state: dict[str, NDArray[Any]] = {}
         for name in self._state_names():
             value = getattr(self, name)
-            state[name] = np.array(value, dtype=np.int64 if name == "num_batches_tracked"
-                                   else None, copy=True)
+            state[name] = np.array(
+                value, dtype=np.int64 if name == "num_batches_tracked" else None, copy=True
+            )
         return state
 
     def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
@@ -274,17 +300,21 @@ class BatchNorm(Module):
         ValueError for a wrong shape or a ``num_batches_tracked`` that is not a
         non-negative integer; KeyError for mismatched keys (``strict``)."""
         if not isinstance(state, Mapping) and not (
-                hasattr(state, "keys") and hasattr(state, "__getitem__")):
-            raise TypeError("state must be a mapping of names to arrays (e.g. state_dict() "
-                            "or np.load(path)), got %s" % type(state).__name__)
+            hasattr(state, "keys") and hasattr(state, "__getitem__")
+        ):
+            raise TypeError(
+                "state must be a mapping of names to arrays (e.g. state_dict() "
+                "or np.load(path)), got %s" % type(state).__name__
+            )
         names = self._state_names()
         keys = set(state.keys())
         missing = [n for n in names if n not in keys]
         unexpected = sorted(keys - set(names))
         if strict and (missing or unexpected):
-            raise KeyError("state_dict mismatch: missing %s, unexpected %s"
-                           % (missing, unexpected))
-        new: Dict[str, Any] = {}
+            raise KeyError(
+                "state_dict mismatch: missing %s, unexpected %s" % (missing, unexpected)
+            )
+        new: dict[str, Any] = {}
         for name in names:
             if name in keys:
                 new[name] = self._checked_state_value(name, state[name])
@@ -303,28 +333,42 @@ class BatchNorm(Module):
             raise TypeError("%s: not an array (%s)" % (name, exc)) from None
         if name == "num_batches_tracked":
             if value.shape != ():
-                raise ValueError("num_batches_tracked must be a scalar, got shape %s"
-                                 % (value.shape,))
+                raise ValueError(
+                    "num_batches_tracked must be a scalar, got shape %s" % (value.shape,)
+                )
             if value.dtype.kind == "f":
                 v = float(value)
                 if not (math.isfinite(v) and v == math.floor(v)):
                     raise ValueError("num_batches_tracked must be an integer, got %r" % v)
             elif value.dtype.kind not in "iu":
-                raise TypeError("num_batches_tracked must be an integer, got dtype %s"
-                                % value.dtype)
+                raise TypeError(
+                    "num_batches_tracked must be an integer, got dtype %s" % value.dtype
+                )
             n = int(value)
             if n < 0:
                 raise ValueError("num_batches_tracked must be >= 0, got %d" % n)
             return n
         if value.dtype.kind not in "fiu":
-            raise TypeError("%s has dtype %s; expected real numbers (float or int)"
-                            % (name, value.dtype))
+            raise TypeError(
+                "%s has dtype %s; expected real numbers (float or int)" % (name, value.dtype)
+            )
         if value.shape != (self.num_features,):
-            raise ValueError("%s has shape %s, expected (%d,)"
-                             % (name, value.shape, self.num_features))
+            raise ValueError(
+                "%s has shape %s, expected (%d,)" % (name, value.shape, self.num_features)
+            )
         return value
 
     def __repr__(self) -> str:
-        return ("BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"
-                " activation=%r)" % (self.num_features, self.axis, self.eps, self.momentum,
-                                     self.affine, self.track_running_stats, self.activation))
+        return (
+            "BatchNorm(%d, axis=%r, eps=%r, momentum=%r, affine=%r, track_running_stats=%r,"
+            " activation=%r)"
+            % (
+                self.num_features,
+                self.axis,
+                self.eps,
+                self.momentum,
+                self.affine,
+                self.track_running_stats,
+                self.activation,
+            )
+        )

@@ -64,8 +64,11 @@ def build_torch_model(seed: int = 0, steps: int = 5) -> Any:
     layers: list[Any] = []
     width = IN_FEATURES
     for _ in range(DEPTH):
-        layers += [torch.nn.Linear(width, HIDDEN), torch.nn.BatchNorm1d(HIDDEN, eps=BN_EPS),
-                   torch.nn.ReLU()]
+        layers += [
+            torch.nn.Linear(width, HIDDEN),
+            torch.nn.BatchNorm1d(HIDDEN, eps=BN_EPS),
+            torch.nn.ReLU(),
+        ]
         width = HIDDEN
     layers.append(torch.nn.Linear(width, OUT_FEATURES))
     model = torch.nn.Sequential(*layers)
@@ -89,7 +92,9 @@ def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
     width = IN_FEATURES
     for i in range(DEPTH):
         lin, bn = 3 * i, 3 * i + 1
-        sd["%d.weight" % lin] = init.kaiming_normal((HIDDEN, width), nonlinearity="relu", rng=seed + i)
+        sd["%d.weight" % lin] = init.kaiming_normal(
+            (HIDDEN, width), nonlinearity="relu", rng=seed + i
+        )
         sd["%d.bias" % lin] = rng.uniform(-0.1, 0.1, HIDDEN).astype(np.float32)
         sd["%d.weight" % bn] = rng.uniform(0.5, 1.5, HIDDEN).astype(np.float32)
         sd["%d.bias" % bn] = rng.uniform(-0.2, 0.2, HIDDEN).astype(np.float32)
@@ -97,15 +102,20 @@ def random_state_dict(seed: int = 0) -> dict[str, np.ndarray]:
         sd["%d.running_var" % bn] = rng.uniform(0.5, 2.0, HIDDEN).astype(np.float32)
         width = HIDDEN
     last = 3 * DEPTH
-    sd["%d.weight" % last] = init.kaiming_normal((OUT_FEATURES, width), nonlinearity="relu", rng=seed + DEPTH)
+    sd["%d.weight" % last] = init.kaiming_normal(
+        (OUT_FEATURES, width), nonlinearity="relu", rng=seed + DEPTH
+    )
     sd["%d.bias" % last] = np.zeros(OUT_FEATURES, np.float32)
     return sd
 
 
 def export_npz(path: str, state_dict: dict[str, Any]) -> None:
     """Write a ``state_dict`` (PyTorch tensors or NumPy arrays) as an ``.npz``."""
-    arrays = {k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v)
-              for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
+    arrays = {
+        k: np.asarray(v.detach().numpy() if hasattr(v, "detach") else v)
+        for k, v in state_dict.items()
+        if not k.endswith("num_batches_tracked")
+    }
     np.savez(path, **arrays)
 
 
@@ -124,14 +134,20 @@ class FoldedMLP:
     def __init__(self, npz_path: str, *, num_threads: int | None = None) -> None:
         sd = np.load(npz_path)
         self.num_threads = num_threads
-        self.weights: list[np.ndarray] = []   # (in, out), C-contiguous: h @ W
+        self.weights: list[np.ndarray] = []  # (in, out), C-contiguous: h @ W
         self.neg_bias: list[np.ndarray] = []  # -b', the "running mean" of the fused pass
         for i in range(DEPTH):
             lin, bn = 3 * i, 3 * i + 1
             w, b = cyrelu.fold_batch_norm(
-                sd["%d.weight" % lin], sd["%d.bias" % lin],
-                sd["%d.running_mean" % bn], sd["%d.running_var" % bn],
-                sd["%d.weight" % bn], sd["%d.bias" % bn], BN_EPS, axis=0)
+                sd["%d.weight" % lin],
+                sd["%d.bias" % lin],
+                sd["%d.running_mean" % bn],
+                sd["%d.running_var" % bn],
+                sd["%d.weight" % bn],
+                sd["%d.bias" % bn],
+                BN_EPS,
+                axis=0,
+            )
             self.weights.append(np.ascontiguousarray(w.T, dtype=np.float32))
             self.neg_bias.append(np.negative(b, dtype=np.float32))
         last = 3 * DEPTH
@@ -150,8 +166,16 @@ class FoldedMLP:
 
     def bias_relu(self, z: np.ndarray, layer: int) -> None:
         """``z = relu(z + b)`` in place, one pass (see the class docstring)."""
-        cyrelu.batch_norm(z, self.neg_bias[layer], self._unit_var, training=False, eps=0.25,
-                          activation="relu", out=z, num_threads=self.num_threads)
+        cyrelu.batch_norm(
+            z,
+            self.neg_bias[layer],
+            self._unit_var,
+            training=False,
+            eps=0.25,
+            activation="relu",
+            out=z,
+            num_threads=self.num_threads,
+        )
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         a, b, y = self._buffers_for(x.shape[0])
@@ -173,8 +197,9 @@ def numpy_reference(sd: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     for i in range(DEPTH):
         lin, bn = 3 * i, 3 * i + 1
         z = h @ sd["%d.weight" % lin].astype(np.float64).T + sd["%d.bias" % lin]
-        z = ((z - sd["%d.running_mean" % bn]) / np.sqrt(sd["%d.running_var" % bn] + BN_EPS)
-             * sd["%d.weight" % bn] + sd["%d.bias" % bn])
+        z = (z - sd["%d.running_mean" % bn]) / np.sqrt(sd["%d.running_var" % bn] + BN_EPS) * sd[
+            "%d.weight" % bn
+        ] + sd["%d.bias" % bn]
         h = np.maximum(z, 0.0)
     last = 3 * DEPTH
     return h @ sd["%d.weight" % last].astype(np.float64).T + sd["%d.bias" % last]
@@ -206,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
     if model is not None:
         with torch.inference_mode():
             yt = model(torch.from_numpy(x)).numpy()
-        print("max |cyrelu - torch| / max |y|: %.2e"
-              % (float(np.max(np.abs(y - yt))) / float(np.max(np.abs(yt)))))
+        print(
+            "max |cyrelu - torch| / max |y|: %.2e"
+            % (float(np.max(np.abs(y - yt))) / float(np.max(np.abs(yt))))
+        )
 
     for _ in range(20):
         mlp(x)

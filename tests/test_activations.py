@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cyrelu
+
 from conftest import requires_torch, torch
 from reference import (
     assert_same_bits,
@@ -19,8 +20,24 @@ from reference import (
 
 FLOATS = [np.float32, np.float64]
 ALL_FLOATS = [np.float16, np.float32, np.float64]
-SPECIALS = [0.0, -0.0, np.nan, -np.nan, np.inf, -np.inf, 1.0, -1.0, 1e-45, -1e-45,
-            5e-324, -5e-324, 1e-40, -1e-40, 3.4e38, -3.4e38]
+SPECIALS = [
+    0.0,
+    -0.0,
+    np.nan,
+    -np.nan,
+    np.inf,
+    -np.inf,
+    1.0,
+    -1.0,
+    1e-45,
+    -1e-45,
+    5e-324,
+    -5e-324,
+    1e-40,
+    -1e-40,
+    3.4e38,
+    -3.4e38,
+]
 
 
 def special_array(dtype, n=333, seed=0):
@@ -81,16 +98,19 @@ def test_documented_special_values():
     assert cyrelu.leaky_relu(np.float64([-3.0]), 2.0)[0] == -6.0
     g = np.ones_like(x)
     assert list(cyrelu.relu_backward(g, x)) == [1, 1, 0, 0, 0, 0, 1]  # 0 at x == 0, 1 at NaN
-    np.testing.assert_array_equal(cyrelu.leaky_relu_backward(g, x, 0.5),
-                                  np.float32([0.5, 1, 0.5, 0.5, 0.5, 0.5, 1]))
+    np.testing.assert_array_equal(
+        cyrelu.leaky_relu_backward(g, x, 0.5), np.float32([0.5, 1, 0.5, 0.5, 0.5, 0.5, 1])
+    )
 
 
 def test_backward_accepts_forward_output():
     x = special_array(np.float64, seed=5)
     g = np.random.default_rng(6).standard_normal(x.shape)
     assert_same_bits(cyrelu.relu_backward(g, cyrelu.relu(x)), cyrelu.relu_backward(g, x))
-    assert_same_bits(cyrelu.leaky_relu_backward(g, cyrelu.leaky_relu(x, 0.3), 0.3),
-                     cyrelu.leaky_relu_backward(g, x, 0.3))
+    assert_same_bits(
+        cyrelu.leaky_relu_backward(g, cyrelu.leaky_relu(x, 0.3), 0.3),
+        cyrelu.leaky_relu_backward(g, x, 0.3),
+    )
 
 
 # ---- PyTorch as the oracle -------------------------------------------------------------
@@ -105,12 +125,16 @@ def test_against_torch(dtype, n):
     tx, tg = torch.from_numpy(x.copy()), torch.from_numpy(g.copy())
     assert_same_bits(cyrelu.relu(x), torch.relu(tx).numpy())
     for alpha in (0.2, 0.01, 1.5, -0.5):
-        assert_same_bits(cyrelu.leaky_relu(x, alpha),
-                         torch.nn.functional.leaky_relu(tx, alpha).numpy())
-        assert_same_bits(cyrelu.leaky_relu_backward(g, x, alpha),
-                         torch.ops.aten.leaky_relu_backward(tg, tx, alpha, False).numpy())
-    assert_same_bits(cyrelu.relu_backward(g, x),
-                     torch.ops.aten.threshold_backward(tg, tx, 0.0).numpy())
+        assert_same_bits(
+            cyrelu.leaky_relu(x, alpha), torch.nn.functional.leaky_relu(tx, alpha).numpy()
+        )
+        assert_same_bits(
+            cyrelu.leaky_relu_backward(g, x, alpha),
+            torch.ops.aten.leaky_relu_backward(tg, tx, alpha, False).numpy(),
+        )
+    assert_same_bits(
+        cyrelu.relu_backward(g, x), torch.ops.aten.threshold_backward(tg, tx, 0.0).numpy()
+    )
 
 
 # ---- shapes, layouts, array-likes --------------------------------------------------------
@@ -139,7 +163,7 @@ def test_any_layout(dtype, rng):
         assert_same_bits(cyrelu.relu_backward(g, x), relu_backward_ref(g, x))
         assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.1), leaky_relu_backward_ref(g, x, 0.1))
         # a strided `out` is written element by element, leaving the gaps alone
-        holder = np.full(x.shape + (2,), 7.0, dtype=dtype)
+        holder = np.full((*x.shape, 2), 7.0, dtype=dtype)
         out = holder[..., 0]
         assert cyrelu.relu_backward(g, x, out=out) is out
         assert_same_bits(out, relu_backward_ref(g, x))
@@ -210,16 +234,16 @@ def test_out_and_in_place(dtype):
 def test_partially_overlapping_out(shift, n):
     rng = np.random.default_rng(abs(shift))
     buf = rng.standard_normal(n + abs(shift))
-    x = buf[:n] if shift > 0 else buf[abs(shift):]
-    out = buf[shift:] if shift > 0 else buf[: n]
+    x = buf[:n] if shift > 0 else buf[abs(shift) :]
+    out = buf[shift:] if shift > 0 else buf[:n]
     x_before = x.copy()
     cyrelu.leaky_relu(x, 0.25, out=out)
     assert_same_bits(out, leaky_relu_ref(x_before, 0.25))
 
     buf = rng.standard_normal(n + abs(shift))
     g = rng.standard_normal(n)
-    x = buf[:n] if shift > 0 else buf[abs(shift):]
-    out = buf[shift:] if shift > 0 else buf[: n]
+    x = buf[:n] if shift > 0 else buf[abs(shift) :]
+    out = buf[shift:] if shift > 0 else buf[:n]
     x_before = x.copy()
     cyrelu.relu_backward(g, x, out=out)
     assert_same_bits(out, relu_backward_ref(g, x_before))
@@ -227,7 +251,7 @@ def test_partially_overlapping_out(shift, n):
 
 def test_overlap_through_strided_view():
     buf = np.arange(-50, 50, dtype=np.float64)
-    x = buf[::2]          # even elements
+    x = buf[::2]  # even elements
     out = buf[1::2][::-1]  # odd elements, reversed: shares the buffer, never the same element
     expected = relu_ref(x.copy())
     cyrelu.relu(x, out=out)
@@ -237,13 +261,29 @@ def test_overlap_through_strided_view():
 # ---- errors ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [np.int32, np.int64, np.uint8, np.bool_, np.complex64,
-                                 np.complex128, object, np.longdouble, "datetime64[s]"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.int32,
+        np.int64,
+        np.uint8,
+        np.bool_,
+        np.complex64,
+        np.complex128,
+        object,
+        np.longdouble,
+        "datetime64[s]",
+    ],
+)
 def test_bad_dtypes_raise_type_error_naming_dtype(bad):
     x = np.zeros(4, dtype=bad)
     name = str(np.dtype(bad))
-    for call in (lambda: cyrelu.relu(x), lambda: cyrelu.leaky_relu(x),
-                 lambda: cyrelu.relu_backward(x, x), lambda: cyrelu.leaky_relu_backward(x, x)):
+    for call in (
+        lambda: cyrelu.relu(x),
+        lambda: cyrelu.leaky_relu(x),
+        lambda: cyrelu.relu_backward(x, x),
+        lambda: cyrelu.leaky_relu_backward(x, x),
+    ):
         with pytest.raises(TypeError, match=name.replace("[", r"\[").replace("]", r"\]")):
             call()
 
@@ -315,9 +355,17 @@ def test_bad_num_threads(bad):
         cyrelu.relu(np.asfortranarray(np.zeros((3, 3))), num_threads=bad)
 
 
-@pytest.mark.parametrize("bad,exc", [("0.1", TypeError), (None, TypeError), (True, TypeError),
-                                     (1 + 2j, TypeError), (np.nan, ValueError),
-                                     (np.inf, ValueError)])
+@pytest.mark.parametrize(
+    "bad,exc",
+    [
+        ("0.1", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+        (1 + 2j, TypeError),
+        (np.nan, ValueError),
+        (np.inf, ValueError),
+    ],
+)
 def test_bad_alpha(bad, exc):
     x = np.zeros(10, dtype=np.float32)
     with pytest.raises(exc, match="alpha"):
@@ -328,8 +376,10 @@ def test_bad_alpha(bad, exc):
 
 def test_numpy_scalar_alpha_and_threads():
     x = np.linspace(-1, 1, 11)
-    assert_same_bits(cyrelu.leaky_relu(x, np.float32(0.5), num_threads=np.int64(2)),
-                     leaky_relu_ref(x, np.float32(0.5)))
+    assert_same_bits(
+        cyrelu.leaky_relu(x, np.float32(0.5), num_threads=np.int64(2)),
+        leaky_relu_ref(x, np.float32(0.5)),
+    )
 
 
 # ---- large outputs (written with streaming stores) -----------------------------------------
@@ -349,7 +399,7 @@ def test_large_outputs_any_alignment(dtype, offset):
     x = special_array(dtype, n=n, seed=11)
     g = special_array(dtype, n=n, seed=12)
     buf = np.empty(n + 8, dtype=dtype)
-    out = buf[offset:offset + n]
+    out = buf[offset : offset + n]
     for threads in (1, 2):
         cyrelu.relu(x, out=out, num_threads=threads)
         assert_same_bits(out, relu_ref(x))

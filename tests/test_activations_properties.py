@@ -13,6 +13,7 @@ from hypothesis import given, settings, strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 import cyrelu  # noqa: E402
+
 from reference import (  # noqa: E402
     assert_same_bits,
     leaky_relu_backward_ref,
@@ -45,7 +46,7 @@ def arrays_and_views(draw, n_arrays=1):
     for _ in range(n_arrays):
         # draw a bigger base array, then take a view of `shape` out of it
         steps = [draw(st.sampled_from([1, 2, -1, -3])) for _ in shape]
-        base_shape = tuple(max(1, n * abs(s)) for n, s in zip(shape, steps))
+        base_shape = tuple(max(1, n * abs(s)) for n, s in zip(shape, steps, strict=True))
         base = draw(hnp.arrays(dtype, base_shape, elements=_elements(dtype)))
         view = base[tuple(slice(None, None, s) for s in steps)] if shape else base
         view = view[tuple(slice(0, n) for n in shape)] if shape else view

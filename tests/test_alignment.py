@@ -58,12 +58,17 @@ def test_diagnostics_unaligned(rng, dtype):
     assert cyrelu.sparsity(unaligned(x)) == cyrelu.sparsity(x)
     assert (cyrelu.sparsity(unaligned(x), axis=1) == cyrelu.sparsity(x, axis=1)).all()
     w = rng.standard_normal((8, 5)).astype(dtype)
-    args = [w, rng.standard_normal(8), rng.standard_normal(8), rng.random(8) + 0.5,
-            rng.standard_normal(8), rng.standard_normal(8)]
+    args = [
+        w,
+        rng.standard_normal(8),
+        rng.standard_normal(8),
+        rng.random(8) + 0.5,
+        rng.standard_normal(8),
+        rng.standard_normal(8),
+    ]
     want = cyrelu.fold_batch_norm(*args)
     for i in range(len(args)):
-        got = cyrelu.fold_batch_norm(*[unaligned(a) if j == i else a
-                                       for j, a in enumerate(args)])
+        got = cyrelu.fold_batch_norm(*[unaligned(a) if j == i else a for j, a in enumerate(args)])
         same(got[0], want[0])
         same(got[1], want[1])
 
@@ -85,8 +90,9 @@ def test_batch_norm_unaligned_every_argument(rng, dtype, pdtype, shape, training
     b = rng.standard_normal(C).astype(pdtype)
 
     def run(x, rm, rv, w, b, out=None):
-        return cyrelu.batch_norm(x, rm, rv, w, b, training, 0.1, 1e-5, out=out,
-                                 activation="relu", return_stats=True)
+        return cyrelu.batch_norm(
+            x, rm, rv, w, b, training, 0.1, 1e-5, out=out, activation="relu", return_stats=True
+        )
 
     rm_want, rv_want = rm0.copy(), rv0.copy()
     y_want, m_want, s_want = run(x, rm_want, rv_want, w, b)
@@ -115,25 +121,35 @@ def test_batch_norm_backward_unaligned_every_argument(rng, dtype, shape, trainin
     C = shape[1]
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal(C).astype(np.float32)
-    y, m, s = cyrelu.batch_norm(x, None, None, w, None, True, activation="leaky_relu",
-                                alpha=0.1, return_stats=True)
+    y, m, s = cyrelu.batch_norm(
+        x, None, None, w, None, True, activation="leaky_relu", alpha=0.1, return_stats=True
+    )
     dy = rng.standard_normal(shape).astype(dtype)
 
     def run(dy, x, m, s, w, y, out=None):
-        return cyrelu.batch_norm_backward(dy, x, m, s, w, training=training,
-                                          activation="leaky_relu", alpha=0.1, output=y,
-                                          out=out)
+        return cyrelu.batch_norm_backward(
+            dy,
+            x,
+            m,
+            s,
+            w,
+            training=training,
+            activation="leaky_relu",
+            alpha=0.1,
+            output=y,
+            out=out,
+        )
 
     want = run(dy, x, m, s, w, y)
     base = [dy, x, m, s, w, y]
     for k in range(len(base) + 1):
-        args = list(base) + [None]
+        args = [*base, None]
         if k == len(base):
             args[k] = unaligned(np.zeros(shape, dtype))
         else:
             args[k] = unaligned(args[k])
         got = run(*args)
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             same(a, b)
         if k == len(base):
             assert got[0] is args[k]

@@ -75,12 +75,13 @@ def test_importing_the_backend_needs_no_device():
     import sys
 
     # with CuPy hidden, the backend still imports and its signatures are readable
-    code = ("import sys; sys.modules['cupy'] = None\n"
-            "import inspect, cyrelu.cuda as g\n"
-            "print(inspect.signature(g.batch_norm).parameters['num_threads'].default)\n")
+    code = (
+        "import sys; sys.modules['cupy'] = None\n"
+        "import inspect, cyrelu.cuda as g\n"
+        "print(inspect.signature(g.batch_norm).parameters['num_threads'].default)\n"
+    )
     # from the directory holding the cyrelu under test (not a source tree that shadows it)
     parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=parent)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=parent)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "None"

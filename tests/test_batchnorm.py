@@ -21,8 +21,19 @@ def _bshape(ndim, axis, C):
     return tuple(shape)
 
 
-def ref_forward(x, rm=None, rv=None, w=None, b=None, training=False, momentum=0.1, eps=1e-5,
-                axis=1, activation=None, alpha=0.2):
+def ref_forward(
+    x,
+    rm=None,
+    rv=None,
+    w=None,
+    b=None,
+    training=False,
+    momentum=0.1,
+    eps=1e-5,
+    axis=1,
+    activation=None,
+    alpha=0.2,
+):
     """(y, mean, invstd, new_rm, new_rv), all float64."""
     x64 = np.asarray(x, dtype=F64)
     axis = axis % x64.ndim
@@ -53,8 +64,9 @@ def ref_forward(x, rm=None, rv=None, w=None, b=None, training=False, momentum=0.
     return y, mean, invstd, new_rm, new_rv
 
 
-def ref_backward(dy, x, mean, invstd, w=None, training=True, axis=1, activation=None,
-                 alpha=0.2, output=None):
+def ref_backward(
+    dy, x, mean, invstd, w=None, training=True, axis=1, activation=None, alpha=0.2, output=None
+):
     """(grad_input, grad_weight, grad_bias) in float64."""
     dy64 = np.asarray(dy, F64)
     x64 = np.asarray(x, F64)
@@ -74,7 +86,9 @@ def ref_backward(dy, x, mean, invstd, w=None, training=True, axis=1, activation=
     gb = dy64.sum(axis=red)
     gw = (dy64 * xhat).sum(axis=red)
     if training:
-        gi = (w64 * invstd).reshape(bs) * (dy64 - (gb / n).reshape(bs) - xhat * (gw / n).reshape(bs))
+        gi = (w64 * invstd).reshape(bs) * (
+            dy64 - (gb / n).reshape(bs) - xhat * (gw / n).reshape(bs)
+        )
     else:
         gi = dy64 * (w64 * invstd).reshape(bs)
     return gi, gw, gb
@@ -91,10 +105,10 @@ CASES = [
     ((7, 5), -1),
     ((4, 3, 10), 1),
     ((4, 10, 3), -1),
-    ((2, 3, 40, 5), 1),       # inner = 200: per-channel loops
-    ((2, 40, 5, 3), -1),      # channels-last: row loops
-    ((3, 4, 5, 6), 2),        # middle axis, inner = 6
-    ((2, 3, 4, 5, 6), 1),     # 5-D, inner = 120
+    ((2, 3, 40, 5), 1),  # inner = 200: per-channel loops
+    ((2, 40, 5, 3), -1),  # channels-last: row loops
+    ((3, 4, 5, 6), 2),  # middle axis, inner = 6
+    ((2, 3, 4, 5, 6), 1),  # 5-D, inner = 120
     ((2, 4, 3, 5, 6), -1),
     ((2, 3, 4, 5, 6), 3),
 ]
@@ -131,36 +145,54 @@ def test_forward_backward_match_reference(rng, shape, axis, dtype, training, wit
     ri, rw, rb = ref_backward(dy, x, m, s, w, training, axis)
     assert gi.dtype == x.dtype and gi.shape == x.shape
     np.testing.assert_allclose(gi, ri, **tol(dtype))
-    np.testing.assert_allclose(gw, rw, rtol=tol(dtype)["rtol"], atol=1e-4 if dtype == np.float32 else 1e-9)
-    np.testing.assert_allclose(gb, rb, rtol=tol(dtype)["rtol"], atol=1e-4 if dtype == np.float32 else 1e-9)
+    np.testing.assert_allclose(
+        gw, rw, rtol=tol(dtype)["rtol"], atol=1e-4 if dtype == np.float32 else 1e-9
+    )
+    np.testing.assert_allclose(
+        gb, rb, rtol=tol(dtype)["rtol"], atol=1e-4 if dtype == np.float32 else 1e-9
+    )
 
 
 @pytest.mark.parametrize("shape,axis", [((6, 4), 1), ((2, 3, 40, 5), 1), ((3, 5, 2, 4), -1)])
 def test_training_without_running_stats(rng, shape, axis):
     x = rng.standard_normal(shape)
     y = batch_norm(x, training=True, axis=axis)
-    np.testing.assert_allclose(y, ref_forward(x, training=True, axis=axis)[0], rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        y, ref_forward(x, training=True, axis=axis)[0], rtol=1e-10, atol=1e-10
+    )
     # one running statistic alone is updated alone
     C = shape[axis]
     rm = np.zeros(C)
     batch_norm(x, rm, None, training=True, axis=axis, momentum=1.0)
-    np.testing.assert_allclose(rm, ref_forward(x, training=True, axis=axis)[1], rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        rm, ref_forward(x, training=True, axis=axis)[1], rtol=1e-12, atol=1e-12
+    )
 
 
-@pytest.mark.parametrize("activation,alpha", [("relu", 0.2), ("leaky_relu", 0.2),
-                                              ("leaky_relu", 3.0)])
+@pytest.mark.parametrize(
+    "activation,alpha", [("relu", 0.2), ("leaky_relu", 0.2), ("leaky_relu", 3.0)]
+)
 @pytest.mark.parametrize("shape,axis", [((4, 3, 40), 1), ((5, 4, 3), -1), ((3, 4, 5, 6), 2)])
 @pytest.mark.parametrize("training", [True, False])
 def test_fused_activation(rng, activation, alpha, shape, axis, training):
     C = shape[axis]
     x = rng.standard_normal(shape)
     w, b, rm, rv = _params(rng, C, F64, True, True)
-    y, m, s = batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis,
-                         activation=activation, alpha=alpha, return_stats=True)
-    ref_y = ref_forward(x, rm, rv, w, b, training, axis=axis, activation=activation,
-                        alpha=alpha)[0]
+    y, m, s = batch_norm(
+        x,
+        rm.copy(),
+        rv.copy(),
+        w,
+        b,
+        training,
+        axis=axis,
+        activation=activation,
+        alpha=alpha,
+        return_stats=True,
+    )
+    ref_y = ref_forward(x, rm, rv, w, b, training, axis=axis, activation=activation, alpha=alpha)[
+        0
+    ]
     np.testing.assert_allclose(y, ref_y, rtol=1e-12, atol=1e-12)
     plain = batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis)
     if activation == "relu":
@@ -168,8 +200,9 @@ def test_fused_activation(rng, activation, alpha, shape, axis, training):
     else:
         np.testing.assert_array_equal(y, cyrelu.leaky_relu(plain, alpha))
     dy = rng.standard_normal(shape)
-    gi, gw, gb = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis,
-                                     activation=activation, alpha=alpha, output=y)
+    gi, gw, gb = batch_norm_backward(
+        dy, x, m, s, w, training=training, axis=axis, activation=activation, alpha=alpha, output=y
+    )
     ri, rw, rb = ref_backward(dy, x, m, s, w, training, axis, activation, alpha, y)
     np.testing.assert_allclose(gi, ri, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(gw, rw, rtol=1e-10, atol=1e-10)
@@ -205,8 +238,9 @@ def test_running_stats_several_steps(rng):
     np.testing.assert_array_equal(rm, before)
 
 
-@pytest.mark.parametrize("shape,axis", [((16, 3, 64, 64), 1), ((16, 64, 64, 3), -1),
-                                        ((4096, 3), 1), ((700, 3, 400), 1)])
+@pytest.mark.parametrize(
+    "shape,axis", [((16, 3, 64, 64), 1), ((16, 64, 64, 3), -1), ((4096, 3), 1), ((700, 3, 400), 1)]
+)
 def test_cancellation_large_mean(rng, shape, axis):
     """A float32 channel with mean 1e4 and std 1: variance within 1e-4 of float64's."""
     x64 = rng.standard_normal(shape)
@@ -214,8 +248,7 @@ def test_cancellation_large_mean(rng, shape, axis):
     x64 = x64 + np.array([0.0, 1e4, -3e3]).reshape(bs)
     x = x64.astype(np.float32)
     rv = np.zeros(3)  # float64 running_var receives the unbiased variance exactly
-    _, m, s = batch_norm(x, None, rv, training=True, momentum=1.0, axis=axis,
-                         return_stats=True)
+    _, m, _s = batch_norm(x, None, rv, training=True, momentum=1.0, axis=axis, return_stats=True)
     xr = x.astype(F64)
     red = tuple(d for d in range(len(shape)) if d != axis % len(shape))
     var64 = xr.var(axis=red, ddof=1)
@@ -224,9 +257,17 @@ def test_cancellation_large_mean(rng, shape, axis):
     np.testing.assert_allclose(m, xr.mean(axis=red), rtol=1e-7)
 
 
-@pytest.mark.parametrize("shape,axis", [((8, 16, 32, 32), 1), ((8, 32, 32, 16), -1),
-                                        ((1024, 96), 1), ((16, 8, 40, 20), 2),
-                                        ((40000, 4), 1), ((30000, 3, 2), 1)])
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((8, 16, 32, 32), 1),
+        ((8, 32, 32, 16), -1),
+        ((1024, 96), 1),
+        ((16, 8, 40, 20), 2),
+        ((40000, 4), 1),
+        ((30000, 3, 2), 1),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
 def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
     if cyrelu._parallel.openmp_version() == 0:
@@ -239,20 +280,28 @@ def test_thread_counts_bitwise_identical(rng, shape, axis, dtype):
     res = []
     for nt in (1, 2, 3):
         rm, rv = np.zeros(C, pdtype), np.ones(C, pdtype)
-        y, m, s = batch_norm(x, rm, rv, w, b, True, axis=axis, activation="relu",
-                             return_stats=True, num_threads=nt)
+        y, m, s = batch_norm(
+            x, rm, rv, w, b, True, axis=axis, activation="relu", return_stats=True, num_threads=nt
+        )
         ye = batch_norm(x, rm, rv, w, b, False, axis=axis, num_threads=nt)
-        g = batch_norm_backward(dy, x, m, s, w, axis=axis, activation="relu", output=y,
-                                num_threads=nt)
-        res.append((y, m, s, rm, rv, ye) + g)
+        g = batch_norm_backward(
+            dy, x, m, s, w, axis=axis, activation="relu", output=y, num_threads=nt
+        )
+        res.append((y, m, s, rm, rv, ye, *g))
     for other in res[1:]:
-        for a, b_ in zip(res[0], other):
+        for a, b_ in zip(res[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
     # and the multi-threaded answer is right
-    t = (tol(dtype) if dtype == F64 else dict(rtol=1e-4, atol=1e-4) if dtype == np.float32
-         else dict(rtol=4e-3, atol=4e-3))
-    np.testing.assert_allclose(res[1][0], ref_forward(x, None, None, w, b, True, axis=axis,
-                                                      activation="relu")[0], **t)
+    t = (
+        tol(dtype)
+        if dtype == F64
+        else dict(rtol=1e-4, atol=1e-4)
+        if dtype == np.float32
+        else dict(rtol=4e-3, atol=4e-3)
+    )
+    np.testing.assert_allclose(
+        res[1][0], ref_forward(x, None, None, w, b, True, axis=axis, activation="relu")[0], **t
+    )
 
 
 def test_threadpoolctl_limit(rng):
@@ -273,9 +322,9 @@ def test_float16_data(rng):
     np.testing.assert_allclose(y.astype(F64), ref[0], rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(m, ref[1], rtol=1e-6, atol=1e-6)
     dy = rng.standard_normal(x.shape).astype(np.float16)
-    gi, gw, gb = batch_norm_backward(dy, x, m, s, w)
+    gi, gw, _gb = batch_norm_backward(dy, x, m, s, w)
     assert gi.dtype == np.float16 and gw.dtype == np.float32
-    ri, rw, rb = ref_backward(dy, x, m, s, w)
+    ri, rw, _rb = ref_backward(dy, x, m, s, w)
     np.testing.assert_allclose(gi.astype(F64), ri, rtol=2e-3, atol=2e-3)
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-4)
 
@@ -290,8 +339,9 @@ def test_layouts_and_out(rng):
     # a non-contiguous slice is copied, still correct
     big = rng.standard_normal((8, 6, 10))
     xs = big[::2, :, 1:8]
-    np.testing.assert_allclose(batch_norm(xs, training=True),
-                               ref_forward(xs, training=True)[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        batch_norm(xs, training=True), ref_forward(xs, training=True)[0], rtol=1e-12, atol=1e-12
+    )
     # out, in place and a strided out
     out = np.empty_like(xs)
     assert batch_norm(xs, training=True, out=out) is out
@@ -325,7 +375,7 @@ def test_eval_stats_describe_running(rng):
     x = rng.standard_normal((5, 3)).astype(np.float32)
     rm = np.array([1.0, 2.0, 3.0], np.float32)
     rv = np.array([4.0, 0.25, 1.0], np.float32)
-    y, m, s = batch_norm(x, rm, rv, eps=1e-5, return_stats=True)
+    _y, m, s = batch_norm(x, rm, rv, eps=1e-5, return_stats=True)
     np.testing.assert_array_equal(m, rm)
     np.testing.assert_allclose(s, 1 / np.sqrt(rv.astype(F64) + 1e-5), rtol=1e-7)
 
@@ -351,17 +401,30 @@ def test_finite_difference_gradients(rng, shape, axis, activation, training):
     r = rng.standard_normal(shape)
 
     def loss(x_, w_, b_):
-        y_ = batch_norm(x_, rm, rv, w_, b_, False, axis=axis, activation=activation,
-                        alpha=0.3) if not training else \
-            batch_norm(x_, None, None, w_, b_, True, axis=axis, activation=activation,
-                       alpha=0.3)
+        y_ = (
+            batch_norm(x_, rm, rv, w_, b_, False, axis=axis, activation=activation, alpha=0.3)
+            if not training
+            else batch_norm(
+                x_, None, None, w_, b_, True, axis=axis, activation=activation, alpha=0.3
+            )
+        )
         return float((y_ * r).sum())
 
-    y, m, s = batch_norm(x, None if training else rm, None if training else rv, w, b,
-                         training, axis=axis, activation=activation, alpha=0.3,
-                         return_stats=True)
-    gi, gw, gb = batch_norm_backward(r, x, m, s, w, training=training, axis=axis,
-                                     activation=activation, alpha=0.3, output=y)
+    y, m, s = batch_norm(
+        x,
+        None if training else rm,
+        None if training else rv,
+        w,
+        b,
+        training,
+        axis=axis,
+        activation=activation,
+        alpha=0.3,
+        return_stats=True,
+    )
+    gi, gw, gb = batch_norm_backward(
+        r, x, m, s, w, training=training, axis=axis, activation=activation, alpha=0.3, output=y
+    )
     h = 1e-6
 
     def numgrad(arr, f):
@@ -399,8 +462,12 @@ def _torch_bn(x, rm, rv, w, b, training, momentum, eps, axis, activation, alpha,
         yt = F.leaky_relu(yt, alpha)
     yt.backward(torch.from_numpy(np.ascontiguousarray(np.moveaxis(dy, axis, 1))))
     back = lambda a: np.moveaxis(a.detach().numpy(), 1, axis)  # noqa: E731
-    return (back(yt), back(xt.grad), None if wt is None else wt.grad.numpy(),
-            None if bt is None else bt.grad.numpy())
+    return (
+        back(yt),
+        back(xt.grad),
+        None if wt is None else wt.grad.numpy(),
+        None if bt is None else bt.grad.numpy(),
+    )
 
 
 @requires_torch
@@ -414,12 +481,15 @@ def test_against_torch(rng, shape, axis, dtype, training, activation):
     w, b, rm, rv = _params(rng, C, dtype, True, True)
     dy = rng.standard_normal(shape).astype(dtype)
     rm_t, rv_t = rm.copy(), rv.copy()
-    ty, tgi, tgw, tgb = _torch_bn(x, rm_t, rv_t, w, b, training, 0.2, 1e-3, axis,
-                                  activation, 0.2, dy)
-    y, m, s = batch_norm(x, rm, rv, w, b, training, 0.2, 1e-3, axis=axis,
-                         activation=activation, return_stats=True)
-    gi, gw, gb = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis,
-                                     activation=activation, output=y)
+    ty, tgi, tgw, tgb = _torch_bn(
+        x, rm_t, rv_t, w, b, training, 0.2, 1e-3, axis, activation, 0.2, dy
+    )
+    y, m, s = batch_norm(
+        x, rm, rv, w, b, training, 0.2, 1e-3, axis=axis, activation=activation, return_stats=True
+    )
+    gi, gw, gb = batch_norm_backward(
+        dy, x, m, s, w, training=training, axis=axis, activation=activation, output=y
+    )
     t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(y, ty, **t)
     np.testing.assert_allclose(rm, rm_t, **t)
@@ -437,8 +507,7 @@ def test_running_stats_several_steps_torch(rng):
     for step in range(6):
         x = (rng.standard_normal((5, C, 7)) * (step + 1) - step).astype(np.float32)
         batch_norm(x, rm, rv, training=True, momentum=0.1)
-        torch.nn.functional.batch_norm(torch.from_numpy(x), rmt, rvt, training=True,
-                                       momentum=0.1)
+        torch.nn.functional.batch_norm(torch.from_numpy(x), rmt, rvt, training=True, momentum=0.1)
     np.testing.assert_allclose(rm, rmt.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rv, rvt.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -573,21 +642,24 @@ def test_public_exports():
 def _loop_shape(x, axis):
     from cyrelu import _batchnorm as k
 
-    inner = int(np.prod(x.shape[axis % x.ndim + 1:]))
+    inner = int(np.prod(x.shape[axis % x.ndim + 1 :]))
     return "channel" if k.uses_channel_layout(inner) else "rows"
 
 
 @pytest.mark.kernel_choice
-@pytest.mark.parametrize("shape,axis,expected", [
-    ((4, 3, 40), 1, "channel"),
-    ((3, 5, 2, 33), 2, "channel"),
-    ((700, 2, 400), 1, "channel"),        # slab > 1 MiB in float32: statistics in chunks
-    ((64, 5), 1, "rows"),
-    ((9, 4, 5, 3), 1, "rows"),            # inner = 15: columns folded per channel
-    ((20000, 3), 1, "rows"),              # several row groups, several blocks per group
-    ((30000, 3, 2), 1, "rows"),
-    ((20000, 2, 3), 2, "rows"),           # channels-last, 40000 rows
-])
+@pytest.mark.parametrize(
+    "shape,axis,expected",
+    [
+        ((4, 3, 40), 1, "channel"),
+        ((3, 5, 2, 33), 2, "channel"),
+        ((700, 2, 400), 1, "channel"),  # slab > 1 MiB in float32: statistics in chunks
+        ((64, 5), 1, "rows"),
+        ((9, 4, 5, 3), 1, "rows"),  # inner = 15: columns folded per channel
+        ((20000, 3), 1, "rows"),  # several row groups, several blocks per group
+        ((30000, 3, 2), 1, "rows"),
+        ((20000, 2, 3), 2, "rows"),  # channels-last, 40000 rows
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "leaky_relu"])
 def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
@@ -595,25 +667,38 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
     assert _loop_shape(x, axis) == expected
     C = shape[axis]
     w, b, rm, rv = _params(rng, C, dtype, True, True)
-    y, m, s = batch_norm(x, rm, rv, w, b, True, axis=axis, activation=activation,
-                         return_stats=True, num_threads=2)
-    ry, rmean, rinv, rrm, rrv = ref_forward(x, rm, rv, w, b, True, axis=axis,
-                                            activation=activation)
+    y, m, s = batch_norm(
+        x, rm, rv, w, b, True, axis=axis, activation=activation, return_stats=True, num_threads=2
+    )
+    ry, rmean, rinv, _rrm, _rrv = ref_forward(
+        x, rm, rv, w, b, True, axis=axis, activation=activation
+    )
     t = tol(dtype) if dtype == F64 else dict(rtol=5e-5, atol=5e-5)
     np.testing.assert_allclose(y, ry, **t)
     np.testing.assert_allclose(m, rmean, **t)
     np.testing.assert_allclose(s, rinv, **t)
     dy = rng.standard_normal(shape).astype(dtype)
     for training in (True, False):
-        gi, gw, gb = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis,
-                                         activation=activation, output=y, num_threads=2)
+        gi, gw, gb = batch_norm_backward(
+            dy,
+            x,
+            m,
+            s,
+            w,
+            training=training,
+            axis=axis,
+            activation=activation,
+            output=y,
+            num_threads=2,
+        )
         ri, rw, rb = ref_backward(dy, x, m, s, w, training, axis, activation, 0.2, y)
         np.testing.assert_allclose(gi, ri, **t)
         np.testing.assert_allclose(gw, rw, rtol=t["rtol"], atol=1e-3 if dtype != F64 else 1e-8)
         np.testing.assert_allclose(gb, rb, rtol=t["rtol"], atol=1e-3 if dtype != F64 else 1e-8)
     ye = batch_norm(x, rm, rv, w, b, False, axis=axis, activation=activation)
-    np.testing.assert_allclose(ye, ref_forward(x, rm, rv, w, b, False, axis=axis,
-                                               activation=activation)[0], **t)
+    np.testing.assert_allclose(
+        ye, ref_forward(x, rm, rv, w, b, False, axis=axis, activation=activation)[0], **t
+    )
 
 
 @pytest.mark.kernel_choice
@@ -627,12 +712,14 @@ def test_chunked_channel_statistics(rng):
     inner = 400
     for dtype in (np.float32, np.float64):
         itemsize = np.dtype(dtype).itemsize
-        outer = 3 * slab // (inner * itemsize) + 7   # three chunks and a partial one
+        outer = 3 * slab // (inner * itemsize) + 7  # three chunks and a partial one
         assert outer * inner * itemsize > 2 * slab
         x = (rng.standard_normal((outer, 2, inner)) + 1e4).astype(dtype)
-        res = [batch_norm(x, None, None, None, None, True, return_stats=True,
-                          num_threads=nt) for nt in (1, 2)]
-        for a, b_ in zip(*res):
+        res = [
+            batch_norm(x, None, None, None, None, True, return_stats=True, num_threads=nt)
+            for nt in (1, 2)
+        ]
+        for a, b_ in zip(*res, strict=True):
             np.testing.assert_array_equal(a, b_)
         ry, rmean, rinv = ref_forward(x, None, None, None, None, True)[:3]
         # save_mean/save_invstd are float32 for float32 data: one rounding of the
@@ -683,8 +770,14 @@ def test_instruction_set_copies_give_identical_bits():
     digests = {}
     for isa in ("base", "avx2", "avx512"):
         env = dict(os.environ, CYRELU_ISA=isa)
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             env=env, check=True, cwd=parent)
+        res = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=parent,
+        )
         digests[isa] = res.stdout.strip()
     assert len(set(digests.values())) == 1, digests
     assert len(hashlib.sha256().hexdigest()) == len(digests["base"])
@@ -699,16 +792,27 @@ def test_large_outputs_streamed(rng):
     w = rng.standard_normal(8).astype(np.float32)
     res = []
     for nt in (1, 2):
-        y, m, s = batch_norm(x, None, None, w, None, True, axis=1, activation="relu",
-                             return_stats=True, num_threads=nt)
+        y, m, s = batch_norm(
+            x,
+            None,
+            None,
+            w,
+            None,
+            True,
+            axis=1,
+            activation="relu",
+            return_stats=True,
+            num_threads=nt,
+        )
         g = batch_norm_backward(dy, x, m, s, w, activation="relu", output=y, num_threads=nt)
-        res.append((y, m, s) + g)
-    for a, b_ in zip(*res):
+        res.append((y, m, s, *g))
+    for a, b_ in zip(*res, strict=True):
         np.testing.assert_array_equal(a, b_)
-    y, m, s, gi, gw, gb = res[0]
-    np.testing.assert_allclose(y, ref_forward(x, None, None, w, None, True,
-                                              activation="relu")[0], rtol=1e-4, atol=1e-4)
-    ri, rw, rb = ref_backward(dy, x, m, s, w, True, 1, "relu", 0.2, y)
+    y, m, s, gi, gw, _gb = res[0]
+    np.testing.assert_allclose(
+        y, ref_forward(x, None, None, w, None, True, activation="relu")[0], rtol=1e-4, atol=1e-4
+    )
+    ri, rw, _rb = ref_backward(dy, x, m, s, w, True, 1, "relu", 0.2, y)
     np.testing.assert_allclose(gi, ri, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(gw, rw, rtol=1e-4, atol=1e-2)
 
@@ -726,9 +830,10 @@ def test_large_inference_outputs_streamed(rng):
     outs = []
     for nt, offset in ((1, 0), (2, 0), (2, 1)):
         buf = np.empty(x.size + 1, dtype=np.float32)
-        out = buf[offset:offset + x.size].reshape(x.shape)
-        y = batch_norm(x, rm, rv, w, b, False, activation="leaky_relu", alpha=0.1, out=out,
-                       num_threads=nt)
+        out = buf[offset : offset + x.size].reshape(x.shape)
+        y = batch_norm(
+            x, rm, rv, w, b, False, activation="leaky_relu", alpha=0.1, out=out, num_threads=nt
+        )
         assert y is out
         np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
         outs.append(y.copy())
@@ -775,23 +880,35 @@ def test_pipelined_backward(rng, dtype, activation, training):
     x = (rng.standard_normal(shape) * 2 + 5).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal(C).astype(dtype)
-    y, m, s = batch_norm(x, None, None, w, None, True, activation=activation,
-                         return_stats=True)
+    y, m, s = batch_norm(x, None, None, w, None, True, activation=activation, return_stats=True)
     out = None if activation is None else y
     if cyrelu._parallel.build_info()["isa"] == "baseline":
         pytest.skip("the pipelined backward runs with the AVX2 / AVX-512 kernels")
     for nt in (1, 2, 3):
         assert _batchnorm.backward_pipelined(x, outer, C, inner, out is not None, nt), (
-            shape, cyrelu._parallel.cache_info())
+            shape,
+            cyrelu._parallel.cache_info(),
+        )
     res = []
     for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
         buf = np.empty(x.size + 1, dtype=dtype)
-        dx = buf[offset:offset + x.size].reshape(shape)
-        res.append(batch_norm_backward(dy, x, m, s, w, training=training,
-                                       activation=activation, output=out, out=dx,
-                                       num_threads=nt))
+        dx = buf[offset : offset + x.size].reshape(shape)
+        res.append(
+            batch_norm_backward(
+                dy,
+                x,
+                m,
+                s,
+                w,
+                training=training,
+                activation=activation,
+                output=out,
+                out=dx,
+                num_threads=nt,
+            )
+        )
     for other in res[1:]:
-        for a, b_ in zip(res[0], other):
+        for a, b_ in zip(res[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
     ri, rw, rb = ref_backward(dy, x, m, s, w, training, 1, activation, 0.2, out)
     t = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)

@@ -93,7 +93,7 @@ def test_optimisation_flags_keep_ieee_semantics(setup_mod):
 @pytest.mark.parametrize("level", ["0", "1", "2", "3"])
 def test_opt_level_env_sets_only_the_o_flag(setup_mod, level):
     flags = setup_mod.optimisation_flags("unix", {setup_mod.OPT_LEVEL_ENV: level})
-    assert flags == ["-O" + level] + setup_mod.optimisation_flags("unix")[1:]
+    assert flags == ["-O" + level, *setup_mod.optimisation_flags("unix")[1:]]
     assert setup_mod.optimisation_flags("msvc", {setup_mod.OPT_LEVEL_ENV: level}) == ["/O2"]
 
 
@@ -105,12 +105,13 @@ def test_opt_level_env_rejects_other_values(setup_mod, bad):
 
 # ---- the OpenMP probe uses the build's flags -------------------------------------------
 
+
 def test_probe_args_carry_cflags_and_ldflags_into_the_executable_link(setup_mod):
     compiler_so = ["gcc", "-O3", "-fsanitize=address", "-fPIC"]
     linker_so = ["gcc", "-shared", "-L/py/lib", "-fsanitize=address"]
     env = {"CFLAGS": "-fsanitize=address --coverage", "LDFLAGS": "-Wl,-z,now"}
     cargs, largs = setup_mod.probe_args(compiler_so, linker_so, ["-fopenmp"], ["-fopenmp"], env)
-    assert cargs == ["--coverage", "-fopenmp"]   # -fsanitize is already in compiler_so
+    assert cargs == ["--coverage", "-fopenmp"]  # -fsanitize is already in compiler_so
     assert "-shared" not in largs
     for flag in ("-L/py/lib", "-fsanitize=address", "--coverage", "-Wl,-z,now", "-fopenmp"):
         assert flag in largs
@@ -145,15 +146,20 @@ def _sanitizer_available():
     cc = shutil.which("gcc")
     if cc is None or not sys.platform.startswith("linux"):
         return False
-    lib = subprocess.run([cc, "-print-file-name=libasan.so"], capture_output=True,
-                         text=True).stdout.strip()
+    lib = subprocess.run(
+        [cc, "-print-file-name=libasan.so"], capture_output=True, text=True
+    ).stdout.strip()
     return os.path.isabs(lib) and os.path.exists(lib)
 
 
 @pytest.mark.skipif(not _sanitizer_available(), reason="needs gcc with libasan")
 def test_probe_succeeds_with_sanitizer_cflags(setup_mod):
-    env = dict(os.environ, CC="gcc", CFLAGS="-fsanitize=address,undefined",
-               LDFLAGS="-fsanitize=address,undefined")
+    env = dict(
+        os.environ,
+        CC="gcc",
+        CFLAGS="-fsanitize=address,undefined",
+        LDFLAGS="-fsanitize=address,undefined",
+    )
     env.pop(setup_mod.DISABLE_ENV, None)
     compiler = _real_compiler(env)
     flags = setup_mod.openmp_flags(compiler.compiler_type, sys.platform, env)
@@ -169,7 +175,8 @@ def test_failed_probe_is_an_error_when_openmp_is_required(setup_mod):
     compiler = _real_compiler(env)
     assert not setup_mod.probe_openmp(compiler, ["-fopenmp"], ["-fopenmp"], env=env)
     with pytest.raises(RuntimeError, match="CYRELU_REQUIRE_OPENMP"):
-        setup_mod.checked_openmp_flags(compiler, sys.platform,
-                                       dict(env, **{setup_mod.REQUIRE_ENV: "1"}))
+        setup_mod.checked_openmp_flags(
+            compiler, sys.platform, dict(env, **{setup_mod.REQUIRE_ENV: "1"})
+        )
     with pytest.warns(UserWarning, match="serial"):
         assert setup_mod.checked_openmp_flags(compiler, sys.platform, env) is None

@@ -28,18 +28,27 @@ def _compiler():
 
 pytestmark = [
     pytest.mark.source_check,
-    pytest.mark.skipif(not (SOURCE.is_file() and HEADERS.is_dir()),
-                       reason="needs the source tree's tests/c and include/"),
+    pytest.mark.skipif(
+        not (SOURCE.is_file() and HEADERS.is_dir()),
+        reason="needs the source tree's tests/c and include/",
+    ),
     pytest.mark.skipif(_compiler() is None, reason="no C compiler (cc or $CC)"),
 ]
 
 
 def test_kernel_check_passes(tmp_path):
     exe = tmp_path / "kernel_check"
-    cmd = _compiler() + [
-        "-O1", "-fno-math-errno", "-fno-trapping-math",
-        "-I" + str(ROOT / "tests" / "c" / "shim"), "-I" + str(ROOT / "include"),
-        str(SOURCE), "-o", str(exe), "-lm",
+    cmd = [
+        *_compiler(),
+        "-O1",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+        "-I" + str(ROOT / "tests" / "c" / "shim"),
+        "-I" + str(ROOT / "include"),
+        str(SOURCE),
+        "-o",
+        str(exe),
+        "-lm",
     ]
     build = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert build.returncode == 0, "compilation failed:\n" + build.stderr[-4000:]
@@ -48,5 +57,8 @@ def test_kernel_check_passes(tmp_path):
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=900, env=env)
     lines = run.stdout.strip().splitlines()
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
-    assert lines and lines[-1].startswith("kernel_check: ") and lines[-1].endswith(
-        " passed, 0 failed"), run.stdout[-2000:]
+    assert (
+        lines
+        and lines[-1].startswith("kernel_check: ")
+        and lines[-1].endswith(" passed, 0 failed")
+    ), run.stdout[-2000:]

@@ -16,12 +16,26 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 pytestmark = pytest.mark.kernel_choice
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("524288", 524288), ("512K", 512 * KiB), ("512k", 512 * KiB), ("512KiB", 512 * KiB),
-    ("2M", 2 * MiB), ("2MB", 2 * MiB), ("1G", GiB), (" 1M ", MiB),
-    ("", -1), ("junk", -1), ("-1", -1), ("1.5M", -1), ("12Q", -1), ("M", -1),
-    ("99999999999999999999", -1),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("524288", 524288),
+        ("512K", 512 * KiB),
+        ("512k", 512 * KiB),
+        ("512KiB", 512 * KiB),
+        ("2M", 2 * MiB),
+        ("2MB", 2 * MiB),
+        ("1G", GiB),
+        (" 1M ", MiB),
+        ("", -1),
+        ("junk", -1),
+        ("-1", -1),
+        ("1.5M", -1),
+        ("12Q", -1),
+        ("M", -1),
+        ("99999999999999999999", -1),
+    ],
+)
 def test_size_syntax(text, expected):
     assert _parallel._parse_bytes(text) == expected
 
@@ -73,8 +87,14 @@ def _run(code, **env):
         full.pop(key, None)
     full.update(env)
     parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=full, check=True, cwd=parent)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full,
+        check=True,
+        cwd=parent,
+    )
 
 
 def test_overrides_reach_every_module_and_show_config():
@@ -90,8 +110,14 @@ def test_overrides_reach_every_module_and_show_config():
     first = res.stdout.splitlines()[0].split()
     cpus = _parallel.cache_info()["cpus"]
     stream = max(384 * KiB, 48 * MiB // (2 * cpus))
-    assert first == [str(768 * KiB), "environment", str(48 * MiB), "environment",
-                     str(stream), str(384 * KiB)]
+    assert first == [
+        str(768 * KiB),
+        "environment",
+        str(48 * MiB),
+        "environment",
+        str(stream),
+        str(384 * KiB),
+    ]
     assert "768 KiB (environment" in res.stdout
     assert "48 MiB (environment" in res.stdout
     assert "streaming stores from %s per thread" % _mib(stream) in res.stdout

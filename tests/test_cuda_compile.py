@@ -16,7 +16,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -28,7 +27,7 @@ ARCHS = ("compute_75", "compute_90")
 
 def _cuda_dir():
     spec = importlib.util.find_spec("cyrelu")  # does not import cyrelu.cuda (nor CuPy)
-    return os.path.join(list(spec.submodule_search_locations)[0], "cuda")
+    return os.path.join(next(iter(spec.submodule_search_locations)), "cuda")
 
 
 def _loader():
@@ -84,8 +83,18 @@ def test_compiles_to_ptx(tmp_path, name, arch):
     wrapper.write_text(loader.program(name, exprs))
     ptx = tmp_path / (name + ".ptx")
     # -ftz=true: CuPy appends it to every compile, unconditionally
-    cmd = [NVCC, "--ptx", *loader.OPTIONS, "-ftz=true", "-arch=" + arch, "-Werror",
-           "all-warnings", str(wrapper), "-o", str(ptx)]
+    cmd = [
+        NVCC,
+        "--ptx",
+        *loader.OPTIONS,
+        "-ftz=true",
+        "-arch=" + arch,
+        "-Werror",
+        "all-warnings",
+        str(wrapper),
+        "-o",
+        str(ptx),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, "nvcc failed:\n%s\n%s" % (proc.stdout, proc.stderr)
     _check_ptx(name, ptx.read_text(), exprs, loader)
@@ -116,9 +125,15 @@ def test_compiles_with_nvrtc_like_cupy(name):
         exprs = [e for e in loader.NAME_EXPRESSIONS[name] if loader.group(e) == grp]
         try:
             prog = _cupy_nvrtc()(loader.program(name, exprs), name, (), (), method="ptx")
-            ptx, _ = prog.compile(loader.OPTIONS + ("-ftz=true", "-arch=compute_90",
-                                                    "--device-as-default-execution-space"),
-                                  None)
+            ptx, _ = prog.compile(
+                (
+                    *loader.OPTIONS,
+                    "-ftz=true",
+                    "-arch=compute_90",
+                    "--device-as-default-execution-space",
+                ),
+                None,
+            )
         except CompileException:
             raise
         except (TypeError, AttributeError, ValueError) as exc:  # CuPy's internals moved

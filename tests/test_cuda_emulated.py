@@ -23,11 +23,15 @@ CXX = shutil.which(os.environ.get("CXX", "g++"))
 
 @pytest.mark.source_check
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler for the CUDA emulation")
-@pytest.mark.skipif(os.environ.get("CYRELU_SKIP_EMULATION", "") not in ("", "0"),
-                    reason="CYRELU_SKIP_EMULATION is set")
+@pytest.mark.skipif(
+    os.environ.get("CYRELU_SKIP_EMULATION", "") not in ("", "0"),
+    reason="CYRELU_SKIP_EMULATION is set",
+)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the emulation uses ucontext")
-@pytest.mark.skipif(not os.path.exists(os.path.join(HERE, "cuda_emulation", "shim.hpp")),
-                    reason="tests/cuda_emulation is not in this source tree")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(HERE, "cuda_emulation", "shim.hpp")),
+    reason="tests/cuda_emulation is not in this source tree",
+)
 def test_gpu_suite_on_emulated_cupy(tmp_path):
     import cyrelu
 
@@ -36,12 +40,27 @@ def test_gpu_suite_on_emulated_cupy(tmp_path):
     # build), run from an empty directory
     where = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(
-        [os.path.join(HERE, "cuda_emulation"), where]
-        + [p for p in [env.get("PYTHONPATH")] if p])
+        [os.path.join(HERE, "cuda_emulation"), where] + [p for p in [env.get("PYTHONPATH")] if p]
+    )
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", os.path.join(HERE, "test_gpu.py"), "-q", "-x",
-         "-p", "no:cacheprovider", "-W", "ignore::RuntimeWarning"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            os.path.join(HERE, "test_gpu.py"),
+            "-q",
+            "-x",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::RuntimeWarning",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
     assert proc.returncode == 0, tail
     assert " passed" in tail and "could not import" not in tail, tail

@@ -30,15 +30,25 @@ def test_relu_batchnorm_learns():
 
 
 def test_deterministic_for_a_seed():
-    cfg = demo.Config(activations=("leaky_relu", "tanh"), inits=("xavier",),
-                      batch_norms=(False, True), **dict(TINY, epochs=2))
+    cfg = demo.Config(
+        activations=("leaky_relu", "tanh"),
+        inits=("xavier",),
+        batch_norms=(False, True),
+        **dict(TINY, epochs=2),
+    )
     a, b = demo.run(cfg), demo.run(cfg)
-    for ra, rb in zip(a, b):
+    for ra, rb in zip(a, b, strict=True):
         assert ra.loss_history == rb.loss_history
         assert ra.grad_norms == rb.grad_norms
         assert (ra.loss, ra.accuracy, ra.sparsity) == (rb.loss, rb.accuracy, rb.sparsity)
-    other = demo.run(demo.Config(activations=("leaky_relu",), inits=("xavier",),
-                                 batch_norms=(False,), **dict(TINY, epochs=2, seed=1)))
+    other = demo.run(
+        demo.Config(
+            activations=("leaky_relu",),
+            inits=("xavier",),
+            batch_norms=(False,),
+            **dict(TINY, epochs=2, seed=1),
+        )
+    )
     assert other[0].loss_history != a[0].loss_history
 
 
@@ -93,13 +103,38 @@ def test_backward_matches_finite_differences(activation, batch_norm):
 
 def test_cli_table_and_json(tmp_path, capsys):
     path = tmp_path / "out.json"
-    rc = demo.main(["--epochs", "1", "--depth", "2", "--width", "8", "--samples", "128",
-                    "--activations", "relu,sigmoid", "--seed", "5", "--json", str(path),
-                    "--quiet"])
+    rc = demo.main(
+        [
+            "--epochs",
+            "1",
+            "--depth",
+            "2",
+            "--width",
+            "8",
+            "--samples",
+            "128",
+            "--activations",
+            "relu,sigmoid",
+            "--seed",
+            "5",
+            "--json",
+            str(path),
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
-    for col in ("activation", "init", "BN", "loss", "train acc", "g1/gL at init", "sparsity",
-                "dead", "s/epoch"):
+    for col in (
+        "activation",
+        "init",
+        "BN",
+        "loss",
+        "train acc",
+        "g1/gL at init",
+        "sparsity",
+        "dead",
+        "s/epoch",
+    ):
         assert col in out
     assert out.count("| relu ") == 4 and out.count("| sigmoid ") == 4
     data = json.loads(path.read_text())
@@ -134,16 +169,36 @@ def test_plot_needs_matplotlib(tmp_path, capsys):
         assert exc.value.code == 2
         assert "matplotlib" in capsys.readouterr().err
     else:
-        rc = demo.main(["--plot", str(tmp_path / "p.png"), "--epochs", "1", "--depth", "2",
-                        "--width", "8", "--samples", "64", "--activations", "relu", "--quiet"])
+        rc = demo.main(
+            [
+                "--plot",
+                str(tmp_path / "p.png"),
+                "--epochs",
+                "1",
+                "--depth",
+                "2",
+                "--width",
+                "8",
+                "--samples",
+                "64",
+                "--activations",
+                "relu",
+                "--quiet",
+            ]
+        )
         assert rc == 0 and (tmp_path / "p.png").stat().st_size > 0
 
 
 def test_module_entry_point():
     # run next to the cyrelu this test imported (the installed one in CI), not the source tree
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
-    out = subprocess.run([sys.executable, "-m", "cyrelu.demo", "--help"], capture_output=True,
-                         text=True, timeout=60, cwd=pkg_parent)
+    out = subprocess.run(
+        [sys.executable, "-m", "cyrelu.demo", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=pkg_parent,
+    )
     assert out.returncode == 0, out.stderr
     for opt in ("--epochs", "--depth", "--seed", "--json", "--plot"):
         assert opt in out.stdout

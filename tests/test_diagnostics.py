@@ -47,8 +47,16 @@ def make_data(rng, shape, dtype, zero_frac=0.5, dead_channels=(), axis=1):
 
 
 SHAPE_AXES = [
-    ((64, 10), 1), ((64, 10), 0), ((64, 10), -1), ((8, 6, 5, 4), 1), ((8, 6, 5, 4), 3),
-    ((8, 6, 5, 4), 0), ((8, 6, 5, 4), -2), ((7,), 0), ((3, 1, 4), 1), ((1, 300), 1),
+    ((64, 10), 1),
+    ((64, 10), 0),
+    ((64, 10), -1),
+    ((8, 6, 5, 4), 1),
+    ((8, 6, 5, 4), 3),
+    ((8, 6, 5, 4), 0),
+    ((8, 6, 5, 4), -2),
+    ((7,), 0),
+    ((3, 1, 4), 1),
+    ((1, 300), 1),
 ]
 
 
@@ -61,8 +69,7 @@ def test_against_numpy(rng, dtype, shape, axis):
     assert sparsity(x) == pytest.approx(ref_sparsity(x), rel=1e-15)
     assert dead_units(x, axis=axis)[0]  # channel 0 was made non-positive
     for t in (-0.5, 0.3, 1e9, -np.inf, np.inf):
-        np.testing.assert_array_equal(dead_units(x, axis=axis, threshold=t),
-                                      ref_dead(x, axis, t))
+        np.testing.assert_array_equal(dead_units(x, axis=axis, threshold=t), ref_dead(x, axis, t))
 
 
 def test_results_and_types(rng):
@@ -78,9 +85,10 @@ def test_results_and_types(rng):
 
 
 def test_special_values():
-    x = np.array([[0.0, -0.0, 1.0, np.nan],
-                  [-0.0, -1.0, np.inf, -np.inf],
-                  [0.0, -np.inf, -2.0, -1.0]], dtype=np.float32)
+    x = np.array(
+        [[0.0, -0.0, 1.0, np.nan], [-0.0, -1.0, np.inf, -np.inf], [0.0, -np.inf, -2.0, -1.0]],
+        dtype=np.float32,
+    )
     # exact zeros: -0.0 counts, NaN does not
     np.testing.assert_array_equal(sparsity(x, axis=0), [0.5, 0.25, 0.25])
     np.testing.assert_array_equal(sparsity(x, axis=1), [1.0, 1 / 3, 0.0, 0.0])
@@ -113,13 +121,13 @@ def test_threshold_is_exact_for_float32():
 def test_non_contiguous_layouts(rng, dtype):
     base = make_data(rng, (40, 12, 9), dtype, dead_channels=(2, 5))
     views = [
-        base[:, ::2],                       # strided channels
-        base[::-1],                         # negative stride
-        base.transpose(2, 1, 0),            # F order
+        base[:, ::2],  # strided channels
+        base[::-1],  # negative stride
+        base.transpose(2, 1, 0),  # F order
         np.asfortranarray(base),
-        base[:, :, 3],                      # (N, C) with a gap
-        base[:, :, 3].T,                    # (C, N) transposed
-        base.transpose(0, 2, 1)[:, ::3],    # mixed
+        base[:, :, 3],  # (N, C) with a gap
+        base[:, :, 3].T,  # (C, N) transposed
+        base.transpose(0, 2, 1)[:, ::3],  # mixed
     ]
     for v in views:
         for axis in range(v.ndim):
@@ -131,14 +139,14 @@ def test_non_contiguous_layouts(rng, dtype):
 @pytest.mark.parametrize("shape, axis", [((40, 2500), 1), ((3, 1030, 2), 1), ((2500, 7), 0)])
 def test_many_channels(rng, shape, axis):
     # more channels than one tile of counters (1024), in every loop shape
-    x = make_data(rng, shape, np.float32, zero_frac=0.4, dead_channels=(0, 1023, 1024),
-                  axis=axis)
+    x = make_data(rng, shape, np.float32, zero_frac=0.4, dead_channels=(0, 1023, 1024), axis=axis)
     for v in (x, np.moveaxis(np.moveaxis(x, axis, -1).copy(), -1, axis)):  # and channels-last
         np.testing.assert_array_equal(dead_units(v, axis=axis), ref_dead(v, axis))
         np.testing.assert_array_equal(sparsity(v, axis=axis), ref_sparsity(v, axis))
         for nt in (1, 2, 3):
-            np.testing.assert_array_equal(dead_units(v, axis=axis, num_threads=nt),
-                                          ref_dead(v, axis))
+            np.testing.assert_array_equal(
+                dead_units(v, axis=axis, num_threads=nt), ref_dead(v, axis)
+            )
 
 
 def test_unaligned_input(rng):
@@ -158,8 +166,17 @@ def test_lists_and_scalars():
     assert sparsity(np.float32(3.0)) == 0.0
 
 
-@pytest.mark.parametrize("shape, axis", [((257, 300), 1), ((300, 257), 0), ((4, 64, 33, 31), 1),
-                                         ((2, 3, 40000), 1), ((1, 150000), 1), ((150000, 2), 1)])
+@pytest.mark.parametrize(
+    "shape, axis",
+    [
+        ((257, 300), 1),
+        ((300, 257), 0),
+        ((4, 64, 33, 31), 1),
+        ((2, 3, 40000), 1),
+        ((1, 150000), 1),
+        ((150000, 2), 1),
+    ],
+)
 def test_thread_count_does_not_change_results(rng, shape, axis):
     x = make_data(rng, shape, np.float32, zero_frac=0.3, dead_channels=(0,), axis=axis)
     d1 = dead_units(x, axis=axis, num_threads=1)
@@ -186,8 +203,11 @@ def test_empty_inputs():
 
 def test_errors():
     x = np.zeros((4, 3), dtype=np.float32)
-    for bad in (np.zeros((4, 3), dtype=np.int32), np.zeros((4, 3), dtype=bool),
-                np.zeros((4, 3), dtype=np.complex64)):
+    for bad in (
+        np.zeros((4, 3), dtype=np.int32),
+        np.zeros((4, 3), dtype=bool),
+        np.zeros((4, 3), dtype=np.complex64),
+    ):
         with pytest.raises(TypeError, match="dtype"):
             dead_units(bad)
         with pytest.raises(TypeError, match="dtype"):
@@ -224,8 +244,10 @@ def test_gpu_arrays_dispatch_to_the_backend(monkeypatch):
     a = arr_type()
     assert dead_units(a, axis=0, threshold=1.0) == "dead"
     assert sparsity(a, axis=2) == "sparse"
-    assert calls == [("dead_units", {"axis": 0, "threshold": 1.0, "num_threads": None}),
-                     ("sparsity", {"axis": 2, "num_threads": None})]
+    assert calls == [
+        ("dead_units", {"axis": 0, "threshold": 1.0, "num_threads": None}),
+        ("sparsity", {"axis": 2, "num_threads": None}),
+    ]
 
 
 # ---- fold_batch_norm ---------------------------------------------------------------------
@@ -239,8 +261,12 @@ def bn_eval(z, mean, var, gamma, beta, eps, axis):
 
 
 def bn_params(rng, c):
-    return (rng.standard_normal(c), rng.random(c) * 2 + 0.1,
-            rng.standard_normal(c), rng.standard_normal(c))
+    return (
+        rng.standard_normal(c),
+        rng.random(c) * 2 + 0.1,
+        rng.standard_normal(c),
+        rng.standard_normal(c),
+    )
 
 
 @pytest.mark.parametrize("use_bias", [True, False])
@@ -254,8 +280,9 @@ def test_fold_linear_torch_layout(rng, use_bias, affine):
         gamma = beta = None
     x = rng.standard_normal((20, n_in))
     z = x @ W.T + (b if use_bias else 0)
-    expected = bn_eval(z, mean, var, 1 if gamma is None else gamma,
-                       0 if beta is None else beta, eps, axis=1)
+    expected = bn_eval(
+        z, mean, var, 1 if gamma is None else gamma, 0 if beta is None else beta, eps, axis=1
+    )
     Wf, bf = fold_batch_norm(W, b, mean, var, gamma, beta, eps)
     assert Wf.shape == W.shape and bf.shape == (n_out,)
     np.testing.assert_allclose(x @ Wf.T + bf, expected, rtol=1e-12, atol=1e-12)
@@ -284,7 +311,7 @@ def im2col(x, kh, kw):
     cols = np.empty((n, oh, ow, c, kh, kw))
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, :, :, i, j] = x[:, :, i:i + oh, j:j + ow].transpose(0, 2, 3, 1)
+            cols[:, :, :, :, i, j] = x[:, :, i : i + oh, j : j + ow].transpose(0, 2, 3, 1)
     return cols.reshape(n, oh, ow, c * kh * kw)
 
 
@@ -306,9 +333,12 @@ def test_fold_conv_as_matmul(rng):
     assert Wf.shape == W.shape
     np.testing.assert_allclose(conv2d(x, Wf, bf), expected, rtol=1e-12, atol=1e-12)
     Wf0, bf0 = fold_batch_norm(W, None, mean, var, gamma, beta)
-    np.testing.assert_allclose(conv2d(x, Wf0, bf0),
-                               bn_eval(conv2d(x, W, None), mean, var, gamma, beta, 1e-5, 1),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        conv2d(x, Wf0, bf0),
+        bn_eval(conv2d(x, W, None), mean, var, gamma, beta, 1e-5, 1),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @requires_torch
@@ -324,30 +354,46 @@ def test_fold_against_torch_modules():
         m.eval()
     with torch.no_grad():
         x = torch.randn(10, 8, dtype=torch.float64)
-        args = [t.detach().numpy() for t in (lin.weight, lin.bias, bn.running_mean,
-                                             bn.running_var, bn.weight, bn.bias)]
+        args = [
+            t.detach().numpy()
+            for t in (lin.weight, lin.bias, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+        ]
         Wf, bf = fold_batch_norm(*args, eps=bn.eps)
-        np.testing.assert_allclose(x.numpy() @ Wf.T + bf, bn(lin(x)).numpy(), rtol=1e-12,
-                                   atol=1e-12)
+        np.testing.assert_allclose(
+            x.numpy() @ Wf.T + bf, bn(lin(x)).numpy(), rtol=1e-12, atol=1e-12
+        )
         xi = torch.randn(2, 3, 7, 6, dtype=torch.float64)
-        args = [t.detach().numpy() for t in (conv.weight, conv.bias, bn2.running_mean,
-                                             bn2.running_var, bn2.weight, bn2.bias)]
+        args = [
+            t.detach().numpy()
+            for t in (
+                conv.weight,
+                conv.bias,
+                bn2.running_mean,
+                bn2.running_var,
+                bn2.weight,
+                bn2.bias,
+            )
+        ]
         Wf, bf = fold_batch_norm(*args, eps=bn2.eps)
         folded = torch.nn.functional.conv2d(xi, torch.from_numpy(Wf), torch.from_numpy(bf))
-        np.testing.assert_allclose(folded.numpy(), bn2(conv(xi)).numpy(), rtol=1e-11,
-                                   atol=1e-11)
+        np.testing.assert_allclose(folded.numpy(), bn2(conv(xi)).numpy(), rtol=1e-11, atol=1e-11)
 
 
 def test_fold_dtypes_and_precision(rng):
     W = rng.standard_normal((5, 3))
     mean, var, gamma, beta = bn_params(rng, 5)
-    ref_w, ref_b = fold_batch_norm(W, None, mean, var, gamma, beta)
     for dt in (np.float16, np.float32):
         Wf, bf = fold_batch_norm(W.astype(dt), None, mean.astype(dt), var, gamma, beta)
         assert Wf.dtype == dt and bf.dtype == dt
         # computed in float64 from the (rounded) inputs, rounded once
-        exp_w, exp_b = fold_batch_norm(W.astype(dt).astype(np.float64), None,
-                                       mean.astype(dt).astype(np.float64), var, gamma, beta)
+        exp_w, exp_b = fold_batch_norm(
+            W.astype(dt).astype(np.float64),
+            None,
+            mean.astype(dt).astype(np.float64),
+            var,
+            gamma,
+            beta,
+        )
         np.testing.assert_array_equal(Wf, exp_w.astype(dt))
         np.testing.assert_array_equal(bf, exp_b.astype(dt))
     # inputs are not modified, outputs are new arrays

@@ -4,7 +4,6 @@ and a failed call changes nothing."""
 import os
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pytest
@@ -27,8 +26,7 @@ def test_num_threads_out_of_range_is_a_value_error(bad):
         lambda: cyrelu.relu(x[::2], num_threads=bad),
         lambda: cyrelu.leaky_relu(x, 0.1, num_threads=bad),
         lambda: cyrelu.relu_backward(x, x, num_threads=bad),
-        lambda: cyrelu.batch_norm(x.reshape(5, 2), None, None, training=True,
-                                  num_threads=bad),
+        lambda: cyrelu.batch_norm(x.reshape(5, 2), None, None, training=True, num_threads=bad),
         lambda: cyrelu.dead_units(x.reshape(5, 2), num_threads=bad),
         lambda: cyrelu.sparsity(x, num_threads=bad),
         lambda: cyrelu._parallel.effective_n_threads(bad),
@@ -49,8 +47,12 @@ def test_huge_scalars_are_value_errors_naming_the_argument():
         ("alpha", lambda: cyrelu.leaky_relu(x, HUGE)),
         ("alpha", lambda: cyrelu.leaky_relu(x[:, ::2], HUGE)),
         ("alpha", lambda: cyrelu.leaky_relu_backward(x, x, HUGE)),
-        ("alpha", lambda: cyrelu.batch_norm(x, None, None, training=True,
-                                            activation="leaky_relu", alpha=HUGE)),
+        (
+            "alpha",
+            lambda: cyrelu.batch_norm(
+                x, None, None, training=True, activation="leaky_relu", alpha=HUGE
+            ),
+        ),
         ("eps", lambda: cyrelu.batch_norm(x, None, None, training=True, eps=HUGE)),
         ("momentum", lambda: cyrelu.batch_norm(x, None, None, training=True, momentum=HUGE)),
         ("threshold", lambda: cyrelu.dead_units(x, threshold=HUGE)),
@@ -95,10 +97,12 @@ def test_activation_layers_reject_what_the_functions_reject(layer):
     assert layer._x is None  # nothing was kept from the failed calls
     # what the functions accept, the layers accept (lists included)
     y = layer([1.0, -2.0])
-    np.testing.assert_array_equal(layer.backward([1.0, 1.0]),
-                                  cyrelu.relu_backward([1.0, 1.0], [1.0, -2.0])
-                                  if isinstance(layer, nn.ReLU)
-                                  else cyrelu.leaky_relu_backward([1.0, 1.0], [1.0, -2.0], 0.1))
+    np.testing.assert_array_equal(
+        layer.backward([1.0, 1.0]),
+        cyrelu.relu_backward([1.0, 1.0], [1.0, -2.0])
+        if isinstance(layer, nn.ReLU)
+        else cyrelu.leaky_relu_backward([1.0, 1.0], [1.0, -2.0], 0.1),
+    )
     assert y.shape == (2,)
 
 
@@ -125,19 +129,22 @@ def _snapshot(layer):
     return {k: np.array(v, copy=True) for k, v in layer.state_dict().items()}
 
 
-@pytest.mark.parametrize("change,exc", [
-    (None, TypeError),
-    ("not a mapping", TypeError),
-    ({"running_mean": np.array([1 + 2j, 0, 0])}, TypeError),
-    ({"weight": np.array(["a", "b", "c"])}, TypeError),
-    ({"bias": np.array([object(), None, 1], dtype=object)}, TypeError),
-    ({"num_batches_tracked": np.array(2.7)}, ValueError),
-    ({"num_batches_tracked": np.array(-1)}, ValueError),
-    ({"num_batches_tracked": np.array(np.nan)}, ValueError),
-    ({"num_batches_tracked": np.array(3 + 0j)}, TypeError),
-    ({"num_batches_tracked": np.array([1, 2])}, ValueError),
-    ({"running_var": np.ones(4)}, ValueError),
-])
+@pytest.mark.parametrize(
+    "change,exc",
+    [
+        (None, TypeError),
+        ("not a mapping", TypeError),
+        ({"running_mean": np.array([1 + 2j, 0, 0])}, TypeError),
+        ({"weight": np.array(["a", "b", "c"])}, TypeError),
+        ({"bias": np.array([object(), None, 1], dtype=object)}, TypeError),
+        ({"num_batches_tracked": np.array(2.7)}, ValueError),
+        ({"num_batches_tracked": np.array(-1)}, ValueError),
+        ({"num_batches_tracked": np.array(np.nan)}, ValueError),
+        ({"num_batches_tracked": np.array(3 + 0j)}, TypeError),
+        ({"num_batches_tracked": np.array([1, 2])}, ValueError),
+        ({"running_var": np.ones(4)}, ValueError),
+    ],
+)
 def test_load_state_dict_rejects_and_leaves_the_layer_unchanged(change, exc):
     layer = _layer()
     before = _snapshot(layer)
@@ -182,15 +189,16 @@ def test_batch_norm_accepts_memmap_for_every_argument(tmp_path, rng):
     w, b = rng.standard_normal(C).astype(np.float32), rng.standard_normal(C).astype(np.float32)
     want, m_want, s_want = cyrelu.batch_norm(x, rm, rv, w, b, True, return_stats=True)
     rm_m, rv_m = mm("rm", np.zeros(C, np.float32)), mm("rv", np.ones(C, np.float32))
-    got, m_got, s_got = cyrelu.batch_norm(mm("x", x), rm_m, rv_m, mm("w", w), mm("b", b),
-                                          True, return_stats=True)
+    got, m_got, s_got = cyrelu.batch_norm(
+        mm("x", x), rm_m, rv_m, mm("w", w), mm("b", b), True, return_stats=True
+    )
     np.testing.assert_array_equal(got, want)
     # the memmapped running statistics were updated in place
     np.testing.assert_array_equal(np.asarray(rm_m), rm)
     np.testing.assert_array_equal(np.asarray(rv_m), rv)
     gi = cyrelu.batch_norm_backward(x, x, mm("m", m_got), mm("s", s_got), mm("w2", w))
     gi_want = cyrelu.batch_norm_backward(x, x, m_want, s_want, w)
-    for a, b_ in zip(gi, gi_want):
+    for a, b_ in zip(gi, gi_want, strict=True):
         np.testing.assert_array_equal(a, b_)
 
 
@@ -211,29 +219,42 @@ def _run(code, **env):
     full = dict(os.environ)
     full.pop("CYRELU_ISA", None)
     full.update(env)
-    return subprocess.run([sys.executable, "-W", "default", "-c", code], capture_output=True,
-                          text=True, env=full, timeout=120, cwd=_PKG_PARENT)
+    return subprocess.run(
+        [sys.executable, "-W", "default", "-c", code],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=120,
+        cwd=_PKG_PARENT,
+    )
 
 
 def test_unknown_cyrelu_isa_warns_at_import_and_is_shown():
-    res = _run("import cyrelu, numpy as np; cyrelu.relu(np.ones(3)); cyrelu.show_config()",
-               CYRELU_ISA="avx3000")
+    res = _run(
+        "import cyrelu, numpy as np; cyrelu.relu(np.ones(3)); cyrelu.show_config()",
+        CYRELU_ISA="avx3000",
+    )
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("RuntimeWarning") == 1
     assert "avx3000" in res.stderr
     for accepted in ("base", "baseline", "avx2", "avx512", "avx-512"):
         assert accepted in res.stderr
-    line = [ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln][0]
+    line = next(ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln)
     assert "'avx3000', not a known value: ignored" in line
 
 
-@pytest.mark.parametrize("value,request_", [(None, None), ("BASE", "BASE"),
-                                            ("Avx2", "Avx2"), ("bogus", "invalid: bogus")])
+@pytest.mark.parametrize(
+    "value,request_",
+    [(None, None), ("BASE", "BASE"), ("Avx2", "Avx2"), ("bogus", "invalid: bogus")],
+)
 def test_isa_request_in_build_info(value, request_):
     env = {} if value is None else {"CYRELU_ISA": value}
-    res = _run("import warnings; warnings.simplefilter('ignore'); import cyrelu; "
-               "print(repr(cyrelu._parallel.build_info()['isa_request'])); "
-               "print(cyrelu._parallel.build_info()['isa'])", **env)
+    res = _run(
+        "import warnings; warnings.simplefilter('ignore'); import cyrelu; "
+        "print(repr(cyrelu._parallel.build_info()['isa_request'])); "
+        "print(cyrelu._parallel.build_info()['isa'])",
+        **env,
+    )
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert lines[0] == repr(request_)
@@ -247,4 +268,4 @@ def test_valid_cyrelu_isa_does_not_warn():
     res = _run("import cyrelu; cyrelu.show_config()", CYRELU_ISA="baseline")
     assert res.returncode == 0 and "Warning" not in res.stderr, res.stderr
     assert "simd_runtime    : baseline" in res.stdout
-    assert "'baseline'" in [ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln][0]
+    assert "'baseline'" in next(ln for ln in res.stdout.splitlines() if "cyrelu_isa" in ln)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import cyrelu
+
 from conftest import requires_torch, torch
 
 HALF = np.float16
@@ -91,8 +92,9 @@ def test_every_bit_pattern_backward():
         assert_same_values(cyrelu.relu_backward(g, x), ref_relu_backward(g, x))
         assert_same_values(cyrelu.relu_backward(x, g), ref_relu_backward(x, g))
         for alpha in ALPHAS:
-            assert_same_values(cyrelu.leaky_relu_backward(g, x, alpha),
-                               ref_leaky_backward(g, x, alpha))
+            assert_same_values(
+                cyrelu.leaky_relu_backward(g, x, alpha), ref_leaky_backward(g, x, alpha)
+            )
 
 
 def test_every_bit_pattern_in_place_and_strided():
@@ -102,8 +104,9 @@ def test_every_bit_pattern_in_place_and_strided():
     cyrelu.leaky_relu(y, 0.3, out=y)
     np.testing.assert_array_equal(y.view(np.uint16), cyrelu.leaky_relu(x, 0.3).view(np.uint16))
     wide = np.repeat(x, 3)[1::3]
-    np.testing.assert_array_equal(cyrelu.leaky_relu(wide, 0.3).view(np.uint16),
-                                  cyrelu.leaky_relu(x, 0.3).view(np.uint16))
+    np.testing.assert_array_equal(
+        cyrelu.leaky_relu(wide, 0.3).view(np.uint16), cyrelu.leaky_relu(x, 0.3).view(np.uint16)
+    )
     g = partner_halves(3)
     out = np.empty(3 * x.size, HALF)[::3]
     cyrelu.relu_backward(g, wide, out=out)
@@ -121,9 +124,8 @@ def test_every_bit_pattern_diagnostics():
         expected = (v.reshape(1024, 64) <= threshold).all(axis=0)
         np.testing.assert_array_equal(dead, expected)
     # a channel of subnormals, zeros and one NaN: NaN is never dead, subnormals are not 0
-    tiny = np.array([[0.0, 2.0 ** -24], [-0.0, -(2.0 ** -24)], [np.nan, 0.0]], HALF)
-    np.testing.assert_array_equal(cyrelu.dead_units(tiny, axis=1, threshold=0.0),
-                                  [False, False])
+    tiny = np.array([[0.0, 2.0**-24], [-0.0, -(2.0**-24)], [np.nan, 0.0]], HALF)
+    np.testing.assert_array_equal(cyrelu.dead_units(tiny, axis=1, threshold=0.0), [False, False])
     np.testing.assert_array_equal(cyrelu.sparsity(tiny, axis=1), [2 / 3, 1 / 3])
 
 
@@ -143,8 +145,10 @@ def test_every_bit_pattern_against_torch():
     tg = torch.from_numpy(g.copy())
     same(cyrelu.relu_backward(g, x), torch.ops.aten.threshold_backward(tg, tx, 0.0).numpy())
     for alpha in ALPHAS:
-        same(cyrelu.leaky_relu_backward(g, x, alpha),
-             torch.ops.aten.leaky_relu_backward(tg, tx, alpha, False).numpy())
+        same(
+            cyrelu.leaky_relu_backward(g, x, alpha),
+            torch.ops.aten.leaky_relu_backward(tg, tx, alpha, False).numpy(),
+        )
 
 
 _DIGEST = r"""
@@ -176,8 +180,9 @@ def test_identical_bits_across_instruction_sets_and_threads():
     digests = {}
     for isa in ("base", "avx2", "avx512"):
         env = dict(os.environ, CYRELU_ISA=isa)
-        res = subprocess.run([sys.executable, "-c", _DIGEST], capture_output=True, text=True,
-                             env=env, cwd=parent)
+        res = subprocess.run(
+            [sys.executable, "-c", _DIGEST], capture_output=True, text=True, env=env, cwd=parent
+        )
         assert res.returncode == 0, res.stderr
         digests[isa] = res.stdout.strip()
     assert len(set(digests.values())) == 1, digests

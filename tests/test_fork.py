@@ -58,8 +58,9 @@ _PRELUDE = textwrap.dedent(
 
 def _run(body):
     code = _PRELUDE + textwrap.dedent(body)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, cwd=_PKG_PARENT)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=_PKG_PARENT
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     return res.stdout.split()
 
@@ -109,8 +110,11 @@ def test_fork_multiprocessing_pool():
 
 def test_show_config_reports_fork_child():
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(
-            """
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
             import os, cyrelu
             cyrelu.show_config()
             pid = os.fork()
@@ -118,8 +122,14 @@ def test_show_config_reports_fork_child():
                 cyrelu.show_config()
                 os._exit(0)
             os.waitpid(pid, 0)
-            """)],
-        capture_output=True, text=True, timeout=60, cwd=_PKG_PARENT, check=True,
+            """
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=_PKG_PARENT,
+        check=True,
     ).stdout
     lines = [ln for ln in out.splitlines() if "fork_child" in ln]
     assert len(lines) == 2

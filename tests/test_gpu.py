@@ -35,8 +35,26 @@ except ImportError:  # pragma: no cover - environment dependent
 requires_torch_cuda = pytest.mark.skipif(not TORCH_CUDA, reason="torch with CUDA not available")
 
 DTYPES = [np.float16, np.float32, np.float64]
-SPECIALS = [0.0, -0.0, 1.0, -1.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -1e-40, 1e-310,
-            -1e-310, 65504.0, -65504.0, 3.0e38, -3.0e38, 0.5, -2.5]
+SPECIALS = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    np.inf,
+    -np.inf,
+    np.nan,
+    -np.nan,
+    1e-40,
+    -1e-40,
+    1e-310,
+    -1e-310,
+    65504.0,
+    -65504.0,
+    3.0e38,
+    -3.0e38,
+    0.5,
+    -2.5,
+]
 
 
 def _data(rng, shape, dtype, specials=True):
@@ -125,8 +143,11 @@ def _layouts(rng, dtype):
         ("transposed", lambda a: a.T),
         ("reversed", lambda a: a[::-1, ::-1]),
         ("offset1", lambda a: a.reshape(-1)[1:]),  # misaligned start: scalar head
-        ("offset3_2d", lambda a: a.reshape(-1)[3:3 + 40 * 49].reshape(40, 49)),
-        ("fortran", lambda a: a.T.copy().T if isinstance(a, np.ndarray) else cupy.asfortranarray(a)),
+        ("offset3_2d", lambda a: a.reshape(-1)[3 : 3 + 40 * 49].reshape(40, 49)),
+        (
+            "fortran",
+            lambda a: a.T.copy().T if isinstance(a, np.ndarray) else cupy.asfortranarray(a),
+        ),
         ("cols", lambda a: a[:, 1:-1]),
     ]
 
@@ -135,7 +156,7 @@ def _layouts(rng, dtype):
 @pytest.mark.parametrize("layout", range(7))
 def test_layouts_inputs(rng, dtype, layout):
     base = _data(rng, (96, 50), dtype)
-    name, view = _layouts(rng, dtype)[layout]
+    _name, view = _layouts(rng, dtype)[layout]
     xd = view(cupy.asarray(base))
     x = view(base.copy())
     _same_bits(cyrelu.relu(xd).get(), cyrelu.relu(x))
@@ -144,7 +165,9 @@ def test_layouts_inputs(rng, dtype, layout):
     gd = view(cupy.asarray(gbase))
     g = view(gbase.copy())
     _same_bits(cyrelu.relu_backward(gd, xd).get(), cyrelu.relu_backward(g, x))
-    _same_bits(cyrelu.leaky_relu_backward(gd, xd, 0.3).get(), cyrelu.leaky_relu_backward(g, x, 0.3))
+    _same_bits(
+        cyrelu.leaky_relu_backward(gd, xd, 0.3).get(), cyrelu.leaky_relu_backward(g, x, 0.3)
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -243,7 +266,7 @@ def test_out_on_other_device():
     assert y.device.id == 1 and sm.device.id == 1
     ref = _ref_bn(x2.get(), None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[0]
     _close(y.get(), ref, np.float64)
-    gi, gw, gb = gpu.batch_norm_backward(x2, x2, sm, si)
+    gi, gw, _gb = gpu.batch_norm_backward(x2, x2, sm, si)
     assert gi.device.id == 1 and gw.device.id == 1
     assert gpu.dead_units(x2).device.id == 1
 
@@ -271,16 +294,23 @@ def test_activations_match_torch(rng, dtype):
     # (on either device) and torch on the CPU keep -0.0; NaN must agree
     _same_bits(cyrelu.relu(xd).get(), torch.relu(xt).cpu().numpy(), signed_zero=False)
     _same_bits(cyrelu.leaky_relu(xd, 0.01).get(), F.leaky_relu(xt, 0.01).cpu().numpy())
-    _same_bits(cyrelu.relu_backward(gd, xd).get(),
-               torch.ops.aten.threshold_backward(gt, xt, 0).cpu().numpy())
-    _same_bits(cyrelu.leaky_relu_backward(gd, xd, 0.01).get(),
-               torch.ops.aten.leaky_relu_backward(gt, xt, 0.01, False).cpu().numpy())
+    _same_bits(
+        cyrelu.relu_backward(gd, xd).get(),
+        torch.ops.aten.threshold_backward(gt, xt, 0).cpu().numpy(),
+    )
+    _same_bits(
+        cyrelu.leaky_relu_backward(gd, xd, 0.01).get(),
+        torch.ops.aten.leaky_relu_backward(gt, xt, 0.01, False).cpu().numpy(),
+    )
 
 
 # ---- BatchNorm -----------------------------------------------------------------------
 
-TOL = {np.float16: dict(rtol=4e-3, atol=4e-3), np.float32: dict(rtol=2e-5, atol=2e-5),
-       np.float64: dict(rtol=1e-11, atol=1e-12)}
+TOL = {
+    np.float16: dict(rtol=4e-3, atol=4e-3),
+    np.float32: dict(rtol=2e-5, atol=2e-5),
+    np.float64: dict(rtol=1e-11, atol=1e-12),
+}
 CPU_BN = getattr(cyrelu, "batch_norm", None)
 CPU_BN_BACKWARD = getattr(cyrelu, "batch_norm_backward", None)
 
@@ -360,8 +390,9 @@ def _ref_bn_backward(dy, x, mean, invstd, w, training, axis, activation, alpha, 
 
 def _close(got, want, dtype, scale=1.0):
     tol = TOL[dtype]
-    np.testing.assert_allclose(np.asarray(got, dtype=np.float64), want,
-                               rtol=tol["rtol"] * scale, atol=tol["atol"] * scale)
+    np.testing.assert_allclose(
+        np.asarray(got, dtype=np.float64), want, rtol=tol["rtol"] * scale, atol=tol["atol"] * scale
+    )
 
 
 BN_CASES = [
@@ -389,14 +420,26 @@ def test_batch_norm_forward(rng, dtype, shape, axis, training, activation):
     w = rng.standard_normal(C).astype(np.float32 if dtype != np.float64 else np.float64)
     b = rng.standard_normal(C).astype(w.dtype)
     rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
-    y, sm, si = _gpu_bn(cupy.asarray(x), rm_d, rv_d, cupy.asarray(w), cupy.asarray(b),
-                        training, 0.1, 1e-5, axis=axis, activation=activation, alpha=0.2,
-                        return_stats=True)
+    y, sm, si = _gpu_bn(
+        cupy.asarray(x),
+        rm_d,
+        rv_d,
+        cupy.asarray(w),
+        cupy.asarray(b),
+        training,
+        0.1,
+        1e-5,
+        axis=axis,
+        activation=activation,
+        alpha=0.2,
+        return_stats=True,
+    )
     assert isinstance(y, cupy.ndarray) and y.dtype == dtype and y.shape == shape
     acc = np.float64 if dtype == np.float64 else np.float32
     assert sm.dtype == acc and si.dtype == acc
-    ry, rmean, rinv, nrm, nrv = _ref_bn(x, rm, rv, w, b, training, 0.1, 1e-5, axis,
-                                        activation, 0.2)
+    ry, rmean, rinv, nrm, nrv = _ref_bn(
+        x, rm, rv, w, b, training, 0.1, 1e-5, axis, activation, 0.2
+    )
     _close(y.get(), ry, dtype, scale=4.0)
     _close(sm.get(), rmean, dtype)
     _close(si.get(), rinv, dtype)
@@ -404,8 +447,20 @@ def test_batch_norm_forward(rng, dtype, shape, axis, training, activation):
     _close(rv_d.get(), nrv, np.float32)
     if CPU_BN is not None:
         rm2, rv2 = rm.copy(), rv.copy()
-        cy, csm, csi = CPU_BN(x, rm2, rv2, w, b, training, 0.1, 1e-5, axis=axis,
-                              activation=activation, alpha=0.2, return_stats=True)
+        cy, csm, _csi = CPU_BN(
+            x,
+            rm2,
+            rv2,
+            w,
+            b,
+            training,
+            0.1,
+            1e-5,
+            axis=axis,
+            activation=activation,
+            alpha=0.2,
+            return_stats=True,
+        )
         _close(y.get(), cy.astype(np.float64), dtype, scale=4.0)
         _close(sm.get(), csm.astype(np.float64), dtype)
         _close(rm_d.get(), rm2.astype(np.float64), np.float32)
@@ -424,24 +479,62 @@ def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
     rm = rng.standard_normal(C).astype(np.float32)
     rv = (rng.random(C) + 0.5).astype(np.float32)
     xd = cupy.asarray(x)
-    y, sm, si = _gpu_bn(xd, cupy.asarray(rm), cupy.asarray(rv), cupy.asarray(w), None,
-                        training, 0.1, 1e-5, axis=axis, activation=activation, alpha=0.2,
-                        return_stats=True)
-    gi, gw, gb = _gpu_bn_backward(cupy.asarray(dy), xd, sm, si, cupy.asarray(w),
-                                  training=training, axis=axis, activation=activation,
-                                  alpha=0.2, output=y if activation else None)
+    y, sm, si = _gpu_bn(
+        xd,
+        cupy.asarray(rm),
+        cupy.asarray(rv),
+        cupy.asarray(w),
+        None,
+        training,
+        0.1,
+        1e-5,
+        axis=axis,
+        activation=activation,
+        alpha=0.2,
+        return_stats=True,
+    )
+    gi, gw, gb = _gpu_bn_backward(
+        cupy.asarray(dy),
+        xd,
+        sm,
+        si,
+        cupy.asarray(w),
+        training=training,
+        axis=axis,
+        activation=activation,
+        alpha=0.2,
+        output=y if activation else None,
+    )
     assert gi.dtype == dtype and gw.dtype == np.float32 and gb.dtype == np.float32
-    rgi, rgw, rgb = _ref_bn_backward(dy, x, sm.get().astype(np.float64),
-                                     si.get().astype(np.float64), w, training, axis,
-                                     activation, 0.2, y.get())
+    rgi, rgw, rgb = _ref_bn_backward(
+        dy,
+        x,
+        sm.get().astype(np.float64),
+        si.get().astype(np.float64),
+        w,
+        training,
+        axis,
+        activation,
+        0.2,
+        y.get(),
+    )
     scale = np.sqrt(x.size / C)  # sums of M terms
     _close(gi.get(), rgi, dtype, scale=8.0)
     _close(gw.get(), rgw, np.float32, scale=scale)  # weight's dtype
     _close(gb.get(), rgb, np.float32, scale=scale)
     if CPU_BN_BACKWARD is not None:
-        cgi, cgw, cgb = CPU_BN_BACKWARD(dy, x, sm.get(), si.get(), w, training=training,
-                                        axis=axis, activation=activation, alpha=0.2,
-                                        output=y.get() if activation else None)
+        cgi, cgw, cgb = CPU_BN_BACKWARD(
+            dy,
+            x,
+            sm.get(),
+            si.get(),
+            w,
+            training=training,
+            axis=axis,
+            activation=activation,
+            alpha=0.2,
+            output=y.get() if activation else None,
+        )
         _close(gi.get(), cgi.astype(np.float64), dtype, scale=8.0)
         _close(gw.get(), cgw.astype(np.float64), np.float32, scale=scale)
         _close(gb.get(), cgb.astype(np.float64), np.float32, scale=scale)
@@ -502,8 +595,13 @@ def test_batch_norm_errors():
     with pytest.raises(ValueError, match="activation"):
         _gpu_bn(x, None, None, training=True, activation="gelu")
     with pytest.raises(ValueError, match="output"):
-        _gpu_bn_backward(x, x, cupy.zeros(3, dtype=np.float32),
-                         cupy.ones(3, dtype=np.float32), activation="relu")
+        _gpu_bn_backward(
+            x,
+            x,
+            cupy.zeros(3, dtype=np.float32),
+            cupy.ones(3, dtype=np.float32),
+            activation="relu",
+        )
     # through the public function the dispatcher refuses the mix; the backend on its
     # own (before the CPU BatchNorm lands) refuses the NumPy arrays
     with pytest.raises(TypeError, match="mix" if CPU_BN is not None else "cupy.ndarray"):
@@ -524,8 +622,9 @@ def test_batch_norm_matches_torch(rng, dtype, training):
     rv = (rng.random(32) + 0.5).astype(pdt)
     xd, dyd = cupy.asarray(x), cupy.asarray(dy)
     rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
-    y, sm, si = _gpu_bn(xd, rm_d, rv_d, cupy.asarray(w), cupy.asarray(b), training,
-                        return_stats=True)
+    y, sm, si = _gpu_bn(
+        xd, rm_d, rv_d, cupy.asarray(w), cupy.asarray(b), training, return_stats=True
+    )
     xt = torch.as_tensor(x, device="cuda").requires_grad_(True)
     wt = torch.as_tensor(w, device="cuda").requires_grad_(True)
     bt = torch.as_tensor(b, device="cuda").requires_grad_(True)
@@ -560,8 +659,9 @@ def test_diagnostics_empty():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape,axis", [((6, 5, 7), 1), ((40, 9), -1), ((3, 4, 8), 2),
-                                        ((50, 8), 0)])
+@pytest.mark.parametrize(
+    "shape,axis", [((6, 5, 7), 1), ((40, 9), -1), ((3, 4, 8), 2), ((50, 8), 0)]
+)
 def test_dead_units_and_sparsity(rng, dtype, shape, axis):
     x = rng.standard_normal(shape).astype(dtype)
     x.reshape(-1)[::3] = 0.0
@@ -580,8 +680,10 @@ def test_dead_units_and_sparsity(rng, dtype, shape, axis):
     assert dead.dtype == np.bool_
     np.testing.assert_array_equal(dead.get(), np.all(x <= 0, axis=red))
     for t in (0.5, 0.1, -0.3, np.inf, -np.inf):  # exact comparison, 0.1 not rounded up
-        np.testing.assert_array_equal(gpu.dead_units(xd, axis=axis, threshold=t).get(),
-                                      np.all(x.astype(np.float64) <= t, axis=red))
+        np.testing.assert_array_equal(
+            gpu.dead_units(xd, axis=axis, threshold=t).get(),
+            np.all(x.astype(np.float64) <= t, axis=red),
+        )
     s = gpu.sparsity(xd)
     assert isinstance(s, float) and s == np.count_nonzero(x == 0) / x.size
     per = gpu.sparsity(xd, axis=axis).get()
@@ -595,11 +697,15 @@ def test_dead_units_and_sparsity(rng, dtype, shape, axis):
     cpu_dead = getattr(cyrelu, "dead_units", None)
     if cpu_dead is not None:
         for t in (0.0, 0.1, -0.3):
-            np.testing.assert_array_equal(cyrelu.dead_units(xd, axis=axis, threshold=t).get(),
-                                          cpu_dead(x, axis=axis, threshold=t))
+            np.testing.assert_array_equal(
+                cyrelu.dead_units(xd, axis=axis, threshold=t).get(),
+                cpu_dead(x, axis=axis, threshold=t),
+            )
         assert cyrelu.sparsity(xd) == cyrelu.sparsity(x)
-        np.testing.assert_allclose(np.asarray(cyrelu.sparsity(xd, axis=axis).get()),
-                                   np.asarray(cyrelu.sparsity(x, axis=axis)))
+        np.testing.assert_allclose(
+            np.asarray(cyrelu.sparsity(xd, axis=axis).get()),
+            np.asarray(cyrelu.sparsity(x, axis=axis)),
+        )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -610,10 +716,12 @@ def test_counts_with_many_splits(rng, dtype):
     assert gpu.sparsity(cupy.asarray(x)) == np.count_nonzero(x == 0) / x.size
     x2 = x[:400_000].reshape(-1, 8)
     x2[:, 3] = -1.0
-    np.testing.assert_array_equal(gpu.dead_units(cupy.asarray(x2), axis=1).get(),
-                                  np.all(x2 <= 0, axis=0))
-    np.testing.assert_allclose(gpu.sparsity(cupy.asarray(x2), axis=-1).get(),
-                               (x2 == 0).mean(axis=0))
+    np.testing.assert_array_equal(
+        gpu.dead_units(cupy.asarray(x2), axis=1).get(), np.all(x2 <= 0, axis=0)
+    )
+    np.testing.assert_allclose(
+        gpu.sparsity(cupy.asarray(x2), axis=-1).get(), (x2 == 0).mean(axis=0)
+    )
 
 
 # ---- float32 subnormals (CuPy compiles with -ftz=true), per-statistic updates ---------
@@ -631,23 +739,27 @@ def test_float32_subnormals_are_kept():
     assert cyrelu.leaky_relu(xd, 0.5).get()[1] == np.float32(1e-40)
     # a subnormal product of two normal numbers
     tiny = np.array([1e-30, -1e-30], dtype=np.float32)
-    _same_bits(cyrelu.leaky_relu(cupy.asarray(tiny), 1e-12).get(),
-               cyrelu.leaky_relu(tiny, 1e-12))
+    _same_bits(cyrelu.leaky_relu(cupy.asarray(tiny), 1e-12).get(), cyrelu.leaky_relu(tiny, 1e-12))
     g = np.ones_like(x)
     _same_bits(cyrelu.relu_backward(cupy.asarray(g), xd).get(), cyrelu.relu_backward(g, x))
     assert cyrelu.relu_backward(cupy.asarray(g), xd).get()[1] == 1
-    _same_bits(cyrelu.leaky_relu_backward(cupy.asarray(g), xd, 0.3).get(),
-               cyrelu.leaky_relu_backward(g, x, 0.3))
+    _same_bits(
+        cyrelu.leaky_relu_backward(cupy.asarray(g), xd, 0.3).get(),
+        cyrelu.leaky_relu_backward(g, x, 0.3),
+    )
     assert cyrelu.sparsity(xd) == cyrelu.sparsity(x) == 2 / x.size
     x2 = x.reshape(2, 4)
-    np.testing.assert_array_equal(cyrelu.sparsity(cupy.asarray(x2), axis=1).get(),
-                                  cyrelu.sparsity(x2, axis=1))
+    np.testing.assert_array_equal(
+        cyrelu.sparsity(cupy.asarray(x2), axis=1).get(), cyrelu.sparsity(x2, axis=1)
+    )
     d = np.array([[1e-40, -1e-40], [0.0, -1e-40]], dtype=np.float32)
-    np.testing.assert_array_equal(cyrelu.dead_units(cupy.asarray(d), axis=1).get(),
-                                  cyrelu.dead_units(d, axis=1))
+    np.testing.assert_array_equal(
+        cyrelu.dead_units(cupy.asarray(d), axis=1).get(), cyrelu.dead_units(d, axis=1)
+    )
     np.testing.assert_array_equal(
         cyrelu.dead_units(cupy.asarray(d), axis=1, threshold=-1e-41).get(),
-        cyrelu.dead_units(d, axis=1, threshold=-1e-41))
+        cyrelu.dead_units(d, axis=1, threshold=-1e-41),
+    )
 
 
 @pytest.mark.parametrize("which", ["running_mean", "running_var"])
@@ -677,7 +789,7 @@ def test_batch_norm_bits_do_not_depend_on_alignment(rng, dtype, shape, axis):
     a = cyrelu.batch_norm(cupy.asarray(x), training=True, axis=axis, return_stats=True)
     b = cyrelu.batch_norm(mis, training=True, axis=axis, return_stats=True)
     c = cyrelu.batch_norm(cupy.asarray(x), training=True, axis=axis, return_stats=True)
-    for u, v, w in zip(a, b, c):
+    for u, v, w in zip(a, b, c, strict=False):
         _same_bits(u.get(), v.get())
         _same_bits(u.get(), w.get())
 
@@ -701,7 +813,7 @@ def test_default_stream_and_non_blocking_stream(rng):
 
 @requires_real_gpu
 def test_float16_relu_beyond_2_31_elements():
-    n = 2 ** 31 + 33
+    n = 2**31 + 33
     try:
         x = cupy.full(n, -1.0, dtype=np.float16)
     except cupy.cuda.memory.OutOfMemoryError:
@@ -712,7 +824,7 @@ def test_float16_relu_beyond_2_31_elements():
     tail = y[-40:].get()
     np.testing.assert_array_equal(tail, np.maximum(np.arange(40, dtype=np.float16) - 20, 0))
     assert (y[:5].get() == 3).all()
-    assert float(y[2 ** 31 - 8:2 ** 31 + 8].astype(np.float32).sum().get()) == 0.0
+    assert float(y[2**31 - 8 : 2**31 + 8].astype(np.float32).sum().get()) == 0.0
     del x, y
     cupy.get_default_memory_pool().free_all_blocks()
 
@@ -724,16 +836,19 @@ def test_second_process_does_not_recompile(tmp_path):
     import subprocess
     import sys
 
-    code = ("import numpy, cupy, cyrelu; x = cupy.ones((4, 3, 8), numpy.float32); "
-            "cyrelu.relu(x); cyrelu.batch_norm(x, training=True); "
-            "cupy.cuda.Device().synchronize()")
+    code = (
+        "import numpy, cupy, cyrelu; x = cupy.ones((4, 3, 8), numpy.float32); "
+        "cyrelu.relu(x); cyrelu.batch_norm(x, training=True); "
+        "cupy.cuda.Device().synchronize()"
+    )
     env = dict(os.environ, CUPY_CACHE_DIR=str(tmp_path / "cache"))
     root = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in [env.get("PYTHONPATH")] if p])
 
     def run():  # from an empty directory: the source tree must not shadow the build
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300,
-                       cwd=str(tmp_path))
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, check=True, timeout=300, cwd=str(tmp_path)
+        )
         return sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
 
     first = run()
@@ -751,36 +866,79 @@ def test_batch_norm_channels_last_in_place(rng, dtype, activation):
     dy = rng.standard_normal((5, 6, 7, 8)).astype(dtype)
     xd = cupy.asarray(base).transpose(0, 3, 1, 2)
     gd = cupy.asarray(dy).transpose(0, 3, 1, 2)
-    y, sm, si = _gpu_bn(xd, None, None, None, None, True, activation=activation,
-                        return_stats=True)
+    y, sm, si = _gpu_bn(xd, None, None, None, None, True, activation=activation, return_stats=True)
     assert y.shape == xd.shape and y.strides == xd.strides
-    y2, sm2, si2 = _gpu_bn(cupy.asarray(base), None, None, None, None, True, axis=-1,
-                           activation=activation, return_stats=True)
+    y2, sm2, si2 = _gpu_bn(
+        cupy.asarray(base),
+        None,
+        None,
+        None,
+        None,
+        True,
+        axis=-1,
+        activation=activation,
+        return_stats=True,
+    )
     _same_bits(y.get(), y2.get().transpose(0, 3, 1, 2))
     _same_bits(sm.get(), sm2.get())
-    ref = _ref_bn(np.ascontiguousarray(base.transpose(0, 3, 1, 2)), None, None, None, None,
-                  True, 0.1, 1e-5, 1, activation, 0.2)
+    ref = _ref_bn(
+        np.ascontiguousarray(base.transpose(0, 3, 1, 2)),
+        None,
+        None,
+        None,
+        None,
+        True,
+        0.1,
+        1e-5,
+        1,
+        activation,
+        0.2,
+    )
     _close(y.get(), ref[0], dtype, scale=4.0)
     _close(sm.get(), ref[1], dtype)
-    gi, gw, gb = _gpu_bn_backward(gd, xd, sm, si, None, training=True, activation=activation,
-                                  output=y if activation else None)
+    gi, gw, gb = _gpu_bn_backward(
+        gd,
+        xd,
+        sm,
+        si,
+        None,
+        training=True,
+        activation=activation,
+        output=y if activation else None,
+    )
     assert gi.strides == xd.strides
-    gi2, gw2, gb2 = _gpu_bn_backward(cupy.asarray(dy), cupy.asarray(base), sm2, si2, None,
-                                     training=True, axis=-1, activation=activation,
-                                     output=y2 if activation else None)
+    gi2, gw2, gb2 = _gpu_bn_backward(
+        cupy.asarray(dy),
+        cupy.asarray(base),
+        sm2,
+        si2,
+        None,
+        training=True,
+        axis=-1,
+        activation=activation,
+        output=y2 if activation else None,
+    )
     _same_bits(gi.get(), gi2.get().transpose(0, 3, 1, 2))
     _same_bits(gw.get(), gw2.get())
     _same_bits(gb.get(), gb2.get())
     # grad_output in another layout: both go through C-contiguous copies, same values
-    gi3, gw3, _ = _gpu_bn_backward(cupy.ascontiguousarray(gd), xd, sm, si, None,
-                                   training=True, activation=activation,
-                                   output=y if activation else None)
+    gi3, gw3, _ = _gpu_bn_backward(
+        cupy.ascontiguousarray(gd),
+        xd,
+        sm,
+        si,
+        None,
+        training=True,
+        activation=activation,
+        output=y if activation else None,
+    )
     scale = np.sqrt(base.size / 8)
     _close(gi3.get(), gi.get().astype(np.float64), dtype, scale=8.0)
     _close(gw3.get(), gw.get().astype(np.float64), np.float32, scale=scale)
     # the counts read the same memory in place
-    np.testing.assert_array_equal(gpu.sparsity(cyrelu.relu(xd), axis=1).get(),
-                                  cyrelu.sparsity(cyrelu.relu(xd.get()), axis=1))
+    np.testing.assert_array_equal(
+        gpu.sparsity(cyrelu.relu(xd), axis=1).get(), cyrelu.sparsity(cyrelu.relu(xd.get()), axis=1)
+    )
 
 
 # ---- the per-call fast path ------------------------------------------------------------
@@ -796,11 +954,16 @@ def test_batch_norm_repeated_calls(rng, dtype, channels_last):
     shape = (6, 5, 4, 8)
     C = 5
     perm = (0, 3, 1, 2)
-    for i, (training, momentum, eps, activation, alpha, with_out) in enumerate([
-            (True, 0.1, 1e-5, None, 0.2, False), (True, 0.3, 1e-3, None, 0.2, False),
-            (True, 1.0, 2.0, None, 0.2, True), (True, 0.0, 1e-5, None, 0.2, True),
+    for i, (training, momentum, eps, activation, alpha, with_out) in enumerate(
+        [
+            (True, 0.1, 1e-5, None, 0.2, False),
+            (True, 0.3, 1e-3, None, 0.2, False),
+            (True, 1.0, 2.0, None, 0.2, True),
+            (True, 0.0, 1e-5, None, 0.2, True),
             (False, 0.1, 1e-5, "leaky_relu", 0.2, False),
-            (False, 0.1, 0.5, "leaky_relu", -1.5, False)]):
+            (False, 0.1, 0.5, "leaky_relu", -1.5, False),
+        ]
+    ):
         x = (rng.standard_normal(shape) * (i + 1) + i).astype(dtype)
         xd = cupy.asarray(x)
         if channels_last:  # NCHW view of channels-last data, read where it lies
@@ -812,12 +975,24 @@ def test_batch_norm_repeated_calls(rng, dtype, channels_last):
         b = rng.standard_normal(C).astype(np.float64)
         rm_d, rv_d = cupy.asarray(rm), cupy.asarray(rv)
         out = cupy.empty_like(xd) if with_out else None
-        y, sm, si = _gpu_bn(xd, rm_d, rv_d, cupy.asarray(w), cupy.asarray(b), training,
-                            momentum, eps, activation=activation, alpha=alpha, out=out,
-                            return_stats=True)
+        y, sm, si = _gpu_bn(
+            xd,
+            rm_d,
+            rv_d,
+            cupy.asarray(w),
+            cupy.asarray(b),
+            training,
+            momentum,
+            eps,
+            activation=activation,
+            alpha=alpha,
+            out=out,
+            return_stats=True,
+        )
         assert y is out if with_out else y.strides == xd.strides
-        ry, rmean, rinv, nrm, nrv = _ref_bn(x, rm, rv, w, b, training, momentum, eps, 1,
-                                            activation, alpha)
+        ry, rmean, rinv, nrm, nrv = _ref_bn(
+            x, rm, rv, w, b, training, momentum, eps, 1, activation, alpha
+        )
         _close(y.get(), ry, dtype, scale=8.0)
         _close(sm.get(), rmean, dtype)
         _close(si.get(), rinv, dtype)
@@ -830,24 +1005,53 @@ def test_batch_norm_backward_repeated_calls(rng, dtype):
     shape = (4, 6, 10)
     C = 6
     for training, activation, alpha, with_out in [
-            (True, None, 0.2, False), (True, "leaky_relu", 0.5, True),
-            (True, "leaky_relu", 3.0, True), (False, "relu", 0.2, False),
-            (False, "relu", 0.2, True)]:
+        (True, None, 0.2, False),
+        (True, "leaky_relu", 0.5, True),
+        (True, "leaky_relu", 3.0, True),
+        (False, "relu", 0.2, False),
+        (False, "relu", 0.2, True),
+    ]:
         x = rng.standard_normal(shape).astype(dtype)
         dy = rng.standard_normal(shape).astype(dtype)
         w = rng.standard_normal(C).astype(np.float32)
         xd = cupy.asarray(x)
-        y, sm, si = _gpu_bn(xd, None, None, cupy.asarray(w), None, True,
-                            activation=activation, alpha=alpha, return_stats=True)
+        y, sm, si = _gpu_bn(
+            xd,
+            None,
+            None,
+            cupy.asarray(w),
+            None,
+            True,
+            activation=activation,
+            alpha=alpha,
+            return_stats=True,
+        )
         out = cupy.empty_like(xd) if with_out else None
-        gi, gw, gb = _gpu_bn_backward(cupy.asarray(dy), xd, sm, si, cupy.asarray(w),
-                                      training=training, activation=activation,
-                                      alpha=alpha, output=y if activation else None,
-                                      out=out)
+        gi, gw, gb = _gpu_bn_backward(
+            cupy.asarray(dy),
+            xd,
+            sm,
+            si,
+            cupy.asarray(w),
+            training=training,
+            activation=activation,
+            alpha=alpha,
+            output=y if activation else None,
+            out=out,
+        )
         assert gi is out if with_out else gi.shape == shape
-        rgi, rgw, rgb = _ref_bn_backward(dy, x, sm.get().astype(np.float64),
-                                         si.get().astype(np.float64), w, training, 1,
-                                         activation, alpha, y.get())
+        rgi, rgw, rgb = _ref_bn_backward(
+            dy,
+            x,
+            sm.get().astype(np.float64),
+            si.get().astype(np.float64),
+            w,
+            training,
+            1,
+            activation,
+            alpha,
+            y.get(),
+        )
         _close(gi.get(), rgi, dtype, scale=8.0)
         _close(gw.get(), rgw, np.float32, scale=4.0)
         _close(gb.get(), rgb, np.float32, scale=4.0)
@@ -856,14 +1060,15 @@ def test_batch_norm_backward_repeated_calls(rng, dtype):
 def test_batch_norm_repeated_calls_check_the_reals(rng):
     x = cupy.asarray(rng.standard_normal((4, 3, 8)).astype(np.float32))
     rm, rv = cupy.zeros(3, dtype=np.float32), cupy.ones(3, dtype=np.float32)
-    y, sm, si = _gpu_bn(x, rm, rv, training=True, activation="leaky_relu",
-                        return_stats=True)
-    for kw, err, match in [({"eps": 0.0}, ValueError, "eps"),
-                           ({"eps": float("nan")}, ValueError, "eps"),
-                           ({"momentum": 1.5}, ValueError, "momentum"),
-                           ({"momentum": True}, TypeError, "momentum"),
-                           ({"alpha": float("inf")}, ValueError, "alpha"),
-                           ({"alpha": "0.1"}, TypeError, "alpha")]:
+    y, sm, si = _gpu_bn(x, rm, rv, training=True, activation="leaky_relu", return_stats=True)
+    for kw, err, match in [
+        ({"eps": 0.0}, ValueError, "eps"),
+        ({"eps": float("nan")}, ValueError, "eps"),
+        ({"momentum": 1.5}, ValueError, "momentum"),
+        ({"momentum": True}, TypeError, "momentum"),
+        ({"alpha": float("inf")}, ValueError, "alpha"),
+        ({"alpha": "0.1"}, TypeError, "alpha"),
+    ]:
         for _ in range(2):
             with pytest.raises(err, match=match):
                 _gpu_bn(x, rm, rv, training=True, activation="leaky_relu", **kw)
@@ -886,9 +1091,8 @@ def test_batch_norm_repeated_calls_with_overlaps(rng, dtype):
     for out_at in (None, k):  # a separate out, then out = x shifted by k elements
         buf = cupy.asarray(x)
         xd = buf[:n].reshape(shape)
-        out = cupy.empty(shape, dtype) if out_at is None else buf[k:k + n].reshape(shape)
-        ry = _ref_bn(x[:n].reshape(shape), None, None, None, None, True, 0.1, 1e-5, 1,
-                     None, 0)[0]
+        out = cupy.empty(shape, dtype) if out_at is None else buf[k : k + n].reshape(shape)
+        ry = _ref_bn(x[:n].reshape(shape), None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[0]
         _gpu_bn(xd, training=True, out=out)
         _close(out.get(), ry, dtype, scale=4.0)
     C = 8
@@ -896,13 +1100,14 @@ def test_batch_norm_repeated_calls_with_overlaps(rng, dtype):
         xr = rng.standard_normal((5, C, 3)).astype(np.float32)
         stats = (rng.random(2 * C) + 0.5).astype(np.float32)
         buf = cupy.asarray(stats)
-        rm, rv = buf[:C], buf[shift:shift + C]
-        _, _, _, nrm, nrv = _ref_bn(xr, stats[:C], stats[shift:shift + C], None, None, True,
-                                    0.1, 1e-5, 1, None, 0)
+        rm, rv = buf[:C], buf[shift : shift + C]
+        _, _, _, nrm, nrv = _ref_bn(
+            xr, stats[:C], stats[shift : shift + C], None, None, True, 0.1, 1e-5, 1, None, 0
+        )
         _gpu_bn(cupy.asarray(xr), rm, rv, training=True)
         want = stats.astype(np.float64)
         want[:C] = nrm
-        want[shift:shift + C] = nrv  # the running variance is written last
+        want[shift : shift + C] = nrv  # the running variance is written last
         _close(buf.get(), want, np.float32)
     # backward: out partly overlapping grad_output
     g = rng.standard_normal(n + k).astype(dtype)
@@ -912,9 +1117,19 @@ def test_batch_norm_repeated_calls_with_overlaps(rng, dtype):
     for out_at in (None, k):
         buf = cupy.asarray(g)
         gd = buf[:n].reshape(shape)
-        out = cupy.empty(shape, dtype) if out_at is None else buf[k:k + n].reshape(shape)
-        rgi = _ref_bn_backward(g[:n].reshape(shape), xs, sm.get().astype(np.float64),
-                               si.get().astype(np.float64), None, True, 1, None, 0, None)[0]
+        out = cupy.empty(shape, dtype) if out_at is None else buf[k : k + n].reshape(shape)
+        rgi = _ref_bn_backward(
+            g[:n].reshape(shape),
+            xs,
+            sm.get().astype(np.float64),
+            si.get().astype(np.float64),
+            None,
+            True,
+            1,
+            None,
+            0,
+            None,
+        )[0]
         _gpu_bn_backward(gd, xd, sm, si, out=out)
         _close(out.get(), rgi, dtype, scale=8.0)
 
@@ -927,19 +1142,21 @@ def test_activations_repeated_calls_with_overlaps(rng, dtype):
     g = _data(rng, (n + k,), dtype)
     for out_at in (None, k):  # a separate aligned out, then x shifted by k elements
         buf = cupy.asarray(x)
-        out = cupy.empty(n, dtype) if out_at is None else buf[k:k + n]
+        out = cupy.empty(n, dtype) if out_at is None else buf[k : k + n]
         cyrelu.leaky_relu(buf[:n], 0.25, out=out)
         _same_bits(out.get(), cyrelu.leaky_relu(x[:n], 0.25))
         gbuf = cupy.asarray(g)
         xd = cupy.asarray(x[:n])
-        out = cupy.empty(n, dtype) if out_at is None else gbuf[k:k + n]
+        out = cupy.empty(n, dtype) if out_at is None else gbuf[k : k + n]
         cyrelu.relu_backward(gbuf[:n], xd, out=out)
         _same_bits(out.get(), cyrelu.relu_backward(g[:n], x[:n]))
     for alpha in (0.5, -2.0, 0.0):  # repeated calls with new arrays and new values
         xd = cupy.asarray(x)
         _same_bits(cyrelu.leaky_relu(xd, alpha).get(), cyrelu.leaky_relu(x, alpha))
-        _same_bits(cyrelu.leaky_relu_backward(cupy.asarray(g), xd, alpha).get(),
-                   cyrelu.leaky_relu_backward(g, x, alpha))
+        _same_bits(
+            cyrelu.leaky_relu_backward(cupy.asarray(g), xd, alpha).get(),
+            cyrelu.leaky_relu_backward(g, x, alpha),
+        )
 
 
 # ---- index types -----------------------------------------------------------------------
@@ -950,11 +1167,9 @@ def test_activations_repeated_calls_with_overlaps(rng, dtype):
 
 
 def _clear_plans():
-    from cyrelu.cuda import activations as gact
-    from cyrelu.cuda import batchnorm as gbn
+    from cyrelu.cuda import activations as gact, batchnorm as gbn
 
-    for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward,
-                  gbn._fast_backward):
+    for cache in (gact._PLANS, gact._FAST, gbn._plans, gbn._fast_forward, gbn._fast_backward):
         cache.clear()
 
 
@@ -1009,26 +1224,39 @@ def test_index_types_agree(rng, dtype, monkeypatch):
         "relu flat": (lambda: cyrelu.relu(xd), lambda: cyrelu.relu(x)),
         "leaky_relu_backward strided": (
             lambda: cyrelu.leaky_relu_backward(gd[:, ::-2], xd[:, ::-2], 0.1),
-            lambda: cyrelu.leaky_relu_backward(g[:, ::-2], x[:, ::-2], 0.1)),
+            lambda: cyrelu.leaky_relu_backward(g[:, ::-2], x[:, ::-2], 0.1),
+        ),
         "batch_norm NCS packs": (
             lambda: _gpu_bn(xd, training=True, activation="relu", return_stats=True),
-            lambda: _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, "relu", 0)[:3]),
+            lambda: _ref_bn(x, None, None, None, None, True, 0.1, 1e-5, 1, "relu", 0)[:3],
+        ),
         "batch_norm NCS elements": (
             lambda: _gpu_bn(xod, training=True, return_stats=True),
-            lambda: _ref_bn(xo, None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[:3]),
+            lambda: _ref_bn(xo, None, None, None, None, True, 0.1, 1e-5, 1, None, 0)[:3],
+        ),
         "batch_norm NC packs": (
             lambda: _gpu_bn(x2d, rm, rv, axis=-1),
-            lambda: _ref_bn(x2, rm.get(), rv.get(), None, None, False, 0.1, 1e-5, -1, None,
-                            0)[0]),
+            lambda: _ref_bn(x2, rm.get(), rv.get(), None, None, False, 0.1, 1e-5, -1, None, 0)[0],
+        ),
         "batch_norm NC elements": (
             lambda: _gpu_bn(x2_mis, training=True, axis=-1, activation="leaky_relu"),
-            lambda: _ref_bn(x2, None, None, None, None, True, 0.1, 1e-5, -1, "leaky_relu",
-                            0.2)[0]),
+            lambda: _ref_bn(x2, None, None, None, None, True, 0.1, 1e-5, -1, "leaky_relu", 0.2)[0],
+        ),
         "batch_norm_backward": (
             lambda: _gpu_bn_backward(gd, xd, sm, si),
-            lambda: _ref_bn_backward(g, x, sm.get().astype(np.float64),
-                                     si.get().astype(np.float64), None, True, 1, None, 0,
-                                     None)),
+            lambda: _ref_bn_backward(
+                g,
+                x,
+                sm.get().astype(np.float64),
+                si.get().astype(np.float64),
+                None,
+                True,
+                1,
+                None,
+                0,
+                None,
+            ),
+        ),
     }
     default = _launch.INDEX32_LIMIT
     for name, (call, want) in cases.items():
@@ -1037,14 +1265,13 @@ def test_index_types_agree(rng, dtype, monkeypatch):
             monkeypatch.setattr(_launch, "INDEX32_LIMIT", limit)
             res, seen = _kernels_used(monkeypatch, call)
             indexed = [e for e in seen if not e.startswith("eval_coef")]
-            assert indexed and all(e.endswith(", %s>" % index) for e in indexed), (name,
-                                                                                   seen)
+            assert indexed and all(e.endswith(", %s>" % index) for e in indexed), (name, seen)
             got[index] = [r.get() for r in (res if isinstance(res, tuple) else (res,))]
-        for a, b in zip(got["int"], got["long long"]):
+        for a, b in zip(got["int"], got["long long"], strict=False):
             _same_bits(a, b)
         ref = want()
         ref = ref if isinstance(ref, tuple) else (ref,)
-        for a, r in zip(got["int"], ref):
+        for a, r in zip(got["int"], ref, strict=False):
             if name.startswith(("relu", "leaky")):
                 _same_bits(a, r)
             else:

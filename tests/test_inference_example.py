@@ -33,8 +33,9 @@ def test_folded_model_matches_the_float64_reference(example, tmp_path, batch):
     path = tmp_path / "mlp.npz"
     example.export_npz(str(path), sd)
     mlp = example.FoldedMLP(str(path))
-    x = np.random.default_rng(batch).standard_normal((batch, example.IN_FEATURES),
-                                                    dtype=np.float32)
+    x = np.random.default_rng(batch).standard_normal(
+        (batch, example.IN_FEATURES), dtype=np.float32
+    )
     y = mlp(x)
     assert y.shape == (batch, example.OUT_FEATURES) and y.dtype == np.float32
     assert _rel_err(y, example.numpy_reference(sd, x)) < 1e-5

@@ -24,11 +24,23 @@ SHAPES = [(3, 5), (64, 32), (16, 8, 3), (8, 4, 3, 3), (2, 3, 2, 2, 2)]
 @pytest.mark.parametrize(
     "nonlinearity, param",
     [
-        ("linear", None), ("conv1d", None), ("conv2d", None), ("conv3d", None),
-        ("conv_transpose1d", None), ("conv_transpose2d", None), ("conv_transpose3d", None),
-        ("sigmoid", None), ("tanh", None), ("relu", None), ("selu", None),
-        ("leaky_relu", None), ("leaky_relu", 0.2), ("leaky_relu", 0), ("leaky_relu", 3),
-        ("leaky_relu", -0.5), ("relu", 0.3),
+        ("linear", None),
+        ("conv1d", None),
+        ("conv2d", None),
+        ("conv3d", None),
+        ("conv_transpose1d", None),
+        ("conv_transpose2d", None),
+        ("conv_transpose3d", None),
+        ("sigmoid", None),
+        ("tanh", None),
+        ("relu", None),
+        ("selu", None),
+        ("leaky_relu", None),
+        ("leaky_relu", 0.2),
+        ("leaky_relu", 0),
+        ("leaky_relu", 3),
+        ("leaky_relu", -0.5),
+        ("relu", 0.3),
     ],
 )
 def test_calculate_gain_matches_torch(nonlinearity, param):
@@ -143,8 +155,9 @@ def test_uniform_bound_formulas():
     assert np.abs(w).max() <= 2.0 * math.sqrt(6.0 / 40)
     w = init.kaiming_uniform((10, 30), nonlinearity="relu", rng=3, dtype=np.float64)
     assert np.abs(w).max() <= math.sqrt(2.0) * math.sqrt(3.0 / 30)
-    w = init.kaiming_uniform((10, 30), mode="fan_out", nonlinearity="relu", rng=3,
-                             dtype=np.float64)
+    w = init.kaiming_uniform(
+        (10, 30), mode="fan_out", nonlinearity="relu", rng=3, dtype=np.float64
+    )
     assert np.abs(w).max() <= math.sqrt(2.0) * math.sqrt(3.0 / 10)
     assert np.abs(w).max() > math.sqrt(2.0) * math.sqrt(3.0 / 30)  # the fan_out bound is wider
 
@@ -152,8 +165,9 @@ def test_uniform_bound_formulas():
 # ---- rng, dtype, new arrays ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["xavier_uniform", "xavier_normal", "kaiming_uniform",
-                                  "kaiming_normal"])
+@pytest.mark.parametrize(
+    "kind", ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
+)
 def test_rng_reproducible(kind):
     f = getattr(init, kind)
     a = f((20, 10), rng=42)
@@ -202,11 +216,12 @@ def test_transposed_for_x_at_w_layout():
 # ---- errors ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["xavier_uniform", "xavier_normal", "kaiming_uniform",
-                                  "kaiming_normal"])
+@pytest.mark.parametrize(
+    "kind", ["xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal"]
+)
 @pytest.mark.parametrize("shape", [(5,), 5, (), (0, 3), (3, 0), (3, 4, 0), (-1, 3)])
 def test_bad_shapes(kind, shape):
-    with pytest.raises(ValueError, match="shape|dimension"):
+    with pytest.raises(ValueError, match=r"shape|dimension"):
         getattr(init, kind)(shape)
 
 

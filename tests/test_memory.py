@@ -58,8 +58,9 @@ _UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 @pytest.mark.skipif(sys.platform == "win32", reason="needs resource.getrusage")
 @pytest.mark.skipif(_UNDER_ASAN, reason="ASan's redzones and quarantine inflate the RSS")
 def test_wide_rows_training_forward_and_backward_peak_memory():
-    res = subprocess.run([sys.executable, "-c", _CODE], capture_output=True, text=True,
-                         timeout=300, cwd=_PKG_PARENT)
+    res = subprocess.run(
+        [sys.executable, "-c", _CODE], capture_output=True, text=True, timeout=300, cwd=_PKG_PARENT
+    )
     assert res.returncode == 0, res.stderr
     nbytes, fwd, total = (int(v) for v in res.stdout.split())
     # The outputs (1x the input each) are preallocated: what is left is the scratch
@@ -80,8 +81,9 @@ def test_capped_row_groups_keep_results_independent_of_threads():
     dy = rng.standard_normal(x.shape).astype(np.float32)
     runs = []
     for nt in (1, 2, 3):
-        y, m, s = cyrelu.batch_norm(x, None, None, None, None, True, return_stats=True,
-                                    num_threads=nt)
+        y, m, s = cyrelu.batch_norm(
+            x, None, None, None, None, True, return_stats=True, num_threads=nt
+        )
         gi, gw, gb = cyrelu.batch_norm_backward(dy, x, m, s, num_threads=nt)
         runs.append([a.tobytes() for a in (y, m, s, gi, gw, gb)])
     assert runs[0] == runs[1] == runs[2]

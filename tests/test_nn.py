@@ -58,23 +58,27 @@ def test_batchnorm_train_eval_numpy(rng):
     y = bn(x)
     m = x.mean(axis=(0, 2))
     v = x.var(axis=(0, 2))
-    np.testing.assert_allclose(y, _bn_ref(x, m, v, bn.weight, bn.bias, 1e-5), rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        y, _bn_ref(x, m, v, bn.weight, bn.bias, 1e-5), rtol=1e-10, atol=1e-10
+    )
     np.testing.assert_allclose(bn.running_mean, 0.5 * m, rtol=1e-12)
-    np.testing.assert_allclose(bn.running_var, 0.5 + 0.5 * x.var(axis=(0, 2), ddof=1),
-                               rtol=1e-12)
+    np.testing.assert_allclose(bn.running_var, 0.5 + 0.5 * x.var(axis=(0, 2), ddof=1), rtol=1e-12)
     assert bn.num_batches_tracked == 1
     bn.eval()
     x2 = rng.standard_normal((5, 4, 3))
     y2 = bn(x2)
     np.testing.assert_allclose(
-        y2, _bn_ref(x2, bn.running_mean, bn.running_var, bn.weight, bn.bias, 1e-5),
-        rtol=1e-10, atol=1e-10)
+        y2,
+        _bn_ref(x2, bn.running_mean, bn.running_var, bn.weight, bn.bias, 1e-5),
+        rtol=1e-10,
+        atol=1e-10,
+    )
     g = rng.standard_normal(x2.shape)
     gi = bn.backward(g)
     bs = (1, -1, 1)
-    np.testing.assert_allclose(gi, g * (bn.weight / np.sqrt(bn.running_var + 1e-5)).reshape(bs),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        gi, g * (bn.weight / np.sqrt(bn.running_var + 1e-5)).reshape(bs), rtol=1e-10
+    )
     np.testing.assert_allclose(bn.grad_bias, g.sum(axis=(0, 2)), rtol=1e-10)
 
 

@@ -13,7 +13,7 @@ from cyrelu import _activation_table as table
 
 torch = pytest.importorskip("torch") if os.environ.get("CYRELU_REQUIRE_TORCH") else None
 try:
-    import torch  # noqa: F811
+    import torch
 except ImportError:  # pragma: no cover
     torch = None
 
@@ -40,16 +40,18 @@ def test_reference_special_values(dtype):
     x = np.array(SPECIAL * 5, dtype)
     np.testing.assert_array_equal(bits(cyrelu.relu6(x)), bits(ref_relu6(x).astype(dtype)))
     g = np.linspace(-3, 3, x.size).astype(dtype)
-    np.testing.assert_array_equal(bits(cyrelu.relu6_backward(g, x)),
-                                  bits(ref_relu6_backward(g, x).astype(dtype)))
+    np.testing.assert_array_equal(
+        bits(cyrelu.relu6_backward(g, x)), bits(ref_relu6_backward(g, x).astype(dtype))
+    )
 
 
 @pytest.mark.skipif(torch is None, reason="torch not installed")
 def test_torch_all_float16_patterns():
     x = np.arange(65536, dtype=np.uint16).view(np.float16)
     t = torch.from_numpy(x.copy())
-    np.testing.assert_array_equal(bits(cyrelu.relu6(x)),
-                                  bits(torch.nn.functional.relu6(t).numpy()))
+    np.testing.assert_array_equal(
+        bits(cyrelu.relu6(x)), bits(torch.nn.functional.relu6(t).numpy())
+    )
     g = np.full_like(x, 1.5)
     ok = ~np.isnan(x)  # torch's hardtanh_backward gives g or 0 at NaN depending on the lane
     want = torch.ops.aten.hardtanh_backward(torch.from_numpy(g), t, 0.0, 6.0).numpy()
@@ -61,8 +63,9 @@ def test_torch_all_float16_patterns():
 def test_torch_special_values(dtype):
     x = np.array(SPECIAL * 7, dtype)
     t = torch.from_numpy(x.copy())
-    np.testing.assert_array_equal(bits(cyrelu.relu6(x)),
-                                  bits(torch.nn.functional.relu6(t).numpy()))
+    np.testing.assert_array_equal(
+        bits(cyrelu.relu6(x)), bits(torch.nn.functional.relu6(t).numpy())
+    )
     g = np.linspace(-3, 3, x.size).astype(dtype)
     ok = ~np.isnan(x)
     want = torch.ops.aten.hardtanh_backward(torch.from_numpy(g), t, 0.0, 6.0).numpy()
@@ -80,8 +83,9 @@ def test_layouts_out_inplace_threads(dtype):
     assert cyrelu.relu6(y, out=y, num_threads=2) is y
     np.testing.assert_array_equal(y, want)
     g = rng.standard_normal(x.shape).astype(dtype)
-    np.testing.assert_array_equal(cyrelu.relu6_backward(g, x, num_threads=2),
-                                  ref_relu6_backward(g, x).astype(dtype))
+    np.testing.assert_array_equal(
+        cyrelu.relu6_backward(g, x, num_threads=2), ref_relu6_backward(g, x).astype(dtype)
+    )
     # the derivative read from the output is the same
     np.testing.assert_array_equal(cyrelu.relu6_backward(g, want), cyrelu.relu6_backward(g, x))
 
@@ -96,7 +100,7 @@ def test_batch_norm_fused(dtype):
     g = rng.standard_normal(x.shape).astype(dtype)
     dx = cyrelu.batch_norm_backward(g, x, m, s, activation="relu6", output=y)
     dx0 = cyrelu.batch_norm_backward(cyrelu.relu6_backward(g, y), x, m, s)
-    for a, b in zip(dx, dx0):
+    for a, b in zip(dx, dx0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -124,8 +128,9 @@ def test_cuda_table_agrees():
 
     text = _loader.source("common.cuh")
     text += "\n#define PRINT_(n, N, code, p, o) @@ n N code @@\nCYR_ACTIVATIONS(PRINT_)\n"
-    out = subprocess.run(["cpp", "-P", "-D__CUDACC__", "-D__NVCC__"], input=text,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["cpp", "-P", "-D__CUDACC__", "-D__NVCC__"], input=text, capture_output=True, text=True
+    ).stdout
     seen = {m[0]: int(m[2]) for m in re.findall(r"@@ (\w+) (\w+) (\d+) @@", out)}
     assert seen == {n: e.code for n, e in table.TABLE.items()}
     ew = _loader.NAME_EXPRESSIONS["elementwise.cu"]

@@ -10,6 +10,7 @@ import pytest
 
 import cyrelu
 from cyrelu import _parallel
+
 from reference import (
     assert_same_bits,
     leaky_relu_backward_ref,
@@ -30,8 +31,14 @@ _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
 def _run(code, **env):
     full_env = dict(os.environ)
     full_env.update(env)
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=full_env, check=True, cwd=_PKG_PARENT)
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=True,
+        cwd=_PKG_PARENT,
+    )
     return res.stdout.strip()
 
 
@@ -41,10 +48,12 @@ def test_one_and_two_threads_give_identical_results(layout, rng):
     g = rng.standard_normal(x.shape).astype(np.float32)
     if layout == "strided":
         x, g = x.T, g[::-1].T
-    for f in (lambda t: cyrelu.relu(x, num_threads=t),
-              lambda t: cyrelu.leaky_relu(x, 0.3, num_threads=t),
-              lambda t: cyrelu.relu_backward(g, x, num_threads=t),
-              lambda t: cyrelu.leaky_relu_backward(g, x, 0.3, num_threads=t)):
+    for f in (
+        lambda t: cyrelu.relu(x, num_threads=t),
+        lambda t: cyrelu.leaky_relu(x, 0.3, num_threads=t),
+        lambda t: cyrelu.relu_backward(g, x, num_threads=t),
+        lambda t: cyrelu.leaky_relu_backward(g, x, 0.3, num_threads=t),
+    ):
         one, two = f(1), f(2)
         assert one.tobytes() == two.tobytes()
     assert_same_bits(cyrelu.leaky_relu(x, 0.3, num_threads=2), leaky_relu_ref(x, 0.3))
@@ -67,11 +76,17 @@ def test_concurrent_calls_from_python_threads():
             barrier.wait()
             for _ in range(5):
                 assert_same_bits(cyrelu.relu(inputs[i]), relu_ref(inputs[i]))
-                assert_same_bits(cyrelu.leaky_relu(inputs[i], 0.1 * i), leaky_relu_ref(inputs[i], 0.1 * i))
-                assert_same_bits(cyrelu.relu_backward(grads[i], inputs[i]),
-                                 relu_backward_ref(grads[i], inputs[i]))
-                assert_same_bits(cyrelu.leaky_relu_backward(grads[i], inputs[i], 0.5),
-                                 leaky_relu_backward_ref(grads[i], inputs[i], 0.5))
+                assert_same_bits(
+                    cyrelu.leaky_relu(inputs[i], 0.1 * i), leaky_relu_ref(inputs[i], 0.1 * i)
+                )
+                assert_same_bits(
+                    cyrelu.relu_backward(grads[i], inputs[i]),
+                    relu_backward_ref(grads[i], inputs[i]),
+                )
+                assert_same_bits(
+                    cyrelu.leaky_relu_backward(grads[i], inputs[i], 0.5),
+                    leaky_relu_backward_ref(grads[i], inputs[i], 0.5),
+                )
         except BaseException as exc:  # reported below, in the main thread
             errors.append(exc)
 
@@ -153,7 +168,8 @@ def test_every_instruction_set_copy_agrees_with_the_reference(isa):
         "        assert_same_bits(cyrelu.relu(x), relu_ref(x))\n"
         "        assert_same_bits(cyrelu.leaky_relu(x, 1.5), leaky_relu_ref(x, 1.5))\n"
         "        assert_same_bits(cyrelu.relu_backward(g, x), relu_backward_ref(g, x))\n"
-        "        assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.5), leaky_relu_backward_ref(g, x, 0.5))\n"
+        "        assert_same_bits(cyrelu.leaky_relu_backward(g, x, 0.5),\n"
+        "                         leaky_relu_backward_ref(g, x, 0.5))\n"
         "        y = x.copy(); cyrelu.relu(y, out=y); assert_same_bits(y, relu_ref(x))\n"
         "print('ok', cyrelu._parallel.build_info()['isa'])\n"
     ) % os.path.dirname(os.path.abspath(__file__))
@@ -161,8 +177,10 @@ def test_every_instruction_set_copy_agrees_with_the_reference(isa):
     assert out.startswith("ok"), out
 
 
-@pytest.mark.skipif(os.environ.get("CYRELU_BIG_TESTS") != "1",
-                    reason="needs ~9 GB of memory; set CYRELU_BIG_TESTS=1 to run")
+@pytest.mark.skipif(
+    os.environ.get("CYRELU_BIG_TESTS") != "1",
+    reason="needs ~9 GB of memory; set CYRELU_BIG_TESTS=1 to run",
+)
 def test_more_than_2_31_elements():
     n = 2**31 + 37
     x = np.full(n, -1.0, dtype=np.float32)

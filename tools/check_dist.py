@@ -61,10 +61,15 @@ def check_sdist(path, tracked):
     pyx = sorted(m for m in members if m.endswith(".pyx"))
     if not pyx:
         problems.append("sdist has no .pyx sources")
-    print("sdist: %d files, %d .pyx, %d headers, %d test files" % (
-        len(members), len(pyx),
-        sum(m.startswith("include/") for m in members),
-        sum(m.startswith("tests/") for m in members)))
+    print(
+        "sdist: %d files, %d .pyx, %d headers, %d test files"
+        % (
+            len(members),
+            len(pyx),
+            sum(m.startswith("include/") for m in members),
+            sum(m.startswith("tests/") for m in members),
+        )
+    )
     return problems
 
 
@@ -73,11 +78,12 @@ def check_wheel(path, tracked, expect_openmp):
     with zipfile.ZipFile(path) as zf:
         members = set(zf.namelist())
     for f in tracked:
-        if f.startswith("cyrelu/") and any(
-            fnmatch.fnmatch(os.path.basename(f), pat) for pat in WHEEL_DATA
+        if (
+            f.startswith("cyrelu/")
+            and any(fnmatch.fnmatch(os.path.basename(f), pat) for pat in WHEEL_DATA)
+            and f not in members
         ):
-            if f not in members:
-                problems.append("wheel lacks %s" % f)
+            problems.append("wheel lacks %s" % f)
     for f in tracked:
         if f.startswith("cyrelu/") and f.endswith(".pyx"):
             stem = f[: -len(".pyx")]
@@ -86,14 +92,14 @@ def check_wheel(path, tracked, expect_openmp):
     for m in sorted(members):
         if fnmatch.fnmatch(m, "cyrelu/*.c") or m.endswith(".html"):
             problems.append("wheel carries a build product: %s" % m)
-    libs = sorted(
-        m for m in members if (".libs/" in m or ".dylibs/" in m) and not m.endswith("/")
-    )
+    libs = sorted(m for m in members if (".libs/" in m or ".dylibs/" in m) and not m.endswith("/"))
     omp = [m for m in libs if os.path.basename(m).startswith(("libgomp", "libomp", "vcomp"))]
     if os.path.basename(path).count("linux") and expect_openmp and not omp:
         problems.append("wheel bundles no OpenMP runtime (libs: %s)" % (libs or "none"))
-    print("wheel: %s: %d files; bundled libraries: %s" % (
-        os.path.basename(path), len(members), ", ".join(libs) or "none"))
+    print(
+        "wheel: %s: %d files; bundled libraries: %s"
+        % (os.path.basename(path), len(members), ", ".join(libs) or "none")
+    )
     return problems
 
 
@@ -103,7 +109,9 @@ def main(argv=None):
     ap.add_argument("wheel")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--source-root", default=os.path.dirname(here))
-    ap.add_argument("--serial", action="store_true", help="the wheel is a serial (no OpenMP) build")
+    ap.add_argument(
+        "--serial", action="store_true", help="the wheel is a serial (no OpenMP) build"
+    )
     args = ap.parse_args(argv)
     tracked = tracked_files(args.source_root)
     problems = check_sdist(args.sdist, tracked) + check_wheel(args.wheel, tracked, not args.serial)

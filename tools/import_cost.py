@@ -40,21 +40,28 @@ def main(argv=None):
     med = {n: statistics.median(t) for n, t in times.items()}
     low = {n: min(t) for n, t in times.items()}
     for n in cmds:
-        print("import %-7s median %6.1f ms   min %6.1f ms   (%d runs)"
-              % (n, med[n], low[n], args.runs))
-    print("wall-time difference: %.1f ms (medians), %.1f ms (minima)"
-          % (med["cyrelu"] - med["numpy"], low["cyrelu"] - low["numpy"]))
+        print(
+            "import %-7s median %6.1f ms   min %6.1f ms   (%d runs)"
+            % (n, med[n], low[n], args.runs)
+        )
+    print(
+        "wall-time difference: %.1f ms (medians), %.1f ms (minima)"
+        % (med["cyrelu"] - med["numpy"], low["cyrelu"] - low["numpy"])
+    )
     extra = statistics.median(_incremental() for _ in range(args.runs))
-    print("cyrelu adds %.1f ms to an interpreter that has imported numpy (median of %d); "
-          "limit %.0f ms" % (extra, args.runs, args.limit_ms))
+    print(
+        "cyrelu adds %.1f ms to an interpreter that has imported numpy (median of %d); "
+        "limit %.0f ms" % (extra, args.runs, args.limit_ms)
+    )
     return 1 if extra > args.limit_ms else 0
 
 
 def _incremental():
-    code = ("import time; import numpy; t0 = time.perf_counter(); import cyrelu; "
-            "print((time.perf_counter() - t0) * 1e3)")
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True)
+    code = (
+        "import time; import numpy; t0 = time.perf_counter(); import cyrelu; "
+        "print((time.perf_counter() - t0) * 1e3)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return float(out.stdout.strip())
 
 

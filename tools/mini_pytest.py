@@ -59,7 +59,7 @@ def _importorskip(name, reason=None):
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        raise Skipped(reason or "could not import %r: %s" % (name, exc))
+        raise Skipped(reason or "could not import %r: %s" % (name, exc)) from exc
 
 
 def _skip(reason="", allow_module_level=False):
@@ -101,7 +101,7 @@ def _cases(fn):
         rows = []
         for v in values:
             v = tuple(v) if len(names) > 1 else (v,)
-            rows.append(dict(zip(names, v)))
+            rows.append(dict(zip(names, v, strict=True)))
         grids.append(rows)
     for combo in itertools.product(*grids) if grids else [()]:
         kw = {}
@@ -129,7 +129,9 @@ def run(paths):
         conftest = os.path.join(tests_dir, "conftest.py")
         if os.path.exists(conftest):
             cm = sys.modules.get("conftest") or _load(conftest, "conftest")
-            fixtures.update({k: v for k, v in vars(cm).items() if getattr(v, "_is_fixture", False)})
+            fixtures.update(
+                {k: v for k, v in vars(cm).items() if getattr(v, "_is_fixture", False)}
+            )
         name = os.path.splitext(os.path.basename(path))[0]
         try:
             mod = _load(path, name)
@@ -164,7 +166,7 @@ def run(paths):
                             args[p] = fixtures[p]()
                     fn(**args)
                     counts["passed"] += 1
-                except Skipped as exc:
+                except Skipped:
                     counts["skipped"] += 1
                 except Exception:
                     counts["failed"] += 1
@@ -175,8 +177,10 @@ def run(paths):
                         shutil.rmtree(tmp, ignore_errors=True)
     for tid in failures:
         print("FAILED %s" % tid)
-    print("%d passed, %d failed, %d skipped (mini_pytest)" % (
-        counts["passed"], counts["failed"], counts["skipped"]))
+    print(
+        "%d passed, %d failed, %d skipped (mini_pytest)"
+        % (counts["passed"], counts["failed"], counts["skipped"])
+    )
     return 1 if counts["failed"] else 0
 
 

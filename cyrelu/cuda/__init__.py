@@ -24,7 +24,8 @@ from cyrelu.cuda.activations import *  # noqa: F403 (every activation of the tab
 from cyrelu.cuda.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.cuda.diagnostics import dead_units, sparsity
 
-__all__ = list(_activations.__all__) + [
+__all__ = [
+    *_activations.__all__,
     "batch_norm",
     "batch_norm_backward",
     "dead_units",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 try:
-    import cupy
+    import cupy as cupy  # re-exported to the backend modules
 except ImportError:  # pragma: no cover - depends on the environment
     cupy = None
 
@@ -59,8 +59,10 @@ def as_array(value: object, name: str) -> Array:
             return value
         check_float_dtype(value.dtype, name)
         return value
-    raise TypeError("%s: expected a cupy.ndarray, got %s; move it to the GPU first, e.g. "
-                    "with cupy.asarray()" % (name, type(value).__name__))
+    raise TypeError(
+        "%s: expected a cupy.ndarray, got %s; move it to the GPU first, e.g. "
+        "with cupy.asarray()" % (name, type(value).__name__)
+    )
 
 
 def check_threads(num_threads: int | None) -> None:
@@ -73,26 +75,25 @@ def check_threads(num_threads: int | None) -> None:
 
 def check_device(device_id: int, name: str, a: Array) -> None:
     if a is not None and a.device.id != device_id:
-        raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id,
-                                                                  device_id))
+        raise ValueError("%s is on GPU %d, but x is on GPU %d" % (name, a.device.id, device_id))
 
 
-def check_out(out: object, shape: tuple[int, ...], dtype: np.dtype[Any],
-              name: str = "out") -> Array:
+def check_out(
+    out: object, shape: tuple[int, ...], dtype: np.dtype[Any], name: str = "out"
+) -> Array:
     if not isinstance(out, cupy.ndarray):
         raise TypeError("%s must be a cupy.ndarray, got %s" % (name, type(out).__name__))
     if out.dtype != dtype:
         raise TypeError("%s has dtype %s, but the result is %s" % (name, out.dtype, dtype))
     if out.shape != shape:
-        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape,
-                                                                          shape))
+        raise ValueError("%s has shape %s, but the result has shape %s" % (name, out.shape, shape))
     return out
 
 
 def extent(a: Array) -> tuple[int, int]:
     """[lo, hi): the byte range of a's elements, relative to its data pointer."""
     lo = hi = 0
-    for n, s in zip(a.shape, a.strides):
+    for n, s in zip(a.shape, a.strides, strict=False):
         if s > 0:
             hi += (n - 1) * s
         else:
@@ -108,7 +109,7 @@ def _extent(a: Array) -> tuple[int, int]:
 
 
 def _aliases(a: Array, b: Array) -> bool:
-    return a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape
+    return bool(a.data.ptr == b.data.ptr and a.strides == b.strides and a.shape == b.shape)
 
 
 def overlaps_partly(out: Array, inp: Array) -> bool:
@@ -226,14 +227,11 @@ def head(arrays: Sequence[Array], n: int, itemsize: int) -> int:
             return n
     if m % itemsize:
         return n
-    return min(n, ((16 - m) % 16) // itemsize)
+    return int(min(n, ((16 - m) % 16) // itemsize))
 
 
 def aligned(*arrays: Array) -> bool:
-    for a in arrays:
-        if a.data.ptr % 16:
-            return False
-    return True
+    return all(not a.data.ptr % 16 for a in arrays)
 
 
 def same_flat_layout(*arrays: Array) -> bool:
@@ -245,17 +243,16 @@ def same_flat_layout(*arrays: Array) -> bool:
     return all(a.flags.f_contiguous for a in arrays)
 
 
-def element_strides(shape: tuple[int, ...], byte_strides: Sequence[tuple[int, ...]],
-                    itemsize: int
-                    ) -> tuple[tuple[int, ...], list[tuple[int, ...]]] | None:
+def element_strides(
+    shape: tuple[int, ...], byte_strides: Sequence[tuple[int, ...]], itemsize: int
+) -> tuple[tuple[int, ...], list[tuple[int, ...]]] | None:
     """Coalesced (shape, element strides per array) padded to 4 axes, or None when that is
     not possible (more than 4 axes, or a stride that is not a whole number of elements)."""
     dims, strides = coalesce(shape, *byte_strides)
     if len(dims) > 4 or any(s % itemsize for st in strides for s in st):
         return None
     pad = 4 - len(dims)
-    return ((1,) * pad + dims,
-            [(0,) * pad + tuple(s // itemsize for s in st) for st in strides])
+    return ((1,) * pad + dims, [(0,) * pad + tuple(s // itemsize for s in st) for st in strides])
 
 
 def memory_order(a: Array) -> tuple[int, ...] | None:
@@ -295,8 +292,7 @@ def counter(dev: int, n: int) -> Array:
     key = (dev, cupy.cuda.get_current_stream().ptr)
     buf = _counters.get(key)
     if buf is None or buf.size < n:
-        buf = _counters[key] = cupy.zeros(max(n, 1024, 0 if buf is None else 2 * buf.size),
-                                          dtype=np.uint32)
+        buf = _counters[key] = cupy.zeros(
+            max(n, 1024, 0 if buf is None else 2 * buf.size), dtype=np.uint32
+        )
     return buf
-
-

@@ -23,8 +23,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from cyrelu._activation_table import CODES as _ACT_CODES
-from cyrelu._activation_table import NONE as _ACT_NONE
+from cyrelu._activation_table import CODES as _ACT_CODES, NONE as _ACT_NONE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,8 +42,13 @@ APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL = 0, 1, 2
 # activation codes (the activation table's; None: no activation)
 ACT_CODES = dict(_ACT_CODES)
 _OPS = tuple(c for c in ACT_CODES.values() if c != _ACT_NONE)
-_RED_PAIRS = ((RED_STATS, _ACT_NONE), (RED_GRAD, _ACT_NONE)) + tuple(
-    (RED_GRAD, op) for op in _OPS) + ((RED_ALIVE, _ACT_NONE), (RED_ZEROS, _ACT_NONE))
+_RED_PAIRS = (
+    (RED_STATS, _ACT_NONE),
+    (RED_GRAD, _ACT_NONE),
+    *tuple((RED_GRAD, op) for op in _OPS),
+    (RED_ALIVE, _ACT_NONE),
+    (RED_ZEROS, _ACT_NONE),
+)
 
 
 def _names() -> dict[str, tuple[str, ...]]:
@@ -63,12 +67,13 @@ def _names() -> dict[str, tuple[str, ...]]:
                 bn.append("reduce_nc<%s, %d, %d, %s>" % (t, mode, act, index))
         bn.append("eval_coef<%s>" % t)
         for mode in (APPLY_FWD, APPLY_BWD_TRAIN, APPLY_BWD_EVAL):
-            for act in (_ACT_NONE,) + _OPS:
+            for act in (_ACT_NONE, *_OPS):
                 for nc in (0, 1):
                     for vec in (0, 1):
                         for index in INDEX_TYPES:
-                            bn.append("apply<%s, %d, %d, %d, %d, %s>"
-                                      % (t, mode, act, nc, vec, index))
+                            bn.append(
+                                "apply<%s, %d, %d, %d, %d, %s>" % (t, mode, act, nc, vec, index)
+                            )
     return {"elementwise.cu": tuple(ew), "batchnorm.cu": tuple(bn)}
 
 
@@ -90,13 +95,17 @@ def instantiation(expr: str) -> str:
     """The source line that defines kernel ``expr`` (the CYR_KERNEL_<family> macro)."""
     family, _, rest = expr.partition("<")
     args = [a.strip() for a in rest.rstrip(">").split(",")]
-    return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr)] + args))
+    return "CYR_KERNEL_%s(%s)" % (family, ", ".join([kernel_name(expr), *args]))
 
 
 def program(name: str, exprs: Sequence[str]) -> str:
     """What NVRTC compiles: source ``name`` inlined, plus the kernels ``exprs``."""
-    return source(name) + "\n/* instantiations */\n" + "\n".join(
-        instantiation(e) for e in exprs) + "\n"
+    return (
+        source(name)
+        + "\n/* instantiations */\n"
+        + "\n".join(instantiation(e) for e in exprs)
+        + "\n"
+    )
 
 
 # CuPy adds -ftz=true itself (every release does); the kernels do not depend on it
@@ -176,7 +185,9 @@ def device_limits(dev: int) -> tuple[int, int, int]:
         import cupy
 
         attrs = cupy.cuda.Device(dev).attributes
-        lim = _LIMITS[dev] = (int(attrs["MultiProcessorCount"]),
-                              int(attrs.get("MaxThreadsPerMultiProcessor", 0)),
-                              int(attrs.get("MaxRegistersPerMultiprocessor", 0)))
+        lim = _LIMITS[dev] = (
+            int(attrs["MultiProcessorCount"]),
+            int(attrs.get("MaxThreadsPerMultiProcessor", 0)),
+            int(attrs.get("MaxRegistersPerMultiprocessor", 0)),
+        )
     return lim

@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 from cyrelu import _activation_table as _table
 from cyrelu._validation import check_real, check_same
-from cyrelu.cuda import _launch as L
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import cupy
 
 __all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
@@ -38,29 +37,28 @@ def _plan(kind: str, op: int, dev: int, arrays: list[Array], out: Array) -> Plan
     n = x.size
     ctype = L.CTYPE[x.dtype]
     if L.same_flat_layout(out, *arrays):
-        head = L.head(arrays + [out], n, x.itemsize)
+        head = L.head([*arrays, out], n, x.itemsize)
         vec = 16 // x.itemsize
         work = max((n - head) // vec, min(head, n)) + vec
         index, it = L.index_type(n, L.blocks(work, L.grid_limit(dev)) * L.THREADS)
         fn = _loader_fn("%s_flat<%s, %d, %s>" % (kind, ctype, op, index))
         return fn, (L.blocks(work, L.grid_limit(dev, fn)),), (it(n), it(head))
-    layout = L.element_strides(x.shape, [out.strides] + [b.strides for b in arrays],
-                               x.itemsize)
+    layout = L.element_strides(x.shape, [out.strides] + [b.strides for b in arrays], x.itemsize)
     if layout is None:
         return None
     dims, strides = layout
     # the largest offset from any array's data pointer, of either sign
-    reach = max(sum((d - 1) * abs(s) for d, s in zip(dims, st)) for st in strides)
+    reach = max(sum((d - 1) * abs(s) for d, s in zip(dims, st, strict=False)) for st in strides)
     index, it = L.index_type(max(n, reach), L.blocks(n, L.grid_limit(dev)) * L.THREADS)
     args = [it(n), it(dims[1]), it(dims[2]), it(dims[3])]
-    for st in strides[1:] + [strides[0]]:  # the inputs', then out's
+    for st in [*strides[1:], strides[0]]:  # the inputs', then out's
         args.extend(it(s) for s in st)
     fn = _loader_fn("%s_strided<%s, %d, %s>" % (kind, ctype, op, index))
     return fn, (L.blocks(n, L.grid_limit(dev, fn)),), tuple(args)
 
 
 def _loader_fn(expr: str) -> Any:
-    return L._loader.function("elementwise.cu", expr)
+    return _loader.function("elementwise.cu", expr)
 
 
 class _Fast:
@@ -69,12 +67,13 @@ class _Fast:
 
     __slots__ = ("alpha_t", "dev", "in_extents", "out_extent", "plan")
 
-    def __init__(self, plan: Plan, dev: int, alpha_t: Any, out: Array,
-                 arrays: list[Array]) -> None:
+    def __init__(
+        self, plan: Plan, dev: int, alpha_t: Any, out: Array, arrays: list[Array]
+    ) -> None:
         self.plan, self.dev, self.alpha_t = plan, dev, alpha_t
         self.out_extent = L.extent(out)
         # (lo, hi, an input at out's address is out itself)
-        self.in_extents = [L.extent(a) + (a.strides == out.strides,) for a in arrays]
+        self.in_extents = [(*L.extent(a), a.strides == out.strides) for a in arrays]
 
 
 _FAST: dict[tuple[Any, ...], _Fast] = {}
@@ -97,15 +96,21 @@ def _fast_ok(f: _Fast, inputs: tuple[Array, ...], out: Array) -> bool:
     if out is not None:
         op = out.data.ptr
         o0, o1 = op + f.out_extent[0], op + f.out_extent[1]
-        for a, (lo, hi, same) in zip(inputs, f.in_extents):
+        for a, (lo, hi, same) in zip(inputs, f.in_extents, strict=False):
             p = a.data.ptr
             if o0 < p + hi and p + lo < o1 and not (same and p == op):
                 return False
     return True
 
 
-def _elementwise(kind: str, op: int, inputs: tuple[Array, ...], out: Array, alpha: float,
-                 num_threads: int | None) -> Array:
+def _elementwise(
+    kind: str,
+    op: int,
+    inputs: tuple[Array, ...],
+    out: Array,
+    alpha: float,
+    num_threads: int | None,
+) -> Array:
     """``inputs``: (x,) for the forward, (grad_output, x) for the backward.  A call with
     the array keys of an earlier one (see cyrelu.cuda._launch) launches that call's
     plan after the per-call checks; any other goes through _general."""
@@ -121,8 +126,14 @@ def _elementwise(kind: str, op: int, inputs: tuple[Array, ...], out: Array, alph
     return out
 
 
-def _general(kind: str, op: int, inputs: Sequence[Array], out: Array, alpha: float,
-             key: tuple[Any, ...] | None) -> Array:
+def _general(
+    kind: str,
+    op: int,
+    inputs: Sequence[Array],
+    out: Array,
+    alpha: float,
+    key: tuple[Any, ...] | None,
+) -> Array:
     """Every check; copies where out partly overlaps an input, or where the layout has
     more than 4 independent axes.  Remembers the call under ``key`` when it made none."""
     if kind == "unary":
@@ -149,9 +160,17 @@ def _general(kind: str, op: int, inputs: Sequence[Array], out: Array, alpha: flo
             copied = True
         if x.size == 0:
             return out
-        pkey = (kind, op, dev, x.dtype, x.shape, out.strides,
-                tuple(a.strides for a in arrays), tuple(a.data.ptr % 16 for a in arrays),
-                out.data.ptr % 16)
+        pkey = (
+            kind,
+            op,
+            dev,
+            x.dtype,
+            x.shape,
+            out.strides,
+            tuple(a.strides for a in arrays),
+            tuple(a.data.ptr % 16 for a in arrays),
+            out.data.ptr % 16,
+        )
         plan = _PLANS.get(pkey)
         if plan is None:
             plan = _plan(kind, op, dev, arrays, out)
@@ -160,8 +179,7 @@ def _general(kind: str, op: int, inputs: Sequence[Array], out: Array, alpha: flo
             _PLANS[pkey] = plan
         if plan is None:  # more than 4 independent axes: go through contiguous copies
             tmp = cupy.empty(x.shape, dtype=x.dtype)
-            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha,
-                     None)
+            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha, None)
             out[...] = tmp
             return out
         fn, grid, fixed = plan
@@ -177,26 +195,33 @@ def relu(x: Array, /, out: Array | None = None, *, num_threads: int | None = Non
     return _elementwise("unary", _ACT["relu"], (x,), out, 0.0, num_threads)
 
 
-def leaky_relu(x: Array, /, alpha: float = 0.2, out: Array | None = None, *,
-               num_threads: int | None = None) -> Array:
+def leaky_relu(
+    x: Array, /, alpha: float = 0.2, out: Array | None = None, *, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.leaky_relu` for CuPy arrays (alpha rounded to float32 for float16/32)."""
     alpha = check_real(alpha, "alpha")
     return _elementwise("unary", _ACT["leaky_relu"], (x,), out, alpha, num_threads)
 
 
-def relu_backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
-                  num_threads: int | None = None) -> Array:
+def relu_backward(
+    grad_output: Array, x: Array, /, out: Array | None = None, *, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.relu_backward` for CuPy arrays."""
     return _elementwise("binary", _ACT["relu"], (grad_output, x), out, 0.0, num_threads)
 
 
-def leaky_relu_backward(grad_output: Array, x: Array, /, alpha: float = 0.2,
-                        out: Array | None = None, *,
-                        num_threads: int | None = None) -> Array:
+def leaky_relu_backward(
+    grad_output: Array,
+    x: Array,
+    /,
+    alpha: float = 0.2,
+    out: Array | None = None,
+    *,
+    num_threads: int | None = None,
+) -> Array:
     """:func:`cyrelu.leaky_relu_backward` for CuPy arrays."""
     alpha = check_real(alpha, "alpha")
-    return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha,
-                        num_threads)
+    return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha, num_threads)
 
 
 def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Array]]:
@@ -205,12 +230,17 @@ def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Arr
     functions' signatures."""
     code = _ACT[name]
 
-    def forward(x: Array, /, out: Array | None = None, *,
-                num_threads: int | None = None) -> Array:
+    def forward(x: Array, /, out: Array | None = None, *, num_threads: int | None = None) -> Array:
         return _elementwise("unary", code, (x,), out, 0.0, num_threads)
 
-    def backward(grad_output: Array, x: Array, /, out: Array | None = None, *,
-                 num_threads: int | None = None) -> Array:
+    def backward(
+        grad_output: Array,
+        x: Array,
+        /,
+        out: Array | None = None,
+        *,
+        num_threads: int | None = None,
+    ) -> Array:
         return _elementwise("binary", code, (grad_output, x), out, 0.0, num_threads)
 
     forward.__name__, backward.__name__ = name, name + "_backward"

@@ -38,8 +38,7 @@ from cyrelu._validation import (
     batch_norm_reals,
     check_same,
 )
-from cyrelu.cuda import _launch as L
-from cyrelu.cuda import _loader
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import cupy
 
 __all__ = ["batch_norm", "batch_norm_backward"]
@@ -81,8 +80,9 @@ class Geometry:
         self.M = N * S  # elements per channel
 
 
-def in_memory_order(arrays: Sequence[Array], ax: int, out: Array = None
-                    ) -> tuple[list[Array], tuple[int, ...], Geometry]:
+def in_memory_order(
+    arrays: Sequence[Array], ax: int, out: Array = None
+) -> tuple[list[Array], tuple[int, ...], Geometry]:
     """(views, order, geometry): ``arrays`` (same shape and dtype; None entries kept) as
     C-contiguous views in the memory order of the first, when they all share one layout
     that some axis permutation makes C-contiguous and none partly overlaps ``out``; else
@@ -104,8 +104,11 @@ def in_memory_order(arrays: Sequence[Array], ax: int, out: Array = None
     views: list[Array]
     if ok:
         assert order is not None
-        views = list(arrays) if order == ident else [
-            None if a is None else a.transpose(order) for a in arrays]
+        views = (
+            list(arrays)
+            if order == ident
+            else [None if a is None else a.transpose(order) for a in arrays]
+        )
     else:
         order = ident
         views = []
@@ -119,8 +122,11 @@ def in_memory_order(arrays: Sequence[Array], ax: int, out: Array = None
             views.append(c)
     shape = x.shape
     p = order.index(ax)
-    geo = Geometry(math.prod(shape[d] for d in order[:p]), shape[ax],
-                   math.prod(shape[d] for d in order[p + 1:]))
+    geo = Geometry(
+        math.prod(shape[d] for d in order[:p]),
+        shape[ax],
+        math.prod(shape[d] for d in order[p + 1 :]),
+    )
     return views, order, geo
 
 
@@ -146,7 +152,7 @@ def target(out: Array | None, like: Array, order: tuple[int, ...]) -> tuple[Arra
 
 def _read_in_place(views: Sequence[Array], arrays: Sequence[Array]) -> bool:
     """True when in_memory_order gave views of ``arrays`` (no copies)."""
-    return all(a is None or v.data.ptr == a.data.ptr for v, a in zip(views, arrays))
+    return all(a is None or v.data.ptr == a.data.ptr for v, a in zip(views, arrays, strict=False))
 
 
 # ---- launch plans --------------------------------------------------------------------
@@ -176,13 +182,13 @@ class _Reduce:
     part_bytes: int
 
 
-def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
-                 vec: bool) -> _Reduce:
+def _reduce_plan(
+    ctype: str, itemsize: int, mode: int, act: int, geo: Geometry, vec: bool
+) -> _Reduce:
     p = _Reduce()
     if geo.nc:
         bx = L.cdiv(geo.C, 32)
-        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4),
-                              _MAX_GRID_Y))
+        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, bx), L.cdiv(geo.N, _NC_ROWS * 4), _MAX_GRID_Y))
         index, it = L.index_type(geo.N * geo.C, p.nsplit * 32 * _NC_ROWS)
         p.fn = _bn("reduce_nc<%s, %d, %d, %s>" % (ctype, mode, act, index))
         p.grid, p.block = (bx, p.nsplit), (32, _NC_ROWS)
@@ -192,12 +198,14 @@ def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
         pack = 16 // itemsize
         width = pack if geo.S % pack == 0 else 1  # the shape's: fixes the partition
         units = geo.N * (geo.S // width)
-        p.nsplit = max(1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4),
-                              _MAX_GRID_Y))
+        p.nsplit = max(
+            1, min(L.cdiv(_RED_BLOCKS, geo.C), L.cdiv(units, L.THREADS * 4), _MAX_GRID_Y)
+        )
         index, it = L.index_type(geo.N * geo.C * geo.S, p.nsplit * L.THREADS)
         # vec (the pointers' alignment) only changes how units load
-        p.fn = _bn("reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act,
-                                                      int(width > 1 and vec), index))
+        p.fn = _bn(
+            "reduce_ncs<%s, %d, %d, %d, %s>" % (ctype, mode, act, int(width > 1 and vec), index)
+        )
         p.grid, p.block = (geo.C, p.nsplit), (L.THREADS,)
         p.shape_args = (it(geo.N), it(geo.C), it(geo.S), np.int32(width))
         p.nctr = geo.C
@@ -205,18 +213,19 @@ def _reduce_plan(ctype: str, itemsize: int, mode: int, act: int, geo: Geometry,
     return p
 
 
-def reduce_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
-                dev: int) -> _Reduce:
+def reduce_plan(
+    dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool, dev: int
+) -> _Reduce:
     key = ("reduce", dtype, mode, act, geo.N, geo.C, geo.S, vec, dev)
-    return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo,
-                                            vec))  # type: ignore[no-any-return]
+    return _cache(key, lambda: _reduce_plan(L.CTYPE[dtype], dtype.itemsize, mode, act, geo, vec))  # type: ignore[no-any-return]
 
 
 Apply = tuple[Kernel, tuple[int], tuple[Any, ...]]  # kernel, grid, trailing arguments
 
 
-def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool,
-                dev: int) -> Apply:
+def _apply_plan(
+    dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: bool, dev: int
+) -> Apply:
     """The elementwise pass: the kernel of this layout (NC or NCS), unit (16-byte packs
     or elements) and index type, and its grid (the grid only changes which thread does
     which unit, never a result)."""
@@ -226,26 +235,64 @@ def _apply_plan(dtype: np.dtype[Any], mode: int, act: int, geo: Geometry, vec: b
     units = n // (width if vec else 1)
     # the index type for the largest grid any kernel could get (the device's threads)
     index, it = L.index_type(n, L.blocks(units, L.grid_limit(dev)) * L.THREADS)
-    fn = _bn("apply<%s, %d, %d, %d, %d, %s>" % (L.CTYPE[dtype], mode, act, int(geo.nc),
-                                                int(vec), index))
-    return (fn, (L.blocks(units, L.grid_limit(dev, fn)),),
-            (it(geo.N), it(geo.C), it(1 if geo.nc else geo.S)))
+    fn = _bn(
+        "apply<%s, %d, %d, %d, %d, %s>" % (L.CTYPE[dtype], mode, act, int(geo.nc), int(vec), index)
+    )
+    return (
+        fn,
+        (L.blocks(units, L.grid_limit(dev, fn)),),
+        (it(geo.N), it(geo.C), it(1 if geo.nc else geo.S)),
+    )
 
 
-def reduce(plan: _Reduce, dev: int, x: Array, dy: Array | None, yo: Array | None,
-           part: Any, alpha: float, thr: float, sm: Any, si: Any, coef: Any, M: float,
-           eps: float, momentum: float, training: int, kinds: int,
-           params: Sequence[Any | None]) -> None:
+def reduce(
+    plan: _Reduce,
+    dev: int,
+    x: Array,
+    dy: Array | None,
+    yo: Array | None,
+    part: Any,
+    alpha: float,
+    thr: float,
+    sm: Any,
+    si: Any,
+    coef: Any,
+    M: float,
+    eps: float,
+    momentum: float,
+    training: int,
+    kinds: int,
+    params: Sequence[Any | None],
+) -> None:
     """One per-channel reduction with its last-block finish (see batchnorm.cu).  The
     outputs (part, sm, si, coef, params) are arrays or device addresses."""
     acc = L.ACC[x.dtype].type
     dy = x if dy is None else dy
     yo = x if yo is None else yo
     p = [sm if q is None else q for q in params]
-    plan.fn(plan.grid, plan.block,
-            (x, dy, yo, acc(alpha), acc(thr), *plan.shape_args, part,
-             L.counter(dev, plan.nctr), sm, si, coef, np.float64(M), np.float64(eps),
-             np.float64(momentum), np.int32(training), np.int32(kinds), *p))
+    plan.fn(
+        plan.grid,
+        plan.block,
+        (
+            x,
+            dy,
+            yo,
+            acc(alpha),
+            acc(thr),
+            *plan.shape_args,
+            part,
+            L.counter(dev, plan.nctr),
+            sm,
+            si,
+            coef,
+            np.float64(M),
+            np.float64(eps),
+            np.float64(momentum),
+            np.int32(training),
+            np.int32(kinds),
+            *p,
+        ),
+    )
 
 
 def kinds_of(*dtypes: np.dtype[Any] | None) -> int:
@@ -268,11 +315,14 @@ def _per_channel(value: object, name: str, C: int, dev: int) -> Array:
     if not isinstance(value, cupy.ndarray):
         raise TypeError("%s: expected a cupy.ndarray, got %s" % (name, type(value).__name__))
     if value.dtype not in L.PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
-                        % (name, value.dtype))
+        raise TypeError(
+            "%s: unsupported dtype %s; expected float32 or float64" % (name, value.dtype)
+        )
     if value.ndim != 1 or value.shape[0] != C:
-        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
-                         % (name, C, value.shape))
+        raise ValueError(
+            "%s must be 1-D of length C=%d (the channel axis), got shape %s"
+            % (name, C, value.shape)
+        )
     L.check_device(dev, name, value)
     return value
 
@@ -332,8 +382,16 @@ class _Forward:
     zero: Any
 
 
-def _build_forward(dtype: np.dtype[Any], geo: Geometry, training: bool, act: int,
-                   kinds: int, xvec: bool, vec: bool, dev: int) -> _Forward:
+def _build_forward(
+    dtype: np.dtype[Any],
+    geo: Geometry,
+    training: bool,
+    act: int,
+    kinds: int,
+    xvec: bool,
+    vec: bool,
+    dev: int,
+) -> _Forward:
     p = _Forward()
     acc = L.ACC[dtype]
     p.C, p.acc, p.kinds, p.alpha_t = geo.C, acc, np.int32(kinds), acc.type
@@ -352,20 +410,38 @@ def _build_forward(dtype: np.dtype[Any], geo: Geometry, training: bool, act: int
         p.eval_grid = (L.cdiv(geo.C, L.THREADS),)
         p.C64 = np.int64(geo.C)
     p.ws_len = L.cdiv(nbytes, acc.itemsize)
-    p.apply = (_apply_plan(dtype, _loader.APPLY_FWD, act, geo, vec, dev)
-               if geo.N * geo.S else None)
+    p.apply = _apply_plan(dtype, _loader.APPLY_FWD, act, geo, vec, dev) if geo.N * geo.S else None
     return p
 
 
-def _forward_plan(dtype: np.dtype[Any], geo: Geometry, training: bool, act: int,
-                  kinds: int, xvec: bool, vec: bool, dev: int) -> _Forward:
+def _forward_plan(
+    dtype: np.dtype[Any],
+    geo: Geometry,
+    training: bool,
+    act: int,
+    kinds: int,
+    xvec: bool,
+    vec: bool,
+    dev: int,
+) -> _Forward:
     key = ("forward", dtype, geo.N, geo.C, geo.S, training, act, kinds, xvec, vec, dev)
-    return _cache(key, lambda: _build_forward(  # type: ignore[no-any-return]
-        dtype, geo, training, act, kinds, xvec, vec, dev))
+    plan: _Forward = _cache(
+        key,
+        lambda: _build_forward(dtype, geo, training, act, kinds, xvec, vec, dev),
+    )
+    return plan
 
 
-def _forward(p: _Forward, x: Array, y: Array, params: Sequence[Array | None],
-             alpha: float, momentum: float, eps: float, dev: int) -> Array:
+def _forward(
+    p: _Forward,
+    x: Array,
+    y: Array,
+    params: Sequence[Array | None],
+    alpha: float,
+    momentum: float,
+    eps: float,
+    dev: int,
+) -> Array:
     """The launches of one forward call (x and y in memory order, the running
     statistics updated in training); returns the workspace."""
     ws = cupy.empty(p.ws_len, p.acc)
@@ -374,10 +450,29 @@ def _forward(p: _Forward, x: Array, y: Array, params: Sequence[Array | None],
     prm = [sm if q is None else q for q in params]  # absent: any valid address
     r = p.red
     if r is not None:
-        r.fn(r.grid, r.block,
-             (x, x, x, p.zero, p.zero, *r.shape_args, _ADDR(base + p.part),
-              L.counter(dev, r.nctr), sm, si, coef, p.M, _F64(eps), _F64(momentum),
-              _TRAINING[1], p.kinds, *prm))
+        r.fn(
+            r.grid,
+            r.block,
+            (
+                x,
+                x,
+                x,
+                p.zero,
+                p.zero,
+                *r.shape_args,
+                _ADDR(base + p.part),
+                L.counter(dev, r.nctr),
+                sm,
+                si,
+                coef,
+                p.M,
+                _F64(eps),
+                _F64(momentum),
+                _TRAINING[1],
+                p.kinds,
+                *prm,
+            ),
+        )
     else:
         p.eval_fn(p.eval_grid, _BLOCK, (p.C64, _F64(eps), p.kinds, *prm, sm, si, coef))
     if p.apply is not None:
@@ -391,8 +486,15 @@ class _FastForward:
 
     __slots__ = ("dev", "dtype", "inv", "nbytes", "plan", "shape", "stats")
 
-    def __init__(self, plan: _Forward, dev: int, x: Array, xk: Array,
-                 order: tuple[int, ...], stats: tuple[int, int] | None) -> None:
+    def __init__(
+        self,
+        plan: _Forward,
+        dev: int,
+        x: Array,
+        xk: Array,
+        order: tuple[int, ...],
+        stats: tuple[int, int] | None,
+    ) -> None:
         self.plan, self.dev, self.nbytes = plan, dev, x.nbytes
         self.shape, self.dtype, self.inv = xk.shape, x.dtype, _inverse(order)
         self.stats = stats  # (running_mean, running_var) bytes, when training updates both
@@ -401,22 +503,42 @@ class _FastForward:
 _fast_forward: dict[tuple[Any, ...], _FastForward] = {}
 
 
-def _forward_key(x: object, running_mean: object, running_var: object, weight: object,
-                 bias: object, training: object, axis: object, activation: object,
-                 out: object) -> tuple[Any, ...] | None:
-    if type(training) is not bool or type(axis) is not int or not (
-            activation is None or type(activation) is str):
+def _forward_key(
+    x: object,
+    running_mean: object,
+    running_var: object,
+    weight: object,
+    bias: object,
+    training: object,
+    axis: object,
+    activation: object,
+    out: object,
+) -> tuple[Any, ...] | None:
+    if (
+        type(training) is not bool
+        or type(axis) is not int
+        or not (activation is None or type(activation) is str)
+    ):
         return None
     try:
-        return (L.array_key(x), L.array_key(out), L.array_key(running_mean),
-                L.array_key(running_var), L.array_key(weight), L.array_key(bias), training,
-                axis, activation)
+        return (
+            L.array_key(x),
+            L.array_key(out),
+            L.array_key(running_mean),
+            L.array_key(running_var),
+            L.array_key(weight),
+            L.array_key(bias),
+            training,
+            axis,
+            activation,
+        )
     except L.NotFast:
         return None
 
 
-def _fast_forward_ok(f: _FastForward, x: Array, running_mean: Array, running_var: Array,
-                     out: Array | None) -> bool:
+def _fast_forward_ok(
+    f: _FastForward, x: Array, running_mean: Array, running_var: Array, out: Array | None
+) -> bool:
     """The checks a key cannot make: the current device, and overlaps (which the general
     path resolves with copies)."""
     if L.get_device() != f.dev:
@@ -430,46 +552,83 @@ def _fast_forward_ok(f: _FastForward, x: Array, running_mean: Array, running_var
     return True
 
 
-def batch_norm(x: Array, running_mean: Array | None = None,
-               running_var: Array | None = None, weight: Array | None = None,
-               bias: Array | None = None, training: bool = False, momentum: float = 0.1,
-               eps: float = 1e-5, *, axis: int = 1, activation: str | None = None,
-               alpha: float = 0.2, out: Array | None = None, return_stats: bool = False,
-               num_threads: int | None = None) -> Any:
+def batch_norm(
+    x: Array,
+    running_mean: Array | None = None,
+    running_var: Array | None = None,
+    weight: Array | None = None,
+    bias: Array | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    *,
+    axis: int = 1,
+    activation: str | None = None,
+    alpha: float = 0.2,
+    out: Array | None = None,
+    return_stats: bool = False,
+    num_threads: int | None = None,
+) -> Any:
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result has x's memory layout when
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
     L.check_threads(num_threads)
-    key = _forward_key(x, running_mean, running_var, weight, bias, training, axis,
-                       activation, out)
+    key = _forward_key(x, running_mean, running_var, weight, bias, training, axis, activation, out)
     f = None if key is None else _fast_forward.get(key)
     if f is None or not _fast_forward_ok(f, x, running_mean, running_var, out):
-        return _batch_norm(x, running_mean, running_var, weight, bias, training, momentum,
-                           eps, axis, activation, alpha, out, return_stats, key)
+        return _batch_norm(
+            x,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+            axis,
+            activation,
+            alpha,
+            out,
+            return_stats,
+            key,
+        )
     alpha_, momentum_, eps_ = batch_norm_reals(alpha, momentum, eps)
     y = out
     if y is None:
         y = cupy.empty(f.shape, f.dtype)
-    ws = _forward(f.plan, x, y, (running_mean, running_var, weight, bias), alpha_,
-                  momentum_, eps_, f.dev)
+    ws = _forward(
+        f.plan, x, y, (running_mean, running_var, weight, bias), alpha_, momentum_, eps_, f.dev
+    )
     if out is None and f.inv is not None:
         y = y.transpose(f.inv)
     if return_stats:
         C, si = f.plan.C, f.plan.si
-        return y, ws[:C], ws[si:si + C]
+        return y, ws[:C], ws[si : si + C]
     return y
 
 
-def _batch_norm(x: Array, running_mean: Array | None, running_var: Array | None,
-                weight: Array | None, bias: Array | None, training: object,
-                momentum: object, eps: object, axis: object, activation: object,
-                alpha: object, out: Array | None, return_stats: bool,
-                key: tuple[Any, ...] | None) -> Any:
+def _batch_norm(
+    x: Array,
+    running_mean: Array | None,
+    running_var: Array | None,
+    weight: Array | None,
+    bias: Array | None,
+    training: object,
+    momentum: object,
+    eps: object,
+    axis: object,
+    activation: object,
+    alpha: object,
+    out: Array | None,
+    return_stats: bool,
+    key: tuple[Any, ...] | None,
+) -> Any:
     """The general path: every check, copies where the layout needs them; remembers the
     call for the fast path (under ``key``) when it read and wrote everything in place."""
     x = L.as_array(x, "x")
-    ax, C, act, alpha_, momentum_, eps_ = batch_norm_args(x.shape, axis, activation, alpha,
-                                                          momentum, eps)
+    ax, C, act, alpha_, momentum_, eps_ = batch_norm_args(
+        x.shape, axis, activation, alpha, momentum, eps
+    )
     training = bool(training)
     dev = x.device.id
     w = _per_channel(weight, "weight", C, dev)
@@ -498,16 +657,35 @@ def _batch_norm(x: Array, running_mean: Array | None, running_var: Array | None,
         w_k, b_k = _contiguous(w), _contiguous(b)
         # running stats are updated in place: a contiguous stand-in where they are not
         rm_k, rv_k = _contiguous(rm), _contiguous(rv)
-        if rm is not None and rv is not None and rm_k is rm and rv_k is rv and \
-                L.overlaps_partly(rm, rv):
+        if (
+            rm is not None
+            and rv is not None
+            and rm_k is rm
+            and rv_k is rv
+            and L.overlaps_partly(rm, rv)
+        ):
             rv_k = rv.copy()
         params = (rm_k, rv_k, w_k, b_k)
         yk, y = target(out, xk, order)
-        in_place = (x.size > 0 and _read_in_place([xk], [x]) and rm_k is rm and rv_k is rv
-                    and w_k is w and b_k is b
-                    and (out is None or (y is out and out.strides == x.strides)))
-        plan = _forward_plan(x.dtype, geo, training, act, kinds_of(*map(_dtype, params)),
-                             L.aligned(xk), L.aligned(yk, xk), dev)
+        in_place = (
+            x.size > 0
+            and _read_in_place([xk], [x])
+            and rm_k is rm
+            and rv_k is rv
+            and w_k is w
+            and b_k is b
+            and (out is None or (y is out and out.strides == x.strides))
+        )
+        plan = _forward_plan(
+            x.dtype,
+            geo,
+            training,
+            act,
+            kinds_of(*map(_dtype, params)),
+            L.aligned(xk),
+            L.aligned(yk, xk),
+            dev,
+        )
         ws = _forward(plan, xk, yk, params, alpha_, momentum_, eps_, dev)
         if rm is not None and rm_k is not rm:
             rm[...] = rm_k
@@ -521,7 +699,7 @@ def _batch_norm(x: Array, running_mean: Array | None, running_var: Array | None,
         if training and rm is not None and rv is not None:
             stats = (rm.nbytes, rv.nbytes)
         L.remember(_fast_forward, key, _FastForward(plan, dev, x, xk, order, stats))
-    return (y, ws[:C], ws[plan.si:plan.si + C]) if return_stats else y
+    return (y, ws[:C], ws[plan.si : plan.si + C]) if return_stats else y
 
 
 # ---- BatchNorm backward --------------------------------------------------------------
@@ -566,9 +744,17 @@ class _Backward:
     zero: Any
 
 
-def _build_backward(dtype: np.dtype[Any], gdtype: np.dtype[Any], geo: Geometry, act: int,
-                    training: bool, kinds: int, xvec: bool, vec: bool,
-                    dev: int) -> _Backward:
+def _build_backward(
+    dtype: np.dtype[Any],
+    gdtype: np.dtype[Any],
+    geo: Geometry,
+    act: int,
+    training: bool,
+    kinds: int,
+    xvec: bool,
+    vec: bool,
+    dev: int,
+) -> _Backward:
     p = _Backward()
     acc = L.ACC[dtype]
     p.C, p.gdtype, p.kinds, p.alpha_t = geo.C, gdtype, np.int32(kinds), acc.type
@@ -590,17 +776,37 @@ def _build_backward(dtype: np.dtype[Any], gdtype: np.dtype[Any], geo: Geometry, 
     return p
 
 
-def _backward_plan(dtype: np.dtype[Any], gdtype: np.dtype[Any], geo: Geometry, act: int,
-                   training: bool, kinds: int, xvec: bool, vec: bool,
-                   dev: int) -> _Backward:
-    key = ("backward", dtype, gdtype, geo.N, geo.C, geo.S, act, training, kinds, xvec, vec,
-           dev)
-    return _cache(key, lambda: _build_backward(  # type: ignore[no-any-return]
-        dtype, gdtype, geo, act, training, kinds, xvec, vec, dev))
+def _backward_plan(
+    dtype: np.dtype[Any],
+    gdtype: np.dtype[Any],
+    geo: Geometry,
+    act: int,
+    training: bool,
+    kinds: int,
+    xvec: bool,
+    vec: bool,
+    dev: int,
+) -> _Backward:
+    key = ("backward", dtype, gdtype, geo.N, geo.C, geo.S, act, training, kinds, xvec, vec, dev)
+    plan: _Backward = _cache(
+        key,
+        lambda: _build_backward(dtype, gdtype, geo, act, training, kinds, xvec, vec, dev),
+    )
+    return plan
 
 
-def _backward(p: _Backward, x: Array, g: Array, yo: Array | None, gi: Array, sm: Array,
-              si: Array, w: Array | None, alpha: float, dev: int) -> Array:
+def _backward(
+    p: _Backward,
+    x: Array,
+    g: Array,
+    yo: Array | None,
+    gi: Array,
+    sm: Array,
+    si: Array,
+    w: Array | None,
+    alpha: float,
+    dev: int,
+) -> Array:
     """The launches of one backward call (x, g, yo and gi in memory order); returns the
     workspace."""
     ws = cupy.empty(p.ws_len, p.gdtype)
@@ -609,10 +815,32 @@ def _backward(p: _Backward, x: Array, g: Array, yo: Array | None, gi: Array, sm:
     a = p.alpha_t(alpha)
     yo = x if yo is None else yo
     r = p.red
-    r.fn(r.grid, r.block,
-         (x, g, yo, a, p.zero, *r.shape_args, _ADDR(base + p.part), L.counter(dev, r.nctr),
-          sm, si, coef, p.M, _ZERO64, _ZERO64, p.training, p.kinds,
-          gw if w is None else w, gw, gb, gw))
+    r.fn(
+        r.grid,
+        r.block,
+        (
+            x,
+            g,
+            yo,
+            a,
+            p.zero,
+            *r.shape_args,
+            _ADDR(base + p.part),
+            L.counter(dev, r.nctr),
+            sm,
+            si,
+            coef,
+            p.M,
+            _ZERO64,
+            _ZERO64,
+            p.training,
+            p.kinds,
+            gw if w is None else w,
+            gw,
+            gb,
+            gw,
+        ),
+    )
     if p.apply is not None:
         fn, grid, tail = p.apply
         fn(grid, _BLOCK, (x, g, yo, gi, coef, a, *tail))
@@ -624,8 +852,9 @@ class _FastBackward:
 
     __slots__ = ("act", "dev", "dtype", "inv", "nbytes", "plan", "shape")
 
-    def __init__(self, plan: _Backward, dev: int, act: int, x: Array, xk: Array,
-                 order: tuple[int, ...]) -> None:
+    def __init__(
+        self, plan: _Backward, dev: int, act: int, x: Array, xk: Array, order: tuple[int, ...]
+    ) -> None:
         self.plan, self.dev, self.act, self.nbytes = plan, dev, act, x.nbytes
         self.shape, self.dtype, self.inv = xk.shape, x.dtype, _inverse(order)
 
@@ -633,23 +862,44 @@ class _FastBackward:
 _fast_backward: dict[tuple[Any, ...], _FastBackward] = {}
 
 
-def _backward_key(grad_output: object, x: object, save_mean: object, save_invstd: object,
-                  weight: object, training: object, axis: object, activation: object,
-                  output: object, out: object) -> tuple[Any, ...] | None:
-    if type(training) is not bool or type(axis) is not int or not (
-            activation is None or type(activation) is str):
+def _backward_key(
+    grad_output: object,
+    x: object,
+    save_mean: object,
+    save_invstd: object,
+    weight: object,
+    training: object,
+    axis: object,
+    activation: object,
+    output: object,
+    out: object,
+) -> tuple[Any, ...] | None:
+    if (
+        type(training) is not bool
+        or type(axis) is not int
+        or not (activation is None or type(activation) is str)
+    ):
         return None
     try:
-        return (L.array_key(grad_output), L.array_key(x), L.array_key(out),
-                L.array_key(save_mean), L.array_key(save_invstd), L.array_key(weight),
-                None if activation is None else L.array_key(output), training, axis,
-                activation)
+        return (
+            L.array_key(grad_output),
+            L.array_key(x),
+            L.array_key(out),
+            L.array_key(save_mean),
+            L.array_key(save_invstd),
+            L.array_key(weight),
+            None if activation is None else L.array_key(output),
+            training,
+            axis,
+            activation,
+        )
     except L.NotFast:
         return None
 
 
-def _fast_backward_ok(f: _FastBackward, g: Array, x: Array, output: Array,
-                      out: Array | None) -> bool:
+def _fast_backward_ok(
+    f: _FastBackward, g: Array, x: Array, output: Array, out: Array | None
+) -> bool:
     if L.get_device() != f.dev:
         return False
     if out is not None:
@@ -661,38 +911,80 @@ def _fast_backward_ok(f: _FastBackward, g: Array, x: Array, output: Array,
     return True
 
 
-def batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
-                        weight: Array | None = None, *, training: bool = True,
-                        axis: int = 1, activation: str | None = None, alpha: float = 0.2,
-                        output: Array | None = None, out: Array | None = None,
-                        num_threads: int | None = None) -> tuple[Array, Array, Array]:
+def batch_norm_backward(
+    grad_output: Array,
+    x: Array,
+    save_mean: Array,
+    save_invstd: Array,
+    weight: Array | None = None,
+    *,
+    training: bool = True,
+    axis: int = 1,
+    activation: str | None = None,
+    alpha: float = 0.2,
+    output: Array | None = None,
+    out: Array | None = None,
+    num_threads: int | None = None,
+) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
     L.check_threads(num_threads)
-    key = _backward_key(grad_output, x, save_mean, save_invstd, weight, training, axis,
-                        activation, output, out)
+    key = _backward_key(
+        grad_output, x, save_mean, save_invstd, weight, training, axis, activation, output, out
+    )
     f = None if key is None else _fast_backward.get(key)
     if f is None or not _fast_backward_ok(f, grad_output, x, output, out):
-        return _batch_norm_backward(grad_output, x, save_mean, save_invstd, weight,
-                                    training, axis, activation, alpha, output, out, key)
+        return _batch_norm_backward(
+            grad_output,
+            x,
+            save_mean,
+            save_invstd,
+            weight,
+            training,
+            axis,
+            activation,
+            alpha,
+            output,
+            out,
+            key,
+        )
     alpha_ = batch_norm_backward_alpha(activation, f.act, alpha)
     gi = out
     if gi is None:
         gi = cupy.empty(f.shape, f.dtype)
-    ws = _backward(f.plan, x, grad_output, output if f.act else None, gi, save_mean,
-                   save_invstd, weight, alpha_, f.dev)
+    ws = _backward(
+        f.plan,
+        x,
+        grad_output,
+        output if f.act else None,
+        gi,
+        save_mean,
+        save_invstd,
+        weight,
+        alpha_,
+        f.dev,
+    )
     if out is None and f.inv is not None:
         gi = gi.transpose(f.inv)
     C, gb = f.plan.C, f.plan.gb
-    return gi, ws[:C], ws[gb:gb + C]
+    return gi, ws[:C], ws[gb : gb + C]
 
 
-def _batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_invstd: Array,
-                         weight: Array | None, training: object, axis: object,
-                         activation: object, alpha: object, output: Array | None,
-                         out: Array | None,
-                         key: tuple[Any, ...] | None) -> tuple[Array, Array, Array]:
+def _batch_norm_backward(
+    grad_output: Array,
+    x: Array,
+    save_mean: Array,
+    save_invstd: Array,
+    weight: Array | None,
+    training: object,
+    axis: object,
+    activation: object,
+    alpha: object,
+    output: Array | None,
+    out: Array | None,
+    key: tuple[Any, ...] | None,
+) -> tuple[Array, Array, Array]:
     """The general path (see _batch_norm)."""
     g = L.as_array(grad_output, "grad_output")
     x = L.as_array(x, "x")
@@ -711,8 +1003,9 @@ def _batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_in
     yo = None
     if act != 0:
         if output is None:
-            raise ValueError("output (the forward's result) is required with activation=%r"
-                             % activation)
+            raise ValueError(
+                "output (the forward's result) is required with activation=%r" % activation
+            )
         yo = L.as_array(output, "output")
         check_same("output", yo, "x", x)
         L.check_device(dev, "output", yo)
@@ -734,18 +1027,29 @@ def _batch_norm_backward(grad_output: Array, x: Array, save_mean: Array, save_in
         w_k = _contiguous(w)
         (xk, gk, yk), order, geo = in_memory_order([x, g, yo], ax, out)
         gik, gi = target(out, xk, order)
-        in_place = (x.size > 0 and _read_in_place([xk, gk, yk], [x, g, yo])
-                    and sm_k is sm and si_k is si and w_k is w
-                    and (out is None or (gi is out and out.strides == x.strides)))
-        plan = _backward_plan(x.dtype, gdtype, geo, act, training,
-                              kinds_of(_dtype(w_k), gdtype, gdtype),
-                              L.aligned(*[a for a in (xk, gk, yk) if a is not None]),
-                              L.aligned(*[a for a in (gik, xk, gk, yk) if a is not None]),
-                              dev)
+        in_place = (
+            x.size > 0
+            and _read_in_place([xk, gk, yk], [x, g, yo])
+            and sm_k is sm
+            and si_k is si
+            and w_k is w
+            and (out is None or (gi is out and out.strides == x.strides))
+        )
+        plan = _backward_plan(
+            x.dtype,
+            gdtype,
+            geo,
+            act,
+            training,
+            kinds_of(_dtype(w_k), gdtype, gdtype),
+            L.aligned(*[a for a in (xk, gk, yk) if a is not None]),
+            L.aligned(*[a for a in (gik, xk, gk, yk) if a is not None]),
+            dev,
+        )
         ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, alpha_, dev)
         if out is not None and gi is not out:
             out[...] = gi
             gi = out
     if key is not None and in_place:
         L.remember(_fast_backward, key, _FastBackward(plan, dev, act, x, xk, order))
-    return gi, ws[:C], ws[plan.gb:plan.gb + C]
+    return gi, ws[:C], ws[plan.gb : plan.gb + C]

@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 
 from cyrelu._validation import dead_units_args, sparsity_args, threshold_in
-from cyrelu.cuda import _launch as L
-from cyrelu.cuda import _loader
+from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import cupy
 from cyrelu.cuda.batchnorm import Geometry, in_memory_order, reduce, reduce_plan
 
@@ -35,13 +34,31 @@ def _channel_counts(x: Array, ax: int | None, mode: int, thr: float = 0.0) -> Ar
         return counts
     plan = reduce_plan(x.dtype, mode, 0, geo, L.aligned(xk), dev)
     part = L.workspace(plan.part_bytes)  # the statistics' pointers are not used here
-    reduce(plan, dev, xk, None, None, part, 0.0, thr, part, part, part, 1.0, 0.0, 0.0, 1,
-           2, (counts, None, None, None))
+    reduce(
+        plan,
+        dev,
+        xk,
+        None,
+        None,
+        part,
+        0.0,
+        thr,
+        part,
+        part,
+        part,
+        1.0,
+        0.0,
+        0.0,
+        1,
+        2,
+        (counts, None, None, None),
+    )
     return counts
 
 
-def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
-               num_threads: int | None = None) -> Array:
+def dead_units(
+    pre_activation: Array, *, axis: int = 1, threshold: float = 0.0, num_threads: int | None = None
+) -> Array:
     """:func:`cyrelu.dead_units` for CuPy arrays: a boolean CuPy array with one entry per
     channel along ``axis``, True where every value is ``<= threshold`` (exactly; a NaN is
     not <= threshold, so its channel is alive).  ``num_threads`` is validated and
@@ -54,8 +71,9 @@ def dead_units(pre_activation: Array, *, axis: int = 1, threshold: float = 0.0,
         return alive == 0
 
 
-def sparsity(x: Array, *, axis: int | None = None,
-             num_threads: int | None = None) -> float | Array:
+def sparsity(
+    x: Array, *, axis: int | None = None, num_threads: int | None = None
+) -> float | Array:
     """:func:`cyrelu.sparsity` for CuPy arrays: the fraction of exact zeros (-0.0 is one,
     NaN is not), a Python float when ``axis`` is None, else a float64 CuPy array with one
     entry per channel.  ``num_threads`` is validated and otherwise ignored."""

@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import types
+from typing import ClassVar
 
 import numpy as np
 
@@ -42,8 +43,11 @@ class _Device:
         self.id = 0 if id is None else int(id)
         if self.id != 0:
             raise RuntimeError("the emulation has one device")
-        self.attributes = {"MultiProcessorCount": SM_COUNT, "MaxThreadsPerMultiProcessor": 2048,
-                           "MaxRegistersPerMultiprocessor": 65536}
+        self.attributes = {
+            "MultiProcessorCount": SM_COUNT,
+            "MaxThreadsPerMultiProcessor": 2048,
+            "MaxRegistersPerMultiprocessor": 65536,
+        }
 
     def __enter__(self):
         return self
@@ -95,8 +99,11 @@ def asarray(a, dtype=None):
 
 
 def ascontiguousarray(a, dtype=None):
-    if isinstance(a, ndarray) and a.flags.c_contiguous and (dtype is None or
-                                                           np.dtype(dtype) == a.dtype):
+    if (
+        isinstance(a, ndarray)
+        and a.flags.c_contiguous
+        and (dtype is None or np.dtype(dtype) == a.dtype)
+    ):
         return a
     return _wrap(np.ascontiguousarray(a, dtype=dtype))
 
@@ -137,7 +144,9 @@ _libs = {}
 
 
 def _build(code, exprs):
-    key = hashlib.sha256((code + "\0" + "\0".join(exprs) + open(SHIM).read()).encode())
+    with open(SHIM) as fh:
+        shim = fh.read()
+    key = hashlib.sha256((code + "\0" + "\0".join(exprs) + shim).encode())
     key = key.hexdigest()[:20]
     if key in _libs:
         return _libs[key]
@@ -154,13 +163,27 @@ def _build(code, exprs):
                 lines.append(
                     'extern "C" void cyr_launch_%d(unsigned gx, unsigned gy, unsigned bx, '
                     "unsigned by, void **args) { cyr_launch(&%s, %s, gx, gy, bx, by, args); }"
-                    % (i, e, sync))
+                    % (i, e, sync)
+                )
             with open(src, "w") as fh:
                 fh.write("\n".join(lines) + "\n")
             cxx = os.environ.get("CXX", "g++")
             tmp = so + ".%d.tmp" % os.getpid()
-            subprocess.run([cxx, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread",
-                            "-Wno-unknown-pragmas", src, "-o", tmp], check=True)
+            subprocess.run(
+                [
+                    cxx,
+                    "-std=c++20",
+                    "-O1",
+                    "-shared",
+                    "-fPIC",
+                    "-pthread",
+                    "-Wno-unknown-pragmas",
+                    src,
+                    "-o",
+                    tmp,
+                ],
+                check=True,
+            )
             os.replace(tmp, so)
     lib = ctypes.CDLL(so)
     _libs[key] = lib
@@ -189,12 +212,20 @@ class _Kernel:
             elif isinstance(a, np.float64):
                 holders.append(ctypes.c_double(float(a)))
             else:
-                raise TypeError("kernel argument of type %s: pass NumPy scalars of the "
-                                "kernel's C type" % type(a).__name__)
+                raise TypeError(
+                    "kernel argument of type %s: pass NumPy scalars of the "
+                    "kernel's C type" % type(a).__name__
+                )
         ptrs = (ctypes.c_void_p * max(1, len(holders)))(
-            *[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders])
-        self.fn(ctypes.c_uint(grid[0]), ctypes.c_uint(grid[1]), ctypes.c_uint(block[0]),
-                ctypes.c_uint(block[1]), ptrs)
+            *[ctypes.cast(ctypes.pointer(h), ctypes.c_void_p) for h in holders]
+        )
+        self.fn(
+            ctypes.c_uint(grid[0]),
+            ctypes.c_uint(grid[1]),
+            ctypes.c_uint(block[0]),
+            ctypes.c_uint(block[1]),
+            ptrs,
+        )
 
 
 # the kernels of a program: its CYR_KERNEL_<family>(name, ...) lines (cyrelu.cuda._loader)
@@ -204,7 +235,7 @@ _KERNEL_LINE = re.compile(r"^CYR_KERNEL_\w+\((\w+),", re.M)
 class RawModule:
     def __init__(self, code=None, options=(), name_expressions=(), **kw):
         if name_expressions:
-            raise NotImplementedError("the emulation runs extern \"C\" kernels only")
+            raise NotImplementedError('the emulation runs extern "C" kernels only')
         self.code = code
         self.exprs = _KERNEL_LINE.findall(code)
         self.lib = None
@@ -246,7 +277,7 @@ class Stream:
     """A stream: kernels run at once on the CPU, so only identity and nesting matter."""
 
     _count = 0
-    _stack = []
+    _stack: ClassVar[list["Stream"]] = []
 
     def __init__(self, non_blocking=False, null=False, ptr=None):
         self.non_blocking = non_blocking
