@@ -127,3 +127,10 @@ def backward_pipelined(
     has_y: bool,
     num_threads: Optional[int],
 ) -> bool: ...
+def channel_moments(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    num_threads: Optional[int],
+) -> NDArray[np.float64]: ...

@@ -932,3 +932,58 @@ def backward_rows_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx,
         else:
             _dx_rows[double](<const double *>dyp, <const double *>xp, <const double *>yp,
                              <double *>dxp, outer, w, <const double *>pp, train, act, alpha, nt)
+
+
+# ---- per-channel moments, to be merged across arrays (the Dask backend) -------------
+
+cdef extern from "cyrelu/batchnorm.h" nogil:
+    void cyr_bn_channel_stats_f32(const float *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+    void cyr_bn_channel_stats_f64(const double *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+    void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+
+
+cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
+                                Py_ssize_t inner, Py_ssize_t c, double *mean,
+                                double *m2) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_bn_channel_stats_f32(<const float *>x, outer, C, inner, c, mean, m2)
+    elif typenum == cnp.NPY_FLOAT16:
+        cyr_bn_channel_stats_f16(<const cyr_half *>x, outer, C, inner, c, mean, m2)
+    else:
+        cyr_bn_channel_stats_f64(<const double *>x, outer, C, inner, c, mean, m2)
+
+
+def channel_moments(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                    num_threads):
+    """(count, mean, M2) of each channel of (outer, C, inner) data (x contiguous), as a
+    float64 array of shape (3, C): the number of values, their mean and the sum of their
+    squared deviations from it, which Chan's formula merges across arrays.  One pass over
+    memory: per channel (the statistics of train_channels) or by rows (batch_stats)."""
+    cdef cnp.ndarray res = np.zeros((3, C), dtype=np.float64)
+    cdef double[:, ::1] r = res
+    cdef double n = <double>outer * <double>inner
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef Py_ssize_t c
+    if n == 0 or C == 0:
+        return res
+    res[0] = n
+    if inner < CHANNEL_MIN_INNER:
+        batch_stats(x, outer, C, inner, res[1], res[2], num_threads)  # the biased variance
+        res[2] *= n
+        return res
+    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
+    nt = <int>min(<Py_ssize_t>nt, C)
+    with nogil:
+        if nt <= 1:
+            for c in range(C):
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[1, c], &r[2, c])
+        else:
+            for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt),
+                            num_threads=nt):
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[1, c], &r[2, c])
+    return res

@@ -189,6 +189,11 @@ CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_
     CYR_DISPATCH(bn_train_channel, S,                                                      \
                  (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out)); \
 }                                                                                          \
+CYR_INLINE void cyr_bn_channel_stats_##S(const T *x, Py_ssize_t outer, Py_ssize_t C,       \
+                                         Py_ssize_t inner, Py_ssize_t c, double *mean,     \
+                                         double *m2) {                                     \
+    CYR_DISPATCH(bn_channel_stats, S, (x, outer, C, inner, c, mean, m2));                  \
+}                                                                                          \
 CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
                                             const T *scale, const T *shift, T a,           \
@@ -245,6 +250,11 @@ CYR_INLINE void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssiz
                                          int stream, double *mean_out, double *var_out) {
     CYR_DISPATCH(bn_train_channel, f16,
                  (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out));
+}
+CYR_INLINE void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
+                                         Py_ssize_t inner, Py_ssize_t c, double *mean,
+                                         double *m2) {
+    CYR_DISPATCH(bn_channel_stats, f16, (x, outer, C, inner, c, mean, m2));
 }
 CYR_INLINE void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y,
                                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
