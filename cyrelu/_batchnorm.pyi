@@ -134,3 +134,21 @@ def channel_moments(
     inner: int,
     num_threads: Optional[int],
 ) -> NDArray[np.float64]: ...
+def channel_dx(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: Optional[NDArray[np.floating]],
+    dx: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.float64],
+    invstd: NDArray[np.float64],
+    w: NDArray[np.float64],
+    sums: NDArray[np.float64],
+    n: float,
+    train: bool,
+    act: int,
+    alpha: float,
+    num_threads: Optional[int],
+) -> None: ...

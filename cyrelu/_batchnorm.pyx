@@ -987,3 +987,73 @@ def channel_moments(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t in
                             num_threads=nt):
                 _channel_stats(typenum, xp, outer, C, inner, c, &r[1, c], &r[2, c])
     return res
+
+
+cdef extern from "cyrelu/batchnorm.h" nogil:
+    void cyr_bn_channel_dx_f32(const float *dy, const float *x, const float *y, float *dx,
+                               Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                               double mean, double invstd, double w, const double *sums,
+                               double n, int train, int act, float a, int stream)
+    void cyr_bn_channel_dx_f64(const double *dy, const double *x, const double *y,
+                               double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               Py_ssize_t c, double mean, double invstd, double w,
+                               const double *sums, double n, int train, int act, double a,
+                               int stream)
+    void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                               cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               Py_ssize_t c, double mean, double invstd, double w,
+                               const double *sums, double n, int train, int act, float a,
+                               int stream)
+
+
+cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const void *y,
+                             void *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                             Py_ssize_t c, double mean, double invstd, double w,
+                             const double *sums, double n, int train, int act, double a,
+                             int stream) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_bn_channel_dx_f32(<const float *>dy, <const float *>x, <const float *>y,
+                              <float *>dx, outer, C, inner, c, mean, invstd, w, sums, n, train,
+                              act, <float>a, stream)
+    elif typenum == cnp.NPY_FLOAT16:
+        cyr_bn_channel_dx_f16(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
+                              <cyr_half *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
+                              train, act, <float>a, stream)
+    else:
+        cyr_bn_channel_dx_f64(<const double *>dy, <const double *>x, <const double *>y,
+                              <double *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
+                              train, act, a, stream)
+
+
+def channel_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx, Py_ssize_t outer,
+               Py_ssize_t C, Py_ssize_t inner, double[::1] mean, double[::1] invstd,
+               double[::1] w, double[:, ::1] sums, double n, bint train, int act, double alpha,
+               num_threads):
+    """Per-channel layout: the input gradient of (outer, C, inner) data that is part of a
+    larger batch, from that batch's sums[c] = (sum(g), sum(g * (x - mean))) over n values
+    per channel (backward_channels takes them from this data itself)."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL
+    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef Py_ssize_t c
+    cdef int stream
+    if y is not None:
+        yp = cnp.PyArray_DATA(<cnp.ndarray>y)
+    if outer * C * inner == 0:
+        return
+    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
+    nt = <int>min(<Py_ssize_t>nt, C)
+    stream = _streams(cnp.PyArray_NBYTES(dx), inner * cnp.PyArray_ITEMSIZE(dx), nt)
+    with nogil:
+        if nt <= 1:
+            for c in range(C):
+                _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mean[c], invstd[c],
+                            w[c], &sums[c, 0], n, train, act, alpha, stream)
+        else:
+            for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt),
+                            num_threads=nt):
+                _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mean[c],
+                            invstd[c], w[c], &sums[c, 0], n, train, act, alpha, stream)

@@ -152,6 +152,49 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
     return ax, C, act, alpha_
 
 
+PER_CHANNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_per_channel(a: NDArray[Any], name: str, C: int) -> None:
+    """A per-channel array: float32 or float64, native byte order, shape (C,)."""
+    if a.dtype not in PER_CHANNEL_DTYPES:
+        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
+                        % (name, a.dtype))
+    if not a.dtype.isnative:
+        raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
+    if a.ndim != 1 or a.shape[0] != C:
+        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
+                         % (name, C, a.shape))
+
+
+def per_channel(value: object, name: str, C: int,
+                default: float | None = None) -> NDArray[np.float64]:
+    """A per-channel parameter (an ndarray or a list) as a contiguous, aligned, writable
+    float64 array of length C (a copy where needed, never written); ``default`` everywhere
+    when None (a ValueError without one)."""
+    if value is None:
+        if default is None:
+            raise ValueError("%s is required" % name)
+        return np.full(C, default, dtype=np.float64)
+    a = as_ndarray(value, name, lists=True)
+    check_per_channel(a, name, C)
+    p = aligned(np.ascontiguousarray(a, dtype=np.float64))
+    # the compiled entry points take them as typed memoryviews, which must be writable
+    return p if p.flags.writeable else p.copy()
+
+
+def running_stat(value: object, name: str, C: int, training: bool) -> NDArray[Any] | None:
+    """A running statistic: None, or an ndarray checked as per-channel, writable when
+    ``training`` updates it in place (the array itself, so that a memmap is updated)."""
+    if value is None:
+        return None
+    value = as_ndarray(value, name, lists=False)
+    check_per_channel(value, name, C)
+    if training and not value.flags.writeable:
+        raise ValueError("%s is read-only, but training=True updates it in place" % name)
+    return value
+
+
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:
     """The diagnostics' axis of array ``name``: the one axis rule (normalize_axis)."""
     return normalize_axis(axis, ndim, name)

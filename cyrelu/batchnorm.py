@@ -31,17 +31,17 @@ from cyrelu._validation import (
     HALF,
     aligned,
     as_float_array,
-    as_ndarray,
     check_out,
     check_same,
     may_overlap_partly,
+    per_channel as _per_channel,
+    running_stat as _running,
 )
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
-_PER_CHANNEL_DTYPES = (_F32, _F64)
 
 # None or an activation's name from the table (cyrelu/_activation_table.py)
 Activation = Optional[str]
@@ -223,7 +223,7 @@ def batch_norm(
                        num_threads)
     else:
         assert rm_k is not None and rv_k is not None
-        mean64 = aligned(np.ascontiguousarray(rm_k, dtype=np.float64))
+        mean64 = _per_channel(rm_k, "running_mean", C)
         _k.running_invstd(rv_k, eps, invstd64)
         if x3.size:
             _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
@@ -325,40 +325,6 @@ def batch_norm_backward(
 
 
 # ---- shared machinery --------------------------------------------------------------
-
-
-def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
-    if a.dtype not in _PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64"
-                        % (name, a.dtype))
-    if not a.dtype.isnative:
-        raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
-    if a.ndim != 1 or a.shape[0] != C:
-        raise ValueError("%s must be 1-D of length C=%d (the channel axis), got shape %s"
-                         % (name, C, a.shape))
-
-
-def _per_channel(value: object, name: str, C: int,
-                 default: Optional[float] = None) -> NDArray[np.float64]:
-    """A per-channel parameter as a contiguous float64 array of length C."""
-    if value is None:
-        if default is None:
-            raise ValueError("%s is required" % name)
-        return np.full(C, default, dtype=np.float64)
-    a = as_ndarray(value, name, lists=True)
-    _check_per_channel(a, name, C)
-    return aligned(np.ascontiguousarray(a, dtype=np.float64))
-
-
-def _running(value: object, name: str, C: int,
-             training: bool) -> Optional[NDArray[np.floating]]:
-    if value is None:
-        return None
-    value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
-    _check_per_channel(value, name, C)
-    if training and not value.flags.writeable:
-        raise ValueError("%s is read-only, but training=True updates it in place" % name)
-    return value
 
 
 def _as_contiguous(a: NDArray[np.floating]) -> Tuple[NDArray[np.floating], list[int]]:
