@@ -18,12 +18,16 @@ import os
 import tempfile
 from typing import Any
 
-import dask.array as da
+import dask.array
+import distributed
 import numpy as np
-from distributed import Client, LocalCluster
 
 import cyrelu
 from cyrelu import nn
+
+# dask has no complete type stubs: its modules are Any here
+da: Any = dask.array
+dist: Any = distributed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="where to store y as zarr (needs zarr)")
     args = p.parse_args(argv)
     C, H, W = 32, 28, 28
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with dist.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+            dist.Client(cluster) as client:
         print("cluster:", client)
         # the batch and the upstream gradient, made on the workers (never on the client)
         rng = da.random.default_rng(0)
@@ -45,15 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         print("x: %s, %.1f MB in %d chunks" % (x.shape, x.nbytes / 1e6, x.npartitions))
 
         bn = nn.BatchNorm(C, activation="relu")  # parameters on the client, as NumPy arrays
+        assert bn.weight is not None and bn.bias is not None and bn.running_mean is not None
         y = bn(x)  # one pass over x on the cluster: per-channel statistics; y is lazy
         print("running_mean[:4] after one step:", np.round(bn.running_mean[:4], 4))
         grad_x = bn.backward(grad_y)  # one pass for grad_weight / grad_bias; grad_x lazy
+        assert bn.grad_weight is not None and bn.grad_bias is not None
         print("grad_weight[:4]:", np.round(bn.grad_weight[:4], 4))
 
         # an SGD step on the parameters, which live on the client
         lr = 0.01
-        assert bn.weight is not None and bn.bias is not None
-        assert bn.grad_weight is not None and bn.grad_bias is not None
         bn.weight -= lr * bn.grad_weight
         bn.bias -= lr * bn.grad_bias
 
