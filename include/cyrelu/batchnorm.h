@@ -218,6 +218,14 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
                                           w, train, act, a, stream, sums));                \
 }                                                                                          \
+CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx,          \
+                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,    \
+                                      Py_ssize_t c, double mean, double invstd, double w,  \
+                                      const double *sums, double n, int train, int act,    \
+                                      T a, int stream) {                                   \
+    CYR_DISPATCH(bn_channel_dx, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,     \
+                                    sums, n, train, act, a, stream));                      \
+}                                                                                          \
 CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
                                                    T *dx, Py_ssize_t outer, Py_ssize_t C,  \
                                                    Py_ssize_t inner, Py_ssize_t c0,        \
@@ -281,6 +289,15 @@ CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *
                                             int stream, double *sums) {
     CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
                                             w, train, act, a, stream, sums));
+}
+CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
+                                      const cyr_half *y, cyr_half *dx, Py_ssize_t outer,
+                                      Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                      double mean, double invstd, double w,
+                                      const double *sums, double n, int train, int act,
+                                      float a, int stream) {
+    CYR_DISPATCH(bn_channel_dx, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,
+                                      sums, n, train, act, a, stream));
 }
 CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
                                     const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,

@@ -523,21 +523,18 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
     }
 }
 
-/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
-static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
-                                                     const cyr_half *y, cyr_half *dx,
-                                                     Py_ssize_t outer, Py_ssize_t C,
-                                                     Py_ssize_t inner, Py_ssize_t c,
-                                                     double mean, double invstd, double w,
-                                                     int train, int act, float a, int stream,
-                                                     double *sums) {
+/* bn_channel_dx (batchnorm_template.h) for half data. */
+static CYR_TARGET void CYR_NAME(bn_channel_dx)(const cyr_half *dy, const cyr_half *x,
+                                               const cyr_half *y, cyr_half *dx,
+                                               Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                                               Py_ssize_t c, double mean, double invstd,
+                                               double w, const double *sums, double n,
+                                               int train, int act, float a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
     const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
     float k, mdy, A;
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
-    if (dx == NULL) return;
-    CYR_F32(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    CYR_F32(bn_dx_coefs)(sums, n, invstd, w, train, &k, &mdy, &A);
     for (Py_ssize_t o = 0; o < outer; ++o) {
         const Py_ssize_t off = o * step + c * inner;
         if (!stream && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
@@ -548,6 +545,20 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const c
 #if CYR_HAVE_STREAM
     if (stream) cyr_stream_fence();
 #endif
+}
+
+/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
+                                                     const cyr_half *y, cyr_half *dx,
+                                                     Py_ssize_t outer, Py_ssize_t C,
+                                                     Py_ssize_t inner, Py_ssize_t c,
+                                                     double mean, double invstd, double w,
+                                                     int train, int act, float a, int stream,
+                                                     double *sums) {
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
+                            (double)outer * (double)inner, train, act, a, stream);
 }
 
 /* ---- row layout ---------------------------------------------------------------------

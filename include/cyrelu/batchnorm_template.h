@@ -558,21 +558,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const C
 #endif
 }
 
-/* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
- * NULL, dx from the same slabs while they are in cache. */
-static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
-                                              Py_ssize_t inner, Py_ssize_t c, double mean,
-                                              double invstd, double w, int train, int act,
-                                              CYR_T a, int stream, double *sums) {
+/* dx of channel c of (outer, C, inner) arrays from the channel's sums (sum(g),
+ * sum(g * (x - mean))) over n values: this data's (bn_backward_channel), or a larger
+ * batch's that this data is a part of. */
+static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                        CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                        Py_ssize_t inner, Py_ssize_t c, double mean,
+                                        double invstd, double w, const double *sums, double n,
+                                        int train, int act, CYR_T a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const CYR_T mean_t = (CYR_T)mean;
     CYR_T k, mdy, A;
     Py_ssize_t o, off;
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
-    if (dx == NULL) return;
-    CYR_NAME(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    CYR_NAME(bn_dx_coefs)(sums, n, invstd, w, train, &k, &mdy, &A);
     (void)stream;  /* without streaming stores (not x86-64), dx is always written plainly */
 #if CYR_HAVE_STREAM
     if (stream) {
@@ -593,6 +592,19 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
         CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
                         mean_t, k, mdy, A, a);
     }
+}
+
+/* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
+ * NULL, dx from the same slabs while they are in cache (bn_channel_dx). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                              Py_ssize_t inner, Py_ssize_t c, double mean,
+                                              double invstd, double w, int train, int act,
+                                              CYR_T a, int stream, double *sums) {
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
+                            (double)outer * (double)inner, train, act, a, stream);
 }
 
 /* Channels [c0, c1) of (outer, C, inner) arrays with dx streamed, pipelined: pass 1 of
