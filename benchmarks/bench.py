@@ -26,6 +26,8 @@ sys.path.insert(0, HERE)
 from harness import Context  # noqa: E402
 
 CPU_SUITES = ["activations", "float16", "batchnorm"]
+# Suites run only when asked for with --suite.
+EXTRA_SUITES = ["inference"]
 
 
 def _load_torch(threads):
@@ -102,7 +104,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None,
                    help="threads for cyrelu and torch (default: OpenMP's default)")
     p.add_argument("--suite", default=None,
-                   help="comma-separated suites (default: %s)" % ",".join(CPU_SUITES))
+                   help="comma-separated suites (default: %s; also: %s)"
+                   % (",".join(CPU_SUITES), ",".join(EXTRA_SUITES)))
     p.add_argument("--gpu", action="store_true", help="run the GPU (CuPy) suite instead")
     p.add_argument("--json", metavar="PATH", help="also write the rows and environment as JSON")
     args = p.parse_args(argv)

@@ -1,123 +1,61 @@
 """Type stub of the compiled BatchNorm entry points (cyrelu/_batchnorm.pyx)."""
 
-from typing import Optional
-
 import numpy as np
 from numpy.typing import NDArray
 
-
 def uses_channel_layout(inner: int) -> bool: ...
-def batch_stats(
-    x: NDArray[np.floating],
-    outer: int,
-    C: int,
-    inner: int,
-    mean: NDArray[np.float64],
-    var: NDArray[np.float64],
-    num_threads: Optional[int],
-) -> None: ...
-def train_channels(
+def forward_train(
     x: NDArray[np.floating],
     y: NDArray[np.floating],
     outer: int,
     C: int,
     inner: int,
-    w: NDArray[np.float64],
-    b: NDArray[np.float64],
+    weight: NDArray[np.floating] | None,
+    bias: NDArray[np.floating] | None,
     eps: float,
+    momentum: float,
+    running_mean: NDArray[np.floating] | None,
+    running_var: NDArray[np.floating] | None,
     act: int,
     alpha: float,
-    mean: NDArray[np.float64],
-    var: NDArray[np.float64],
-    num_threads: Optional[int],
+    save_mean: NDArray[np.floating] | None,
+    save_invstd: NDArray[np.floating] | None,
+    num_threads: int | None,
 ) -> None: ...
-def normalise(
+def forward_eval(
     x: NDArray[np.floating],
     y: NDArray[np.floating],
     outer: int,
     C: int,
     inner: int,
-    scale: NDArray[np.floating],
-    shift: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
+    bias: NDArray[np.floating] | None,
+    eps: float,
+    running_mean: NDArray[np.floating],
+    running_var: NDArray[np.floating],
     act: int,
     alpha: float,
-    num_threads: Optional[int],
+    save_mean: NDArray[np.floating] | None,
+    save_invstd: NDArray[np.floating] | None,
+    num_threads: int | None,
 ) -> None: ...
-def backward_channels(
+def backward(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
-    dx: Optional[NDArray[np.floating]],
-    outer: int,
-    C: int,
-    inner: int,
-    mean: NDArray[np.float64],
-    invstd: NDArray[np.float64],
-    w: NDArray[np.float64],
-    train: bool,
-    act: int,
-    alpha: float,
-    sums: NDArray[np.float64],
-    num_threads: Optional[int],
-) -> None: ...
-def backward_rows_sums(
-    dy: NDArray[np.floating],
-    x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
-    outer: int,
-    C: int,
-    inner: int,
-    mean: NDArray[np.float64],
-    act: int,
-    alpha: float,
-    sums: NDArray[np.float64],
-    num_threads: Optional[int],
-) -> None: ...
-def backward_rows_dx(
-    dy: NDArray[np.floating],
-    x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
+    y: NDArray[np.floating] | None,
     dx: NDArray[np.floating],
     outer: int,
     C: int,
     inner: int,
-    params: NDArray[np.floating],
+    save_mean: NDArray[np.floating],
+    save_invstd: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
     train: bool,
     act: int,
     alpha: float,
-    num_threads: Optional[int],
-) -> None: ...
-def finish_stats(
-    mean: NDArray[np.float64],
-    var: NDArray[np.float64],
-    eps: float,
-    momentum: float,
-    n: float,
-    running_mean: Optional[NDArray[np.floating]],
-    running_var: Optional[NDArray[np.floating]],
-    invstd: NDArray[np.float64],
-) -> None: ...
-def running_invstd(
-    running_var: NDArray[np.floating], eps: float, invstd: NDArray[np.float64]
-) -> None: ...
-def affine_coefs(
-    mean: NDArray[np.float64],
-    invstd: NDArray[np.float64],
-    w: NDArray[np.float64],
-    b: NDArray[np.float64],
-    inner: int,
-    scale: NDArray[np.floating],
-    shift: NDArray[np.floating],
-) -> None: ...
-def dx_coefs(
-    sums: NDArray[np.float64],
-    n: float,
-    mean: NDArray[np.float64],
-    invstd: NDArray[np.float64],
-    w: NDArray[np.float64],
-    train: bool,
-    inner: int,
-    params: NDArray[np.floating],
+    grad_weight: NDArray[np.floating],
+    grad_bias: NDArray[np.floating],
+    num_threads: int | None,
 ) -> None: ...
 def backward_pipelined(
     x: NDArray[np.floating],
@@ -125,30 +63,53 @@ def backward_pipelined(
     C: int,
     inner: int,
     has_y: bool,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> bool: ...
 def channel_moments(
     x: NDArray[np.floating],
     outer: int,
     C: int,
     inner: int,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> NDArray[np.float64]: ...
-def channel_dx(
+def finish_stats(
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    eps: float,
+    momentum: float,
+    n: float,
+    running_mean: NDArray[np.floating] | None,
+    running_var: NDArray[np.floating] | None,
+    invstd: NDArray[np.float64],
+) -> None: ...
+def partial_sums(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],
-    y: Optional[NDArray[np.floating]],
+    y: NDArray[np.floating] | None,
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.floating],
+    act: int,
+    alpha: float,
+    sums: NDArray[np.float64],
+    num_threads: int | None,
+) -> None: ...
+def partial_dx(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: NDArray[np.floating] | None,
     dx: NDArray[np.floating],
     outer: int,
     C: int,
     inner: int,
-    mean: NDArray[np.float64],
-    invstd: NDArray[np.float64],
-    w: NDArray[np.float64],
+    mean: NDArray[np.floating],
+    invstd: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
     sums: NDArray[np.float64],
     n: float,
     train: bool,
     act: int,
     alpha: float,
-    num_threads: Optional[int],
+    num_threads: int | None,
 ) -> None: ...

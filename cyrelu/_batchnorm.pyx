@@ -1,12 +1,17 @@
 """Cython entry points of the BatchNorm kernels (include/cyrelu/batchnorm.h).
 
+One entry per public operation: forward_train, forward_eval and backward each run the
+whole operation (statistics, their finishing and the running-statistic update, the
+per-channel coefficients, the pass over the data with the fused activation) in one
+call, with the GIL released and their scratch allocated once, up front.
+
 The wrapper layer (cyrelu/batchnorm.py) has already validated everything: the big
 arrays are aligned, C-contiguous float32/float64/float16 arrays of one dtype seen as
 (outer, C, inner) (float16 computed in float32 by the kernels, with float32 scale/shift
-and row-layout parameters); the per-channel arrays are float64 and C-contiguous (but for the
-running statistics, which finish_stats and running_invstd take as they are).  This
-layer picks the loop shape, splits the work across threads, releases the GIL and
-calls C.
+and row-layout parameters); the per-channel arrays (weight, bias, running and saved
+statistics, and the per-channel results) are aligned 1-D float32/float64 arrays of
+length C, of any stride, or None where optional.  This layer picks the loop shape,
+splits the work across threads, releases the GIL and calls C.
 
 Loop shapes (see batchnorm.h):
   per channel  inner >= CHANNEL_MIN_INNER: threads own whole channels.
@@ -23,12 +28,12 @@ row group or output piece is computed by one thread from the same inputs in the 
 order, whichever thread takes it, so the loops hand the work out dynamically.
 """
 
-cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 cimport numpy as cnp
-import numpy as np
 
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
 
@@ -130,6 +135,7 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
 
 # `act` arguments are codes of the activation table (cyrelu/_activation_table.py).
 
+
 cdef enum:
     # A channel's runs shorter than this use the row layout instead.
     CHANNEL_MIN_INNER = 32
@@ -206,11 +212,11 @@ cdef inline void _backward_channel(const floating *dy, const floating *x, const 
 
 
 cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
-                                         const floating *y, floating *dx, Py_ssize_t outer,
-                                         Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
-                                         Py_ssize_t c1, const double *mean,
-                                         const double *invstd, const double *w, int train,
-                                         int act, floating a, double *sums) noexcept nogil:
+                                          const floating *y, floating *dx, Py_ssize_t outer,
+                                          Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
+                                          Py_ssize_t c1, const double *mean,
+                                          const double *invstd, const double *w, int train,
+                                          int act, floating a, double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channels_piped_f32(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
                                            w, train, act, a, sums)
@@ -240,6 +246,7 @@ cdef inline void _dx_cols(int act, int train, const floating *dy, const floating
 
 # ---- helpers ------------------------------------------------------------------------
 
+
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
@@ -262,18 +269,21 @@ cdef inline Py_ssize_t _line_pad(Py_ssize_t n) noexcept nogil:
     return (n + 7) // 8 * 8
 
 
-cdef double *_group_scratch(Py_ssize_t groups, Py_ssize_t per_group, Py_ssize_t *stride,
-                            list keep, bint zero):
-    """Scratch of `groups` blocks of `per_group` doubles, each block starting on its own
-    64-byte line: threads accumulate into their groups' blocks row after row, and two
-    blocks sharing a line would bounce it between the cores (measured: 2 threads slower
-    than 1).  The array is appended to `keep`, which must outlive the pointer."""
-    stride[0] = _line_pad(per_group)
-    cdef cnp.ndarray buf = (np.zeros if zero else np.empty)(max(groups, 1) * stride[0] + 8,
-                                                             dtype=np.float64)
-    keep.append(buf)
-    cdef char *p = <char *>cnp.PyArray_DATA(buf)
-    return <double *>(p + (64 - (<size_t>p) % 64) % 64)
+cdef inline Py_ssize_t _lines(Py_ssize_t nbytes) noexcept nogil:
+    """nbytes rounded up to whole 64-byte cache lines."""
+    return (nbytes + 63) // 64 * 64
+
+
+cdef char *_scratch(Py_ssize_t nbytes, void **block) except NULL:
+    """An operation's scratch, allocated once: nbytes starting on a 64-byte line, the
+    pieces carved from it at multiples of 64 bytes (_lines).  Row groups accumulate
+    into blocks of their own lines: threads writing blocks that share a line would
+    bounce it between the cores (measured: 2 threads slower than 1).  *block receives
+    the pointer to free()."""
+    block[0] = malloc(nbytes + 64)
+    if block[0] == NULL:
+        raise MemoryError("cyrelu: cannot allocate %d bytes of BatchNorm scratch" % nbytes)
+    return <char *>block[0] + (64 - (<size_t>block[0]) % 64) % 64
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
@@ -302,21 +312,148 @@ cdef int _row_threads(Py_ssize_t rows, Py_ssize_t w, int nt) noexcept nogil:
     return <int>min(<Py_ssize_t>nt, rows) if rows > 0 else 1
 
 
+# ---- per-channel arithmetic ---------------------------------------------------------
+# The few operations per channel around the kernels, in C: as NumPy expressions on
+# arrays of C elements they cost about a microsecond each, which dominated small calls.
+
+
+ctypedef struct _Chan:
+    # a per-channel array: float32 (f32) or float64 values `stride` bytes apart; p is
+    # NULL for an absent (None) array, which reads as `absent` in every channel
+    char *p
+    Py_ssize_t stride
+    int f32
+    double absent
+
+
+cdef _Chan _chan(cnp.ndarray a, double absent):
+    cdef _Chan r
+    r.p = NULL
+    r.stride = 0
+    r.f32 = 0
+    r.absent = absent
+    if a is not None:
+        r.p = <char *>cnp.PyArray_DATA(a)
+        r.stride = cnp.PyArray_STRIDE(a, 0)
+        r.f32 = cnp.PyArray_TYPE(a) == cnp.NPY_FLOAT32
+    return r
+
+
+cdef inline _Chan _doubles(double *p) noexcept nogil:
+    # a contiguous float64 scratch array seen as a per-channel array
+    cdef _Chan r
+    r.p = <char *>p
+    r.stride = sizeof(double)
+    r.f32 = 0
+    r.absent = 0.0
+    return r
+
+
+cdef inline double _at(_Chan a, Py_ssize_t c) noexcept nogil:
+    if a.p == NULL:
+        return a.absent
+    if a.f32:
+        return (<const float *>(a.p + c * a.stride))[0]
+    return (<const double *>(a.p + c * a.stride))[0]
+
+
+cdef inline void _put(_Chan a, Py_ssize_t c, double v) noexcept nogil:
+    if a.f32:
+        (<float *>(a.p + c * a.stride))[0] = <float>v
+    else:
+        (<double *>(a.p + c * a.stride))[0] = v
+
+
+cdef inline void _set(void *p, int f32, Py_ssize_t i, double v) noexcept nogil:
+    # element i of a contiguous float32 (f32) or float64 buffer
+    if f32:
+        (<float *>p)[i] = <float>v
+    else:
+        (<double *>p)[i] = v
+
+
+cdef void _load(_Chan a, Py_ssize_t C, double *dst) noexcept nogil:
+    """dst[c] = a[c] as a double: the per-channel arrays the backward kernels take."""
+    cdef Py_ssize_t c
+    for c in range(C):
+        dst[c] = _at(a, c)
+
+
+cdef void _store(_Chan a, _Chan v, Py_ssize_t C) noexcept nogil:
+    """a[c] = v[c], rounded to a's dtype (nothing when a is None)."""
+    cdef Py_ssize_t c
+    if a.p != NULL:
+        for c in range(C):
+            _put(a, c, _at(v, c))
+
+
+cdef void _finish_train(const double *mean, const double *var, double eps, double momentum,
+                        double n, Py_ssize_t C, _Chan rm, _Chan rv,
+                        double *invstd) noexcept nogil:
+    """Training: invstd = 1 / sqrt(var + eps), and the running statistics (absent, or
+    updated in place) with PyTorch's rule, running = (1 - momentum) * running +
+    momentum * batch, the batch variance made unbiased for running_var (var * n / (n - 1),
+    n values per channel)."""
+    cdef Py_ssize_t c
+    cdef double keep = 1.0 - momentum
+    cdef double unbias = n / (n - 1.0) if n > 1 else 1.0
+    for c in range(C):
+        invstd[c] = 1.0 / sqrt(var[c] + eps)
+        if rm.p != NULL:
+            _put(rm, c, keep * _at(rm, c) + momentum * mean[c])
+        if rv.p != NULL:
+            _put(rv, c, keep * _at(rv, c) + momentum * (var[c] * unbias))
+
+
+cdef void _affine_coefs(_Chan mean, const double *invstd, _Chan w, _Chan b, Py_ssize_t C,
+                        Py_ssize_t rep, int f32, void *scale, void *shift) noexcept nogil:
+    """scale = w * invstd and shift = b - mean * scale per channel, into contiguous
+    float32 (f32) or float64 buffers: each value `rep` times, once per channel (rep 1,
+    the per-channel layout) or for the inner columns of its channel (rep = inner, the
+    row layout)."""
+    cdef Py_ssize_t c, i
+    cdef double sc, sh
+    for c in range(C):
+        sc = _at(w, c) * invstd[c]
+        sh = _at(b, c) - _at(mean, c) * sc
+        for i in range(c * rep, (c + 1) * rep):
+            _set(scale, f32, i, sc)
+            _set(shift, f32, i, sh)
+
+
+cdef void _dx_params(const double *sums, double n, const double *mean, const double *invstd,
+                     const double *w, int train, Py_ssize_t C, Py_ssize_t inner, int f32,
+                     void *params) noexcept nogil:
+    """Row layout: the per-column parameters of the input gradient, a contiguous
+    (4, C * inner) float32 (f32) or float64 buffer: mean, then k, mean(g) and A
+    (cyr_bn_dx_coefs), each repeated for the inner columns of its channel."""
+    cdef Py_ssize_t c, i, W = C * inner
+    cdef double v[4]
+    cdef int r
+    for c in range(C):
+        v[0] = mean[c]
+        cyr_bn_dx_coefs(&sums[2 * c], n, invstd[c], w[c], train, &v[1], &v[2], &v[3])
+        for r in range(4):
+            for i in range(r * W + c * inner, r * W + (c + 1) * inner):
+                _set(params, f32, i, v[r])
+
+
 # ---- training-forward statistics and normalisation ----------------------------------
 
+
 cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
-                          Py_ssize_t inner, const double *w, const double *b, double eps,
-                          int act, floating a, double *mean, double *var, int stream,
+                          Py_ssize_t inner, _Chan w, _Chan b, double eps, int act,
+                          floating a, double *mean, double *var, int stream,
                           int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
-            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream, &mean[c],
-                           &var[c])
+            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, stream,
+                           &mean[c], &var[c])
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
-            _train_channel(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream, &mean[c],
-                           &var[c])
+            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, stream,
+                           &mean[c], &var[c])
 
 
 cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
@@ -339,68 +476,51 @@ cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
                           s + g * gstride + w, w)
 
 
-def batch_stats(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                double[::1] mean, double[::1] var, num_threads):
-    """Row layout only: batch mean and biased variance per channel of (outer, C, inner)
-    data (x contiguous), into float64 arrays of length C."""
+cdef void _row_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
+                     Py_ssize_t inner, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                     Py_ssize_t groups, int nt, double *mean, double *var) noexcept nogil:
+    """Row layout: batch mean and biased variance per channel of (outer, C, inner) data
+    (outer > 0), into mean and var (C doubles each); s: the groups' scratch."""
     cdef Py_ssize_t w = C * inner, rows = outer
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef Py_ssize_t gsize = _group_rows(rows, w, 4 * w, cnp.PyArray_ITEMSIZE(x))
-    cdef Py_ssize_t groups = _cdiv(rows, gsize)
-    cdef Py_ssize_t gstride
-    cdef list keep = []
-    cdef double *s = _group_scratch(groups, 4 * w, &gstride, keep, False)
     cdef Py_ssize_t c, i, j
     cdef double na, d, n_col = <double>rows
     cdef double m, m2
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _colstats[float](<const float *>xp, rows, w, s, gstride, gsize, groups, nt)
-        elif typenum == cnp.NPY_FLOAT16:
-            _colstats_h(<const cyr_half *>xp, rows, w, s, gstride, gsize, groups, nt)
-        else:
-            _colstats[double](<const double *>xp, rows, w, s, gstride, gsize, groups, nt)
-        # fold the inner columns of each channel, in order (Chan's merge)
-        for c in range(C):
-            j = c * inner
-            m = s[j]
-            m2 = s[w + j]
-            na = n_col
-            for i in range(1, inner):
-                d = s[j + i] - m
-                m = m + d * (n_col / (na + n_col))
-                m2 = m2 + s[w + j + i] + d * d * (na * n_col / (na + n_col))
-                na = na + n_col
-            mean[c] = m
-            var[c] = m2 / (n_col * <double>inner)
+    if typenum == cnp.NPY_FLOAT32:
+        _colstats[float](<const float *>x, rows, w, s, gstride, gsize, groups, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _colstats_h(<const cyr_half *>x, rows, w, s, gstride, gsize, groups, nt)
+    else:
+        _colstats[double](<const double *>x, rows, w, s, gstride, gsize, groups, nt)
+    # fold the inner columns of each channel, in order (Chan's merge)
+    for c in range(C):
+        j = c * inner
+        m = s[j]
+        m2 = s[w + j]
+        na = n_col
+        for i in range(1, inner):
+            d = s[j + i] - m
+            m = m + d * (n_col / (na + n_col))
+            m2 = m2 + s[w + j + i] + d * d * (na * n_col / (na + n_col))
+            na = na + n_col
+        mean[c] = m
+        var[c] = m2 / (n_col * <double>inner)
 
 
-def train_channels(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
-                   Py_ssize_t inner, double[::1] w, double[::1] b, double eps, int act,
-                   double alpha, double[::1] mean, double[::1] var, num_threads):
-    """Per-channel layout: statistics and y = act(bn(x)) in one call per channel
-    (y may be x).  Writes the batch mean and biased variance (float64)."""
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef int stream
-    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
-    nt = <int>min(<Py_ssize_t>nt, C)
-    stream = _streams(cnp.PyArray_NBYTES(y), inner * cnp.PyArray_ITEMSIZE(y), nt) and yp != xp
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _train_channels[float](<const float *>xp, <float *>yp, outer, C, inner, &w[0],
-                                   &b[0], eps, act, <float>alpha, &mean[0], &var[0], stream, nt)
-        elif typenum == cnp.NPY_FLOAT16:
-            _train_channels_h(<const cyr_half *>xp, <cyr_half *>yp, outer, C, inner, &w[0],
-                              &b[0], eps, act, <float>alpha, &mean[0], &var[0], stream, nt)
-        else:
-            _train_channels[double](<const double *>xp, <double *>yp, outer, C, inner, &w[0],
-                                    &b[0], eps, act, alpha, &mean[0], &var[0], stream, nt)
+cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
+                     Py_ssize_t inner, _Chan w, _Chan b, double eps, int act, double alpha,
+                     double *mean, double *var, int stream, int nt) noexcept nogil:
+    """Per-channel layout: statistics and y = act(bn(x)) in one call per channel (y may
+    be x), for data of any of the three dtypes."""
+    if typenum == cnp.NPY_FLOAT32:
+        _train_channels[float](<const float *>x, <float *>y, outer, C, inner, w, b, eps, act,
+                               <float>alpha, mean, var, stream, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _train_channels_h(<const cyr_half *>x, <cyr_half *>y, outer, C, inner, w, b, eps,
+                          act, <float>alpha, mean, var, stream, nt)
+    else:
+        _train_channels[double](<const double *>x, <double *>y, outer, C, inner, w, b, eps,
+                                act, alpha, mean, var, stream, nt)
 
 
 cdef void _affine_rows_back(int act, const floating *x, floating *y, Py_ssize_t r0,
@@ -462,28 +582,21 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
                 _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
 
 
-def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-              cnp.ndarray scale, cnp.ndarray shift, int act, double alpha, num_threads):
-    """y = act(x * scale[c] + shift[c]) (y may be x).  scale/shift: contiguous arrays of
-    x's dtype, of length C for the per-channel layout and C * inner for the row layout."""
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef void *sp = cnp.PyArray_DATA(scale)
-    cdef void *hp = cnp.PyArray_DATA(shift)
-    if outer * C * inner == 0:
-        return
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _normalise[float](<const float *>xp, <float *>yp, outer, C, inner,
-                              <const float *>sp, <const float *>hp, act, <float>alpha, nt)
-        elif typenum == cnp.NPY_FLOAT16:
-            _normalise_h(<const cyr_half *>xp, <cyr_half *>yp, outer, C, inner,
-                         <const float *>sp, <const float *>hp, act, <float>alpha, nt)
-        else:
-            _normalise[double](<const double *>xp, <double *>yp, outer, C, inner,
-                               <const double *>sp, <const double *>hp, act, alpha, nt)
+cdef void _normalise_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
+                         Py_ssize_t inner, const void *scale, const void *shift, int act,
+                         double alpha, int nt) noexcept nogil:
+    """y = act(x * scale[c] + shift[c]) (y may be x); scale/shift float for float32 and
+    float16 data, double for float64, of length C for the per-channel layout and
+    C * inner for the row layout."""
+    if typenum == cnp.NPY_FLOAT32:
+        _normalise[float](<const float *>x, <float *>y, outer, C, inner, <const float *>scale,
+                          <const float *>shift, act, <float>alpha, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _normalise_h(<const cyr_half *>x, <cyr_half *>y, outer, C, inner,
+                     <const float *>scale, <const float *>shift, act, <float>alpha, nt)
+    else:
+        _normalise[double](<const double *>x, <double *>y, outer, C, inner,
+                           <const double *>scale, <const double *>shift, act, alpha, nt)
 
 
 # ---- float16 data -------------------------------------------------------------------
@@ -492,19 +605,20 @@ def normalise(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C, Py_s
 # kernels do on the converted data (batchnorm_half_template.h); per-channel and
 # per-column parameters and alpha are float.  No pipelined backward.
 
+
 cdef void _train_channels_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
-                            Py_ssize_t inner, const double *w, const double *b, double eps,
-                            int act, float a, double *mean, double *var, int stream,
+                            Py_ssize_t inner, _Chan w, _Chan b, double eps, int act,
+                            float a, double *mean, double *var, int stream,
                             int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
-            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream,
-                                     &mean[c], &var[c])
+            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act,
+                                     a, stream, &mean[c], &var[c])
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
-            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, w[c], b[c], eps, act, a, stream,
-                                     &mean[c], &var[c])
+            cyr_bn_train_channel_f16(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act,
+                                     a, stream, &mean[c], &var[c])
 
 
 cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *s,
@@ -634,102 +748,8 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
             _dx_cols_back_h(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
 
 
-# ---- per-channel arithmetic ---------------------------------------------------------
-# The few operations per channel around the kernels, in C: as NumPy expressions on
-# arrays of C elements they cost about a microsecond each, which dominated small calls.
-
-cdef inline double _get(const char *p, int f32, Py_ssize_t off) noexcept nogil:
-    # element at byte offset off of a float32 (f32) or float64 array
-    return (<const float *>(p + off))[0] if f32 else (<const double *>(p + off))[0]
-
-
-cdef inline void _set(char *p, int f32, Py_ssize_t off, double v) noexcept nogil:
-    if f32:
-        (<float *>(p + off))[0] = <float>v
-    else:
-        (<double *>(p + off))[0] = v
-
-
-def finish_stats(double[::1] mean, double[::1] var, double eps, double momentum, double n,
-                 object running_mean, object running_var, double[::1] invstd):
-    """Training: invstd = 1 / sqrt(var + eps), and the running statistics (float32 or
-    float64 1-D arrays of length C, any stride, or None) updated in place with PyTorch's
-    rule, running = (1 - momentum) * running + momentum * batch, the batch variance made
-    unbiased for running_var (var * n / (n - 1), n values per channel)."""
-    cdef Py_ssize_t c, C = mean.shape[0]
-    cdef char *rm = NULL
-    cdef char *rv = NULL
-    cdef int rm32 = 0, rv32 = 0
-    cdef Py_ssize_t ms = 0, vs = 0
-    cdef double keep = 1.0 - momentum
-    cdef double unbias = n / (n - 1.0) if n > 1 else 1.0
-    if running_mean is not None:
-        rm = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_mean)
-        rm32 = cnp.PyArray_TYPE(<cnp.ndarray>running_mean) == cnp.NPY_FLOAT32
-        ms = cnp.PyArray_STRIDE(<cnp.ndarray>running_mean, 0)
-    if running_var is not None:
-        rv = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_var)
-        rv32 = cnp.PyArray_TYPE(<cnp.ndarray>running_var) == cnp.NPY_FLOAT32
-        vs = cnp.PyArray_STRIDE(<cnp.ndarray>running_var, 0)
-    for c in range(C):
-        invstd[c] = 1.0 / sqrt(var[c] + eps)
-        if rm != NULL:
-            _set(rm, rm32, c * ms, keep * _get(rm, rm32, c * ms) + momentum * mean[c])
-        if rv != NULL:
-            _set(rv, rv32, c * vs, keep * _get(rv, rv32, c * vs) + momentum * (var[c] * unbias))
-
-
-def running_invstd(object running_var, double eps, double[::1] invstd):
-    """Evaluation: invstd = 1 / sqrt(running_var + eps) (running_var a float32/float64
-    1-D array, any stride)."""
-    cdef Py_ssize_t c
-    cdef char *rv = <char *>cnp.PyArray_DATA(<cnp.ndarray>running_var)
-    cdef int rv32 = cnp.PyArray_TYPE(<cnp.ndarray>running_var) == cnp.NPY_FLOAT32
-    cdef Py_ssize_t vs = cnp.PyArray_STRIDE(<cnp.ndarray>running_var, 0)
-    for c in range(invstd.shape[0]):
-        invstd[c] = 1.0 / sqrt(_get(rv, rv32, c * vs) + eps)
-
-
-def affine_coefs(double[::1] mean, double[::1] invstd, double[::1] w, double[::1] b,
-                 Py_ssize_t inner, cnp.ndarray scale, cnp.ndarray shift):
-    """scale = w * invstd and shift = b - mean * scale per channel, in the contiguous
-    float32/float64 arrays scale and shift: each value once (length C) or repeated
-    for the inner columns of its channel (length C * inner, the row layout)."""
-    cdef Py_ssize_t c, i, C = mean.shape[0]
-    cdef Py_ssize_t rep = inner if cnp.PyArray_SIZE(scale) != C else 1
-    cdef char *sp = <char *>cnp.PyArray_DATA(scale)
-    cdef char *hp = <char *>cnp.PyArray_DATA(shift)
-    cdef int f32 = cnp.PyArray_TYPE(scale) == cnp.NPY_FLOAT32
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(scale)
-    cdef double sc, sh
-    for c in range(C):
-        sc = w[c] * invstd[c]
-        sh = b[c] - mean[c] * sc
-        for i in range(c * rep, (c + 1) * rep):
-            _set(sp, f32, i * isz, sc)
-            _set(hp, f32, i * isz, sh)
-
-
-def dx_coefs(double[:, ::1] sums, double n, double[::1] mean, double[::1] invstd,
-             double[::1] w, bint train, Py_ssize_t inner, cnp.ndarray params):
-    """Row layout: the per-column parameters of the input gradient into params, a
-    contiguous (4, C * inner) float32/float64 array: mean, then k, mean(g) and A
-    (cyr_bn_dx_coefs), each repeated for the inner columns of its channel."""
-    cdef Py_ssize_t c, i, C = mean.shape[0], W = C * inner
-    cdef char *p = <char *>cnp.PyArray_DATA(params)
-    cdef int f32 = cnp.PyArray_TYPE(params) == cnp.NPY_FLOAT32
-    cdef Py_ssize_t isz = cnp.PyArray_ITEMSIZE(params)
-    cdef double v[4]
-    cdef int r
-    for c in range(C):
-        v[0] = mean[c]
-        cyr_bn_dx_coefs(&sums[c, 0], n, invstd[c], w[c], train, &v[1], &v[2], &v[3])
-        for r in range(4):
-            for i in range(r * W + c * inner, r * W + (c + 1) * inner):
-                _set(p, f32, i * isz, v[r])
-
-
 # ---- backward -----------------------------------------------------------------------
+
 
 cdef void _backward_channels(const floating *dy, const floating *x, const floating *y,
                              floating *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
@@ -760,7 +780,7 @@ cdef void _backward_channels(const floating *dy, const floating *x, const floati
 
 
 cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t itemsize,
-                       bint has_dx, bint has_y, int nt, int *stream, int *piped) noexcept nogil:
+                        bint has_y, int nt, int *stream, int *piped) noexcept nogil:
     """Threads for the per-channel backward, whether dx streams, and whether it is
     pipelined (bn_backward_channels_piped): dx streams, the slabs of two channels (dy,
     x, and y if fused) fit in 7/8 of the L2 cache, and the AVX2 or AVX-512 kernels run
@@ -769,7 +789,7 @@ cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssi
     cdef Py_ssize_t slab = outer * inner * itemsize * (3 if has_y else 2)
     nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
     nt = <int>min(<Py_ssize_t>nt, C)
-    stream[0] = has_dx and _streams(outer * C * inner * itemsize, inner * itemsize, nt)
+    stream[0] = _streams(outer * C * inner * itemsize, inner * itemsize, nt)
     piped[0] = (stream[0] and C > 1 and 2 * slab <= cyr_l2_bytes() // 8 * 7
                 and cyr_isa_level() >= 1 and itemsize != 2)  # none for float16
     return nt
@@ -777,48 +797,33 @@ cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssi
 
 def backward_pipelined(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                        bint has_y, num_threads):
-    """Whether backward_channels on these arrays (with dx) takes the pipelined kernel:
+    """Whether backward on these arrays (per-channel layout) takes the pipelined kernel:
     for the tests, which must reach it."""
     cdef int stream, piped
-    _backward_plan(outer, C, inner, cnp.PyArray_ITEMSIZE(x), True, has_y,
+    _backward_plan(outer, C, inner, cnp.PyArray_ITEMSIZE(x), has_y,
                    resolve_threads(num_threads), &stream, &piped)
     return bool(piped)
 
 
-def backward_channels(cnp.ndarray dy, cnp.ndarray x, object y, object dx, Py_ssize_t outer,
-                      Py_ssize_t C, Py_ssize_t inner, double[::1] mean, double[::1] invstd,
-                      double[::1] w, bint train, int act, double alpha, double[:, ::1] sums,
-                      num_threads):
-    """Per-channel layout: sums[c] = (sum(g), sum(g * (x - mean))) and, if dx is not None,
-    the input gradient.  y (the forward's output) is needed only with an activation."""
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *dyp = cnp.PyArray_DATA(dy)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = NULL
-    cdef void *dxp = NULL
-    if y is not None:
-        yp = cnp.PyArray_DATA(<cnp.ndarray>y)
-    if dx is not None:
-        dxp = cnp.PyArray_DATA(<cnp.ndarray>dx)
-    cdef int stream, piped
-    nt = _backward_plan(outer, C, inner, cnp.PyArray_ITEMSIZE(x), dx is not None,
-                        y is not None, nt, &stream, &piped)
-    with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _backward_channels[float](<const float *>dyp, <const float *>xp, <const float *>yp,
-                                      <float *>dxp, outer, C, inner, &mean[0], &invstd[0], &w[0],
-                                      train, act, <float>alpha, &sums[0, 0], stream, piped, nt)
-        elif typenum == cnp.NPY_FLOAT16:
-            _backward_channels_h(<const cyr_half *>dyp, <const cyr_half *>xp,
-                                 <const cyr_half *>yp, <cyr_half *>dxp, outer, C, inner,
-                                 &mean[0], &invstd[0], &w[0], train, act, <float>alpha,
-                                 &sums[0, 0], stream, nt)
-        else:
-            _backward_channels[double](<const double *>dyp, <const double *>xp,
-                                       <const double *>yp, <double *>dxp, outer, C, inner,
-                                       &mean[0], &invstd[0], &w[0], train, act, alpha,
-                                       &sums[0, 0], stream, piped, nt)
+cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
+                        Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
+                        const double *invstd, const double *w, int train, int act,
+                        double alpha, double *sums, int stream, int piped,
+                        int nt) noexcept nogil:
+    """Per-channel layout: sums[2c:2c + 2] = (sum(g), sum(g * (x - mean))) and the input
+    gradient, for data of any of the three dtypes."""
+    if typenum == cnp.NPY_FLOAT32:
+        _backward_channels[float](<const float *>dy, <const float *>x, <const float *>y,
+                                  <float *>dx, outer, C, inner, mean, invstd, w, train, act,
+                                  <float>alpha, sums, stream, piped, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _backward_channels_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
+                             <cyr_half *>dx, outer, C, inner, mean, invstd, w, train, act,
+                             <float>alpha, sums, stream, nt)
+    else:
+        _backward_channels[double](<const double *>dy, <const double *>x, <const double *>y,
+                                   <double *>dx, outer, C, inner, mean, invstd, w, train, act,
+                                   alpha, sums, stream, piped, nt)
 
 
 cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, Py_ssize_t rows,
@@ -839,52 +844,36 @@ cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, 
                       min(gsize, rows - g * gsize), w, mean_cols, a, s + g * gstride)
 
 
-def backward_rows_sums(cnp.ndarray dy, cnp.ndarray x, object y, Py_ssize_t outer,
-                       Py_ssize_t C, Py_ssize_t inner, double[::1] mean, int act, double alpha,
-                       double[:, ::1] sums, num_threads):
-    """Row layout: sums[c] = (sum(g), sum(g * (x - mean[c]))), g = dy gated by act."""
+cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
+                    Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean_cols,
+                    int act, double alpha, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                    Py_ssize_t groups, int nt, double *sums) noexcept nogil:
+    """Row layout (outer > 0): sums[2c:2c + 2] = (sum(g), sum(g * (x - mean[c]))), g = dy
+    gated by act; mean_cols: each channel's mean repeated for its inner columns; s: the
+    groups' scratch, zeroed."""
     cdef Py_ssize_t w = C * inner, rows = outer, g, j, c, i
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *dyp = cnp.PyArray_DATA(dy)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = NULL
-    cdef Py_ssize_t gsize = _group_rows(rows, w, 2 * w, cnp.PyArray_ITEMSIZE(x))
-    cdef Py_ssize_t groups = _cdiv(rows, gsize)
-    cdef Py_ssize_t gstride
-    cdef list keep = []
-    cdef double *s = _group_scratch(groups, 2 * w, &gstride, keep, True)
-    cdef cnp.ndarray mean_cols = np.ascontiguousarray(np.repeat(np.asarray(mean), inner))
-    cdef const double *mc = <const double *>cnp.PyArray_DATA(mean_cols)
     cdef double t0, t1
-    if y is not None:
-        yp = cnp.PyArray_DATA(<cnp.ndarray>y)
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
-    with nogil:
-        if rows > 0:
-            if typenum == cnp.NPY_FLOAT32:
-                _dot_groups[float](<const float *>dyp, <const float *>xp, <const float *>yp,
-                                   rows, w, mc, act, <float>alpha, s, gstride, gsize, groups,
-                                   nt)
-            elif typenum == cnp.NPY_FLOAT16:
-                _dot_groups_h(<const cyr_half *>dyp, <const cyr_half *>xp,
-                              <const cyr_half *>yp, rows, w, mc, act, <float>alpha, s, gstride,
-                              gsize, groups, nt)
-            else:
-                _dot_groups[double](<const double *>dyp, <const double *>xp,
-                                    <const double *>yp, rows, w, mc, act, alpha, s, gstride,
-                                    gsize, groups, nt)
-            for g in range(1, groups):
-                for j in range(2 * w):
-                    s[j] += s[g * gstride + j]
-        for c in range(C):
-            t0 = 0.0
-            t1 = 0.0
-            for i in range(inner):
-                t0 = t0 + s[c * inner + i]
-                t1 = t1 + s[w + c * inner + i]
-            sums[c, 0] = t0
-            sums[c, 1] = t1
+    if typenum == cnp.NPY_FLOAT32:
+        _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
+                           mean_cols, act, <float>alpha, s, gstride, gsize, groups, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _dot_groups_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y, rows, w,
+                      mean_cols, act, <float>alpha, s, gstride, gsize, groups, nt)
+    else:
+        _dot_groups[double](<const double *>dy, <const double *>x, <const double *>y, rows, w,
+                            mean_cols, act, alpha, s, gstride, gsize, groups, nt)
+    for g in range(1, groups):
+        for j in range(2 * w):
+            s[j] += s[g * gstride + j]
+    for c in range(C):
+        t0 = 0.0
+        t1 = 0.0
+        for i in range(inner):
+            t0 = t0 + s[c * inner + i]
+            t1 = t1 + s[w + c * inner + i]
+        sums[2 * c] = t0
+        sums[2 * c + 1] = t1
 
 
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
@@ -903,38 +892,198 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
             _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
 
 
-def backward_rows_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx,
-                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray params,
-                     bint train, int act, double alpha, num_threads):
-    """Row layout: the input gradient; params is a contiguous (4, C * inner) array of x's
-    dtype holding per column mean, k, mean(g) and A (see batchnorm_template.h)."""
-    cdef Py_ssize_t w = C * inner
+cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
+                  Py_ssize_t rows, Py_ssize_t w, const void *p, int train, int act,
+                  double alpha, int nt) noexcept nogil:
+    """Row layout: the input gradient; p holds the (4, w) per-column parameters of the
+    parameters' type (_dx_params)."""
+    if typenum == cnp.NPY_FLOAT32:
+        _dx_rows[float](<const float *>dy, <const float *>x, <const float *>y, <float *>dx,
+                        rows, w, <const float *>p, train, act, <float>alpha, nt)
+    elif typenum == cnp.NPY_FLOAT16:
+        _dx_rows_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
+                   <cyr_half *>dx, rows, w, <const float *>p, train, act, <float>alpha, nt)
+    else:
+        _dx_rows[double](<const double *>dy, <const double *>x, <const double *>y,
+                         <double *>dx, rows, w, <const double *>p, train, act, alpha, nt)
+
+
+# ---- the entry points: one per public operation ---------------------------------------
+
+
+def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t outer,
+                  Py_ssize_t C, Py_ssize_t inner, cnp.ndarray weight, cnp.ndarray bias,
+                  double eps, double momentum, cnp.ndarray running_mean,
+                  cnp.ndarray running_var, int act, double alpha, cnp.ndarray save_mean,
+                  cnp.ndarray save_invstd, num_threads):
+    """Training forward: y = act(w * (x - mean) * invstd + b) with the batch mean and
+    biased variance (y may be x; at least 2 values per channel unless x is empty).
+    The running statistics given are updated in place (_finish_train); save_mean and
+    save_invstd, when given, receive the batch mean and invstd.  weight / bias None:
+    1 and 0."""
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef void *dyp = cnp.PyArray_DATA(dy)
-    cdef void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = NULL
-    cdef void *dxp = cnp.PyArray_DATA(dx)
-    cdef void *pp = cnp.PyArray_DATA(params)
-    if y is not None:
-        yp = cnp.PyArray_DATA(<cnp.ndarray>y)
-    if outer * w == 0:
-        return
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef _Chan wa = _chan(weight, 1.0), ba = _chan(bias, 0.0)
+    cdef _Chan rm = _chan(running_mean, 0.0), rv = _chan(running_var, 0.0)
+    cdef _Chan sm = _chan(save_mean, 0.0), si = _chan(save_invstd, 0.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w
+    cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
+    cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
+    cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, coef_bytes = 0
+    cdef int tnt, stream
+    if rows:
+        gsize = _group_rows(outer, w, 4 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(4 * w)
+        group_bytes = groups * gstride * 8
+        coef_bytes = _lines(w * (4 if f32 else 8))
+    # per channel: mean, var, invstd; the row layout adds the groups' statistics, then,
+    # in the same bytes, scale and shift per column
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(3 * cb + max(group_bytes, 2 * coef_bytes), &block)
+    cdef double *mean = <double *>s
+    cdef double *var = <double *>(s + cb)
+    cdef double *invstd = <double *>(s + 2 * cb)
+    cdef double *gs = <double *>(s + 3 * cb)
+    cdef char *scale = s + 3 * cb
     with nogil:
-        if typenum == cnp.NPY_FLOAT32:
-            _dx_rows[float](<const float *>dyp, <const float *>xp, <const float *>yp,
-                            <float *>dxp, outer, w, <const float *>pp, train, act, <float>alpha,
-                            nt)
-        elif typenum == cnp.NPY_FLOAT16:
-            _dx_rows_h(<const cyr_half *>dyp, <const cyr_half *>xp, <const cyr_half *>yp,
-                       <cyr_half *>dxp, outer, w, <const float *>pp, train, act, <float>alpha,
-                       nt)
-        else:
-            _dx_rows[double](<const double *>dyp, <const double *>xp, <const double *>yp,
-                             <double *>dxp, outer, w, <const double *>pp, train, act, alpha, nt)
+        if rows:
+            _row_stats(typenum, xp, outer, C, inner, gs, gstride, gsize, groups, nt, mean, var)
+        elif size:  # statistics and output in one pass over each channel
+            tnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
+            stream = _streams(size * itemsize, inner * itemsize, tnt) and yp != xp
+            _train_any(typenum, xp, yp, outer, C, inner, wa, ba, eps, act, alpha, mean, var,
+                       stream, tnt)
+        _finish_train(mean, var, eps, momentum, <double>(outer * inner), C, rm, rv, invstd)
+        if rows:
+            _affine_coefs(_doubles(mean), invstd, wa, ba, C, inner, f32, scale,
+                          scale + coef_bytes)
+            _normalise_any(typenum, xp, yp, outer, C, inner, scale, scale + coef_bytes, act,
+                           alpha, nt)
+        _store(sm, _doubles(mean), C)
+        _store(si, _doubles(invstd), C)
+    free(block)
 
 
-# ---- per-channel moments, to be merged across arrays (the Dask backend) -------------
+def forward_eval(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t outer,
+                 Py_ssize_t C, Py_ssize_t inner, cnp.ndarray weight, cnp.ndarray bias,
+                 double eps, cnp.ndarray running_mean not None,
+                 cnp.ndarray running_var not None, int act, double alpha,
+                 cnp.ndarray save_mean, cnp.ndarray save_invstd, num_threads):
+    """Inference forward: y = act(w * (x - running_mean) * invstd + b), invstd =
+    1 / sqrt(running_var + eps) (y may be x); save_mean and save_invstd, when given,
+    receive running_mean and invstd.  weight / bias None: 1 and 0."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    cdef _Chan wa = _chan(weight, 1.0), ba = _chan(bias, 0.0)
+    cdef _Chan rm = _chan(running_mean, 0.0), rv = _chan(running_var, 0.0)
+    cdef _Chan sm = _chan(save_mean, 0.0), si = _chan(save_invstd, 0.0)
+    cdef Py_ssize_t size = outer * C * inner, c
+    # scale / shift per channel, or per column in the row layout
+    cdef Py_ssize_t rep = 1 if inner >= CHANNEL_MIN_INNER else inner
+    cdef int f32 = typenum != cnp.NPY_FLOAT64
+    cdef Py_ssize_t coef_bytes = _lines(C * rep * (4 if f32 else 8)) if size else 0
+    # per channel: invstd
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(cb + 2 * coef_bytes, &block)
+    cdef double *invstd = <double *>s
+    cdef char *scale = s + cb
+    with nogil:
+        for c in range(C):
+            invstd[c] = 1.0 / sqrt(_at(rv, c) + eps)
+        if size:
+            _affine_coefs(rm, invstd, wa, ba, C, rep, f32, scale, scale + coef_bytes)
+            _normalise_any(typenum, xp, yp, outer, C, inner, scale, scale + coef_bytes, act,
+                           alpha, nt)
+        _store(sm, rm, C)
+        _store(si, _doubles(invstd), C)
+    free(block)
+
+
+def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
+             cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+             cnp.ndarray save_mean not None, cnp.ndarray save_invstd not None,
+             cnp.ndarray weight, bint train, int act, double alpha,
+             cnp.ndarray grad_weight not None, cnp.ndarray grad_bias not None, num_threads):
+    """The gradients of the forward: the input gradient into dx, grad_weight =
+    sum(g * (x - mean)) * invstd and grad_bias = sum(g) per channel, g = dy gated by
+    act (y, the forward's output, is needed only with an activation).  train: the full
+    gradient through the batch statistics, else dx = g * w * invstd.  weight None: 1."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef _Chan ma = _chan(save_mean, 0.0), ia = _chan(save_invstd, 0.0)
+    cdef _Chan wa = _chan(weight, 1.0)
+    cdef _Chan gw = _chan(grad_weight, 0.0), gb = _chan(grad_bias, 0.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c, i
+    cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
+    cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
+    cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
+    cdef Py_ssize_t params_bytes = 0
+    cdef int bnt, stream, piped
+    if rows:
+        gsize = _group_rows(outer, w, 2 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(2 * w)
+        group_bytes = groups * gstride * 8
+        cols_bytes = _lines(w * 8)
+        params_bytes = 4 * w * (4 if f32 else 8)
+    # per channel: mean, invstd, w and the two sums; the row layout adds each column's
+    # mean and the groups' sums, then, in the same bytes, the (4, W) parameters of the
+    # input gradient
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(5 * cb + max(cols_bytes + group_bytes, params_bytes), &block)
+    cdef double *mean = <double *>s
+    cdef double *invstd = <double *>(s + cb)
+    cdef double *wv = <double *>(s + 2 * cb)
+    cdef double *sums = <double *>(s + 3 * cb)  # (C, 2): 2 * cb bytes
+    cdef double *mean_cols = <double *>(s + 5 * cb)
+    cdef double *gs = <double *>(s + 5 * cb + cols_bytes)
+    cdef char *params = s + 5 * cb
+    with nogil:
+        _load(ma, C, mean)
+        _load(ia, C, invstd)
+        _load(wa, C, wv)
+        memset(sums, 0, 2 * C * sizeof(double))
+        if rows:
+            for c in range(C):
+                for i in range(inner):
+                    mean_cols[c * inner + i] = mean[c]
+            memset(gs, 0, group_bytes)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean_cols, act, alpha, gs, gstride,
+                      gsize, groups, nt, sums)
+            _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
+                       params)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
+        elif size:
+            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
+            _backward_any(typenum, dyp, xp, yp, dxp, outer, C, inner, mean, invstd, wv, train,
+                          act, alpha, sums, stream, piped, bnt)
+        for c in range(C):
+            _put(gw, c, sums[2 * c + 1] * invstd[c])
+            _put(gb, c, sums[2 * c])
+    free(block)
+
+
+# ---- pieces of an operation for data split across arrays: the Dask backend ----------
+# The Dask backend (cyrelu/dask/batchnorm.py) runs forward_train's and backward's steps
+# chunk by chunk, merging the per-channel numbers between them: each chunk's moments
+# (channel_moments), the running-statistic update and invstd from the merged ones
+# (finish_stats), each chunk's gradient sums (partial_sums), then each chunk's input
+# gradient from the summed ones (partial_dx).  Built from the helpers above, with the
+# same scratch, loop shapes and thread counts as the whole operations.
 
 cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_channel_stats_f32(const float *x, Py_ssize_t outer, Py_ssize_t C,
@@ -943,53 +1092,6 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                   Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
     void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
-
-
-cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
-                                Py_ssize_t inner, Py_ssize_t c, double *mean,
-                                double *m2) noexcept nogil:
-    if typenum == cnp.NPY_FLOAT32:
-        cyr_bn_channel_stats_f32(<const float *>x, outer, C, inner, c, mean, m2)
-    elif typenum == cnp.NPY_FLOAT16:
-        cyr_bn_channel_stats_f16(<const cyr_half *>x, outer, C, inner, c, mean, m2)
-    else:
-        cyr_bn_channel_stats_f64(<const double *>x, outer, C, inner, c, mean, m2)
-
-
-def channel_moments(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                    num_threads):
-    """(count, mean, M2) of each channel of (outer, C, inner) data (x contiguous), as a
-    float64 array of shape (3, C): the number of values, their mean and the sum of their
-    squared deviations from it, which Chan's formula merges across arrays.  One pass over
-    memory: per channel (the statistics of train_channels) or by rows (batch_stats)."""
-    cdef cnp.ndarray res = np.zeros((3, C), dtype=np.float64)
-    cdef double[:, ::1] r = res
-    cdef double n = <double>outer * <double>inner
-    cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef Py_ssize_t c
-    if n == 0 or C == 0:
-        return res
-    res[0] = n
-    if inner < CHANNEL_MIN_INNER:
-        batch_stats(x, outer, C, inner, res[1], res[2], num_threads)  # the biased variance
-        res[2] *= n
-        return res
-    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
-    nt = <int>min(<Py_ssize_t>nt, C)
-    with nogil:
-        if nt <= 1:
-            for c in range(C):
-                _channel_stats(typenum, xp, outer, C, inner, c, &r[1, c], &r[2, c])
-        else:
-            for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt),
-                            num_threads=nt):
-                _channel_stats(typenum, xp, outer, C, inner, c, &r[1, c], &r[2, c])
-    return res
-
-
-cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_channel_dx_f32(const float *dy, const float *x, const float *y, float *dx,
                                Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                double mean, double invstd, double w, const double *sums,
@@ -1004,6 +1106,17 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                Py_ssize_t c, double mean, double invstd, double w,
                                const double *sums, double n, int train, int act, float a,
                                int stream)
+
+
+cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
+                                Py_ssize_t inner, Py_ssize_t c, double *mean,
+                                double *m2) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_bn_channel_stats_f32(<const float *>x, outer, C, inner, c, mean, m2)
+    elif typenum == cnp.NPY_FLOAT16:
+        cyr_bn_channel_stats_f16(<const cyr_half *>x, outer, C, inner, c, mean, m2)
+    else:
+        cyr_bn_channel_stats_f64(<const double *>x, outer, C, inner, c, mean, m2)
 
 
 cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const void *y,
@@ -1025,35 +1138,172 @@ cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const v
                               train, act, a, stream)
 
 
-def channel_dx(cnp.ndarray dy, cnp.ndarray x, object y, cnp.ndarray dx, Py_ssize_t outer,
-               Py_ssize_t C, Py_ssize_t inner, double[::1] mean, double[::1] invstd,
-               double[::1] w, double[:, ::1] sums, double n, bint train, int act, double alpha,
-               num_threads):
-    """Per-channel layout: the input gradient of (outer, C, inner) data that is part of a
-    larger batch, from that batch's sums[c] = (sum(g), sum(g * (x - mean))) over n values
-    per channel (backward_channels takes them from this data itself)."""
+def channel_moments(cnp.ndarray x not None, Py_ssize_t outer, Py_ssize_t C,
+                    Py_ssize_t inner, num_threads):
+    """(count, mean, M2) of each channel of (outer, C, inner) data, as a float64 array of
+    shape (3, C): the number of values, their mean and the sum of their squared
+    deviations from it, which Chan's formula merges across arrays.  One pass over
+    memory, as forward_train's statistics: per channel (bn_channel_stats), or by rows
+    (_row_stats, M2 = the biased variance times the count)."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = 3
+    dims[1] = C
+    cdef cnp.ndarray res = cnp.PyArray_ZEROS(2, dims, cnp.NPY_FLOAT64, 0)
+    cdef double *r = <double *>cnp.PyArray_DATA(res)
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef const void *yp = NULL
-    cdef void *dxp = cnp.PyArray_DATA(dx)
-    cdef Py_ssize_t c
-    cdef int stream
-    if y is not None:
-        yp = cnp.PyArray_DATA(<cnp.ndarray>y)
-    if outer * C * inner == 0:
-        return
-    nt = threads_for(outer * C * inner, ELEMENTWISE_GRAIN, nt)
-    nt = <int>min(<Py_ssize_t>nt, C)
-    stream = _streams(cnp.PyArray_NBYTES(dx), inner * cnp.PyArray_ITEMSIZE(dx), nt)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c
+    cdef double n = <double>(outer * inner)
+    cdef Py_ssize_t gsize, groups, gstride
+    cdef void *block
+    cdef char *s
+    if size == 0:
+        return res
+    if inner < CHANNEL_MIN_INNER:  # forward_train's row-layout scratch
+        gsize = _group_rows(outer, w, 4 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(4 * w)
+        s = _scratch(groups * gstride * 8, &block)
+        with nogil:
+            _row_stats(typenum, xp, outer, C, inner, <double *>s, gstride, gsize, groups, nt,
+                       r + C, r + 2 * C)
+            for c in range(C):
+                r[c] = n
+                r[2 * C + c] = r[2 * C + c] * n
+        free(block)
+        return res
+    nt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
     with nogil:
+        for c in range(C):
+            r[c] = n
         if nt <= 1:
             for c in range(C):
-                _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mean[c], invstd[c],
-                            w[c], &sums[c, 0], n, train, act, alpha, stream)
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[C + c], &r[2 * C + c])
         else:
             for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt),
                             num_threads=nt):
-                _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mean[c],
-                            invstd[c], w[c], &sums[c, 0], n, train, act, alpha, stream)
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[C + c], &r[2 * C + c])
+    return res
+
+
+def finish_stats(cnp.ndarray mean not None, cnp.ndarray var not None, double eps,
+                 double momentum, double n, cnp.ndarray running_mean,
+                 cnp.ndarray running_var, cnp.ndarray invstd not None):
+    """forward_train's step after the statistics (_finish_train): invstd = 1 / sqrt(var +
+    eps) from the batch mean and biased variance over n values per channel (contiguous
+    float64 arrays of length C), and the running statistics given updated in place."""
+    cdef Py_ssize_t C = cnp.PyArray_DIM(mean, 0)
+    cdef _Chan rm = _chan(running_mean, 0.0), rv = _chan(running_var, 0.0)
+    cdef const double *mp = <const double *>cnp.PyArray_DATA(mean)
+    cdef const double *vp = <const double *>cnp.PyArray_DATA(var)
+    cdef double *ip = <double *>cnp.PyArray_DATA(invstd)
+    with nogil:
+        _finish_train(mp, vp, eps, momentum, n, C, rm, rv, ip)
+
+
+def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
+                 Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray mean not None,
+                 int act, double alpha, cnp.ndarray sums not None, num_threads):
+    """backward's first pass over (outer, C, inner) data that is part of a larger batch:
+    sums[c] = (sum(g), sum(g * (x - mean[c]))), g = dy gated by act, into the contiguous
+    float64 (C, 2) array sums; mean: the whole batch's."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef double *sp = <double *>cnp.PyArray_DATA(sums)
+    cdef _Chan ma = _chan(mean, 0.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c, i
+    cdef bint rows = inner < CHANNEL_MIN_INNER
+    cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
+    cdef int bnt, stream, piped
+    if size == 0:
+        memset(sp, 0, 2 * C * sizeof(double))
+        return
+    if rows:  # backward's row-layout scratch
+        gsize = _group_rows(outer, w, 2 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(2 * w)
+        group_bytes = groups * gstride * 8
+        cols_bytes = _lines(w * 8)
+    # per channel: mean; the row layout adds each column's mean and the groups' sums
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(cb + cols_bytes + group_bytes, &block)
+    cdef double *mv = <double *>s
+    cdef double *mean_cols = <double *>(s + cb)
+    cdef double *gs = <double *>(s + cb + cols_bytes)
+    with nogil:
+        _load(ma, C, mv)
+        memset(sp, 0, 2 * C * sizeof(double))
+        if rows:
+            for c in range(C):
+                for i in range(inner):
+                    mean_cols[c * inner + i] = mv[c]
+            memset(gs, 0, group_bytes)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean_cols, act, alpha, gs, gstride,
+                      gsize, groups, nt, sp)
+        else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
+            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
+            _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,
+                          alpha, sp, 0, 0, bnt)
+    free(block)
+
+
+def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
+               cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+               cnp.ndarray mean not None, cnp.ndarray invstd not None, cnp.ndarray weight,
+               cnp.ndarray sums not None, double n, bint train, int act, double alpha,
+               num_threads):
+    """backward's input gradient for (outer, C, inner) data that is part of a larger
+    batch, from that batch's sums (partial_sums, summed: a contiguous float64 (C, 2)
+    array) over n values per channel; mean and invstd: the batch's (save_mean,
+    save_invstd).  weight None: 1."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef const double *sp = <const double *>cnp.PyArray_DATA(sums)
+    cdef _Chan ma = _chan(mean, 0.0), ia = _chan(invstd, 0.0), wa = _chan(weight, 1.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c
+    cdef bint rows = inner < CHANNEL_MIN_INNER
+    cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
+    cdef Py_ssize_t params_bytes = 4 * w * (4 if f32 else 8) if rows else 0
+    cdef int cnt, stream
+    if size == 0:
+        return
+    # per channel: mean, invstd, w; the row layout adds the (4, W) parameters of dx
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(3 * cb + params_bytes, &block)
+    cdef double *mv = <double *>s
+    cdef double *iv = <double *>(s + cb)
+    cdef double *wv = <double *>(s + 2 * cb)
+    cdef char *params = s + 3 * cb
+    with nogil:
+        _load(ma, C, mv)
+        _load(ia, C, iv)
+        _load(wa, C, wv)
+        if rows:
+            _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
+        else:
+            cnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
+            stream = _streams(size * itemsize, inner * itemsize, cnt)
+            if cnt <= 1:
+                for c in range(C):
+                    _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
+                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+            else:
+                for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, cnt),
+                                num_threads=cnt):
+                    _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
+                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+    free(block)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -167,25 +167,34 @@ def check_per_channel(a: NDArray[Any], name: str, C: int) -> None:
                          % (name, C, a.shape))
 
 
+@overload
 def per_channel(value: object, name: str, C: int,
-                default: float | None = None) -> NDArray[np.float64]:
-    """A per-channel parameter (an ndarray or a list) as a contiguous, aligned, writable
-    float64 array of length C (a copy where needed, never written); ``default`` everywhere
-    when None (a ValueError without one)."""
+                required: Literal[True]) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def per_channel(value: object, name: str, C: int,
+                required: bool = ...) -> NDArray[np.floating[Any]] | None: ...
+
+
+def per_channel(value: object, name: str, C: int,
+                required: bool = False) -> NDArray[np.floating[Any]] | None:
+    """A per-channel parameter (an ndarray or a list) as the kernels read it: a
+    float32/float64 array of length C (any stride, aligned; read-only is fine, it is
+    never written), or None when absent and not ``required``."""
     if value is None:
-        if default is None:
+        if required:
             raise ValueError("%s is required" % name)
-        return np.full(C, default, dtype=np.float64)
+        return None
     a = as_ndarray(value, name, lists=True)
     check_per_channel(a, name, C)
-    p = aligned(np.ascontiguousarray(a, dtype=np.float64))
-    # the compiled entry points take them as typed memoryviews, which must be writable
-    return p if p.flags.writeable else p.copy()
+    return aligned(a)
 
 
 def running_stat(value: object, name: str, C: int, training: bool) -> NDArray[Any] | None:
     """A running statistic: None, or an ndarray checked as per-channel, writable when
-    ``training`` updates it in place (the array itself, so that a memmap is updated)."""
+    ``training`` updates it in place (the array itself, so that a memmap is updated;
+    lists are refused)."""
     if value is None:
         return None
     value = as_ndarray(value, name, lists=False)

@@ -1,7 +1,8 @@
 """Batch normalisation, forward and backward: the public functions.
 
-Each function validates once, then calls the Cython entry points in
-``cyrelu._batchnorm``.  Semantics are PyTorch's ``torch.nn.functional.batch_norm``
+Each function validates once, then calls its one Cython entry point in
+``cyrelu._batchnorm`` (forward_train, forward_eval, backward), which runs the whole
+operation.  Semantics are PyTorch's ``torch.nn.functional.batch_norm``
 and its autograd (see the README), with the channel axis chosen by ``axis``.
 
 Memory layout: ``x`` is read in place when it is C-contiguous, or contiguous
@@ -28,7 +29,6 @@ from cyrelu._backend import backend_for
 from cyrelu._validation import (
     batch_norm_args as _forward_args,
     batch_norm_backward_args as _backward_args,
-    HALF,
     aligned,
     as_float_array,
     check_out,
@@ -177,8 +177,8 @@ def batch_norm(
     ax, C, act, alpha, momentum, eps = _forward_args(xa.shape, axis, activation, alpha,
                                                      momentum, eps)
     training = bool(training)
-    w64 = _per_channel(weight, "weight", C, default=1.0)
-    b64 = _per_channel(bias, "bias", C, default=0.0)
+    w = _per_channel(weight, "weight", C)
+    b = _per_channel(bias, "bias", C)
     rm = _running(running_mean, "running_mean", C, training)
     rv = _running(running_var, "running_var", C, training)
     if not training and (rm is None or rv is None):
@@ -203,36 +203,24 @@ def batch_norm(
     outer, inner = _outer_inner(x3.shape, order.index(ax))
     y3, y = _output_view(out, x3, order)
 
-    invstd64 = np.empty(C, dtype=np.float64)
+    save_mean = np.empty(C, dtype=stats_dtype) if return_stats else None
+    save_invstd = np.empty(C, dtype=stats_dtype) if return_stats else None
     if training:
-        mean64 = np.empty(C, dtype=np.float64)
-        var64 = np.empty(C, dtype=np.float64)
-        per_channel = _k.uses_channel_layout(inner)
-        if x3.size and per_channel:  # statistics and output in one pass over each channel
-            _k.train_channels(x3, y3, outer, C, inner, w64, b64, eps, act, alpha, mean64,
-                              var64, num_threads)
-        elif x3.size:
-            _k.batch_stats(x3, outer, C, inner, mean64, var64, num_threads)
-        _k.finish_stats(mean64, var64, eps, momentum, n, rm_k, rv_k, invstd64)
+        _k.forward_train(x3, y3, outer, C, inner, w, b, eps, momentum, rm_k, rv_k, act, alpha,
+                         save_mean, save_invstd, num_threads)
         if rm is not None and rm_k is not None and rm_k is not rm:
             np.copyto(rm, rm_k)
         if rv is not None and rv_k is not None and rv_k is not rv:
             np.copyto(rv, rv_k)
-        if x3.size and not per_channel:
-            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                       num_threads)
     else:
         assert rm_k is not None and rv_k is not None
-        mean64 = _per_channel(rm_k, "running_mean", C)
-        _k.running_invstd(rv_k, eps, invstd64)
-        if x3.size:
-            _normalise(x3, y3, outer, C, inner, mean64, invstd64, w64, b64, act, alpha,
-                       num_threads)
+        _k.forward_eval(x3, y3, outer, C, inner, w, b, eps, rm_k, rv_k, act, alpha, save_mean,
+                        save_invstd, num_threads)
     if y is not out and out is not None:
         np.copyto(out, y)
         y = out
-    if return_stats:
-        return y, mean64.astype(stats_dtype), invstd64.astype(stats_dtype)
+    if save_mean is not None and save_invstd is not None:
+        return y, save_mean, save_invstd
     return y
 
 
@@ -276,9 +264,9 @@ def batch_norm_backward(
     check_same("grad_output", g, "x", xa)
     ax, C, act, alpha = _backward_args(xa.shape, axis, activation, alpha)
     training = bool(training)
-    mean64 = _per_channel(save_mean, "save_mean", C)
-    invstd64 = _per_channel(save_invstd, "save_invstd", C)
-    w64 = _per_channel(weight, "weight", C, default=1.0)
+    mean = _per_channel(save_mean, "save_mean", C, required=True)
+    invstd = _per_channel(save_invstd, "save_invstd", C, required=True)
+    w = _per_channel(weight, "weight", C)
     ya = None
     if act != _table.NONE:
         if output is None:
@@ -303,24 +291,13 @@ def batch_norm_backward(
     ):
         dst = None  # write a fresh array, then copy
     dx3, dx = _output_view(dst, x3, order)
-    n = outer * inner
-    sums = np.zeros((C, 2), dtype=np.float64)
-    if x3.size:
-        if _k.uses_channel_layout(inner):
-            _k.backward_channels(g3, x3, y3, dx3, outer, C, inner, mean64, invstd64, w64,
-                                 training, act, alpha, sums, num_threads)
-        else:
-            _k.backward_rows_sums(g3, x3, y3, outer, C, inner, mean64, act, alpha, sums,
-                                  num_threads)
-            pcols = np.empty((4, C * inner), dtype=_param_dtype(x3.dtype))
-            _k.dx_coefs(sums, n, mean64, invstd64, w64, training, inner, pcols)
-            _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act,
-                                alpha, num_threads)
+    grad_weight = np.empty(C, dtype=pdtype)
+    grad_bias = np.empty(C, dtype=pdtype)
+    _k.backward(g3, x3, y3, dx3, outer, C, inner, mean, invstd, w, training, act, alpha,
+                grad_weight, grad_bias, num_threads)
     if out is not None and dx is not out:
         np.copyto(out, dx)
         dx = out
-    grad_weight = (sums[:, 1] * invstd64).astype(pdtype)
-    grad_bias = sums[:, 0].astype(pdtype)
     return dx, grad_weight, grad_bias
 
 
@@ -364,20 +341,3 @@ def _output_view(out: Optional[NDArray[np.floating]], x3: NDArray[np.floating],
             return t, out
     y3 = np.empty(x3.shape, dtype=x3.dtype)
     return y3, (y3 if identity else y3.transpose(list(np.argsort(order))))
-
-
-def _param_dtype(dtype: np.dtype[np.floating]) -> np.dtype[np.floating]:
-    """The kernels' per-channel / per-column parameters: the data's dtype, float32 for
-    float16 (computed in float32)."""
-    return _F32 if dtype == HALF else dtype
-
-
-def _normalise(x3: NDArray[np.floating], y3: NDArray[np.floating], outer: int, C: int,
-               inner: int, mean64: NDArray[np.float64], invstd64: NDArray[np.float64],
-               w64: NDArray[np.float64], b64: NDArray[np.float64], act: int, alpha: float,
-               num_threads: Optional[int]) -> None:
-    m = C if _k.uses_channel_layout(inner) else C * inner
-    scale = np.empty(m, dtype=_param_dtype(x3.dtype))
-    shift = np.empty(m, dtype=_param_dtype(x3.dtype))
-    _k.affine_coefs(mean64, invstd64, w64, b64, inner, scale, shift)
-    _k.normalise(x3, y3, outer, C, inner, scale, shift, act, alpha, num_threads)

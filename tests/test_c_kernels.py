@@ -27,6 +27,7 @@ def _compiler():
 
 
 pytestmark = [
+    pytest.mark.source_check,
     pytest.mark.skipif(not (SOURCE.is_file() and HEADERS.is_dir()),
                        reason="needs the source tree's tests/c and include/"),
     pytest.mark.skipif(_compiler() is None, reason="no C compiler (cc or $CC)"),

@@ -73,6 +73,7 @@ def _check_ptx(name, text, exprs, loader):
 
 
 @requires_nvcc
+@pytest.mark.source_check
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("name", _sources())
 def test_compiles_to_ptx(tmp_path, name, arch):
@@ -101,6 +102,7 @@ def _cupy_nvrtc():
         return None
 
 
+@pytest.mark.source_check
 @pytest.mark.skipif(_cupy_nvrtc() is None, reason="CuPy with NVRTC not available")
 @pytest.mark.parametrize("name", _sources())
 def test_compiles_with_nvrtc_like_cupy(name):

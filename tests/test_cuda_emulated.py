@@ -21,6 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CXX = shutil.which(os.environ.get("CXX", "g++"))
 
 
+@pytest.mark.source_check
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler for the CUDA emulation")
 @pytest.mark.skipif(os.environ.get("CYRELU_SKIP_EMULATION", "") not in ("", "0"),
                     reason="CYRELU_SKIP_EMULATION is set")

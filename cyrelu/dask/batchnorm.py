@@ -12,10 +12,10 @@ with the batch's mean and biased variance: the in-memory formula, chunk by chunk
 Evaluation is lazy throughout.
 
 Backward: one pass gives each channel's sums ``(sum(g), sum(g * (x - mean)))``
-(``backward_channels`` / ``backward_rows_sums`` per chunk, summed in a tree), from
-which ``grad_weight`` and ``grad_bias`` come back as NumPy arrays; ``grad_input`` is
-lazy, each chunk computed from the whole batch's sums (``channel_dx`` /
-``backward_rows_dx``).
+(``partial_sums`` per chunk, summed in a tree), from which ``grad_weight`` and
+``grad_bias`` come back as NumPy arrays; ``grad_input`` is lazy, each chunk computed
+from the whole batch's sums (``partial_dx``).  These compiled pieces are
+``backward``'s own steps (cyrelu/_batchnorm.pyx).
 
 The chunks may split any axis, the channel axis included.  They must be NumPy arrays
 (the kernels are the CPU ones); the per-channel arguments are NumPy arrays (or lists)
@@ -34,7 +34,6 @@ import cyrelu
 from cyrelu import _activation_table as _table
 from cyrelu import _batchnorm as _k
 from cyrelu._validation import (
-    HALF,
     aligned,
     batch_norm_args,
     batch_norm_backward_args,
@@ -52,6 +51,14 @@ _F64 = np.dtype(np.float64)
 _MOMENTS = np.dtype([("n", _F64), ("mean", _F64), ("m2", _F64)])
 
 Float64 = NDArray[np.float64]
+
+
+def _float64(values: NDArray[Any] | None, C: int, default: float) -> Float64:
+    """A checked per-channel argument as a contiguous float64 array (``default``
+    everywhere when absent): the form the graph splits along the channel axis."""
+    if values is None:
+        return np.full(C, default, dtype=np.float64)
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def stats_dtype(dtype: np.dtype[Any]) -> np.dtype[Any]:
@@ -164,8 +171,8 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
     G.check_no_out(out)
     G.check_threads(num_threads)
     training = bool(training)
-    w64 = per_channel(weight, "weight", C, default=1.0)
-    b64 = per_channel(bias, "bias", C, default=0.0)
+    w64 = _float64(per_channel(weight, "weight", C), C, 1.0)
+    b64 = _float64(per_channel(bias, "bias", C), C, 0.0)
     rm = running_stat(running_mean, "running_mean", C, training)
     rv = running_stat(running_var, "running_var", C, training)
     if not training and (rm is None or rv is None):
@@ -177,7 +184,6 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
             "(channel axis %d)" % (xd.shape, ax)
         )
     sdtype = stats_dtype(xd.dtype)
-    invstd64 = np.empty(C, dtype=np.float64)
     if training:
         moments = (channel_moments(xd, ax, num_threads).compute() if C
                    else np.zeros(0, dtype=_MOMENTS))
@@ -186,6 +192,7 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
         # the running statistics: the in-memory path's rule, through aligned copies
         rm_k = None if rm is None else aligned(rm)
         rv_k = None if rv is None else aligned(rv)
+        invstd64 = np.empty(C, dtype=np.float64)
         _k.finish_stats(mean64, var64, eps_, momentum_, n, rm_k, rv_k, invstd64)
         if rm is not None and rm_k is not None and rm_k is not rm:
             np.copyto(rm, rm_k)
@@ -195,8 +202,8 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
                        num_threads)
     else:
         assert rm is not None and rv is not None
-        mean64 = aligned(np.ascontiguousarray(rm, dtype=np.float64))
-        _k.running_invstd(aligned(rv), eps_, invstd64)
+        mean64 = np.ascontiguousarray(rm, dtype=np.float64)
+        invstd64 = 1.0 / np.sqrt(np.asarray(rv, dtype=np.float64) + eps_)  # forward_eval's
         y = _normalise(xd, ax, rm, rv, w64, b64, eps_, activation, alpha_, num_threads)
     if return_stats:
         return y, mean64.astype(sdtype), invstd64.astype(sdtype)
@@ -206,10 +213,10 @@ def batch_norm(x: Any, running_mean: Any = None, running_var: Any = None, weight
 # ---- backward ---------------------------------------------------------------------------
 
 
-def _writable(values: NDArray[Any]) -> Float64:
-    """A chunk of a per-channel array as the compiled entries take it (their typed
-    memoryviews need writable memory; chunks that come over the network are read-only)."""
-    return np.array(values, dtype=np.float64)
+def _chunk_values(values: NDArray[Any]) -> Float64:
+    """A chunk of a per-channel float64 array as the compiled entries read it: aligned
+    (read-only, as chunks that come over the network are, is fine)."""
+    return aligned(np.asarray(values, dtype=np.float64))
 
 
 def _sums_block(g: NDArray[Any], x: NDArray[Any], y: NDArray[Any] | None,
@@ -221,14 +228,9 @@ def _sums_block(g: NDArray[Any], x: NDArray[Any], y: NDArray[Any] | None,
     g3, x3 = G.box(g, ax), G.box(x, ax)
     y3 = None if y is None else G.box(y, ax)
     outer, C, inner = x3.shape
-    m = _writable(mean)
-    sums = np.zeros((C, 2), dtype=np.float64)
-    if x3.size and _k.uses_channel_layout(inner):
-        ones = np.ones(C, dtype=np.float64)  # invstd and w: unused without dx
-        _k.backward_channels(g3, x3, y3, None, outer, C, inner, m, ones, ones, True, act,
-                             alpha, sums, num_threads)
-    elif x3.size:
-        _k.backward_rows_sums(g3, x3, y3, outer, C, inner, m, act, alpha, sums, num_threads)
+    sums = np.empty((C, 2), dtype=np.float64)
+    _k.partial_sums(g3, x3, y3, outer, C, inner, _chunk_values(mean), act, alpha, sums,
+                    num_threads)
     shape = [1] * x.ndim + [2]
     shape[ax] = C
     return sums.reshape(shape)
@@ -243,17 +245,11 @@ def _dx_block(g: NDArray[Any], x: NDArray[Any], y: NDArray[Any] | None,
     g3, x3 = G.box(g, ax), G.box(x, ax)
     y3 = None if y is None else G.box(y, ax)
     outer, C, inner = x3.shape
-    m, s, wc = _writable(mean), _writable(invstd), _writable(w)
     sums = np.ascontiguousarray(np.stack([s0, s1], axis=1), dtype=np.float64)
     dx3 = np.empty(x3.shape, dtype=x3.dtype)
-    if x3.size and _k.uses_channel_layout(inner):
-        _k.channel_dx(g3, x3, y3, dx3, outer, C, inner, m, s, wc, sums, n, training, act,
-                      alpha, num_threads)
-    elif x3.size:
-        pcols = np.empty((4, C * inner), dtype=_F32 if x3.dtype == HALF else x3.dtype)
-        _k.dx_coefs(sums, n, m, s, wc, training, inner, pcols)
-        _k.backward_rows_dx(g3, x3, y3, dx3, outer, C, inner, pcols, training, act, alpha,
-                            num_threads)
+    _k.partial_dx(g3, x3, y3, dx3, outer, C, inner, _chunk_values(mean),
+                  _chunk_values(invstd), _chunk_values(w), sums, n, training, act, alpha,
+                  num_threads)
     return dx3.reshape(x.shape)
 
 
@@ -270,9 +266,11 @@ def batch_norm_backward(grad_output: Any, x: Any, save_mean: Any, save_invstd: A
     G.check_no_out(out)
     G.check_threads(num_threads)
     training = bool(training)
-    mean64 = per_channel(save_mean, "save_mean", C)
-    invstd64 = per_channel(save_invstd, "save_invstd", C)
-    w64 = per_channel(weight, "weight", C, default=1.0)
+    mean64 = np.ascontiguousarray(per_channel(save_mean, "save_mean", C, required=True),
+                                  dtype=np.float64)
+    invstd64 = np.ascontiguousarray(per_channel(save_invstd, "save_invstd", C,
+                                                required=True), dtype=np.float64)
+    w64 = _float64(per_channel(weight, "weight", C), C, 1.0)
     yd = None
     if act != _table.NONE:
         if output is None:
