@@ -6,6 +6,7 @@ plain copy of the same bytes, all measured side by side in one run.
     python benchmarks/bench.py --full     # more sizes and repeats
     python benchmarks/bench.py --suite activations --threads 1
     python benchmarks/bench.py --gpu      # the CuPy suite (needs CuPy and a GPU)
+    python benchmarks/bench.py --suite dask   # a 2-worker LocalCluster (the dask extra)
 
 Ratios are only meaningful within one run: the machine's speed changes between
 runs, the ratios much less.  Results go to stdout and, with --json PATH, to a file.

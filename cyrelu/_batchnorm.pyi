@@ -65,3 +65,51 @@ def backward_pipelined(
     has_y: bool,
     num_threads: int | None,
 ) -> bool: ...
+def channel_moments(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    num_threads: int | None,
+) -> NDArray[np.float64]: ...
+def finish_stats(
+    mean: NDArray[np.float64],
+    var: NDArray[np.float64],
+    eps: float,
+    momentum: float,
+    n: float,
+    running_mean: NDArray[np.floating] | None,
+    running_var: NDArray[np.floating] | None,
+    invstd: NDArray[np.float64],
+) -> None: ...
+def partial_sums(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: NDArray[np.floating] | None,
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.floating],
+    act: int,
+    alpha: float,
+    sums: NDArray[np.float64],
+    num_threads: int | None,
+) -> None: ...
+def partial_dx(
+    dy: NDArray[np.floating],
+    x: NDArray[np.floating],
+    y: NDArray[np.floating] | None,
+    dx: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    mean: NDArray[np.floating],
+    invstd: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
+    sums: NDArray[np.float64],
+    n: float,
+    train: bool,
+    act: int,
+    alpha: float,
+    num_threads: int | None,
+) -> None: ...

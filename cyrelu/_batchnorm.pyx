@@ -1076,3 +1076,235 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
             _put(gw, c, sums[2 * c + 1] * invstd[c])
             _put(gb, c, sums[2 * c])
     free(block)
+
+
+# ---- pieces of an operation for data split across arrays: the Dask backend ----------
+# The Dask backend (cyrelu/dask/batchnorm.py) runs forward_train's and backward's steps
+# chunk by chunk, merging the per-channel numbers between them: each chunk's moments
+# (channel_moments), the running-statistic update and invstd from the merged ones
+# (finish_stats), each chunk's gradient sums (partial_sums), then each chunk's input
+# gradient from the summed ones (partial_dx).  Built from the helpers above, with the
+# same scratch, loop shapes and thread counts as the whole operations.
+
+cdef extern from "cyrelu/batchnorm.h" nogil:
+    void cyr_bn_channel_stats_f32(const float *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+    void cyr_bn_channel_stats_f64(const double *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+    void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
+                                  Py_ssize_t inner, Py_ssize_t c, double *mean, double *m2)
+    void cyr_bn_channel_dx_f32(const float *dy, const float *x, const float *y, float *dx,
+                               Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                               double mean, double invstd, double w, const double *sums,
+                               double n, int train, int act, float a, int stream)
+    void cyr_bn_channel_dx_f64(const double *dy, const double *x, const double *y,
+                               double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               Py_ssize_t c, double mean, double invstd, double w,
+                               const double *sums, double n, int train, int act, double a,
+                               int stream)
+    void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
+                               cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                               Py_ssize_t c, double mean, double invstd, double w,
+                               const double *sums, double n, int train, int act, float a,
+                               int stream)
+
+
+cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
+                                Py_ssize_t inner, Py_ssize_t c, double *mean,
+                                double *m2) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_bn_channel_stats_f32(<const float *>x, outer, C, inner, c, mean, m2)
+    elif typenum == cnp.NPY_FLOAT16:
+        cyr_bn_channel_stats_f16(<const cyr_half *>x, outer, C, inner, c, mean, m2)
+    else:
+        cyr_bn_channel_stats_f64(<const double *>x, outer, C, inner, c, mean, m2)
+
+
+cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const void *y,
+                             void *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                             Py_ssize_t c, double mean, double invstd, double w,
+                             const double *sums, double n, int train, int act, double a,
+                             int stream) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_bn_channel_dx_f32(<const float *>dy, <const float *>x, <const float *>y,
+                              <float *>dx, outer, C, inner, c, mean, invstd, w, sums, n, train,
+                              act, <float>a, stream)
+    elif typenum == cnp.NPY_FLOAT16:
+        cyr_bn_channel_dx_f16(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
+                              <cyr_half *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
+                              train, act, <float>a, stream)
+    else:
+        cyr_bn_channel_dx_f64(<const double *>dy, <const double *>x, <const double *>y,
+                              <double *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
+                              train, act, a, stream)
+
+
+def channel_moments(cnp.ndarray x not None, Py_ssize_t outer, Py_ssize_t C,
+                    Py_ssize_t inner, num_threads):
+    """(count, mean, M2) of each channel of (outer, C, inner) data, as a float64 array of
+    shape (3, C): the number of values, their mean and the sum of their squared
+    deviations from it, which Chan's formula merges across arrays.  One pass over
+    memory, as forward_train's statistics: per channel (bn_channel_stats), or by rows
+    (_row_stats, M2 = the biased variance times the count)."""
+    cdef cnp.npy_intp dims[2]
+    dims[0] = 3
+    dims[1] = C
+    cdef cnp.ndarray res = cnp.PyArray_ZEROS(2, dims, cnp.NPY_FLOAT64, 0)
+    cdef double *r = <double *>cnp.PyArray_DATA(res)
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c
+    cdef double n = <double>(outer * inner)
+    cdef Py_ssize_t gsize, groups, gstride
+    cdef void *block
+    cdef char *s
+    if size == 0:
+        return res
+    if inner < CHANNEL_MIN_INNER:  # forward_train's row-layout scratch
+        gsize = _group_rows(outer, w, 4 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(4 * w)
+        s = _scratch(groups * gstride * 8, &block)
+        with nogil:
+            _row_stats(typenum, xp, outer, C, inner, <double *>s, gstride, gsize, groups, nt,
+                       r + C, r + 2 * C)
+            for c in range(C):
+                r[c] = n
+                r[2 * C + c] = r[2 * C + c] * n
+        free(block)
+        return res
+    nt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
+    with nogil:
+        for c in range(C):
+            r[c] = n
+        if nt <= 1:
+            for c in range(C):
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[C + c], &r[2 * C + c])
+        else:
+            for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt),
+                            num_threads=nt):
+                _channel_stats(typenum, xp, outer, C, inner, c, &r[C + c], &r[2 * C + c])
+    return res
+
+
+def finish_stats(cnp.ndarray mean not None, cnp.ndarray var not None, double eps,
+                 double momentum, double n, cnp.ndarray running_mean,
+                 cnp.ndarray running_var, cnp.ndarray invstd not None):
+    """forward_train's step after the statistics (_finish_train): invstd = 1 / sqrt(var +
+    eps) from the batch mean and biased variance over n values per channel (contiguous
+    float64 arrays of length C), and the running statistics given updated in place."""
+    cdef Py_ssize_t C = cnp.PyArray_DIM(mean, 0)
+    cdef _Chan rm = _chan(running_mean, 0.0), rv = _chan(running_var, 0.0)
+    cdef const double *mp = <const double *>cnp.PyArray_DATA(mean)
+    cdef const double *vp = <const double *>cnp.PyArray_DATA(var)
+    cdef double *ip = <double *>cnp.PyArray_DATA(invstd)
+    with nogil:
+        _finish_train(mp, vp, eps, momentum, n, C, rm, rv, ip)
+
+
+def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
+                 Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray mean not None,
+                 int act, double alpha, cnp.ndarray sums not None, num_threads):
+    """backward's first pass over (outer, C, inner) data that is part of a larger batch:
+    sums[c] = (sum(g), sum(g * (x - mean[c]))), g = dy gated by act, into the contiguous
+    float64 (C, 2) array sums; mean: the whole batch's."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef double *sp = <double *>cnp.PyArray_DATA(sums)
+    cdef _Chan ma = _chan(mean, 0.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c, i
+    cdef bint rows = inner < CHANNEL_MIN_INNER
+    cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
+    cdef int bnt, stream, piped
+    if size == 0:
+        memset(sp, 0, 2 * C * sizeof(double))
+        return
+    if rows:  # backward's row-layout scratch
+        gsize = _group_rows(outer, w, 2 * w, itemsize)
+        groups = _cdiv(outer, gsize)
+        gstride = _line_pad(2 * w)
+        group_bytes = groups * gstride * 8
+        cols_bytes = _lines(w * 8)
+    # per channel: mean; the row layout adds each column's mean and the groups' sums
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(cb + cols_bytes + group_bytes, &block)
+    cdef double *mv = <double *>s
+    cdef double *mean_cols = <double *>(s + cb)
+    cdef double *gs = <double *>(s + cb + cols_bytes)
+    with nogil:
+        _load(ma, C, mv)
+        memset(sp, 0, 2 * C * sizeof(double))
+        if rows:
+            for c in range(C):
+                for i in range(inner):
+                    mean_cols[c * inner + i] = mv[c]
+            memset(gs, 0, group_bytes)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean_cols, act, alpha, gs, gstride,
+                      gsize, groups, nt, sp)
+        else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
+            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
+            _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,
+                          alpha, sp, 0, 0, bnt)
+    free(block)
+
+
+def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
+               cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+               cnp.ndarray mean not None, cnp.ndarray invstd not None, cnp.ndarray weight,
+               cnp.ndarray sums not None, double n, bint train, int act, double alpha,
+               num_threads):
+    """backward's input gradient for (outer, C, inner) data that is part of a larger
+    batch, from that batch's sums (partial_sums, summed: a contiguous float64 (C, 2)
+    array) over n values per channel; mean and invstd: the batch's (save_mean,
+    save_invstd).  weight None: 1."""
+    cdef int nt = resolve_threads(num_threads)
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
+    cdef const void *dyp = cnp.PyArray_DATA(dy)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef void *dxp = cnp.PyArray_DATA(dx)
+    cdef const double *sp = <const double *>cnp.PyArray_DATA(sums)
+    cdef _Chan ma = _chan(mean, 0.0), ia = _chan(invstd, 0.0), wa = _chan(weight, 1.0)
+    cdef Py_ssize_t w = C * inner, size = outer * w, c
+    cdef bint rows = inner < CHANNEL_MIN_INNER
+    cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
+    cdef Py_ssize_t params_bytes = 4 * w * (4 if f32 else 8) if rows else 0
+    cdef int cnt, stream
+    if size == 0:
+        return
+    # per channel: mean, invstd, w; the row layout adds the (4, W) parameters of dx
+    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef void *block
+    cdef char *s = _scratch(3 * cb + params_bytes, &block)
+    cdef double *mv = <double *>s
+    cdef double *iv = <double *>(s + cb)
+    cdef double *wv = <double *>(s + 2 * cb)
+    cdef char *params = s + 3 * cb
+    with nogil:
+        _load(ma, C, mv)
+        _load(ia, C, iv)
+        _load(wa, C, wv)
+        if rows:
+            _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
+        else:
+            cnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
+            stream = _streams(size * itemsize, inner * itemsize, cnt)
+            if cnt <= 1:
+                for c in range(C):
+                    _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
+                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+            else:
+                for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, cnt),
+                                num_threads=cnt):
+                    _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
+                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+    free(block)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -174,6 +174,61 @@ def batch_norm_backward_alpha(activation: object, act: int, alpha: object) -> fl
             "input's), got alpha=%r" % (activation, alpha_)
         )
     return alpha_
+
+
+PER_CHANNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_per_channel(a: NDArray[Any], name: str, C: int) -> None:
+    """A per-channel array: float32 or float64, native byte order, shape (C,)."""
+    if a.dtype not in PER_CHANNEL_DTYPES:
+        raise TypeError("%s: unsupported dtype %s; expected float32 or float64" % (name, a.dtype))
+    if not a.dtype.isnative:
+        raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
+    if a.ndim != 1 or a.shape[0] != C:
+        raise ValueError(
+            "%s must be 1-D of length C=%d (the channel axis), got shape %s" % (name, C, a.shape)
+        )
+
+
+@overload
+def per_channel(
+    value: object, name: str, C: int, required: Literal[True]
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def per_channel(
+    value: object, name: str, C: int, required: bool = ...
+) -> NDArray[np.floating[Any]] | None: ...
+
+
+def per_channel(
+    value: object, name: str, C: int, required: bool = False
+) -> NDArray[np.floating[Any]] | None:
+    """A per-channel parameter (an ndarray or a list) as the kernels read it: a
+    float32/float64 array of length C (any stride, aligned; read-only is fine, it is
+    never written), or None when absent and not ``required``."""
+    if value is None:
+        if required:
+            raise ValueError("%s is required" % name)
+        return None
+    a = as_ndarray(value, name, lists=True)
+    check_per_channel(a, name, C)
+    return aligned(a)
+
+
+def running_stat(value: object, name: str, C: int, training: bool) -> NDArray[Any] | None:
+    """A running statistic: None, or an ndarray checked as per-channel, writable when
+    ``training`` updates it in place (the array itself, so that a memmap is updated;
+    lists are refused)."""
+    if value is None:
+        return None
+    value = as_ndarray(value, name, lists=False)
+    check_per_channel(value, name, C)
+    if training and not value.flags.writeable:
+        raise ValueError("%s is read-only, but training=True updates it in place" % name)
+    return value
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:

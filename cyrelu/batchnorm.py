@@ -29,19 +29,19 @@ from cyrelu._backend import backend_for
 from cyrelu._validation import (
     aligned,
     as_float_array,
-    as_ndarray,
     batch_norm_args as _forward_args,
     batch_norm_backward_args as _backward_args,
     check_out,
     check_same,
     may_overlap_partly,
+    per_channel as _per_channel,
+    running_stat as _running,
 )
 
 __all__ = ["batch_norm", "batch_norm_backward"]
 
 _F32 = np.dtype(np.float32)
 _F64 = np.dtype(np.float64)
-_PER_CHANNEL_DTYPES = (_F32, _F64)
 
 # None or an activation's name from the table (cyrelu/_activation_table.py)
 Activation = str | None
@@ -368,53 +368,6 @@ def batch_norm_backward(
 
 
 # ---- shared machinery --------------------------------------------------------------
-
-
-def _check_per_channel(a: NDArray[np.generic], name: str, C: int) -> None:
-    if a.dtype not in _PER_CHANNEL_DTYPES:
-        raise TypeError("%s: unsupported dtype %s; expected float32 or float64" % (name, a.dtype))
-    if not a.dtype.isnative:
-        raise TypeError("%s: non-native byte order %s is not supported" % (name, a.dtype.str))
-    if a.ndim != 1 or a.shape[0] != C:
-        raise ValueError(
-            "%s must be 1-D of length C=%d (the channel axis), got shape %s" % (name, C, a.shape)
-        )
-
-
-@overload
-def _per_channel(
-    value: object, name: str, C: int, required: Literal[True]
-) -> NDArray[np.floating]: ...
-
-
-@overload
-def _per_channel(
-    value: object, name: str, C: int, required: bool = ...
-) -> NDArray[np.floating] | None: ...
-
-
-def _per_channel(
-    value: object, name: str, C: int, required: bool = False
-) -> NDArray[np.floating] | None:
-    """A per-channel parameter as the kernels read it: a float32/float64 array of length C
-    (any stride, aligned), or None when absent and not ``required``."""
-    if value is None:
-        if required:
-            raise ValueError("%s is required" % name)
-        return None
-    a = as_ndarray(value, name, lists=True)
-    _check_per_channel(a, name, C)
-    return aligned(a)
-
-
-def _running(value: object, name: str, C: int, training: bool) -> NDArray[np.floating] | None:
-    if value is None:
-        return None
-    value = as_ndarray(value, name, lists=False)  # a memmap is updated in place
-    _check_per_channel(value, name, C)
-    if training and not value.flags.writeable:
-        raise ValueError("%s is read-only, but training=True updates it in place" % name)
-    return value
 
 
 def _as_contiguous(a: NDArray[np.floating]) -> tuple[NDArray[np.floating], list[int]]:

@@ -100,12 +100,13 @@ class ReLU6(Module):
     def __init__(self, *, num_threads: int | None = None) -> None:
         super().__init__()
         self.num_threads = num_threads
-        self._x: FloatArray | None = None
+        self._x: ArrayLike | None = None
 
     def forward(self, x: ArrayLike) -> FloatArray:
-        xa = np.asarray(x)
-        self._x = xa
-        y: FloatArray = relu6(xa, num_threads=self.num_threads)
+        # x is checked by the call (np.asarray would compute a dask array), and kept
+        # only once accepted
+        y: FloatArray = relu6(x, num_threads=self.num_threads)
+        self._x = x
         return y
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:

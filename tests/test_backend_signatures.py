@@ -1,6 +1,8 @@
-"""Every GPU backend function has its public twin's signature (names, kinds, defaults),
-and the backend takes its argument rules from cyrelu._validation, not from the front-end
-modules.  Runs without CuPy: the backend modules import it only when it is installed."""
+"""Every backend function (the CuPy and the Dask backend) has its public twin's signature
+(names, kinds, defaults), and the backends take their argument rules from
+cyrelu._validation, not from the front-end modules.  Runs without CuPy and without dask:
+the backend modules import them only when they are installed (CuPy) or on their first
+call (dask)."""
 
 import ast
 import inspect
@@ -15,6 +17,8 @@ from cyrelu import _activation_table, _backend, _validation
 BACKEND_FUNCTIONS = [f for name in _activation_table.NAMES for f in (name, name + "_backward")]
 BACKEND_FUNCTIONS += ["batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
 CUDA_DIR = os.path.join(os.path.dirname(cyrelu.__file__), "cuda")
+DASK_DIR = os.path.join(os.path.dirname(cyrelu.__file__), "dask")
+BACKENDS = ["cyrelu.cuda", "cyrelu.dask"]
 
 
 def _strip(sig):
@@ -23,31 +27,36 @@ def _strip(sig):
 
 def test_backend_is_registered():
     assert _backend.BACKENDS["cupy"] == "cyrelu.cuda"
+    assert _backend.BACKENDS["dask"] == "cyrelu.dask"
 
 
+@pytest.mark.parametrize("module", BACKENDS)
 @pytest.mark.parametrize("name", BACKEND_FUNCTIONS)
-def test_signature_matches_public_function(name):
-    import cyrelu.cuda as gpu  # works without CuPy
+def test_signature_matches_public_function(name, module):
+    import importlib
 
+    backend = getattr(importlib.import_module(module), name)  # works without CuPy or dask
     public = getattr(cyrelu, name)
-    backend = getattr(gpu, name)
     assert _strip(inspect.signature(backend)) == _strip(inspect.signature(public))
 
 
-def test_every_backend_function_is_checked():
-    import cyrelu.cuda as gpu
+@pytest.mark.parametrize("module", BACKENDS)
+def test_every_backend_function_is_checked(module):
+    import importlib
 
-    assert sorted(gpu.__all__) == sorted(BACKEND_FUNCTIONS)
+    assert sorted(importlib.import_module(module).__all__) == sorted(BACKEND_FUNCTIONS)
 
 
-def test_backend_does_not_import_front_end_privates():
+@pytest.mark.parametrize("directory", [CUDA_DIR, DASK_DIR])
+def test_backend_does_not_import_front_end_privates(directory):
     """Argument rules come from cyrelu._validation; the front-end modules dispatch to the
-    backend, never the other way round."""
+    backend, never the other way round (the Dask backend calls the public functions on
+    its chunks through the package, ``cyrelu.relu``)."""
     front = {"cyrelu.batchnorm", "cyrelu.diagnostics", "cyrelu.activations", "cyrelu.nn"}
-    for fname in sorted(os.listdir(CUDA_DIR)):
+    for fname in sorted(os.listdir(directory)):
         if not fname.endswith(".py"):
             continue
-        with open(os.path.join(CUDA_DIR, fname)) as fh:
+        with open(os.path.join(directory, fname)) as fh:
             tree = ast.parse(fh.read())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
@@ -70,15 +79,17 @@ def test_activation_codes_match_the_kernels():
     assert _loader.ACT_CODES == _activation_table.CODES
 
 
-def test_importing_the_backend_needs_no_device():
+@pytest.mark.parametrize("library,module", [("cupy", "cyrelu.cuda"), ("dask", "cyrelu.dask")])
+def test_importing_the_backend_needs_no_array_library(library, module):
     import subprocess
     import sys
 
-    # with CuPy hidden, the backend still imports and its signatures are readable
+    # with the library hidden, the backend still imports and its signatures are readable
     code = (
-        "import sys; sys.modules['cupy'] = None\n"
-        "import inspect, cyrelu.cuda as g\n"
+        "import sys; sys.modules[%r] = None\n"
+        "import inspect, %s as g\n"
         "print(inspect.signature(g.batch_norm).parameters['num_threads'].default)\n"
+        % (library, module)
     )
     # from the directory holding the cyrelu under test (not a source tree that shadows it)
     parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))

@@ -630,6 +630,44 @@ def _readonly(a):
     return a
 
 
+@pytest.mark.parametrize("inner", [3, 40])  # the row and the per-channel layout
+@pytest.mark.parametrize("pdtype", [np.float32, np.float64])
+def test_read_only_strided_per_channel_arguments(rng, inner, pdtype):
+    """Per-channel arguments are read where they lie: read-only and strided ones work
+    (against a float64 NumPy reference)."""
+    C = 4
+    x = rng.standard_normal((6, C, inner))
+    dy = rng.standard_normal(x.shape)
+
+    def param(values):  # every other element of a read-only array
+        a = np.repeat(values.astype(pdtype), 2)
+        a.flags.writeable = False
+        return a[::2]
+
+    w, b = rng.standard_normal(C), rng.standard_normal(C)
+    rm, rv = rng.standard_normal(C), rng.uniform(0.5, 2.0, C)
+    w64, b64, rm64, rv64 = (v.astype(pdtype).astype(np.float64) for v in (w, b, rm, rv))
+
+    def col(v):  # per channel, broadcast over (N, C, inner)
+        return v[:, None]
+
+    y = batch_norm(x, param(rm), param(rv), param(w), param(b), False, eps=1e-5)
+    ref = (x - col(rm64)) / np.sqrt(col(rv64) + 1e-5) * col(w64) + col(b64)
+    np.testing.assert_allclose(y, ref, rtol=1e-12, atol=1e-12)
+    mean = x.mean(axis=(0, 2))
+    invstd = 1.0 / np.sqrt(x.var(axis=(0, 2)) + 1e-5)
+    dx, gw, gb = batch_norm_backward(dy, x, param(mean), param(invstd), param(w))
+    m64, s64 = mean.astype(pdtype).astype(np.float64), invstd.astype(pdtype).astype(np.float64)
+    xhat = (x - col(m64)) * col(s64)
+    ref_gb = dy.sum(axis=(0, 2))
+    ref_gw = (dy * (x - col(m64))).sum(axis=(0, 2)) * s64
+    n = x.shape[0] * inner
+    ref_dx = col(w64 * s64) * (dy - col(ref_gb) / n - xhat * col(ref_gw / n))
+    np.testing.assert_allclose(gb, ref_gb, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, ref_gw, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-5, atol=1e-5)
+
+
 def test_public_exports():
     assert cyrelu.batch_norm is batch_norm
     assert cyrelu.batch_norm_backward is batch_norm_backward

@@ -102,7 +102,17 @@ def test_import_pulls_in_no_optional_package(tmp_path):
     # A fresh interpreter, outside any source tree, importing this same cyrelu.
     env = dict(os.environ, PYTHONPATH=str(PKG_DIR.parent))
     # numpy.random is NumPy's own but costs ~15 ms: only the initialisers need it, on use.
-    optional = ["cupy", "torch", "threadpoolctl", "scipy", "hypothesis", "pytest", "numpy.random"]
+    optional = [
+        "cupy",
+        "dask",
+        "distributed",
+        "torch",
+        "threadpoolctl",
+        "scipy",
+        "hypothesis",
+        "pytest",
+        "numpy.random",
+    ]
     code = (
         "import os, sys, cyrelu\n"
         "assert os.path.realpath(cyrelu.__file__).startswith(%r), cyrelu.__file__\n"

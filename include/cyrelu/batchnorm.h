@@ -189,6 +189,11 @@ CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_
     CYR_DISPATCH(bn_train_channel, S,                                                      \
                  (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out)); \
 }                                                                                          \
+CYR_INLINE void cyr_bn_channel_stats_##S(const T *x, Py_ssize_t outer, Py_ssize_t C,       \
+                                         Py_ssize_t inner, Py_ssize_t c, double *mean,     \
+                                         double *m2) {                                     \
+    CYR_DISPATCH(bn_channel_stats, S, (x, outer, C, inner, c, mean, m2));                  \
+}                                                                                          \
 CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
                                             const T *scale, const T *shift, T a,           \
@@ -212,6 +217,14 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             T a, int stream, double *sums) {               \
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
                                           w, train, act, a, stream, sums));                \
+}                                                                                          \
+CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx,          \
+                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,    \
+                                      Py_ssize_t c, double mean, double invstd, double w,  \
+                                      const double *sums, double n, int train, int act,    \
+                                      T a, int stream) {                                   \
+    CYR_DISPATCH(bn_channel_dx, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,     \
+                                    sums, n, train, act, a, stream));                      \
 }                                                                                          \
 CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
                                                    T *dx, Py_ssize_t outer, Py_ssize_t C,  \
@@ -246,6 +259,11 @@ CYR_INLINE void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssiz
     CYR_DISPATCH(bn_train_channel, f16,
                  (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out));
 }
+CYR_INLINE void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
+                                         Py_ssize_t inner, Py_ssize_t c, double *mean,
+                                         double *m2) {
+    CYR_DISPATCH(bn_channel_stats, f16, (x, outer, C, inner, c, mean, m2));
+}
 CYR_INLINE void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y,
                                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                                             Py_ssize_t inner, const float *scale,
@@ -271,6 +289,15 @@ CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *
                                             int stream, double *sums) {
     CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
                                             w, train, act, a, stream, sums));
+}
+CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
+                                      const cyr_half *y, cyr_half *dx, Py_ssize_t outer,
+                                      Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                      double mean, double invstd, double w,
+                                      const double *sums, double n, int train, int act,
+                                      float a, int stream) {
+    CYR_DISPATCH(bn_channel_dx, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,
+                                      sums, n, train, act, a, stream));
 }
 CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
                                     const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,

@@ -348,25 +348,19 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
     *m2_out = cyr_bn_lanes_total(acc) + tail;
 }
 
-/* bn_train_channel (batchnorm_template.h) for half data: the same chunks (sized for
- * float rows), the same merges, the same scale and shift. */
-static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y,
-                                                  Py_ssize_t outer, Py_ssize_t C,
-                                                  Py_ssize_t inner, Py_ssize_t c, double w,
-                                                  double b, double eps, int act, float a,
-                                                  int stream, double *mean_out,
-                                                  double *var_out) {
+/* bn_channel_stats (batchnorm_template.h) for half data: the same chunks (sized for
+ * float rows) and the same merges. */
+static CYR_TARGET void CYR_NAME(bn_channel_stats)(const cyr_half *x, Py_ssize_t outer,
+                                                  Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                                  double *mean_out, double *m2_out) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t row_bytes_f = inner * (Py_ssize_t)sizeof(float);
     const Py_ssize_t slab_bytes = cyr_slab_bytes();
     const Py_ssize_t chunk = row_bytes_f >= slab_bytes ? 1 : slab_bytes / row_bytes_f;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(cyr_half));
-    const int st = stream && (const cyr_half *)y != x;
-    double mean, m2, na, var, invstd, scale;
-    float sc, sh;
+    double mean, m2, na;
     Py_ssize_t o;
     x += c * inner;
-    y += c * inner;
     CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
                                      &mean, &m2);
     na = (double)(outer < chunk ? outer : chunk) * (double)inner;
@@ -377,7 +371,27 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y
         cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
         na += (double)(o1 - o) * (double)inner;
     }
-    var = m2 / na;
+    *mean_out = mean;
+    *m2_out = m2;
+}
+
+/* bn_train_channel (batchnorm_template.h) for half data: the statistics of
+ * bn_channel_stats, the same scale and shift. */
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y,
+                                                  Py_ssize_t outer, Py_ssize_t C,
+                                                  Py_ssize_t inner, Py_ssize_t c, double w,
+                                                  double b, double eps, int act, float a,
+                                                  int stream, double *mean_out,
+                                                  double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const int st = stream && (const cyr_half *)y != x;
+    double mean, m2, var, invstd, scale;
+    float sc, sh;
+    Py_ssize_t o;
+    CYR_NAME(bn_channel_stats)(x, outer, C, inner, c, &mean, &m2);
+    x += c * inner;
+    y += c * inner;
+    var = m2 / ((double)outer * (double)inner);
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
     sc = (float)scale;
@@ -509,21 +523,18 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
     }
 }
 
-/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
-static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
-                                                     const cyr_half *y, cyr_half *dx,
-                                                     Py_ssize_t outer, Py_ssize_t C,
-                                                     Py_ssize_t inner, Py_ssize_t c,
-                                                     double mean, double invstd, double w,
-                                                     int train, int act, float a, int stream,
-                                                     double *sums) {
+/* bn_channel_dx (batchnorm_template.h) for half data. */
+static CYR_TARGET void CYR_NAME(bn_channel_dx)(const cyr_half *dy, const cyr_half *x,
+                                               const cyr_half *y, cyr_half *dx,
+                                               Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                                               Py_ssize_t c, double mean, double invstd,
+                                               double w, const double *sums, double n,
+                                               int train, int act, float a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
     const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
     float k, mdy, A;
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
-    if (dx == NULL) return;
-    CYR_F32(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    CYR_F32(bn_dx_coefs)(sums, n, invstd, w, train, &k, &mdy, &A);
     for (Py_ssize_t o = 0; o < outer; ++o) {
         const Py_ssize_t off = o * step + c * inner;
         if (!stream && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
@@ -534,6 +545,20 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const c
 #if CYR_HAVE_STREAM
     if (stream) cyr_stream_fence();
 #endif
+}
+
+/* bn_backward_channel for half data: pass 1, then dx from the same slabs (in cache). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const cyr_half *x,
+                                                     const cyr_half *y, cyr_half *dx,
+                                                     Py_ssize_t outer, Py_ssize_t C,
+                                                     Py_ssize_t inner, Py_ssize_t c,
+                                                     double mean, double invstd, double w,
+                                                     int train, int act, float a, int stream,
+                                                     double *sums) {
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
+                            (double)outer * (double)inner, train, act, a, stream);
 }
 
 /* ---- row layout ---------------------------------------------------------------------

@@ -286,23 +286,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, P
     *m2_out = cyr_bn_lanes_total(acc) + tail;
 }
 
-/* Statistics of channel c, then y = act(x * scale + shift) over the same slab while it
- * is still in cache.  A slab larger than cyr_slab_bytes() is taken in chunks of rows
- * that fit (each two-pass in cache, merged in order with Chan's update), so the
- * statistics always read memory once.  Writes the batch mean and biased variance. */
-static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
-                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
-                                           double w, double b, double eps, int act, CYR_T a,
-                                           int stream, double *mean_out, double *var_out) {
+/* Mean and M2 (the sum of squared deviations) of channel c of (outer, C, inner) data.  A
+ * slab larger than cyr_slab_bytes() is taken in chunks of rows that fit (each two-pass in
+ * cache, merged in order with Chan's update), so the statistics read memory once. */
+static CYR_TARGET void CYR_NAME(bn_channel_stats)(const CYR_T *x, Py_ssize_t outer, Py_ssize_t C,
+                                           Py_ssize_t inner, Py_ssize_t c, double *mean_out,
+                                           double *m2_out) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const Py_ssize_t slab_bytes = cyr_slab_bytes();
     const Py_ssize_t chunk = row_bytes >= slab_bytes ? 1 : slab_bytes / row_bytes;
     const int prefetch = cyr_bn_wants_prefetch(row_bytes);
-    double mean, m2, na, var, invstd, scale;
+    double mean, m2, na;
     Py_ssize_t o;
     x += c * inner;
-    y += c * inner;
     CYR_NAME(bn_channel_chunk_stats)(x, step, inner, 0, outer < chunk ? outer : chunk, prefetch,
                                      &mean, &m2);
     na = (double)(outer < chunk ? outer : chunk) * (double)inner;
@@ -313,7 +310,24 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
         cyr_bn_chan_merge(na, &mean, &m2, (double)(o1 - o) * (double)inner, &mb, &m2b, 1);
         na += (double)(o1 - o) * (double)inner;
     }
-    var = m2 / na;
+    *mean_out = mean;
+    *m2_out = m2;
+}
+
+/* Statistics of channel c (bn_channel_stats), then y = act(x * scale + shift) over the
+ * same slab while it is still in cache.  Writes the batch mean and biased variance. */
+static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
+                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
+                                           double w, double b, double eps, int act, CYR_T a,
+                                           int stream, double *mean_out, double *var_out) {
+    const Py_ssize_t step = C * inner;
+    const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    double mean, m2, var, invstd, scale;
+    Py_ssize_t o;
+    CYR_NAME(bn_channel_stats)(x, outer, C, inner, c, &mean, &m2);
+    x += c * inner;
+    y += c * inner;
+    var = m2 / ((double)outer * (double)inner);
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
     if (stream && (const CYR_T *)y != x) {
@@ -544,21 +558,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const C
 #endif
 }
 
-/* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
- * NULL, dx from the same slabs while they are in cache. */
-static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
-                                              Py_ssize_t inner, Py_ssize_t c, double mean,
-                                              double invstd, double w, int train, int act,
-                                              CYR_T a, int stream, double *sums) {
+/* dx of channel c of (outer, C, inner) arrays from the channel's sums (sum(g),
+ * sum(g * (x - mean))) over n values: this data's (bn_backward_channel), or a larger
+ * batch's that this data is a part of. */
+static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                        CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                        Py_ssize_t inner, Py_ssize_t c, double mean,
+                                        double invstd, double w, const double *sums, double n,
+                                        int train, int act, CYR_T a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const CYR_T mean_t = (CYR_T)mean;
     CYR_T k, mdy, A;
     Py_ssize_t o, off;
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
-    if (dx == NULL) return;
-    CYR_NAME(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy, &A);
+    CYR_NAME(bn_dx_coefs)(sums, n, invstd, w, train, &k, &mdy, &A);
     (void)stream;  /* without streaming stores (not x86-64), dx is always written plainly */
 #if CYR_HAVE_STREAM
     if (stream) {
@@ -579,6 +592,19 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
         CYR_NAME(bn_dx)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
                         mean_t, k, mdy, A, a);
     }
+}
+
+/* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
+ * NULL, dx from the same slabs while they are in cache (bn_channel_dx). */
+static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
+                                              CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
+                                              Py_ssize_t inner, Py_ssize_t c, double mean,
+                                              double invstd, double w, int train, int act,
+                                              CYR_T a, int stream, double *sums) {
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    if (dx == NULL) return;
+    CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
+                            (double)outer * (double)inner, train, act, a, stream);
 }
 
 /* Channels [c0, c1) of (outer, C, inner) arrays with dx streamed, pipelined: pass 1 of

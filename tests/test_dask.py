@@ -1,0 +1,419 @@
+"""The Dask backend on a real dask.distributed cluster: two worker processes with one
+thread each.  Every function against the in-memory NumPy path (bitwise where the
+arithmetic is the same, a few ulp where the statistics are merged in another order) and
+against float64 NumPy references; the statistics of an array larger than a worker's
+memory, generated and reduced on the workers; argument errors raised at call time.
+Skips when dask or distributed is not installed."""
+
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import cyrelu
+from cyrelu import _activation_table
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+F64 = np.float64
+
+
+@pytest.fixture(scope="module")
+def client():
+    # starting the worker processes sets OMP_NUM_THREADS=1 and others in this process's
+    # environment, which later tests' subprocesses would inherit: restored afterwards
+    environ = dict(os.environ)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        memory_limit="1GiB",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        with cluster, distributed.Client(cluster) as c:
+            yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+def _data(rng, shape, dtype=np.float32, loc=0.0, scale=1.0):
+    return (rng.standard_normal(shape) * scale + loc).astype(dtype)
+
+
+def _close_ulps(got, want, ulps=4):
+    """Within a few float32 ulp (float16's for float16 data) of the output's scale: a
+    statistic that differs in its last bit moves an output near zero by an ulp of its
+    neighbours, not of itself, and a float64 output by an ulp of ``x * invstd``."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    eps = np.finfo(np.float16 if want.dtype == np.float16 else np.float32).eps
+    tol = ulps * eps * np.maximum(np.abs(want.astype(F64)), 1.0)
+    err = np.abs(got.astype(F64) - want.astype(F64))
+    assert np.all(err <= tol), float(np.max(err / tol))
+
+
+def _bits(a):
+    a = np.ascontiguousarray(a)
+    return a.view("u%d" % a.itemsize)
+
+
+# ---- the cluster does the work --------------------------------------------------------
+
+
+def test_work_runs_on_the_worker_processes(client, rng):
+    pids = set(client.run(os.getpid).values())
+    assert len(pids) == 2 and os.getpid() not in pids
+    x = da.from_array(_data(rng, (64, 8, 16)), chunks=(8, 8, 16))
+    with distributed.get_task_stream(client) as ts:
+        y = cyrelu.relu(x).compute()
+        stats = cyrelu.batch_norm(x, training=True, return_stats=True)[1]
+    assert y.shape == x.shape and stats.shape == (8,)
+    names = {t["key"][0] if isinstance(t["key"], tuple) else t["key"] for t in ts.data}
+    assert any(n.startswith("relu-") for n in names), names
+    assert any(n.startswith("cyrelu-moments") for n in names), names
+    workers = set(client.scheduler_info()["workers"])
+    assert {t["worker"] for t in ts.data} <= workers
+
+
+# ---- elementwise ----------------------------------------------------------------------
+
+SPECIAL = np.array([np.nan, -np.nan, np.inf, -np.inf, 0.0, -0.0, 6.0, -1e-30, 1e-30, 3.0])
+
+
+def _elementwise_input(rng, dtype):
+    x = _data(rng, (37, 21), F64, scale=4.0)
+    x.flat[: SPECIAL.size] = SPECIAL
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name", _activation_table.NAMES)
+def test_every_activation_of_the_table(client, rng, name, dtype):
+    forward, backward = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
+    params = {p[0]: 0.3 for p in _activation_table.TABLE[name].params}
+    xn = _elementwise_input(rng, dtype)
+    gn = _data(rng, xn.shape, dtype)
+    x = da.from_array(xn, chunks=(10, 8))
+    y = forward(x, **params)
+    assert isinstance(y, da.Array) and y.chunks == x.chunks and y.dtype == xn.dtype
+    np.testing.assert_array_equal(_bits(y.compute()), _bits(forward(xn, **params)))
+    # a gradient with other chunks is rechunked to x's; an in-memory one is cut into them
+    for g in (da.from_array(gn, chunks=(7, 21)), gn):
+        dx = backward(g, x, **params)
+        assert isinstance(dx, da.Array) and dx.chunks == x.chunks
+        np.testing.assert_array_equal(_bits(dx.compute()), _bits(backward(gn, xn, **params)))
+
+
+def test_relu_against_a_numpy_reference(client, rng):
+    xn = _elementwise_input(rng, np.float32)
+    y = cyrelu.relu(da.from_array(xn, chunks=9)).compute()
+    want = np.where(xn > 0, xn, np.where(np.isnan(xn), xn, np.float32(0)) * (xn < 0))
+    want = np.where(xn == 0, xn, want)  # -0.0 stays -0.0
+    np.testing.assert_array_equal(_bits(y), _bits(want.astype(np.float32)))
+
+
+# ---- BatchNorm ------------------------------------------------------------------------
+
+LAYOUTS = [  # (shape, axis, chunks): the batch, the spatial axes and the channels split
+    ((24, 6, 10, 12), 1, (7, 4, 5, 12)),
+    ((24, 10, 12, 6), -1, (9, 10, 5, 4)),
+    ((40, 5), 1, (13, 2)),
+    ((6, 40, 3), 0, (4, 11, 2)),
+]
+
+
+def _reference(x64, axis, momentum, eps, rm, rv):
+    red = tuple(d for d in range(x64.ndim) if d != axis)
+    n = x64.size // x64.shape[axis]
+    mean = x64.mean(axis=red)
+    var = ((x64 - np.expand_dims(mean, red)) ** 2).mean(axis=red)
+    new_rm = (1 - momentum) * rm + momentum * mean
+    new_rv = (1 - momentum) * rv + momentum * var * n / (n - 1)
+    return mean, var, 1.0 / np.sqrt(var + eps), new_rm, new_rv
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_training(client, rng, shape, axis, chunks, dtype):
+    ax = axis % len(shape)
+    C = shape[ax]
+    xn = _data(rng, shape, dtype, scale=2.0)
+    # one channel with mean 1e4 and std 1: its variance must survive the merge
+    idx = [slice(None)] * len(shape)
+    idx[ax] = 0
+    xn[tuple(idx)] = _data(rng, xn[tuple(idx)].shape, dtype, loc=1e4)
+    w = _data(rng, C, np.float32)
+    b = _data(rng, C, np.float32)
+    rm, rv = _data(rng, C, dtype), np.abs(_data(rng, C, dtype)) + 1
+    rm_np, rv_np = rm.copy(), rv.copy()
+    x = da.from_array(xn, chunks=chunks)
+    y, mean, invstd = cyrelu.batch_norm(
+        x, rm, rv, w, b, True, 0.2, 1e-3, axis=axis, activation="relu", return_stats=True
+    )
+    # statistics: computed and applied before the call returned
+    ref_mean, _, ref_invstd, ref_rm, ref_rv = _reference(
+        xn.astype(F64), ax, 0.2, 1e-3, rm_np.astype(F64), rv_np.astype(F64)
+    )
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    for got, want in ((mean, ref_mean), (invstd, ref_invstd), (rm, ref_rm), (rv, ref_rv)):
+        assert isinstance(got, np.ndarray)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=0)
+    # y: lazy, x's chunks, the in-memory path's output to a few ulp
+    assert isinstance(y, da.Array) and y.chunks == x.chunks
+    y_np, mean_np, invstd_np = cyrelu.batch_norm(
+        xn, rm_np, rv_np, w, b, True, 0.2, 1e-3, axis=axis, activation="relu", return_stats=True
+    )
+    _close_ulps(y.compute(), y_np)
+    np.testing.assert_allclose(rm, rm_np, rtol=tol)
+    np.testing.assert_allclose(rv, rv_np, rtol=tol)
+    assert mean.dtype == mean_np.dtype and invstd.dtype == invstd_np.dtype
+
+
+def test_batch_norm_statistics_need_no_cancellation(client):
+    """Channels of mean 1e8 and std 1 (float64): E[x**2] - E[x]**2 would lose the
+    variance entirely; the merged (count, mean, M2) keep it."""
+    rng = np.random.default_rng(3)
+    xn = rng.standard_normal((4000, 3)) + np.array([1e8, -1e8, 0.0])
+    x = da.from_array(xn, chunks=(333, 2))
+    _, _, invstd = cyrelu.batch_norm(x, training=True, eps=1e-12, return_stats=True)
+    var = 1.0 / invstd**2
+    ref = ((xn - xn.mean(axis=0)) ** 2).mean(axis=0)
+    np.testing.assert_allclose(var, ref, rtol=1e-6)
+
+
+def test_batch_norm_float16(client, rng):
+    xn = _data(rng, (16, 4, 9, 9), np.float16)
+    x = da.from_array(xn, chunks=(5, 3, 9, 4))
+    y, mean, invstd = cyrelu.batch_norm(x, training=True, return_stats=True)
+    y_np, mean_np, invstd_np = cyrelu.batch_norm(xn, training=True, return_stats=True)
+    assert y.dtype == np.float16
+    np.testing.assert_allclose(mean, mean_np, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(invstd, invstd_np, rtol=1e-6)
+    _close_ulps(y.compute(), y_np, ulps=1)
+
+
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_inference_is_lazy_and_bitwise(client, rng, shape, axis, chunks):
+    C = shape[axis % len(shape)]
+    xn = _data(rng, shape)
+    rm, rv = _data(rng, C), np.abs(_data(rng, C)) + 0.5
+    w = _data(rng, C)
+    rm0, rv0 = rm.copy(), rv.copy()
+    x = da.from_array(xn, chunks=chunks)
+    y, m, s = cyrelu.batch_norm(
+        x, rm, rv, w, None, axis=axis, activation="leaky_relu", alpha=0.1, return_stats=True
+    )
+    assert isinstance(y, da.Array) and y.chunks == x.chunks
+    y_np, m_np, s_np = cyrelu.batch_norm(
+        xn, rm, rv, w, None, axis=axis, activation="leaky_relu", alpha=0.1, return_stats=True
+    )
+    np.testing.assert_array_equal(_bits(y.compute()), _bits(y_np))
+    np.testing.assert_array_equal(m, m_np)
+    np.testing.assert_array_equal(s, s_np)
+    np.testing.assert_array_equal(rm, rm0)
+    np.testing.assert_array_equal(rv, rv0)
+
+
+@pytest.mark.parametrize(
+    "activation,training", [(None, True), ("relu", True), ("leaky_relu", False)]
+)
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_backward(client, rng, shape, axis, chunks, activation, training):
+    ax = axis % len(shape)
+    C = shape[ax]
+    xn = _data(rng, shape)
+    gn = _data(rng, shape)
+    w = _data(rng, C)
+    y_np, mean, invstd = cyrelu.batch_norm(
+        xn, None, None, w, None, True, axis=axis, activation=activation, return_stats=True
+    )
+    x = da.from_array(xn, chunks=chunks)
+    g = da.from_array(gn, chunks=[(s + 1) // 2 for s in shape])  # rechunked to x's
+    output = None if activation is None else da.from_array(y_np, chunks=chunks)
+    gi, gw, gb = cyrelu.batch_norm_backward(
+        g, x, mean, invstd, w, training=training, axis=axis, activation=activation, output=output
+    )
+    gi_np, gw_np, gb_np = cyrelu.batch_norm_backward(
+        gn, xn, mean, invstd, w, training=training, axis=axis, activation=activation, output=y_np
+    )
+    assert isinstance(gi, da.Array) and gi.chunks == x.chunks
+    assert isinstance(gw, np.ndarray) and gw.dtype == gw_np.dtype
+    # the parameter gradients against a float64 reference
+    red = tuple(d for d in range(len(shape)) if d != ax)
+    g64 = gn.astype(F64)
+    if activation is not None:
+        g64 = np.where(y_np > 0, g64, 0.0 if activation == "relu" else 0.2 * g64)
+    centred = xn.astype(F64) - np.expand_dims(mean.astype(F64), red)
+    np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, (g64 * centred).sum(axis=red) * invstd, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, gw_np, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gb, gb_np, rtol=1e-6, atol=1e-6)
+    got = gi.compute()
+    scale = np.max(np.abs(gi_np))
+    np.testing.assert_allclose(got, gi_np, rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
+
+
+# ---- diagnostics ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_diagnostics(client, rng, shape, axis, chunks):
+    ax = axis % len(shape)
+    xn = cyrelu.relu(_data(rng, shape))
+    idx = [slice(None)] * len(shape)
+    idx[ax] = 1
+    xn[tuple(idx)] = -np.abs(xn[tuple(idx)]) - 1  # a dead channel
+    x = da.from_array(xn, chunks=chunks)
+    red = tuple(d for d in range(len(shape)) if d != ax)
+    dead = cyrelu.dead_units(x - 0.5, axis=axis, threshold=-0.5)
+    assert isinstance(dead, np.ndarray) and dead.dtype == np.bool_
+    np.testing.assert_array_equal(dead, np.all(xn <= 0, axis=red))
+    np.testing.assert_array_equal(
+        dead, cyrelu.dead_units(xn - np.float32(0.5), axis=axis, threshold=-0.5)
+    )
+    overall = cyrelu.sparsity(x)
+    assert isinstance(overall, float) and overall == np.count_nonzero(xn == 0) / xn.size
+    per = cyrelu.sparsity(x, axis=axis)
+    assert isinstance(per, np.ndarray) and per.dtype == F64
+    np.testing.assert_array_equal(per, cyrelu.sparsity(xn, axis=axis))
+    np.testing.assert_array_equal(per, (xn == 0).sum(axis=red) / (xn.size // xn.shape[ax]))
+
+
+# ---- the layers -----------------------------------------------------------------------
+
+
+def test_layers_take_dask_arrays(client, rng):
+    xn = _data(rng, (32, 4, 6, 6))
+    gn = _data(rng, xn.shape)
+    x = da.from_array(xn, chunks=(8, 2, 6, 6))
+    for make in (cyrelu.nn.ReLU, cyrelu.nn.ReLU6, lambda: cyrelu.nn.LeakyReLU(0.1)):
+        layer, ref = make(), make()
+        y = layer(x)
+        assert isinstance(y, da.Array)
+        np.testing.assert_array_equal(y.compute(), ref(xn))
+        np.testing.assert_array_equal(layer.backward(gn).compute(), ref.backward(gn))
+    bn = cyrelu.nn.BatchNorm(4, activation="relu")
+    ref = cyrelu.nn.BatchNorm(4, activation="relu")
+    y = bn(x)
+    _close_ulps(y.compute(), ref(xn))
+    np.testing.assert_allclose(bn.running_mean, ref.running_mean, rtol=1e-6)
+    np.testing.assert_allclose(bn.running_var, ref.running_var, rtol=1e-6)
+    gi = bn.backward(gn)
+    gi_ref = ref.backward(gn)
+    assert isinstance(gi, da.Array)
+    np.testing.assert_allclose(
+        gi.compute(), gi_ref, rtol=0, atol=8 * np.finfo(np.float32).eps * np.max(np.abs(gi_ref))
+    )
+    np.testing.assert_allclose(bn.grad_weight, ref.grad_weight, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.grad_bias, ref.grad_bias, rtol=1e-5, atol=1e-6)
+    bn.eval()
+    ref.eval()
+    np.testing.assert_array_equal(bn(x).compute(), ref(xn))
+
+
+# ---- errors at call time --------------------------------------------------------------
+
+
+def _boom(block):
+    raise AssertionError("the graph was computed")
+
+
+class _FakeCupyArray:
+    """Stands for a CuPy array: only its type's module matters to the dispatch."""
+
+    __module__ = "cupy"
+    shape = (8, 4)
+    dtype = np.dtype(np.float32)
+
+
+def test_errors_come_at_call_time_before_any_graph(client, rng):
+    # a graph that fails if computed: every error below must come before compute()
+    x = da.from_array(_data(rng, (8, 4)), chunks=4).map_blocks(_boom, dtype=np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        cyrelu.relu_backward(np.zeros((8, 5), np.float32), x)
+    with pytest.raises(ValueError, match="shape"):
+        cyrelu.relu_backward(da.zeros((8, 5), dtype=np.float32, chunks=4), x)
+    with pytest.raises(TypeError, match="dtype"):
+        cyrelu.relu_backward(np.zeros((8, 4), np.float64), x)
+    with pytest.raises(TypeError, match="cupy"):
+        cyrelu.relu_backward(_FakeCupyArray(), x)
+    with pytest.raises(TypeError, match="dtype"):
+        cyrelu.relu(da.zeros((8, 4), dtype=np.int32, chunks=4))
+    with pytest.raises(TypeError, match="out"):
+        cyrelu.relu(x, out=np.empty((8, 4), np.float32))
+    with pytest.raises(ValueError, match="alpha"):
+        cyrelu.leaky_relu(x, np.nan)
+    with pytest.raises(ValueError, match="num_threads"):
+        cyrelu.relu(x, num_threads=0)
+    with pytest.raises(ValueError, match="axis"):
+        cyrelu.batch_norm(x, training=True, axis=2)
+    with pytest.raises(TypeError, match="axis"):
+        cyrelu.batch_norm(x, training=True, axis=1.0)
+    with pytest.raises(ValueError, match="length C=4"):
+        cyrelu.batch_norm(x, np.zeros(3, np.float32), np.ones(3, np.float32), training=True)
+    with pytest.raises(TypeError, match="weight"):
+        cyrelu.batch_norm(x, weight=da.ones(4, chunks=2), training=True)
+    with pytest.raises(ValueError, match="running_mean and running_var are required"):
+        cyrelu.batch_norm(x)
+    with pytest.raises(ValueError, match="output"):
+        cyrelu.batch_norm_backward(x, x, np.zeros(4), np.ones(4), activation="relu")
+    with pytest.raises(ValueError, match="axis"):
+        cyrelu.dead_units(x, axis=3)
+    with pytest.raises(ValueError, match="axis"):
+        cyrelu.sparsity(x, axis=-3)
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        cyrelu.relu(x[x > 0])
+
+
+# ---- larger than a worker's memory ----------------------------------------------------
+
+# (n, c, h, w) -> OFFSETS[c] + PATTERN[(n + h + w) % 4]: every channel holds each pattern
+# value equally often (N is a multiple of 4), so its mean is OFFSETS[c] and its biased
+# variance 2, exactly; channel 0 is zero where the pattern is 0 (half its values),
+# channel 1 where it is -2 (a quarter).
+PATTERN = np.array([-2.0, 0.0, 0.0, 2.0], dtype=np.float32)
+OFFSETS = np.array([0.0, 2.0, 1e4, -3e4, 5.0, -7.0, 250.0, 1e3], dtype=np.float32)
+
+
+def _pattern_block(block_info=None):
+    info = block_info[None]
+    (n0, n1), (c0, c1), (h0, h1), (w0, w1) = info["array-location"]
+    k = (
+        np.arange(n0, n1)[:, None, None]
+        + np.arange(h0, h1)[None, :, None]
+        + np.arange(w0, w1)[None, None, :]
+    ) % 4
+    return PATTERN[k][:, None] + OFFSETS[None, c0:c1, None, None]
+
+
+def test_statistics_of_an_array_larger_than_a_worker_memory(client):
+    shape = (800, 8, 250, 250)  # 1.6 GB of float32, in 64 MB chunks
+    x = da.map_blocks(
+        _pattern_block,
+        chunks=da.core.normalize_chunks((32, 8, 250, 250), shape),
+        dtype=np.float32,
+        meta=np.empty((0,) * 4, np.float32),
+    )
+    limit = min(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
+    assert x.nbytes > limit and x.nbytes / x.npartitions == 64_000_000
+    rm, rv = np.zeros(8, np.float32), np.ones(8, np.float32)
+    with distributed.get_task_stream(client) as ts:
+        y, mean, invstd = cyrelu.batch_norm(
+            x, rm, rv, training=True, momentum=1.0, return_stats=True
+        )
+        zeros = cyrelu.sparsity(x, axis=1)
+    n = x.size // 8
+    np.testing.assert_allclose(mean, OFFSETS, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(invstd, 1 / np.sqrt(2.0 + 1e-5), rtol=1e-6)
+    np.testing.assert_allclose(rm, OFFSETS, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rv, 2.0 * n / (n - 1), rtol=1e-6)
+    np.testing.assert_array_equal(zeros, [0.5, 0.25, 0, 0, 0, 0, 0, 0])
+    assert isinstance(y, da.Array)
+    # reduced where the chunks were made: nothing spilled to disk
+    actions = {s["action"] for t in ts.data for s in t["startstops"]}
+    assert "disk-write" not in actions, actions
