@@ -145,6 +145,12 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
     from cyrelu import _activation_table as table
 
     if act != table.NONE and not table.grad_from_output(str(activation), alpha_):
+        if not table.TABLE[str(activation)].from_output:
+            raise ValueError(
+                "the fused %s backward is not available: its derivative cannot be read "
+                "from the output; call batch_norm_backward(%s_backward(grad_output, "
+                "pre-activation), ...) instead" % (activation, activation)
+            )
         raise ValueError(
             "the fused %s backward needs alpha > 0 (the output's sign must be the "
             "input's), got alpha=%r" % (activation, alpha_)

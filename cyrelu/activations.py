@@ -12,6 +12,10 @@ relu_backward         g if x > 0 else 0            0 at x == 0; g where x is NaN
 leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x is NaN
 relu6                 min(max(x, 0), 6)            NaN -> NaN, -0.0 -> -0.0
 relu6_backward        g if 0 < x < 6 else 0        0 at x == 0 and x == 6; g where x is NaN
+hardsigmoid           min(max(x + 3, 0), 6) / 6    NaN -> NaN
+hardsigmoid_backward  g / 6 if -3 < x < 3 else 0   0 at x == +-3 and where x is NaN
+hardswish             x * hardsigmoid(x)           NaN -> NaN, -inf -> -0.0, +inf -> inf
+hardswish_backward    g * (x / 3 + 0.5) on (-3, 3)  0 at x <= -3, g at x >= 3; NaN -> NaN
 ====================  ===========================  =================================
 
 Which activations exist, their codes and parameters come from the activation table
@@ -50,11 +54,17 @@ __all__ = [
     "leaky_relu_backward",
     "relu6",
     "relu6_backward",
+    "hardsigmoid",
+    "hardsigmoid_backward",
+    "hardswish",
+    "hardswish_backward",
 ]
 
 _RELU = _CODES["relu"]
 _LEAKY_RELU = _CODES["leaky_relu"]
 _RELU6 = _CODES["relu6"]
+_HARDSIGMOID = _CODES["hardsigmoid"]
+_HARDSWISH = _CODES["hardswish"]
 
 
 def relu(
@@ -208,6 +218,96 @@ def relu6_backward(
             "FloatArray", be.relu6_backward(grad_output, x, out=out, num_threads=num_threads)
         )
     return _binary(_RELU6, grad_output, x, out, 0.0, num_threads)
+
+
+def hardsigmoid(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
+    """Hard sigmoid, ``min(max(x + 3, 0), 6) / 6`` (``torch.nn.functional.hardsigmoid``).
+
+    Bit for bit PyTorch's: 0 at ``x <= -3``, 1 at ``x >= 3``, ``(x + 3) / 6`` between,
+    each rounded once; NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for
+    :func:`relu`.
+    """
+    y = _k.unary_fast(_HARDSIGMOID, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.hardsigmoid(x, out=out, num_threads=num_threads))
+    return _unary(_HARDSIGMOID, x, out, 0.0, num_threads)
+
+
+def hardsigmoid_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`hardsigmoid`: ``grad_output / 6`` where ``-3 < x < 3``, else 0.
+
+    0 at exactly ``x == -3`` and ``x == 3`` and where ``x`` is NaN (PyTorch's
+    ``hardsigmoid_backward``).  The factor is 1/6 rounded to ``x``'s type; PyTorch's
+    float64 kernel multiplies by float32's 1/6 instead (3e-8 relative off).
+    """
+    y = _k.binary_fast(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.hardsigmoid_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
+
+
+def hardswish(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
+    """Hard swish, ``x * min(max(x + 3, 0), 6) / 6`` (``torch.nn.functional.hardswish``).
+
+    -0.0 at ``x <= -3``, ``x`` itself at ``x >= 3``, ``x * (x + 3) / 6`` between (each
+    operation rounded once, PyTorch's bits).  Two deliberate differences from
+    PyTorch, which evaluates ``x * 6 / 6`` above 3: there its result can be one ulp
+    off ``x`` and overflows to inf beyond about 5.7e37 in float32, and ``-inf`` gives
+    NaN; here ``x >= 3`` gives ``x`` exactly and ``-inf`` gives -0.0.  NaN stays NaN.
+    ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
+    """
+    y = _k.unary_fast(_HARDSWISH, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.hardswish(x, out=out, num_threads=num_threads))
+    return _unary(_HARDSWISH, x, out, 0.0, num_threads)
+
+
+def hardswish_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`hardswish`: 0 at ``x <= -3``, ``grad_output`` at ``x >= 3``,
+    ``grad_output * (x / 3 + 0.5)`` between (PyTorch's ``hardswish_backward``, bit for
+    bit, including 0 at -3 and ``g`` at 3).  NaN in ``x`` gives NaN (PyTorch's float16
+    kernel gives ``g`` there).
+    """
+    y = _k.binary_fast(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.hardswish_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
 
 
 # ---- shared machinery --------------------------------------------------------------

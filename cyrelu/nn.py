@@ -1,4 +1,5 @@
-"""Layers for NumPy training loops: ``ReLU``, ``LeakyReLU`` and ``BatchNorm``.
+"""Layers for NumPy training loops: ``ReLU``, ``ReLU6``, ``Hardsigmoid``, ``Hardswish``,
+``LeakyReLU`` and ``BatchNorm``.
 
 Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad_output) ->
 grad_input``, keeping what the backward needs from the last forward, and
@@ -21,6 +22,10 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from cyrelu import _activation_table
 from cyrelu.activations import (
+    hardsigmoid,
+    hardsigmoid_backward,
+    hardswish,
+    hardswish_backward,
     leaky_relu,
     leaky_relu_backward,
     relu,
@@ -31,7 +36,7 @@ from cyrelu.activations import (
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
 from cyrelu._validation import check_real
 
-__all__ = ["Module", "ReLU", "ReLU6", "LeakyReLU", "BatchNorm"]
+__all__ = ["Module", "ReLU", "ReLU6", "Hardsigmoid", "Hardswish", "LeakyReLU", "BatchNorm"]
 
 FloatArray = NDArray[np.floating]
 
@@ -113,6 +118,54 @@ class ReLU6(Module):
 
     def __repr__(self) -> str:
         return "ReLU6()"
+
+
+class Hardsigmoid(Module):
+    """``min(max(x + 3, 0), 6) / 6`` (see :func:`cyrelu.hardsigmoid`); backward needs the
+    last forward's input."""
+
+    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        y: FloatArray = hardsigmoid(xa, num_threads=self.num_threads)
+        self._x = xa
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardsigmoid_backward(grad_output, self._saved(self._x),
+                                             num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardsigmoid()"
+
+
+class Hardswish(Module):
+    """``x * min(max(x + 3, 0), 6) / 6`` (see :func:`cyrelu.hardswish`); backward needs
+    the last forward's input."""
+
+    def __init__(self, *, num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        y: FloatArray = hardswish(xa, num_threads=self.num_threads)
+        self._x = xa
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardswish_backward(grad_output, self._saved(self._x),
+                                           num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardswish()"
 
 
 class LeakyReLU(Module):

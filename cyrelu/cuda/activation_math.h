@@ -10,6 +10,10 @@
  *                             -0.0 == 0.0) and subnormals kept (no flush to zero)
  *   CYR_K(c)                  the constant c in the math type
  *   CYR_MUL(a, b)             a * b, rounded once
+ *   CYR_ADD(a, b)             a + b, rounded once
+ *   CYR_DIV(a, b)             a / b, rounded once (IEEE division, not a reciprocal)
+ * No fused multiply-add (the C kernels build with -ffp-contract=off) and no flush to
+ * zero: every backend rounds each operation the same way, so they agree bit for bit.
  * Never min/max functions: fmax(NaN, 0) is 0, and NaN must propagate.  Where PyTorch
  * leaves NaN undefined (hardtanh_backward returns g or 0 depending on the lane), NaN
  * takes the scalar code's branch: every compare is false.
@@ -29,5 +33,25 @@
  * gradient g where 0 < x < 6, 0 at x <= 0 and x >= 6, g where x is NaN */
 #define CYR_FWD_relu6(v, a) CYR_SEL(LT, v, 0, CYR_K(0), CYR_SEL(GT, v, 6, CYR_K(6), v))
 #define CYR_BWD_relu6(g, v, a) CYR_SEL(LE, v, 0, CYR_K(0), CYR_SEL(GE, v, 6, CYR_K(0), g))
+
+/* hardsigmoid (torch's): x <= -3 ? 0 : x >= 3 ? 1 : (x + 3) / 6 (NaN kept); gradient
+ * g / 6 where -3 < x < 3, else 0 (also at +-3 and, as torch, where x is NaN).  torch
+ * computes min(max(x + 3, 0), 6) / 6, which is the same value for every x. */
+#define CYR_FWD_hardsigmoid(v, a) \
+    CYR_SEL(LT, v, -3, CYR_K(0), CYR_SEL(GT, v, 3, CYR_K(1), CYR_DIV(CYR_ADD(v, CYR_K(3)), CYR_K(6))))
+#define CYR_BWD_hardsigmoid(g, v, a) \
+    CYR_SEL(GT, v, -3, CYR_SEL(LT, v, 3, CYR_MUL(g, CYR_K(1.0 / 6.0)), CYR_K(0)), CYR_K(0))
+
+/* hardswish: x <= -3 ? -0.0 : x >= 3 ? x : x * (x + 3) / 6 (NaN kept); gradient 0 at
+ * x <= -3, g at x >= 3, else g * (x / 3 + 0.5), NaN where x is NaN.  torch computes
+ * x * min(max(x + 3, 0), 6) / 6: the same bits for x < 3; above, x * 6 / 6 is x or
+ * one ulp off and overflows to inf beyond 5.6e37 (float32), and -inf gives NaN, where
+ * this gives x exactly and -0.0. */
+#define CYR_FWD_hardswish(v, a)                                                            \
+    CYR_SEL(LE, v, -3, CYR_K(-0.0),                                                        \
+            CYR_SEL(GE, v, 3, v, CYR_DIV(CYR_MUL(v, CYR_ADD(v, CYR_K(3))), CYR_K(6))))
+#define CYR_BWD_hardswish(g, v, a)                                                         \
+    CYR_SEL(LE, v, -3, CYR_K(0),                                                           \
+            CYR_SEL(GE, v, 3, g, CYR_MUL(g, CYR_ADD(CYR_DIV(v, CYR_K(3)), CYR_K(0.5)))))
 
 #endif /* CYRELU_ACTIVATION_MATH_H */

@@ -25,7 +25,9 @@
 #define CYR_ACTIVATIONS(X)                                                                 \
     X(relu, RELU, 1, "", "always")                                                         \
     X(leaky_relu, LEAKY_RELU, 2, "alpha=0.2:real", "alpha>0")                              \
-    X(relu6, RELU6, 3, "", "always")
+    X(relu6, RELU6, 3, "", "always")                                                       \
+    X(hardsigmoid, HARDSIGMOID, 4, "", "")                                                 \
+    X(hardswish, HARDSWISH, 5, "", "")
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

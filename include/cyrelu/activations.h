@@ -24,6 +24,8 @@
 #define CYR_SEL(CMP, x, c, t, f) ((x) CYR_CMP_##CMP (CYR_T)(c) ? (t) : (f))
 #define CYR_K(c) ((CYR_T)(c))
 #define CYR_MUL(a, b) ((a) * (b))
+#define CYR_ADD(a, b) ((a) + (b))
+#define CYR_DIV(a, b) ((a) / (b))
 
 /* The table for Python: one entry per activation, in code order. */
 typedef struct {

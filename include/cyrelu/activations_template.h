@@ -40,6 +40,8 @@
 #define CYR_H_SET1(a) _mm256_set1_ps(a)
 #define CYR_H_ZERO() _mm256_setzero_ps()
 #define CYR_H_MUL(a, b) _mm256_mul_ps((a), (b))
+#define CYR_H_ADD(a, b) _mm256_add_ps((a), (b))
+#define CYR_H_DIV(a, b) _mm256_div_ps((a), (b))
 /* (x CMP y) ? t : f */
 #define CYR_H_SEL(cmp, x, y, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), (y), cmp))
 #else
@@ -53,6 +55,8 @@
 #define CYR_H_SET1(a) _mm512_set1_ps(a)
 #define CYR_H_ZERO() _mm512_setzero_ps()
 #define CYR_H_MUL(a, b) _mm512_mul_ps((a), (b))
+#define CYR_H_ADD(a, b) _mm512_add_ps((a), (b))
+#define CYR_H_DIV(a, b) _mm512_div_ps((a), (b))
 #define CYR_H_SEL(cmp, x, y, t, f) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (y), cmp), (f), (t))
 #endif
 /* The table's math on vectors (activation_math.h): ordered compares, so NaN takes the
@@ -60,12 +64,18 @@
 #pragma push_macro("CYR_SEL")
 #pragma push_macro("CYR_K")
 #pragma push_macro("CYR_MUL")
+#pragma push_macro("CYR_ADD")
+#pragma push_macro("CYR_DIV")
 #undef CYR_SEL
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #define CYR_K(c) CYR_H_SET1((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, CYR_K(c), t, f)
 #define CYR_MUL(a, b) CYR_H_MUL((a), (b))
+#define CYR_ADD(a, b) CYR_H_ADD((a), (b))
+#define CYR_DIV(a, b) CYR_H_DIV((a), (b))
 #define CYR_H_LOOP(STORE, EXPR)                                                            \
     for (; i + CYR_HW <= n; i += CYR_HW) {                                                 \
         const CYR_HV v = CYR_H_LOAD(x + i);                                                \
@@ -227,9 +237,13 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_SEL
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #pragma pop_macro("CYR_SEL")
 #pragma pop_macro("CYR_K")
 #pragma pop_macro("CYR_MUL")
+#pragma pop_macro("CYR_ADD")
+#pragma pop_macro("CYR_DIV")
 #undef CYR_HV
 #undef CYR_HW
 #undef CYR_H_LOAD
@@ -238,6 +252,8 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_SET1
 #undef CYR_H_ZERO
 #undef CYR_H_MUL
+#undef CYR_H_ADD
+#undef CYR_H_DIV
 #undef CYR_H_SEL
 #undef CYR_H_LOOP
 #undef CYR_H_LOOP2

@@ -91,12 +91,18 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
 #pragma push_macro("CYR_SEL")
 #pragma push_macro("CYR_K")
 #pragma push_macro("CYR_MUL")
+#pragma push_macro("CYR_ADD")
+#pragma push_macro("CYR_DIV")
 #undef CYR_SEL
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #define CYR_K(c) _mm256_set1_ps((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), CYR_K(c), _CMP_##CMP##_OQ))
 #define CYR_MUL(a, b) _mm256_mul_ps((a), (b))
+#define CYR_ADD(a, b) _mm256_add_ps((a), (b))
+#define CYR_DIV(a, b) _mm256_div_ps((a), (b))
 
 /* dy gated by the fused activation on y (bn_gate). */
 #define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
@@ -182,9 +188,13 @@ CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) 
 #undef CYR_SEL
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #pragma pop_macro("CYR_SEL")
 #pragma pop_macro("CYR_K")
 #pragma pop_macro("CYR_MUL")
+#pragma pop_macro("CYR_ADD")
+#pragma pop_macro("CYR_DIV")
 
 #define CYR_BN_PUT8(dst, v, stream)                                                         \
     do {                                                                                   \
