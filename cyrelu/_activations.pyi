@@ -11,17 +11,21 @@ ACT_NONE: int
 ACTIVATIONS: dict[str, tuple[int, str, str]]
 
 def unary_flat(
-    op: int, x: _A, y: _A, alpha: float, num_threads: int | None
+    op: int, x: _A, y: _A, alpha: float, num_threads: int | None,
+    beta: float = ...
 ) -> None: ...
 def binary_flat(
-    op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None
+    op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None,
+    beta: float = ...
 ) -> None: ...
 def copy_flat(src: _A, dst: _A, num_threads: int | None) -> None: ...
 def unary_fast(
-    op: int, x: object, out: object, alpha: object, num_threads: int | None
+    op: int, x: object, out: object, alpha: object, num_threads: int | None,
+    beta: object = ...
 ) -> _A | None: ...
 def binary_fast(
-    op: int, g: object, x: object, out: object, alpha: object, num_threads: int | None
+    op: int, g: object, x: object, out: object, alpha: object, num_threads: int | None,
+    beta: object = ...
 ) -> _A | None: ...
 def unary_strided(
     op: int,
@@ -31,6 +35,7 @@ def unary_strided(
     strides: tuple[tuple[int, ...], ...],
     alpha: float,
     num_threads: int | None,
+    beta: float = ...,
 ) -> None: ...
 def binary_strided(
     op: int,
@@ -41,4 +46,5 @@ def binary_strided(
     strides: tuple[tuple[int, ...], ...],
     alpha: float,
     num_threads: int | None,
+    beta: float = ...,
 ) -> None: ...

@@ -108,6 +108,18 @@ def activation_code(activation: object) -> int:
     return table.code(activation)
 
 
+def fused_activation_code(activation: object) -> int:
+    """BatchNorm's ``activation=``: :func:`activation_code`, and ValueError for an
+    activation with two parameters (BatchNorm passes the kernels one)."""
+    from cyrelu import _activation_table as table
+
+    act = activation_code(activation)
+    if act != table.NONE and len(table.TABLE[str(activation)].params) > 1:
+        raise ValueError("BatchNorm does not fuse %r (an activation with two parameters); "
+                         "apply cyrelu.%s to its output instead" % (activation, activation))
+    return act
+
+
 def channel_axis(shape: tuple[int, ...], axis: object) -> tuple[int, int]:
     """BatchNorm's (axis, C) for data of ``shape``: at least 2 dimensions, a valid
     channel axis (normalize_axis: a non-int axis is a TypeError, one out of range a
@@ -125,7 +137,7 @@ def batch_norm_args(shape: tuple[int, ...], axis: object, activation: object,
     """batch_norm's scalar arguments checked: (axis, C, activation code, alpha,
     momentum, eps)."""
     ax, C = channel_axis(shape, axis)
-    act = activation_code(activation)
+    act = fused_activation_code(activation)
     alpha_ = check_real(alpha, "alpha")
     momentum_ = check_real(momentum, "momentum")
     if not 0.0 <= momentum_ <= 1.0:
@@ -140,7 +152,7 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
                              alpha: object) -> tuple[int, int, int, float]:
     """batch_norm_backward's scalar arguments checked: (axis, C, activation code, alpha)."""
     ax, C = channel_axis(shape, axis)
-    act = activation_code(activation)
+    act = fused_activation_code(activation)
     alpha_ = check_real(alpha, "alpha")
     from cyrelu import _activation_table as table
 
@@ -156,6 +168,14 @@ def batch_norm_backward_args(shape: tuple[int, ...], axis: object, activation: o
             "input's), got alpha=%r" % (activation, alpha_)
         )
     return ax, C, act, alpha_
+
+
+def check_bounds(min_val: float, max_val: float) -> tuple[float, float]:
+    """hardtanh's (checked, finite) bounds: ValueError when ``min_val > max_val`` (as torch)."""
+    if min_val > max_val:
+        raise ValueError("min_val cannot be greater than max_val, got min_val=%r, max_val=%r"
+                         % (min_val, max_val))
+    return min_val, max_val
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:

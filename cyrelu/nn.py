@@ -15,17 +15,18 @@ read ``grad_weight`` / ``grad_bias`` after each backward.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Literal, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from cyrelu import _activation_table
 from cyrelu.activations import (
     hardsigmoid,
     hardsigmoid_backward,
     hardswish,
     hardswish_backward,
+    hardtanh,
+    hardtanh_backward,
     leaky_relu,
     leaky_relu_backward,
     relu,
@@ -34,9 +35,10 @@ from cyrelu.activations import (
     relu_backward,
 )
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
-from cyrelu._validation import check_real
+from cyrelu._validation import check_bounds, check_real, fused_activation_code
 
-__all__ = ["Module", "ReLU", "ReLU6", "Hardsigmoid", "Hardswish", "LeakyReLU", "BatchNorm"]
+__all__ = ["Module", "ReLU", "ReLU6", "Hardsigmoid", "Hardswish", "Hardtanh",
+           "LeakyReLU", "BatchNorm"]
 
 FloatArray = NDArray[np.floating]
 
@@ -168,6 +170,33 @@ class Hardswish(Module):
         return "Hardswish()"
 
 
+class Hardtanh(Module):
+    """``min(max(x, min_val), max_val)`` (see :func:`cyrelu.hardtanh`); backward needs the
+    last forward's input."""
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, *,
+                 num_threads: Optional[int] = None) -> None:
+        super().__init__()
+        self.min_val, self.max_val = check_bounds(check_real(min_val, "min_val"),
+                                                  check_real(max_val, "max_val"))
+        self.num_threads = num_threads
+        self._x: Optional[FloatArray] = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        xa = np.asarray(x)
+        y: FloatArray = hardtanh(xa, self.min_val, self.max_val, num_threads=self.num_threads)
+        self._x = xa
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardtanh_backward(grad_output, self._saved(self._x), self.min_val,
+                                          self.max_val, num_threads=self.num_threads)
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardtanh(min_val=%r, max_val=%r)" % (self.min_val, self.max_val)
+
+
 class LeakyReLU(Module):
     """``x if x > 0 else alpha * x`` (see :func:`cyrelu.leaky_relu`)."""
 
@@ -238,7 +267,7 @@ class BatchNorm(Module):
             raise ValueError("eps must be > 0, got %r" % eps)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-        _activation_table.code(activation)  # ValueError unless None or a table name
+        fused_activation_code(activation)  # ValueError unless BatchNorm can fuse it
         self.num_features = int(num_features)
         self.axis = axis
         self.eps = eps

@@ -83,6 +83,9 @@ UNARY += [(n, lambda f, x, _n=n, **kw: getattr(f, _n)(x, **kw)) for n in _PLAIN]
 BINARY += [(n + "_backward",
             lambda f, g, x, _n=n, **kw: getattr(f, _n + "_backward")(g, x, **kw))
            for n in _PLAIN]
+UNARY += [("hardtanh-0.5,2", lambda f, x, **kw: f.hardtanh(x, -0.5, 2.0, **kw))]
+BINARY += [("hardtanh_backward-3,0.25",
+            lambda f, g, x, **kw: f.hardtanh_backward(g, x, -3.0, 0.25, **kw))]
 SHAPES = [(0,), (1,), (7,), (33,), (1000003,), (33, 65), (4, 5, 6, 7), (2, 0, 3)]
 
 

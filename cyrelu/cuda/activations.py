@@ -8,11 +8,12 @@ arguments) are cached per shape, strides, dtype, alignment and device.
 import numpy as np
 
 from cyrelu import _activation_table as _table
-from cyrelu._validation import check_real, check_same
+from cyrelu._validation import check_bounds, check_real, check_same
 from cyrelu.cuda import _launch as L
 from cyrelu.cuda._launch import cupy
 
-__all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
+__all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward", "hardtanh",
+           "hardtanh_backward"]
 
 _ACT = _table.CODES  # activation name -> the kernels' code (cyrelu/cuda/activation_table.h)
 
@@ -47,8 +48,9 @@ def _loader_fn(expr):
     return L._loader.function("elementwise.cu", expr)
 
 
-def _elementwise(kind, op, inputs, out, alpha, num_threads):
-    """``inputs``: (x,) for the forward, (grad_output, x) for the backward."""
+def _elementwise(kind, op, inputs, out, alpha, num_threads, beta=0.0):
+    """``inputs``: (x,) for the forward, (grad_output, x) for the backward; ``alpha``,
+    ``beta``: the activation's parameters."""
     L.check_threads(num_threads)  # validated like the CPU path; the GPU ignores it
     if kind == "unary":
         x = L.as_array(inputs[0], "x")
@@ -84,12 +86,12 @@ def _elementwise(kind, op, inputs, out, alpha, num_threads):
         if plan is None:  # more than 4 independent axes: go through contiguous copies
             tmp = cupy.empty(x.shape, dtype=x.dtype)
             _elementwise(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha,
-                         None)
+                         None, beta)
             out[...] = tmp
             return out
         fn, grid, fixed = plan
-        a = L.ACC[x.dtype].type(alpha)
-        fn(grid, (L.THREADS,), (*arrays, out, *fixed, a))
+        a, b = L.ACC[x.dtype].type(alpha), L.ACC[x.dtype].type(beta)
+        fn(grid, (L.THREADS,), (*arrays, out, *fixed, a, b))
     return out
 
 
@@ -114,6 +116,29 @@ def leaky_relu_backward(grad_output, x, /, alpha=0.2, out=None, *, num_threads=N
     alpha = check_real(alpha, "alpha")
     return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha,
                         num_threads)
+
+
+def _bounds(min_val, max_val, x):
+    """hardtanh's bounds, as :func:`cyrelu.hardtanh` checks and rounds them."""
+    lo, hi = check_bounds(*_table.scalars("hardtanh", min_val, max_val))
+    if getattr(x, "dtype", None) == np.float16:
+        with np.errstate(over="ignore"):
+            lo, hi = float(np.float16(lo)), float(np.float16(hi))
+    return lo, hi
+
+
+def hardtanh(x, /, min_val=-1.0, max_val=1.0, out=None, *, num_threads=None):
+    """:func:`cyrelu.hardtanh` for CuPy arrays (bounds rounded to float32 for float16/32)."""
+    lo, hi = _bounds(min_val, max_val, x)
+    return _elementwise("unary", _ACT["hardtanh"], (x,), out, lo, num_threads, hi)
+
+
+def hardtanh_backward(grad_output, x, /, min_val=-1.0, max_val=1.0, out=None, *,
+                      num_threads=None):
+    """:func:`cyrelu.hardtanh_backward` for CuPy arrays."""
+    lo, hi = _bounds(min_val, max_val, x)
+    return _elementwise("binary", _ACT["hardtanh"], (grad_output, x), out, lo, num_threads,
+                        hi)
 
 
 def _table_functions(name):

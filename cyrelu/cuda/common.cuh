@@ -186,6 +186,7 @@ __device__ __forceinline__ bool cyr_lt(double v, double t) { return v < t; }
 
 #define CYR_K(c) A(c)
 #define CYR_SEL(CMP, x, c, t, f) (CYR_CMP_##CMP((x), A(c)) ? (t) : (f))
+#define CYR_SELV(CMP, x, y, t, f) (CYR_CMP_##CMP((x), (y)) ? (t) : (f))
 #define CYR_CMP_LT(x, c) cyr_lt(x, c)
 #define CYR_CMP_LE(x, c) cyr_le(x, c)
 #define CYR_CMP_GT(x, c) cyr_lt(c, x)
@@ -196,19 +197,21 @@ __device__ __forceinline__ bool cyr_lt(double v, double t) { return v < t; }
 
 /* OP: a CYR_ACT_* code; CYR_ACT_NONE (BatchNorm's no activation) is the identity. */
 #define CYR_FWD_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a);
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, b);
 #define CYR_BWD_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_BWD_##name(g, v, a);
-template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a) {
+    case CYR_ACT_##NAME: return CYR_BWD_##name(g, v, a, b);
+template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a, A b) {
     (void)a;
+    (void)b;
     switch (OP) {
     CYR_ACTIVATIONS(CYR_FWD_CASE_)
     default: return v;
     }
 }
 
-template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a) {
+template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a, A b) {
     (void)a;
+    (void)b;
     switch (OP) {
     CYR_ACTIVATIONS(CYR_BWD_CASE_)
     default: return g;

@@ -2,10 +2,10 @@
  *
  * Kernels (T = float | double | cyr_half, OP = a CYR_ACT_* code of activation_table.h):
  *
- *   unary_flat<T, OP>(x, y, n, head, alpha)          y = f(x), contiguous
- *   binary_flat<T, OP>(g, x, out, n, head, alpha)    out = f'(x) * g, contiguous
- *   unary_strided<T, OP>(x, y, n, d1, d2, d3, strides..., alpha)
- *   binary_strided<T, OP>(g, x, out, n, d1, d2, d3, strides..., alpha)
+ *   unary_flat<T, OP>(x, y, n, head, alpha, beta)          y = f(x), contiguous
+ *   binary_flat<T, OP>(g, x, out, n, head, alpha, beta)    out = f'(x) * g, contiguous
+ *   unary_strided<T, OP>(x, y, n, d1, d2, d3, strides..., alpha, beta)
+ *   binary_strided<T, OP>(g, x, out, n, d1, d2, d3, strides..., alpha, beta)
  *
  * Flat kernels: elements [0, head) and the tail after the last whole 16-byte pack
  * are done one at a time, everything between as 16-byte packs.  The host passes
@@ -18,7 +18,7 @@
  * n), strides in elements, any sign.  The host coalesces axes and falls back to
  * contiguous copies beyond 4.
  *
- * alpha is float for float and float16 data, double for double.
+ * alpha and beta (the parameters) are float for float and float16 data, double for double.
  *
  * Each kernel is a __device__ template with one extern "C" __global__ wrapper per
  * instantiation (the CYR_KERNEL_* macros at the end; the loader appends the
@@ -29,16 +29,17 @@
 
 template <typename T, int OP>
 __device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long long head,
-                           typename cyr_traits<T>::acc alpha) {
+                           typename cyr_traits<T>::acc alpha,
+                           typename cyr_traits<T>::acc beta) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
     const long long tid = cyr_tid(), nth = cyr_nthreads();
     const long long nv = (n - head) / P::N;
     const long long tail = head + nv * P::N;
 #pragma unroll 1
-    for (long long i = tid; i < head; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+    for (long long i = tid; i < head; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha, beta));
 #pragma unroll 1
-    for (long long i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha));
+    for (long long i = tail + tid; i < n; i += nth) y[i] = tr::store(cyr_fwd<OP>(tr::load(x[i]), alpha, beta));
     const T *xv = x + head;
     T *yv = y + head;
     /* two packs per thread per step, both loads issued before either store: more bytes
@@ -49,8 +50,8 @@ __device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long l
         P q = P::load(xv + (i + nth) * P::N);
 #pragma unroll
         for (int k = 0; k < P::N; ++k) {
-            p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
-            q.v[k] = tr::store(cyr_fwd<OP>(tr::load(q.v[k]), alpha));
+            p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha, beta));
+            q.v[k] = tr::store(cyr_fwd<OP>(tr::load(q.v[k]), alpha, beta));
         }
         p.store(yv + i * P::N);
         q.store(yv + (i + nth) * P::N);
@@ -58,14 +59,15 @@ __device__ __forceinline__ void unary_flat(const T *x, T *y, long long n, long l
     if (i < nv) {
         P p = P::load(xv + i * P::N);
 #pragma unroll
-        for (int k = 0; k < P::N; ++k) p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha));
+        for (int k = 0; k < P::N; ++k) p.v[k] = tr::store(cyr_fwd<OP>(tr::load(p.v[k]), alpha, beta));
         p.store(yv + i * P::N);
     }
 }
 
 template <typename T, int OP>
 __device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long long n, long long head,
-                            typename cyr_traits<T>::acc alpha) {
+                            typename cyr_traits<T>::acc alpha,
+                           typename cyr_traits<T>::acc beta) {
     typedef cyr_traits<T> tr;
     typedef cyr_pack<T> P;
     const long long tid = cyr_tid(), nth = cyr_nthreads();
@@ -73,10 +75,10 @@ __device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long
     const long long tail = head + nv * P::N;
 #pragma unroll 1
     for (long long i = tid; i < head; i += nth)
-        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
+        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha, beta));
 #pragma unroll 1
     for (long long i = tail + tid; i < n; i += nth)
-        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha));
+        out[i] = tr::store(cyr_bwd<OP>(tr::load(g[i]), tr::load(x[i]), alpha, beta));
     const T *gv = g + head;
     const T *xv = x + head;
     T *ov = out + head;
@@ -88,8 +90,8 @@ __device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long
         const P qx = P::load(xv + (i + nth) * P::N);
 #pragma unroll
         for (int k = 0; k < P::N; ++k) {
-            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha));
-            qg.v[k] = tr::store(cyr_bwd<OP>(tr::load(qg.v[k]), tr::load(qx.v[k]), alpha));
+            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha, beta));
+            qg.v[k] = tr::store(cyr_bwd<OP>(tr::load(qg.v[k]), tr::load(qx.v[k]), alpha, beta));
         }
         pg.store(ov + i * P::N);
         qg.store(ov + (i + nth) * P::N);
@@ -99,7 +101,7 @@ __device__ __forceinline__ void binary_flat(const T *g, const T *x, T *out, long
         const P px = P::load(xv + i * P::N);
 #pragma unroll
         for (int k = 0; k < P::N; ++k)
-            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha));
+            pg.v[k] = tr::store(cyr_bwd<OP>(tr::load(pg.v[k]), tr::load(px.v[k]), alpha, beta));
         pg.store(ov + i * P::N);
     }
 }
@@ -125,13 +127,14 @@ template <typename T, int OP>
 __device__ __forceinline__ void unary_strided(const T *x, T *y, long long n, long long d1, long long d2,
                               long long d3, long long xs0, long long xs1, long long xs2,
                               long long xs3, long long ys0, long long ys1, long long ys2,
-                              long long ys3, typename cyr_traits<T>::acc alpha) {
+                              long long ys3, typename cyr_traits<T>::acc alpha,
+                           typename cyr_traits<T>::acc beta) {
     typedef cyr_traits<T> tr;
     const long long nth = cyr_nthreads();
     for (long long i = cyr_tid(); i < n; i += nth) {
         const cyr_idx4 ix(i, d1, d2, d3);
         y[ix.off(ys0, ys1, ys2, ys3)] =
-            tr::store(cyr_fwd<OP>(tr::load(x[ix.off(xs0, xs1, xs2, xs3)]), alpha));
+            tr::store(cyr_fwd<OP>(tr::load(x[ix.off(xs0, xs1, xs2, xs3)]), alpha, beta));
     }
 }
 
@@ -140,44 +143,49 @@ __device__ __forceinline__ void binary_strided(const T *g, const T *x, T *out, l
                                long long d2, long long d3, long long gs0, long long gs1,
                                long long gs2, long long gs3, long long xs0, long long xs1,
                                long long xs2, long long xs3, long long os0, long long os1,
-                               long long os2, long long os3, typename cyr_traits<T>::acc alpha) {
+                               long long os2, long long os3, typename cyr_traits<T>::acc alpha,
+                           typename cyr_traits<T>::acc beta) {
     typedef cyr_traits<T> tr;
     const long long nth = cyr_nthreads();
     for (long long i = cyr_tid(); i < n; i += nth) {
         const cyr_idx4 ix(i, d1, d2, d3);
         out[ix.off(os0, os1, os2, os3)] = tr::store(cyr_bwd<OP>(
             tr::load(g[ix.off(gs0, gs1, gs2, gs3)]), tr::load(x[ix.off(xs0, xs1, xs2, xs3)]),
-            alpha));
+            alpha, beta));
     }
 }
 
 /* ---- the exported kernels: extern "C" names, one per instantiation -------------------- */
 #define CYR_EW_THREADS 256
-#define CYR_KERNEL_unary_flat(NAME, T, OP)                                                 \
+#define CYR_KERNEL_unary_flat(NAME, T, OP)                                                  \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
-        NAME(const T *x, T *y, long long n, long long head, cyr_traits<T>::acc alpha) {      \
-        unary_flat<T, OP>(x, y, n, head, alpha);                                             \
+        NAME(const T *x, T *y, long long n, long long head, cyr_traits<T>::acc alpha,       \
+             cyr_traits<T>::acc beta) {                                                     \
+        unary_flat<T, OP>(x, y, n, head, alpha, beta);                                      \
     }
-#define CYR_KERNEL_binary_flat(NAME, T, OP)                                                \
+#define CYR_KERNEL_binary_flat(NAME, T, OP)                                                 \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
         NAME(const T *g, const T *x, T *out, long long n, long long head,                   \
-             cyr_traits<T>::acc alpha) {                                                     \
-        binary_flat<T, OP>(g, x, out, n, head, alpha);                                       \
+             cyr_traits<T>::acc alpha,                                                      \
+             cyr_traits<T>::acc beta) {                                                     \
+        binary_flat<T, OP>(g, x, out, n, head, alpha, beta);                                \
     }
-#define CYR_KERNEL_unary_strided(NAME, T, OP)                                              \
+#define CYR_KERNEL_unary_strided(NAME, T, OP)                                               \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
         NAME(const T *x, T *y, long long n, long long d1, long long d2, long long d3,       \
-             long long xs0, long long xs1, long long xs2, long long xs3, long long ys0,      \
-             long long ys1, long long ys2, long long ys3, cyr_traits<T>::acc alpha) {        \
-        unary_strided<T, OP>(x, y, n, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3,    \
-                             alpha);                                                         \
+             long long xs0, long long xs1, long long xs2, long long xs3, long long ys0,     \
+             long long ys1, long long ys2, long long ys3, cyr_traits<T>::acc alpha,         \
+             cyr_traits<T>::acc beta) {                                                     \
+        unary_strided<T, OP>(x, y, n, d1, d2, d3, xs0, xs1, xs2, xs3, ys0, ys1, ys2, ys3,   \
+                             alpha, beta);                                                  \
     }
-#define CYR_KERNEL_binary_strided(NAME, T, OP)                                             \
+#define CYR_KERNEL_binary_strided(NAME, T, OP)                                              \
     extern "C" __global__ void __launch_bounds__(CYR_EW_THREADS)                            \
         NAME(const T *g, const T *x, T *out, long long n, long long d1, long long d2,       \
-             long long d3, long long gs0, long long gs1, long long gs2, long long gs3,       \
-             long long xs0, long long xs1, long long xs2, long long xs3, long long os0,      \
-             long long os1, long long os2, long long os3, cyr_traits<T>::acc alpha) {        \
+             long long d3, long long gs0, long long gs1, long long gs2, long long gs3,      \
+             long long xs0, long long xs1, long long xs2, long long xs3, long long os0,     \
+             long long os1, long long os2, long long os3, cyr_traits<T>::acc alpha,         \
+             cyr_traits<T>::acc beta) {                                                     \
         binary_strided<T, OP>(g, x, out, n, d1, d2, d3, gs0, gs1, gs2, gs3, xs0, xs1, xs2,  \
-                              xs3, os0, os1, os2, os3, alpha);                               \
+                              xs3, os0, os1, os2, os3, alpha, beta);                        \
     }
