@@ -1,5 +1,5 @@
-"""Activation suite: relu, leaky_relu, relu6, hardsigmoid, hardswish and their backwards,
-float32, at n = 1e3 ... 1e7.
+"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish and their
+backwards, float32, at n = 1e3 ... 1e7.
 
 Compared in one run against:
   numpy       np.maximum(x, 0, out=y); np.where(x > 0, x, x * a) for leaky (which
@@ -84,11 +84,13 @@ def run(ctx):
             add(case, "torch leaky_relu_backward", lambda: lbw(tg, tx, 0.2, False, grad_input=ty), 3 * nb)
         add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
 
-        # the table's other parameter-free members against torch's out= forms
+        # the table's other members (at their default parameters) against torch's out= forms
         aten = torch.ops.aten if torch is not None else None
         for name, t_fwd, t_bwd in [
             ("relu6", lambda: aten.hardtanh.out(tx, 0.0, 6.0, out=ty),
              lambda: aten.hardtanh_backward.grad_input(tg, tx, 0.0, 6.0, grad_input=ty)),
+            ("hardtanh", lambda: aten.hardtanh.out(tx, -1.0, 1.0, out=ty),
+             lambda: aten.hardtanh_backward.grad_input(tg, tx, -1.0, 1.0, grad_input=ty)),
             ("hardsigmoid", lambda: aten.hardsigmoid.out(tx, out=ty),
              lambda: aten.hardsigmoid_backward.grad_input(tg, tx, grad_input=ty)),
             ("hardswish", lambda: aten.hardswish.out(tx, out=ty),

@@ -60,6 +60,18 @@ class Module:
         """Set evaluation mode; returns self."""
         return self.train(False)
 
+    def state_dict(self) -> Dict[str, NDArray[Any]]:
+        """Copies of the layer's arrays (parameters, running statistics): none for an
+        activation layer, whose parameters are its constructor's arguments (as in torch)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
+        """Load :meth:`state_dict`'s arrays.  A layer without arrays has nothing to load:
+        with ``strict``, any key is a KeyError."""
+        keys = sorted(state.keys())
+        if strict and keys:
+            raise KeyError("%s has no state, got keys %s" % (type(self).__name__, keys))
+
     def forward(self, x: ArrayLike) -> FloatArray:  # pragma: no cover - abstract
         raise NotImplementedError
 

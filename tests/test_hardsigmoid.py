@@ -137,3 +137,11 @@ def test_layer():
     np.testing.assert_array_equal(layer.forward(x), [0.0, 0.5, 0.75, 1.0])
     np.testing.assert_array_equal(layer.backward(np.full(4, 6.0)), [0.0, 1.0, 1.0, 0.0])
     assert repr(layer) == "Hardsigmoid()"
+
+
+def test_layer_state_dict():
+    layer = cyrelu.nn.Hardsigmoid()
+    assert layer.state_dict() == {}
+    layer.load_state_dict({})
+    with pytest.raises(KeyError):
+        layer.load_state_dict({"weight": np.ones(1)})

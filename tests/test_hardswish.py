@@ -145,3 +145,11 @@ def test_layer():
     np.testing.assert_array_equal(layer.forward(x), [-0.0, 0.0, 1.125, 9.0])
     np.testing.assert_array_equal(layer.backward(np.ones(4)), [0.0, 0.5, 1.0, 1.0])
     assert repr(layer) == "Hardswish()"
+
+
+def test_layer_state_dict():
+    layer = cyrelu.nn.Hardswish()
+    assert layer.state_dict() == {}
+    layer.load_state_dict({})
+    with pytest.raises(KeyError):
+        layer.load_state_dict({"weight": np.ones(1)})
