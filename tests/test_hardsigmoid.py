@@ -145,3 +145,13 @@ def test_layer_state_dict():
     layer.load_state_dict({})
     with pytest.raises(KeyError):
         layer.load_state_dict({"weight": np.ones(1)})
+
+
+def test_batch_norm_fused_float16():
+    """float16 BatchNorm (AVX vectors over the table's math) is the float32 path rounded once."""
+    rng = np.random.default_rng(3)
+    for shape in [(64, 3, 50), (8, 5, 1000)]:
+        x = (rng.standard_normal(shape) * 4).astype(np.float16)
+        got = cyrelu.batch_norm(x, training=True, activation="hardsigmoid")
+        want = cyrelu.batch_norm(x.astype(np.float32), training=True, activation="hardsigmoid")
+        np.testing.assert_array_equal(bits(got), bits(want.astype(np.float16)))
