@@ -1,4 +1,5 @@
-"""Activation suite: relu, leaky_relu and both backwards, float32, at n = 1e3 ... 1e7.
+"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish and their
+backwards, float32, at n = 1e3 ... 1e7.
 
 Compared in one run against:
   numpy       np.maximum(x, 0, out=y); np.where(x > 0, x, x * a) for leaky (which
@@ -95,6 +96,40 @@ def run(ctx):
                 3 * nb,
             )
         add(case, "copy-%dt cyrelu" % nt, lambda: _activations.copy_flat(x, y, nt), 2 * nb)
+
+        # the table's other members (at their default parameters) against torch's out= forms
+        aten = torch.ops.aten if torch is not None else None
+        for name, t_fwd, t_bwd in [
+            (
+                "relu6",
+                lambda: aten.hardtanh.out(tx, 0.0, 6.0, out=ty),
+                lambda: aten.hardtanh_backward.grad_input(tg, tx, 0.0, 6.0, grad_input=ty),
+            ),
+            (
+                "hardtanh",
+                lambda: aten.hardtanh.out(tx, -1.0, 1.0, out=ty),
+                lambda: aten.hardtanh_backward.grad_input(tg, tx, -1.0, 1.0, grad_input=ty),
+            ),
+            (
+                "hardsigmoid",
+                lambda: aten.hardsigmoid.out(tx, out=ty),
+                lambda: aten.hardsigmoid_backward.grad_input(tg, tx, grad_input=ty),
+            ),
+            (
+                "hardswish",
+                lambda: aten.hardswish.out(tx, out=ty),
+                lambda: aten.hardswish_backward.out(tg, tx, out=ty),
+            ),
+        ]:
+            fwd, bwd = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
+            case = name + " " + tag
+            add(case, "cyrelu", lambda fwd=fwd: fwd(x, out=y, num_threads=nt), 2 * nb)
+            if torch is not None:
+                add(case, "torch " + name, t_fwd, 2 * nb)
+            case = name + "_backward " + tag
+            add(case, "cyrelu", lambda bwd=bwd: bwd(g, x, out=y, num_threads=nt), 3 * nb)
+            if torch is not None:
+                add(case, "torch " + name + "_backward", t_bwd, 3 * nb)
 
         # every implementation of a case measured in turn, round after round
         for case in dict.fromkeys(p[0] for p in pending):

@@ -21,7 +21,7 @@ _CHECKS = {"real": check_real}
 class Activation(NamedTuple):
     name: str
     code: int
-    # (parameter name, default, check kind); the kernels take at most one parameter
+    # (parameter name, default, check kind); the kernels take at most two parameters
     params: tuple[tuple[str, float, str], ...]
     # when the derivative can be computed from the output: "always", "" or "<param>>0"
     from_output: str
@@ -68,6 +68,17 @@ def scalar(name: str, value: object = None) -> float:
         return 0.0
     pname, default, kind = params[0]
     return float(_CHECKS[kind](default if value is None else value, pname))
+
+
+def scalars(name: str, *values: object) -> tuple[float, float]:
+    """The kernels' two scalar parameters ``(a, b)`` of activation ``name``: ``values``
+    (None for a default) checked by the table's rules; 0.0 where it has fewer."""
+    params = TABLE[name].params
+    out = [0.0, 0.0]
+    for k, (pname, default, kind) in enumerate(params):
+        value = values[k] if k < len(values) else None
+        out[k] = float(_CHECKS[kind](default if value is None else value, pname))
+    return out[0], out[1]
 
 
 def grad_from_output(name: str, value: float) -> bool:

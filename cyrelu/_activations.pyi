@@ -10,14 +10,24 @@ _A = NDArray[np.floating[Any]]
 ACT_NONE: int
 ACTIVATIONS: dict[str, tuple[int, str, str]]
 
-def unary_flat(op: int, x: _A, y: _A, alpha: float, num_threads: int | None) -> None: ...
-def binary_flat(op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None) -> None: ...
+def unary_flat(
+    op: int, x: _A, y: _A, alpha: float, num_threads: int | None, beta: float = ...
+) -> None: ...
+def binary_flat(
+    op: int, g: _A, x: _A, out: _A, alpha: float, num_threads: int | None, beta: float = ...
+) -> None: ...
 def copy_flat(src: _A, dst: _A, num_threads: int | None) -> None: ...
 def unary_fast(
-    op: int, x: object, out: object, alpha: object, num_threads: int | None
+    op: int, x: object, out: object, alpha: object, num_threads: int | None, beta: object = ...
 ) -> _A | None: ...
 def binary_fast(
-    op: int, g: object, x: object, out: object, alpha: object, num_threads: int | None
+    op: int,
+    g: object,
+    x: object,
+    out: object,
+    alpha: object,
+    num_threads: int | None,
+    beta: object = ...,
 ) -> _A | None: ...
 def unary_strided(
     op: int,
@@ -27,6 +37,7 @@ def unary_strided(
     strides: tuple[tuple[int, ...], ...],
     alpha: float,
     num_threads: int | None,
+    beta: float = ...,
 ) -> None: ...
 def binary_strided(
     op: int,
@@ -37,4 +48,5 @@ def binary_strided(
     strides: tuple[tuple[int, ...], ...],
     alpha: float,
     num_threads: int | None,
+    beta: float = ...,
 ) -> None: ...

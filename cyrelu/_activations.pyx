@@ -42,28 +42,32 @@ cdef extern from "cyrelu/activations.h" nogil:
         const char *from_output
     const cyr_act_info cyr_act_table[]
     int CYR_ACT_TABLE_LEN
-    void cyr_unary_f32(int op, const float *x, float *y, Py_ssize_t n, float a)
-    void cyr_unary_f64(int op, const double *x, double *y, Py_ssize_t n, double a)
+    void cyr_unary_f32(int op, const float *x, float *y, Py_ssize_t n, float a, float b)
+    void cyr_unary_f64(int op, const double *x, double *y, Py_ssize_t n, double a, double b)
     void cyr_unary_strided_f32(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
-                               Py_ssize_t n, float a)
+                               Py_ssize_t n, float a, float b)
     void cyr_unary_strided_f64(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
-                               Py_ssize_t n, double a)
-    void cyr_binary_f32(int op, const float *g, const float *x, float *out, Py_ssize_t n, float a)
+                               Py_ssize_t n, double a, double b)
+    void cyr_binary_f32(int op, const float *g, const float *x, float *out, Py_ssize_t n,
+                        float a, float b)
     void cyr_binary_f64(int op, const double *g, const double *x, double *out, Py_ssize_t n,
-                        double a)
+                        double a, double b)
     void cyr_binary_strided_f32(int op, const char *g, Py_ssize_t sg, const char *x,
-                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, float a)
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n,
+                                float a, float b)
     void cyr_binary_strided_f64(int op, const char *g, Py_ssize_t sg, const char *x,
-                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, double a)
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n,
+                                double a, double b)
     # float16 data as its bit patterns (cyr_half), alpha in float
     ctypedef unsigned short cyr_half
-    void cyr_unary_f16(int op, const cyr_half *x, cyr_half *y, Py_ssize_t n, float a)
+    void cyr_unary_f16(int op, const cyr_half *x, cyr_half *y, Py_ssize_t n, float a, float b)
     void cyr_unary_strided_f16(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
-                               Py_ssize_t n, float a)
+                               Py_ssize_t n, float a, float b)
     void cyr_binary_f16(int op, const cyr_half *g, const cyr_half *x, cyr_half *out,
-                        Py_ssize_t n, float a)
+                        Py_ssize_t n, float a, float b)
     void cyr_binary_strided_f16(int op, const char *g, Py_ssize_t sg, const char *x,
-                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n, float a)
+                                Py_ssize_t sx, char *out, Py_ssize_t so, Py_ssize_t n,
+                                float a, float b)
 
 # The element types of the kernels: float16 (as its bits), float32, float64.  alpha
 # travels as double and is rounded to the arithmetic's type (float for float16 and
@@ -95,23 +99,23 @@ cdef enum:
 # ---- one call of the C kernel on a range --------------------------------------------
 
 cdef inline void _unary_range(int op, const elem_t *x, elem_t *y, Py_ssize_t n,
-                              double a) noexcept nogil:
+                              double a, double b) noexcept nogil:
     if elem_t is float:
-        cyr_unary_f32(op, x, y, n, <float>a)
+        cyr_unary_f32(op, x, y, n, <float>a, <float>b)
     elif elem_t is double:
-        cyr_unary_f64(op, x, y, n, a)
+        cyr_unary_f64(op, x, y, n, a, b)
     else:
-        cyr_unary_f16(op, x, y, n, <float>a)
+        cyr_unary_f16(op, x, y, n, <float>a, <float>b)
 
 
 cdef inline void _binary_range(int op, const elem_t *g, const elem_t *x, elem_t *out,
-                               Py_ssize_t n, double a) noexcept nogil:
+                               Py_ssize_t n, double a, double b) noexcept nogil:
     if elem_t is float:
-        cyr_binary_f32(op, g, x, out, n, <float>a)
+        cyr_binary_f32(op, g, x, out, n, <float>a, <float>b)
     elif elem_t is double:
-        cyr_binary_f64(op, g, x, out, n, a)
+        cyr_binary_f64(op, g, x, out, n, a, b)
     else:
-        cyr_binary_f16(op, g, x, out, n, <float>a)
+        cyr_binary_f16(op, g, x, out, n, <float>a, <float>b)
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
@@ -121,35 +125,35 @@ cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
 
 # ---- flat path ----------------------------------------------------------------------
 
-cdef void _unary_flat(int op, const elem_t *x, elem_t *y, Py_ssize_t n, double a,
+cdef void _unary_flat(int op, const elem_t *x, elem_t *y, Py_ssize_t n, double a, double b,
                       int nt) noexcept nogil:
     cdef Py_ssize_t chunk, start
     cdef int t
     if nt <= 1:
-        _unary_range(op, x, y, n, a)
+        _unary_range(op, x, y, n, a, b)
         return
     chunk = _chunk(n, nt)
     for t in prange(nt, schedule="static", num_threads=nt):
         start = t * chunk
         if start < n:
-            _unary_range(op, x + start, y + start, min(chunk, n - start), a)
+            _unary_range(op, x + start, y + start, min(chunk, n - start), a, b)
 
 
 cdef void _binary_flat(int op, const elem_t *g, const elem_t *x, elem_t *out,
-                       Py_ssize_t n, double a, int nt) noexcept nogil:
+                       Py_ssize_t n, double a, double b, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, start
     cdef int t
     if nt <= 1:
-        _binary_range(op, g, x, out, n, a)
+        _binary_range(op, g, x, out, n, a, b)
         return
     chunk = _chunk(n, nt)
     for t in prange(nt, schedule="static", num_threads=nt):
         start = t * chunk
         if start < n:
-            _binary_range(op, g + start, x + start, out + start, min(chunk, n - start), a)
+            _binary_range(op, g + start, x + start, out + start, min(chunk, n - start), a, b)
 
 
-def unary_flat(int op, cnp.ndarray x, cnp.ndarray y, double alpha, num_threads):
+def unary_flat(int op, cnp.ndarray x, cnp.ndarray y, double alpha, num_threads, double beta=0.0):
     """y = f(x) over contiguous x and y of one layout (y may be x)."""
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
@@ -160,15 +164,15 @@ def unary_flat(int op, cnp.ndarray x, cnp.ndarray y, double alpha, num_threads):
         return
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
-            _unary_flat[float](op, <const float *>xp, <float *>yp, n, alpha, nt)
+            _unary_flat[float](op, <const float *>xp, <float *>yp, n, alpha, beta, nt)
         elif typenum == cnp.NPY_FLOAT64:
-            _unary_flat[double](op, <const double *>xp, <double *>yp, n, alpha, nt)
+            _unary_flat[double](op, <const double *>xp, <double *>yp, n, alpha, beta, nt)
         else:
-            _unary_flat[cyr_half](op, <const cyr_half *>xp, <cyr_half *>yp, n, alpha, nt)
+            _unary_flat[cyr_half](op, <const cyr_half *>xp, <cyr_half *>yp, n, alpha, beta, nt)
 
 
 def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double alpha,
-                num_threads):
+                num_threads, double beta=0.0):
     """out = f'(x) * g over contiguous arrays of one layout (out may be g or x)."""
     cdef Py_ssize_t n = cnp.PyArray_SIZE(x)
     cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
@@ -181,13 +185,13 @@ def binary_flat(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, double al
     with nogil:
         if typenum == cnp.NPY_FLOAT32:
             _binary_flat[float](op, <const float *>gp, <const float *>xp, <float *>op_, n,
-                                alpha, nt)
+                                alpha, beta, nt)
         elif typenum == cnp.NPY_FLOAT64:
             _binary_flat[double](op, <const double *>gp, <const double *>xp, <double *>op_, n,
-                                 alpha, nt)
+                                 alpha, beta, nt)
         else:
             _binary_flat[cyr_half](op, <const cyr_half *>gp, <const cyr_half *>xp,
-                                   <cyr_half *>op_, n, alpha, nt)
+                                   <cyr_half *>op_, n, alpha, beta, nt)
 
 
 # ---- the bandwidth ruler --------------------------------------------------------------
@@ -278,14 +282,14 @@ cdef inline bint _fast_alpha(object alpha, double *value) noexcept:
     return False
 
 
-def unary_fast(int op, x, out, alpha, num_threads):
+def unary_fast(int op, x, out, alpha, num_threads, beta=0.0):
     """Common-case y = f(x): returns y, or None when the general path must handle it."""
     cdef cnp.ndarray xa, ya
-    cdef double a = 0.0
+    cdef double a = 0.0, b = 0.0
     if not _plain(x, -1):
         return None
     xa = <cnp.ndarray>x
-    if not _fast_alpha(alpha, &a):
+    if not _fast_alpha(alpha, &a) or not _fast_alpha(beta, &b):
         return None
     res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
     if res is None:
@@ -293,21 +297,21 @@ def unary_fast(int op, x, out, alpha, num_threads):
     ya = <cnp.ndarray>res
     if not _disjoint_or_same(xa, ya):
         return None
-    unary_flat(op, xa, ya, a, num_threads)
+    unary_flat(op, xa, ya, a, num_threads, b)
     return ya
 
 
-def binary_fast(int op, g, x, out, alpha, num_threads):
+def binary_fast(int op, g, x, out, alpha, num_threads, beta=0.0):
     """Common-case out = f'(x) * g: returns out, or None for the general path."""
     cdef cnp.ndarray ga, xa, oa
-    cdef double a = 0.0
+    cdef double a = 0.0, b = 0.0
     if not _plain(x, -1):
         return None
     xa = <cnp.ndarray>x
     if not _plain(g, cnp.PyArray_TYPE(xa)) or not _same_shape(xa, <cnp.ndarray>g):
         return None
     ga = <cnp.ndarray>g
-    if not _fast_alpha(alpha, &a):
+    if not _fast_alpha(alpha, &a) or not _fast_alpha(beta, &b):
         return None
     res = _fast_out(xa, out, cnp.PyArray_TYPE(xa))
     if res is None:
@@ -315,7 +319,7 @@ def binary_fast(int op, g, x, out, alpha, num_threads):
     oa = <cnp.ndarray>res
     if not _disjoint_or_same(xa, oa) or not _disjoint_or_same(ga, oa):
         return None
-    binary_flat(op, ga, xa, oa, a, num_threads)
+    binary_flat(op, ga, xa, oa, a, num_threads, b)
     return oa
 
 
@@ -343,41 +347,45 @@ cdef inline void _row_offsets(const Layout *L, Py_ssize_t row, int narrays,
 
 
 cdef inline void _unary_row(int op, const Layout *L, Py_ssize_t row, int typenum,
-                            double a) noexcept nogil:
+                            double a, double b) noexcept nogil:
     cdef Py_ssize_t off[3]
     cdef int last = L.ndim - 1
     _row_offsets(L, row, 2, off)
     if typenum == cnp.NPY_FLOAT32:
         cyr_unary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
-                              L.data[1] + off[1], L.strides[1][last], L.shape[last], <float>a)
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last],
+                              <float>a, <float>b)
     elif typenum == cnp.NPY_FLOAT64:
         cyr_unary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
-                              L.data[1] + off[1], L.strides[1][last], L.shape[last], a)
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last], a, b)
     else:
         cyr_unary_strided_f16(op, L.data[0] + off[0], L.strides[0][last],
-                              L.data[1] + off[1], L.strides[1][last], L.shape[last], <float>a)
+                              L.data[1] + off[1], L.strides[1][last], L.shape[last],
+                              <float>a, <float>b)
 
 
 cdef inline void _binary_row(int op, const Layout *L, Py_ssize_t row, int typenum,
-                             double a) noexcept nogil:
+                             double a, double b) noexcept nogil:
     cdef Py_ssize_t off[3]
     cdef int last = L.ndim - 1
     _row_offsets(L, row, 3, off)
     if typenum == cnp.NPY_FLOAT32:
         cyr_binary_strided_f32(op, L.data[0] + off[0], L.strides[0][last],
                                L.data[1] + off[1], L.strides[1][last],
-                               L.data[2] + off[2], L.strides[2][last], L.shape[last], <float>a)
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last],
+                               <float>a, <float>b)
     elif typenum == cnp.NPY_FLOAT64:
         cyr_binary_strided_f64(op, L.data[0] + off[0], L.strides[0][last],
                                L.data[1] + off[1], L.strides[1][last],
-                               L.data[2] + off[2], L.strides[2][last], L.shape[last], a)
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last], a, b)
     else:
         cyr_binary_strided_f16(op, L.data[0] + off[0], L.strides[0][last],
                                L.data[1] + off[1], L.strides[1][last],
-                               L.data[2] + off[2], L.strides[2][last], L.shape[last], <float>a)
+                               L.data[2] + off[2], L.strides[2][last], L.shape[last],
+                               <float>a, <float>b)
 
 
-cdef void _strided(int op, const Layout *L, int narrays, int typenum, double a,
+cdef void _strided(int op, const Layout *L, int narrays, int typenum, double a, double b,
                    int nt) noexcept nogil:
     cdef Py_ssize_t rows = 1, r
     cdef int d
@@ -389,15 +397,15 @@ cdef void _strided(int op, const Layout *L, int narrays, int typenum, double a,
     if nt <= 1:
         for r in range(rows):
             if narrays == 2:
-                _unary_row(op, L, r, typenum, a)
+                _unary_row(op, L, r, typenum, a, b)
             else:
-                _binary_row(op, L, r, typenum, a)
+                _binary_row(op, L, r, typenum, a, b)
     else:
         for r in prange(rows, schedule="static", num_threads=nt):
             if narrays == 2:
-                _unary_row(op, L, r, typenum, a)
+                _unary_row(op, L, r, typenum, a, b)
             else:
-                _binary_row(op, L, r, typenum, a)
+                _binary_row(op, L, r, typenum, a, b)
 
 
 cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) except -1:
@@ -417,7 +425,7 @@ cdef int _fill_layout(Layout *L, tuple shape, tuple strides, tuple arrays) excep
 
 
 def unary_strided(int op, cnp.ndarray x, cnp.ndarray y, tuple shape, tuple strides,
-                  double alpha, num_threads):
+                  double alpha, num_threads, double beta=0.0):
     """y = f(x) over a coalesced layout of the arrays' elements: `shape` and, per
     array, byte `strides` (x_strides, y_strides); negative strides are fine."""
     cdef Layout L
@@ -425,15 +433,15 @@ def unary_strided(int op, cnp.ndarray x, cnp.ndarray y, tuple shape, tuple strid
     cdef int typenum = cnp.PyArray_TYPE(x)
     _fill_layout(&L, shape, strides, (x, y))
     with nogil:
-        _strided(op, &L, 2, typenum, alpha, nt)
+        _strided(op, &L, 2, typenum, alpha, beta, nt)
 
 
 def binary_strided(int op, cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, tuple shape,
-                   tuple strides, double alpha, num_threads):
+                   tuple strides, double alpha, num_threads, double beta=0.0):
     """out = f'(x) * g over a coalesced layout (see unary_strided)."""
     cdef Layout L
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
     _fill_layout(&L, shape, strides, (g, x, out))
     with nogil:
-        _strided(op, &L, 3, typenum, alpha, nt)
+        _strided(op, &L, 3, typenum, alpha, beta, nt)

@@ -112,6 +112,20 @@ def activation_code(activation: object) -> int:
     return table.code(activation)
 
 
+def fused_activation_code(activation: object) -> int:
+    """BatchNorm's ``activation=``: :func:`activation_code`, and ValueError for an
+    activation with two parameters (BatchNorm passes the kernels one)."""
+    from cyrelu import _activation_table as table
+
+    act = activation_code(activation)
+    if act != table.NONE and len(table.TABLE[str(activation)].params) > 1:
+        raise ValueError(
+            "BatchNorm does not fuse %r (an activation with two parameters); "
+            "apply cyrelu.%s to its output instead" % (activation, activation)
+        )
+    return act
+
+
 def channel_axis(shape: tuple[int, ...], axis: object) -> tuple[int, int]:
     """BatchNorm's (axis, C) for data of ``shape``: at least 2 dimensions, a valid
     channel axis (normalize_axis: a non-int axis is a TypeError, one out of range a
@@ -133,7 +147,7 @@ def batch_norm_args(
     """batch_norm's scalar arguments checked: (axis, C, activation code, alpha,
     momentum, eps)."""
     ax, C = channel_axis(shape, axis)
-    act = activation_code(activation)
+    act = fused_activation_code(activation)
     return (ax, C, act, *batch_norm_reals(alpha, momentum, eps))
 
 
@@ -142,7 +156,7 @@ def batch_norm_backward_args(
 ) -> tuple[int, int, int, float]:
     """batch_norm_backward's scalar arguments checked: (axis, C, activation code, alpha)."""
     ax, C = channel_axis(shape, axis)
-    act = activation_code(activation)
+    act = fused_activation_code(activation)
     return ax, C, act, batch_norm_backward_alpha(activation, act, alpha)
 
 
@@ -169,6 +183,12 @@ def batch_norm_backward_alpha(activation: object, act: int, alpha: object) -> fl
     from cyrelu import _activation_table as table
 
     if act != table.NONE and not table.grad_from_output(str(activation), alpha_):
+        if not table.TABLE[str(activation)].from_output:
+            raise ValueError(
+                "the fused %s backward is not available: its derivative cannot be read "
+                "from the output; call batch_norm_backward(%s_backward(grad_output, "
+                "pre-activation), ...) instead" % (activation, activation)
+            )
         raise ValueError(
             "the fused %s backward needs alpha > 0 (the output's sign must be the "
             "input's), got alpha=%r" % (activation, alpha_)
@@ -229,6 +249,16 @@ def running_stat(value: object, name: str, C: int, training: bool) -> NDArray[An
     if training and not value.flags.writeable:
         raise ValueError("%s is read-only, but training=True updates it in place" % name)
     return value
+
+
+def check_bounds(min_val: float, max_val: float) -> tuple[float, float]:
+    """hardtanh's (checked, finite) bounds: ValueError when ``min_val > max_val`` (as torch)."""
+    if min_val > max_val:
+        raise ValueError(
+            "min_val cannot be greater than max_val, got min_val=%r, max_val=%r"
+            % (min_val, max_val)
+        )
+    return min_val, max_val
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:

@@ -12,6 +12,12 @@ relu_backward         g if x > 0 else 0            0 at x == 0; g where x is NaN
 leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x is NaN
 relu6                 min(max(x, 0), 6)            NaN -> NaN, -0.0 -> -0.0
 relu6_backward        g if 0 < x < 6 else 0        0 at x == 0 and x == 6; g where x is NaN
+hardtanh              min(max(x, lo), hi)          NaN -> NaN, -0.0 kept
+hardtanh_backward     g if lo < x < hi else 0      0 at the bounds; g where x is NaN
+hardsigmoid           min(max(x + 3, 0), 6) / 6    NaN -> NaN
+hardsigmoid_backward  g / 6 if -3 < x < 3 else 0   0 at x == +-3 and where x is NaN
+hardswish             x * hardsigmoid(x)           NaN -> NaN, -inf -> -0.0, +inf -> inf
+hardswish_backward    g * (x / 3 + 0.5) on (-3, 3)  0 at x <= -3, g at x >= 3; NaN -> NaN
 ====================  ===========================  =================================
 
 Which activations exist, their codes and parameters come from the activation table
@@ -25,11 +31,12 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from cyrelu import _activations as _k
-from cyrelu._activation_table import CODES as _CODES
+from cyrelu._activation_table import CODES as _CODES, scalars as _scalars
 from cyrelu._backend import backend_for
 from cyrelu._layout import coalesce
 from cyrelu._validation import (
     as_float_array,
+    check_bounds,
     check_out,
     check_real,
     check_same,
@@ -50,11 +57,20 @@ __all__ = [
     "leaky_relu_backward",
     "relu6",
     "relu6_backward",
+    "hardsigmoid",
+    "hardsigmoid_backward",
+    "hardswish",
+    "hardswish_backward",
+    "hardtanh",
+    "hardtanh_backward",
 ]
 
 _RELU = _CODES["relu"]
 _LEAKY_RELU = _CODES["leaky_relu"]
 _RELU6 = _CODES["relu6"]
+_HARDSIGMOID = _CODES["hardsigmoid"]
+_HARDSWISH = _CODES["hardswish"]
+_HARDTANH = _CODES["hardtanh"]
 
 
 def relu(
@@ -148,7 +164,8 @@ def leaky_relu_backward(
     *,
     num_threads: int | None = None,
 ) -> FloatArray:
-    """Gradient of :func:`leaky_relu`: ``grad_output`` if ``x > 0``, else ``alpha * grad_output``.
+    """Gradient of :func:`leaky_relu`: ``grad_output`` where ``x > 0``, else
+    ``alpha * grad_output``.
 
     At ``x == 0`` and where ``x`` is NaN the result is ``alpha * grad_output``
     (PyTorch's ``leaky_relu_backward``).  For ``alpha > 0`` the forward's output
@@ -210,6 +227,162 @@ def relu6_backward(
     return _binary(_RELU6, grad_output, x, out, 0.0, num_threads)
 
 
+def hardsigmoid(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
+    """Hard sigmoid, ``min(max(x + 3, 0), 6) / 6`` (``torch.nn.functional.hardsigmoid``).
+
+    Bit for bit PyTorch's: 0 at ``x <= -3``, 1 at ``x >= 3``, ``(x + 3) / 6`` between,
+    each rounded once; NaN stays NaN.  ``x``, ``out`` and ``num_threads`` are as for
+    :func:`relu`.
+    """
+    y = _k.unary_fast(_HARDSIGMOID, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.hardsigmoid(x, out=out, num_threads=num_threads))
+    return _unary(_HARDSIGMOID, x, out, 0.0, num_threads)
+
+
+def hardsigmoid_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`hardsigmoid`: ``grad_output / 6`` where ``-3 < x < 3``, else 0.
+
+    0 at exactly ``x == -3`` and ``x == 3`` and where ``x`` is NaN (PyTorch's
+    ``hardsigmoid_backward``).  The factor is 1/6 rounded to ``x``'s type; PyTorch's
+    float64 kernel multiplies by float32's 1/6 instead (3e-8 relative off).
+    """
+    y = _k.binary_fast(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.hardsigmoid_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
+
+
+def hardswish(
+    x: ArrayLike, /, out: FloatArray | None = None, *, num_threads: int | None = None
+) -> FloatArray:
+    """Hard swish, ``x * min(max(x + 3, 0), 6) / 6`` (``torch.nn.functional.hardswish``).
+
+    -0.0 at ``x <= -3``, ``x`` itself at ``x >= 3``, ``x * (x + 3) / 6`` between (each
+    operation rounded once, PyTorch's bits).  Two deliberate differences from
+    PyTorch, which evaluates ``x * 6 / 6`` above 3: there its result can be one ulp
+    off ``x`` and overflows to inf beyond about 5.7e37 in float32, and ``-inf`` gives
+    NaN; here ``x >= 3`` gives ``x`` exactly and ``-inf`` gives -0.0.  NaN stays NaN.
+    ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
+    """
+    y = _k.unary_fast(_HARDSWISH, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.hardswish(x, out=out, num_threads=num_threads))
+    return _unary(_HARDSWISH, x, out, 0.0, num_threads)
+
+
+def hardswish_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`hardswish`: 0 at ``x <= -3``, ``grad_output`` at ``x >= 3``,
+    ``grad_output * (x / 3 + 0.5)`` between (PyTorch's ``hardswish_backward``, bit for
+    bit, including 0 at -3 and ``g`` at 3).  NaN in ``x`` gives NaN (PyTorch's float16
+    kernel gives ``g`` there).
+    """
+    y = _k.binary_fast(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.hardswish_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
+
+
+def _hardtanh_bounds(min_val: float, max_val: float, x: object) -> tuple[float, float]:
+    """hardtanh's bounds checked: finite reals (TypeError / ValueError otherwise) with
+    ``min_val <= max_val`` (ValueError, as torch); rounded to float16 for float16 ``x``,
+    as torch does (beyond float16's range they become +-inf, where torch raises)."""
+    lo, hi = check_bounds(*_scalars("hardtanh", min_val, max_val))
+    if getattr(x, "dtype", None) == np.float16:
+        with np.errstate(over="ignore"):
+            lo, hi = float(np.float16(lo)), float(np.float16(hi))
+    return lo, hi
+
+
+def hardtanh(
+    x: ArrayLike,
+    /,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Hard tanh, ``min(max(x, min_val), max_val)`` (``torch.nn.functional.hardtanh``).
+
+    Bit for bit PyTorch's: NaN stays NaN and -0.0 stays -0.0; the bounds are rounded to
+    the input's type (float16 bounds beyond 65504 become +-inf, where torch raises).
+    ``min_val > max_val`` and non-finite bounds are a ValueError.  ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu`.
+    """
+    lo, hi = _hardtanh_bounds(min_val, max_val, x)
+    y = _k.unary_fast(_HARDTANH, x, out, lo, num_threads, hi)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.hardtanh(x, lo, hi, out=out, num_threads=num_threads))
+    return _unary(_HARDTANH, x, out, lo, num_threads, hi)
+
+
+def hardtanh_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`hardtanh`: ``grad_output`` where ``min_val < x < max_val``, else 0.
+
+    0 at exactly the bounds (PyTorch's ``hardtanh_backward``); where ``x`` is NaN the
+    gradient passes through (PyTorch's scalar code; see :func:`relu6_backward`).  The
+    forward's output can stand in for ``x``.
+    """
+    lo, hi = _hardtanh_bounds(min_val, max_val, x)
+    y = _k.binary_fast(_HARDTANH, grad_output, x, out, lo, num_threads, hi)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.hardtanh_backward(grad_output, x, lo, hi, out=out, num_threads=num_threads),
+        )
+    return _binary(_HARDTANH, grad_output, x, out, lo, num_threads, hi)
+
+
 # ---- shared machinery --------------------------------------------------------------
 
 
@@ -226,7 +399,12 @@ def _usable(a: FloatArray) -> FloatArray:
 
 
 def _unary(
-    op: int, x_in: ArrayLike, out: FloatArray | None, alpha: float, num_threads: int | None
+    op: int,
+    x_in: ArrayLike,
+    out: FloatArray | None,
+    alpha: float,
+    num_threads: int | None,
+    beta: float = 0.0,
 ) -> FloatArray:
     x = as_float_array(x_in, "x")
     if out is None:
@@ -240,10 +418,10 @@ def _unary(
     x = _usable(x)
     target = out if out.flags.aligned else np.empty_like(x)
     if _same_flat_layout(x, target):
-        _k.unary_flat(op, x, target, alpha, num_threads)
+        _k.unary_flat(op, x, target, alpha, num_threads, beta)
     else:
         shape, strides = coalesce(x.shape, target.strides, x.strides)
-        _k.unary_strided(op, x, target, shape, (strides[1], strides[0]), alpha, num_threads)
+        _k.unary_strided(op, x, target, shape, (strides[1], strides[0]), alpha, num_threads, beta)
     if target is not out:
         np.copyto(out, target)
     return out
@@ -256,6 +434,7 @@ def _binary(
     out: FloatArray | None,
     alpha: float,
     num_threads: int | None,
+    beta: float = 0.0,
 ) -> FloatArray:
     g = as_float_array(grad_output, "grad_output")
     x = as_float_array(x_in, "x")
@@ -273,11 +452,11 @@ def _binary(
     g, x = _usable(g), _usable(x)
     target = out if out.flags.aligned else np.empty_like(x)
     if _same_flat_layout(g, x, target):
-        _k.binary_flat(op, g, x, target, alpha, num_threads)
+        _k.binary_flat(op, g, x, target, alpha, num_threads, beta)
     else:
         shape, strides = coalesce(x.shape, target.strides, g.strides, x.strides)
         _k.binary_strided(
-            op, g, x, target, shape, (strides[1], strides[2], strides[0]), alpha, num_threads
+            op, g, x, target, shape, (strides[1], strides[2], strides[0]), alpha, num_threads, beta
         )
     if target is not out:
         np.copyto(out, target)

@@ -1,4 +1,5 @@
-"""Layers for NumPy training loops: ``ReLU``, ``LeakyReLU`` and ``BatchNorm``.
+"""Layers for NumPy training loops: ``ReLU``, ``ReLU6``, ``Hardsigmoid``, ``Hardswish``,
+``LeakyReLU`` and ``BatchNorm``.
 
 Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad_output) ->
 grad_input``, keeping what the backward needs from the last forward, and
@@ -20,9 +21,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from cyrelu import _activation_table
-from cyrelu._validation import check_real
+from cyrelu._validation import check_bounds, check_real, fused_activation_code
 from cyrelu.activations import (
+    hardsigmoid,
+    hardsigmoid_backward,
+    hardswish,
+    hardswish_backward,
+    hardtanh,
+    hardtanh_backward,
     leaky_relu,
     leaky_relu_backward,
     relu,
@@ -32,7 +38,16 @@ from cyrelu.activations import (
 )
 from cyrelu.batchnorm import batch_norm, batch_norm_backward
 
-__all__ = ["Module", "ReLU", "ReLU6", "LeakyReLU", "BatchNorm"]
+__all__ = [
+    "Module",
+    "ReLU",
+    "ReLU6",
+    "Hardsigmoid",
+    "Hardswish",
+    "Hardtanh",
+    "LeakyReLU",
+    "BatchNorm",
+]
 
 FloatArray = NDArray[np.floating]
 
@@ -53,6 +68,18 @@ class Module:
     def eval(self) -> Module:
         """Set evaluation mode; returns self."""
         return self.train(False)
+
+    def state_dict(self) -> dict[str, NDArray[Any]]:
+        """Copies of the layer's arrays (parameters, running statistics): none for an
+        activation layer, whose parameters are its constructor's arguments (as in torch)."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
+        """Load :meth:`state_dict`'s arrays.  A layer without arrays has nothing to load:
+        with ``strict``, any key is a KeyError."""
+        keys = sorted(state.keys())
+        if strict and keys:
+            raise KeyError("%s has no state, got keys %s" % (type(self).__name__, keys))
 
     def forward(self, x: ArrayLike) -> FloatArray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -117,6 +144,93 @@ class ReLU6(Module):
 
     def __repr__(self) -> str:
         return "ReLU6()"
+
+
+class Hardsigmoid(Module):
+    """``min(max(x + 3, 0), 6) / 6`` (see :func:`cyrelu.hardsigmoid`); backward needs the
+    last forward's input."""
+
+    def __init__(self, *, num_threads: int | None = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: ArrayLike | None = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        # x is checked by the call (np.asarray would compute a dask array), and kept
+        # only once accepted
+        y: FloatArray = hardsigmoid(x, num_threads=self.num_threads)
+        self._x = x
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardsigmoid_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardsigmoid()"
+
+
+class Hardswish(Module):
+    """``x * min(max(x + 3, 0), 6) / 6`` (see :func:`cyrelu.hardswish`); backward needs
+    the last forward's input."""
+
+    def __init__(self, *, num_threads: int | None = None) -> None:
+        super().__init__()
+        self.num_threads = num_threads
+        self._x: ArrayLike | None = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        # x is checked by the call (np.asarray would compute a dask array), and kept
+        # only once accepted
+        y: FloatArray = hardswish(x, num_threads=self.num_threads)
+        self._x = x
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardswish_backward(
+            grad_output, self._saved(self._x), num_threads=self.num_threads
+        )
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardswish()"
+
+
+class Hardtanh(Module):
+    """``min(max(x, min_val), max_val)`` (see :func:`cyrelu.hardtanh`); backward needs the
+    last forward's input."""
+
+    def __init__(
+        self, min_val: float = -1.0, max_val: float = 1.0, *, num_threads: int | None = None
+    ) -> None:
+        super().__init__()
+        self.min_val, self.max_val = check_bounds(
+            check_real(min_val, "min_val"), check_real(max_val, "max_val")
+        )
+        self.num_threads = num_threads
+        self._x: ArrayLike | None = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        # x is checked by the call (np.asarray would compute a dask array), and kept
+        # only once accepted
+        y: FloatArray = hardtanh(x, self.min_val, self.max_val, num_threads=self.num_threads)
+        self._x = x
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        g: FloatArray = hardtanh_backward(
+            grad_output,
+            self._saved(self._x),
+            self.min_val,
+            self.max_val,
+            num_threads=self.num_threads,
+        )
+        return g
+
+    def __repr__(self) -> str:
+        return "Hardtanh(min_val=%r, max_val=%r)" % (self.min_val, self.max_val)
 
 
 class LeakyReLU(Module):
@@ -193,7 +307,7 @@ class BatchNorm(Module):
             raise ValueError("eps must be > 0, got %r" % eps)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-        _activation_table.code(activation)  # ValueError unless None or a table name
+        fused_activation_code(activation)  # ValueError unless BatchNorm can fuse it
         self.num_features = int(num_features)
         self.axis = axis
         self.eps = eps

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.skipif(_device_count() == 0, reason="no usable CUDA dev
 
 import cyrelu  # noqa: E402
 import cyrelu.cuda as gpu  # noqa: E402  (importing it is what the dispatcher does)
+from cyrelu import _activation_table as _table  # noqa: E402
 
 try:
     import torch
@@ -93,6 +94,17 @@ BINARY = [
     ("relu_backward", lambda f, g, x, **kw: f.relu_backward(g, x, **kw)),
     ("leaky_backward0.01", lambda f, g, x, **kw: f.leaky_relu_backward(g, x, 0.01, **kw)),
     ("leaky_backward-2", lambda f, g, x, **kw: f.leaky_relu_backward(g, x, -2.0, **kw)),
+]
+# every other activation of the table without a parameter (relu6, hardsigmoid, ...)
+_PLAIN = [n for n, e in _table.TABLE.items() if not e.params and n != "relu"]
+UNARY += [(n, lambda f, x, _n=n, **kw: getattr(f, _n)(x, **kw)) for n in _PLAIN]
+BINARY += [
+    (n + "_backward", lambda f, g, x, _n=n, **kw: getattr(f, _n + "_backward")(g, x, **kw))
+    for n in _PLAIN
+]
+UNARY += [("hardtanh-0.5,2", lambda f, x, **kw: f.hardtanh(x, -0.5, 2.0, **kw))]
+BINARY += [
+    ("hardtanh_backward-3,0.25", lambda f, g, x, **kw: f.hardtanh_backward(g, x, -3.0, 0.25, **kw))
 ]
 SHAPES = [(0,), (1,), (7,), (33,), (1000003,), (33, 65), (4, 5, 6, 7), (2, 0, 3)]
 

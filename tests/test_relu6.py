@@ -117,8 +117,13 @@ def test_table_reachable_from_python():
         fwd, bwd = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
         x = np.array([-1.0, 0.5, 2.0])
         assert fwd(x).shape == x.shape and bwd(x, x).shape == x.shape
-        cyrelu.batch_norm(np.stack([x, -x]).reshape(2, 3, 1), training=True, activation=name)
-        assert len(entry.params) <= 1
+        assert len(entry.params) <= 2
+        xb = np.stack([x, -x]).reshape(2, 3, 1)
+        if len(entry.params) <= 1:
+            cyrelu.batch_norm(xb, training=True, activation=name)
+        else:  # BatchNorm fuses the activations with at most one parameter
+            with pytest.raises(ValueError, match=name):
+                cyrelu.batch_norm(xb, training=True, activation=name)
 
 
 def test_cuda_table_agrees():

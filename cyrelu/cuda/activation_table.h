@@ -14,8 +14,10 @@
  *   NAME         the code's C name: CYR_ACT_<NAME>
  *   code         op code (also the fused BatchNorm activation; 0 is CYR_ACT_NONE,
  *                the identity, which BatchNorm uses for "no activation")
- *   params       the scalar parameter, "" or "name=default:check" (check: real = any
- *                finite real).  The kernels take at most one parameter, `a`.
+ *   params       the scalar parameters, "" or "name=default:check[,name=default:check]"
+ *                (check: real = any finite real).  The kernels take at most two, `a`
+ *                and `b` (0 where the activation has fewer); BatchNorm fuses the
+ *                activations with at most one.
  *   from_output  when the derivative can be computed from the output instead of the
  *                input: "always", "" (never) or "<param>>0".
  */
@@ -25,7 +27,10 @@
 #define CYR_ACTIVATIONS(X)                                                                 \
     X(relu, RELU, 1, "", "always")                                                         \
     X(leaky_relu, LEAKY_RELU, 2, "alpha=0.2:real", "alpha>0")                              \
-    X(relu6, RELU6, 3, "", "always")
+    X(relu6, RELU6, 3, "", "always")                                                       \
+    X(hardsigmoid, HARDSIGMOID, 4, "", "")                                                 \
+    X(hardswish, HARDSWISH, 5, "", "")                                                     \
+    X(hardtanh, HARDTANH, 6, "min_val=-1.0:real,max_val=1.0:real", "always")
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

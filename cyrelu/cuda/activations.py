@@ -12,12 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from cyrelu import _activation_table as _table
-from cyrelu._validation import check_real, check_same
+from cyrelu._validation import check_bounds, check_real, check_same
 from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import cupy
 
-__all__ = ["relu", "leaky_relu", "relu_backward", "leaky_relu_backward"]
+__all__ = [
+    "relu",
+    "leaky_relu",
+    "relu_backward",
+    "leaky_relu_backward",
+    "hardtanh",
+    "hardtanh_backward",
+]
 
 _ACT = _table.CODES  # activation name -> the kernels' code (cyrelu/cuda/activation_table.h)
 
@@ -110,19 +119,21 @@ def _elementwise(
     out: Array,
     alpha: float,
     num_threads: int | None,
+    beta: float = 0.0,
 ) -> Array:
-    """``inputs``: (x,) for the forward, (grad_output, x) for the backward.  A call with
+    """``inputs``: (x,) for the forward, (grad_output, x) for the backward; ``alpha``,
+    ``beta``: the activation's parameters.  A call with
     the array keys of an earlier one (see cyrelu.cuda._launch) launches that call's
     plan after the per-call checks; any other goes through _general."""
     L.check_threads(num_threads)  # validated like the CPU path; the GPU ignores it
     key = _fast_key(op, inputs, out)
     f = None if key is None else _FAST.get(key)
     if f is None or not _fast_ok(f, inputs, out):
-        return _general(kind, op, inputs, out, alpha, key)
+        return _general(kind, op, inputs, out, alpha, key, beta)
     if out is None:
         out = cupy.empty_like(inputs[-1])  # aligned, as the plan's was
     fn, grid, fixed = f.plan
-    fn(grid, _BLOCK, (*inputs, out, *fixed, f.alpha_t(alpha)))
+    fn(grid, _BLOCK, (*inputs, out, *fixed, f.alpha_t(alpha), f.alpha_t(beta)))
     return out
 
 
@@ -133,6 +144,7 @@ def _general(
     out: Array,
     alpha: float,
     key: tuple[Any, ...] | None,
+    beta: float = 0.0,
 ) -> Array:
     """Every check; copies where out partly overlaps an input, or where the layout has
     more than 4 independent axes.  Remembers the call under ``key`` when it made none."""
@@ -179,12 +191,12 @@ def _general(
             _PLANS[pkey] = plan
         if plan is None:  # more than 4 independent axes: go through contiguous copies
             tmp = cupy.empty(x.shape, dtype=x.dtype)
-            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha, None)
+            _general(kind, op, [cupy.ascontiguousarray(b) for b in arrays], tmp, alpha, None, beta)
             out[...] = tmp
             return out
         fn, grid, fixed = plan
         alpha_t = L.ACC[x.dtype].type
-        fn(grid, _BLOCK, (*arrays, out, *fixed, alpha_t(alpha)))
+        fn(grid, _BLOCK, (*arrays, out, *fixed, alpha_t(alpha), alpha_t(beta)))
     if key is not None and not copied:
         L.remember(_FAST, key, _Fast(plan, dev, alpha_t, out, arrays))
     return out
@@ -222,6 +234,44 @@ def leaky_relu_backward(
     """:func:`cyrelu.leaky_relu_backward` for CuPy arrays."""
     alpha = check_real(alpha, "alpha")
     return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha, num_threads)
+
+
+def _bounds(min_val: object, max_val: object, x: Array) -> tuple[float, float]:
+    """hardtanh's bounds, as :func:`cyrelu.hardtanh` checks and rounds them."""
+    lo, hi = check_bounds(*_table.scalars("hardtanh", min_val, max_val))
+    if getattr(x, "dtype", None) == np.float16:
+        with np.errstate(over="ignore"):
+            lo, hi = float(np.float16(lo)), float(np.float16(hi))
+    return lo, hi
+
+
+def hardtanh(
+    x: Array,
+    /,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    out: Array | None = None,
+    *,
+    num_threads: int | None = None,
+) -> Array:
+    """:func:`cyrelu.hardtanh` for CuPy arrays (bounds rounded to float32 for float16/32)."""
+    lo, hi = _bounds(min_val, max_val, x)
+    return _elementwise("unary", _ACT["hardtanh"], (x,), out, lo, num_threads, hi)
+
+
+def hardtanh_backward(
+    grad_output: Array,
+    x: Array,
+    /,
+    min_val: float = -1.0,
+    max_val: float = 1.0,
+    out: Array | None = None,
+    *,
+    num_threads: int | None = None,
+) -> Array:
+    """:func:`cyrelu.hardtanh_backward` for CuPy arrays."""
+    lo, hi = _bounds(min_val, max_val, x)
+    return _elementwise("binary", _ACT["hardtanh"], (grad_output, x), out, lo, num_threads, hi)
 
 
 def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Array]]:

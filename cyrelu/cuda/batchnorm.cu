@@ -65,12 +65,12 @@
 #define CYR_PART 3
 
 template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a) {
-    return cyr_fwd<ACT>(v, a);
+    return cyr_fwd<ACT>(v, a, A(0));
 }
 
 /* dy gated by the activation, on the forward's output y (its derivative read there). */
 template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A a) {
-    return cyr_bwd<ACT>(g, y, a);
+    return cyr_bwd<ACT>(g, y, a, A(0));
 }
 
 __device__ __forceinline__ bool cyr_finite(double v) { return v - v == 0.0; }

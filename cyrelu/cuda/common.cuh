@@ -106,6 +106,11 @@ __device__ __forceinline__ float cyr_sub(float a, float b) {
     asm("sub.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
     return r;
 }
+__device__ __forceinline__ float cyr_div(float a, float b) {
+    float r;
+    asm("div.rn.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
+    return r;
+}
 __device__ __forceinline__ double cyr_f64(float a) {
     double r;
     asm("cvt.f64.f32 %0, %1;" : "=d"(r) : "f"(a));
@@ -125,12 +130,14 @@ inline unsigned cyr_bits(float v) {
 inline float cyr_mul(float a, float b) { return a * b; }
 inline float cyr_add(float a, float b) { return a + b; }
 inline float cyr_sub(float a, float b) { return a - b; }
+inline float cyr_div(float a, float b) { return a / b; }
 inline double cyr_f64(float a) { return (double)a; }
 inline float cyr_f32(double a) { return (float)a; }
 #endif
 __device__ __forceinline__ double cyr_mul(double a, double b) { return a * b; }
 __device__ __forceinline__ double cyr_add(double a, double b) { return a + b; }
 __device__ __forceinline__ double cyr_sub(double a, double b) { return a - b; }
+__device__ __forceinline__ double cyr_div(double a, double b) { return a / b; }
 __device__ __forceinline__ double cyr_f64(double a) { return a; }
 /* double -> the math type A (float or double) */
 template <typename A> __device__ __forceinline__ A cyr_from_f64(double a);
@@ -172,33 +179,39 @@ __device__ __forceinline__ bool cyr_lt(double v, double t) { return v < t; }
 
 /* The math of one element: the activation table's (activation_table.h,
  * activation_math.h; the C kernels expand the same macros).  Its primitives here are
- * the bit-level compares above and cyr_mul, so no flush-to-zero flag changes a result;
+ * the bit-level compares above and cyr_mul / cyr_add / cyr_div, so no flush-to-zero
+ * flag changes a result;
  * never fmaxf: fmaxf(NaN, 0) is 0, and ReLU must keep NaN (and -0.0). */
 #include "activation_table.h"
 
 #define CYR_K(c) A(c)
 #define CYR_SEL(CMP, x, c, t, f) (CYR_CMP_##CMP((x), A(c)) ? (t) : (f))
+#define CYR_SELV(CMP, x, y, t, f) (CYR_CMP_##CMP((x), (y)) ? (t) : (f))
 #define CYR_CMP_LT(x, c) cyr_lt(x, c)
 #define CYR_CMP_LE(x, c) cyr_le(x, c)
 #define CYR_CMP_GT(x, c) cyr_lt(c, x)
 #define CYR_CMP_GE(x, c) cyr_le(c, x)
 #define CYR_MUL(a, b) cyr_mul((a), (b))
+#define CYR_ADD(a, b) cyr_add((a), (b))
+#define CYR_DIV(a, b) cyr_div((a), (b))
 
 /* OP: a CYR_ACT_* code; CYR_ACT_NONE (BatchNorm's no activation) is the identity. */
 #define CYR_FWD_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a);
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, b);
 #define CYR_BWD_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_BWD_##name(g, v, a);
-template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a) {
+    case CYR_ACT_##NAME: return CYR_BWD_##name(g, v, a, b);
+template <int OP, typename A> __device__ __forceinline__ A cyr_fwd(A v, A a, A b) {
     (void)a;
+    (void)b;
     switch (OP) {
     CYR_ACTIVATIONS(CYR_FWD_CASE_)
     default: return v;
     }
 }
 
-template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a) {
+template <int OP, typename A> __device__ __forceinline__ A cyr_bwd(A g, A v, A a, A b) {
     (void)a;
+    (void)b;
     switch (OP) {
     CYR_ACTIVATIONS(CYR_BWD_CASE_)
     default: return g;

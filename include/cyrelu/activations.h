@@ -22,8 +22,11 @@
 #define CYR_CMP_GT >
 #define CYR_CMP_GE >=
 #define CYR_SEL(CMP, x, c, t, f) ((x) CYR_CMP_##CMP (CYR_T)(c) ? (t) : (f))
+#define CYR_SELV(CMP, x, y, t, f) ((x) CYR_CMP_##CMP (y) ? (t) : (f))
 #define CYR_K(c) ((CYR_T)(c))
 #define CYR_MUL(a, b) ((a) * (b))
+#define CYR_ADD(a, b) ((a) + (b))
+#define CYR_DIV(a, b) ((a) / (b))
 
 /* The table for Python: one entry per activation, in code order. */
 typedef struct {
@@ -58,21 +61,21 @@ static const cyr_act_info cyr_act_table[] = {CYR_ACTIVATIONS(CYR_ACT_INFO_)};
 #endif
 
 #define CYR_ENTRY_POINTS(T, S, AT)                                                             \
-CYR_INLINE void cyr_unary_##S(int op, const T *x, T *y, Py_ssize_t n, AT a) {               \
-    CYR_DISPATCH(unary, S, (op, x, y, n, a));                                              \
+CYR_INLINE void cyr_unary_##S(int op, const T *x, T *y, Py_ssize_t n, AT a, AT b) {               \
+    CYR_DISPATCH(unary, S, (op, x, y, n, a, b));                                              \
 }                                                                                          \
 CYR_INLINE void cyr_unary_strided_##S(int op, const char *x, Py_ssize_t sx, char *y,       \
-                                      Py_ssize_t sy, Py_ssize_t n, AT a) {                  \
-    CYR_DISPATCH(unary_strided, S, (op, x, sx, y, sy, n, a));                              \
+                                      Py_ssize_t sy, Py_ssize_t n, AT a, AT b) {                  \
+    CYR_DISPATCH(unary_strided, S, (op, x, sx, y, sy, n, a, b));                              \
 }                                                                                          \
 CYR_INLINE void cyr_binary_##S(int op, const T *g, const T *x, T *out, Py_ssize_t n,       \
-                               AT a) {                                                      \
-    CYR_DISPATCH(binary, S, (op, g, x, out, n, a));                                        \
+                               AT a, AT b) {                                                      \
+    CYR_DISPATCH(binary, S, (op, g, x, out, n, a, b));                                        \
 }                                                                                          \
 CYR_INLINE void cyr_binary_strided_##S(int op, const char *g, Py_ssize_t sg,               \
                                        const char *x, Py_ssize_t sx, char *out,            \
-                                       Py_ssize_t so, Py_ssize_t n, AT a) {                 \
-    CYR_DISPATCH(binary_strided, S, (op, g, sg, x, sx, out, so, n, a));                    \
+                                       Py_ssize_t so, Py_ssize_t n, AT a, AT b) {                 \
+    CYR_DISPATCH(binary_strided, S, (op, g, sg, x, sx, out, so, n, a, b));                    \
 }
 
 CYR_ENTRY_POINTS(float, f32, float)

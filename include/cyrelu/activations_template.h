@@ -8,8 +8,9 @@
  *   contiguous, output written over one of the inputs (in place)
  *   strided, byte strides of any sign (the output may be an input)
  * and one function per shape that picks the operation and the aliasing case:
- *   cyr_unary_S(op, x, y, n, alpha)        y = f(x)       (op: a CYR_ACT_* code)
- *   cyr_binary_S(op, g, x, out, n, alpha)  out = f'(x) * g
+ *   cyr_unary_S(op, x, y, n, a, b)        y = f(x)       (op: a CYR_ACT_* code;
+ *                                         a, b its parameters)
+ *   cyr_binary_S(op, g, x, out, n, a, b)  out = f'(x) * g
  * plus their _strided twins.  Exact aliasing (out == x or out == g) is allowed;
  * partial overlap is resolved by the caller.
  */
@@ -40,6 +41,8 @@
 #define CYR_H_SET1(a) _mm256_set1_ps(a)
 #define CYR_H_ZERO() _mm256_setzero_ps()
 #define CYR_H_MUL(a, b) _mm256_mul_ps((a), (b))
+#define CYR_H_ADD(a, b) _mm256_add_ps((a), (b))
+#define CYR_H_DIV(a, b) _mm256_div_ps((a), (b))
 /* (x CMP y) ? t : f */
 #define CYR_H_SEL(cmp, x, y, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), (y), cmp))
 #else
@@ -53,19 +56,30 @@
 #define CYR_H_SET1(a) _mm512_set1_ps(a)
 #define CYR_H_ZERO() _mm512_setzero_ps()
 #define CYR_H_MUL(a, b) _mm512_mul_ps((a), (b))
+#define CYR_H_ADD(a, b) _mm512_add_ps((a), (b))
+#define CYR_H_DIV(a, b) _mm512_div_ps((a), (b))
 #define CYR_H_SEL(cmp, x, y, t, f) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (y), cmp), (f), (t))
 #endif
 /* The table's math on vectors (activation_math.h): ordered compares, so NaN takes the
  * scalar code's branch. */
 #pragma push_macro("CYR_SEL")
+#pragma push_macro("CYR_SELV")
 #pragma push_macro("CYR_K")
 #pragma push_macro("CYR_MUL")
+#pragma push_macro("CYR_ADD")
+#pragma push_macro("CYR_DIV")
 #undef CYR_SEL
+#undef CYR_SELV
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #define CYR_K(c) CYR_H_SET1((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, CYR_K(c), t, f)
+#define CYR_SELV(CMP, x, y, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, y, t, f)
 #define CYR_MUL(a, b) CYR_H_MUL((a), (b))
+#define CYR_ADD(a, b) CYR_H_ADD((a), (b))
+#define CYR_DIV(a, b) CYR_H_DIV((a), (b))
 #define CYR_H_LOOP(STORE, EXPR)                                                            \
     for (; i + CYR_HW <= n; i += CYR_HW) {                                                 \
         const CYR_HV v = CYR_H_LOAD(x + i);                                                \
@@ -79,18 +93,18 @@
 
 #define CYR_H_UNARY_CASE_(name, NAME, code, params, from_output)                          \
     case CYR_ACT_##NAME:                                                                   \
-        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_FWD_##name(v, av)) }                    \
-        else { CYR_H_LOOP(CYR_H_STORE, CYR_FWD_##name(v, av)) }                            \
+        if (stream) { CYR_H_LOOP(CYR_H_STREAM, CYR_FWD_##name(v, av, bv)) }                    \
+        else { CYR_H_LOOP(CYR_H_STORE, CYR_FWD_##name(v, av, bv)) }                            \
         for (; i < n; ++i)                                                                 \
-            y[i] = cyr_f2h_scalar(CYR_F32(name##_elem)(cyr_h2f_scalar(x[i]), a));          \
+            y[i] = cyr_f2h_scalar(CYR_F32(name##_elem)(cyr_h2f_scalar(x[i]), a, b));          \
         break;
 #define CYR_H_BINARY_CASE_(name, NAME, code, params, from_output)                         \
     case CYR_ACT_##NAME:                                                                   \
-        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_BWD_##name(gv, v, av)) }               \
-        else { CYR_H_LOOP2(CYR_H_STORE, CYR_BWD_##name(gv, v, av)) }                       \
+        if (stream) { CYR_H_LOOP2(CYR_H_STREAM, CYR_BWD_##name(gv, v, av, bv)) }               \
+        else { CYR_H_LOOP2(CYR_H_STORE, CYR_BWD_##name(gv, v, av, bv)) }                       \
         for (; i < n; ++i)                                                                 \
             y[i] = cyr_f2h_scalar(CYR_F32(name##_backward_elem)(cyr_h2f_scalar(g[i]),      \
-                                                                cyr_h2f_scalar(x[i]), a));  \
+                                                                cyr_h2f_scalar(x[i]), a, b));  \
         break;
 
 /* relu and its gradient on the bits, without converting: the result is the input (or
@@ -161,7 +175,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(relu_bits)(const cyr_half *x, cyr_half *y, P
         }
     }
     for (; i < n; ++i)
-        y[i] = cyr_f2h_scalar(CYR_F32(relu_elem)(cyr_h2f_scalar(x[i]), 0.0f));
+        y[i] = cyr_f2h_scalar(CYR_F32(relu_elem)(cyr_h2f_scalar(x[i]), 0.0f, 0.0f));
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(relu_backward_bits)(const cyr_half *g, const cyr_half *x,
@@ -180,7 +194,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(relu_backward_bits)(const cyr_half *g, const
     }
     for (; i < n; ++i)
         y[i] = cyr_f2h_scalar(CYR_F32(relu_backward_elem)(cyr_h2f_scalar(g[i]),
-                                                          cyr_h2f_scalar(x[i]), 0.0f));
+                                                          cyr_h2f_scalar(x[i]), 0.0f, 0.0f));
 }
 #undef CYR_HB
 #undef CYR_HBW
@@ -193,10 +207,11 @@ CYR_INLINE CYR_TARGET void CYR_NAME(relu_backward_bits)(const cyr_half *g, const
 #undef CYR_HB_RELU_BW
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
-                                                 Py_ssize_t n, float a, int stream) {
-    const CYR_HV av = CYR_H_SET1(a);
+                                                 Py_ssize_t n, float a, float b, int stream) {
+    const CYR_HV av = CYR_H_SET1(a), bv = CYR_H_SET1(b);
     Py_ssize_t i = 0;
     (void)av;
+    (void)bv;
     if (op == CYR_ACT_RELU) {
         CYR_NAME(relu_bits)(x, y, n, stream);
         return;
@@ -208,11 +223,12 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
-                                                  cyr_half *y, Py_ssize_t n, float a,
+                                                  cyr_half *y, Py_ssize_t n, float a, float b,
                                                   int stream) {
-    const CYR_HV av = CYR_H_SET1(a);
+    const CYR_HV av = CYR_H_SET1(a), bv = CYR_H_SET1(b);
     Py_ssize_t i = 0;
     (void)av;
+    (void)bv;
     if (op == CYR_ACT_RELU) {
         CYR_NAME(relu_backward_bits)(g, x, y, n, stream);
         return;
@@ -225,11 +241,17 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_UNARY_CASE_
 #undef CYR_H_BINARY_CASE_
 #undef CYR_SEL
+#undef CYR_SELV
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #pragma pop_macro("CYR_SEL")
+#pragma pop_macro("CYR_SELV")
 #pragma pop_macro("CYR_K")
 #pragma pop_macro("CYR_MUL")
+#pragma pop_macro("CYR_ADD")
+#pragma pop_macro("CYR_DIV")
 #undef CYR_HV
 #undef CYR_HW
 #undef CYR_H_LOAD
@@ -238,19 +260,21 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_SET1
 #undef CYR_H_ZERO
 #undef CYR_H_MUL
+#undef CYR_H_ADD
+#undef CYR_H_DIV
 #undef CYR_H_SEL
 #undef CYR_H_LOOP
 #undef CYR_H_LOOP2
 #else /* the baseline copy: tiles through L1 */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
-                                                 Py_ssize_t n, float a, int stream) {
+                                                 Py_ssize_t n, float a, float b, int stream) {
     CYR_ALIGN64 float xt[CYR_HT];
     CYR_ALIGN64 float yt[CYR_HT];
     CYR_ALIGN64 cyr_half ht[CYR_HT];
     for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(x + i, xt, m);
-        CYR_F32(unary_plain)(op, xt, yt, m, a);
+        CYR_F32(unary_plain)(op, xt, yt, m, a, b);
 #if CYR_HAVE_STREAM
         if (stream && m == CYR_HT) {
             CYR_ISA_FN(f2h)(yt, ht, m);
@@ -265,7 +289,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
-                                                  cyr_half *out, Py_ssize_t n, float a,
+                                                  cyr_half *out, Py_ssize_t n, float a, float b,
                                                   int stream) {
     CYR_ALIGN64 float gt[CYR_HT];
     CYR_ALIGN64 float xt[CYR_HT];
@@ -275,7 +299,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(g + i, gt, m);
         CYR_ISA_FN(h2f)(x + i, xt, m);
-        CYR_F32(binary_plain)(op, gt, xt, ot, m, a);
+        CYR_F32(binary_plain)(op, gt, xt, ot, m, a, b);
 #if CYR_HAVE_STREAM
         if (stream && m == CYR_HT) {
             CYR_ISA_FN(f2h)(ot, ht, m);
@@ -296,31 +320,31 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #define CYR_HALF_HEAD(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(cyr_half)))
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const cyr_half *x, cyr_half *y, Py_ssize_t n,
-                                           float a) {
+                                           float a, float b) {
     if ((const cyr_half *)y != x && CYR_HAVE_STREAM && CYR_HALF_STREAMS(n)) {
         const Py_ssize_t h = CYR_HALF_HEAD(y) < n ? CYR_HALF_HEAD(y) : n;
-        CYR_NAME(unary_tiles)(op, x, y, h, a, 0);
-        CYR_NAME(unary_tiles)(op, x + h, y + h, n - h, a, 1);
+        CYR_NAME(unary_tiles)(op, x, y, h, a, b, 0);
+        CYR_NAME(unary_tiles)(op, x + h, y + h, n - h, a, b, 1);
 #if CYR_HAVE_STREAM
         cyr_stream_fence();
 #endif
     } else {
-        CYR_NAME(unary_tiles)(op, x, y, n, a, 0);
+        CYR_NAME(unary_tiles)(op, x, y, n, a, b, 0);
     }
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const cyr_half *g, const cyr_half *x,
-                                            cyr_half *out, Py_ssize_t n, float a) {
+                                            cyr_half *out, Py_ssize_t n, float a, float b) {
     if ((const cyr_half *)out != g && (const cyr_half *)out != x && CYR_HAVE_STREAM &&
         CYR_HALF_STREAMS(n)) {
         const Py_ssize_t h = CYR_HALF_HEAD(out) < n ? CYR_HALF_HEAD(out) : n;
-        CYR_NAME(binary_tiles)(op, g, x, out, h, a, 0);
-        CYR_NAME(binary_tiles)(op, g + h, x + h, out + h, n - h, a, 1);
+        CYR_NAME(binary_tiles)(op, g, x, out, h, a, b, 0);
+        CYR_NAME(binary_tiles)(op, g + h, x + h, out + h, n - h, a, b, 1);
 #if CYR_HAVE_STREAM
         cyr_stream_fence();
 #endif
     } else {
-        CYR_NAME(binary_tiles)(op, g, x, out, n, a, 0);
+        CYR_NAME(binary_tiles)(op, g, x, out, n, a, b, 0);
     }
 }
 #undef CYR_HALF_STREAMS
@@ -332,7 +356,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const cyr_half *g, const cyr
     case CYR_ACT_##NAME:                                                                   \
         for (Py_ssize_t i = 0; i < n; ++i) {                                               \
             const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));               \
-            *(cyr_half *)(y + i * sy) = cyr_f2h_scalar(CYR_F32(name##_elem)(v, a));        \
+            *(cyr_half *)(y + i * sy) = cyr_f2h_scalar(CYR_F32(name##_elem)(v, a, b));        \
         }                                                                                  \
         break;
 #define CYR_H_BINARY_CASE_(name, NAME, code, params, from_output)                         \
@@ -341,13 +365,13 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const cyr_half *g, const cyr
             const float gv = cyr_h2f_scalar(*(const cyr_half *)(g + i * sg));              \
             const float v = cyr_h2f_scalar(*(const cyr_half *)(x + i * sx));               \
             *(cyr_half *)(out + i * so) =                                                  \
-                cyr_f2h_scalar(CYR_F32(name##_backward_elem)(gv, v, a));                   \
+                cyr_f2h_scalar(CYR_F32(name##_backward_elem)(gv, v, a, b));                   \
         }                                                                                  \
         break;
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
                                                    char *y, Py_ssize_t sy, Py_ssize_t n,
-                                                   float a) {
+                                                   float a, float b) {
     switch (op) {
     CYR_ACTIVATIONS(CYR_H_UNARY_CASE_)
     default: break;
@@ -356,7 +380,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssi
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
                                                     const char *x, Py_ssize_t sx, char *out,
-                                                    Py_ssize_t so, Py_ssize_t n, float a) {
+                                                    Py_ssize_t so, Py_ssize_t n, float a, float b) {
     switch (op) {
     CYR_ACTIVATIONS(CYR_H_BINARY_CASE_)
     default: break;
@@ -368,13 +392,15 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ss
 #else /* float and double */
 /* ---- the math of one element: the table's (activation_math.h) ---------------- */
 #define CYR_ELEM_(name, NAME, code, params, from_output)                                  \
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_elem)(CYR_T v, CYR_C a) {                      \
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_elem)(CYR_T v, CYR_C a, CYR_C b) {                      \
     (void)a;                                                                               \
-    return CYR_FWD_##name(v, a);                                                           \
+    (void)b;                                                                               \
+    return CYR_FWD_##name(v, a, b);                                                           \
 }                                                                                          \
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_backward_elem)(CYR_T g, CYR_T v, CYR_C a) {    \
+CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_backward_elem)(CYR_T g, CYR_T v, CYR_C a, CYR_C b) {    \
     (void)a;                                                                               \
-    return CYR_BWD_##name(g, v, a);                                                        \
+    (void)b;                                                                               \
+    return CYR_BWD_##name(g, v, a, b);                                                        \
 }
 CYR_ACTIVATIONS(CYR_ELEM_)
 #undef CYR_ELEM_
@@ -382,37 +408,37 @@ CYR_ACTIVATIONS(CYR_ELEM_)
 /* ---- loops -------------------------------------------------------------------- */
 #define CYR_UNARY_LOOPS(op)                                                                    \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
-                             Py_ssize_t n, CYR_C a) {                                          \
-    for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a);                    \
+                             Py_ssize_t n, CYR_C a, CYR_C b) {                                          \
+    for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a, b);                    \
 }                                                                                              \
-CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_C a) {         \
-    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a);                    \
+CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_C a, CYR_C b) {         \
+    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a, b);                    \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
-                                       Py_ssize_t n, CYR_C a) {                                \
+                                       Py_ssize_t n, CYR_C a, CYR_C b) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
-        *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a);         \
+        *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a, b);         \
 }
 
 #define CYR_BINARY_LOOPS(op)                                                                   \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
-                             CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_C a) {                 \
-    for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a);            \
+                             CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_C a, CYR_C b) {                 \
+    for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);            \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
-                                         Py_ssize_t n, CYR_C a) {                              \
-    for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
+                                         Py_ssize_t n, CYR_C a, CYR_C b) {                              \
+    for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
-                                         Py_ssize_t n, CYR_C a) {                              \
-    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a);              \
+                                         Py_ssize_t n, CYR_C a, CYR_C b) {                              \
+    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
                                        Py_ssize_t sx, char *out, Py_ssize_t so,                \
-                                       Py_ssize_t n, CYR_C a) {                                \
+                                       Py_ssize_t n, CYR_C a, CYR_C b) {                                \
     for (Py_ssize_t i = 0; i < n; ++i)                                                         \
         *(CYR_T *)(out + i * so) = CYR_NAME(op##_elem)(*(const CYR_T *)(g + i * sg),           \
-                                                       *(const CYR_T *)(x + i * sx), a);       \
+                                                       *(const CYR_T *)(x + i * sx), a, b);       \
 }
 
 #define CYR_LOOPS_(name, NAME, code, params, from_output)                                 \
@@ -426,9 +452,9 @@ CYR_ACTIVATIONS(CYR_LOOPS_)
 
 /* ---- per-operation choice, contiguous out of place ----------------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRICT x,
-                                                 CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a) {
+                                                 CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a, CYR_C b) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name)(x, y, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name)(x, y, n, a, b); break;
     switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
 }
@@ -436,9 +462,9 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRI
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTRICT g,
                                                   const CYR_T *CYR_RESTRICT x,
                                                   CYR_T *CYR_RESTRICT out, Py_ssize_t n,
-                                                  CYR_C a) {
+                                                  CYR_C a, CYR_C b) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_backward)(g, x, out, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward)(g, x, out, n, a, b); break;
     switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
 }
@@ -451,30 +477,30 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_plain)(int op, const CYR_T *CYR_RESTR
 #define CYR_HEAD_N(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(CYR_T)))
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_stream)(int op, const CYR_T *CYR_RESTRICT x,
-                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a) {
+                                                  CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_C a, CYR_C b) {
     CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
     Py_ssize_t i = CYR_HEAD_N(y) < n ? CYR_HEAD_N(y) : n;
-    CYR_NAME(unary_plain)(op, x, y, i, a);
+    CYR_NAME(unary_plain)(op, x, y, i, a, b);
     for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
-        CYR_NAME(unary_plain)(op, x + i, tile, CYR_TILE_N, a);
+        CYR_NAME(unary_plain)(op, x + i, tile, CYR_TILE_N, a, b);
         CYR_ISA_FN(stream_store)(y + i, tile, CYR_TILE_BYTES);
     }
-    CYR_NAME(unary_plain)(op, x + i, y + i, n - i, a);
+    CYR_NAME(unary_plain)(op, x + i, y + i, n - i, a, b);
     cyr_stream_fence();
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_RESTRICT g,
                                                    const CYR_T *CYR_RESTRICT x,
                                                    CYR_T *CYR_RESTRICT out, Py_ssize_t n,
-                                                   CYR_C a) {
+                                                   CYR_C a, CYR_C b) {
     CYR_ALIGN64 CYR_T tile[CYR_TILE_BYTES / sizeof(CYR_T)];
     Py_ssize_t i = CYR_HEAD_N(out) < n ? CYR_HEAD_N(out) : n;
-    CYR_NAME(binary_plain)(op, g, x, out, i, a);
+    CYR_NAME(binary_plain)(op, g, x, out, i, a, b);
     for (; i + CYR_TILE_N <= n; i += CYR_TILE_N) {
-        CYR_NAME(binary_plain)(op, g + i, x + i, tile, CYR_TILE_N, a);
+        CYR_NAME(binary_plain)(op, g + i, x + i, tile, CYR_TILE_N, a, b);
         CYR_ISA_FN(stream_store)(out + i, tile, CYR_TILE_BYTES);
     }
-    CYR_NAME(binary_plain)(op, g + i, x + i, out + i, n - i, a);
+    CYR_NAME(binary_plain)(op, g + i, x + i, out + i, n - i, a, b);
     cyr_stream_fence();
 }
 #undef CYR_TILE_N
@@ -488,52 +514,52 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_stream)(int op, const CYR_T *CYR_REST
 
 /* ---- entry points: pick the aliasing case and the store kind -------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary)(int op, const CYR_T *x, CYR_T *y, Py_ssize_t n,
-                                           CYR_C a) {
+                                           CYR_C a, CYR_C b) {
     if ((const CYR_T *)y == x) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_inplace)(y, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_inplace)(y, n, a, b); break;
         switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
     } else if (CYR_STREAMS(n)) {
-        CYR_NAME(unary_stream)(op, x, y, n, a);
+        CYR_NAME(unary_stream)(op, x, y, n, a, b);
     } else {
-        CYR_NAME(unary_plain)(op, x, y, n, a);
+        CYR_NAME(unary_plain)(op, x, y, n, a, b);
     }
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_strided)(int op, const char *x, Py_ssize_t sx,
                                                    char *y, Py_ssize_t sy, Py_ssize_t n,
-                                                   CYR_C a) {
+                                                   CYR_C a, CYR_C b) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_strided)(x, sx, y, sy, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_strided)(x, sx, y, sy, n, a, b); break;
     switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary)(int op, const CYR_T *g, const CYR_T *x,
-                                            CYR_T *out, Py_ssize_t n, CYR_C a) {
+                                            CYR_T *out, Py_ssize_t n, CYR_C a, CYR_C b) {
     if ((const CYR_T *)out == g) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_g)(out, x, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_g)(out, x, n, a, b); break;
         switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
     } else if ((const CYR_T *)out == x) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_x)(g, out, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_inplace_x)(g, out, n, a, b); break;
         switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
     } else if (CYR_STREAMS(n)) {
-        CYR_NAME(binary_stream)(op, g, x, out, n, a);
+        CYR_NAME(binary_stream)(op, g, x, out, n, a, b);
     } else {
-        CYR_NAME(binary_plain)(op, g, x, out, n, a);
+        CYR_NAME(binary_plain)(op, g, x, out, n, a, b);
     }
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ssize_t sg,
                                                     const char *x, Py_ssize_t sx, char *out,
-                                                    Py_ssize_t so, Py_ssize_t n, CYR_C a) {
+                                                    Py_ssize_t so, Py_ssize_t n, CYR_C a, CYR_C b) {
 #define CYR_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: CYR_NAME(name##_backward_strided)(g, sg, x, sx, out, so, n, a); break;
+    case CYR_ACT_##NAME: CYR_NAME(name##_backward_strided)(g, sg, x, sx, out, so, n, a, b); break;
     switch (op) { CYR_ACTIVATIONS(CYR_CASE_) default: break; }
 #undef CYR_CASE_
 }

@@ -89,18 +89,27 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
 /* The table's math on 8 lanes of float (activation_math.h), as the float kernels
  * compute it: ordered compares, so NaN takes the scalar code's branch. */
 #pragma push_macro("CYR_SEL")
+#pragma push_macro("CYR_SELV")
 #pragma push_macro("CYR_K")
 #pragma push_macro("CYR_MUL")
+#pragma push_macro("CYR_ADD")
+#pragma push_macro("CYR_DIV")
 #undef CYR_SEL
+#undef CYR_SELV
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #define CYR_K(c) _mm256_set1_ps((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), CYR_K(c), _CMP_##CMP##_OQ))
+#define CYR_SELV(CMP, x, y, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), (y), _CMP_##CMP##_OQ))
 #define CYR_MUL(a, b) _mm256_mul_ps((a), (b))
+#define CYR_ADD(a, b) _mm256_add_ps((a), (b))
+#define CYR_DIV(a, b) _mm256_div_ps((a), (b))
 
 /* dy gated by the fused activation on y (bn_gate). */
 #define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_BWD_##name(g, CYR_BN_H8(y), a);
+    case CYR_ACT_##NAME: return CYR_BWD_##name(g, CYR_BN_H8(y), a, CYR_K(0));
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a) {
     switch (act) {
     CYR_ACTIVATIONS(CYR_BN_H_CASE_)
@@ -146,7 +155,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
         float gf = gv;
         switch (act) {
 #define CYR_BN_T_CASE_(name, NAME, code, params, from_output) \
-        case CYR_ACT_##NAME: gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]), a); break;
+        case CYR_ACT_##NAME: gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]), a, 0.0f); break;
         CYR_ACTIVATIONS(CYR_BN_T_CASE_)
 #undef CYR_BN_T_CASE_
         default: break;
@@ -171,7 +180,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
  * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
  * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
 #define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a);
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, CYR_K(0));
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
     switch (act) {
     CYR_ACTIVATIONS(CYR_BN_H_CASE_)
@@ -180,11 +189,17 @@ CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) 
 }
 #undef CYR_BN_H_CASE_
 #undef CYR_SEL
+#undef CYR_SELV
 #undef CYR_K
 #undef CYR_MUL
+#undef CYR_ADD
+#undef CYR_DIV
 #pragma pop_macro("CYR_SEL")
+#pragma pop_macro("CYR_SELV")
 #pragma pop_macro("CYR_K")
 #pragma pop_macro("CYR_MUL")
+#pragma pop_macro("CYR_ADD")
+#pragma pop_macro("CYR_DIV")
 
 #define CYR_BN_PUT8(dst, v, stream)                                                         \
     do {                                                                                   \

@@ -18,7 +18,7 @@
 
 /* ---- the math of one element ------------------------------------------------ */
 #define CYR_BN_ACT_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a);
+    case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a, 0);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
     switch (act) {
     CYR_ACTIVATIONS(CYR_BN_ACT_CASE_)
@@ -29,7 +29,7 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
 #define CYR_BN_GATE_CASE_(name, NAME, code, params, from_output) \
-    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a);
+    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a, 0);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
     switch (act) {
     CYR_ACTIVATIONS(CYR_BN_GATE_CASE_)

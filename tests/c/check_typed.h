@@ -104,33 +104,33 @@ static void TN(check_activations)(void) {
                 const CT a = alphas[ai];
                 if (op == CYR_ACT_RELU && ai > 0) break;
                 /* unary: out of place, in place, strided (stride 2 in, -1 out) */
-                KN(unary)(op, x, y, n, a);
+                KN(unary)(op, x, y, n, a, 0);
                 TN(expect_unary)("unary", op, a, x, y, n);
                 memcpy(y, x, (size_t)n * sizeof(CT));
-                KN(unary)(op, y, y, n, a);
+                KN(unary)(op, y, y, n, a, 0);
                 TN(expect_unary)("unary in place", op, a, x, y, n);
                 {
                     CT *rev = xmalloc((size_t)n * sizeof(CT));
                     KN(unary_strided)(op, (const char *)xs, 2 * (Py_ssize_t)sizeof(CT),
-                                      (char *)(y + n - 1), -(Py_ssize_t)sizeof(CT), n, a);
+                                      (char *)(y + n - 1), -(Py_ssize_t)sizeof(CT), n, a, 0);
                     for (Py_ssize_t i = 0; i < n; ++i) rev[i] = y[n - 1 - i];
                     TN(expect_unary)("unary strided", op, a, x, rev, n);
                     free(rev);
                 }
                 /* binary: out of place, out == g, out == x, strided */
-                KN(binary)(op, g, x, y, n, a);
+                KN(binary)(op, g, x, y, n, a, 0);
                 TN(expect_binary)("binary", op, a, g, x, y, n);
                 memcpy(y, g, (size_t)n * sizeof(CT));
-                KN(binary)(op, y, x, y, n, a);
+                KN(binary)(op, y, x, y, n, a, 0);
                 TN(expect_binary)("binary out==g", op, a, g, x, y, n);
                 memcpy(y, x, (size_t)n * sizeof(CT));
-                KN(binary)(op, g, y, y, n, a);
+                KN(binary)(op, g, y, y, n, a, 0);
                 TN(expect_binary)("binary out==x", op, a, g, x, y, n);
                 {
                     CT *rev = xmalloc((size_t)n * sizeof(CT));
                     KN(binary_strided)(op, (const char *)(g + n - 1), -(Py_ssize_t)sizeof(CT),
                                        (const char *)xs, 2 * (Py_ssize_t)sizeof(CT), (char *)y,
-                                       (Py_ssize_t)sizeof(CT), n, a);
+                                       (Py_ssize_t)sizeof(CT), n, a, 0);
                     for (Py_ssize_t i = 0; i < n; ++i) rev[i] = g[n - 1 - i];
                     TN(expect_binary)("binary strided", op, a, rev, x, y, n);
                     free(rev);

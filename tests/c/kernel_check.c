@@ -323,24 +323,24 @@ static void check_half_activations(void) {
             for (int ai = 0; ai < 4; ++ai) {
                 const float a = alphas[ai];
                 if (op == CYR_ACT_RELU && ai > 0) break;
-                cyr_unary_f16(op, x, y, n, a);
+                cyr_unary_f16(op, x, y, n, a, 0.0f);
                 expect_half("unary", op, a, NULL, x, y, n);
                 memcpy(y, x, (size_t)n * sizeof(cyr_half));
-                cyr_unary_f16(op, y, y, n, a);
+                cyr_unary_f16(op, y, y, n, a, 0.0f);
                 expect_half("unary in place", op, a, NULL, x, y, n);
-                cyr_unary_strided_f16(op, (const char *)xs, 4, (char *)(y + n - 1), -2, n, a);
+                cyr_unary_strided_f16(op, (const char *)xs, 4, (char *)(y + n - 1), -2, n, a, 0.0f);
                 for (Py_ssize_t i = 0; i < n; ++i) rev[i] = y[n - 1 - i];
                 expect_half("unary strided", op, a, NULL, x, rev, n);
-                cyr_binary_f16(op, g, x, y, n, a);
+                cyr_binary_f16(op, g, x, y, n, a, 0.0f);
                 expect_half("binary", op, a, g, x, y, n);
                 memcpy(y, g, (size_t)n * sizeof(cyr_half));
-                cyr_binary_f16(op, y, x, y, n, a);
+                cyr_binary_f16(op, y, x, y, n, a, 0.0f);
                 expect_half("binary out==g", op, a, g, x, y, n);
                 memcpy(y, x, (size_t)n * sizeof(cyr_half));
-                cyr_binary_f16(op, g, y, y, n, a);
+                cyr_binary_f16(op, g, y, y, n, a, 0.0f);
                 expect_half("binary out==x", op, a, g, x, y, n);
                 cyr_binary_strided_f16(op, (const char *)(g + n - 1), -2, (const char *)xs, 4,
-                                       (char *)y, 2, n, a);
+                                       (char *)y, 2, n, a, 0.0f);
                 for (Py_ssize_t i = 0; i < n; ++i) rev[i] = g[n - 1 - i];
                 expect_half("binary strided", op, a, rev, x, y, n);
             }
