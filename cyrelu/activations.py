@@ -3,22 +3,22 @@
 Each function validates once, then calls the Cython entry points in
 ``cyrelu._activations``.  Semantics are PyTorch's (see the README):
 
-====================  ===========================  =================================
-function              result                       special values
-====================  ===========================  =================================
-relu                  x if x > 0 else 0            NaN -> NaN, -0.0 -> -0.0, -inf -> 0
-leaky_relu            x if x > 0 else alpha*x      NaN -> NaN, any alpha (also > 1, < 0)
-relu_backward         g if x > 0 else 0            0 at x == 0; g where x is NaN
-leaky_relu_backward   g if x > 0 else alpha*g      alpha*g at x == 0 and where x is NaN
-relu6                 min(max(x, 0), 6)            NaN -> NaN, -0.0 -> -0.0
-relu6_backward        g if 0 < x < 6 else 0        0 at x == 0 and x == 6; g where x is NaN
-hardtanh              min(max(x, lo), hi)          NaN -> NaN, -0.0 kept
-hardtanh_backward     g if lo < x < hi else 0      0 at the bounds; g where x is NaN
-hardsigmoid           min(max(x + 3, 0), 6) / 6    NaN -> NaN
-hardsigmoid_backward  g / 6 if -3 < x < 3 else 0   0 at x == +-3 and where x is NaN
-hardswish             x * hardsigmoid(x)           NaN -> NaN, -inf -> -0.0, +inf -> inf
+====================  ============================  ========================================
+function              result                        special values
+====================  ============================  ========================================
+relu                  x if x > 0 else 0             NaN -> NaN, -0.0 -> -0.0, -inf -> 0
+leaky_relu            x if x > 0 else alpha*x       NaN -> NaN, any alpha (also > 1, < 0)
+relu_backward         g if x > 0 else 0             0 at x == 0; g where x is NaN
+leaky_relu_backward   g if x > 0 else alpha*g       alpha*g at x == 0 and where x is NaN
+relu6                 min(max(x, 0), 6)             NaN -> NaN, -0.0 -> -0.0
+relu6_backward        g if 0 < x < 6 else 0         0 at x == 0 and x == 6; g where x is NaN
+hardtanh              min(max(x, lo), hi)           NaN -> NaN, -0.0 kept
+hardtanh_backward     g if lo < x < hi else 0       0 at the bounds; g where x is NaN
+hardsigmoid           min(max(x + 3, 0), 6) / 6     NaN -> NaN
+hardsigmoid_backward  g / 6 if -3 < x < 3 else 0    0 at x == +-3 and where x is NaN
+hardswish             x * hardsigmoid(x)            NaN -> NaN, -inf -> -0.0, +inf -> inf
 hardswish_backward    g * (x / 3 + 0.5) on (-3, 3)  0 at x <= -3, g at x >= 3; NaN -> NaN
-====================  ===========================  =================================
+====================  ============================  ========================================
 
 Which activations exist, their codes and parameters come from the activation table
 (``cyrelu/_activation_table.py``, ``cyrelu/cuda/activation_table.h``).

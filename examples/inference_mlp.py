@@ -15,9 +15,8 @@ This example
    model.state_dict().items()}`` gives);
 3. loads it in NumPy, folds every BatchNorm into the Linear before it with
    ``cyrelu.fold_batch_norm``, and runs it with buffers allocated once per batch
-   size and ``out=`` everywhere: the matmuls run on NumPy's BLAS, the bias add and
-   ReLU on cyrelu (one fused pass per layer: ``cyrelu.batch_norm`` in inference
-   mode with a scale of exactly 1 is ``relu(z + b)``, see ``FoldedMLP``);
+   size and ``out=`` everywhere: the matmuls and bias adds run on NumPy (BLAS), the
+   ReLUs on cyrelu, in place;
 4. checks the output against PyTorch's (eval mode) and prints the latency.
 
     python examples/inference_mlp.py [--batch 8] [--threads 1]
@@ -122,20 +121,27 @@ def export_npz(path: str, state_dict: dict[str, Any]) -> None:
 class FoldedMLP:
     """The exported model, BatchNorms folded into their Linears, run with NumPy + cyrelu.
 
-    Per hidden layer, two calls and no allocation: ``np.matmul(h, W, out=z)`` (BLAS),
-    then ``z = relu(z + b)`` in one cyrelu pass.  That pass is ``cyrelu.batch_norm``
-    in inference mode with ``running_mean = -b``, ``running_var = 0.75`` and
-    ``eps = 0.25``: ``(z - (-b)) / sqrt(0.75 + 0.25)`` is ``z + b`` (the scale is
-    exactly 1, so the only rounding is the add's), fused with the ReLU.  Buffers are allocated
-    once per batch size and reused; a request's output is a view of the last
-    buffer unless ``out`` is given.
+    Per hidden layer, three calls and no allocation: ``np.matmul(h, W, out=z)``
+    (BLAS), ``np.add(z, b, out=z)`` and ``cyrelu.relu(z, out=z)``.  At these sizes a
+    call's fixed cost matters as much as its bandwidth: cyrelu's relu costs about a
+    quarter of a microsecond at batch 1, so the two elementwise passes together stay
+    near a microsecond (``cyrelu.batch_norm`` in inference mode could fuse the add
+    into the ReLU, but its argument checks cost more than the pass it saves here).
+    Buffers are allocated once per batch size and reused; a request's output is a
+    view of the last buffer unless ``out`` is given.
+
+    ``num_threads`` is cyrelu's thread count.  The default, 1, keeps cyrelu's OpenMP
+    threads from waking while the BLAS thread pool spins between the matmuls: with
+    both pools on the same cores each wakes as the other goes idle, and a batch of 64
+    took about ten times as long (measured on 2 cores).  The ReLU passes are a small
+    fraction of the matmuls' time (``benchmarks/bench.py --suite inference``).
     """
 
-    def __init__(self, npz_path: str, *, num_threads: int | None = None) -> None:
+    def __init__(self, npz_path: str, *, num_threads: int | None = 1) -> None:
         sd = np.load(npz_path)
         self.num_threads = num_threads
         self.weights: list[np.ndarray] = []  # (in, out), C-contiguous: h @ W
-        self.neg_bias: list[np.ndarray] = []  # -b', the "running mean" of the fused pass
+        self.biases: list[np.ndarray] = []  # b', the folded biases
         for i in range(DEPTH):
             lin, bn = 3 * i, 3 * i + 1
             w, b = cyrelu.fold_batch_norm(
@@ -149,11 +155,10 @@ class FoldedMLP:
                 axis=0,
             )
             self.weights.append(np.ascontiguousarray(w.T, dtype=np.float32))
-            self.neg_bias.append(np.negative(b, dtype=np.float32))
+            self.biases.append(np.asarray(b, dtype=np.float32))
         last = 3 * DEPTH
         self.weights.append(np.ascontiguousarray(sd["%d.weight" % last].T, dtype=np.float32))
         self.last_bias = np.asarray(sd["%d.bias" % last], dtype=np.float32)
-        self._unit_var = np.full(HIDDEN, 0.75, np.float32)  # + eps 0.25: a scale of 1
         self._buffers: dict[int, list[np.ndarray]] = {}
 
     def _buffers_for(self, batch: int) -> list[np.ndarray]:
@@ -165,17 +170,9 @@ class FoldedMLP:
         return bufs
 
     def bias_relu(self, z: np.ndarray, layer: int) -> None:
-        """``z = relu(z + b)`` in place, one pass (see the class docstring)."""
-        cyrelu.batch_norm(
-            z,
-            self.neg_bias[layer],
-            self._unit_var,
-            training=False,
-            eps=0.25,
-            activation="relu",
-            out=z,
-            num_threads=self.num_threads,
-        )
+        """``z = relu(z + b)`` in place: the add on NumPy, the ReLU on cyrelu."""
+        np.add(z, self.biases[layer], out=z)
+        cyrelu.relu(z, out=z, num_threads=self.num_threads)
 
     def __call__(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         a, b, y = self._buffers_for(x.shape[0])
@@ -208,7 +205,7 @@ def numpy_reference(sd: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=int, default=1, help="cyrelu's threads (default 1)")
     args = p.parse_args(argv)
 
     torch = _torch()

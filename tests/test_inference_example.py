@@ -54,7 +54,7 @@ def test_buffers_are_reused(example, tmp_path):
 
 
 def test_bias_relu_pass_is_relu_of_the_sum(example, tmp_path):
-    # The fused pass (inference BatchNorm with a scale of exactly 1) must give
+    # A hidden layer's elementwise passes (NumPy's add, cyrelu's relu) must give
     # relu(z + b) rounded once, including NaN propagation and -0.0 handling.
     path = tmp_path / "mlp.npz"
     example.export_npz(str(path), example.random_state_dict())
@@ -62,8 +62,8 @@ def test_bias_relu_pass_is_relu_of_the_sum(example, tmp_path):
     rng = np.random.default_rng(0)
     z = rng.standard_normal((5, example.HIDDEN)).astype(np.float32) * 3
     z[0, :4] = [np.nan, np.inf, -np.inf, 0.0]
-    want = np.maximum(z + (-mlp.neg_bias[1]), np.float32(0))
-    want[np.isnan(z + (-mlp.neg_bias[1]))] = np.nan
+    want = np.maximum(z + mlp.biases[1], np.float32(0))
+    want[np.isnan(z + mlp.biases[1])] = np.nan
     mlp.bias_relu(z, 1)
     np.testing.assert_array_equal(z, want)
 
