@@ -9,13 +9,17 @@ parameter rules up here.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from cyrelu import _activations as _k
-from cyrelu._validation import check_real
+from cyrelu._validation import check_bounds, check_real
 
-# parameter check kinds of the table's "name=default:check" strings
-_CHECKS = {"real": check_real}
+# parameter check kinds of the table's "name=default:check" strings: "bound" is a real
+# that kernel_scalars rounds to the data's type (a second bound may not be below the first)
+_CHECKS = {"real": check_real, "bound": check_real}
+_F16 = np.dtype(np.float16)
 
 
 class Activation(NamedTuple):
@@ -79,6 +83,22 @@ def scalars(name: str, *values: object) -> tuple[float, float]:
         value = values[k] if k < len(values) else None
         out[k] = float(_CHECKS[kind](default if value is None else value, pname))
     return out[0], out[1]
+
+
+def kernel_scalars(name: str, dtype: Any, *values: object) -> tuple[float, float]:
+    """``scalars`` for data of ``dtype``, with the rules of the "bound" kind: a second
+    bound below the first is a ValueError (as torch's hardtanh), and bounds are rounded
+    to float16 for float16 data, as torch does (beyond its range they become +-inf).
+    What every backend passes the kernels as ``(a, b)``."""
+    a, b = scalars(name, *values)
+    params = TABLE[name].params
+    if params and params[0][2] == "bound":
+        if len(params) > 1:
+            a, b = check_bounds(a, b, params[0][0], params[1][0])
+        if dtype == _F16:
+            with np.errstate(over="ignore"):
+                a, b = float(np.float16(a)), float(np.float16(b))
+    return a, b
 
 
 def grad_from_output(name: str, value: float) -> bool:

@@ -251,14 +251,17 @@ def running_stat(value: object, name: str, C: int, training: bool) -> NDArray[An
     return value
 
 
-def check_bounds(min_val: float, max_val: float) -> tuple[float, float]:
-    """hardtanh's (checked, finite) bounds: ValueError when ``min_val > max_val`` (as torch)."""
-    if min_val > max_val:
+def check_bounds(
+    lo: float, hi: float, lo_name: str = "min_val", hi_name: str = "max_val"
+) -> tuple[float, float]:
+    """Two (checked, finite) bounds: ValueError when ``lo > hi`` (torch's rule and message
+    for hardtanh's ``min_val`` and ``max_val``)."""
+    if lo > hi:
         raise ValueError(
-            "min_val cannot be greater than max_val, got min_val=%r, max_val=%r"
-            % (min_val, max_val)
+            "%s cannot be greater than %s, got %s=%r, %s=%r"
+            % (lo_name, hi_name, lo_name, lo, hi_name, hi)
         )
-    return min_val, max_val
+    return lo, hi
 
 
 def diagnostics_axis(axis: object, ndim: int, name: str) -> int:

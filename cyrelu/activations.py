@@ -31,12 +31,14 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from cyrelu import _activations as _k
-from cyrelu._activation_table import CODES as _CODES, scalars as _scalars
+from cyrelu._activation_table import (
+    CODES as _CODES,
+    kernel_scalars as _kernel_scalars,
+)
 from cyrelu._backend import backend_for
 from cyrelu._layout import coalesce
 from cyrelu._validation import (
     as_float_array,
-    check_bounds,
     check_out,
     check_real,
     check_same,
@@ -318,14 +320,9 @@ def hardswish_backward(
 
 
 def _hardtanh_bounds(min_val: float, max_val: float, x: object) -> tuple[float, float]:
-    """hardtanh's bounds checked: finite reals (TypeError / ValueError otherwise) with
-    ``min_val <= max_val`` (ValueError, as torch); rounded to float16 for float16 ``x``,
-    as torch does (beyond float16's range they become +-inf, where torch raises)."""
-    lo, hi = check_bounds(*_scalars("hardtanh", min_val, max_val))
-    if getattr(x, "dtype", None) == np.float16:
-        with np.errstate(over="ignore"):
-            lo, hi = float(np.float16(lo)), float(np.float16(hi))
-    return lo, hi
+    """hardtanh's bounds as the kernels take them: the table's rules for "bound"
+    parameters (``_activation_table.kernel_scalars``)."""
+    return _kernel_scalars("hardtanh", getattr(x, "dtype", None), min_val, max_val)
 
 
 def hardtanh(

@@ -259,6 +259,37 @@ def test_errors_match_cpu():
         cyrelu.leaky_relu(x, "0.1")
 
 
+def test_table_generated_pairs_take_parameters_as_the_cpu_functions_do(rng):
+    # hardtanh's CuPy pair is generated from the table: its parameters by position or by
+    # name, out= by position or by name, the table's checks (a bound below the other, a
+    # non-finite bound) and float16 rounding of the bounds, as on the CPU
+    for dtype in (np.float16, np.float32, np.float64):
+        xh = _data(rng, (257,), dtype)
+        x = cupy.asarray(xh)
+        want = cyrelu.hardtanh(xh, -0.3, 0.7)
+        _same_bits(cyrelu.hardtanh(x, -0.3, 0.7).get(), want)
+        _same_bits(cyrelu.hardtanh(x, max_val=0.7, min_val=-0.3).get(), want)
+        o = cupy.empty_like(x)
+        assert cyrelu.hardtanh(x, -0.3, 0.7, o) is o
+        _same_bits(o.get(), want)
+        g = cupy.asarray(_data(rng, (257,), dtype, specials=False))
+        _same_bits(
+            cyrelu.hardtanh_backward(g, x, min_val=-0.3, out=o).get(),
+            cyrelu.hardtanh_backward(g.get(), xh, min_val=-0.3),
+        )
+    x = cupy.zeros(5, dtype=np.float32)
+    with pytest.raises(ValueError, match="min_val cannot be greater than max_val"):
+        cyrelu.hardtanh(x, 1.0, -1.0)
+    with pytest.raises(ValueError, match="finite"):
+        cyrelu.hardtanh(x, float("nan"))
+    with pytest.raises(TypeError):
+        gpu.hardtanh(x, -1.0, 1.0, None, 5)
+    with pytest.raises(TypeError):
+        gpu.hardtanh(x, min_value=0.0)
+    with pytest.raises(TypeError):
+        gpu.hardtanh(x, 0.0, min_val=0.0)
+
+
 def test_out_on_other_device():
     if _device_count() < 2:
         pytest.skip("needs two GPUs")

@@ -15,9 +15,11 @@
  *   code         op code (also the fused BatchNorm activation; 0 is CYR_ACT_NONE,
  *                the identity, which BatchNorm uses for "no activation")
  *   params       the scalar parameters, "" or "name=default:check[,name=default:check]"
- *                (check: real = any finite real).  The kernels take at most two, `a`
- *                and `b` (0 where the activation has fewer); BatchNorm fuses the
- *                activations with at most one.
+ *                (check: real = any finite real; bound = a finite real rounded to the
+ *                data's type, as a clamp's bounds are, and a second bound may not be
+ *                below the first).  The kernels take at most two, `a` and `b` (0 where
+ *                the activation has fewer); BatchNorm fuses the activations with at
+ *                most one.
  *   from_output  when the derivative can be computed from the output instead of the
  *                input: "always", "" (never) or "<param>>0".
  */
@@ -30,7 +32,7 @@
     X(relu6, RELU6, 3, "", "always")                                                       \
     X(hardsigmoid, HARDSIGMOID, 4, "", "")                                                 \
     X(hardswish, HARDSWISH, 5, "", "")                                                     \
-    X(hardtanh, HARDTANH, 6, "min_val=-1.0:real,max_val=1.0:real", "always")
+    X(hardtanh, HARDTANH, 6, "min_val=-1.0:bound,max_val=1.0:bound", "always")
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

@@ -9,13 +9,12 @@ after checking only the current device and overlaps (the per-call fast path).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from cyrelu import _activation_table as _table
-from cyrelu._validation import check_bounds, check_real, check_same
+from cyrelu._validation import check_real, check_same
 from cyrelu.cuda import _launch as L, _loader
 from cyrelu.cuda._launch import cupy
 
@@ -24,8 +23,6 @@ __all__ = [
     "leaky_relu",
     "relu_backward",
     "leaky_relu_backward",
-    "hardtanh",
-    "hardtanh_backward",
 ]
 
 _ACT = _table.CODES  # activation name -> the kernels' code (cyrelu/cuda/activation_table.h)
@@ -236,63 +233,52 @@ def leaky_relu_backward(
     return _elementwise("binary", _ACT["leaky_relu"], (grad_output, x), out, alpha, num_threads)
 
 
-def _bounds(min_val: object, max_val: object, x: Array) -> tuple[float, float]:
-    """hardtanh's bounds, as :func:`cyrelu.hardtanh` checks and rounds them."""
-    lo, hi = check_bounds(*_table.scalars("hardtanh", min_val, max_val))
-    if getattr(x, "dtype", None) == np.float16:
-        with np.errstate(over="ignore"):
-            lo, hi = float(np.float16(lo)), float(np.float16(hi))
-    return lo, hi
-
-
-def hardtanh(
-    x: Array,
-    /,
-    min_val: float = -1.0,
-    max_val: float = 1.0,
-    out: Array | None = None,
-    *,
-    num_threads: int | None = None,
-) -> Array:
-    """:func:`cyrelu.hardtanh` for CuPy arrays (bounds rounded to float32 for float16/32)."""
-    lo, hi = _bounds(min_val, max_val, x)
-    return _elementwise("unary", _ACT["hardtanh"], (x,), out, lo, num_threads, hi)
-
-
-def hardtanh_backward(
-    grad_output: Array,
-    x: Array,
-    /,
-    min_val: float = -1.0,
-    max_val: float = 1.0,
-    out: Array | None = None,
-    *,
-    num_threads: int | None = None,
-) -> Array:
-    """:func:`cyrelu.hardtanh_backward` for CuPy arrays."""
-    lo, hi = _bounds(min_val, max_val, x)
-    return _elementwise("binary", _ACT["hardtanh"], (grad_output, x), out, lo, num_threads, hi)
-
-
 def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Array]]:
-    """``name`` and ``name_backward`` for an activation of the table without a parameter
-    (the table's other activations have their own functions above), with the public
-    functions' signatures."""
+    """``name`` and ``name_backward`` for an activation of the table (the ones with
+    functions of their own above excepted), with the public functions' signatures:
+    ``(x, /, <parameters>, out=None, *, num_threads=None)``, the parameters and their
+    defaults from the table, checked and rounded by its rules (``kernel_scalars``)."""
     code = _ACT[name]
+    names = [p[0] for p in _table.TABLE[name].params]
+    slots = [*names, "out"]
 
-    def forward(x: Array, /, out: Array | None = None, *, num_threads: int | None = None) -> Array:
-        return _elementwise("unary", code, (x,), out, 0.0, num_threads)
+    def parse(args: tuple[Any, ...], kwargs: dict[str, Any], fn: str) -> tuple[Any, ...]:
+        if len(args) > len(slots):
+            raise TypeError(
+                "%s() takes at most %d optional positional arguments (%d given)"
+                % (fn, len(slots), len(args))
+            )
+        given = dict(zip(slots, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in slots or key in given:
+                raise TypeError("%s() got an unexpected or repeated argument %r" % (fn, key))
+            given[key] = value
+        return tuple(given.get(n) for n in names), given.get("out")
+
+    def forward(x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any) -> Array:
+        values, out = parse(args, kwargs, name)
+        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
+        return _elementwise("unary", code, (x,), out, a, num_threads, b)
 
     def backward(
-        grad_output: Array,
-        x: Array,
-        /,
-        out: Array | None = None,
-        *,
-        num_threads: int | None = None,
+        grad_output: Array, x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any
     ) -> Array:
-        return _elementwise("binary", code, (grad_output, x), out, 0.0, num_threads)
+        values, out = parse(args, kwargs, name + "_backward")
+        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
+        return _elementwise("binary", code, (grad_output, x), out, a, num_threads, b)
 
+    def signature(first: list[str]) -> inspect.Signature:
+        P = inspect.Parameter
+        params = [P(n, P.POSITIONAL_ONLY) for n in first]
+        params += [
+            P(n, P.POSITIONAL_OR_KEYWORD, default=d) for n, d, _ in _table.TABLE[name].params
+        ]
+        params += [P("out", P.POSITIONAL_OR_KEYWORD, default=None)]
+        params += [P("num_threads", P.KEYWORD_ONLY, default=None)]
+        return inspect.Signature(params)
+
+    forward.__signature__ = signature(["x"])  # type: ignore[attr-defined]
+    backward.__signature__ = signature(["grad_output", "x"])  # type: ignore[attr-defined]
     forward.__name__, backward.__name__ = name, name + "_backward"
     forward.__qualname__, backward.__qualname__ = name, name + "_backward"
     forward.__doc__ = ":func:`cyrelu.%s` for CuPy arrays." % name
@@ -300,7 +286,7 @@ def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Arr
     return forward, backward
 
 
-for _name, _entry in _table.TABLE.items():
-    if _name not in globals() and not _entry.params:
+for _name in _table.TABLE:
+    if _name not in globals():
         globals()[_name], globals()[_name + "_backward"] = _table_functions(_name)
         __all__ += [_name, _name + "_backward"]
