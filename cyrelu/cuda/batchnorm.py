@@ -503,17 +503,12 @@ class _FastForward:
 _fast_forward: dict[tuple[Any, ...], _FastForward] = {}
 
 
-def _forward_key(
-    x: object,
-    running_mean: object,
-    running_var: object,
-    weight: object,
-    bias: object,
-    training: object,
-    axis: object,
-    activation: object,
-    out: object,
+def _call_key(
+    arrays: tuple[object, ...], training: object, axis: object, activation: object
 ) -> tuple[Any, ...] | None:
+    """A call's key for the per-call fast paths: each array's key (``L.array_key``; None
+    stays None) and the arguments that decide the plan.  None when one of them is not
+    of a plain type (such calls take the general path)."""
     if (
         type(training) is not bool
         or type(axis) is not int
@@ -521,17 +516,7 @@ def _forward_key(
     ):
         return None
     try:
-        return (
-            L.array_key(x),
-            L.array_key(out),
-            L.array_key(running_mean),
-            L.array_key(running_var),
-            L.array_key(weight),
-            L.array_key(bias),
-            training,
-            axis,
-            activation,
-        )
+        return (*map(L.array_key, arrays), training, axis, activation)
     except L.NotFast:
         return None
 
@@ -573,7 +558,7 @@ def batch_norm(
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
     L.check_threads(num_threads)
-    key = _forward_key(x, running_mean, running_var, weight, bias, training, axis, activation, out)
+    key = _call_key((x, out, running_mean, running_var, weight, bias), training, axis, activation)
     f = None if key is None else _fast_forward.get(key)
     if f is None or not _fast_forward_ok(f, x, running_mean, running_var, out):
         return _batch_norm(
@@ -862,41 +847,6 @@ class _FastBackward:
 _fast_backward: dict[tuple[Any, ...], _FastBackward] = {}
 
 
-def _backward_key(
-    grad_output: object,
-    x: object,
-    save_mean: object,
-    save_invstd: object,
-    weight: object,
-    training: object,
-    axis: object,
-    activation: object,
-    output: object,
-    out: object,
-) -> tuple[Any, ...] | None:
-    if (
-        type(training) is not bool
-        or type(axis) is not int
-        or not (activation is None or type(activation) is str)
-    ):
-        return None
-    try:
-        return (
-            L.array_key(grad_output),
-            L.array_key(x),
-            L.array_key(out),
-            L.array_key(save_mean),
-            L.array_key(save_invstd),
-            L.array_key(weight),
-            None if activation is None else L.array_key(output),
-            training,
-            axis,
-            activation,
-        )
-    except L.NotFast:
-        return None
-
-
 def _fast_backward_ok(
     f: _FastBackward, g: Array, x: Array, output: Array, out: Array | None
 ) -> bool:
@@ -930,8 +880,10 @@ def batch_norm_backward(
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
     L.check_threads(num_threads)
-    key = _backward_key(
-        grad_output, x, save_mean, save_invstd, weight, training, axis, activation, output, out
+    # output decides the plan only with an activation
+    fused = None if activation is None else output
+    key = _call_key(
+        (grad_output, x, out, save_mean, save_invstd, weight, fused), training, axis, activation
     )
     f = None if key is None else _fast_backward.get(key)
     if f is None or not _fast_backward_ok(f, grad_output, x, output, out):
