@@ -846,14 +846,19 @@ cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, 
 
 
 cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
-                    Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean_cols,
-                    int act, double alpha, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
-                    Py_ssize_t groups, int nt, double *sums) noexcept nogil:
+                    Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
+                    double *mean_cols, int act, double alpha, double *s, Py_ssize_t gstride,
+                    Py_ssize_t gsize, Py_ssize_t groups, int nt, double *sums) noexcept nogil:
     """Row layout (outer > 0): sums[2c:2c + 2] = (sum(g), sum(g * (x - mean[c]))), g = dy
-    gated by act; mean_cols: each channel's mean repeated for its inner columns; s: the
-    groups' scratch, zeroed."""
+    gated by act.  Scratch: mean_cols (C * inner doubles, each channel's mean repeated
+    for its inner columns) and s (the groups' sums, groups * gstride doubles), both
+    filled here."""
     cdef Py_ssize_t w = C * inner, rows = outer, g, j, c, i
     cdef double t0, t1
+    for c in range(C):
+        for i in range(inner):
+            mean_cols[c * inner + i] = mean[c]
+    memset(s, 0, groups * gstride * sizeof(double))
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
@@ -1027,7 +1032,7 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef _Chan ma = _chan(save_mean, 0.0), ia = _chan(save_invstd, 0.0)
     cdef _Chan wa = _chan(weight, 1.0)
     cdef _Chan gw = _chan(grad_weight, 0.0), gb = _chan(grad_bias, 0.0)
-    cdef Py_ssize_t w = C * inner, size = outer * w, c, i
+    cdef Py_ssize_t w = C * inner, size = outer * w, c
     cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
     cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
@@ -1059,12 +1064,8 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(wa, C, wv)
         memset(sums, 0, 2 * C * sizeof(double))
         if rows:
-            for c in range(C):
-                for i in range(inner):
-                    mean_cols[c * inner + i] = mean[c]
-            memset(gs, 0, group_bytes)
-            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean_cols, act, alpha, gs, gstride,
-                      gsize, groups, nt, sums)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, gs,
+                      gstride, gsize, groups, nt, sums)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
                        params)
             _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
@@ -1218,7 +1219,7 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
     cdef double *sp = <double *>cnp.PyArray_DATA(sums)
     cdef _Chan ma = _chan(mean, 0.0)
-    cdef Py_ssize_t w = C * inner, size = outer * w, c, i
+    cdef Py_ssize_t w = C * inner, size = outer * w
     cdef bint rows = inner < CHANNEL_MIN_INNER
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
     cdef int bnt, stream, piped
@@ -1242,12 +1243,8 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(ma, C, mv)
         memset(sp, 0, 2 * C * sizeof(double))
         if rows:
-            for c in range(C):
-                for i in range(inner):
-                    mean_cols[c * inner + i] = mv[c]
-            memset(gs, 0, group_bytes)
-            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean_cols, act, alpha, gs, gstride,
-                      gsize, groups, nt, sp)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, gs,
+                      gstride, gsize, groups, nt, sp)
         else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
             bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,
