@@ -16,9 +16,37 @@ import numpy as np
 from cyrelu import _activations as _k
 from cyrelu._validation import check_bounds, check_real
 
+
+
+def _check_nonzero(value: object, name: str) -> float:
+    v = check_real(value, name)
+    if v == 0.0:
+        raise ValueError("%s must not be 0, got %r" % (name, value))
+    return v
+
+
+# gelu's approximate: the kernels' a (0: the erf form, 1: the tanh form)
+_APPROXIMATE = {"none": 0.0, "tanh": 1.0}
+
+
+def _check_approximate(value: object, name: str) -> float:
+    if not isinstance(value, str):
+        raise TypeError("%s must be 'none' or 'tanh', got %r" % (name, value))
+    try:
+        return _APPROXIMATE[value]
+    except KeyError:
+        raise ValueError("%s must be 'none' or 'tanh', got %r" % (name, value)) from None
+
+
 # parameter check kinds of the table's "name=default:check" strings: "bound" is a real
-# that kernel_scalars rounds to the data's type (a second bound may not be below the first)
-_CHECKS = {"real": check_real, "bound": check_real}
+# that kernel_scalars rounds to the data's type (a second bound may not be below the
+# first); "nonzero" a real other than 0; "approximate" gelu's "none" or "tanh"
+_CHECKS = {
+    "real": check_real,
+    "bound": check_real,
+    "nonzero": _check_nonzero,
+    "approximate": _check_approximate,
+}
 _F16 = np.dtype(np.float16)
 
 
@@ -26,17 +54,20 @@ class Activation(NamedTuple):
     name: str
     code: int
     # (parameter name, default, check kind); the kernels take at most two parameters
-    params: tuple[tuple[str, float, str], ...]
+    params: tuple[tuple[str, Any, str], ...]
     # when the derivative can be computed from the output: "always", "" or "<param>>0"
     from_output: str
 
 
-def _parse_params(spec: str) -> tuple[tuple[str, float, str], ...]:
+def _parse_params(spec: str) -> tuple[tuple[str, Any, str], ...]:
     out = []
     for item in filter(None, spec.split(",")):
         name, _, rest = item.partition("=")
         default, _, kind = rest.partition(":")
-        out.append((name.strip(), float(default), kind.strip()))
+        kind = kind.strip()
+        # the default as the public functions take it: a float, or a string for a choice
+        value: Any = default.strip() if kind == "approximate" else float(default)
+        out.append((name.strip(), value, kind))
     return tuple(out)
 
 

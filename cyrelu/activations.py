@@ -65,6 +65,20 @@ __all__ = [
     "hardswish_backward",
     "hardtanh",
     "hardtanh_backward",
+    "elu",
+    "elu_backward",
+    "celu",
+    "celu_backward",
+    "selu",
+    "selu_backward",
+    "silu",
+    "silu_backward",
+    "softplus",
+    "softplus_backward",
+    "gelu",
+    "gelu_backward",
+    "mish",
+    "mish_backward",
 ]
 
 _RELU = _CODES["relu"]
@@ -73,6 +87,13 @@ _RELU6 = _CODES["relu6"]
 _HARDSIGMOID = _CODES["hardsigmoid"]
 _HARDSWISH = _CODES["hardswish"]
 _HARDTANH = _CODES["hardtanh"]
+_ELU = _CODES["elu"]
+_CELU = _CODES["celu"]
+_SELU = _CODES["selu"]
+_SILU = _CODES["silu"]
+_SOFTPLUS = _CODES["softplus"]
+_GELU = _CODES["gelu"]
+_MISH = _CODES["mish"]
 
 
 def relu(
@@ -378,6 +399,380 @@ def hardtanh_backward(
             be.hardtanh_backward(grad_output, x, lo, hi, out=out, num_threads=num_threads),
         )
     return _binary(_HARDTANH, grad_output, x, out, lo, num_threads, hi)
+
+
+# ---- the smooth members: each value within a few ulp (activation_special.h) ----
+
+
+def elu(
+    x: ArrayLike,
+    /,
+    alpha: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """ELU, ``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``torch.nn.functional.elu``).
+
+    Computed as ``alpha * expm1(x)``, within a few ulp of the exact value (see
+    :doc:`semantics`).  ``-inf`` gives ``-alpha``, NaN stays NaN.  ``alpha`` is any
+    finite real (ValueError otherwise).  ``x``, ``out`` and ``num_threads`` are as for
+    :func:`relu`.
+    """
+    a, b = _kernel_scalars("elu", getattr(x, "dtype", None), alpha)
+    y = _k.unary_fast(_ELU, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.elu(x, alpha, out=out, num_threads=num_threads))
+    return _unary(_ELU, x, out, a, num_threads, b)
+
+
+def elu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    alpha: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`elu`: ``grad_output`` where ``x > 0``, else
+    ``grad_output * alpha * exp(x)`` (``alpha * grad_output`` at ``x == 0``, as torch).
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("elu", getattr(x, "dtype", None), alpha)
+    y = _k.binary_fast(_ELU, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.elu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
+        )
+    return _binary(_ELU, grad_output, x, out, a, num_threads, b)
+
+
+def celu(
+    x: ArrayLike,
+    /,
+    alpha: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """CELU, ``x`` where ``x > 0``, else ``alpha * (exp(x / alpha) - 1)``
+    (``torch.nn.functional.celu``).
+
+    ``alpha`` is a finite real other than 0 (ValueError otherwise, as torch); ``-inf``
+    gives ``-alpha`` for ``alpha > 0``.  ``x``, ``out`` and ``num_threads`` are as for
+    :func:`relu`.
+    """
+    a, b = _kernel_scalars("celu", getattr(x, "dtype", None), alpha)
+    y = _k.unary_fast(_CELU, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.celu(x, alpha, out=out, num_threads=num_threads))
+    return _unary(_CELU, x, out, a, num_threads, b)
+
+
+def celu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    alpha: float = 1.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`celu`: ``grad_output`` where ``x > 0``, else
+    ``grad_output * exp(x / alpha)`` (``grad_output`` at ``x == 0``, as torch).
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("celu", getattr(x, "dtype", None), alpha)
+    y = _k.binary_fast(_CELU, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.celu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
+        )
+    return _binary(_CELU, grad_output, x, out, a, num_threads, b)
+
+
+def selu(
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """SELU, ``scale * elu(x, alpha)`` with torch's constants ``alpha = 1.6732632423543772``
+    and ``scale = 1.0507009873554805`` (``torch.nn.functional.selu``).
+
+    ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
+    """
+    a, b = _kernel_scalars("selu", getattr(x, "dtype", None))
+    y = _k.unary_fast(_SELU, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.selu(x, out=out, num_threads=num_threads))
+    return _unary(_SELU, x, out, a, num_threads, b)
+
+
+def selu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`selu`: ``scale * grad_output`` where ``x > 0``, else
+    ``grad_output * scale * alpha * exp(x)`` (the negative branch at ``x == 0``, as torch).
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("selu", getattr(x, "dtype", None))
+    y = _k.binary_fast(_SELU, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.selu_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_SELU, grad_output, x, out, a, num_threads, b)
+
+
+def silu(
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """SiLU (swish), ``x * sigmoid(x)`` (``torch.nn.functional.silu``).
+
+    Within a few ulp of the exact value over the whole range.  ``-inf`` gives 0 (torch:
+    NaN), ``+inf`` gives ``+inf``, NaN stays NaN.  ``x``, ``out`` and ``num_threads``
+    are as for :func:`relu`.
+    """
+    a, b = _kernel_scalars("silu", getattr(x, "dtype", None))
+    y = _k.unary_fast(_SILU, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.silu(x, out=out, num_threads=num_threads))
+    return _unary(_SILU, x, out, a, num_threads, b)
+
+
+def silu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`silu`: ``grad_output * sigmoid(x) * (1 + x * (1 - sigmoid(x)))``,
+    with ``1 - sigmoid(x)`` computed as ``sigmoid(-x)`` (no cancellation); 0 at ``-inf``,
+    1 at ``+inf``.
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("silu", getattr(x, "dtype", None))
+    y = _k.binary_fast(_SILU, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.silu_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_SILU, grad_output, x, out, a, num_threads, b)
+
+
+def softplus(
+    x: ArrayLike,
+    /,
+    beta: float = 1.0,
+    threshold: float = 20.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Softplus, ``log(1 + exp(beta * x)) / beta``, and ``x`` where ``beta * x > threshold``
+    (``torch.nn.functional.softplus``).
+
+    Computed as ``(max(z, 0) + log1p(exp(-|z|))) / beta`` with ``z = beta * x``, within
+    a few ulp of the exact value.  ``beta`` is a finite real other than 0 and
+    ``threshold`` a finite real (ValueError otherwise).  ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu`.
+    """
+    a, b = _kernel_scalars("softplus", getattr(x, "dtype", None), beta, threshold)
+    y = _k.unary_fast(_SOFTPLUS, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast(
+            "FloatArray", be.softplus(x, beta, threshold, out=out, num_threads=num_threads)
+        )
+    return _unary(_SOFTPLUS, x, out, a, num_threads, b)
+
+
+def softplus_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    beta: float = 1.0,
+    threshold: float = 20.0,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`softplus`: ``grad_output * sigmoid(beta * x)``, and
+    ``grad_output`` where ``beta * x > threshold`` (torch's).
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("softplus", getattr(x, "dtype", None), beta, threshold)
+    y = _k.binary_fast(_SOFTPLUS, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.softplus_backward(
+                grad_output, x, beta, threshold, out=out, num_threads=num_threads
+            ),
+        )
+    return _binary(_SOFTPLUS, grad_output, x, out, a, num_threads, b)
+
+
+def gelu(
+    x: ArrayLike,
+    /,
+    approximate: str = "none",
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """GELU, ``x * Phi(x)`` (``approximate="none"``, the erf form) or
+    ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))`` (``"tanh"``)
+    (``torch.nn.functional.gelu``).
+
+    Computed without cancellation (``0.5 * x * erfc(-x / sqrt(2))``, and ``x *
+    sigmoid(2 * u)`` for the tanh form), so the far negative tail keeps its relative
+    accuracy: ``gelu(-11.5)`` is about ``-1e-29`` where torch's float32 gives 0.  ``-inf``
+    gives 0 (torch: NaN).  Another ``approximate`` is a ValueError.  ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu`.
+    """
+    a, b = _kernel_scalars("gelu", getattr(x, "dtype", None), approximate)
+    y = _k.unary_fast(_GELU, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.gelu(x, approximate, out=out, num_threads=num_threads))
+    return _unary(_GELU, x, out, a, num_threads, b)
+
+
+def gelu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    approximate: str = "none",
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`gelu`: ``grad_output * (Phi(x) + x * phi(x))`` for the erf form,
+    the derivative of the tanh form for ``"tanh"``; 0 at ``-inf``, 1 at ``+inf``.
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("gelu", getattr(x, "dtype", None), approximate)
+    y = _k.binary_fast(_GELU, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.gelu_backward(grad_output, x, approximate, out=out, num_threads=num_threads),
+        )
+    return _binary(_GELU, grad_output, x, out, a, num_threads, b)
+
+
+def mish(
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Mish, ``x * tanh(softplus(x))`` (``torch.nn.functional.mish``).
+
+    Computed as ``x * n / (n + 2)`` with ``n = e**x * (e**x + 2)``, within a few ulp of
+    the exact value.  ``-inf`` gives 0 (torch: NaN).  ``x``, ``out`` and ``num_threads``
+    are as for :func:`relu`.
+    """
+    a, b = _kernel_scalars("mish", getattr(x, "dtype", None))
+    y = _k.unary_fast(_MISH, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", be.mish(x, out=out, num_threads=num_threads))
+    return _unary(_MISH, x, out, a, num_threads, b)
+
+
+def mish_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    /,
+    out: FloatArray | None = None,
+    *,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Gradient of :func:`mish`; 0 at ``-inf``, 1 at ``+inf``.
+
+    The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
+    ``num_threads`` are as for :func:`relu_backward`.
+    """
+    a, b = _kernel_scalars("mish", getattr(x, "dtype", None))
+    y = _k.binary_fast(_MISH, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            be.mish_backward(grad_output, x, out=out, num_threads=num_threads),
+        )
+    return _binary(_MISH, grad_output, x, out, a, num_threads, b)
 
 
 # ---- shared machinery --------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Layers for NumPy training loops: ``ReLU``, ``ReLU6``, ``Hardsigmoid``, ``Hardswish``,
-``LeakyReLU`` and ``BatchNorm``.
+``Hardtanh``, ``LeakyReLU``, ``ELU``, ``CELU``, ``SELU``, ``SiLU``, ``Softplus``,
+``GELU``, ``Mish`` and ``BatchNorm``.
 
 Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad_output) ->
 grad_input``, keeping what the backward needs from the last forward, and
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from cyrelu import activations as _act
+from cyrelu._activation_table import kernel_scalars
 from cyrelu._validation import check_bounds, check_real, fused_activation_code
 from cyrelu.activations import (
     hardsigmoid,
@@ -46,6 +49,13 @@ __all__ = [
     "Hardswish",
     "Hardtanh",
     "LeakyReLU",
+    "ELU",
+    "CELU",
+    "SELU",
+    "SiLU",
+    "Softplus",
+    "GELU",
+    "Mish",
     "BatchNorm",
 ]
 
@@ -255,6 +265,111 @@ class LeakyReLU(Module):
 
     def __repr__(self) -> str:
         return "LeakyReLU(alpha=%r)" % self.alpha
+
+
+class _Smooth(Module):
+    """The smooth members' layers: ``forward`` runs :func:`cyrelu.<name>` with the
+    layer's parameters (checked once, by the activation table's rules, when the layer
+    is made), ``backward`` its ``<name>_backward`` on the last forward's input."""
+
+    _name: str
+    _params: tuple[str, ...] = ()
+
+    def __init__(self, *values: Any, num_threads: int | None = None) -> None:
+        super().__init__()
+        kernel_scalars(self._name, None, *values)  # the call's checks, now
+        for pname, value in zip(self._params, values, strict=True):
+            setattr(self, pname, value)
+        self.num_threads = num_threads
+        self._x: ArrayLike | None = None
+
+    def _values(self) -> list[Any]:
+        return [getattr(self, p) for p in self._params]
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        # x is checked by the call (np.asarray would compute a dask array), and kept
+        # only once accepted
+        fn = getattr(_act, self._name)
+        y: FloatArray = fn(x, *self._values(), num_threads=self.num_threads)
+        self._x = x
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        fn = getattr(_act, self._name + "_backward")
+        g: FloatArray = fn(
+            grad_output, self._saved(self._x), *self._values(), num_threads=self.num_threads
+        )
+        return g
+
+    def __repr__(self) -> str:
+        args = ", ".join("%s=%r" % (p, getattr(self, p)) for p in self._params)
+        return "%s(%s)" % (type(self).__name__, args)
+
+
+class ELU(_Smooth):
+    """``x if x > 0 else alpha * (exp(x) - 1)`` (see :func:`cyrelu.elu`)."""
+
+    _name, _params = "elu", ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, *, num_threads: int | None = None) -> None:
+        super().__init__(alpha, num_threads=num_threads)
+
+
+class CELU(_Smooth):
+    """``x if x > 0 else alpha * (exp(x / alpha) - 1)`` (see :func:`cyrelu.celu`)."""
+
+    _name, _params = "celu", ("alpha",)
+
+    def __init__(self, alpha: float = 1.0, *, num_threads: int | None = None) -> None:
+        super().__init__(alpha, num_threads=num_threads)
+
+
+class SELU(_Smooth):
+    """``scale * elu(x, alpha)`` with torch's constants (see :func:`cyrelu.selu`)."""
+
+    _name = "selu"
+
+    def __init__(self, *, num_threads: int | None = None) -> None:
+        super().__init__(num_threads=num_threads)
+
+
+class SiLU(_Smooth):
+    """``x * sigmoid(x)`` (see :func:`cyrelu.silu`)."""
+
+    _name = "silu"
+
+    def __init__(self, *, num_threads: int | None = None) -> None:
+        super().__init__(num_threads=num_threads)
+
+
+class Softplus(_Smooth):
+    """``log(1 + exp(beta * x)) / beta``, ``x`` above the threshold (see
+    :func:`cyrelu.softplus`)."""
+
+    _name, _params = "softplus", ("beta", "threshold")
+
+    def __init__(
+        self, beta: float = 1.0, threshold: float = 20.0, *, num_threads: int | None = None
+    ) -> None:
+        super().__init__(beta, threshold, num_threads=num_threads)
+
+
+class GELU(_Smooth):
+    """``x * Phi(x)``, or its tanh approximation (see :func:`cyrelu.gelu`)."""
+
+    _name, _params = "gelu", ("approximate",)
+
+    def __init__(self, approximate: str = "none", *, num_threads: int | None = None) -> None:
+        super().__init__(approximate, num_threads=num_threads)
+
+
+class Mish(_Smooth):
+    """``x * tanh(softplus(x))`` (see :func:`cyrelu.mish`)."""
+
+    _name = "mish"
+
+    def __init__(self, *, num_threads: int | None = None) -> None:
+        super().__init__(num_threads=num_threads)
 
 
 class BatchNorm(Module):

@@ -15,6 +15,11 @@
  *   CYR_MUL(a, b)             a * b, rounded once
  *   CYR_ADD(a, b)             a + b, rounded once
  *   CYR_DIV(a, b)             a / b, rounded once (IEEE division, not a reciprocal)
+ *   CYR_SPECIAL(fn, v, a, b)  cyr_<fn>_f(v, a, b) in float math, cyr_<fn>_d in double:
+ *                             the smooth members' functions of activation_special.h
+ *                             (exp, expm1, log1p, erfc by polynomials, accurate to a few
+ *                             ulp; the CUDA kernels evaluate them in double, so they
+ *                             are not bitwise the C kernels' results)
  * No fused multiply-add (the C kernels build with -ffp-contract=off) and no flush to
  * zero: every backend rounds each operation the same way, so they agree bit for bit.
  * Never min/max functions: fmax(NaN, 0) is 0, and NaN must propagate.  Where PyTorch
@@ -63,5 +68,29 @@
 #define CYR_FWD_hardtanh(v, a, b) CYR_SELV(LT, v, a, a, CYR_SELV(GT, v, b, b, v))
 #define CYR_BWD_hardtanh(g, v, a, b) \
     CYR_SELV(LE, v, a, CYR_K(0), CYR_SELV(GE, v, b, CYR_K(0), g))
+
+/* The smooth members: each is its function in activation_special.h (the value and the
+ * derivative d/dx at v; the gradient is g times the derivative, rounded once more).
+ * elu: v > 0 ? v : a * expm1(v), derivative a * exp(v) at v <= 0 (a at 0, as torch);
+ * celu: v > 0 ? v : a * expm1(v / a), derivative exp(v / a) at v <= 0;
+ * selu: scale * elu(v, alpha) with torch's constants; silu: v * sigmoid(v);
+ * softplus: (a v > b) ? v : log1p(exp(a v)) / a (a = beta, b = threshold);
+ * gelu: a == 0: v * Phi(v) (the erf form), else the tanh form; mish: v * tanh(softplus(v)).
+ * NaN gives NaN; at -inf silu, gelu and mish give 0 (torch: NaN). */
+#include "activation_special.h"
+#define CYR_FWD_elu(v, a, b) CYR_SPECIAL(elu_fwd, v, a, b)
+#define CYR_BWD_elu(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(elu_grad, v, a, b))
+#define CYR_FWD_celu(v, a, b) CYR_SPECIAL(celu_fwd, v, a, b)
+#define CYR_BWD_celu(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(celu_grad, v, a, b))
+#define CYR_FWD_selu(v, a, b) CYR_SPECIAL(selu_fwd, v, a, b)
+#define CYR_BWD_selu(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(selu_grad, v, a, b))
+#define CYR_FWD_silu(v, a, b) CYR_SPECIAL(silu_fwd, v, a, b)
+#define CYR_BWD_silu(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(silu_grad, v, a, b))
+#define CYR_FWD_softplus(v, a, b) CYR_SPECIAL(softplus_fwd, v, a, b)
+#define CYR_BWD_softplus(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(softplus_grad, v, a, b))
+#define CYR_FWD_gelu(v, a, b) CYR_SPECIAL(gelu_fwd, v, a, b)
+#define CYR_BWD_gelu(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(gelu_grad, v, a, b))
+#define CYR_FWD_mish(v, a, b) CYR_SPECIAL(mish_fwd, v, a, b)
+#define CYR_BWD_mish(g, v, a, b) CYR_MUL(g, CYR_SPECIAL(mish_grad, v, a, b))
 
 #endif /* CYRELU_ACTIVATION_MATH_H */

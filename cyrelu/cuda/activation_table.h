@@ -15,7 +15,8 @@
  *   code         op code (also the fused BatchNorm activation; 0 is CYR_ACT_NONE,
  *                the identity, which BatchNorm uses for "no activation")
  *   params       the scalar parameters, "" or "name=default:check[,name=default:check]"
- *                (check: real = any finite real; bound = a finite real rounded to the
+ *                (check: real = any finite real; nonzero = a finite real other than 0;
+ *                approximate = gelu's "none" (0) or "tanh" (1); bound = a finite real rounded to the
  *                data's type, as a clamp's bounds are, and a second bound may not be
  *                below the first).  The kernels take at most two, `a` and `b` (0 where
  *                the activation has fewer); BatchNorm fuses the activations with at
@@ -32,7 +33,14 @@
     X(relu6, RELU6, 3, "", "always")                                                       \
     X(hardsigmoid, HARDSIGMOID, 4, "", "")                                                 \
     X(hardswish, HARDSWISH, 5, "", "")                                                     \
-    X(hardtanh, HARDTANH, 6, "min_val=-1.0:bound,max_val=1.0:bound", "always")
+    X(hardtanh, HARDTANH, 6, "min_val=-1.0:bound,max_val=1.0:bound", "always")             \
+    X(elu, ELU, 7, "alpha=1.0:real", "")                                                   \
+    X(celu, CELU, 8, "alpha=1.0:nonzero", "")                                              \
+    X(selu, SELU, 9, "", "")                                                               \
+    X(silu, SILU, 10, "", "")                                                              \
+    X(softplus, SOFTPLUS, 11, "beta=1.0:nonzero,threshold=20.0:real", "")                  \
+    X(gelu, GELU, 12, "approximate=none:approximate", "")                                  \
+    X(mish, MISH, 13, "", "")
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

@@ -194,6 +194,9 @@ __device__ __forceinline__ bool cyr_lt(double v, double t) { return v < t; }
 #define CYR_MUL(a, b) cyr_mul((a), (b))
 #define CYR_ADD(a, b) cyr_add((a), (b))
 #define CYR_DIV(a, b) cyr_div((a), (b))
+/* the smooth members: their double functions (activation_special.h) for every type, so
+ * no flush-to-zero flag touches them; rounded once to the math type A */
+#define CYR_SPECIAL(fn, v, a, b) cyr_from_f64<A>(cyr_##fn##_d(cyr_f64(v), cyr_f64(a), cyr_f64(b)))
 
 /* OP: a CYR_ACT_* code; CYR_ACT_NONE (BatchNorm's no activation) is the identity. */
 #define CYR_FWD_CASE_(name, NAME, code, params, from_output) \

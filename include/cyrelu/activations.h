@@ -27,6 +27,11 @@
 #define CYR_MUL(a, b) ((a) * (b))
 #define CYR_ADD(a, b) ((a) + (b))
 #define CYR_DIV(a, b) ((a) / (b))
+/* the smooth members' functions (activation_special.h), in the template's type CYR_T */
+#define CYR_SPECIAL(fn, v, a, b)                                                           \
+    (sizeof(CYR_T) == sizeof(double)                                                       \
+         ? (CYR_T)cyr_##fn##_d((double)(v), (double)(a), (double)(b))                      \
+         : (CYR_T)cyr_##fn##_f((float)(v), (float)(a), (float)(b)))
 
 /* The table for Python: one entry per activation, in code order. */
 typedef struct {

@@ -43,6 +43,9 @@
 #define CYR_H_MUL(a, b) _mm256_mul_ps((a), (b))
 #define CYR_H_ADD(a, b) _mm256_add_ps((a), (b))
 #define CYR_H_DIV(a, b) _mm256_div_ps((a), (b))
+#define CYR_H_STOREA(p, v) _mm256_store_ps((p), (v))
+#define CYR_H_LOADA(p) _mm256_load_ps(p)
+#define CYR_H_LANE0(v) _mm256_cvtss_f32(v)
 /* (x CMP y) ? t : f */
 #define CYR_H_SEL(cmp, x, y, t, f) _mm256_blendv_ps((f), (t), _mm256_cmp_ps((x), (y), cmp))
 #else
@@ -58,6 +61,9 @@
 #define CYR_H_MUL(a, b) _mm512_mul_ps((a), (b))
 #define CYR_H_ADD(a, b) _mm512_add_ps((a), (b))
 #define CYR_H_DIV(a, b) _mm512_div_ps((a), (b))
+#define CYR_H_STOREA(p, v) _mm512_store_ps((p), (v))
+#define CYR_H_LOADA(p) _mm512_load_ps(p)
+#define CYR_H_LANE0(v) _mm512_cvtss_f32(v)
 #define CYR_H_SEL(cmp, x, y, t, f) _mm512_mask_blend_ps(_mm512_cmp_ps_mask((x), (y), cmp), (f), (t))
 #endif
 /* The table's math on vectors (activation_math.h): ordered compares, so NaN takes the
@@ -68,12 +74,21 @@
 #pragma push_macro("CYR_MUL")
 #pragma push_macro("CYR_ADD")
 #pragma push_macro("CYR_DIV")
+#pragma push_macro("CYR_SPECIAL")
 #undef CYR_SEL
 #undef CYR_SELV
 #undef CYR_K
 #undef CYR_MUL
 #undef CYR_ADD
 #undef CYR_DIV
+#undef CYR_SPECIAL
+/* the smooth members' float functions lane by lane (a and b are broadcasts) */
+#define CYR_SPECIAL(fn, v, a, b)                                                           \
+    ({ CYR_ALIGN64 float t_[CYR_HW];                                                       \
+       const float a_ = CYR_H_LANE0(a), b_ = CYR_H_LANE0(b);                               \
+       CYR_H_STOREA(t_, (v));                                                              \
+       for (int k_ = 0; k_ < CYR_HW; ++k_) t_[k_] = cyr_##fn##_f(t_[k_], a_, b_);          \
+       CYR_H_LOADA(t_); })
 #define CYR_K(c) CYR_H_SET1((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, CYR_K(c), t, f)
 #define CYR_SELV(CMP, x, y, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, y, t, f)
@@ -246,6 +261,8 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_MUL
 #undef CYR_ADD
 #undef CYR_DIV
+#undef CYR_SPECIAL
+#pragma pop_macro("CYR_SPECIAL")
 #pragma pop_macro("CYR_SEL")
 #pragma pop_macro("CYR_SELV")
 #pragma pop_macro("CYR_K")
@@ -262,6 +279,9 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_MUL
 #undef CYR_H_ADD
 #undef CYR_H_DIV
+#undef CYR_H_STOREA
+#undef CYR_H_LOADA
+#undef CYR_H_LANE0
 #undef CYR_H_SEL
 #undef CYR_H_LOOP
 #undef CYR_H_LOOP2

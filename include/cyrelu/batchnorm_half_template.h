@@ -94,6 +94,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
 #pragma push_macro("CYR_MUL")
 #pragma push_macro("CYR_ADD")
 #pragma push_macro("CYR_DIV")
+#pragma push_macro("CYR_SPECIAL")
+#undef CYR_SPECIAL
 #undef CYR_SEL
 #undef CYR_SELV
 #undef CYR_K
@@ -106,6 +108,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
 #define CYR_MUL(a, b) _mm256_mul_ps((a), (b))
 #define CYR_ADD(a, b) _mm256_add_ps((a), (b))
 #define CYR_DIV(a, b) _mm256_div_ps((a), (b))
+/* the smooth members' float functions lane by lane (a and b are broadcasts) */
+#define CYR_SPECIAL(fn, v, a, b)                                                           \
+    ({ CYR_ALIGN64 float t_[8];                                                            \
+       const float a_ = _mm256_cvtss_f32(a), b_ = _mm256_cvtss_f32(b);                     \
+       _mm256_store_ps(t_, (v));                                                           \
+       for (int k_ = 0; k_ < 8; ++k_) t_[k_] = cyr_##fn##_f(t_[k_], a_, b_);               \
+       _mm256_load_ps(t_); })
 
 /* dy gated by the fused activation on y (bn_gate). */
 #define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
@@ -194,6 +203,8 @@ CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) 
 #undef CYR_MUL
 #undef CYR_ADD
 #undef CYR_DIV
+#undef CYR_SPECIAL
+#pragma pop_macro("CYR_SPECIAL")
 #pragma pop_macro("CYR_SEL")
 #pragma pop_macro("CYR_SELV")
 #pragma pop_macro("CYR_K")
