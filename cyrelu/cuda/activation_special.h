@@ -1,0 +1,623 @@
+/* The special-function math of the smooth members of the ReLU family: elu, celu, selu,
+ * silu, softplus, gelu (erf and tanh forms) and mish, forward value and derivative,
+ * in float and in double, for one element.  Shared by the C kernels and the CUDA
+ * kernels: plain C99 that is also CUDA C++ device code, with no #include (the file is
+ * inlined into runtime-compiled sources).
+ *
+ *   T cyr_<name>_fwd_S(T x, T a, T b)   f(x)           S = f (float) or d (double)
+ *   T cyr_<name>_grad_S(T x, T a, T b)  f'(x) (the kernels multiply by the gradient)
+ *
+ * a, b: the parameters (0 where unused): elu, celu: a = alpha (celu: nonzero);
+ * softplus: a = beta (nonzero), b = threshold; gelu: a == 0 the erf form, a != 0 the
+ * tanh form.  The semantics are torch.nn.functional's (the branch conditions compare
+ * the same rounded values as torch: x > 0, beta * x > threshold), the values are
+ * the exact functions' within a few rounding errors:
+ *
+ *   float: within 4 ulp of the correctly rounded value over the whole float range,
+ *          subnormal results included (measured by tests/test_special_math.py: at
+ *          most 2 to 3 ulp, see the table there); double: within 1e-14 relative.
+ *   Derivatives near their zeros (gelu' at -0.7518, silu' at -1.2785, mish' at
+ *   -1.1924, the tanh gelu' at -0.7528) are accurate in absolute terms (a few ulp of
+ *   the function's scale): their relative error grows as the value vanishes.
+ *
+ * Special values: NaN gives NaN (value and derivative); +-inf give the limits
+ * (gelu, silu, mish -> -0.0 at -inf, +inf at +inf; elu -> -alpha; softplus -> 0;
+ * derivatives -> 0, 1 or scale); -0.0 gives -0.0 where torch does (elu, celu, selu,
+ * silu, gelu, mish); subnormal inputs and results are exact to the rounding (no
+ * flush to zero is assumed: exponents are built in two steps, 2^k = 2^(k/2) 2^(k-k/2),
+ * after the factors that keep the value normal have been multiplied in).
+ *
+ * How: no libm (its calls block vectorisation).  Every function is branch-free
+ * (ternaries on compares, which GCC turns into blends) so that a plain -O3 loop over
+ * it vectorises in the SSE2, AVX2 and AVX-512 builds; no fused multiply-add (the
+ * build uses -ffp-contract=off, so every backend rounds alike).
+ *   e^y:      y = k ln2 + r, |r| <= ln2/2, with ln2 in two parts (Cody and Waite: the
+ *             first has few enough bits that k * ln2_hi is exact); e^r = 1 + r + r^2 Q(r)
+ *             (Q: relative error 2^-26.5 float, 2^-52 double, so e^r within 0.5 ulp
+ *             plus the last addition's rounding).  Arguments that are not
+ *             representable (beta x, x / alpha, -x^2/2, the tanh gelu's argument) are
+ *             passed as an unevaluated sum h + l, exact or within 2^-44 relative
+ *             (Dekker's products; the l joins r), since an argument's rounding error
+ *             |y| 2^-24 would be multiplied into the result's relative error.
+ *   expm1(y) = 2^k (e^r - 1) + (2^k - 1): both parts exact but the last addition,
+ *             which does not cancel for y <= 0 (|2^k (e^r - 1)| <= 0.67 |result|).
+ *   log1p(e), 0 <= e <= 1 (softplus): 2 atanh(s), s = e / (2 + e) in [0, 1/3],
+ *             2s + s^3 P(s^2) (P: 2^-25 float, 2^-54 double); below e = 2^-30 (float),
+ *             2^-60 (double) log1p(e) = e to the rounding, taken from e's 2^k form.
+ *   gelu (erf): gelu(x) = x - x E R(|x|) (x > 0) or x E R(|x|) (x <= 0), and
+ *             gelu'(x) = 1 + E H(|x|) or -E H(|x|), with E = e^(-x^2/2) (x^2 split
+ *             exactly), R(u) = erfc(u/sqrt2) e^(u^2/2) / 2 and
+ *             H(u) = u/sqrt(2 pi) - R(u) fitted by pieces ([0,2), [2,4), [4,15]
+ *             float; [0,1), [1,2), [2,4), [4,8), [8,40] double; the last in
+ *             v = 2 (lo/u)^2 - 1 with R = P(v)/u and H = u P(v)), each coefficient
+ *             chosen per element; no cancellation anywhere (1 + E H >= 1/2).
+ *   gelu (tanh) = x sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3) in double-float;
+ *   silu = x sigmoid(x); sigmoid from e^-|z|: 1/(1+e) or e/(1+e).
+ *   mish = x tanh(softplus(x)) = x n/(n+2), n = q (q + 2), q = e^x (x <= 0), and
+ *             x (1 + 2q)/(1 + 2q + 2q^2), q = e^-x (x > 0): nothing overflows.
+ * The coefficients come from tools/fit_special.py (weighted least squares on
+ * Chebyshev nodes in mpmath, rounded to the type; its --check prints each fit's
+ * error); the block between the markers below is its output, unedited.
+ */
+#ifndef CYRELU_ACTIVATION_SPECIAL_H
+#define CYRELU_ACTIVATION_SPECIAL_H
+
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define CYR_SPECIAL static __device__ __forceinline__
+#define CYR_F2I(x) __float_as_int(x)
+#define CYR_I2F(i) __int_as_float(i)
+#define CYR_D2L(x) __double_as_longlong(x)
+#define CYR_L2D(i) __longlong_as_double(i)
+#else
+#define CYR_SPECIAL static inline
+static inline int cyr_f2i_(float x) { int i; __builtin_memcpy(&i, &x, sizeof i); return i; }
+static inline float cyr_i2f_(int i) { float x; __builtin_memcpy(&x, &i, sizeof x); return x; }
+static inline long long cyr_d2l_(double x) { long long i; __builtin_memcpy(&i, &x, sizeof i); return i; }
+static inline double cyr_l2d_(long long i) { double x; __builtin_memcpy(&x, &i, sizeof x); return x; }
+#define CYR_F2I(x) cyr_f2i_(x)
+#define CYR_I2F(i) cyr_i2f_(i)
+#define CYR_D2L(x) cyr_d2l_(x)
+#define CYR_L2D(i) cyr_l2d_(i)
+#endif
+
+/* BEGIN generated by tools/fit_special.py */
+#define CYR_F_EXP(r) (0.5f + (r) * (0.1666666716337204f + (r) * (0.04166646674275398f + (r) * (0.008333372883498669f + (r) * (0.0013933581067249179f + (r) * (0.00019849518139380962f))))))
+#define CYR_F_ATANH(w) (0.6666666865348816f + (w) * (0.3999970853328705f + (w) * (0.28592273592948914f + (w) * (0.21707788109779358f + (w) * (0.23218846321105957f)))))
+#define CYR_F_GELU_R(v, s0, s1) \
+    (((s0) ? 0.2615782916545868f : ((s1) ? 0.12151394784450531f : 0.38749298453330994f)) + (v) * (((s0) ? -0.137364000082016f : ((s1) ? -0.03440043702721596f : -0.010557716712355614f)) + (v) * (((s0) ? 0.06210711970925331f : ((s1) ? 0.009156321175396442f : 0.0007856361917220056f)) + (v) * (((s0) ? -0.025085242465138435f : ((s1) ? -0.002310488373041153f : -8.965565939433873e-05f)) + (v) * (((s0) ? 0.009255580604076385f : ((s1) ? 0.0005562127334997058f : 1.3290998140291777e-05f)) + (v) * (((s0) ? -0.0031681794207543135f : ((s1) ? -0.00012838309339713305f : -2.367020670135389e-06f)) + (v) * (((s0) ? 0.001014595851302147f : ((s1) ? 2.851681892934721e-05f : 4.835332561015093e-07f)) + (v) * (((s0) ? -0.0003023722383659333f : ((s1) ? -6.088981990615139e-06f : -1.088877681354461e-07f)) + (v) * (((s0) ? 8.818673086352646e-05f : ((s1) ? 1.2678769962803926e-06f : 2.771820639679845e-08f)) + (v) * (((s0) ? -2.9197297408245504e-05f : ((s1) ? -2.8402843099684105e-07f : -9.04774477561432e-09f)) + (v) * (((s0) ? 7.222363365144702e-06f : ((s1) ? 5.4397037985154384e-08f : 2.281652200508688e-09f)))))))))))))
+#define CYR_F_GELU_H(v, s0, s1) \
+    (((s0) ? 0.1373639851808548f : ((s1) ? 1.075312852859497f : 0.386833131313324f)) + (v) * (((s0) ? 0.5363062620162964f : ((s1) ? 0.43334272503852844f : -0.011779227294027805f)) + (v) * (((s0) ? -0.06210719794034958f : ((s1) ? -0.009156321175396442f : 0.0003053775290027261f)) + (v) * (((s0) ? 0.02508540265262127f : ((s1) ? 0.002310488373041153f : -2.1749383449787274e-05f)) + (v) * (((s0) ? -0.009254973381757736f : ((s1) ? -0.0005562097067013383f : 2.386406549703679e-06f)) + (v) * (((s0) ? 0.0031675975769758224f : ((s1) ? 0.0001283831661567092f : -3.4142607319154195e-07f)) + (v) * (((s0) ? -0.0010162765393033624f : ((s1) ? -2.8525284506031312e-05f : 5.881529219209369e-08f)) + (v) * (((s0) ? 0.0003031512605957687f : ((s1) ? 6.088883765187347e-06f : -1.1570732816323925e-08f)) + (v) * (((s0) ? -8.628498471807688e-05f : ((s1) ? -1.2581845112435985e-06f : 2.605869076077738e-09f)) + (v) * (((s0) ? 2.8850070521002635e-05f : ((s1) ? 2.8407254148987704e-07f : -7.455291384239615e-10f)) + (v) * (((s0) ? -7.977035238582175e-06f : ((s1) ? -5.827930849022778e-08f : 1.7365466009611197e-10f)))))))))))))
+#define CYR_D_EXP(r) (0.5000000000000001 + (r) * (0.1666666666666664 + (r) * (0.041666666666624386 + (r) * (0.008333333333360084 + (r) * (0.0013888888917104204 + (r) * (0.00019841269772982644 + (r) * (2.4801521445661873e-05 + (r) * (2.7557368517088595e-06 + (r) * (2.7620024539571695e-07 + (r) * (2.5063341564076658e-08))))))))))
+#define CYR_D_ATANH(w) (0.6666666666666666 + (w) * (0.40000000000000013 + (w) * (0.2857142857142198 + (w) * (0.22222222223326837 + (w) * (0.18181818086377868 + (w) * (0.15384620238118504 + (w) * (0.13333177361030601 + (w) * (0.11767990823931197 + (w) * (0.10480474396450687 + (w) * (0.09941519818597504 + (w) * (0.06336028423593638 + (w) * (0.15228119440827975))))))))))))
+#define CYR_D_GELU_R(v, s0, s1, s2, s3) \
+    (((s0) ? 0.34961883472039806 : ((s1) ? 0.2057806669773947 : ((s2) ? 0.12151394835556217 : ((s3) ? 0.06477931432444685 : 0.39589588482488375)))) + (v) * (((s0) ? -0.11206643152061682 : ((s1) ? -0.045135639967670324 : ((s2) ? -0.034400435334746175 : ((s3) ? -0.020532788909503167 : -0.0029786255133119914)))) + (v) * (((s0) ? 0.029694050399972655 : ((s1) ? 0.008796718384297965 : ((s2) ? 0.009156321175661819 : ((s3) ? 0.0063618951918748366 : 6.532711140277205e-05)))) + (v) * (((s0) ? -0.006864365093387014 : ((s1) ? -0.001562123734564702 : ((s2) ? -0.0023104906025869063 : ((s3) ? -0.0019294711118385778 : -2.3229537072994612e-06)))) + (v) * (((s0) ? 0.0014268553316616024 : ((s1) ? 0.00025689669878774127 : ((s2) ? 0.0005562123419752577 : ((s3) ? 0.0005734818563546001 : 1.1261446442046933e-07)))) + (v) * (((s0) ? -0.0002718754880862707 : ((s1) ? -3.9571681910073904e-05 : ((s2) ? -0.0001283707153322247 : ((s3) ? -0.00016722043421181558 : -6.842138987182555e-09)))) + (v) * (((s0) ? 4.812416014897449e-05 : ((s1) ? 5.757568877396689e-06 : ((s2) ? 2.8516699329987334e-05 : ((s3) ? 4.7880369203936957e-05 : 4.957107754980459e-10)))) + (v) * (((s0) ? -7.991118854902542e-06 : ((s1) ? -7.963919742101317e-07 : ((s2) ? -6.117231048934162e-06 : ((s3) ? -1.3473900994224903e-05 : -4.14442708703449e-11)))) + (v) * (((s0) ? 1.2541575404244795e-06 : ((s1) ? 1.0526227983618267e-07 : ((s2) ? 1.2706257714382118e-06 : ((s3) ? 3.729332733584631e-06 : 3.906902823244259e-12)))) + (v) * (((s0) ? -1.8713781429436743e-07 : ((s1) ? -1.3350142630612068e-08 : ((s2) ? -2.5615041464551083e-07 : ((s3) ? -1.0159563586918067e-06 : -4.081828636523951e-13)))) + (v) * (((s0) ? 2.6675493210633533e-08 : ((s1) ? 1.630296299597245e-09 : ((s2) ? 5.021745822544986e-08 : ((s3) ? 2.725868742863283e-07 : 4.6641224591208963e-14)))) + (v) * (((s0) ? -3.646870927329838e-09 : ((s1) ? -1.9225576664000783e-10 : ((s2) ? -9.590732206284105e-09 : ((s3) ? -7.207262106931625e-08 : -5.767831974700282e-15)))) + (v) * (((s0) ? 4.797628330776405e-10 : ((s1) ? 2.1948518573870195e-11 : ((s2) ? 1.7870926405020094e-09 : ((s3) ? 1.8786455632576745e-08 : 7.653863433887755e-16)))) + (v) * (((s0) ? -6.090592997396706e-11 : ((s1) ? -2.4309654910046745e-12 : ((s2) ? -3.2533946748597287e-10 : ((s3) ? -4.831866435785447e-09 : -1.0822542026196016e-16)))) + (v) * (((s0) ? 7.479772964749444e-12 : ((s1) ? 2.617107135537205e-13 : ((s2) ? 5.7951508563958683e-11 : ((s3) ? 1.2304898048779828e-09 : 1.621509120894616e-17)))) + (v) * (((s0) ? -8.904385905925412e-13 : ((s1) ? -2.7430790578935908e-14 : ((s2) ? -1.0103680586267987e-11 : ((s3) ? -3.079885549074947e-10 : -2.558233024951211e-18)))) + (v) * (((s0) ? 1.0280005636067294e-13 : ((s1) ? 2.8007064328945046e-15 : ((s2) ? 1.712493731169147e-12 : ((s3) ? 7.27729632758718e-11 : 4.191753689307684e-19)))) + (v) * (((s0) ? -1.1574277100894593e-14 : ((s1) ? -2.795757959722718e-16 : ((s2) ? -2.879984275381503e-13 : ((s3) ? -1.799966981274978e-11 : -7.355918509644422e-20)))) + (v) * (((s0) ? 1.3418074641802099e-15 : ((s1) ? 2.85250401117227e-17 : ((s2) ? 5.423370243823681e-14 : ((s3) ? 5.990439978847442e-12 : 1.5678455479817128e-20)))) + (v) * (((s0) ? -1.4109353345550168e-16 : ((s1) ? -2.6955120727103804e-18 : ((s2) ? -8.594814607464052e-15 : ((s3) ? -1.3897959123635145e-12 : -2.7071368056293144e-21))))))))))))))))))))))))
+#define CYR_D_GELU_H(v, s0, s1, s2, s3) \
+    (((s0) ? -0.15014769451968174 : ((s1) ? 0.3926327536247543 : ((s2) ? 1.0753128928487359 : ((s3) ? 2.3288743680841493 : 0.39584934380123826)))) + (v) * (((s0) ? 0.3115375717213332 : ((s1) ? 0.24460678016838666 : ((s2) ? 0.43334271573617883 : ((s3) ? 0.8184173497123685 : -0.0030696660883716546)))) + (v) * (((s0) ? -0.029694050399972655 : ((s1) ? -0.008796718384297965 : ((s2) ? -0.009156321175661819 : ((s3) ? -0.006361895191874841 : 2.2760143764915776e-05)))) + (v) * (((s0) ? 0.006864365093387014 : ((s1) ? 0.001562123734564702 : ((s2) ? 0.0023104906025869084 : ((s3) ? 0.001929471111839092 : -4.922199819958796e-07)))) + (v) * (((s0) ? -0.0014268553316616026 : ((s1) ? -0.00025689669878774127 : ((s2) ? -0.0005562123419752575 : ((s3) ? -0.0005734818563544823 : 1.7268275334992122e-08)))) + (v) * (((s0) ? 0.00027187548808627103 : ((s1) ? 3.95716819100739e-05 : ((s2) ? 0.00012837071533218625 : ((s3) ? 0.00016722043420273764 : -8.263462924475532e-10)))) + (v) * (((s0) ? -4.8124160148973546e-05 : ((s1) ? -5.757568877396686e-06 : ((s2) ? -2.8516699329989242e-05 : ((s3) ? -4.7880369205159516e-05 : 4.958147040378714e-11)))) + (v) * (((s0) ? 7.991118854899776e-06 : ((s1) ? 7.963919742102065e-07 : ((s2) ? 6.117231049242345e-06 : ((s3) ? 1.3473901067046228e-05 : -3.548957067401679e-12)))) + (v) * (((s0) ? -1.2541575404293173e-06 : ((s1) ? -1.0526227983619226e-07 : ((s2) ? -1.270625771428297e-06 : ((s3) ? -3.729332727245776e-06 : 2.9326068785470937e-13)))) + (v) * (((s0) ? 1.8713781430654623e-07 : ((s1) ? 1.3350142630288018e-08 : ((s2) ? 2.561504133081794e-07 : ((s3) ? 1.015956042400997e-06 : -2.7333749696179716e-14)))) + (v) * (((s0) ? -2.6675493196666585e-08 : ((s1) ? -1.6302962995695136e-09 : ((s2) ? -5.021745825436048e-08 : ((s3) ? -2.725868927251924e-07 : 2.824544108288777e-15)))) + (v) * (((s0) ? 3.6468708959150563e-09 : ((s1) ? 1.9225576746489462e-10 : ((s2) ? 9.590735614503735e-09 : ((s3) ? 7.207342778110101e-08 : -3.193233432505199e-16)))) + (v) * (((s0) ? -4.797628567771727e-10 : ((s1) ? -2.1948518620925802e-11 : ((s2) ? -1.7870925910494672e-09 : ((s3) ? -1.8786424157106533e-08 : 3.9081476195020053e-17)))) + (v) * (((s0) ? 6.090597884803212e-11 : ((s1) ? 2.4309642219035386e-12 : ((s2) ? 3.2533421857788455e-10 : ((s3) ? 4.830623183888986e-09 : -5.1341371781392645e-18)))) + (v) * (((s0) ? -7.47974952002402e-12 : ((s1) ? -2.6171066701857354e-13 : ((s2) ? -5.795155781027547e-11 : ((s3) ? -1.2305210940819764e-09 : 7.190297116701773e-19)))) + (v) * (((s0) ? 8.903934786243509e-13 : ((s1) ? 2.7431950935759562e-14 : ((s2) ? 1.0108483998049804e-11 : ((s3) ? 3.0912697678765473e-10 : -1.0662075385375849e-19)))) + (v) * (((s0) ? -1.0281256545754776e-13 : ((s1) ? -2.800731250066062e-15 : ((s2) ? -1.7124673086499803e-12 : ((s3) ? -7.27562008861198e-11 : 1.652656054152128e-20)))) + (v) * (((s0) ? 1.1597018174332116e-14 : ((s1) ? 2.7899560171645676e-16 : ((s2) ? 2.8559477007109965e-13 : ((s3) ? 1.7429690236001544e-11 : -2.743615207251716e-21)))) + (v) * (((s0) ? -1.3390262403935829e-15 : ((s1) ? -2.8519525493854264e-17 : ((s2) ? -5.4239605130815567e-14 : ((s3) ? -5.994179679483537e-12 : 5.478095747486585e-22)))) + (v) * (((s0) ? 1.3627187497970658e-16 : ((s1) ? 2.817661206032879e-18 : ((s2) ? 9.101213942120901e-15 : ((s3) ? 1.5099360184319808e-12 : -9.054403779541175e-23))))))))))))))))))))))))
+/* END generated */
+
+/* ---- float ------------------------------------------------------------------- */
+
+#define CYR_F_LOG2E 1.442695f
+#define CYR_F_LN2_HI 0.693145751953125f      /* 15 bits: k * CYR_F_LN2_HI is exact */
+#define CYR_F_LN2_LO 1.4286068e-06f
+#define CYR_F_SHIFT 12582912.0f              /* 1.5 * 2^23: t + SHIFT - SHIFT rounds t */
+#define CYR_F_SPLIT 4097.0f                  /* 2^12 + 1: Dekker's split */
+#define CYR_F_EXP_LO -104.0f                 /* e^y < 2^-150 below: rounds to 0 */
+#define CYR_F_EXP_HI 89.5f                   /* e^y overflows above (celu, alpha < 0) */
+#define CYR_F_EM1_BIG 24                     /* 2^k - 1 == 2^k beyond */
+#define CYR_F_TAIL 110.0f                    /* silu, mish: |x| e^-|x| < 2^-150 beyond */
+#define CYR_F_SOFTPLUS_LO -150.0f            /* e^(beta x) / beta rounds to 0 below */
+#define CYR_F_SOFTPLUS_TINY -30              /* log1p(e) == e to 2^-31 when e < 2^-30 */
+#define CYR_F_GELU_TANH_CLAMP 12.0f          /* e^-|z| == 0 beyond */
+#define CYR_F_SELU_SCALE 1.050701f
+#define CYR_F_SELU_SA 1.7580993f             /* scale * alpha */
+#define CYR_F_GT_C_HI 1.5957692f             /* 2 sqrt(2/pi) = HI + LO */
+#define CYR_F_GT_C_LO -4.534068e-08f
+#define CYR_F_GT_CK_HI 0.071354814f          /* 2 sqrt(2/pi) 0.044715 = HI + LO */
+#define CYR_F_GT_CK_LO 2.3988325e-09f
+#define CYR_F_GT_CK3 0.21406445f             /* 3 * 2 sqrt(2/pi) 0.044715 */
+
+/* 2^e for -126 <= e <= 127 */
+CYR_SPECIAL float cyr_pow2_f_(int e) { return CYR_I2F((int)((unsigned)(e + 127) << 23)); }
+
+/* m 2^k, exact but for one rounding (subnormal results too), for -252 <= k <= 254 */
+CYR_SPECIAL float cyr_ldexp_f_(float m, int k)
+{
+    int k1 = k >> 1;
+    return m * cyr_pow2_f_(k1) * cyr_pow2_f_(k - k1);
+}
+
+/* a * b = hi + *lo exactly (Dekker, no FMA), |a|, |b| < 2^115 and no underflow */
+CYR_SPECIAL float cyr_two_prod_f_(float a, float b, float *lo)
+{
+    float ca = CYR_F_SPLIT * a, cb = CYR_F_SPLIT * b;
+    float ah = ca - (ca - a), al = a - ah;
+    float bh = cb - (cb - b), bl = b - bh;
+    float hi = a * b;
+    *lo = ((ah * bh - hi) + ah * bl + al * bh) + al * bl;
+    return hi;
+}
+
+/* e^(h + l) = (1 + p) 2^*k: returns p = e^r - 1, r = h + l - k ln2, |r| <= ln2/2 + |l|;
+ * |h| < 2^21, |l| small.  p within 2^-26.5 |r^2| of e^r - 1 (Q's fit) plus roundings. */
+CYR_SPECIAL float cyr_expr_f_(float h, float l, int *k)
+{
+    float t = h * CYR_F_LOG2E + CYR_F_SHIFT;
+    float kf = t - CYR_F_SHIFT;
+    float r = ((h - kf * CYR_F_LN2_HI) + l) - kf * CYR_F_LN2_LO;
+    *k = CYR_F2I(t) - CYR_F2I(CYR_F_SHIFT);
+    return r + r * r * CYR_F_EXP(r);
+}
+
+/* e^y - 1 (y <= CYR_F_EXP_HI; -0.0 kept) */
+CYR_SPECIAL float cyr_expm1_f_(float y)
+{
+    float yc = y < -40.0f ? -40.0f : (y > CYR_F_EXP_HI ? CYR_F_EXP_HI : y);
+    int k;
+    float p = cyr_expr_f_(yc, 0.0f, &k);
+    float s = cyr_pow2_f_(k > CYR_F_EM1_BIG ? CYR_F_EM1_BIG : k);
+    float v = k > CYR_F_EM1_BIG ? cyr_ldexp_f_(1.0f + p, k) - 1.0f : s * p + (s - 1.0f);
+    return y == 0.0f ? y : v;
+}
+
+/* c e^(h + l), c a factor that keeps c (1 + p) normal */
+CYR_SPECIAL float cyr_exp_times_f_(float h, float l, float c)
+{
+    float hc = h < CYR_F_EXP_LO ? CYR_F_EXP_LO : (h > CYR_F_EXP_HI ? CYR_F_EXP_HI : h);
+    float lc = hc == h ? l : 0.0f;
+    int k;
+    float p = cyr_expr_f_(hc, lc, &k);
+    return cyr_ldexp_f_(c * (1.0f + p), k);
+}
+
+/* elu: x > 0 ? x : alpha (e^x - 1); derivative 1 or alpha e^x (alpha at 0) */
+CYR_SPECIAL float cyr_elu_fwd_f(float x, float a, float b)
+{
+    (void)b;
+    return x > 0.0f ? x : a * cyr_expm1_f_(x);
+}
+
+CYR_SPECIAL float cyr_elu_grad_f(float x, float a, float b)
+{
+    (void)b;
+    return x > 0.0f ? 1.0f : cyr_exp_times_f_(x, 0.0f, a);
+}
+
+/* celu: x > 0 ? x : alpha (e^(x/alpha) - 1); derivative 1 or e^(x/alpha) (1 at 0),
+ * x/alpha carried exactly as q + l into the exponential */
+CYR_SPECIAL float cyr_celu_fwd_f(float x, float a, float b)
+{
+    (void)b;
+    return x > 0.0f ? x : a * cyr_expm1_f_(x / a);
+}
+
+CYR_SPECIAL float cyr_celu_grad_f(float x, float a, float b)
+{
+    float q = x / a, pl, ph = cyr_two_prod_f_(q, a, &pl);
+    (void)b;
+    return x > 0.0f ? 1.0f : cyr_exp_times_f_(q, ((x - ph) - pl) / a, 1.0f);
+}
+
+/* selu: scale (x > 0 ? x : alpha (e^x - 1)); derivative scale or scale alpha e^x */
+CYR_SPECIAL float cyr_selu_fwd_f(float x, float a, float b)
+{
+    (void)a;
+    (void)b;
+    return x > 0.0f ? CYR_F_SELU_SCALE * x : CYR_F_SELU_SA * cyr_expm1_f_(x);
+}
+
+CYR_SPECIAL float cyr_selu_grad_f(float x, float a, float b)
+{
+    (void)a;
+    (void)b;
+    return x > 0.0f ? CYR_F_SELU_SCALE : cyr_exp_times_f_(x, 0.0f, CYR_F_SELU_SA);
+}
+
+/* silu: x sigmoid(x), from e = e^-|x|: x / (1 + e) (x >= 0) or x e / (1 + e);
+ * derivative sigmoid(x) (1 + x (1 - sigmoid(x))): (1 + e + x e) / (1 + e)^2 or
+ * e (1 + x + e) / (1 + e)^2 */
+CYR_SPECIAL float cyr_silu_fwd_f(float x, float a, float b)
+{
+    float xq = x < -CYR_F_TAIL ? -CYR_F_TAIL : (x > CYR_F_TAIL ? CYR_F_TAIL : x);
+    int k;
+    float m = 1.0f + cyr_expr_f_(xq < 0.0f ? xq : -xq, 0.0f, &k);
+    float d = 1.0f + cyr_ldexp_f_(m, k);
+    (void)a;
+    (void)b;
+    return x < 0.0f ? cyr_ldexp_f_(xq * m / d, k) : x / d;
+}
+
+CYR_SPECIAL float cyr_silu_grad_f(float x, float a, float b)
+{
+    float xq = x < -CYR_F_TAIL ? -CYR_F_TAIL : (x > CYR_F_TAIL ? CYR_F_TAIL : x);
+    int k;
+    float m = 1.0f + cyr_expr_f_(xq < 0.0f ? xq : -xq, 0.0f, &k);
+    float e = cyr_ldexp_f_(m, k), d = 1.0f + e;
+    (void)a;
+    (void)b;
+    return x < 0.0f ? cyr_ldexp_f_(m * ((1.0f + xq) + e) / (d * d), k) : (d + xq * e) / (d * d);
+}
+
+/* softplus (beta = a, threshold = b): beta x > threshold ? x :
+ * max(x, 0) + log1p(e) / beta, e = e^-|beta x| (beta x exact as z + zl);
+ * derivative 1 or sigmoid(beta x) */
+CYR_SPECIAL float cyr_softplus_fwd_f(float x, float a, float b)
+{
+    float zl, z = cyr_two_prod_f_(x, a, &zl);
+    float h = z > 0.0f ? -z : z, l = z > 0.0f ? -zl : zl;
+    float hc = h < CYR_F_SOFTPLUS_LO ? CYR_F_SOFTPLUS_LO : h, lc = hc == h ? l : 0.0f;
+    int k;
+    float m = 1.0f + cyr_expr_f_(hc, lc, &k);
+    float e = cyr_ldexp_f_(m, k);
+    float s = e / (2.0f + e), w = s * s;
+    float lp = 2.0f * s + s * w * CYR_F_ATANH(w);
+    float v = k < CYR_F_SOFTPLUS_TINY ? cyr_ldexp_f_(m / a, k) : lp / a;
+    return z > b ? x : (z > 0.0f ? x + v : v);
+}
+
+CYR_SPECIAL float cyr_softplus_grad_f(float x, float a, float b)
+{
+    float zl, z = cyr_two_prod_f_(x, a, &zl);
+    float h = z > 0.0f ? -z : z, l = z > 0.0f ? -zl : zl;
+    float hc = h < CYR_F_EXP_LO ? CYR_F_EXP_LO : h, lc = hc == h ? l : 0.0f;
+    int k;
+    float m = 1.0f + cyr_expr_f_(hc, lc, &k);
+    float d = 1.0f + cyr_ldexp_f_(m, k);
+    return z > b ? 1.0f : (z > 0.0f ? 1.0f / d : cyr_ldexp_f_(m / d, k));
+}
+
+/* gelu, erf form: 0.5 x erfc(-x/sqrt2) = x - x E R(|x|) (x > 0) or x E R(|x|), and
+ * derivative 1 + E H(|x|) or -E H(|x|), E = e^(-x^2/2) = (1 + p) 2^k (see the top) */
+CYR_SPECIAL float cyr_gelu_erf_f_(float x, int grad)
+{
+    float u = x < 0.0f ? -x : x;
+    float uc = u > 15.0f ? 15.0f : u;
+    float xs = x < -15.0f ? -15.0f : (x > 15.0f ? 15.0f : x);
+    float ul, uu = cyr_two_prod_f_(uc, uc, &ul);
+    int k;
+    float m = 1.0f + cyr_expr_f_(-0.5f * uu, -0.5f * ul, &k);
+    float w = 4.0f / uc;
+    float v = uc < 2.0f ? uc - 1.0f : (uc < 4.0f ? uc - 3.0f : 2.0f * (w * w) - 1.0f);
+    float r = CYR_F_GELU_R(v, uc < 2.0f, uc < 4.0f);
+    float hh = CYR_F_GELU_H(v, uc < 2.0f, uc < 4.0f);
+    float f, g;
+    r = uc < 4.0f ? r : r * w * 0.25f;
+    hh = uc < 4.0f ? hh : hh * uc;
+    f = cyr_ldexp_f_(xs * m * r, k);
+    g = cyr_ldexp_f_(m * hh, k);
+    return grad ? (x < 0.0f ? -g : 1.0f + g) : (x > 0.0f ? x - f : f);
+}
+
+/* gelu, tanh form: x sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (C + CK x^2)
+ * carried as z + zl (double-float, 2^-44 relative); from e = e^-|z|: x / (1 + e) or
+ * x e / (1 + e), and derivative (torch's s + x s (1 - s) z'(x), s = sigmoid(z))
+ * (1 + e + x D e) / (1 + e)^2 or e (1 + e + x D) / (1 + e)^2, D = C + 3 CK x^2 */
+CYR_SPECIAL float cyr_gelu_tanh_f_(float x, int grad)
+{
+    float xq = x < -CYR_F_GELU_TANH_CLAMP ? -CYR_F_GELU_TANH_CLAMP
+                                          : (x > CYR_F_GELU_TANH_CLAMP ? CYR_F_GELU_TANH_CLAMP : x);
+    float ql, qq = cyr_two_prod_f_(xq, xq, &ql);
+    float tl, t = cyr_two_prod_f_(CYR_F_GT_CK_HI, qq, &tl);
+    float sh = CYR_F_GT_C_HI + t, sb = sh - CYR_F_GT_C_HI;
+    float sl = ((CYR_F_GT_C_HI - (sh - sb)) + (t - sb)) +
+               ((tl + CYR_F_GT_CK_HI * ql + CYR_F_GT_CK_LO * qq) + CYR_F_GT_C_LO);
+    float zl, z = cyr_two_prod_f_(xq, sh, &zl);
+    int k;
+    float m, e, d, dz;
+    zl = zl + xq * sl;
+    m = 1.0f + cyr_expr_f_(xq < 0.0f ? z : -z, xq < 0.0f ? zl : -zl, &k);
+    e = cyr_ldexp_f_(m, k);
+    d = 1.0f + e;
+    if (!grad)
+        return x < 0.0f ? cyr_ldexp_f_(xq * m / d, k) : x / d;
+    dz = CYR_F_GT_C_HI + CYR_F_GT_CK3 * (xq * xq);
+    return x < 0.0f ? cyr_ldexp_f_(m * (d + xq * dz) / (d * d), k) : (d + xq * dz * e) / (d * d);
+}
+
+CYR_SPECIAL float cyr_gelu_fwd_f(float x, float a, float b)
+{
+    (void)b;
+    return a == 0.0f ? cyr_gelu_erf_f_(x, 0) : cyr_gelu_tanh_f_(x, 0);
+}
+
+CYR_SPECIAL float cyr_gelu_grad_f(float x, float a, float b)
+{
+    (void)b;
+    return a == 0.0f ? cyr_gelu_erf_f_(x, 1) : cyr_gelu_tanh_f_(x, 1);
+}
+
+/* mish: x tanh(softplus(x)): x q (q + 2) / (n + 2), n = q (q + 2), q = e^x (x < 0), or
+ * x A / B, A = 1 + 2q, B = A + 2q^2, q = e^-x; derivative
+ * q ((q + 2)(n + 2) + 4 x (1 + q)) / (n + 2)^2 or (A B + 4 x q^2 (1 + q)) / B^2 */
+CYR_SPECIAL float cyr_mish_f_(float x, int grad)
+{
+    float xq = x < -CYR_F_TAIL ? -CYR_F_TAIL : (x > CYR_F_TAIL ? CYR_F_TAIL : x);
+    int k;
+    float m = 1.0f + cyr_expr_f_(xq < 0.0f ? xq : -xq, 0.0f, &k);
+    float q = cyr_ldexp_f_(m, k);
+    float q2 = q + 2.0f, n2 = q * q2 + 2.0f;
+    float aa = 1.0f + 2.0f * q, bb = aa + 2.0f * (q * q);
+    if (!grad)
+        return x < 0.0f ? cyr_ldexp_f_(xq * m * q2 / n2, k) : x * (aa / bb);
+    return x < 0.0f ? cyr_ldexp_f_(m * (q2 * n2 + 4.0f * xq * (1.0f + q)) / (n2 * n2), k)
+                    : (aa * bb + 4.0f * xq * (q * q) * (1.0f + q)) / (bb * bb);
+}
+
+CYR_SPECIAL float cyr_mish_fwd_f(float x, float a, float b)
+{
+    (void)a;
+    (void)b;
+    return cyr_mish_f_(x, 0);
+}
+
+CYR_SPECIAL float cyr_mish_grad_f(float x, float a, float b)
+{
+    (void)a;
+    (void)b;
+    return cyr_mish_f_(x, 1);
+}
+
+/* ---- double ------------------------------------------------------------------ */
+
+#define CYR_D_LOG2E 1.4426950408889634
+#define CYR_D_LN2_HI 0.6931471803691238        /* 32 bits: k * CYR_D_LN2_HI is exact */
+#define CYR_D_LN2_LO 1.9082149292705877e-10
+#define CYR_D_SHIFT 6755399441055744.0         /* 1.5 * 2^52 */
+#define CYR_D_SPLIT 134217729.0                /* 2^27 + 1 */
+#define CYR_D_EXP_LO -746.0
+#define CYR_D_EXP_HI 710.5
+#define CYR_D_EM1_BIG 53
+#define CYR_D_TAIL 746.0
+#define CYR_D_SOFTPLUS_LO -800.0
+#define CYR_D_SOFTPLUS_TINY -60
+#define CYR_D_GELU_TANH_CLAMP 23.0
+#define CYR_D_SELU_SCALE 1.0507009873554805
+#define CYR_D_SELU_SA 1.7580993408473768
+#define CYR_D_GT_C_HI 1.5957691216057308
+#define CYR_D_GT_C_LO -9.96930880911092e-17
+#define CYR_D_GT_CK_HI 0.07135481627260025
+#define CYR_D_GT_CK_LO -6.175149918155315e-19
+#define CYR_D_GT_CK3 0.21406444881780073
+
+/* 2^e for -1022 <= e <= 1023 */
+CYR_SPECIAL double cyr_pow2_d_(long long e) { return CYR_L2D((long long)((unsigned long long)(e + 1023) << 52)); }
+
+/* m 2^k, exact but for one rounding (subnormal results too), for -2044 <= k <= 2046 */
+CYR_SPECIAL double cyr_ldexp_d_(double m, int k)
+{
+    long long k1 = k >> 1;
+    return m * cyr_pow2_d_(k1) * cyr_pow2_d_(k - k1);
+}
+
+/* a * b = hi + *lo exactly (Dekker, no FMA), |a|, |b| < 2^995 and no underflow */
+CYR_SPECIAL double cyr_two_prod_d_(double a, double b, double *lo)
+{
+    double ca = CYR_D_SPLIT * a, cb = CYR_D_SPLIT * b;
+    double ah = ca - (ca - a), al = a - ah;
+    double bh = cb - (cb - b), bl = b - bh;
+    double hi = a * b;
+    *lo = ((ah * bh - hi) + ah * bl + al * bh) + al * bl;
+    return hi;
+}
+
+/* e^(h + l) = (1 + p) 2^*k: returns p = e^r - 1, r = h + l - k ln2, |r| <= ln2/2 + |l|;
+ * |h| < 2^50, |l| small.  p within 2^-52 |r^2| of e^r - 1 (Q's fit) plus roundings. */
+CYR_SPECIAL double cyr_expr_d_(double h, double l, long long *k)
+{
+    double t = h * CYR_D_LOG2E + CYR_D_SHIFT;
+    double kf = t - CYR_D_SHIFT;
+    double r = ((h - kf * CYR_D_LN2_HI) + l) - kf * CYR_D_LN2_LO;
+    *k = CYR_D2L(t) - CYR_D2L(CYR_D_SHIFT);
+    return r + r * r * CYR_D_EXP(r);
+}
+
+/* e^y - 1 (y <= CYR_D_EXP_HI; -0.0 kept) */
+CYR_SPECIAL double cyr_expm1_d_(double y)
+{
+    double yc = y < -40.0 ? -40.0 : (y > CYR_D_EXP_HI ? CYR_D_EXP_HI : y);
+    long long k;
+    double p = cyr_expr_d_(yc, 0.0, &k);
+    double s = cyr_pow2_d_(k > CYR_D_EM1_BIG ? CYR_D_EM1_BIG : k);
+    double v = k > CYR_D_EM1_BIG ? cyr_ldexp_d_(1.0 + p, k) - 1.0 : s * p + (s - 1.0);
+    return y == 0.0 ? y : v;
+}
+
+/* c e^(h + l), c a factor that keeps c (1 + p) normal */
+CYR_SPECIAL double cyr_exp_times_d_(double h, double l, double c)
+{
+    double hc = h < CYR_D_EXP_LO ? CYR_D_EXP_LO : (h > CYR_D_EXP_HI ? CYR_D_EXP_HI : h);
+    double lc = hc == h ? l : 0.0;
+    long long k;
+    double p = cyr_expr_d_(hc, lc, &k);
+    return cyr_ldexp_d_(c * (1.0 + p), k);
+}
+
+/* elu: x > 0 ? x : alpha (e^x - 1); derivative 1 or alpha e^x (alpha at 0) */
+CYR_SPECIAL double cyr_elu_fwd_d(double x, double a, double b)
+{
+    (void)b;
+    return x > 0.0 ? x : a * cyr_expm1_d_(x);
+}
+
+CYR_SPECIAL double cyr_elu_grad_d(double x, double a, double b)
+{
+    (void)b;
+    return x > 0.0 ? 1.0 : cyr_exp_times_d_(x, 0.0, a);
+}
+
+/* celu: x > 0 ? x : alpha (e^(x/alpha) - 1); derivative 1 or e^(x/alpha) (1 at 0),
+ * x/alpha carried exactly as q + l into the exponential */
+CYR_SPECIAL double cyr_celu_fwd_d(double x, double a, double b)
+{
+    (void)b;
+    return x > 0.0 ? x : a * cyr_expm1_d_(x / a);
+}
+
+CYR_SPECIAL double cyr_celu_grad_d(double x, double a, double b)
+{
+    double q = x / a, pl, ph = cyr_two_prod_d_(q, a, &pl);
+    (void)b;
+    return x > 0.0 ? 1.0 : cyr_exp_times_d_(q, ((x - ph) - pl) / a, 1.0);
+}
+
+/* selu: scale (x > 0 ? x : alpha (e^x - 1)); derivative scale or scale alpha e^x */
+CYR_SPECIAL double cyr_selu_fwd_d(double x, double a, double b)
+{
+    (void)a;
+    (void)b;
+    return x > 0.0 ? CYR_D_SELU_SCALE * x : CYR_D_SELU_SA * cyr_expm1_d_(x);
+}
+
+CYR_SPECIAL double cyr_selu_grad_d(double x, double a, double b)
+{
+    (void)a;
+    (void)b;
+    return x > 0.0 ? CYR_D_SELU_SCALE : cyr_exp_times_d_(x, 0.0, CYR_D_SELU_SA);
+}
+
+/* silu: x sigmoid(x), from e = e^-|x|: x / (1 + e) (x >= 0) or x e / (1 + e);
+ * derivative sigmoid(x) (1 + x (1 - sigmoid(x))): (1 + e + x e) / (1 + e)^2 or
+ * e (1 + x + e) / (1 + e)^2 */
+CYR_SPECIAL double cyr_silu_fwd_d(double x, double a, double b)
+{
+    double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
+    long long k;
+    double m = 1.0 + cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k);
+    double d = 1.0 + cyr_ldexp_d_(m, k);
+    (void)a;
+    (void)b;
+    return x < 0.0 ? cyr_ldexp_d_(xq * m / d, k) : x / d;
+}
+
+CYR_SPECIAL double cyr_silu_grad_d(double x, double a, double b)
+{
+    double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
+    long long k;
+    double m = 1.0 + cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k);
+    double e = cyr_ldexp_d_(m, k), d = 1.0 + e;
+    (void)a;
+    (void)b;
+    return x < 0.0 ? cyr_ldexp_d_(m * ((1.0 + xq) + e) / (d * d), k) : (d + xq * e) / (d * d);
+}
+
+/* softplus (beta = a, threshold = b): beta x > threshold ? x :
+ * max(x, 0) + log1p(e) / beta, e = e^-|beta x| (beta x exact as z + zl);
+ * derivative 1 or sigmoid(beta x) */
+CYR_SPECIAL double cyr_softplus_fwd_d(double x, double a, double b)
+{
+    double zl, z = cyr_two_prod_d_(x, a, &zl);
+    double h = z > 0.0 ? -z : z, l = z > 0.0 ? -zl : zl;
+    double hc = h < CYR_D_SOFTPLUS_LO ? CYR_D_SOFTPLUS_LO : h, lc = hc == h ? l : 0.0;
+    long long k;
+    double m = 1.0 + cyr_expr_d_(hc, lc, &k);
+    double e = cyr_ldexp_d_(m, k);
+    double s = e / (2.0 + e), w = s * s;
+    double lp = 2.0 * s + s * w * CYR_D_ATANH(w);
+    double v = k < CYR_D_SOFTPLUS_TINY ? cyr_ldexp_d_(m / a, k) : lp / a;
+    return z > b ? x : (z > 0.0 ? x + v : v);
+}
+
+CYR_SPECIAL double cyr_softplus_grad_d(double x, double a, double b)
+{
+    double zl, z = cyr_two_prod_d_(x, a, &zl);
+    double h = z > 0.0 ? -z : z, l = z > 0.0 ? -zl : zl;
+    double hc = h < CYR_D_EXP_LO ? CYR_D_EXP_LO : h, lc = hc == h ? l : 0.0;
+    long long k;
+    double m = 1.0 + cyr_expr_d_(hc, lc, &k);
+    double d = 1.0 + cyr_ldexp_d_(m, k);
+    return z > b ? 1.0 : (z > 0.0 ? 1.0 / d : cyr_ldexp_d_(m / d, k));
+}
+
+/* gelu, erf form: 0.5 x erfc(-x/sqrt2) = x - x E R(|x|) (x > 0) or x E R(|x|), and
+ * derivative 1 + E H(|x|) or -E H(|x|), E = e^(-x^2/2) = (1 + p) 2^k (see the top) */
+CYR_SPECIAL double cyr_gelu_erf_d_(double x, int grad)
+{
+    double u = x < 0.0 ? -x : x;
+    double uc = u > 40.0 ? 40.0 : u;
+    double xs = x < -40.0 ? -40.0 : (x > 40.0 ? 40.0 : x);
+    double ul, uu = cyr_two_prod_d_(uc, uc, &ul);
+    long long k;
+    double m = 1.0 + cyr_expr_d_(-0.5 * uu, -0.5 * ul, &k);
+    double w = 8.0 / uc;
+    double v = uc < 1.0 ? (uc - 0.5) * 2.0 : uc < 2.0 ? (uc - 1.5) * 2.0 : uc < 4.0 ? uc - 3.0
+             : uc < 8.0 ? (uc - 6.0) * 0.5 : 2.0 * (w * w) - 1.0;
+    double r = CYR_D_GELU_R(v, uc < 1.0, uc < 2.0, uc < 4.0, uc < 8.0);
+    double hh = CYR_D_GELU_H(v, uc < 1.0, uc < 2.0, uc < 4.0, uc < 8.0);
+    double f, g;
+    r = uc < 8.0 ? r : r * w * 0.125;
+    hh = uc < 8.0 ? hh : hh * uc;
+    f = cyr_ldexp_d_(xs * m * r, k);
+    g = cyr_ldexp_d_(m * hh, k);
+    return grad ? (x < 0.0 ? -g : 1.0 + g) : (x > 0.0 ? x - f : f);
+}
+
+/* gelu, tanh form: x sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3) = x (C + CK x^2)
+ * carried as z + zl (double-double, 2^-100 relative); from e = e^-|z|: x / (1 + e) or
+ * x e / (1 + e), and derivative (torch's s + x s (1 - s) z'(x), s = sigmoid(z))
+ * (1 + e + x D e) / (1 + e)^2 or e (1 + e + x D) / (1 + e)^2, D = C + 3 CK x^2 */
+CYR_SPECIAL double cyr_gelu_tanh_d_(double x, int grad)
+{
+    double xq = x < -CYR_D_GELU_TANH_CLAMP ? -CYR_D_GELU_TANH_CLAMP
+                                          : (x > CYR_D_GELU_TANH_CLAMP ? CYR_D_GELU_TANH_CLAMP : x);
+    double ql, qq = cyr_two_prod_d_(xq, xq, &ql);
+    double tl, t = cyr_two_prod_d_(CYR_D_GT_CK_HI, qq, &tl);
+    double sh = CYR_D_GT_C_HI + t, sb = sh - CYR_D_GT_C_HI;
+    double sl = ((CYR_D_GT_C_HI - (sh - sb)) + (t - sb)) +
+               ((tl + CYR_D_GT_CK_HI * ql + CYR_D_GT_CK_LO * qq) + CYR_D_GT_C_LO);
+    double zl, z = cyr_two_prod_d_(xq, sh, &zl);
+    long long k;
+    double m, e, d, dz;
+    zl = zl + xq * sl;
+    m = 1.0 + cyr_expr_d_(xq < 0.0 ? z : -z, xq < 0.0 ? zl : -zl, &k);
+    e = cyr_ldexp_d_(m, k);
+    d = 1.0 + e;
+    if (!grad)
+        return x < 0.0 ? cyr_ldexp_d_(xq * m / d, k) : x / d;
+    dz = CYR_D_GT_C_HI + CYR_D_GT_CK3 * (xq * xq);
+    return x < 0.0 ? cyr_ldexp_d_(m * (d + xq * dz) / (d * d), k) : (d + xq * dz * e) / (d * d);
+}
+
+CYR_SPECIAL double cyr_gelu_fwd_d(double x, double a, double b)
+{
+    (void)b;
+    return a == 0.0 ? cyr_gelu_erf_d_(x, 0) : cyr_gelu_tanh_d_(x, 0);
+}
+
+CYR_SPECIAL double cyr_gelu_grad_d(double x, double a, double b)
+{
+    (void)b;
+    return a == 0.0 ? cyr_gelu_erf_d_(x, 1) : cyr_gelu_tanh_d_(x, 1);
+}
+
+/* mish: x tanh(softplus(x)): x q (q + 2) / (n + 2), n = q (q + 2), q = e^x (x < 0), or
+ * x A / B, A = 1 + 2q, B = A + 2q^2, q = e^-x; derivative
+ * q ((q + 2)(n + 2) + 4 x (1 + q)) / (n + 2)^2 or (A B + 4 x q^2 (1 + q)) / B^2 */
+CYR_SPECIAL double cyr_mish_d_(double x, int grad)
+{
+    double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
+    long long k;
+    double m = 1.0 + cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k);
+    double q = cyr_ldexp_d_(m, k);
+    double q2 = q + 2.0, n2 = q * q2 + 2.0;
+    double aa = 1.0 + 2.0 * q, bb = aa + 2.0 * (q * q);
+    if (!grad)
+        return x < 0.0 ? cyr_ldexp_d_(xq * m * q2 / n2, k) : x * (aa / bb);
+    return x < 0.0 ? cyr_ldexp_d_(m * (q2 * n2 + 4.0 * xq * (1.0 + q)) / (n2 * n2), k)
+                    : (aa * bb + 4.0 * xq * (q * q) * (1.0 + q)) / (bb * bb);
+}
+
+CYR_SPECIAL double cyr_mish_fwd_d(double x, double a, double b)
+{
+    (void)a;
+    (void)b;
+    return cyr_mish_d_(x, 0);
+}
+
+CYR_SPECIAL double cyr_mish_grad_d(double x, double a, double b)
+{
+    (void)a;
+    (void)b;
+    return cyr_mish_d_(x, 1);
+}
+
+#endif /* CYRELU_ACTIVATION_SPECIAL_H */
