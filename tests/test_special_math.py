@@ -135,8 +135,8 @@ def float_points():
     tails = np.linspace(-160, 160, 100_001)
     half = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float32)
     special = [0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, big, -big, 2.0**-126, -(2.0**-126)]
-    x = np.concatenate([mags, -mags, dense, tails, half, special]).astype(np.float32)
-    return x
+    with np.errstate(invalid="ignore"):  # the NaN
+        return np.concatenate([mags, -mags, dense, tails, half, special]).astype(np.float32)
 
 
 def _sigmoid(z):
@@ -231,6 +231,16 @@ def mp_reference(name, kind, x, a, b):
     out = np.empty(x.size)
     for i, xv in enumerate(x.tolist()):
         t = mp.mpf(xv)
+        if abs(xv) > 1e5:  # beyond the exponentials' range: the limits, exactly
+            scale = 1.0507009873554804934193349852946 if name == "selu" else 1.0
+            if xv > 0:
+                out[i] = scale * xv if kind == "fwd" else scale
+            elif kind == "fwd" and name in ("elu", "celu", "selu"):
+                alpha = 1.6732632423543772848170429916717 if name == "selu" else a
+                out[i] = -scale * alpha
+            else:
+                out[i] = -0.0 if kind == "fwd" and name != "softplus" else 0.0
+            continue
         if name in ("elu", "selu", "celu"):
             scale = mp.mpf("1.0507009873554804934193349852946") if name == "selu" else 1
             alpha = mp.mpf("1.6732632423543772848170429916717") if name == "selu" else mp.mpf(a)

@@ -375,7 +375,7 @@ CYR_SPECIAL float cyr_mish_grad_f(float x, float a, float b)
 #define CYR_D_EXP_LO -746.0
 #define CYR_D_EXP_HI 710.5
 #define CYR_D_EM1_BIG 53
-#define CYR_D_TAIL 746.0
+#define CYR_D_TAIL 760.0
 #define CYR_D_SOFTPLUS_LO -800.0
 #define CYR_D_SOFTPLUS_TINY -60
 #define CYR_D_GELU_TANH_CLAMP 23.0
