@@ -13,7 +13,8 @@ error of the rounded polynomial, evaluated exactly, is measured on 4000 points.
 Tables (the variable v of every polynomial is chosen so that |v| <= 1 or so):
   exp      e^r = 1 + r + r^2 Q(r),  |r| <= ln2/2              Q relative error
   atanh    log1p(e) = 2s + s^3 P(s^2),  s = e/(2+e) in [0, 1/3]  P relative error
-  gelu_r   R(u) = erfc(u/sqrt2) e^(u^2/2) / 2 on u >= 0, by pieces: piece i covers
+  gelu_r   R(u) = erfc(u/sqrt2) e^(u^2/2) / 2 on u >= 0, by three pieces (so that
+           GCC if-converts the choice of coefficients: five did not): piece i covers
            [lo, hi) with v = (u - mid) / half; the last piece, from lo out to the
            clamp u = 15 (float) or 40 (double), uses v = 2 (lo/u)^2 - 1 and
            R = P(v)/u (the asymptotic form)
@@ -93,11 +94,11 @@ def gelu_h(u):
 # the pieces of gelu_r / gelu_h: (lo, hi, mid, half); the last is the 1/u^2 tail
 PIECES = {
     "float": [(0, 2, 1, 1), (2, 4, 3, 1), (4, 15, None, None)],
-    "double": [(0, 1, 0.5, 0.5), (1, 2, 1.5, 0.5), (2, 4, 3, 1), (4, 8, 6, 2), (8, 40, None, None)],
+    "double": [(0, 2, 1, 1), (2, 4, 3, 1), (4, 40, None, None)],
 }
 DEGREES = {
     "float": {"exp": 5, "atanh": 4, "gelu": 10},
-    "double": {"exp": 9, "atanh": 11, "gelu": 19},
+    "double": {"exp": 9, "atanh": 11, "gelu": 22},
 }
 
 
