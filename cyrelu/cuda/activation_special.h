@@ -202,9 +202,10 @@ CYR_SPECIAL float cyr_celu_fwd_f(float x, float a, float b)
 
 CYR_SPECIAL float cyr_celu_grad_f(float x, float a, float b)
 {
-    float q = x / a, pl, ph = cyr_two_prod_f_(q, a, &pl);
+    float ra = 1.0f / a; /* loop-invariant: q's error is carried by the second part */
+    float q = x * ra, pl, ph = cyr_two_prod_f_(q, a, &pl);
     (void)b;
-    return x > 0.0f ? 1.0f : cyr_exp_times_f_(q, ((x - ph) - pl) / a, 1.0f);
+    return x > 0.0f ? 1.0f : cyr_exp_times_f_(q, ((x - ph) - pl) * ra, 1.0f);
 }
 
 /* selu: scale (x > 0 ? x : alpha (e^x - 1)); derivative scale or scale alpha e^x */
@@ -233,7 +234,7 @@ CYR_SPECIAL float cyr_silu_fwd_f(float x, float a, float b)
     float d = 1.0f + cyr_ldexp_f_(m, k);
     (void)a;
     (void)b;
-    return x < 0.0f ? cyr_ldexp_f_(cyr_mul1p_f_(xq, p) / d, k) : x / d;
+    return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_(xq, p) : x) / d, x < 0.0f ? k : 0);
 }
 
 CYR_SPECIAL float cyr_silu_grad_f(float x, float a, float b)
@@ -244,7 +245,7 @@ CYR_SPECIAL float cyr_silu_grad_f(float x, float a, float b)
     float e = cyr_ldexp_f_(m, k), d = 1.0f + e;
     (void)a;
     (void)b;
-    return x < 0.0f ? cyr_ldexp_f_(cyr_mul1p_f_((1.0f + xq) + e, p) / (d * d), k) : (d + xq * e) / (d * d);
+    return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_((1.0f + xq) + e, p) : d + xq * e) / (d * d), x < 0.0f ? k : 0);
 }
 
 /* softplus (beta = a, threshold = b): beta x > threshold ? x :
@@ -260,7 +261,7 @@ CYR_SPECIAL float cyr_softplus_fwd_f(float x, float a, float b)
     float e = cyr_ldexp_f_(m, k);
     float s = e / (2.0f + e), w = s * s;
     float lp = 2.0f * s + s * w * CYR_F_ATANH(w);
-    float v = hc < CYR_F_SOFTPLUS_TINY ? cyr_ldexp_f_(m / a, k) : lp / a;
+    float v = cyr_ldexp_f_((hc < CYR_F_SOFTPLUS_TINY ? m : lp) / a, hc < CYR_F_SOFTPLUS_TINY ? k : 0);
     return z > b ? x : (z > 0.0f ? x + v : v);
 }
 
@@ -272,7 +273,8 @@ CYR_SPECIAL float cyr_softplus_grad_f(float x, float a, float b)
     int k;
     float p = cyr_expr_f_(hc, lc, &k), m = 1.0f + p;
     float d = 1.0f + cyr_ldexp_f_(m, k);
-    return z > b ? 1.0f : (z > 0.0f ? 1.0f / d : cyr_ldexp_f_(m / d, k));
+    float sg = cyr_ldexp_f_((z > 0.0f ? 1.0f : m) / d, z > 0.0f ? 0 : k);
+    return z > b ? 1.0f : sg;
 }
 
 /* gelu, erf form: 0.5 x erfc(-x/sqrt2) = x - x E R(|x|) (x > 0) or x E R(|x|), and
@@ -319,9 +321,9 @@ CYR_SPECIAL float cyr_gelu_tanh_f_(float x, int grad)
     e = cyr_ldexp_f_(m, k);
     d = 1.0f + e;
     if (!grad)
-        return x < 0.0f ? cyr_ldexp_f_(cyr_mul1p_f_(xq, p) / d, k) : x / d;
+        return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_(xq, p) : x) / d, x < 0.0f ? k : 0);
     dz = CYR_F_GT_C_HI + CYR_F_GT_CK3 * (xq * xq);
-    return x < 0.0f ? cyr_ldexp_f_(cyr_mul1p_f_(d + xq * dz, p) / (d * d), k) : (d + xq * dz * e) / (d * d);
+    return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_(d + xq * dz, p) : d + xq * dz * e) / (d * d), x < 0.0f ? k : 0);
 }
 
 /* gelu's two forms on their own: a loop over cyr_gelu_*_f with a parameter the compiler
@@ -359,9 +361,9 @@ CYR_SPECIAL float cyr_mish_f_(float x, int grad)
     double xd = (double)xq, q2 = q + 2.0, n2 = q * q2 + 2.0;
     double aa = 1.0 + 2.0 * q, bb = aa + 2.0 * (q * q);
     if (!grad)
-        return x < 0.0f ? (float)(xd * q * q2 / n2) : (float)((double)x * (aa / bb));
-    return (float)(x < 0.0f ? q * (q2 * n2 + 4.0 * xd * (1.0 + q)) / (n2 * n2)
-                            : (aa * bb + 4.0 * xd * (q * q) * (1.0 + q)) / (bb * bb));
+        return (float)((x < 0.0f ? xd * q * q2 : (double)x * aa) / (x < 0.0f ? n2 : bb));
+    return (float)((x < 0.0f ? q * (q2 * n2 + 4.0 * xd * (1.0 + q)) : aa * bb + 4.0 * xd * (q * q) * (1.0 + q)) /
+                   (x < 0.0f ? n2 * n2 : bb * bb));
 }
 
 CYR_SPECIAL float cyr_mish_fwd_f(float x, float a, float b)
@@ -480,9 +482,10 @@ CYR_SPECIAL double cyr_celu_fwd_d(double x, double a, double b)
 
 CYR_SPECIAL double cyr_celu_grad_d(double x, double a, double b)
 {
-    double q = x / a, pl, ph = cyr_two_prod_d_(q, a, &pl);
+    double ra = 1.0 / a; /* loop-invariant: q's error is carried by the second part */
+    double q = x * ra, pl, ph = cyr_two_prod_d_(q, a, &pl);
     (void)b;
-    return x > 0.0 ? 1.0 : cyr_exp_times_d_(q, ((x - ph) - pl) / a, 1.0);
+    return x > 0.0 ? 1.0 : cyr_exp_times_d_(q, ((x - ph) - pl) * ra, 1.0);
 }
 
 /* selu: scale (x > 0 ? x : alpha (e^x - 1)); derivative scale or scale alpha e^x */
@@ -511,7 +514,7 @@ CYR_SPECIAL double cyr_silu_fwd_d(double x, double a, double b)
     double d = 1.0 + cyr_ldexp_d_(m, k);
     (void)a;
     (void)b;
-    return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_(xq, p) / d, k) : x / d;
+    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
 }
 
 CYR_SPECIAL double cyr_silu_grad_d(double x, double a, double b)
@@ -522,7 +525,7 @@ CYR_SPECIAL double cyr_silu_grad_d(double x, double a, double b)
     double e = cyr_ldexp_d_(m, k), d = 1.0 + e;
     (void)a;
     (void)b;
-    return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_((1.0 + xq) + e, p) / (d * d), k) : (d + xq * e) / (d * d);
+    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_((1.0 + xq) + e, p) : d + xq * e) / (d * d), x < 0.0 ? k : 0);
 }
 
 /* softplus (beta = a, threshold = b): beta x > threshold ? x :
@@ -538,7 +541,7 @@ CYR_SPECIAL double cyr_softplus_fwd_d(double x, double a, double b)
     double e = cyr_ldexp_d_(m, k);
     double s = e / (2.0 + e), w = s * s;
     double lp = 2.0 * s + s * w * CYR_D_ATANH(w);
-    double v = hc < CYR_D_SOFTPLUS_TINY ? cyr_ldexp_d_(m / a, k) : lp / a;
+    double v = cyr_ldexp_d_((hc < CYR_D_SOFTPLUS_TINY ? m : lp) / a, hc < CYR_D_SOFTPLUS_TINY ? k : 0);
     return z > b ? x : (z > 0.0 ? x + v : v);
 }
 
@@ -550,7 +553,8 @@ CYR_SPECIAL double cyr_softplus_grad_d(double x, double a, double b)
     long long k;
     double p = cyr_expr_d_(hc, lc, &k), m = 1.0 + p;
     double d = 1.0 + cyr_ldexp_d_(m, k);
-    return z > b ? 1.0 : (z > 0.0 ? 1.0 / d : cyr_ldexp_d_(m / d, k));
+    double sg = cyr_ldexp_d_((z > 0.0 ? 1.0 : m) / d, z > 0.0 ? 0 : k);
+    return z > b ? 1.0 : sg;
 }
 
 /* gelu, erf form: 0.5 x erfc(-x/sqrt2) = x - x E R(|x|) (x > 0) or x E R(|x|), and
@@ -597,9 +601,9 @@ CYR_SPECIAL double cyr_gelu_tanh_d_(double x, int grad)
     e = cyr_ldexp_d_(m, k);
     d = 1.0 + e;
     if (!grad)
-        return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_(xq, p) / d, k) : x / d;
+        return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
     dz = CYR_D_GT_C_HI + CYR_D_GT_CK3 * (xq * xq);
-    return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_(d + xq * dz, p) / (d * d), k) : (d + xq * dz * e) / (d * d);
+    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(d + xq * dz, p) : d + xq * dz * e) / (d * d), x < 0.0 ? k : 0);
 }
 
 /* gelu's two forms on their own: a loop over cyr_gelu_*_d with a parameter the compiler
@@ -633,10 +637,13 @@ CYR_SPECIAL double cyr_mish_d_(double x, int grad)
     double q = cyr_ldexp_d_(m, k);
     double q2 = q + 2.0, n2 = q * q2 + 2.0;
     double aa = 1.0 + 2.0 * q, bb = aa + 2.0 * (q * q);
+    double t = (x < 0.0 ? cyr_mul1p_d_(xq, p) * q2 : aa) / (x < 0.0 ? n2 : bb);
     if (!grad)
-        return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_(xq, p) * q2 / n2, k) : x * (aa / bb);
-    return x < 0.0 ? cyr_ldexp_d_(cyr_mul1p_d_(q2 * n2 + 4.0 * xq * (1.0 + q), p) / (n2 * n2), k)
-                    : (aa * bb + 4.0 * xq * (q * q) * (1.0 + q)) / (bb * bb);
+        return x < 0.0 ? cyr_ldexp_d_(t, k) : x * t;
+    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(q2 * n2 + 4.0 * xq * (1.0 + q), p)
+                                 : aa * bb + 4.0 * xq * (q * q) * (1.0 + q)) /
+                            (x < 0.0 ? n2 * n2 : bb * bb),
+                        x < 0.0 ? k : 0);
 }
 
 CYR_SPECIAL double cyr_mish_fwd_d(double x, double a, double b)
