@@ -45,12 +45,14 @@ SOURCE = """
 #define P(stem) \\
 void stem##_fwd(const float *restrict x, float *restrict y, long n, float a, float b) \\
 { for (long i = 0; i < n; i++) y[i] = cyr_##stem##_fwd_f(x[i], a, b); } \\
-void stem##_bwd(const float *restrict g, const float *restrict x, float *restrict y, long n, float a, float b) \\
+void stem##_bwd(const float *restrict g, const float *restrict x, float *restrict y, \\
+                long n, float a, float b) \\
 { for (long i = 0; i < n; i++) y[i] = g[i] * cyr_##stem##_grad_f(x[i], a, b); }
 #define G(stem) \\
 void stem##_fwd(const float *restrict x, float *restrict y, long n, float a, float b) \\
 { (void)a; (void)b; for (long i = 0; i < n; i++) y[i] = cyr_##stem##_fwd_f(x[i]); } \\
-void stem##_bwd(const float *restrict g, const float *restrict x, float *restrict y, long n, float a, float b) \\
+void stem##_bwd(const float *restrict g, const float *restrict x, float *restrict y, \\
+                long n, float a, float b) \\
 { (void)a; (void)b; for (long i = 0; i < n; i++) y[i] = g[i] * cyr_##stem##_grad_f(x[i]); }
 P(elu) P(celu) P(selu) P(silu) P(softplus) G(gelu_erf) G(gelu_tanh) P(mish)
 int isa_ok(int isa)
@@ -59,7 +61,10 @@ int isa_ok(int isa)
     return __builtin_cpu_supports("avx512f");
 }
 """
-ISAS = [("avx2", ["-mavx2", "-mfma"]), ("avx512", ["-mavx512f", "-mavx512dq", "-mprefer-vector-width=512"])]
+ISAS = [
+    ("avx2", ["-mavx2", "-mfma"]),
+    ("avx512", ["-mavx512f", "-mavx512dq", "-mprefer-vector-width=512"]),
+]
 
 
 def build(directory):
@@ -71,8 +76,21 @@ def build(directory):
     libs = {}
     for i, (isa, flags) in enumerate(ISAS, start=1):
         so = pathlib.Path(directory) / f"bench_special_{isa}.so"
-        cmd = [*cc, "-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-std=c99",
-               "-shared", "-fPIC", *flags, "-I" + str(HEADER_DIR), str(src), "-o", str(so)]
+        cmd = [
+            *cc,
+            "-O3",
+            "-ffp-contract=off",
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            "-std=c99",
+            "-shared",
+            "-fPIC",
+            *flags,
+            "-I" + str(HEADER_DIR),
+            str(src),
+            "-o",
+            str(so),
+        ]
         if subprocess.run(cmd, capture_output=True).returncode == 0:
             lib = ctypes.CDLL(str(so))
             if lib.isa_ok(i):
@@ -100,8 +118,10 @@ def torch_pairs(torch, x, g):
         "silu": (lambda: F.silu(x), lambda: aten.silu_backward(g, x)),
         "softplus": (lambda: F.softplus(x), lambda: aten.softplus_backward(g, x, 1.0, 20.0)),
         "gelu": (lambda: F.gelu(x), lambda: aten.gelu_backward(g, x)),
-        "gelu_tanh": (lambda: F.gelu(x, approximate="tanh"),
-                      lambda: aten.gelu_backward(g, x, approximate="tanh")),
+        "gelu_tanh": (
+            lambda: F.gelu(x, approximate="tanh"),
+            lambda: aten.gelu_backward(g, x, approximate="tanh"),
+        ),
         "mish": (lambda: F.mish(x), lambda: aten.mish_backward(g, x)),
     }
 
@@ -126,7 +146,10 @@ def main():
         pairs = {}
     with tempfile.TemporaryDirectory() as d:
         libs = build(d)
-        head = "".join(f" {isa + ' fwd':>11s} {isa + ' bwd':>11s} {'bwd/fwd':>7s} {'fwd/torch':>9s}" for isa in libs)
+        head = "".join(
+            f" {isa + ' fwd':>11s} {isa + ' bwd':>11s} {'bwd/fwd':>7s} {'fwd/torch':>9s}"
+            for isa in libs
+        )
         print(f"ns/element over {n} float32, one thread, min of {args.repeat}")
         print(f"{'':10s} {'torch fwd':>9s} {'torch bwd':>9s}{head}")
         xp, gp, yp = (a.ctypes.data_as(ctypes.c_void_p) for a in (x, g, y))

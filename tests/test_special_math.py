@@ -49,6 +49,7 @@ CASES = [
     ("softplus", 1.0, 20.0),
     ("softplus", 2.0, 10.0),
     ("softplus", 0.25, 20.0),
+    ("softplus", 3.0, 20.0),
     ("gelu", 0.0, 0.0),
     ("gelu", 1.0, 0.0),
     ("mish", 0.0, 0.0),
@@ -100,8 +101,21 @@ def build(directory):
     libs = {}
     for i, (isa, flags) in enumerate(ISAS):
         so = pathlib.Path(directory) / f"special_{isa}.so"
-        cmd = [*_compiler(), "-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off",
-               "-std=c99", "-shared", "-fPIC", *flags, "-I" + str(HEADER.parent), str(src), "-o", str(so)]
+        cmd = [
+            *_compiler(),
+            "-O3",
+            "-fno-math-errno",
+            "-fno-trapping-math",
+            "-ffp-contract=off",
+            "-std=c99",
+            "-shared",
+            "-fPIC",
+            *flags,
+            "-I" + str(HEADER.parent),
+            str(src),
+            "-o",
+            str(so),
+        ]
         build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         if build.returncode != 0:
             if i == 0:
@@ -249,7 +263,11 @@ def mp_reference(name, kind, x, a, b):
             if kind == "fwd":
                 v = scale * t if t > 0 else scale * alpha * mp.expm1(y)
             else:
-                v = scale if t > 0 else (mp.exp(y) if name == "celu" else scale * alpha * mp.exp(y))
+                v = (
+                    scale
+                    if t > 0
+                    else (mp.exp(y) if name == "celu" else scale * alpha * mp.exp(y))
+                )
         elif name == "silu":
             s = 1 / (1 + mp.exp(-t))
             v = t * s if kind == "fwd" else s * (1 + t * (1 - s))
@@ -304,7 +322,10 @@ def float_max_errors(libs, x):
             floor = ZERO_SCALE if kind == "grad" and name in ZERO_FLOOR else 0.0
             for isa, lib in libs.items():
                 err = ulp_errors(evaluate(lib, name, kind, x, a, b), ref, floor)
-                table[(f"{name}({a:g},{b:g})", kind, isa)] = (float(err.max()), float(x[err.argmax()]))
+                table[(f"{name}({a:g},{b:g})", kind, isa)] = (
+                    float(err.max()),
+                    float(x[err.argmax()]),
+                )
     return table
 
 
@@ -353,7 +374,10 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         lib_map = build(d)
         x = float_points()
-        print(f"float32: {x.size} points, max error in ulp (derivatives with a zero: ulp of max(|f'|, 1/4))")
+        print(
+            f"float32: {x.size} points, max error in ulp"
+            " (derivatives with a zero: ulp of max(|f'|, 1/4))"
+        )
         for (case, kind, isa), (err, at) in float_max_errors(lib_map, x).items():
             print(f"  {case:18s} {kind:4s} {isa:8s} {err:6.3f}  at x = {at:.9g}")
         xd = double_points()
@@ -362,7 +386,10 @@ def main():
             for kind in ("fwd", "grad"):
                 ref = mp_reference(name, kind, xd, a, b)
                 floor = ZERO_SCALE if kind == "grad" and name in ZERO_FLOOR else 0.0
-                errs = [rel_errors(evaluate(lib, name, kind, xd, a, b), ref, floor).max() for lib in lib_map.values()]
+                errs = [
+                    rel_errors(evaluate(lib, name, kind, xd, a, b), ref, floor).max()
+                    for lib in lib_map.values()
+                ]
                 print(f"  {name}({a:g},{b:g}) {kind:4s} {max(errs):.3g}")
     return 0
 

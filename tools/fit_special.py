@@ -44,10 +44,7 @@ def fit(func, lo, hi, deg, vmap, kind, floor=None, nodes=None):
     """Coefficients (rounded to kind) of the polynomial in v = vmap(x) approximating
     func on [lo, hi], and the maximum weighted error of the rounded polynomial."""
     n = nodes or 3 * (deg + 1)
-    xs = [
-        (lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(0.5)) / n)
-        for k in range(n)
-    ]
+    xs = [(lo + hi) / 2 + (hi - lo) / 2 * mp.cos(mp.pi * (k + mp.mpf(0.5)) / n) for k in range(n)]
     rows, rhs = [], []
     for x in xs:
         f = func(x)
@@ -107,7 +104,7 @@ def tail_map(lo, hi):
     return lambda u: 2 * (mp.mpf(lo) / u) ** 2 - 1
 
 
-def tables(kind, check=False):
+def tables(kind):
     deg = DEGREES[kind]
     out = {}
     half_ln2 = LN2 / 2
@@ -120,11 +117,24 @@ def tables(kind, check=False):
             floor = mp.mpf(0.05) if name == "gelu_h" else None
             if mid is None:
                 # R = P(v)/u (R ~ 1/u), H = u P(v) (H ~ u): P tends to a constant
-                tail = (lambda u: func(u) * u) if name == "gelu_r" else (lambda u: func(u) / u)
+                if name == "gelu_r":
+                    tail = lambda u, f=func: f(u) * u  # noqa: E731
+                else:
+                    tail = lambda u, f=func: f(u) / u  # noqa: E731
                 pieces.append(fit(tail, lo, hi, deg["gelu"], tail_map(lo, hi), kind, floor))
             else:
                 mid, half = mp.mpf(mid), mp.mpf(half)
-                pieces.append(fit(func, lo, hi, deg["gelu"], lambda u: (u - mid) / half, kind, floor))
+                pieces.append(
+                    fit(
+                        func,
+                        lo,
+                        hi,
+                        deg["gelu"],
+                        lambda u, c=mid, h=half: (u - c) / h,
+                        kind,
+                        floor,
+                    )
+                )
         out[name] = pieces
     return out
 
@@ -170,7 +180,9 @@ def c_block(check=False):
             if check:
                 errs = ", ".join(f"2^{float(mp.log(e, 2)):.1f}" for _, e in pieces)
                 lines.append(f"/* {kind} {name} fit errors by piece: {errs} */")
-            lines.append(f"#define CYR_{tag}_{name.upper()}(v, {sel}) \\\n    {horner(coefs, 'v')}")
+            lines.append(
+                f"#define CYR_{tag}_{name.upper()}(v, {sel}) \\\n    {horner(coefs, 'v')}"
+            )
     return "\n".join(lines)
 
 
