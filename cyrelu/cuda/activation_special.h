@@ -132,6 +132,10 @@ CYR_SPECIAL float cyr_ldexp_f_(float m, int k)
     return m * cyr_pow2_f_(k1) * cyr_pow2_f_(k - k1);
 }
 
+/* m 2^k where only a sum with a number near 1 needs it: k below -126 gives m 2^-126,
+ * as negligible there as the exact value (one multiply instead of cyr_ldexp_f_'s two) */
+CYR_SPECIAL float cyr_scale_f_(float m, int k) { return m * cyr_pow2_f_(k < -126 ? -126 : k); }
+
 /* v (1 + p), rounded twice (the product v p, small, and the sum): one rounding
  * fewer than forming 1 + p first */
 CYR_SPECIAL float cyr_mul1p_f_(float v, float p) { return v + v * p; }
@@ -231,7 +235,7 @@ CYR_SPECIAL float cyr_silu_fwd_f(float x, float a, float b)
     float xq = x < -CYR_F_TAIL ? -CYR_F_TAIL : (x > CYR_F_TAIL ? CYR_F_TAIL : x);
     int k;
     float p = cyr_expr_f_(xq < 0.0f ? xq : -xq, 0.0f, &k), m = 1.0f + p;
-    float d = 1.0f + cyr_ldexp_f_(m, k);
+    float d = 1.0f + cyr_scale_f_(m, k);
     (void)a;
     (void)b;
     return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_(xq, p) : x) / d, x < 0.0f ? k : 0);
@@ -242,7 +246,7 @@ CYR_SPECIAL float cyr_silu_grad_f(float x, float a, float b)
     float xq = x < -CYR_F_TAIL ? -CYR_F_TAIL : (x > CYR_F_TAIL ? CYR_F_TAIL : x);
     int k;
     float p = cyr_expr_f_(xq < 0.0f ? xq : -xq, 0.0f, &k), m = 1.0f + p;
-    float e = cyr_ldexp_f_(m, k), d = 1.0f + e;
+    float e = cyr_scale_f_(m, k), d = 1.0f + e;
     (void)a;
     (void)b;
     return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_((1.0f + xq) + e, p) : d + xq * e) / (d * d), x < 0.0f ? k : 0);
@@ -258,7 +262,7 @@ CYR_SPECIAL float cyr_softplus_fwd_f(float x, float a, float b)
     float hc = h < CYR_F_SOFTPLUS_LO ? CYR_F_SOFTPLUS_LO : h, lc = hc == h ? l : 0.0f;
     int k;
     float p = cyr_expr_f_(hc, lc, &k), m = 1.0f + p;
-    float e = cyr_ldexp_f_(m, k);
+    float e = cyr_scale_f_(m, k);
     float s = e / (2.0f + e), w = s * s;
     float lp = 2.0f * s + s * w * CYR_F_ATANH(w);
     float v = cyr_ldexp_f_((hc < CYR_F_SOFTPLUS_TINY ? m : lp) / a, hc < CYR_F_SOFTPLUS_TINY ? k : 0);
@@ -272,7 +276,7 @@ CYR_SPECIAL float cyr_softplus_grad_f(float x, float a, float b)
     float hc = h < CYR_F_EXP_LO ? CYR_F_EXP_LO : h, lc = hc == h ? l : 0.0f;
     int k;
     float p = cyr_expr_f_(hc, lc, &k), m = 1.0f + p;
-    float d = 1.0f + cyr_ldexp_f_(m, k);
+    float d = 1.0f + cyr_scale_f_(m, k);
     float sg = cyr_ldexp_f_((z > 0.0f ? 1.0f : m) / d, z > 0.0f ? 0 : k);
     return z > b ? 1.0f : sg;
 }
@@ -318,7 +322,7 @@ CYR_SPECIAL float cyr_gelu_tanh_f_(float x, int grad)
     zl = zl + xq * sl;
     p = cyr_expr_f_(xq < 0.0f ? z : -z, xq < 0.0f ? zl : -zl, &k);
     m = 1.0f + p;
-    e = cyr_ldexp_f_(m, k);
+    e = cyr_scale_f_(m, k);
     d = 1.0f + e;
     if (!grad)
         return cyr_ldexp_f_((x < 0.0f ? cyr_mul1p_f_(xq, p) : x) / d, x < 0.0f ? k : 0);
@@ -411,6 +415,10 @@ CYR_SPECIAL double cyr_ldexp_d_(double m, int k)
     long long k1 = k >> 1;
     return m * cyr_pow2_d_(k1) * cyr_pow2_d_(k - k1);
 }
+
+/* m 2^k where only a sum with a number near 1 needs it: k below -1022 gives m 2^-1022,
+ * as negligible there as the exact value (one multiply instead of cyr_ldexp_d_'s two) */
+CYR_SPECIAL double cyr_scale_d_(double m, long long k) { return m * cyr_pow2_d_(k < -1022 ? -1022 : k); }
 
 /* v (1 + p), rounded twice (the product v p, small, and the sum): one rounding
  * fewer than forming 1 + p first */
@@ -511,7 +519,7 @@ CYR_SPECIAL double cyr_silu_fwd_d(double x, double a, double b)
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
     double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
-    double d = 1.0 + cyr_ldexp_d_(m, k);
+    double d = 1.0 + cyr_scale_d_(m, k);
     (void)a;
     (void)b;
     return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
@@ -522,7 +530,7 @@ CYR_SPECIAL double cyr_silu_grad_d(double x, double a, double b)
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
     double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
-    double e = cyr_ldexp_d_(m, k), d = 1.0 + e;
+    double e = cyr_scale_d_(m, k), d = 1.0 + e;
     (void)a;
     (void)b;
     return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_((1.0 + xq) + e, p) : d + xq * e) / (d * d), x < 0.0 ? k : 0);
@@ -538,7 +546,7 @@ CYR_SPECIAL double cyr_softplus_fwd_d(double x, double a, double b)
     double hc = h < CYR_D_SOFTPLUS_LO ? CYR_D_SOFTPLUS_LO : h, lc = hc == h ? l : 0.0;
     long long k;
     double p = cyr_expr_d_(hc, lc, &k), m = 1.0 + p;
-    double e = cyr_ldexp_d_(m, k);
+    double e = cyr_scale_d_(m, k);
     double s = e / (2.0 + e), w = s * s;
     double lp = 2.0 * s + s * w * CYR_D_ATANH(w);
     double v = cyr_ldexp_d_((hc < CYR_D_SOFTPLUS_TINY ? m : lp) / a, hc < CYR_D_SOFTPLUS_TINY ? k : 0);
@@ -552,7 +560,7 @@ CYR_SPECIAL double cyr_softplus_grad_d(double x, double a, double b)
     double hc = h < CYR_D_EXP_LO ? CYR_D_EXP_LO : h, lc = hc == h ? l : 0.0;
     long long k;
     double p = cyr_expr_d_(hc, lc, &k), m = 1.0 + p;
-    double d = 1.0 + cyr_ldexp_d_(m, k);
+    double d = 1.0 + cyr_scale_d_(m, k);
     double sg = cyr_ldexp_d_((z > 0.0 ? 1.0 : m) / d, z > 0.0 ? 0 : k);
     return z > b ? 1.0 : sg;
 }
@@ -598,7 +606,7 @@ CYR_SPECIAL double cyr_gelu_tanh_d_(double x, int grad)
     zl = zl + xq * sl;
     p = cyr_expr_d_(xq < 0.0 ? z : -z, xq < 0.0 ? zl : -zl, &k);
     m = 1.0 + p;
-    e = cyr_ldexp_d_(m, k);
+    e = cyr_scale_d_(m, k);
     d = 1.0 + e;
     if (!grad)
         return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
@@ -634,7 +642,7 @@ CYR_SPECIAL double cyr_mish_d_(double x, int grad)
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
     double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
-    double q = cyr_ldexp_d_(m, k);
+    double q = cyr_scale_d_(m, k);
     double q2 = q + 2.0, n2 = q * q2 + 2.0;
     double aa = 1.0 + 2.0 * q, bb = aa + 2.0 * (q * q);
     double t = (x < 0.0 ? cyr_mul1p_d_(xq, p) * q2 : aa) / (x < 0.0 ? n2 : bb);
