@@ -16,23 +16,27 @@
  * the exact functions' within a few rounding errors:
  *
  *   float: within 4 ulp of the correctly rounded value over the whole float range,
- *          subnormal results included (measured by tests/test_special_math.py: at
- *          most 2 to 3 ulp, see the table there); double: within 1e-14 relative.
+ *          subnormal results included (measured by tests/test_special_math.py, which
+ *          prints the table: at most 3.4 ulp (gelu'), 1 to 2.5 for most); double:
+ *          within 1e-14 relative (measured: at most 7e-16).
  *   Derivatives near their zeros (gelu' at -0.7518, silu' at -1.2785, mish' at
- *   -1.1924, the tanh gelu' at -0.7528) are accurate in absolute terms (a few ulp of
- *   the function's scale): their relative error grows as the value vanishes.
+ *   -1.1924, the tanh gelu' at -0.7528) are differences of terms of size 1/4 to 1:
+ *   accurate in absolute terms (a few ulp of 1/4), their relative error growing as
+ *   the value vanishes.
  *
  * Special values: NaN gives NaN (value and derivative); +-inf give the limits
  * (gelu, silu, mish -> -0.0 at -inf, +inf at +inf; elu -> -alpha; softplus -> 0;
  * derivatives -> 0, 1 or scale); -0.0 gives -0.0 where torch does (elu, celu, selu,
  * silu, gelu, mish); subnormal inputs and results are exact to the rounding (no
  * flush to zero is assumed: exponents are built in two steps, 2^k = 2^(k/2) 2^(k-k/2),
- * after the factors that keep the value normal have been multiplied in).
+ * after the factors that keep the value normal have been multiplied in; CUDA code
+ * built with -ftz=true flushes float subnormals all the same).
  *
  * How: no libm (its calls block vectorisation).  Every function is branch-free
  * (ternaries on compares, which GCC turns into blends) so that a plain -O3 loop over
- * it vectorises in the SSE2, AVX2 and AVX-512 builds; no fused multiply-add (the
- * build uses -ffp-contract=off, so every backend rounds alike).
+ * it vectorises (GCC 12: every function with AVX2 and with AVX-512; with SSE2 alone
+ * all but the double values of elu, celu and selu); no fused multiply-add (the build
+ * uses -ffp-contract=off, so every backend rounds alike).
  *   e^y:      y = k ln2 + r, |r| <= ln2/2, with ln2 in two parts (Cody and Waite: the
  *             first has few enough bits that k * ln2_hi is exact); e^r = 1 + r + r^2 Q(r)
  *             (Q: relative error 2^-26.5 float, 2^-52 double, so e^r within 0.5 ulp
@@ -50,12 +54,14 @@
  *             gelu'(x) = 1 + E H(|x|) or -E H(|x|), with E = e^(-x^2/2) (x^2 split
  *             exactly), R(u) = erfc(u/sqrt2) e^(u^2/2) / 2 and
  *             H(u) = u/sqrt(2 pi) - R(u) fitted by pieces [0,2), [2,4), [4,15]
- *             (float) or [4,40] (double), the last in v = 2 (4/u)^2 - 1 with R = P(v)/u and H = u P(v)), each coefficient
- *             chosen per element; no cancellation anywhere (1 + E H >= 1/2).
+ *             (float) or [4,40] (double), the last in v = 2 (4/u)^2 - 1 with
+ *             R = P(v)/u and H = u P(v), each coefficient chosen per element; no
+ *             cancellation anywhere (1 + E H >= 1/2).
  *   gelu (tanh) = x sigmoid(z), z = 2 sqrt(2/pi) (x + 0.044715 x^3) in double-float;
  *   silu = x sigmoid(x); sigmoid from e^-|z|: 1/(1+e) or e/(1+e).
  *   mish = x tanh(softplus(x)) = x n/(n+2), n = q (q + 2), q = e^x (x <= 0), and
- *             x (1 + 2q)/(1 + 2q + 2q^2), q = e^-x (x > 0): nothing overflows.
+ *             x (1 + 2q)/(1 + 2q + 2q^2), q = e^-x (x > 0): nothing overflows (float:
+ *             the rational part in double, see cyr_mish_f_).
  * The coefficients come from tools/fit_special.py (weighted least squares on
  * Chebyshev nodes in mpmath, rounded to the type; its --check prints each fit's
  * error); the block between the markers below is its output, unedited.
