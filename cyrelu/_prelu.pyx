@@ -1,0 +1,193 @@
+"""Cython entry points of the PReLU kernels (include/cyrelu/prelu.h).
+
+The wrapper layer (cyrelu/activations.py) has already validated everything: the
+arrays are aligned, native-endian and contiguous in one order, seen in memory order
+as (outer, C, inner); the weight is a contiguous array of C values (C = 1 for a
+single weight) in the data's type (float32 for float16 data); an output overlaps
+an input only by being exactly that input.  This layer splits the work across
+threads, releases the GIL and calls C.
+
+The elementwise passes cut the flat range into one chunk per thread.  The
+grad_weight sums cut each channel into pieces fixed by the shape alone
+(prelu.h) and add the pieces in order, so that no bit depends on the thread
+count.
+"""
+
+from cython.parallel cimport prange
+cimport numpy as cnp
+import numpy as np
+
+from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
+
+cnp.import_array()
+
+
+cdef extern from "cyrelu/prelu.h" nogil:
+    ctypedef unsigned short cyr_half
+    Py_ssize_t CYR_PRELU_PIECE
+    void cyr_prelu_f32(const float *x, float *y, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t C,
+                       Py_ssize_t inner, const float *w)
+    void cyr_prelu_f64(const double *x, double *y, Py_ssize_t n, Py_ssize_t pos, Py_ssize_t C,
+                       Py_ssize_t inner, const double *w)
+    void cyr_prelu_f16(const cyr_half *x, cyr_half *y, Py_ssize_t n, Py_ssize_t pos,
+                       Py_ssize_t C, Py_ssize_t inner, const float *w)
+    void cyr_prelu_backward_f32(const float *g, const float *x, float *out, Py_ssize_t n,
+                                Py_ssize_t pos, Py_ssize_t C, Py_ssize_t inner, const float *w)
+    void cyr_prelu_backward_f64(const double *g, const double *x, double *out, Py_ssize_t n,
+                                Py_ssize_t pos, Py_ssize_t C, Py_ssize_t inner,
+                                const double *w)
+    void cyr_prelu_backward_f16(const cyr_half *g, const cyr_half *x, cyr_half *out,
+                                Py_ssize_t n, Py_ssize_t pos, Py_ssize_t C, Py_ssize_t inner,
+                                const float *w)
+    void cyr_prelu_wsum_f32(const float *g, const float *x, Py_ssize_t outer, Py_ssize_t C,
+                            Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p, Py_ssize_t c0,
+                            Py_ssize_t c1, double *acc)
+    void cyr_prelu_wsum_f64(const double *g, const double *x, Py_ssize_t outer, Py_ssize_t C,
+                            Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p, Py_ssize_t c0,
+                            Py_ssize_t c1, double *acc)
+
+# Chunk boundaries fall on multiples of this many elements (a 64-byte line for float32).
+cdef enum:
+    CHUNK_ALIGN = 16
+    # channels-last grad_weight sums: channel blocks at least this wide
+    LANES_MIN = 64
+
+
+cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
+    cdef Py_ssize_t c = (n + nt - 1) // nt
+    return (c + CHUNK_ALIGN - 1) // CHUNK_ALIGN * CHUNK_ALIGN
+
+
+cdef inline void _forward_range(int typenum, const char *x, char *y, Py_ssize_t start,
+                                Py_ssize_t m, Py_ssize_t C, Py_ssize_t inner,
+                                const void *w) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_prelu_f32(<const float *>x + start, <float *>y + start, m, start, C, inner,
+                      <const float *>w)
+    elif typenum == cnp.NPY_FLOAT64:
+        cyr_prelu_f64(<const double *>x + start, <double *>y + start, m, start, C, inner,
+                      <const double *>w)
+    else:
+        cyr_prelu_f16(<const cyr_half *>x + start, <cyr_half *>y + start, m, start, C, inner,
+                      <const float *>w)
+
+
+cdef inline void _backward_range(int typenum, const char *g, const char *x, char *out,
+                                 Py_ssize_t start, Py_ssize_t m, Py_ssize_t C,
+                                 Py_ssize_t inner, const void *w) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_prelu_backward_f32(<const float *>g + start, <const float *>x + start,
+                               <float *>out + start, m, start, C, inner, <const float *>w)
+    elif typenum == cnp.NPY_FLOAT64:
+        cyr_prelu_backward_f64(<const double *>g + start, <const double *>x + start,
+                               <double *>out + start, m, start, C, inner, <const double *>w)
+    else:
+        cyr_prelu_backward_f16(<const cyr_half *>g + start, <const cyr_half *>x + start,
+                               <cyr_half *>out + start, m, start, C, inner, <const float *>w)
+
+
+def forward(cnp.ndarray x, cnp.ndarray y, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray w,
+            num_threads):
+    """y = prelu(x) over contiguous x and y of one layout (y may be x)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), chunk, start
+    cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
+    cdef int typenum = cnp.PyArray_TYPE(x), t
+    cdef const char *xp = <const char *>cnp.PyArray_DATA(x)
+    cdef char *yp = <char *>cnp.PyArray_DATA(y)
+    cdef const void *wp = cnp.PyArray_DATA(w)
+    if n == 0:
+        return
+    with nogil:
+        if nt <= 1:
+            _forward_range(typenum, xp, yp, 0, n, C, inner, wp)
+        else:
+            chunk = _chunk(n, nt)
+            for t in prange(nt, schedule="static", num_threads=nt):
+                start = t * chunk
+                if start < n:
+                    _forward_range(typenum, xp, yp, start, min(chunk, n - start), C, inner,
+                                   wp)
+
+
+def backward_input(cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, Py_ssize_t C,
+                   Py_ssize_t inner, cnp.ndarray w, num_threads):
+    """out = prelu's grad_input over contiguous arrays of one layout (out may be g or x)."""
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(x), chunk, start
+    cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
+    cdef int typenum = cnp.PyArray_TYPE(x), t
+    cdef const char *gp = <const char *>cnp.PyArray_DATA(g)
+    cdef const char *xp = <const char *>cnp.PyArray_DATA(x)
+    cdef char *op_ = <char *>cnp.PyArray_DATA(out)
+    cdef const void *wp = cnp.PyArray_DATA(w)
+    if n == 0:
+        return
+    with nogil:
+        if nt <= 1:
+            _backward_range(typenum, gp, xp, op_, 0, n, C, inner, wp)
+        else:
+            chunk = _chunk(n, nt)
+            for t in prange(nt, schedule="static", num_threads=nt):
+                start = t * chunk
+                if start < n:
+                    _backward_range(typenum, gp, xp, op_, start, min(chunk, n - start), C,
+                                    inner, wp)
+
+
+cdef inline void _wsum_unit(int typenum, const void *g, const void *x, Py_ssize_t outer,
+                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p,
+                            Py_ssize_t c0, Py_ssize_t c1, double *acc) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        cyr_prelu_wsum_f32(<const float *>g, <const float *>x, outer, C, inner, plen, p,
+                           c0, c1, acc)
+    else:
+        cyr_prelu_wsum_f64(<const double *>g, <const double *>x, outer, C, inner, plen, p,
+                           c0, c1, acc)
+
+
+def weight_sums(cnp.ndarray g, cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C,
+                Py_ssize_t inner, num_threads):
+    """Per-channel sums (float64, shape (C,)) of ``x > 0 ? 0 : x * g`` over contiguous
+    float32 or float64 g and x of one layout, seen in memory order as (outer, C, inner)."""
+    cdef Py_ssize_t length = outer * inner, n = cnp.PyArray_SIZE(x)
+    cdef Py_ssize_t plen = CYR_PRELU_PIECE
+    cdef Py_ssize_t pieces = (length + plen - 1) // plen
+    cdef Py_ssize_t width, blocks, units, u, p, c0, c
+    cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef const void *gp = cnp.PyArray_DATA(g)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef cnp.ndarray part = np.empty((max(pieces, 1), C), dtype=np.float64)
+    cdef cnp.ndarray sums = np.zeros(C, dtype=np.float64)
+    cdef double *pp = <double *>cnp.PyArray_DATA(part)
+    cdef double *sp = <double *>cnp.PyArray_DATA(sums)
+    if n == 0:
+        return sums
+    # units of work: (piece, block of channels); a channel's piece sum is the same
+    # whichever block computes it, so only the pieces are fixed by the shape
+    if inner == 1:
+        blocks = min(C, max(1, (4 * nt + pieces - 1) // pieces))
+        width = max(LANES_MIN, (C + blocks - 1) // blocks)
+        blocks = (C + width - 1) // width
+    else:
+        width = 1
+        blocks = C
+    units = pieces * blocks
+    if nt > units:
+        nt = <int>units
+    with nogil:
+        if nt <= 1:
+            for u in range(units):
+                p = u // blocks
+                c0 = (u % blocks) * width
+                _wsum_unit(typenum, gp, xp, outer, C, inner, plen, p, c0, min(c0 + width, C),
+                           pp + p * C)
+        else:
+            for u in prange(units, schedule="static", num_threads=nt):
+                p = u // blocks
+                c0 = (u % blocks) * width
+                _wsum_unit(typenum, gp, xp, outer, C, inner, plen, p, c0, min(c0 + width, C),
+                           pp + p * C)
+        for p in range(pieces):
+            for c in range(C):
+                sp[c] += pp[p * C + c]
+    return sums
