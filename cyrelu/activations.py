@@ -33,8 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from cyrelu import _activations as _k
-from cyrelu import _prelu as _p
+from cyrelu import _activations as _k, _prelu as _p
 from cyrelu._activation_table import (
     CODES as _CODES,
     kernel_scalars as _kernel_scalars,
@@ -530,9 +529,7 @@ def prelu(
     """
     be = backend_for(x, weight, out)
     if be is not None:
-        return cast(
-            "FloatArray", be.prelu(x, weight, axis=axis, out=out, num_threads=num_threads)
-        )
+        return cast("FloatArray", be.prelu(x, weight, axis=axis, out=out, num_threads=num_threads))
     xa = as_float_array(x, "x")
     w, ax = prelu_weight(weight, xa, axis)
     if out is None:
