@@ -8,6 +8,9 @@ from numpy.typing import NDArray
 _A = NDArray[np.floating[Any]]
 
 def forward(x: _A, y: _A, C: int, inner: int, w: _A, num_threads: int | None) -> None: ...
+def forward_fast(
+    x: object, w: object, out: object, axis: object, num_threads: int | None
+) -> _A | None: ...
 def backward_input(
     g: _A, x: _A, out: _A, C: int, inner: int, w: _A, num_threads: int | None
 ) -> None: ...

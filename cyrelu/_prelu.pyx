@@ -133,6 +133,86 @@ def backward_input(cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, Py_ssize_t C,
                                     inner, wp)
 
 
+# ---- fast entry for the common case --------------------------------------------------
+
+cdef extern from "numpy/arrayobject.h":
+    object PyArray_NewLikeArray(cnp.ndarray prototype, cnp.NPY_ORDER order,
+                                cnp.PyArray_Descr *descr, int subok)
+
+
+cdef inline bint _plain(object a, int typenum) noexcept:
+    """An exact ndarray of `typenum` (or, with typenum < 0, float32/64), C-contiguous,
+    aligned, native byte order."""
+    cdef cnp.ndarray arr
+    cdef int t
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray>a
+    t = cnp.PyArray_TYPE(arr)
+    if typenum >= 0:
+        if t != typenum:
+            return False
+    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
+        return False
+    return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
+    cdef char *pa = <char *>cnp.PyArray_DATA(a)
+    cdef char *pb = <char *>cnp.PyArray_DATA(b)
+    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
+
+
+def forward_fast(x, w, out, axis, num_threads):
+    """Common-case prelu, checked at C speed: x a C-contiguous float32/float64 ndarray,
+    w a contiguous 1-D ndarray of its type and a valid length, out None or an array like
+    x (x itself, or disjoint from x and w), axis an int in range.  Returns the output,
+    or None for everything else, which the general path validates (and refuses)."""
+    cdef cnp.ndarray xa, wa, ya
+    cdef int typenum, nd, ax, d
+    cdef Py_ssize_t n, C, inner = 1, nw
+    if not _plain(x, -1) or type(axis) is not int:
+        return None
+    xa = <cnp.ndarray>x
+    typenum = cnp.PyArray_TYPE(xa)
+    if not _plain(w, typenum) or cnp.PyArray_NDIM(<cnp.ndarray>w) != 1:
+        return None
+    wa = <cnp.ndarray>w
+    n = cnp.PyArray_SIZE(xa)
+    nw = cnp.PyArray_DIM(wa, 0)
+    nd = cnp.PyArray_NDIM(xa)
+    if n == 0:
+        return None
+    if nw == 1:
+        C, inner = 1, n
+    else:
+        if nd < 2 or not -nd <= axis < nd:
+            return None
+        ax = axis % nd
+        C = cnp.PyArray_DIM(xa, ax)
+        if nw != C:
+            return None
+        for d in range(ax + 1, nd):
+            inner *= cnp.PyArray_DIM(xa, d)
+    if out is None:
+        ya = <cnp.ndarray>PyArray_NewLikeArray(xa, cnp.NPY_KEEPORDER, NULL, 0)
+    else:
+        if not _plain(out, typenum):
+            return None
+        ya = <cnp.ndarray>out
+        if not cnp.PyArray_ISWRITEABLE(ya) or cnp.PyArray_NDIM(ya) != nd:
+            return None
+        for d in range(nd):
+            if cnp.PyArray_DIM(ya, d) != cnp.PyArray_DIM(xa, d):
+                return None
+        if (cnp.PyArray_DATA(ya) != cnp.PyArray_DATA(xa) and not _disjoint(xa, ya)) \
+                or not _disjoint(wa, ya):
+            return None
+    forward(xa, ya, C, inner, wa, num_threads)
+    return ya
+
+
 cdef inline void _wsum_unit(int typenum, const void *g, const void *x, Py_ssize_t outer,
                             Py_ssize_t C, Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p,
                             Py_ssize_t c0, Py_ssize_t c1, double *acc) noexcept nogil:

@@ -527,6 +527,9 @@ def prelu(
         ``out`` if given, else a new array.  NaN stays NaN; float16 computes
         ``weight * x`` in float32 and rounds once, as PyTorch does.
     """
+    y = _p.forward_fast(x, weight, out, axis, num_threads)
+    if y is not None:
+        return y
     be = backend_for(x, weight, out)
     if be is not None:
         return cast("FloatArray", be.prelu(x, weight, axis=axis, out=out, num_threads=num_threads))
