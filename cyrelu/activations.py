@@ -28,7 +28,6 @@ Which activations exist, their codes and parameters come from the activation tab
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
@@ -39,7 +38,7 @@ from cyrelu._activation_table import (
     kernel_scalars as _kernel_scalars,
 )
 from cyrelu._backend import backend_for
-from cyrelu._layout import coalesce
+from cyrelu._layout import coalesce, prelu_box
 from cyrelu._validation import (
     as_float_array,
     check_out,
@@ -475,16 +474,6 @@ def _prelu_kernel_weight(w: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
     return np.array(w.reshape(-1), dtype=np.float32 if dtype == np.float16 else dtype)
 
 
-def _prelu_box(a: FloatArray, ax: int, nw: int) -> tuple[int, int, int]:
-    """(outer, C, inner) of a contiguous array in its memory order, for a weight of nw
-    values along axis ax: one channel of every element when nw == 1."""
-    if nw == 1:
-        return 1, 1, a.size
-    shape = a.shape if a.flags.c_contiguous else a.shape[::-1]
-    k = ax if a.flags.c_contiguous else a.ndim - 1 - ax
-    return math.prod(shape[:k]), shape[k], math.prod(shape[k + 1 :])
-
-
 def _contiguous_alike(*arrays: FloatArray) -> tuple[FloatArray, ...]:
     """The arrays as they are when all are contiguous in one order; else C-contiguous
     copies of the inputs (all but the last) and a new C-contiguous last (the output)."""
@@ -547,7 +536,7 @@ def prelu(
     xa = _usable(xa)
     target = out if out.flags.aligned else np.empty_like(xa)
     xs, ts = _contiguous_alike(xa, target)
-    _, C, inner = _prelu_box(xs, ax, wk.size)
+    _, C, inner = prelu_box(xs.shape, xs.flags.c_contiguous, ax, wk.size)
     _p.forward(xs, ts, C, inner, wk, num_threads)
     if ts is not out:
         np.copyto(out, ts)
@@ -599,7 +588,7 @@ def prelu_backward(
     g, xa = _usable(g), _usable(xa)
     target = out if out.flags.aligned else np.empty_like(xa)
     gs, xs, ts = _contiguous_alike(g, xa, target)
-    outer, C, inner = _prelu_box(xs, ax, wk.size)
+    outer, C, inner = prelu_box(xs.shape, xs.flags.c_contiguous, ax, wk.size)
     # the sums first: out may be grad_output or x
     if xs.dtype == np.float16:
         sums = _p.weight_sums(
