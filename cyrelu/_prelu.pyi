@@ -17,3 +17,6 @@ def backward_input(
 def weight_sums(
     g: _A, x: _A, outer: int, C: int, inner: int, num_threads: int | None
 ) -> NDArray[np.float64]: ...
+def backward_fused(
+    g: _A, x: _A, out: _A, w: _A, outer: int, C: int, inner: int, num_threads: int | None
+) -> NDArray[np.float64]: ...

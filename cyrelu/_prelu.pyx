@@ -45,12 +45,22 @@ cdef extern from "cyrelu/prelu.h" nogil:
     void cyr_prelu_wsum_f64(const double *g, const double *x, Py_ssize_t outer, Py_ssize_t C,
                             Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p, Py_ssize_t c0,
                             Py_ssize_t c1, double *acc)
+    void cyr_prelu_backward_fused_f32(const float *g, const float *x, float *out,
+                                      const float *w, Py_ssize_t outer, Py_ssize_t C,
+                                      Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p,
+                                      Py_ssize_t c0, Py_ssize_t c1, double *acc)
+    void cyr_prelu_backward_fused_f64(const double *g, const double *x, double *out,
+                                      const double *w, Py_ssize_t outer, Py_ssize_t C,
+                                      Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p,
+                                      Py_ssize_t c0, Py_ssize_t c1, double *acc)
 
 # Chunk boundaries fall on multiples of this many elements (a 64-byte line for float32).
 cdef enum:
     CHUNK_ALIGN = 16
-    # channels-last grad_weight sums: channel blocks at least this wide
-    LANES_MIN = 64
+    # channels-last grad_weight sums: channel blocks at least this wide (threads that
+    # write grad_input share a cache line only at a block's ends), and pieces at most
+    LANES_MIN = 1024
+    PIECES_MAX = 64
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
@@ -213,35 +223,49 @@ def forward_fast(x, w, out, axis, num_threads):
     return ya
 
 
-cdef inline void _wsum_unit(int typenum, const void *g, const void *x, Py_ssize_t outer,
-                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t plen, Py_ssize_t p,
-                            Py_ssize_t c0, Py_ssize_t c1, double *acc) noexcept nogil:
-    if typenum == cnp.NPY_FLOAT32:
-        cyr_prelu_wsum_f32(<const float *>g, <const float *>x, outer, C, inner, plen, p,
-                           c0, c1, acc)
+cdef inline void _wsum_unit(int typenum, const void *g, const void *x, void *out,
+                            const void *w, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                            Py_ssize_t plen, Py_ssize_t p, Py_ssize_t c0, Py_ssize_t c1,
+                            double *acc) noexcept nogil:
+    """Piece p of channels [c0, c1): the sums, and grad_input into out unless it is NULL."""
+    if out == NULL:
+        if typenum == cnp.NPY_FLOAT32:
+            cyr_prelu_wsum_f32(<const float *>g, <const float *>x, outer, C, inner, plen, p,
+                               c0, c1, acc)
+        else:
+            cyr_prelu_wsum_f64(<const double *>g, <const double *>x, outer, C, inner, plen, p,
+                               c0, c1, acc)
+    elif typenum == cnp.NPY_FLOAT32:
+        cyr_prelu_backward_fused_f32(<const float *>g, <const float *>x, <float *>out,
+                                     <const float *>w, outer, C, inner, plen, p, c0, c1, acc)
     else:
-        cyr_prelu_wsum_f64(<const double *>g, <const double *>x, outer, C, inner, plen, p,
-                           c0, c1, acc)
+        cyr_prelu_backward_fused_f64(<const double *>g, <const double *>x, <double *>out,
+                                     <const double *>w, outer, C, inner, plen, p, c0, c1, acc)
 
 
-def weight_sums(cnp.ndarray g, cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C,
-                Py_ssize_t inner, num_threads):
-    """Per-channel sums (float64, shape (C,)) of ``x > 0 ? 0 : x * g`` over contiguous
-    float32 or float64 g and x of one layout, seen in memory order as (outer, C, inner)."""
+cdef object _sums(cnp.ndarray g, cnp.ndarray x, void *out, const void *w, Py_ssize_t outer,
+                  Py_ssize_t C, Py_ssize_t inner, num_threads):
     cdef Py_ssize_t length = outer * inner, n = cnp.PyArray_SIZE(x)
-    cdef Py_ssize_t plen = CYR_PRELU_PIECE
-    cdef Py_ssize_t pieces = (length + plen - 1) // plen
-    cdef Py_ssize_t width, blocks, units, u, p, c0, c
+    cdef Py_ssize_t plen, pieces, width, blocks, units, u, p, c0, c
     cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef const void *gp = cnp.PyArray_DATA(g)
     cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef cnp.ndarray part = np.empty((max(pieces, 1), C), dtype=np.float64)
+    cdef cnp.ndarray part
     cdef cnp.ndarray sums = np.zeros(C, dtype=np.float64)
-    cdef double *pp = <double *>cnp.PyArray_DATA(part)
+    cdef double *pp
     cdef double *sp = <double *>cnp.PyArray_DATA(sums)
     if n == 0:
         return sums
+    # the pieces, fixed by the shape: CYR_PRELU_PIECE elements of a channel, or with the
+    # channels last, rows holding about that many elements (at most PIECES_MAX pieces)
+    if inner == 1:
+        plen = max((CYR_PRELU_PIECE + C - 1) // C, (outer + PIECES_MAX - 1) // PIECES_MAX)
+    else:
+        plen = CYR_PRELU_PIECE
+    pieces = (length + plen - 1) // plen
+    part = np.empty((pieces, C), dtype=np.float64)
+    pp = <double *>cnp.PyArray_DATA(part)
     # units of work: (piece, block of channels); a channel's piece sum is the same
     # whichever block computes it, so only the pieces are fixed by the shape
     if inner == 1:
@@ -259,15 +283,30 @@ def weight_sums(cnp.ndarray g, cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C,
             for u in range(units):
                 p = u // blocks
                 c0 = (u % blocks) * width
-                _wsum_unit(typenum, gp, xp, outer, C, inner, plen, p, c0, min(c0 + width, C),
-                           pp + p * C)
+                _wsum_unit(typenum, gp, xp, out, w, outer, C, inner, plen, p, c0,
+                           min(c0 + width, C), pp + p * C)
         else:
             for u in prange(units, schedule="static", num_threads=nt):
                 p = u // blocks
                 c0 = (u % blocks) * width
-                _wsum_unit(typenum, gp, xp, outer, C, inner, plen, p, c0, min(c0 + width, C),
-                           pp + p * C)
+                _wsum_unit(typenum, gp, xp, out, w, outer, C, inner, plen, p, c0,
+                           min(c0 + width, C), pp + p * C)
         for p in range(pieces):
             for c in range(C):
                 sp[c] += pp[p * C + c]
     return sums
+
+
+def weight_sums(cnp.ndarray g, cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C,
+                Py_ssize_t inner, num_threads):
+    """Per-channel sums (float64, shape (C,)) of ``x > 0 ? 0 : x * g`` over contiguous
+    float32 or float64 g and x of one layout, seen in memory order as (outer, C, inner)."""
+    return _sums(g, x, NULL, NULL, outer, C, inner, num_threads)
+
+
+def backward_fused(cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, cnp.ndarray w,
+                   Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, num_threads):
+    """weight_sums and backward_input in one pass (float32 or float64; out may be g or x):
+    the same sums, bit for bit, and the same grad_input."""
+    return _sums(g, x, cnp.PyArray_DATA(out), cnp.PyArray_DATA(w), outer, C, inner,
+                 num_threads)

@@ -589,14 +589,13 @@ def prelu_backward(
     target = out if out.flags.aligned else np.empty_like(xa)
     gs, xs, ts = _contiguous_alike(g, xa, target)
     outer, C, inner = prelu_box(xs.shape, xs.flags.c_contiguous, ax, wk.size)
-    # the sums first: out may be grad_output or x
-    if xs.dtype == np.float16:
+    if xs.dtype == np.float16:  # the sums first: out may be grad_output or x
         sums = _p.weight_sums(
             gs.astype(np.float32), xs.astype(np.float32), outer, C, inner, num_threads
         )
-    else:
-        sums = _p.weight_sums(gs, xs, outer, C, inner, num_threads)
-    _p.backward_input(gs, xs, ts, C, inner, wk, num_threads)
+        _p.backward_input(gs, xs, ts, C, inner, wk, num_threads)
+    else:  # one pass: both read each element before writing it
+        sums = _p.backward_fused(gs, xs, ts, wk, outer, C, inner, num_threads)
     if ts is not out:
         np.copyto(out, ts)
     return out, sums.astype(xa.dtype).reshape(w.shape)

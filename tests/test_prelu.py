@@ -4,6 +4,8 @@ NumPy reference, the weight and axis rules, layouts, out= and in place, thread c
 the streaming-store path, and the layer nn.PReLU."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -200,6 +202,37 @@ def test_grad_weight_is_summed_in_double():
     g[1, 0, 0] = -(2.0**25)
     _, gw = cyrelu.prelu_backward(g, x, np.array([0.5], np.float32))
     assert gw[0] == -(2 * 100_000)
+
+
+_ISA_CODE = """
+import hashlib, numpy as np, cyrelu
+rng = np.random.default_rng(7)
+parts = []
+for dt in (np.float16, np.float32, np.float64):
+    for shape, axis, nw in (((100003,), 1, 1), ((5000, 7), -1, 7), ((3, 2, 20001), 1, 2)):
+        x = rng.standard_normal(shape).astype(dt)
+        g = rng.standard_normal(shape).astype(dt)
+        w = rng.standard_normal(nw).astype(dt)
+        gi, gw = cyrelu.prelu_backward(g, x, w, axis=axis)
+        parts += [cyrelu.prelu(x, w, axis=axis).tobytes(), gi.tobytes(), gw.tobytes()]
+print(hashlib.sha256(b"".join(parts)).hexdigest())
+"""
+
+
+@pytest.mark.kernel_choice
+def test_every_instruction_set_copy_gives_the_same_bits():
+    """CYRELU_ISA caps the kernels' instruction set: every copy gives the same bits,
+    grad_weight's sums included (on CPUs without a level, the cap falls back)."""
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+    digests = set()
+    for isa in ("base", "avx2", "avx512"):
+        env = dict(os.environ, CYRELU_ISA=isa)
+        res = subprocess.run(
+            [sys.executable, "-c", _ISA_CODE], capture_output=True, text=True, env=env,
+            cwd=parent, check=True,
+        )  # fmt: skip
+        digests.add(res.stdout.strip())
+    assert len(digests) == 1, digests
 
 
 # ---- layouts, out=, in place ----------------------------------------------------------------

@@ -10,6 +10,7 @@
  *   cyr_prelu_backward_S(g, x, out, n, pos, ...)    out = x > 0 ? g : w * g
  *   cyr_prelu_wsum_S(g, x, outer, C, inner, ...)    per-channel sums of
  *                                                   (x > 0 ? 0 : x * g), see below
+ *   cyr_prelu_backward_fused_S(g, x, out, w, ...)   both in one pass (float, double)
  *
  * Semantics are PyTorch's (prelu's kernels): NaN in x takes the w * x / w * g branch.
  * float16 is stored as its bits (cyr_half) with the weight in float: tiles are
@@ -74,5 +75,20 @@ CYR_INLINE void cyr_prelu_wsum_##S(const T *g, const T *x, Py_ssize_t outer, Py_
 }
 CYR_PRELU_WSUM_ENTRY(float, f32)
 CYR_PRELU_WSUM_ENTRY(double, f64)
+
+/* prelu_backward in one pass over the same pieces (float and double data): the piece
+ * sums as cyr_prelu_wsum_S's, bit for bit, and grad_input written to out (which may be
+ * g or x) for the piece's elements */
+#define CYR_PRELU_FUSED_ENTRY(T, S)                                                        \
+CYR_INLINE void cyr_prelu_backward_fused_##S(const T *g, const T *x, T *out, const T *w,   \
+                                             Py_ssize_t outer, Py_ssize_t C,               \
+                                             Py_ssize_t inner, Py_ssize_t plen,            \
+                                             Py_ssize_t p, Py_ssize_t c0, Py_ssize_t c1,   \
+                                             double *acc) {                                \
+    CYR_PRELU_DISPATCH(prelu_backward_fused, S,                                            \
+                       (g, x, out, w, outer, C, inner, plen, p, c0, c1, acc));             \
+}
+CYR_PRELU_FUSED_ENTRY(float, f32)
+CYR_PRELU_FUSED_ENTRY(double, f64)
 
 #endif /* CYRELU_PRELU_H */

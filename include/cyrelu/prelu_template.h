@@ -143,21 +143,43 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward)(const CYR_T *g, const CYR_T 
  * Piece p of a channel is its elements [p * plen, (p + 1) * plen) in memory order
  * (o * inner + i), the last piece shorter.  The element's term, in double (exact for
  * float and float16 data): 0 where x > 0, else x * g (NaN where x is NaN). */
-#define CYR_PRELU_TERM(gv, xv) ((xv) > (CYR_T)0 ? 0.0 : (double)(xv) * (double)(gv))
+/* The product is computed first and then selected: gcc 12 at -O3 miscompiles a sum of
+ * terms whose multiply sits inside the condition (x > 0 ? 0 : x * g) in its AVX2 and
+ * AVX-512 vector loops. */
+CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
+    const double prod = (double)xv * (double)gv;
+    return xv > (CYR_T)0 ? 0.0 : prod;
+}
+#define CYR_PRELU_TERM(gv, xv) CYR_NAME(prelu_term)((gv), (xv))
 
-/* One run of a channel: four accumulators in a fixed order, then combined. */
+/* One run of a channel: CYR_PRELU_LANES accumulators, lane k adding the elements
+ * k, k + LANES, ... in order (the compilers keep the lanes in vector registers; every
+ * instruction set adds the same numbers in the same order), then the lanes in a fixed
+ * tree and the tail in order.  prelu_lanes adds m (a multiple of LANES) elements. */
+#ifndef CYR_PRELU_LANES
+#define CYR_PRELU_LANES 16
+#endif
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
+                                                 const CYR_T *CYR_RESTRICT x, Py_ssize_t m,
+                                                 double *CYR_RESTRICT acc) {
+    for (Py_ssize_t i = 0; i < m; i += CYR_PRELU_LANES)
+        for (int k = 0; k < CYR_PRELU_LANES; ++k) acc[k] += CYR_PRELU_TERM(g[i + k], x[i + k]);
+}
+
+CYR_INLINE CYR_TARGET double CYR_NAME(prelu_lanes_total)(double *CYR_RESTRICT acc) {
+    for (int h = CYR_PRELU_LANES / 2; h > 0; h /= 2)
+        for (int k = 0; k < h; ++k) acc[k] += acc[k + h];
+    return acc[0];
+}
+
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_run_sum)(const CYR_T *CYR_RESTRICT g,
                                                      const CYR_T *CYR_RESTRICT x, Py_ssize_t m) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    Py_ssize_t i = 0;
-    for (; i + 4 <= m; i += 4) {
-        s0 += CYR_PRELU_TERM(g[i], x[i]);
-        s1 += CYR_PRELU_TERM(g[i + 1], x[i + 1]);
-        s2 += CYR_PRELU_TERM(g[i + 2], x[i + 2]);
-        s3 += CYR_PRELU_TERM(g[i + 3], x[i + 3]);
-    }
-    for (; i < m; ++i) s0 += CYR_PRELU_TERM(g[i], x[i]);
-    return (s0 + s1) + (s2 + s3);
+    double acc[CYR_PRELU_LANES] = {0.0};
+    const Py_ssize_t full = m - m % CYR_PRELU_LANES;
+    CYR_NAME(prelu_lanes)(g, x, full, acc);
+    double s = CYR_NAME(prelu_lanes_total)(acc);
+    for (Py_ssize_t i = full; i < m; ++i) s += CYR_PRELU_TERM(g[i], x[i]);
+    return s;
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_wsum)(const CYR_T *g, const CYR_T *x, Py_ssize_t outer,
@@ -189,6 +211,70 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_wsum)(const CYR_T *g, const CYR_T *x, 
         acc[c] = s;
     }
 }
+
+/* ---- prelu_backward in one pass: grad_input written while the sums are taken --------
+ * The same pieces and order as prelu_wsum (the same sums, bit for bit).  Each tile of
+ * a run (each row, channels last) is first added to the sums, then its grad_input is
+ * written to out (the grad_input loops above: restrict pointers, or the alias ones
+ * when out is g or x), while the tile is in L1: one pass over memory, and every
+ * element read before it is written. */
+#define CYR_PRELU_FUSED_TILE 512 /* a multiple of CYR_PRELU_LANES */
+
+CYR_INLINE CYR_TARGET double CYR_NAME(prelu_run_fused)(const CYR_T *g, const CYR_T *x, CYR_T *out,
+                                                       Py_ssize_t m, CYR_T wc, int alias) {
+    double acc[CYR_PRELU_LANES] = {0.0};
+    const Py_ssize_t full = m - m % CYR_PRELU_LANES;
+    for (Py_ssize_t i = 0; i < full; i += CYR_PRELU_FUSED_TILE) {
+        const Py_ssize_t t = full - i < CYR_PRELU_FUSED_TILE ? full - i : CYR_PRELU_FUSED_TILE;
+        CYR_NAME(prelu_lanes)(g + i, x + i, t, acc);
+        if (alias) CYR_NAME(prelu_bwd_run_alias)(g + i, x + i, out + i, t, wc);
+        else CYR_NAME(prelu_bwd_run)(g + i, x + i, out + i, t, wc);
+    }
+    double s = CYR_NAME(prelu_lanes_total)(acc);
+    for (Py_ssize_t i = full; i < m; ++i) s += CYR_PRELU_TERM(g[i], x[i]);
+    if (alias) CYR_NAME(prelu_bwd_run_alias)(g + full, x + full, out + full, m - full, wc);
+    else CYR_NAME(prelu_bwd_run)(g + full, x + full, out + full, m - full, wc);
+    return s;
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward_fused)(const CYR_T *g, const CYR_T *x,
+                                                          CYR_T *out, const CYR_T *w,
+                                                          Py_ssize_t outer, Py_ssize_t C,
+                                                          Py_ssize_t inner, Py_ssize_t plen,
+                                                          Py_ssize_t p, Py_ssize_t c0,
+                                                          Py_ssize_t c1, double *CYR_RESTRICT acc) {
+    const int alias = (const CYR_T *)out == g || (const CYR_T *)out == x;
+    const Py_ssize_t len = outer * inner;
+    const Py_ssize_t lo = p * plen, hi = lo + plen < len ? lo + plen : len;
+    if (inner == 1) {
+        for (Py_ssize_t c = c0; c < c1; ++c) acc[c] = 0.0;
+        for (Py_ssize_t o = lo; o < hi; ++o) {
+            const CYR_T *gr = g + o * C;
+            const CYR_T *xr = x + o * C;
+            for (Py_ssize_t c = c0; c < c1; ++c) acc[c] += CYR_PRELU_TERM(gr[c], xr[c]);
+            if (alias)
+                CYR_NAME(prelu_bwd_row_alias)(g + o * C + c0, x + o * C + c0, out + o * C + c0,
+                                              c1 - c0, w + c0);
+            else
+                CYR_NAME(prelu_bwd_row)(g + o * C + c0, x + o * C + c0, out + o * C + c0,
+                                        c1 - c0, w + c0);
+        }
+        return;
+    }
+    for (Py_ssize_t c = c0; c < c1; ++c) {
+        double s = 0.0;
+        Py_ssize_t idx = lo;
+        while (idx < hi) {
+            const Py_ssize_t o = idx / inner, i = idx % inner;
+            const Py_ssize_t m = inner - i < hi - idx ? inner - i : hi - idx;
+            const Py_ssize_t at = (o * C + c) * inner + i;
+            s += CYR_NAME(prelu_run_fused)(g + at, x + at, out + at, m, w[c], alias);
+            idx += m;
+        }
+        acc[c] = s;
+    }
+}
+#undef CYR_PRELU_FUSED_TILE
 #undef CYR_PRELU_TERM
 
 #else /* float16 storage: converted tiles through the float copy's walk */
