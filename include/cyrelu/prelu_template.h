@@ -159,11 +159,19 @@ CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
 #ifndef CYR_PRELU_LANES
 #define CYR_PRELU_LANES 16
 #endif
+#define CYR_PRELU_TERMS 256 /* terms computed at a time: a multiple of CYR_PRELU_LANES */
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
                                                  const CYR_T *CYR_RESTRICT x, Py_ssize_t m,
                                                  double *CYR_RESTRICT acc) {
-    for (Py_ssize_t i = 0; i < m; i += CYR_PRELU_LANES)
-        for (int k = 0; k < CYR_PRELU_LANES; ++k) acc[k] += CYR_PRELU_TERM(g[i + k], x[i + k]);
+    /* the terms first, in a plain elementwise loop (vectorised with a blend: no branch on
+     * the data's signs), then added into the lanes */
+    CYR_ALIGN64 double term[CYR_PRELU_TERMS];
+    for (Py_ssize_t i0 = 0; i0 < m; i0 += CYR_PRELU_TERMS) {
+        const Py_ssize_t t = m - i0 < CYR_PRELU_TERMS ? m - i0 : CYR_PRELU_TERMS;
+        for (Py_ssize_t j = 0; j < t; ++j) term[j] = CYR_PRELU_TERM(g[i0 + j], x[i0 + j]);
+        for (Py_ssize_t i = 0; i < t; i += CYR_PRELU_LANES)
+            for (int k = 0; k < CYR_PRELU_LANES; ++k) acc[k] += term[i + k];
+    }
 }
 
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_lanes_total)(double *CYR_RESTRICT acc) {
