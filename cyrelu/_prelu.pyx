@@ -61,6 +61,8 @@ cdef enum:
     # write grad_input share a cache line only at a block's ends), and pieces at most
     LANES_MIN = 1024
     PIECES_MAX = 64
+    # channels last: the elementwise passes run rows of at least this many elements
+    ROW_MIN = 1024
 
 
 cdef inline Py_ssize_t _chunk(Py_ssize_t n, int nt) noexcept nogil:
@@ -96,6 +98,17 @@ cdef inline void _backward_range(int typenum, const char *g, const char *x, char
                                <cyr_half *>out + start, m, start, C, inner, <const float *>w)
 
 
+cdef inline tuple _rows(cnp.ndarray w, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t n):
+    """Channels last with few channels: the weight repeated k times as the weight of
+    k * C channels (element i's weight is w[i % C] either way), so that the kernels run
+    rows of at least ROW_MIN elements instead of C."""
+    cdef Py_ssize_t k
+    if inner != 1 or C <= 1 or C >= ROW_MIN or n <= C:
+        return w, C
+    k = (ROW_MIN + C - 1) // C
+    return np.tile(w, k), C * k
+
+
 def forward(cnp.ndarray x, cnp.ndarray y, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray w,
             num_threads):
     """y = prelu(x) over contiguous x and y of one layout (y may be x)."""
@@ -104,9 +117,11 @@ def forward(cnp.ndarray x, cnp.ndarray y, Py_ssize_t C, Py_ssize_t inner, cnp.nd
     cdef int typenum = cnp.PyArray_TYPE(x), t
     cdef const char *xp = <const char *>cnp.PyArray_DATA(x)
     cdef char *yp = <char *>cnp.PyArray_DATA(y)
-    cdef const void *wp = cnp.PyArray_DATA(w)
+    cdef const void *wp
     if n == 0:
         return
+    w, C = _rows(w, C, inner, n)
+    wp = cnp.PyArray_DATA(w)
     with nogil:
         if nt <= 1:
             _forward_range(typenum, xp, yp, 0, n, C, inner, wp)
@@ -128,9 +143,11 @@ def backward_input(cnp.ndarray g, cnp.ndarray x, cnp.ndarray out, Py_ssize_t C,
     cdef const char *gp = <const char *>cnp.PyArray_DATA(g)
     cdef const char *xp = <const char *>cnp.PyArray_DATA(x)
     cdef char *op_ = <char *>cnp.PyArray_DATA(out)
-    cdef const void *wp = cnp.PyArray_DATA(w)
+    cdef const void *wp
     if n == 0:
         return
+    w, C = _rows(w, C, inner, n)
+    wp = cnp.PyArray_DATA(w)
     with nogil:
         if nt <= 1:
             _backward_range(typenum, gp, xp, op_, 0, n, C, inner, wp)
