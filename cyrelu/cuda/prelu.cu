@@ -42,12 +42,15 @@ __device__ __forceinline__ void prelu_bwd(const T *g, const T *x, T *out,
                                                           w[(i / inner) % C], A(0)));
 }
 
-/* x > 0 ? 0 : x * g in double (exact for float and float16 data) */
+/* x > 0 ? 0 : x * g in double (exact for float and float16 data); the product first,
+ * then the select, as in the C kernels (include/cyrelu/prelu_template.h) */
 __device__ __forceinline__ double cyr_prelu_term(float g, float v) {
-    return cyr_gt0(v) ? 0.0 : cyr_f64(v) * cyr_f64(g);
+    const double prod = cyr_f64(v) * cyr_f64(g);
+    return cyr_gt0(v) ? 0.0 : prod;
 }
 __device__ __forceinline__ double cyr_prelu_term(double g, double v) {
-    return v > 0.0 ? 0.0 : v * g;
+    const double prod = v * g;
+    return v > 0.0 ? 0.0 : prod;
 }
 
 template <typename T, typename I>

@@ -17,19 +17,27 @@
  * converted, computed in float and rounded once.  Exact aliasing of the output with an
  * input is allowed.
  *
- * grad_weight: each channel's elements, in memory order, are cut into `pieces` pieces
- * of `plen` elements (the last shorter), fixed by the shape alone; a piece's sum is
- * accumulated in double in a fixed order, and the pieces are added in order.  So the
- * result does not depend on the thread count (threads take whole pieces) nor on the
- * instruction set (no reassociation: -ffp-contract=off and no fast-math).
+ * grad_weight: each channel's elements, in memory order, are cut into pieces of `plen`
+ * elements (the last shorter), `plen` fixed by the shape alone (the Cython layer takes
+ * CYR_PRELU_PIECE, or with the channels last, whole rows holding about that many
+ * elements); a piece's sum is accumulated in double in a fixed order (along a run: 16
+ * lanes, then a fixed tree; channels last: row after row), and the pieces are added in
+ * order.  So the result does not depend on the thread count (threads take whole
+ * pieces) nor on the instruction set (no reassociation: -ffp-contract=off and no
+ * fast-math; tests/test_prelu.py compares the copies).
  */
 #ifndef CYRELU_PRELU_H
 #define CYRELU_PRELU_H
 
 #include "common.h"
 
-/* A piece of one channel's elements for the grad_weight sums (see above). */
+/* A piece of one channel's elements for the grad_weight sums (see above); the sums'
+ * lanes; the terms computed at a time and the one-pass backward's tiles (multiples of
+ * the lanes). */
 #define CYR_PRELU_PIECE ((Py_ssize_t)16384)
+#define CYR_PRELU_LANES 16
+#define CYR_PRELU_TERMS 256
+#define CYR_PRELU_FUSED_TILE 512
 
 /* One copy of the template per (type, ISA), as for the activations (common.h). */
 #define CYR_TEMPLATE "prelu_template.h"

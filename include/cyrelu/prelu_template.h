@@ -156,10 +156,6 @@ CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
  * k, k + LANES, ... in order (the compilers keep the lanes in vector registers; every
  * instruction set adds the same numbers in the same order), then the lanes in a fixed
  * tree and the tail in order.  prelu_lanes adds m (a multiple of LANES) elements. */
-#ifndef CYR_PRELU_LANES
-#define CYR_PRELU_LANES 16
-#endif
-#define CYR_PRELU_TERMS 256 /* terms computed at a time: a multiple of CYR_PRELU_LANES */
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
                                                  const CYR_T *CYR_RESTRICT x, Py_ssize_t m,
                                                  double *CYR_RESTRICT acc) {
@@ -226,7 +222,6 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_wsum)(const CYR_T *g, const CYR_T *x, 
  * written to out (the grad_input loops above: restrict pointers, or the alias ones
  * when out is g or x), while the tile is in L1: one pass over memory, and every
  * element read before it is written. */
-#define CYR_PRELU_FUSED_TILE 512 /* a multiple of CYR_PRELU_LANES */
 
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_run_fused)(const CYR_T *g, const CYR_T *x, CYR_T *out,
                                                        Py_ssize_t m, CYR_T wc, int alias) {
@@ -282,7 +277,6 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward_fused)(const CYR_T *g, const 
         acc[c] = s;
     }
 }
-#undef CYR_PRELU_FUSED_TILE
 #undef CYR_PRELU_TERM
 
 #else /* float16 storage: converted tiles through the float copy's walk */
