@@ -40,8 +40,9 @@ def path_shapes(itemsize):
 
 
 def check_path(path, dtype, rng):
-    """The forward and backward of one path: where the planner sends it, the same bits for
-    every thread count (and for an output one element off alignment), the reference."""
+    """The training forward, the backward and the inference forward (which shares the
+    normalising pass) of one path: where the planner sends it, the same bits for every
+    thread count (and for outputs one element off alignment), the reference."""
     itemsize = np.dtype(dtype).itemsize
     shape, axis = path_shapes(itemsize)[path]
     plan = cyrelu._parallel.cache_info()
@@ -80,12 +81,15 @@ def check_path(path, dtype, rng):
         buf = np.empty(x.size + 1, dtype)
         dx = buf[offset : offset + x.size].reshape(shape)
         gi, gw, gb = batch_norm_backward(dy, x, m, s, w, axis=axis, out=dx, num_threads=nt)
-        results.append((y, m, s, rm, rv, gi, gw, gb))
+        buf = np.empty(x.size + 1, dtype)
+        ye = buf[offset : offset + x.size].reshape(shape)
+        ye = batch_norm(x, rm, rv, w, b, False, axis=axis, out=ye, num_threads=nt)
+        results.append((y, m, s, rm, rv, gi, gw, gb, ye))
     for other in results[1:]:
         for a, b_ in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
 
-    y, m, s, rm, rv, gi, gw, gb = results[0]
+    y, m, s, rm, rv, gi, gw, gb, ye = results[0]
     ry, rmean, rinv, rrm, rrv = ref_forward(x, np.zeros(C), np.ones(C), w, b, True, axis=axis)
     f32 = dtype == np.float32
     t = dict(rtol=1e-4, atol=1e-4) if f32 else dict(rtol=1e-10, atol=1e-10)
@@ -94,6 +98,7 @@ def check_path(path, dtype, rng):
     np.testing.assert_allclose(rm, rrm, rtol=1e-6 if f32 else 1e-12, atol=1e-7)
     np.testing.assert_allclose(rv, rrv, rtol=1e-6 if f32 else 1e-10)
     np.testing.assert_allclose(y, ry, **t)
+    np.testing.assert_allclose(ye, ref_forward(x, rm, rv, w, b, False, axis=axis)[0], **t)
     ri, rw, rb = ref_backward(dy, x, m, s, w, True, axis, None, 0.2, None)
     np.testing.assert_allclose(gi, ri, **t)
     n = x.size / C
