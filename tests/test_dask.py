@@ -149,6 +149,10 @@ def test_workers_that_keep_freed_memory():
         return mallinfo2().fordblks
 
     environ = dict(os.environ)
+    # the module's cluster left distributed's MALLOC_TRIM_THRESHOLD_ in this process's
+    # environment, where it would win over the configuration
+    for key in KEEP_FREED_MEMORY:
+        os.environ.pop(key.rpartition(".")[2], None)
     try:
         with dask.config.set(KEEP_FREED_MEMORY):
             cluster = distributed.LocalCluster(
