@@ -19,7 +19,7 @@ per-chunk overhead is the worker time beyond the single-thread kernel time, per 
 relu is also run on a second cluster whose workers keep the memory of freed chunks
 (``WORKER_MEMORY_KEPT``, set as docs/dask.md tells users to: "dask 2w x 1t, reuse"), and,
 for comparison with it, in a single process that reuses one output array ("cyrelu, out=
-reused"): both skip the kernel's zeroing of fresh pages, which the other rows pay.  For
+reused"): both skip the system's zeroing of fresh pages, which the other rows pay.  For
 every cluster case the CPU time per chunk is printed, split into the workers' user and
 system time and this process's (the client and the scheduler): on 2 vCPUs shared by all
 of them, that is where the time beyond the kernels goes.
