@@ -1,5 +1,5 @@
-"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish and their
-backwards, float32, at n = 1e3 ... 1e7.
+"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish, prelu and
+their backwards, float32, at n = 1e3 ... 1e7.
 
 Compared in one run against:
   numpy       np.maximum(x, 0, out=y); np.where(x > 0, x, x * a) for leaky (which
@@ -130,6 +130,35 @@ def run(ctx):
             add(case, "cyrelu", lambda bwd=bwd: bwd(g, x, out=y, num_threads=nt), 3 * nb)
             if torch is not None:
                 add(case, "torch " + name + "_backward", t_bwd, 3 * nb)
+
+        # prelu with a weight per channel, on (N, 10, inner) data (inner = H * W up to
+        # 1000); relu on the same data in the same case, so the ratio is measured in
+        # one interleaved run.  torch has no out= form: its rows allocate the result.
+        inner = min(1000, n // 10)
+        x3, g3, y3 = (a.reshape(-1, 10, inner) for a in (x, g, y))
+        w = np.linspace(0.05, 0.5, 10, dtype=np.float32)
+        case = "prelu " + tag
+        add(case, "cyrelu", lambda: cyrelu.prelu(x3, w, out=y3, num_threads=nt), 2 * nb)
+        add(case, "cyrelu relu", lambda: cyrelu.relu(x3, out=y3, num_threads=nt), 2 * nb)
+        if torch is not None:
+            tx3, tg3, tw = torch.from_numpy(x3), torch.from_numpy(g3), torch.from_numpy(w)
+            add(case, "torch prelu", lambda: torch.nn.functional.prelu(tx3, tw), 2 * nb)
+        case = "prelu_backward " + tag
+        add(
+            case,
+            "cyrelu",
+            lambda: cyrelu.prelu_backward(g3, x3, w, out=y3, num_threads=nt),
+            3 * nb,
+        )
+        if torch is not None:
+            pbw = torch.ops.aten._prelu_kernel_backward
+            tw3 = tw.reshape(10, 1)
+
+            def torch_prelu_bw():  # autograd's two steps: the kernel, the weight's sum
+                gi, gw_full = pbw(tg3, tx3, tw3)
+                return gi, gw_full.sum((0, 2))
+
+            add(case, "torch prelu_backward", torch_prelu_bw, 3 * nb)
 
         # every implementation of a case measured in turn, round after round
         for case in dict.fromkeys(p[0] for p in pending):

@@ -8,6 +8,7 @@ and fused BN+ReLU training forward, for
                                    channels_last tensor
   (256, 256, 14, 14) NCHW          axis=1
   (4096, 1024)                     axis=1
+  (8, 32, 224, 224) NCHW           axis=1: channel slabs (1.6 MB) larger than the L2
   (128, 64)                        axis=1: a small call, whose time is the per-call cost
 The "copy" rows time ``np.copyto`` into a preallocated array (impl "copy") and
 torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged by.
@@ -31,6 +32,7 @@ SHAPES = [
     ("NHWC (32,64,56,56)", (32, 64, 56, 56), True),
     ("NCHW (256,256,14,14)", (256, 256, 14, 14), False),
     ("NC (4096,1024)", (4096, 1024), False),
+    ("NCHW (8,32,224,224)", (8, 32, 224, 224), False),
     ("NC (128,64)", (128, 64), False),
 ]
 

@@ -15,9 +15,15 @@ the graph on the cluster, its inputs generated and persisted on the workers befo
 its outputs persisted there (nothing is gathered).  The
 per-chunk overhead is the worker time beyond the single-thread kernel time, per chunk:
 (2 * t_dask - t_1thread) / chunks.
-"""
 
-import logging
+relu is also run on a second cluster whose workers keep the memory of freed chunks
+(``WORKER_MEMORY_KEPT``, set as docs/dask.md tells users to: "dask 2w x 1t, reuse"), and,
+for comparison with it, in a single process that reuses one output array ("cyrelu, out=
+reused"): both skip the system's zeroing of fresh pages, which the other rows pay.  For
+every cluster case the CPU time per chunk is printed, split into the workers' user and
+system time and this process's (the client and the scheduler): on 2 vCPUs shared by all
+of them, that is where the time beyond the kernels goes.
+"""
 
 import numpy as np
 
@@ -25,6 +31,16 @@ import cyrelu
 
 SUITE = "dask"
 MB = 1_000_000
+GiB = 1 << 30
+
+# docs/dask.md, "Worker memory": one malloc arena, no mmap'd chunks and no trimming below
+# 4 GiB, so that a worker hands the memory of freed chunks to the next ones instead of
+# unmapping it and zeroing fresh pages for every new chunk
+WORKER_MEMORY_KEPT = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_MAX_": 0,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 4 * GiB,
+}
 
 
 def _best(fn, repeats):
@@ -42,28 +58,79 @@ def _same(block):
     return block
 
 
-def _best_on_cluster(distributed, make, inputs, repeats):
+def _worker_times():
+    import os
+
+    return os.times()[:2]
+
+
+def _cpu_seconds(client):
+    """CPU seconds so far: the workers' user and system time (summed over the worker
+    processes) and this process's user + system time (the client and the scheduler)."""
+    import os
+
+    workers = client.run(_worker_times).values()
+    own = os.times()
+    return (
+        sum(t[0] for t in workers),
+        sum(t[1] for t in workers),
+        own[0] + own[1],
+    )
+
+
+def _best_on_cluster(distributed, client, make, inputs, repeats):
     """Best time of building ``make(*inputs)``'s graph and computing its results into
-    worker memory (persist, then wait).  Each repeat sees the inputs under new names
-    (an identity step that dask fuses into the first task of each chunk), so that it
-    computes everything again rather than finding the last repeat's results."""
+    worker memory (persist, then wait), and the mean CPU seconds of a repeat (workers'
+    user, workers' system, client and scheduler), after one repeat that is not counted
+    (the workers' first calls import cyrelu, and memory they keep is then in place).
+    Each repeat sees the inputs under new names (an identity step that dask fuses into
+    the first task of each chunk), so that it computes everything again rather than
+    finding the last repeat's results."""
     import time
     import uuid
 
     best = float("inf")
-    for _ in range(repeats):
+    cpu = [0.0, 0.0, 0.0]
+    for i in range(repeats + 1):
         fresh = [
             a.map_blocks(_same, dtype=a.dtype, meta=a._meta, token=uuid.uuid4().hex)
             for a in inputs
         ]
+        before = _cpu_seconds(client)
         t0 = time.perf_counter()
         out = make(*fresh)
         outs = out if isinstance(out, tuple) else (out,)
         lazy = [o.persist() for o in outs if hasattr(o, "persist")]
         distributed.wait(lazy)
-        best = min(best, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        after = _cpu_seconds(client)
         del lazy, outs, out
-    return best
+        if i == 0:
+            continue
+        best = min(best, elapsed)
+        cpu = [c + (a - b) / repeats for c, a, b in zip(cpu, after, before, strict=True)]
+    return best, cpu
+
+
+def _start_cluster(distributed):
+    """A 2-worker LocalCluster (one thread per worker process) and its client.  Starting
+    a worker writes the nanny's pre-spawn settings into this process's environment, where
+    they would override the next cluster's: restored once the workers have started."""
+    import logging
+    import os
+
+    environ = dict(os.environ)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        memory_limit=0,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    os.environ.clear()
+    os.environ.update(environ)
+    return cluster, distributed.Client(cluster)
 
 
 def run(ctx):
@@ -73,73 +140,92 @@ def run(ctx):
     except ImportError as exc:  # the suite needs the dask extra
         print("suite dask not available: %s (pip install '.[dask]')" % exc)
         return []
+    import dask
+
     repeats = 3 if ctx.quick else 5
-    rows = []
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        memory_limit=0,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    client = distributed.Client(cluster)
+    n = (512 if ctx.quick else 1024) * MB // 4
+    single = _relu_in_memory(n, ctx.threads, repeats)
+    rows = _relu_single_process(n, single)
+    cluster, client = _start_cluster(distributed)
     try:
-        rows += _relu(ctx, da, distributed, client, repeats)
+        rows += _relu(
+            da, distributed, client, repeats, n, "dask 2w x 1t", single["cyrelu 1 thread"]
+        )
         rows += _batchnorm(ctx, da, distributed, client, repeats)
+    finally:
+        client.close()
+        cluster.close()
+    with dask.config.set(WORKER_MEMORY_KEPT):
+        cluster, client = _start_cluster(distributed)
+    try:
+        rows += _relu(
+            da, distributed, client, repeats, n, "dask 2w x 1t, reuse", single["cyrelu 1 thread"]
+        )
     finally:
         client.close()
         cluster.close()
     return rows
 
 
-def _relu(ctx, da, distributed, client, repeats):
-    n = (512 if ctx.quick else 1024) * MB // 4
-    nbytes = 2 * n * 4
-    t_all, t_one = _relu_in_memory(n, ctx.threads, repeats)
+RELU_CHUNKS_MB = (1, 16, 64)
+
+
+def _relu_case(n, chunk_mb):
+    return "relu %d MB, %d MB chunks" % (n * 4 // MB, chunk_mb)
+
+
+def _relu_single_process(n, times):
+    """The single-process rows of every relu case, from ``_relu_in_memory``'s times."""
+    return [
+        {"suite": SUITE, "case": _relu_case(n, c), "impl": impl, "seconds": t, "bytes": 8 * n}
+        for c in RELU_CHUNKS_MB
+        for impl, t in times.items()
+    ]
+
+
+def _relu(da, distributed, client, repeats, n, impl, t_one):
+    """relu's cases on ``client``'s cluster, as rows ``impl``; ``t_one``: the
+    single-thread time, for the per-chunk overhead."""
     rows = []
-    for chunk_mb in (1, 16, 64):
-        case = "relu %d MB, %d MB chunks" % (n * 4 // MB, chunk_mb)
+    for chunk_mb in RELU_CHUNKS_MB:
         x = (
             da.random.default_rng(0)
             .standard_normal(n, chunks=chunk_mb * MB // 4, dtype=np.float32)
             .persist()
         )
         distributed.wait(x)
-        t = _best_on_cluster(distributed, cyrelu.relu, [x], repeats)
+        t, cpu = _best_on_cluster(distributed, client, cyrelu.relu, [x], repeats)
         chunks = x.npartitions
         del x
-        rows += [
-            {"suite": SUITE, "case": case, "impl": "cyrelu", "seconds": t_all, "bytes": nbytes},
+        rows.append(
             {
                 "suite": SUITE,
-                "case": case,
-                "impl": "cyrelu 1 thread",
-                "seconds": t_one,
-                "bytes": nbytes,
-            },
-            {
-                "suite": SUITE,
-                "case": case,
-                "impl": "dask 2w x 1t",
+                "case": _relu_case(n, chunk_mb),
+                "impl": impl,
                 "seconds": t,
-                "bytes": nbytes,
+                "bytes": 8 * n,
                 "chunks": chunks,
                 "overhead_per_chunk": (2 * t - t_one) / chunks,
-            },
-        ]
+                "cpu_per_chunk": [c / chunks for c in cpu],
+            }
+        )
     _print_overheads(rows)
     return rows
 
 
 def _relu_in_memory(n, threads, repeats):
-    """The single-process times (all threads, one thread): a new output array each
-    call, as on the cluster, whose chunks are new arrays."""
+    """The single-process times by row name: all threads and one thread, each call with a
+    new output array (as on the cluster, whose chunks are new arrays), and all threads
+    writing into one output array reused by every call."""
     xn = np.random.default_rng(0).standard_normal(n, dtype=np.float32)
-    return (
-        _best(lambda: cyrelu.relu(xn, num_threads=threads), repeats),
-        _best(lambda: cyrelu.relu(xn, num_threads=1), repeats),
-    )
+    out = np.empty_like(xn)
+    return {
+        "cyrelu": _best(lambda: cyrelu.relu(xn, num_threads=threads), repeats),
+        "cyrelu 1 thread": _best(lambda: cyrelu.relu(xn, num_threads=1), repeats),
+        "cyrelu, out= reused": _best(
+            lambda: cyrelu.relu(xn, out=out, num_threads=threads), repeats
+        ),
+    }
 
 
 def _batchnorm_in_memory(shape, threads, repeats):
@@ -179,7 +265,7 @@ def _batchnorm(ctx, da, distributed, client, repeats):
             ("backward", lambda g, x: cyrelu.batch_norm_backward(g, x, mean, invstd), [g, x], 5),
         ):
             case = "BN %s (%d,64,56,56), %d MB chunks" % (kind, N, chunk_mb)
-            t = _best_on_cluster(distributed, make, inputs, repeats)
+            t, cpu = _best_on_cluster(distributed, client, make, inputs, repeats)
             nbytes = traffic * x.nbytes
             key = "bwd" if kind == "backward" else "fwd"
             if kind != "stats pass":
@@ -204,6 +290,7 @@ def _batchnorm(ctx, da, distributed, client, repeats):
                     "overhead_per_chunk": (2 * t - base[key, "cyrelu 1 thread"]) / x.npartitions
                     if kind != "stats pass"
                     else None,
+                    "cpu_per_chunk": [c / x.npartitions for c in cpu],
                 }
             )
         del x, g
@@ -218,9 +305,17 @@ def _statistics_only(x, rm, rv):
 
 def _print_overheads(rows):
     for r in rows:
+        if r.get("cpu_per_chunk") is None:
+            continue
+        line = "%-44s %-21s %3d chunks, CPU per chunk: workers %.2f user + %.2f sys, " % (
+            r["case"],
+            r["impl"],
+            r["chunks"],
+            r["cpu_per_chunk"][0] * 1e3,
+            r["cpu_per_chunk"][1] * 1e3,
+        )
+        line += "client+scheduler %.2f ms" % (r["cpu_per_chunk"][2] * 1e3)
         if r.get("overhead_per_chunk") is not None:
-            print(
-                "%-44s %d chunks, per-chunk overhead %.2f ms (worker time beyond the "
-                "1-thread kernel time)" % (r["case"], r["chunks"], r["overhead_per_chunk"] * 1e3)
-            )
+            line += "; overhead %.2f ms" % (r["overhead_per_chunk"] * 1e3)
+        print(line)
     print()

@@ -64,6 +64,12 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                 Py_ssize_t w, const float *scale, const float *shift, float a)
     void cyr_bn_affine_rows_f64(int act, const double *x, double *y, Py_ssize_t rows,
                                 Py_ssize_t w, const double *scale, const double *shift, double a)
+    void cyr_bn_affine_rows_stream_f32(int act, const float *x, float *y, Py_ssize_t rows,
+                                       Py_ssize_t w, const float *scale, const float *shift,
+                                       float a)
+    void cyr_bn_affine_rows_stream_f64(int act, const double *x, double *y, Py_ssize_t rows,
+                                       Py_ssize_t w, const double *scale, const double *shift,
+                                       double a)
     void cyr_bn_group_colstats_f32(const float *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
                                    double *tmean, double *tm2)
@@ -133,6 +139,14 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                             const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
                             const double *mean, const double *k, const double *mdy,
                             const double *A, double a)
+    void cyr_bn_dx_cols_stream_f32(int act, int train, const float *dy, const float *x,
+                                   const float *y, float *dx, Py_ssize_t rows, Py_ssize_t w,
+                                   const float *mean, const float *k, const float *mdy,
+                                   const float *A, float a)
+    void cyr_bn_dx_cols_stream_f64(int act, int train, const double *dy, const double *x,
+                                   const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
+                                   const double *mean, const double *k, const double *mdy,
+                                   const double *A, double a)
 
 # `act` arguments are codes of the activation table (cyrelu/_activation_table.py).
 
@@ -182,11 +196,17 @@ cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t 
 
 cdef inline void _affine_rows(int act, const floating *x, floating *y, Py_ssize_t rows,
                               Py_ssize_t w, const floating *scale, const floating *shift,
-                              floating a) noexcept nogil:
+                              floating a, int stream) noexcept nogil:
     if floating is float:
-        cyr_bn_affine_rows_f32(act, x, y, rows, w, scale, shift, a)
+        if stream:
+            cyr_bn_affine_rows_stream_f32(act, x, y, rows, w, scale, shift, a)
+        else:
+            cyr_bn_affine_rows_f32(act, x, y, rows, w, scale, shift, a)
     else:
-        cyr_bn_affine_rows_f64(act, x, y, rows, w, scale, shift, a)
+        if stream:
+            cyr_bn_affine_rows_stream_f64(act, x, y, rows, w, scale, shift, a)
+        else:
+            cyr_bn_affine_rows_f64(act, x, y, rows, w, scale, shift, a)
 
 
 cdef inline void _affine_chan_rows(int act, const floating *x, floating *y, Py_ssize_t r0,
@@ -237,12 +257,22 @@ cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
                           const floating *y, floating *dx, Py_ssize_t rows, Py_ssize_t w,
-                          const floating *p, floating a) noexcept nogil:
+                          const floating *p, floating a, int stream) noexcept nogil:
     # p: 4 * w parameters per column: mean, k, mdy, A
     if floating is float:
-        cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w, a)
+        if stream:
+            cyr_bn_dx_cols_stream_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
+                                      p + 3 * w, a)
+        else:
+            cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
+                               p + 3 * w, a)
     else:
-        cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w, a)
+        if stream:
+            cyr_bn_dx_cols_stream_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
+                                      p + 3 * w, a)
+        else:
+            cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
+                               p + 3 * w, a)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -526,26 +556,28 @@ cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_s
 
 cdef void _affine_rows_back(int act, const floating *x, floating *y, Py_ssize_t r0,
                             Py_ssize_t r1, Py_ssize_t w, const floating *scale,
-                            const floating *shift, floating a) noexcept nogil:
+                            const floating *shift, floating a, int stream) noexcept nogil:
     """Rows [r0, r1) in blocks taken last to first: right after a statistics pass that
     went first to last, the last blocks are still in cache (elementwise: the order
-    changes nothing in the result)."""
+    changes nothing in the result).  stream: y (distinct from x) is written with
+    streaming stores, which leave x in the cache."""
     cdef Py_ssize_t bl = _block_rows(w), e = r1, s
     while e > r0:
         s = max(r0, e - bl)
-        _affine_rows(act, x + s * w, y + s * w, e - s, w, scale, shift, a)
+        _affine_rows(act, x + s * w, y + s * w, e - s, w, scale, shift, a, stream)
         e = s
 
 
 cdef void _dx_cols_back(int act, int train, const floating *dy, const floating *x,
                         const floating *y, floating *dx, Py_ssize_t r0, Py_ssize_t r1,
-                        Py_ssize_t w, const floating *p, floating a) noexcept nogil:
+                        Py_ssize_t w, const floating *p, floating a,
+                        int stream) noexcept nogil:
     """Rows [r0, r1) of the input gradient, blocks last to first (see _affine_rows_back)."""
     cdef Py_ssize_t bl = _block_rows(w), e = r1, s
     while e > r0:
         s = max(r0, e - bl)
         _dx_cols(act, train, dy + s * w, x + s * w, (y + s * w) if y != NULL else NULL,
-                 dx + s * w, e - s, w, p, a)
+                 dx + s * w, e - s, w, p, a, stream)
         e = s
 
 
@@ -572,15 +604,19 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
     else:
         w = C * inner
         nt = _row_threads(outer, w, nt)
-        if nt <= 1:
-            _affine_rows_back(act, x, y, 0, outer, w, scale, shift, a)
-            return
         nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(outer, nchunks)
+        stream = (<const void *>y != <const void *>x
+                  and _streams(outer * w * <Py_ssize_t>sizeof(floating),
+                               chunk * w * <Py_ssize_t>sizeof(floating), nt))
+        if nt <= 1:
+            _affine_rows_back(act, x, y, 0, outer, w, scale, shift, a, stream)
+            return
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
             if r0 < outer:
-                _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
+                _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a,
+                                  stream)
 
 
 cdef void _normalise_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
@@ -886,16 +922,21 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
                    Py_ssize_t rows, Py_ssize_t w, const floating *p, int train, int act,
                    floating a, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
+    cdef int stream
     nt = _row_threads(rows, w, nt)
-    if nt <= 1:
-        _dx_cols_back(act, train, dy, x, y, dx, 0, rows, w, p, a)
-        return
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
+    # dx streams (see _affine_rows_back) unless it is one of the inputs
+    stream = (<const void *>dx != <const void *>dy and <const void *>dx != <const void *>x
+              and _streams(rows * w * <Py_ssize_t>sizeof(floating),
+                           chunk * w * <Py_ssize_t>sizeof(floating), nt))
+    if nt <= 1:
+        _dx_cols_back(act, train, dy, x, y, dx, 0, rows, w, p, a, stream)
+        return
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
         r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
         if r0 < rows:
-            _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
+            _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a, stream)
 
 
 cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,

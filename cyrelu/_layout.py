@@ -4,7 +4,12 @@
 along the smallest stride of the first array, drops length-1 axes and merges
 axes that are contiguous with each other in every array, so a strided kernel
 walks memory as linearly as the arrays allow.
+
+``prelu_box(shape, c_order, axis, nw)`` is the (outer, C, inner) view of a contiguous
+array that the PReLU kernels walk (include/cyrelu/prelu.h, cyrelu/cuda/prelu.cu).
 """
+
+import math
 
 
 def coalesce(
@@ -30,3 +35,15 @@ def coalesce(
             for st, s in zip(out_strides, strides, strict=True):
                 st.append(s[d])
     return tuple(out_shape), tuple(tuple(st) for st in out_strides)
+
+
+def prelu_box(shape: tuple[int, ...], c_order: bool, axis: int, nw: int) -> tuple[int, int, int]:
+    """(outer, C, inner) of a contiguous array of ``shape`` in its memory order (C order,
+    else Fortran order) for a weight of ``nw`` values along ``axis``: C runs of ``inner``
+    consecutive elements, repeated ``outer`` times; a single weight is one channel of
+    every element."""
+    if nw == 1:
+        return 1, 1, math.prod(shape)
+    dims = shape if c_order else shape[::-1]
+    k = axis if c_order else len(shape) - 1 - axis
+    return math.prod(dims[:k]), dims[k], math.prod(dims[k + 1 :])

@@ -118,6 +118,15 @@ def fused_activation_code(activation: object) -> int:
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
+    if act != table.NONE and table.TABLE[str(activation)].params and (
+        table.TABLE[str(activation)].params[0][1] != 0.2
+    ):
+        # BatchNorm's alpha (default 0.2) is leaky_relu's; an activation with another
+        # parameter or default (elu's alpha = 1, gelu's approximate) is not fused
+        raise ValueError(
+            "BatchNorm does not fuse %r (its parameter is not BatchNorm's alpha); "
+            "apply cyrelu.%s to its output instead" % (activation, activation)
+        )
     if act != table.NONE and len(table.TABLE[str(activation)].params) > 1:
         raise ValueError(
             "BatchNorm does not fuse %r (an activation with two parameters); "
@@ -408,3 +417,49 @@ def aligned_target(out: NDArray[Any]) -> NDArray[Any]:
     """Where a kernel may write ``out``'s result: ``out`` itself when aligned, else a new
     aligned array of its shape, dtype and layout (the caller copies it back into ``out``)."""
     return out if out.flags.aligned else np.empty_like(out, order="K")
+
+
+# ---- prelu's weight and channel axis --------------------------------------------------
+
+
+def prelu_weight(weight: object, x: NDArray[Any], axis: object) -> tuple[NDArray[Any], int]:
+    """prelu's ``weight`` (an array-like) checked against the ndarray ``x``: (the weight as
+    an ndarray, the channel axis; see :func:`prelu_axis`)."""
+    w = as_float_array(weight, "weight")
+    return w, prelu_axis(w, x, axis)
+
+
+def prelu_axis(w: Any, x: Any, axis: object) -> int:
+    """prelu's channel axis of ``x`` for the float array ``w`` (NumPy's or a GPU
+    library's: only their dtype, ndim and shape are read), or -1 where x has a single
+    channel.
+
+    As ``torch.nn.functional.prelu``: the weight is 0-d or 1-D with x's dtype (TypeError
+    naming both otherwise), of length 1 or C, the length of x's ``axis``; a 0-d or 1-D x
+    has a single channel (its ``axis`` is not used, but must be an int).  A weight of
+    another length, or of more dimensions, is a ValueError."""
+    if w.dtype != x.dtype:
+        raise TypeError(
+            "weight has dtype %s, but x has dtype %s: they must be the same" % (w.dtype, x.dtype)
+        )
+    if w.ndim > 1:
+        raise ValueError("weight must be 1-D (or 0-d), got shape %s" % (tuple(w.shape),))
+    nw = math.prod(w.shape)
+    if x.ndim < 2:
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError("axis must be an int, got %r" % (axis,))
+        ax, C = -1, 1
+    else:
+        ax = normalize_axis(axis, x.ndim, "x")
+        C = x.shape[ax]
+    if nw != 1 and nw != C:
+        if x.ndim < 2:
+            raise ValueError(
+                "weight has %d values, but a %d-d x has a single channel: expected 1 value"
+                % (nw, x.ndim)
+            )
+        raise ValueError(
+            "weight has %d values, but x has %d channels along axis %d: expected 1 or %d"
+            % (nw, C, ax, C)
+        )
+    return ax

@@ -18,6 +18,8 @@ hardsigmoid           min(max(x + 3, 0), 6) / 6     NaN -> NaN
 hardsigmoid_backward  g / 6 if -3 < x < 3 else 0    0 at x == +-3 and where x is NaN
 hardswish             x * hardsigmoid(x)            NaN -> NaN, -inf -> -0.0, +inf -> inf
 hardswish_backward    g * (x / 3 + 0.5) on (-3, 3)  0 at x <= -3, g at x >= 3; NaN -> NaN
+prelu                 x if x > 0 else w[c] * x      NaN -> NaN; w: 1 or C values (axis)
+prelu_backward        g if x > 0 else w[c] * g      w*g at x == 0 and where x is NaN
 ====================  ============================  ========================================
 
 Which activations exist, their codes and parameters come from the activation table
@@ -30,19 +32,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from cyrelu import _activations as _k
+from cyrelu import _activations as _k, _prelu as _p
 from cyrelu._activation_table import (
     CODES as _CODES,
     kernel_scalars as _kernel_scalars,
 )
 from cyrelu._backend import backend_for
-from cyrelu._layout import coalesce
+from cyrelu._layout import coalesce, prelu_box
 from cyrelu._validation import (
     as_float_array,
     check_out,
     check_real,
     check_same,
     may_overlap_partly,
+    prelu_weight,
 )
 
 if TYPE_CHECKING:  # numpy.typing is not imported at run time (import cost)
@@ -79,6 +82,8 @@ __all__ = [
     "gelu_backward",
     "mish",
     "mish_backward",
+    "prelu",
+    "prelu_backward",
 ]
 
 _RELU = _CODES["relu"]
@@ -853,3 +858,139 @@ def _binary(
     if target is not out:
         np.copyto(out, target)
     return out
+
+
+# ---- prelu: a learnable weight per channel -------------------------------------------
+
+
+def _prelu_kernel_weight(w: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
+    """The weight as the kernels read it: a new contiguous 1-D array (never sharing memory
+    with an output) in the arithmetic's type (float32 for float16 data, exact)."""
+    return np.array(w.reshape(-1), dtype=np.float32 if dtype == np.float16 else dtype)
+
+
+def _contiguous_alike(*arrays: FloatArray) -> tuple[FloatArray, ...]:
+    """The arrays as they are when all are contiguous in one order; else C-contiguous
+    copies of the inputs (all but the last) and a new C-contiguous last (the output)."""
+    if _same_flat_layout(*arrays):
+        return arrays
+    *inputs, target = arrays
+    return (*(np.ascontiguousarray(a) for a in inputs), np.empty(target.shape, target.dtype))
+
+
+def prelu(
+    x: ArrayLike,
+    weight: ArrayLike,
+    /,
+    *,
+    axis: int = 1,
+    out: FloatArray | None = None,
+    num_threads: int | None = None,
+) -> FloatArray:
+    """Parametric ReLU: ``x`` where ``x > 0``, else ``weight[c] * x`` with ``c`` the
+    element's channel (``torch.nn.functional.prelu``, bit for bit).
+
+    Parameters
+    ----------
+    x : array_like of float16, float32 or float64
+        Any shape and memory layout.
+    weight : array_like
+        1-D (or 0-d) of ``x``'s dtype (TypeError otherwise, naming both): one value for
+        every element, or one per channel, C = ``x.shape[axis]``.  A 0-d or 1-D ``x`` has
+        a single channel, as in torch.  Any value (also > 1, < 0, NaN) is used as given.
+    axis : int, optional
+        The channel axis (default 1, PyTorch's NCHW); negative counts from the end.
+    out : ndarray, optional
+        Writable array of exactly ``x``'s shape and dtype; ``out=x`` works in place.
+    num_threads : int, optional
+        As for :func:`relu`; the result is the same for any thread count.
+
+    Returns
+    -------
+    ndarray
+        ``out`` if given, else a new array.  NaN stays NaN; float16 computes
+        ``weight * x`` in float32 and rounds once, as PyTorch does.
+    """
+    y = _p.forward_fast(x, weight, out, axis, num_threads)
+    if y is not None:
+        return y
+    be = backend_for(x, weight, out)
+    if be is not None:
+        return cast("FloatArray", be.prelu(x, weight, axis=axis, out=out, num_threads=num_threads))
+    xa = as_float_array(x, "x")
+    w, ax = prelu_weight(weight, xa, axis)
+    if out is None:
+        out = np.empty_like(xa)
+    else:
+        check_out(out, xa.shape, xa.dtype)
+    wk = _prelu_kernel_weight(w, xa.dtype)
+    if xa.size == 0:
+        return out
+    if may_overlap_partly(out, xa):
+        xa = xa.copy()
+    xa = _usable(xa)
+    target = out if out.flags.aligned else np.empty_like(xa)
+    xs, ts = _contiguous_alike(xa, target)
+    _, C, inner = prelu_box(xs.shape, xs.flags.c_contiguous, ax, wk.size)
+    _p.forward(xs, ts, C, inner, wk, num_threads)
+    if ts is not out:
+        np.copyto(out, ts)
+    return out
+
+
+def prelu_backward(
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    weight: ArrayLike,
+    /,
+    *,
+    axis: int = 1,
+    out: FloatArray | None = None,
+    num_threads: int | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Gradients of :func:`prelu`: ``(grad_input, grad_weight)``.
+
+    ``grad_input`` is ``grad_output`` where ``x > 0``, else ``weight[c] * grad_output``
+    (so ``weight * g`` at ``x == 0`` and where ``x`` is NaN: PyTorch's, bit for bit);
+    it is written to ``out`` when given (``out`` may be ``grad_output`` or ``x``).
+    ``grad_weight`` has ``weight``'s shape and dtype: the sum, over each channel's
+    elements, of ``x * grad_output`` where ``x <= 0`` (NaN where ``x`` is NaN),
+    accumulated in float64 in an order fixed by the shape (the same bits for any
+    thread count) and rounded once.  ``grad_output`` and ``x`` must have the same
+    shape and dtype; ``weight`` and ``axis`` are as for :func:`prelu`.
+    """
+    be = backend_for(grad_output, x, weight, out)
+    if be is not None:
+        return cast(
+            "tuple[FloatArray, FloatArray]",
+            be.prelu_backward(grad_output, x, weight, axis=axis, out=out, num_threads=num_threads),
+        )
+    g = as_float_array(grad_output, "grad_output")
+    xa = as_float_array(x, "x")
+    check_same("grad_output", g, "x", xa)
+    w, ax = prelu_weight(weight, xa, axis)
+    if out is None:
+        out = np.empty_like(xa)
+    else:
+        check_out(out, xa.shape, xa.dtype)
+    wk = _prelu_kernel_weight(w, xa.dtype)
+    if xa.size == 0:
+        return out, np.zeros(w.shape, xa.dtype)
+    if may_overlap_partly(out, g):
+        g = g.copy()
+    if may_overlap_partly(out, xa):
+        xa = xa.copy()
+    g, xa = _usable(g), _usable(xa)
+    target = out if out.flags.aligned else np.empty_like(xa)
+    gs, xs, ts = _contiguous_alike(g, xa, target)
+    outer, C, inner = prelu_box(xs.shape, xs.flags.c_contiguous, ax, wk.size)
+    if xs.dtype == np.float16:  # the sums first: out may be grad_output or x
+        sums = _p.weight_sums(
+            gs.astype(np.float32), xs.astype(np.float32), outer, C, inner, num_threads
+        )
+        _p.backward_input(gs, xs, ts, C, inner, wk, num_threads)
+    else:  # one pass: both read each element before writing it
+        sums = _p.backward_fused(gs, xs, ts, wk, outer, C, inner, num_threads)
+    if ts is not out:
+        np.copyto(out, ts)
+    return out, sums.astype(xa.dtype).reshape(w.shape)

@@ -1,6 +1,6 @@
 """Layers for NumPy training loops: ``ReLU``, ``ReLU6``, ``Hardsigmoid``, ``Hardswish``,
 ``Hardtanh``, ``LeakyReLU``, ``ELU``, ``CELU``, ``SELU``, ``SiLU``, ``Softplus``,
-``GELU``, ``Mish`` and ``BatchNorm``.
+``GELU``, ``Mish``, ``PReLU`` and ``BatchNorm``.
 
 Each layer has ``forward(x)`` (also ``layer(x)``) and ``backward(grad_output) ->
 grad_input``, keeping what the backward needs from the last forward, and
@@ -34,6 +34,8 @@ from cyrelu.activations import (
     hardtanh_backward,
     leaky_relu,
     leaky_relu_backward,
+    prelu,
+    prelu_backward,
     relu,
     relu6,
     relu6_backward,
@@ -57,6 +59,7 @@ __all__ = [
     "GELU",
     "Mish",
     "BatchNorm",
+    "PReLU",
 ]
 
 FloatArray = NDArray[np.floating]
@@ -601,4 +604,110 @@ class BatchNorm(Module):
                 self.track_running_stats,
                 self.activation,
             )
+        )
+
+
+class PReLU(Module):
+    """``x if x > 0 else weight[c] * x`` with a learnable weight (see :func:`cyrelu.prelu`;
+    ``torch.nn.PReLU``).
+
+    ``weight`` holds ``num_parameters`` values (1: one for every element; else C, the
+    length of the data's ``axis``), all ``init``, in ``dtype`` (float16, float32 or
+    float64), which the data must share.  ``backward`` returns grad_input and
+    overwrites ``grad_weight``.  ``state_dict()`` is ``{"weight": ...}``.
+    """
+
+    weight: FloatArray
+    grad_weight: FloatArray
+
+    def __init__(
+        self,
+        num_parameters: int = 1,
+        *,
+        axis: int = 1,
+        init: float = 0.25,
+        dtype: DTypeLike = np.float32,
+        num_threads: int | None = None,
+    ) -> None:
+        super().__init__()
+        if (
+            isinstance(num_parameters, (bool, np.bool_))
+            or not isinstance(num_parameters, (int, np.integer))
+            or num_parameters < 1
+        ):
+            raise ValueError("num_parameters must be a positive int, got %r" % (num_parameters,))
+        if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+            raise TypeError("axis must be an int, got %r" % (axis,))
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError("dtype must be float16, float32 or float64, got %s" % dt)
+        self.num_parameters = int(num_parameters)
+        self.axis = int(axis)
+        self.init = check_real(init, "init")
+        self.dtype = dt
+        self.num_threads = num_threads
+        self.weight = np.full(self.num_parameters, self.init, dt)
+        self.grad_weight = np.zeros(self.num_parameters, dt)
+        self._x: ArrayLike | None = None
+
+    def forward(self, x: ArrayLike) -> FloatArray:
+        y: FloatArray = prelu(x, self.weight, axis=self.axis, num_threads=self.num_threads)
+        self._x = x
+        return y
+
+    def backward(self, grad_output: ArrayLike) -> FloatArray:
+        grad_input, gw = prelu_backward(
+            grad_output,
+            self._saved(self._x),
+            self.weight,
+            axis=self.axis,
+            num_threads=self.num_threads,
+        )
+        self.grad_weight[...] = gw
+        return grad_input
+
+    def state_dict(self) -> dict[str, NDArray[Any]]:
+        """A copy of the weight: ``{"weight": ...}``."""
+        return {"weight": self.weight.copy()}
+
+    def load_state_dict(self, state: Mapping[str, ArrayLike], strict: bool = True) -> None:
+        """Copy ``state["weight"]`` into the weight (keeping its dtype).  Checked before
+        anything is assigned: TypeError for a ``state`` that is not a mapping or a
+        non-real weight; ValueError for a wrong shape; KeyError for mismatched keys
+        (``strict``; without it a missing weight leaves the layer as it is)."""
+        if not isinstance(state, Mapping) and not (
+            hasattr(state, "keys") and hasattr(state, "__getitem__")
+        ):
+            raise TypeError(
+                "state must be a mapping of names to arrays (e.g. state_dict() "
+                "or np.load(path)), got %s" % type(state).__name__
+            )
+        keys = set(state.keys())
+        if strict and keys != {"weight"}:
+            raise KeyError(
+                "state_dict mismatch: missing %s, unexpected %s"
+                % ([] if "weight" in keys else ["weight"], sorted(keys - {"weight"}))
+            )
+        if "weight" not in keys:
+            return
+        raw = state["weight"]
+        if isinstance(raw, np.ma.MaskedArray):
+            raise TypeError("weight: masked arrays are not supported")
+        try:
+            value = np.asarray(raw)
+        except Exception as exc:
+            raise TypeError("weight: not an array (%s)" % exc) from None
+        if value.dtype.kind not in "fiu":
+            raise TypeError("weight has dtype %s; expected real numbers" % value.dtype)
+        if value.shape != (self.num_parameters,):
+            raise ValueError(
+                "weight has shape %s, expected (%d,)" % (value.shape, self.num_parameters)
+            )
+        self.weight[...] = value
+
+    def __repr__(self) -> str:
+        return "PReLU(num_parameters=%d, axis=%d, init=%r)" % (
+            self.num_parameters,
+            self.axis,
+            self.init,
         )

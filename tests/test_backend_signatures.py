@@ -16,6 +16,7 @@ from cyrelu import _activation_table, _backend, _validation
 # every activation of the table, forward and backward, then BatchNorm and the diagnostics
 BACKEND_FUNCTIONS = [f for name in _activation_table.NAMES for f in (name, name + "_backward")]
 BACKEND_FUNCTIONS += ["batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
+BACKEND_FUNCTIONS += ["prelu", "prelu_backward"]
 CUDA_DIR = os.path.join(os.path.dirname(cyrelu.__file__), "cuda")
 DASK_DIR = os.path.join(os.path.dirname(cyrelu.__file__), "dask")
 BACKENDS = ["cyrelu.cuda", "cyrelu.dask"]

@@ -7,6 +7,7 @@ Skips when dask or distributed is not installed."""
 
 import logging
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -95,7 +96,9 @@ def _elementwise_input(rng, dtype):
 @pytest.mark.parametrize("name", _activation_table.NAMES)
 def test_every_activation_of_the_table(client, rng, name, dtype):
     forward, backward = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
-    params = {p[0]: 0.3 for p in _activation_table.TABLE[name].params}
+    params = {
+        p[0]: "tanh" if p[2] == "approximate" else 0.3 for p in _activation_table.TABLE[name].params
+    }
     xn = _elementwise_input(rng, dtype)
     gn = _data(rng, xn.shape, dtype)
     x = da.from_array(xn, chunks=(10, 8))
@@ -115,6 +118,71 @@ def test_relu_against_a_numpy_reference(client, rng):
     want = np.where(xn > 0, xn, np.where(np.isnan(xn), xn, np.float32(0)) * (xn < 0))
     want = np.where(xn == 0, xn, want)  # -0.0 stays -0.0
     np.testing.assert_array_equal(_bits(y), _bits(want.astype(np.float32)))
+
+
+# ---- workers that keep freed memory ----------------------------------------------------
+
+# docs/dask.md, "Worker memory": one malloc arena, no mmap'd chunks, no trimming below 4 GiB
+KEEP_FREED_MEMORY = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_ARENA_MAX": 1,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_MAX_": 0,
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 4 << 30,
+}
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the MALLOC_* settings are glibc's")
+def test_workers_that_keep_freed_memory():
+    """Workers started with docs/dask.md's setting: relu's chunks larger than glibc's
+    largest mmap threshold (32 MiB) are bitwise right, and a freed chunk stays with the
+    worker's malloc (free bytes it holds, glibc's mallinfo2) for the next one."""
+    import dask
+
+    def free_after_a_chunk():
+        import ctypes
+
+        class MallInfo2(ctypes.Structure):
+            names = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks"
+            _fields_ = [(f, ctypes.c_size_t) for f in [*names.split(), "keepcost"]]
+
+        mallinfo2 = ctypes.CDLL(None).mallinfo2
+        mallinfo2.restype = MallInfo2
+        y = cyrelu.relu(np.ones(10_000_000, np.float32))
+        del y
+        return mallinfo2().fordblks
+
+    environ = dict(os.environ)
+    # the module's cluster left distributed's MALLOC_TRIM_THRESHOLD_ in this process's
+    # environment, where it would win over the configuration
+    for key in KEEP_FREED_MEMORY:
+        os.environ.pop(key.rpartition(".")[2], None)
+    try:
+        with dask.config.set(KEEP_FREED_MEMORY):
+            cluster = distributed.LocalCluster(
+                n_workers=2,
+                processes=True,
+                threads_per_worker=1,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
+        os.environ.clear()
+        os.environ.update(environ)
+        with cluster, distributed.Client(cluster) as c:
+            settings = c.run(
+                lambda: [os.environ.get(k.rpartition(".")[2]) for k in KEEP_FREED_MEMORY]
+            )
+            assert all(v == ["1", "0", str(4 << 30)] for v in settings.values()), settings
+            x = da.random.default_rng(0).standard_normal(
+                20_000_000, chunks=10_000_000, dtype=np.float32
+            )
+            xn, y = c.compute([x, cyrelu.relu(x)], sync=True)
+            want = np.where(xn > 0, xn, np.float32(0))
+            want = np.where(xn == 0, xn, want)  # -0.0 (the generator makes a few) stays
+            np.testing.assert_array_equal(_bits(y), _bits(want))
+            # the 40 MB input and output, freed, are kept (glibc returns mmap'd ones)
+            assert all(f >= 80_000_000 for f in c.run(free_after_a_chunk).values())
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 # ---- BatchNorm ------------------------------------------------------------------------

@@ -1319,3 +1319,96 @@ def test_index_types_agree(rng, dtype, monkeypatch):
                 _same_bits(a, r)
             else:
                 _close(a, np.asarray(r, dtype=np.float64), dtype, scale=8.0)
+
+
+# ---- prelu (cyrelu/cuda/prelu.cu) -------------------------------------------------------
+
+PRELU_CASES = [  # (shape, axis, weights)
+    ((4, 6, 5, 7), 1, 6),
+    ((300, 24), -1, 24),
+    ((3, 5, 40), 1, 1),
+    ((2, 3, 20_000), 1, 3),  # pieces of the grad_weight sums
+    ((37,), 1, 1),
+    ((), 1, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis,nw", PRELU_CASES)
+def test_prelu_matches_cpu(rng, dtype, shape, axis, nw):
+    """The forward and grad_input bit for bit the CPU path's; grad_weight to rounding
+    (float64 sums, added in another order) and the same on every call."""
+    x = _data(rng, shape, dtype)
+    g = _data(rng, shape, dtype, specials=False)
+    w = rng.standard_normal(nw).astype(dtype)
+    xd, gd, wd = cupy.asarray(x), cupy.asarray(g), cupy.asarray(w)
+    _same_bits(cyrelu.prelu(xd, wd, axis=axis).get(), cyrelu.prelu(x, w, axis=axis))
+    gi, gw = cyrelu.prelu_backward(gd, xd, wd, axis=axis)
+    want_gi, want_gw = cyrelu.prelu_backward(g, x, w, axis=axis)
+    _same_bits(gi.get(), want_gi)
+    assert gw.dtype == w.dtype and gw.shape == w.shape
+    tol = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(gw.get().astype(np.float64), want_gw.astype(np.float64), rtol=tol)
+    again = cyrelu.prelu_backward(gd, xd, wd, axis=axis)[1]
+    _same_bits(again.get(), gw.get())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_layouts_out_and_in_place(rng, dtype):
+    x = _data(rng, (6, 5, 8), dtype)
+    g = _data(rng, (6, 5, 8), dtype, specials=False)
+    w = rng.standard_normal(5).astype(dtype)
+    xd, gd, wd = cupy.asarray(x), cupy.asarray(g), cupy.asarray(w)
+    want = cyrelu.prelu(x, w)
+    want_gi = cyrelu.prelu_backward(g, x, w)[0]
+    _same_bits(cyrelu.prelu(cupy.asfortranarray(xd), wd).get(), want)
+    _same_bits(cyrelu.prelu(xd[:, :, ::-2], wd).get(), want[:, :, ::-2])
+    out = cupy.zeros((6, 5, 16), dtype=dtype)[:, :, ::2]
+    assert cyrelu.prelu(xd, wd, out=out) is out
+    _same_bits(out.get(), want)
+    y = xd.copy()
+    cyrelu.prelu(y, wd, out=y)
+    _same_bits(y.get(), want)
+    g2 = gd.copy()
+    gi, _ = cyrelu.prelu_backward(g2, xd, wd, out=g2)
+    assert gi is g2
+    _same_bits(g2.get(), want_gi)
+    z = cupy.zeros(x.size + 3, dtype=dtype)
+    z[:-3] = xd.ravel()
+    cyrelu.prelu(z[:-3].reshape(x.shape), wd, out=z[3:].reshape(x.shape))
+    _same_bits(z[3:].get(), want.ravel())
+
+
+def test_prelu_errors_match_cpu():
+    xd = cupy.ones((4, 3, 2), dtype=np.float32)
+    wd = cupy.ones(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="dtype float64, but x has dtype float32"):
+        cyrelu.prelu(xd, wd.astype(np.float64))
+    with pytest.raises(ValueError, match="2 values, but x has 3 channels"):
+        cyrelu.prelu(xd, wd[:2])
+    with pytest.raises(ValueError, match="axis 3 is out of range"):
+        cyrelu.prelu(xd, wd, axis=3)
+    with pytest.raises(TypeError, match="cannot mix"):
+        cyrelu.prelu(xd, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="same shape"):
+        cyrelu.prelu_backward(xd[:1], xd, wd)
+    with pytest.raises(ValueError, match="num_threads"):
+        cyrelu.prelu(xd, wd, num_threads=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_prelu_index_types_agree(rng, dtype, monkeypatch):
+    """The 32-bit kernels (what these sizes get) and the 64-bit ones: the same bits."""
+    from cyrelu.cuda import _launch
+
+    x = _data(rng, (6, 8, 5), dtype)
+    g = _data(rng, (6, 8, 5), dtype, specials=False)
+    w = rng.standard_normal(8).astype(dtype)
+    xd, gd, wd = cupy.asarray(x), cupy.asarray(g), cupy.asarray(w)
+    got = []
+    for limit in (_launch.INDEX32_LIMIT, 0):
+        monkeypatch.setattr(_launch, "INDEX32_LIMIT", limit)
+        res = (cyrelu.prelu(xd, wd), *cyrelu.prelu_backward(gd, xd, wd))
+        got.append([r.get() for r in res])
+    for a, b in zip(*got, strict=True):
+        _same_bits(a, b)

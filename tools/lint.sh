@@ -28,7 +28,7 @@ set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-python}
-MODULES=(cyrelu._activations cyrelu._batchnorm cyrelu._diagnostics cyrelu._parallel)
+MODULES=(cyrelu._activations cyrelu._batchnorm cyrelu._diagnostics cyrelu._parallel cyrelu._prelu)
 ALL=(ruff format cython-lint mypy stubtest)
 cd "$ROOT"
 

@@ -2,8 +2,9 @@
 
 ``cyrelu._backend.backend_for`` imports this package only when a CuPy array arrives.
 The functions live in modules that mirror the CPU ones (:mod:`cyrelu.cuda.activations`,
-:mod:`cyrelu.cuda.batchnorm`, :mod:`cyrelu.cuda.diagnostics`); each has the name,
-signature and defaults of its public twin, which calls it with the same arguments.
+:mod:`cyrelu.cuda.batchnorm`, :mod:`cyrelu.cuda.diagnostics`, :mod:`cyrelu.cuda.prelu`);
+each has the name, signature and defaults of its public twin, which calls it with the
+same arguments.
 Results are CuPy arrays on the inputs' device.  The kernels are our own (``*.cu`` next
 to this file, compiled by ``_loader`` once per device), with the CPU path's semantics
 bit for bit where the math allows (the activations and their gradients are exact;
@@ -23,6 +24,7 @@ from cyrelu.cuda import activations as _activations
 from cyrelu.cuda.activations import *  # noqa: F403 (every activation of the table)
 from cyrelu.cuda.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.cuda.diagnostics import dead_units, sparsity
+from cyrelu.cuda.prelu import prelu, prelu_backward
 
 __all__ = [
     *_activations.__all__,
@@ -30,4 +32,6 @@ __all__ = [
     "batch_norm_backward",
     "dead_units",
     "sparsity",
+    "prelu",
+    "prelu_backward",
 ]

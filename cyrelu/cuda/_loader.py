@@ -81,6 +81,13 @@ def _names() -> dict[str, tuple[str, ...]]:
 # where every index a launch computes is below 2**31 (cyrelu.cuda._launch.index_type)
 INDEX_TYPES = ("int", "long long")
 NAME_EXPRESSIONS = _names()
+# prelu.cu: the per-channel weight kernels, per element and index type
+NAME_EXPRESSIONS["prelu.cu"] = tuple(
+    "%s<%s, %s>" % (k, t, index)
+    for t in _TYPES
+    for k in ("prelu_fwd", "prelu_bwd", "prelu_wsum", "prelu_merge")
+    for index in INDEX_TYPES
+)
 
 
 def kernel_name(expr: str) -> str:

@@ -3,8 +3,8 @@
 ``cyrelu._backend.backend_for`` imports this package only when a dask array arrives
 (``import cyrelu`` never imports dask).  The functions live in modules that mirror the
 CPU ones (:mod:`cyrelu.dask.activations`, :mod:`cyrelu.dask.batchnorm`,
-:mod:`cyrelu.dask.diagnostics`); each has the name, signature and defaults of its
-public twin, which calls it with the same arguments.
+:mod:`cyrelu.dask.diagnostics`, :mod:`cyrelu.dask.prelu`); each has the name, signature
+and defaults of its public twin, which calls it with the same arguments.
 
 Elementwise functions and ``y`` / ``grad_input`` of BatchNorm come back as lazy dask
 arrays with the input's chunks, each chunk computed by cyrelu's kernels; the
@@ -20,5 +20,7 @@ from cyrelu.dask import activations as _activations
 from cyrelu.dask.activations import *  # noqa: F403 (every activation of the table)
 from cyrelu.dask.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.dask.diagnostics import dead_units, sparsity
+from cyrelu.dask.prelu import prelu, prelu_backward
 
 __all__ = [*_activations.__all__, "batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
+__all__ += ["prelu", "prelu_backward"]

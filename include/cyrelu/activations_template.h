@@ -412,12 +412,13 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_strided)(int op, const char *g, Py_ss
 #else /* float and double */
 /* ---- the math of one element: the table's (activation_math.h) ---------------- */
 #define CYR_ELEM_(name, NAME, code, params, from_output)                                  \
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_elem)(CYR_T v, CYR_C a, CYR_C b) {                      \
+CYR_ALWAYS_INLINE CYR_TARGET CYR_T CYR_NAME(name##_elem)(CYR_T v, CYR_C a, CYR_C b) {               \
     (void)a;                                                                               \
     (void)b;                                                                               \
     return CYR_FWD_##name(v, a, b);                                                           \
 }                                                                                          \
-CYR_INLINE CYR_TARGET CYR_T CYR_NAME(name##_backward_elem)(CYR_T g, CYR_T v, CYR_C a, CYR_C b) {    \
+CYR_ALWAYS_INLINE CYR_TARGET CYR_T CYR_NAME(name##_backward_elem)(CYR_T g, CYR_T v, CYR_C a,      \
+                                                                     CYR_C b) {            \
     (void)a;                                                                               \
     (void)b;                                                                               \
     return CYR_BWD_##name(g, v, a, b);                                                        \
@@ -426,13 +427,28 @@ CYR_ACTIVATIONS(CYR_ELEM_)
 #undef CYR_ELEM_
 
 /* ---- loops -------------------------------------------------------------------- */
-#define CYR_UNARY_LOOPS(op)                                                                    \
+/* gelu's parameter chooses its form (0: erf, else tanh): chosen once, outside the loop,
+ * so that each loop inlines one form and vectorises (a loop holding both does not).
+ * For every other activation the first loop is dead code. */
+#define CYR_TANH_GELU_(NAME) (CYR_ACT_##NAME == CYR_ACT_GELU && a != 0)
+#define CYR_FORM_(NAME) (CYR_ACT_##NAME == CYR_ACT_GELU ? (CYR_C)0 : a)
+#define CYR_UNARY_LOOPS(op, NAME)                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT x, CYR_T *CYR_RESTRICT y,               \
                              Py_ssize_t n, CYR_C a, CYR_C b) {                                          \
-    for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a, b);                    \
+    if (CYR_TANH_GELU_(NAME)) {                                                                \
+        for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], (CYR_C)1, b);      \
+        return;                                                                                \
+    }                                                                                          \
+    const CYR_C a_ = CYR_FORM_(NAME);                                                          \
+    for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(op##_elem)(x[i], a_, b);                    \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace)(CYR_T *CYR_RESTRICT x, Py_ssize_t n, CYR_C a, CYR_C b) {         \
-    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a, b);                    \
+    if (CYR_TANH_GELU_(NAME)) {                                                                \
+        for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], (CYR_C)1, b);      \
+        return;                                                                                \
+    }                                                                                          \
+    const CYR_C a_ = CYR_FORM_(NAME);                                                          \
+    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(x[i], a_, b);                    \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,   \
                                        Py_ssize_t n, CYR_C a, CYR_C b) {                                \
@@ -440,18 +456,25 @@ CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *x, Py_ssize_t sx, 
         *(CYR_T *)(y + i * sy) = CYR_NAME(op##_elem)(*(const CYR_T *)(x + i * sx), a, b);         \
 }
 
-#define CYR_BINARY_LOOPS(op)                                                                   \
+#define CYR_BINARY_LOOP_(NAME, op, dst)                                                        \
+    if (CYR_TANH_GELU_(NAME)) {                                                                \
+        for (Py_ssize_t i = 0; i < n; ++i) dst[i] = CYR_NAME(op##_elem)(g[i], x[i], (CYR_C)1, b); \
+        return;                                                                                \
+    }                                                                                          \
+    const CYR_C a_ = CYR_FORM_(NAME);                                                          \
+    for (Py_ssize_t i = 0; i < n; ++i) dst[i] = CYR_NAME(op##_elem)(g[i], x[i], a_, b);
+#define CYR_BINARY_LOOPS(op, NAME)                                                             \
 CYR_INLINE CYR_TARGET void CYR_NAME(op)(const CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,         \
                              CYR_T *CYR_RESTRICT out, Py_ssize_t n, CYR_C a, CYR_C b) {                 \
-    for (Py_ssize_t i = 0; i < n; ++i) out[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);            \
+    CYR_BINARY_LOOP_(NAME, op, out)                                                            \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_g)(CYR_T *CYR_RESTRICT g, const CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_C a, CYR_C b) {                              \
-    for (Py_ssize_t i = 0; i < n; ++i) g[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);              \
+    CYR_BINARY_LOOP_(NAME, op, g)                                                              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_inplace_x)(const CYR_T *CYR_RESTRICT g, CYR_T *CYR_RESTRICT x,   \
                                          Py_ssize_t n, CYR_C a, CYR_C b) {                              \
-    for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(op##_elem)(g[i], x[i], a, b);              \
+    CYR_BINARY_LOOP_(NAME, op, x)                                                              \
 }                                                                                              \
 CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, const char *x,            \
                                        Py_ssize_t sx, char *out, Py_ssize_t so,                \
@@ -462,13 +485,16 @@ CYR_INLINE CYR_TARGET void CYR_NAME(op##_strided)(const char *g, Py_ssize_t sg, 
 }
 
 #define CYR_LOOPS_(name, NAME, code, params, from_output)                                 \
-    CYR_UNARY_LOOPS(name)                                                                  \
-    CYR_BINARY_LOOPS(name##_backward)
+    CYR_UNARY_LOOPS(name, NAME)                                                            \
+    CYR_BINARY_LOOPS(name##_backward, NAME)
 CYR_ACTIVATIONS(CYR_LOOPS_)
 #undef CYR_LOOPS_
 
 #undef CYR_UNARY_LOOPS
 #undef CYR_BINARY_LOOPS
+#undef CYR_BINARY_LOOP_
+#undef CYR_TANH_GELU_
+#undef CYR_FORM_
 
 /* ---- per-operation choice, contiguous out of place ----------------------------- */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_plain)(int op, const CYR_T *CYR_RESTRICT x,

@@ -205,6 +205,11 @@ CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t row
                                        Py_ssize_t w, const T *scale, const T *shift, T a) {\
     CYR_DISPATCH(bn_affine_rows, S, (act, x, y, rows, w, scale, shift, a));                \
 }                                                                                          \
+CYR_INLINE void cyr_bn_affine_rows_stream_##S(int act, const T *x, T *y, Py_ssize_t rows,  \
+                                              Py_ssize_t w, const T *scale, const T *shift, \
+                                              T a) {                                       \
+    CYR_DISPATCH(bn_affine_rows_stream, S, (act, x, y, rows, w, scale, shift, a));         \
+}                                                                                          \
 CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
                                           Py_ssize_t block_rows, double *gmean,            \
                                           double *gm2, double *tmean, double *tm2) {       \
@@ -245,6 +250,13 @@ CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x, 
                                    const T *mean, const T *k, const T *mdy, const T *A,    \
                                    T a) {                                                  \
     CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));  \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dx_cols_stream_##S(int act, int train, const T *dy, const T *x,     \
+                                          const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,\
+                                          const T *mean, const T *k, const T *mdy,         \
+                                          const T *A, T a) {                               \
+    CYR_DISPATCH(bn_dx_cols_stream, S,                                                     \
+                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));                 \
 }
 
 CYR_BN_ENTRY_POINTS(float, f32)

@@ -261,6 +261,54 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *
     CYR_NAME(bn_affine_rows_ld)(act, x, y, rows, w, w, scale, shift, a);
 }
 
+/* n elements of a run of contiguous rows of w columns, the first at column j0 (< w):
+ * y[i] = act(x[i] * scale[col] + shift[col]), y distinct from x, row by row piece. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T *x, CYR_T *y,
+                                                           Py_ssize_t j0, Py_ssize_t n,
+                                                           Py_ssize_t w, const CYR_T *scale,
+                                                           const CYR_T *shift, CYR_T a) {
+    Py_ssize_t i = 0, j = j0;
+    while (i < n) {
+        const Py_ssize_t len = n - i < w - j ? n - i : w - j;
+        switch (act) {
+#define CYR_BN_CALL(ACT) \
+    CYR_NAME(bn_affine_cols_impl)(ACT, x + i, y + i, len, scale + j, shift + j, a)
+        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
+        }
+        i += len;
+        j = 0;
+    }
+}
+
+/* bn_affine_rows with the output streamed (see "streaming stores" in common.h), y
+ * distinct from x: the rows are one contiguous run, written as the head up to a 64-byte
+ * boundary, then tiles computed in an L1 buffer (across row ends) and streamed out,
+ * then the tail; fenced. */
+static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, CYR_T *y,
+                                                      Py_ssize_t rows, Py_ssize_t w,
+                                                      const CYR_T *scale, const CYR_T *shift,
+                                                      CYR_T a) {
+#if CYR_HAVE_STREAM
+    CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+    const Py_ssize_t n = rows * w;
+    const int ahead = w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES;
+    Py_ssize_t i = CYR_BN_HEAD_N(y, CYR_T) < n ? CYR_BN_HEAD_N(y, CYR_T) : n;
+    CYR_NAME(bn_affine_cols_wrap)(act, x, y, 0, i, w, scale, shift, a);
+    for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
+        if (ahead) cyr_bn_prefetch_run((const char *)(x + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+        CYR_NAME(bn_affine_cols_wrap)(act, x + i, tile, i % w, CYR_BN_TILE_N(CYR_T), w, scale,
+                                      shift, a);
+        CYR_ISA_FN(stream_store)(y + i, tile, CYR_BN_TILE_BYTES);
+    }
+    CYR_NAME(bn_affine_cols_wrap)(act, x + i, y + i, i % w, n - i, w, scale, shift, a);
+    cyr_stream_fence();
+#else
+    CYR_NAME(bn_affine_rows)(act, x, y, rows, w, scale, shift, a);
+#endif
+}
+
 /* ---- training forward, one channel of a (outer, C, inner) array -------------------- */
 
 /* Two-pass statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out
@@ -739,6 +787,24 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
 
+/* Row layout: dx for n elements of a row with per-column parameters. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_row_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
+                                          const CYR_T *CYR_RESTRICT x,
+                                          const CYR_T *CYR_RESTRICT y, CYR_T *CYR_RESTRICT dx,
+                                          Py_ssize_t n, const CYR_T *CYR_RESTRICT mean,
+                                          const CYR_T *CYR_RESTRICT k,
+                                          const CYR_T *CYR_RESTRICT mdy,
+                                          const CYR_T *CYR_RESTRICT A, CYR_T a) {
+    if (train) {
+        for (Py_ssize_t j = 0; j < n; ++j) {
+            const CYR_T g = CYR_NAME(bn_gate)(act, dy[j], y, j, a);
+            dx[j] = (g - (x[j] - mean[j]) * k[j] - mdy[j]) * A[j];
+        }
+    } else {
+        for (Py_ssize_t j = 0; j < n; ++j) dx[j] = CYR_NAME(bn_gate)(act, dy[j], y, j, a) * A[j];
+    }
+}
+
 /* Row layout: dx for `rows` rows of W columns with per-column parameters. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
@@ -758,15 +824,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
                 cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
         }
-        if (train) {
-            for (Py_ssize_t j = 0; j < w; ++j) {
-                const CYR_T g = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
-                dx[off + j] = (g - (x[off + j] - mean[j]) * k[j] - mdy[j]) * A[j];
-            }
-        } else {
-            for (Py_ssize_t j = 0; j < w; ++j)
-                dx[off + j] = CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a) * A[j];
-        }
+        CYR_NAME(bn_dx_row_impl)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off,
+                                 w, mean, k, mdy, A, a);
     }
 }
 
@@ -788,6 +847,61 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_T a) {
     CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
+}
+
+/* n elements of runs of contiguous rows of w columns, the first at column j0 (< w): dx
+ * as bn_dx_cols, row by row piece. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, const CYR_T *dy,
+                                                       const CYR_T *x, const CYR_T *y,
+                                                       CYR_T *dx, Py_ssize_t j0, Py_ssize_t n,
+                                                       Py_ssize_t w, const CYR_T *mean,
+                                                       const CYR_T *k, const CYR_T *mdy,
+                                                       const CYR_T *A, CYR_T a) {
+    Py_ssize_t i = 0, j = j0;
+    while (i < n) {
+        const Py_ssize_t len = n - i < w - j ? n - i : w - j;
+        switch (act * 2 + (train != 0)) {
+#define CYR_BN_CALL(ACT, TRAIN)                                                          \
+    CYR_NAME(bn_dx_row_impl)(ACT, TRAIN, dy + i, x + i, y ? y + i : NULL, dx + i, len,    \
+                             mean + j, k + j, mdy + j, A + j, a)
+        CYR_ACTIVATIONS(CYR_BN_CASE2_)
+        case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
+        default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
+#undef CYR_BN_CALL
+        }
+        i += len;
+        j = 0;
+    }
+}
+
+/* bn_dx_cols with dx streamed, as bn_affine_rows_stream; fenced. */
+static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR_T *dy,
+                                                  const CYR_T *x, const CYR_T *y, CYR_T *dx,
+                                                  Py_ssize_t rows, Py_ssize_t w,
+                                                  const CYR_T *mean, const CYR_T *k,
+                                                  const CYR_T *mdy, const CYR_T *A, CYR_T a) {
+#if CYR_HAVE_STREAM
+    CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
+    const Py_ssize_t n = rows * w;
+    const int ahead = w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES;
+    Py_ssize_t i = CYR_BN_HEAD_N(dx, CYR_T) < n ? CYR_BN_HEAD_N(dx, CYR_T) : n;
+    CYR_NAME(bn_dx_cols_wrap)(act, train, dy, x, y, dx, 0, i, w, mean, k, mdy, A, a);
+    for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
+        if (ahead) {
+            cyr_bn_prefetch_run((const char *)(dy + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+            cyr_bn_prefetch_run((const char *)(x + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+            if (y) cyr_bn_prefetch_run((const char *)(y + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+        }
+        CYR_NAME(bn_dx_cols_wrap)(act, train, dy + i, x + i, y ? y + i : NULL, tile, i % w,
+                                  CYR_BN_TILE_N(CYR_T), w, mean, k, mdy, A, a);
+        CYR_ISA_FN(stream_store)(dx + i, tile, CYR_BN_TILE_BYTES);
+    }
+    CYR_NAME(bn_dx_cols_wrap)(act, train, dy + i, x + i, y ? y + i : NULL, dx + i, i % w,
+                              n - i, w, mean, k, mdy, A, a);
+    cyr_stream_fence();
+#else
+    CYR_NAME(bn_dx_cols)(act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a);
+#endif
 }
 
 #endif /* CYR_IS_HALF */

@@ -18,6 +18,13 @@
 #endif
 
 #define CYR_INLINE static inline
+/* Functions a vectorised loop must inline whatever their size (an element's math: a
+ * loop calling one is left scalar). */
+#if defined(_MSC_VER)
+#  define CYR_ALWAYS_INLINE static __forceinline
+#else
+#  define CYR_ALWAYS_INLINE static inline __attribute__((always_inline))
+#endif
 
 /* Glue the template's suffix onto a name: with CYR_SUFFIX f32_base, CYR_NAME(relu) -> cyr_relu_f32_base. */
 #define CYR_CAT2(a, b) cyr_##a##_##b

@@ -16,7 +16,9 @@
  *   - the diagnostic counts (cyr_diag_count_*) over several box layouts and strides;
  *   - BatchNorm: training forward per channel and in the row layout, the eval
  *     forward, and the backward (per channel, pipelined, row layout), against double
- *     references.
+ *     references;
+ *   - PReLU (cyr_prelu_*, check_prelu.h): forward, grad_input, the grad_weight piece
+ *     sums and the one-pass backward.
  *
  * Where the headers compile several instruction-set copies (x86-64), every copy the
  * CPU supports is checked.  Prints one line per failure and a summary
@@ -38,6 +40,7 @@
 #include "cyrelu/activations.h"
 #include "cyrelu/batchnorm.h"
 #include "cyrelu/diagnostics.h"
+#include "cyrelu/prelu.h"
 
 /* ---- bookkeeping --------------------------------------------------------------------- */
 static long n_passed = 0, n_failed = 0;
@@ -397,6 +400,8 @@ static void check_half_diagnostics(void) {
     free(x);
 }
 
+#include "check_prelu.h"
+
 /* --------------------------------------------------------------------------------------- */
 static const char *level_name(int level) {
     return level == CYR_ISA_AVX512 ? "avx512" : level == CYR_ISA_AVX2 ? "avx2" : "base";
@@ -432,6 +437,9 @@ int main(void) {
         check_half_diagnostics();
         check_batchnorm_f32();
         check_batchnorm_f64();
+        check_prelu_f32();
+        check_prelu_f64();
+        check_prelu_f16();
     }
     printf("kernel_check: %ld passed, %ld failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;

@@ -1,0 +1,148 @@
+"""Every kernel path of the BatchNorm training forward and backward, each reached through a
+shape derived from the cache planner's sizes (cyrelu._parallel.cache_info(), which
+CYRELU_L2_BYTES / CYRELU_L3_BYTES override), never from this CPU's: per channel with the
+slab in cache, per channel with the statistics in L2-sized row chunks, the pipelined
+per-channel backward, and the row layout with its output kept in cache or streamed.  Each
+is checked against the float64 NumPy reference and for the same bits with 1, 2 and 3
+threads; the whole set is run again in fresh processes under a 512 KiB and a 2 MiB L2."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_batchnorm import pipelined_shape, ref_backward, ref_forward
+
+import cyrelu
+from cyrelu import _batchnorm, batch_norm, batch_norm_backward
+
+THREADS = (1, 2, 3)
+
+
+def path_shapes(itemsize):
+    """{path: (shape, axis)} for data of this itemsize, from the sizes in force."""
+    plan = cyrelu._parallel.cache_info()
+    slab, smin = plan["slab_bytes"], plan["stream_min_bytes"]
+    inner = 400
+    rows_c = 48
+    return {
+        # a channel's slab within half the slab size: one two-pass chunk in cache
+        "channel": ((max(2, slab // 2 // (inner * itemsize)), 6, inner), 1),
+        # slabs of 2.5 slab sizes: three row chunks, the last one partial
+        "channel chunked": ((5 * slab // (2 * inner * itemsize) + 3, 3, inner), 1),
+        "channel pipelined": (pipelined_shape(itemsize, False), 1),
+        # row layout, output under the streaming threshold of one thread: kept in cache
+        "rows cached": ((max(8, smin // 2 // (rows_c * itemsize)), rows_c), 1),
+        # row layout (channels-last), output over the threshold of three threads: streamed
+        "rows streamed": ((3 * smin // (3 * rows_c * itemsize) + 5, 3, rows_c), -1),
+    }
+
+
+def check_path(path, dtype, rng):
+    """The training forward, the backward and the inference forward (which shares the
+    normalising pass) of one path: where the planner sends it, the same bits for every
+    thread count (and for outputs one element off alignment), the reference."""
+    itemsize = np.dtype(dtype).itemsize
+    shape, axis = path_shapes(itemsize)[path]
+    plan = cyrelu._parallel.cache_info()
+    C = shape[axis]
+    outer = int(np.prod(shape[: axis % len(shape)]))
+    inner = int(np.prod(shape[axis % len(shape) + 1 :]))
+    nbytes = int(np.prod(shape)) * itemsize
+    if path.startswith("channel"):
+        assert _batchnorm.uses_channel_layout(inner), (path, shape)
+    else:
+        assert not _batchnorm.uses_channel_layout(inner), (path, shape)
+    if path == "channel chunked":
+        assert outer * inner * itemsize > 2 * plan["slab_bytes"], (path, shape, plan)
+    if path == "channel":
+        assert outer * inner * itemsize <= plan["slab_bytes"], (path, shape, plan)
+    if path == "rows cached":
+        assert nbytes < plan["stream_min_bytes"], (path, shape, plan)
+    if path == "rows streamed":
+        assert nbytes >= 3 * plan["stream_min_bytes"], (path, shape, plan)
+    if path == "channel pipelined":
+        for nt in THREADS:
+            assert _batchnorm.backward_pipelined(np.empty(1, dtype), outer, C, inner, False, nt)
+
+    x = (rng.standard_normal(shape) * 3 + 7).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    results = []
+    for nt, offset in [(nt, 0) for nt in THREADS] + [(2, 1)]:
+        rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+        buf = np.empty(x.size + 1, dtype)
+        y = buf[offset : offset + x.size].reshape(shape)
+        y, m, s = batch_norm(
+            x, rm, rv, w, b, True, axis=axis, out=y, return_stats=True, num_threads=nt
+        )
+        buf = np.empty(x.size + 1, dtype)
+        dx = buf[offset : offset + x.size].reshape(shape)
+        gi, gw, gb = batch_norm_backward(dy, x, m, s, w, axis=axis, out=dx, num_threads=nt)
+        buf = np.empty(x.size + 1, dtype)
+        ye = buf[offset : offset + x.size].reshape(shape)
+        ye = batch_norm(x, rm, rv, w, b, False, axis=axis, out=ye, num_threads=nt)
+        results.append((y, m, s, rm, rv, gi, gw, gb, ye))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b_)
+
+    y, m, s, rm, rv, gi, gw, gb, ye = results[0]
+    ry, rmean, rinv, rrm, rrv = ref_forward(x, np.zeros(C), np.ones(C), w, b, True, axis=axis)
+    f32 = dtype == np.float32
+    t = dict(rtol=1e-4, atol=1e-4) if f32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(m, rmean, rtol=1e-6 if f32 else 1e-12)
+    np.testing.assert_allclose(s, rinv, rtol=1e-6 if f32 else 1e-10)
+    np.testing.assert_allclose(rm, rrm, rtol=1e-6 if f32 else 1e-12, atol=1e-7)
+    np.testing.assert_allclose(rv, rrv, rtol=1e-6 if f32 else 1e-10)
+    np.testing.assert_allclose(y, ry, **t)
+    np.testing.assert_allclose(ye, ref_forward(x, rm, rv, w, b, False, axis=axis)[0], **t)
+    ri, rw, rb = ref_backward(dy, x, m, s, w, True, axis, None, 0.2, None)
+    np.testing.assert_allclose(gi, ri, **t)
+    n = x.size / C
+    np.testing.assert_allclose(gw, rw, rtol=t["rtol"], atol=t["atol"] * np.sqrt(n))
+    np.testing.assert_allclose(gb, rb, rtol=t["rtol"], atol=t["atol"] * np.sqrt(n))
+
+
+def _needs_threads():
+    if cyrelu._parallel.openmp_version() == 0:
+        pytest.skip("serial build")
+    if cyrelu._parallel.build_info()["isa"] == "baseline":
+        pytest.skip("the pipelined backward runs with the AVX2 / AVX-512 kernels")
+
+
+PATHS = ["channel", "channel chunked", "channel pipelined", "rows cached", "rows streamed"]
+
+
+@pytest.mark.kernel_choice
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", PATHS)
+def test_each_path(rng, path, dtype):
+    _needs_threads()
+    check_path(path, dtype, rng)
+
+
+@pytest.mark.kernel_choice
+@pytest.mark.parametrize("l2", ["512K", "2M"])
+def test_each_path_under_other_cache_sizes(l2):
+    """The same checks in a fresh process planning for another L2 (and an L3 of four
+    times it, so that the streamed shapes stay small): float32, every path."""
+    _needs_threads()
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ)
+    l2_bytes = int(l2[:-1]) << (10 if l2.endswith("K") else 20)
+    env.update(CYRELU_L2_BYTES=l2, CYRELU_L3_BYTES=str(4 * l2_bytes))
+    env["PYTHONPATH"] = os.pathsep.join([here, *sys.path])
+    code = (
+        "import numpy as np, cyrelu, test_batchnorm_paths as t\n"
+        "assert cyrelu._parallel.cache_info()['l2_bytes'] == %d\n"
+        "for p in t.PATHS:\n"
+        "    t.check_path(p, np.float32, np.random.default_rng(3))\n"
+        "print('ok')\n" % l2_bytes
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
