@@ -1,4 +1,5 @@
-"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish, prelu and
+"""Activation suite: relu, leaky_relu, relu6, hardtanh, hardsigmoid, hardswish, the smooth
+members (elu, celu, selu, silu, softplus, gelu in both forms, mish), prelu and
 their backwards, float32, at n = 1e3 ... 1e7.
 
 Compared in one run against:
@@ -130,6 +131,61 @@ def run(ctx):
             add(case, "cyrelu", lambda bwd=bwd: bwd(g, x, out=y, num_threads=nt), 3 * nb)
             if torch is not None:
                 add(case, "torch " + name + "_backward", t_bwd, 3 * nb)
+
+        # the smooth members at their defaults (gelu in both forms); torch's forwards
+        # allocate their output (no out= form for every one), its backwards are aten's
+        F = torch.nn.functional if torch is not None else None
+        sa, ss = 1.6732632423543772, 1.0507009873554805
+        for name, kw, t_fwd, t_bwd in [
+            (
+                "elu",
+                {},
+                lambda: F.elu(tx),
+                lambda: aten.elu_backward(tg, 1.0, 1.0, 1.0, False, tx),
+            ),
+            (
+                "celu",
+                {},
+                lambda: F.celu(tx),
+                lambda: aten.elu_backward(tg, 1.0, 1.0, 1.0, False, tx),
+            ),
+            (
+                "selu",
+                {},
+                lambda: F.selu(tx),
+                lambda: aten.elu_backward(tg, sa, ss, 1.0, False, tx),
+            ),
+            ("silu", {}, lambda: F.silu(tx), lambda: aten.silu_backward(tg, tx)),
+            (
+                "softplus",
+                {},
+                lambda: F.softplus(tx),
+                lambda: aten.softplus_backward(tg, tx, 1.0, 20.0),
+            ),
+            ("gelu", {}, lambda: F.gelu(tx), lambda: aten.gelu_backward(tg, tx)),
+            (
+                "gelu",
+                {"approximate": "tanh"},
+                lambda: F.gelu(tx, approximate="tanh"),
+                lambda: aten.gelu_backward(tg, tx, approximate="tanh"),
+            ),
+            ("mish", {}, lambda: F.mish(tx), lambda: aten.mish_backward(tg, tx)),
+        ]:
+            fwd, bwd = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
+            label = name + ("_tanh" if kw else "")
+            case = label + " " + tag
+            add(case, "cyrelu", lambda fwd=fwd, kw=kw: fwd(x, out=y, num_threads=nt, **kw), 2 * nb)
+            if torch is not None:
+                add(case, "torch " + label, t_fwd, 2 * nb)
+            case = label + "_backward " + tag
+            add(
+                case,
+                "cyrelu",
+                lambda bwd=bwd, kw=kw: bwd(g, x, out=y, num_threads=nt, **kw),
+                3 * nb,
+            )
+            if torch is not None:
+                add(case, "torch " + label + "_backward", t_bwd, 3 * nb)
 
         # prelu with a weight per channel, on (N, 10, inner) data (inner = H * W up to
         # 1000); relu on the same data in the same case, so the ratio is measured in

@@ -17,7 +17,6 @@ from cyrelu import _activations as _k
 from cyrelu._validation import check_bounds, check_real
 
 
-
 def _check_nonzero(value: object, name: str) -> float:
     v = check_real(value, name)
     if v == 0.0:

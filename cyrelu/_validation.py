@@ -118,8 +118,10 @@ def fused_activation_code(activation: object) -> int:
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
-    if act != table.NONE and table.TABLE[str(activation)].params and (
-        table.TABLE[str(activation)].params[0][1] != 0.2
+    if (
+        act != table.NONE
+        and table.TABLE[str(activation)].params
+        and (table.TABLE[str(activation)].params[0][1] != 0.2)
     ):
         # BatchNorm's alpha (default 0.2) is leaky_relu's; an activation with another
         # parameter or default (elu's alpha = 1, gelu's approximate) is not fused

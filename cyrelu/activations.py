@@ -420,7 +420,7 @@ def elu(
     """ELU, ``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``torch.nn.functional.elu``).
 
     Computed as ``alpha * expm1(x)``, within a few ulp of the exact value (see
-    :doc:`semantics`).  ``-inf`` gives ``-alpha``, NaN stays NaN.  ``alpha`` is any
+    the Semantics page).  ``-inf`` gives ``-alpha``, NaN stays NaN.  ``alpha`` is any
     finite real (ValueError otherwise).  ``x``, ``out`` and ``num_threads`` are as for
     :func:`relu`.
     """

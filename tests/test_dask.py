@@ -96,9 +96,8 @@ def _elementwise_input(rng, dtype):
 @pytest.mark.parametrize("name", _activation_table.NAMES)
 def test_every_activation_of_the_table(client, rng, name, dtype):
     forward, backward = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
-    params = {
-        p[0]: "tanh" if p[2] == "approximate" else 0.3 for p in _activation_table.TABLE[name].params
-    }
+    table_params = _activation_table.TABLE[name].params
+    params = {p[0]: "tanh" if p[2] == "approximate" else 0.3 for p in table_params}
     xn = _elementwise_input(rng, dtype)
     gn = _data(rng, xn.shape, dtype)
     x = da.from_array(xn, chunks=(10, 8))

@@ -1,8 +1,8 @@
 """elu, celu, selu, silu, softplus, gelu (both forms) and mish, through the public
 functions: float32 within 4 ulp of a float64 reference (itself checked against mpmath)
 over the whole range (gradients within 8 ulp), every float16 pattern within 1 ulp,
-float64 against mpmath, the special values, torch's gradient conventions, parameter checks, layouts, threads and
-the layers."""
+float64 against mpmath, the special values, torch's gradient conventions, parameter
+checks, layouts, threads, the layers and BatchNorm's fused forward."""
 
 import math
 
@@ -355,3 +355,22 @@ def test_layer_checks_its_parameters():
 def test_batch_norm_does_not_fuse_a_foreign_parameter(name):
     with pytest.raises(ValueError, match=name):
         cyrelu.batch_norm(np.ones((4, 3)), training=True, activation=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize("name", ["selu", "silu", "mish"])
+@pytest.mark.parametrize("shape,axis", [((64, 24), 1), ((8, 24, 5, 7), 1), ((8, 5, 7, 24), -1)])
+def test_batch_norm_fuses_the_forward(name, dtype, shape, axis):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w = rng.uniform(0.5, 2, shape[axis]).astype(np.float32 if dtype == np.float16 else dtype)
+    b = rng.uniform(-1, 1, shape[axis]).astype(w.dtype)
+    plain, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, return_stats=True
+    )
+    fused = cyrelu.batch_norm(x, weight=w, bias=b, training=True, axis=axis, activation=name)
+    want = getattr(cyrelu, name)(plain.astype(np.float64))
+    tol = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(fused.astype(np.float64), want, rtol=tol, atol=tol)
+    with pytest.raises(ValueError, match="output"):
+        cyrelu.batch_norm_backward(x, x, mean, invstd, w, activation=name, axis=axis, output=fused)
