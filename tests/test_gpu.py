@@ -70,6 +70,24 @@ def _data(rng, shape, dtype, specials=True):
     return x
 
 
+# the smooth members: the GPU evaluates their double functions and rounds once, the CPU
+# the float ones for float16/float32 (each a few ulp from exact): close, not bitwise
+SMOOTH = {"elu", "celu", "selu", "silu", "softplus", "gelu", "mish"}
+
+
+def _agree(name, a, b):
+    if name.split("_")[0].split("-")[0] not in SMOOTH:
+        _same_bits(a, b)
+        return
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    rtol = {np.float16: 2e-3, np.float32: 1e-6, np.float64: 1e-13}[a.dtype.type]
+    ok = ~np.isnan(a)
+    # absolute near a zero of a derivative (the terms cancel there)
+    np.testing.assert_allclose(a[ok], b[ok], rtol=rtol, atol=rtol)
+
+
 def _same_bits(a, b, signed_zero=True):
     """Equal including NaN positions and (unless signed_zero=False) the sign of zero."""
     a = np.asarray(a)
@@ -117,7 +135,7 @@ def test_unary_matches_cpu(rng, dtype, shape, name, op):
     xd = cupy.asarray(x)
     y = op(cyrelu, xd)
     assert isinstance(y, cupy.ndarray) and y.device.id == xd.device.id
-    _same_bits(y.get(), op(cyrelu, x))
+    _agree(name, y.get(), op(cyrelu, x))
     _same_bits(xd.get(), x)  # input untouched
 
 
@@ -128,7 +146,7 @@ def test_binary_matches_cpu(rng, dtype, shape, name, op):
     g = _data(rng, shape, dtype)
     x = _data(rng, shape, dtype)
     y = op(cyrelu, cupy.asarray(g), cupy.asarray(x))
-    _same_bits(y.get(), op(cyrelu, g, x))
+    _agree(name, y.get(), op(cyrelu, g, x))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
