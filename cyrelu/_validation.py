@@ -114,24 +114,17 @@ def activation_code(activation: object) -> int:
 
 def fused_activation_code(activation: object) -> int:
     """BatchNorm's ``activation=``: :func:`activation_code`, and ValueError for an
-    activation with two parameters (BatchNorm passes the kernels one)."""
+    activation whose parameters are not BatchNorm's ``alpha`` (it passes the kernels
+    that one, default 0.2: leaky_relu's)."""
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
-    if (
-        act != table.NONE
-        and table.TABLE[str(activation)].params
-        and (table.TABLE[str(activation)].params[0][1] != 0.2)
-    ):
-        # BatchNorm's alpha (default 0.2) is leaky_relu's; an activation with another
-        # parameter or default (elu's alpha = 1, gelu's approximate) is not fused
+    params = table.TABLE[str(activation)].params if act != table.NONE else ()
+    if params and (len(params) > 1 or params[0][1] != 0.2):
+        # two parameters (hardtanh, softplus), or one with another meaning or default
+        # (elu's and celu's alpha = 1, gelu's approximate)
         raise ValueError(
-            "BatchNorm does not fuse %r (its parameter is not BatchNorm's alpha); "
-            "apply cyrelu.%s to its output instead" % (activation, activation)
-        )
-    if act != table.NONE and len(table.TABLE[str(activation)].params) > 1:
-        raise ValueError(
-            "BatchNorm does not fuse %r (an activation with two parameters); "
+            "BatchNorm does not fuse %r (its parameters are not BatchNorm's alpha); "
             "apply cyrelu.%s to its output instead" % (activation, activation)
         )
     return act

@@ -15,12 +15,13 @@
  *   code         op code (also the fused BatchNorm activation; 0 is CYR_ACT_NONE,
  *                the identity, which BatchNorm uses for "no activation")
  *   params       the scalar parameters, "" or "name=default:check[,name=default:check]"
- *                (check: real = any finite real; nonzero = a finite real other than 0;
- *                approximate = gelu's "none" (0) or "tanh" (1); bound = a finite real rounded to the
- *                data's type, as a clamp's bounds are, and a second bound may not be
- *                below the first).  The kernels take at most two, `a` and `b` (0 where
- *                the activation has fewer); BatchNorm fuses the activations with at
- *                most one.
+ *                (check: real = any finite real; nonzero = a finite real other than
+ *                0; approximate = gelu's "none" (0) or "tanh" (1); bound = a finite
+ *                real rounded to the data's type, as a clamp's bounds are, and a second
+ *                bound may not be below the first).  The kernels take at most two, `a`
+ *                and `b` (0 where the activation has fewer); BatchNorm fuses those
+ *                without a parameter and those whose one parameter is its alpha
+ *                (default 0.2).
  *   from_output  when the derivative can be computed from the output instead of the
  *                input: "always", "" (never) or "<param>>0".
  */
