@@ -134,7 +134,10 @@ def test_each_path_under_other_cache_sizes(l2):
     env = dict(os.environ)
     l2_bytes = int(l2[:-1]) << (10 if l2.endswith("K") else 20)
     env.update(CYRELU_L2_BYTES=l2, CYRELU_L3_BYTES=str(4 * l2_bytes))
-    env["PYTHONPATH"] = os.pathsep.join([here, *sys.path])
+    # the cyrelu under test (installed, or built in place) first: a source tree's
+    # uncompiled package must not shadow an installed one
+    parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([parent, here])
     code = (
         "import numpy as np, cyrelu, test_batchnorm_paths as t\n"
         "assert cyrelu._parallel.cache_info()['l2_bytes'] == %d\n"
@@ -143,6 +146,11 @@ def test_each_path_under_other_cache_sizes(l2):
         "print('ok')\n" % l2_bytes
     )
     res = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=parent,
     )
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
