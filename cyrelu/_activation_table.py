@@ -81,6 +81,11 @@ NONE: int = _k.ACT_NONE
 CODES: dict[str | None, int] = {None: NONE, **{a.name: a.code for a in TABLE.values()}}
 #: the names, for messages
 NAMES: tuple[str, ...] = tuple(TABLE)
+#: the activations BatchNorm fuses into its forward (those without a parameter and those
+#: whose one parameter is its alpha), and into its backward too (those of them whose
+#: derivative can be read from the output): the BatchNorm kernels are built for these
+BN_FORWARD: frozenset[str] = frozenset(_k.BN_FORWARD)
+BN_BACKWARD: frozenset[str] = frozenset(_k.BN_BACKWARD)
 
 
 def code(activation: object) -> int:

@@ -9,6 +9,8 @@ _A = NDArray[np.floating[Any]]
 
 ACT_NONE: int
 ACTIVATIONS: dict[str, tuple[int, str, str]]
+BN_FORWARD: tuple[str, ...]
+BN_BACKWARD: tuple[str, ...]
 
 def unary_flat(
     op: int, x: _A, y: _A, alpha: float, num_threads: int | None, beta: float = ...

@@ -42,6 +42,8 @@ cdef extern from "cyrelu/activations.h" nogil:
         const char *from_output
     const cyr_act_info cyr_act_table[]
     int CYR_ACT_TABLE_LEN
+    const char cyr_bn_forward_names[]
+    const char cyr_bn_backward_names[]
     void cyr_unary_f32(int op, const float *x, float *y, Py_ssize_t n, float a, float b)
     void cyr_unary_f64(int op, const double *x, double *y, Py_ssize_t n, double a, double b)
     void cyr_unary_strided_f32(int op, const char *x, Py_ssize_t sx, char *y, Py_ssize_t sy,
@@ -89,6 +91,9 @@ ACTIVATIONS = {
     )
     for i in range(CYR_ACT_TABLE_LEN)
 }
+# The activations BatchNorm's kernels fuse into its forward, and into its backward too.
+BN_FORWARD = tuple(cyr_bn_forward_names.decode("ascii").split())
+BN_BACKWARD = tuple(cyr_bn_backward_names.decode("ascii").split())
 
 # Chunk boundaries fall on multiples of this many elements (a 64-byte line for float32).
 cdef enum:

@@ -119,10 +119,10 @@ def fused_activation_code(activation: object) -> int:
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
-    params = table.TABLE[str(activation)].params if act != table.NONE else ()
-    if params and (len(params) > 1 or params[0][1] != 0.2):
+    if act != table.NONE and activation not in table.BN_FORWARD:
         # two parameters (hardtanh, softplus), or one with another meaning or default
-        # (elu's and celu's alpha = 1, gelu's approximate)
+        # (elu's and celu's alpha = 1, gelu's approximate): the kernels are not built
+        # for them (activation_table.h's CYR_BN_FORWARD_ACTIVATIONS)
         raise ValueError(
             "BatchNorm does not fuse %r (its parameters are not BatchNorm's alpha); "
             "apply cyrelu.%s to its output instead" % (activation, activation)
@@ -187,7 +187,7 @@ def batch_norm_backward_alpha(activation: object, act: int, alpha: object) -> fl
     from cyrelu import _activation_table as table
 
     if act != table.NONE and not table.grad_from_output(str(activation), alpha_):
-        if not table.TABLE[str(activation)].from_output:
+        if activation not in table.BN_BACKWARD:
             raise ValueError(
                 "the fused %s backward is not available: its derivative cannot be read "
                 "from the output; call batch_norm_backward(%s_backward(grad_output, "

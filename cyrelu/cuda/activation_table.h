@@ -43,6 +43,21 @@
     X(gelu, GELU, 12, "approximate=none:approximate", "")                                  \
     X(mish, MISH, 13, "", "")
 
+/* The activations BatchNorm fuses, X(name, NAME) each.
+ *
+ *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those without a parameter and those
+ *                                whose one parameter is BatchNorm's alpha (default 0.2)
+ *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those of them whose derivative
+ *                                can be read from the output (from_output not "")
+ *
+ * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
+ * `activation=` by them (cyrelu/_activation_table.py; tests/test_activation_table.py
+ * checks them against the rules above). */
+#define CYR_BN_FORWARD_ACTIVATIONS(X)                                                      \
+    X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardsigmoid, HARDSIGMOID)   \
+    X(hardswish, HARDSWISH) X(selu, SELU) X(silu, SILU) X(mish, MISH)
+#define CYR_BN_BACKWARD_ACTIVATIONS(X) X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6)
+
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };
 #undef CYR_ACT_ENUM_

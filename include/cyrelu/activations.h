@@ -44,6 +44,11 @@ typedef struct {
 static const cyr_act_info cyr_act_table[] = {CYR_ACTIVATIONS(CYR_ACT_INFO_)};
 #undef CYR_ACT_INFO_
 #define CYR_ACT_TABLE_LEN ((int)(sizeof cyr_act_table / sizeof cyr_act_table[0]))
+/* The activations BatchNorm fuses (forward; backward too), as space-separated names. */
+#define CYR_ACT_NAME_(name, NAME) #name " "
+static const char cyr_bn_forward_names[] = CYR_BN_FORWARD_ACTIVATIONS(CYR_ACT_NAME_) "";
+static const char cyr_bn_backward_names[] = CYR_BN_BACKWARD_ACTIVATIONS(CYR_ACT_NAME_) "";
+#undef CYR_ACT_NAME_
 
 /* One copy of the template per (type, ISA): CYR_SUFFIX names it, CYR_TARGET is the
  * function attribute that selects the instruction set. */

@@ -34,10 +34,13 @@
 #include "activations.h"
 
 /* The fused activation is a CYR_ACT_* code of the activation table (activations.h,
- * cyrelu/cuda/activation_table.h), or CYR_ACT_NONE.  The switches over it: */
-#define CYR_BN_CASE_(name, NAME, code, params, from_output) \
+ * cyrelu/cuda/activation_table.h), or CYR_ACT_NONE.  The switches over it list the
+ * activations BatchNorm fuses (CYR_BN_FORWARD_ACTIVATIONS in the forward kernels,
+ * CYR_BN_BACKWARD_ACTIVATIONS in the backward ones): any other code runs as
+ * CYR_ACT_NONE, and the Python layer never passes one. */
+#define CYR_BN_CASE_(name, NAME) \
     case CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME); break;
-#define CYR_BN_CASE2_(name, NAME, code, params, from_output) \
+#define CYR_BN_CASE2_(name, NAME) \
     case 2 * CYR_ACT_##NAME + 1: CYR_BN_CALL(CYR_ACT_##NAME, 1); break; \
     case 2 * CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME, 0); break;
 

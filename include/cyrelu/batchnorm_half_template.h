@@ -117,11 +117,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
        _mm256_load_ps(t_); })
 
 /* dy gated by the fused activation on y (bn_gate). */
-#define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
+#define CYR_BN_H_CASE_(name, NAME) \
     case CYR_ACT_##NAME: return CYR_BWD_##name(g, CYR_BN_H8(y), a, CYR_K(0));
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a) {
     switch (act) {
-    CYR_ACTIVATIONS(CYR_BN_H_CASE_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_H_CASE_)
     default: return g;
     }
 }
@@ -163,9 +163,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
         const float gv = cyr_h2f_scalar(dy[i]);
         float gf = gv;
         switch (act) {
-#define CYR_BN_T_CASE_(name, NAME, code, params, from_output) \
+#define CYR_BN_T_CASE_(name, NAME) \
         case CYR_ACT_##NAME: gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]), a, 0.0f); break;
-        CYR_ACTIVATIONS(CYR_BN_T_CASE_)
+        CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_T_CASE_)
 #undef CYR_BN_T_CASE_
         default: break;
         }
@@ -180,7 +180,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
                                                    float a, double *s0, double *s1, double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_hdot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
-    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -188,11 +188,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
 /* The elementwise passes, 8 elements at a time, in float as the float kernel computes
  * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
  * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
-#define CYR_BN_H_CASE_(name, NAME, code, params, from_output) \
+#define CYR_BN_H_CASE_(name, NAME) \
     case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, CYR_K(0));
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
     switch (act) {
-    CYR_ACTIVATIONS(CYR_BN_H_CASE_)
+    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_H_CASE_)
     default: return v;
     }
 }
@@ -234,7 +234,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, 
                                                    float a, int stream) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_haffine8_impl)(ACT, x, y, n8, scale, shift, a, stream)
-    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -266,7 +266,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_ha
                                                float A, float a, int stream) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_hdx8_impl)(ACT, TRAIN, dy, x, y, dx, n8, mean, k, mdy, A, a, stream)
-    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL

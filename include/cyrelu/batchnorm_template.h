@@ -17,22 +17,22 @@
 #else /* float and double */
 
 /* ---- the math of one element ------------------------------------------------ */
-#define CYR_BN_ACT_CASE_(name, NAME, code, params, from_output) \
+#define CYR_BN_ACT_CASE_(name, NAME) \
     case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a, 0);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
     switch (act) {
-    CYR_ACTIVATIONS(CYR_BN_ACT_CASE_)
+    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_ACT_CASE_)
     default: return v;
     }
 }
 #undef CYR_BN_ACT_CASE_
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
-#define CYR_BN_GATE_CASE_(name, NAME, code, params, from_output) \
+#define CYR_BN_GATE_CASE_(name, NAME) \
     case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a, 0);
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
     switch (act) {
-    CYR_ACTIVATIONS(CYR_BN_GATE_CASE_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_GATE_CASE_)
     default: return g;
     }
 }
@@ -172,14 +172,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T
     if ((const CYR_T *)y == x) {
         switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_inplace_impl)(ACT, y, n, scale, shift, a)
-        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
     } else {
         switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_impl)(ACT, x, y, n, scale, shift, a)
-        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
@@ -239,14 +239,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
         if ((const CYR_T *)yr == xr) {
             switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_inplace_impl)(ACT, yr, w, scale, shift, a)
-            CYR_ACTIVATIONS(CYR_BN_CASE_)
+            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
             default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
             }
         } else {
             switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_impl)(ACT, xr, yr, w, scale, shift, a)
-            CYR_ACTIVATIONS(CYR_BN_CASE_)
+            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
             default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
             }
@@ -273,7 +273,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T
         switch (act) {
 #define CYR_BN_CALL(ACT) \
     CYR_NAME(bn_affine_cols_impl)(ACT, x + i, y + i, len, scale + j, shift + j, a)
-        CYR_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
@@ -515,7 +515,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
                                      double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
-    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -541,7 +541,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
                                 CYR_T mdy, CYR_T A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
-    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL
@@ -775,7 +775,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
                                          double *s1) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
-    CYR_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -835,7 +835,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
                                      const CYR_T *A, CYR_T a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
-    CYR_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL
@@ -864,7 +864,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, cons
 #define CYR_BN_CALL(ACT, TRAIN)                                                          \
     CYR_NAME(bn_dx_row_impl)(ACT, TRAIN, dy + i, x + i, y ? y + i : NULL, dx + i, len,    \
                              mean + j, k + j, mdy + j, A + j, a)
-        CYR_ACTIVATIONS(CYR_BN_CASE2_)
+        CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
         case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
         default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL

@@ -1,0 +1,88 @@
+"""BatchNorm's fused activations, by the table: the lists the kernels are built for
+(activation_table.h's CYR_BN_FORWARD_ACTIVATIONS / CYR_BN_BACKWARD_ACTIVATIONS) follow
+their rules, every listed activation is really applied on every layout and dtype (a code
+the kernels were not built for would run as no activation), and every other one is
+refused with a ValueError naming it."""
+
+import numpy as np
+import pytest
+
+import cyrelu
+from cyrelu import _activation_table as table
+
+LAYOUTS = [((64, 24), 1), ((6, 5, 40), 1), ((6, 40, 5), -1), ((3, 4, 5, 6), 2)]
+DTYPES = [np.float16, np.float32, np.float64]
+TOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}
+
+
+def test_lists_follow_their_rules():
+    def fuses(entry):  # no parameter, or one that is BatchNorm's alpha (default 0.2)
+        return not entry.params or (len(entry.params) == 1 and entry.params[0][1] == 0.2)
+
+    assert {n for n, e in table.TABLE.items() if fuses(e)} == table.BN_FORWARD
+    assert {n for n in table.BN_FORWARD if table.TABLE[n].from_output} == table.BN_BACKWARD
+    assert {"relu", "leaky_relu", "silu"} <= table.BN_FORWARD
+    assert {"relu", "leaky_relu"} <= table.BN_BACKWARD
+
+
+def _data(shape, axis, dtype, seed=3):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(shape) * 3 + 0.5).astype(dtype)
+    pdtype = np.float32 if dtype == np.float16 else dtype
+    C = shape[axis]
+    w = rng.uniform(0.5, 2, C).astype(pdtype)
+    b = rng.uniform(-1, 1, C).astype(pdtype)
+    rm = rng.standard_normal(C).astype(pdtype)
+    rv = rng.uniform(0.5, 2, C).astype(pdtype)
+    return x, w, b, rm, rv
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+@pytest.mark.parametrize("name", sorted(table.BN_FORWARD))
+def test_forward_applies_each_listed_activation(name, shape, axis, dtype, training):
+    x, w, b, rm, rv = _data(shape, axis, dtype)
+    kw = dict(weight=w, bias=b, training=training, axis=axis)
+    plain = cyrelu.batch_norm(x, rm.copy(), rv.copy(), **kw)
+    fused = cyrelu.batch_norm(x, rm.copy(), rv.copy(), activation=name, **kw)
+    # the float64 reference applied to the unfused output (float16: both round once)
+    want = getattr(cyrelu, name)(plain.astype(np.float64))
+    tol = TOL[dtype]
+    np.testing.assert_allclose(fused.astype(np.float64), want, rtol=tol, atol=tol)
+    assert not np.allclose(fused.astype(np.float64), plain.astype(np.float64), atol=1e-2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
+def test_backward_gates_by_each_listed_activation(name, shape, axis, dtype):
+    x, w, b, _, _ = _data(shape, axis, dtype)
+    y, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, activation=name, return_stats=True
+    )
+    g = np.random.default_rng(4).standard_normal(shape).astype(dtype)
+    fused = cyrelu.batch_norm_backward(g, x, mean, invstd, w, axis=axis, activation=name, output=y)
+    gated = getattr(cyrelu, name + "_backward")(g, y)
+    unfused = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, axis=axis)
+    plain = cyrelu.batch_norm_backward(g, x, mean, invstd, w, axis=axis)
+    tol = 10 * TOL[dtype]
+    for a, r in zip(fused, unfused, strict=True):
+        np.testing.assert_allclose(a.astype(np.float64), r.astype(np.float64), rtol=tol, atol=tol)
+    assert not np.allclose(fused[0], plain[0])
+
+
+@pytest.mark.parametrize("name", sorted(set(table.TABLE) - table.BN_FORWARD))
+def test_forward_refuses_the_others(name):
+    x, *_ = _data((4, 3, 5), 1, np.float32)
+    with pytest.raises(ValueError, match="does not fuse %r" % name):
+        cyrelu.batch_norm(x, training=True, activation=name)
+    with pytest.raises(ValueError, match="does not fuse %r" % name):
+        cyrelu.batch_norm_backward(x, x, np.zeros(3), np.ones(3), activation=name, output=x)
+
+
+@pytest.mark.parametrize("name", sorted(table.BN_FORWARD - table.BN_BACKWARD))
+def test_backward_refuses_the_forward_only_ones(name):
+    x, *_ = _data((4, 3, 5), 1, np.float32)
+    with pytest.raises(ValueError, match="fused %s backward is not available" % name):
+        cyrelu.batch_norm_backward(x, x, np.zeros(3), np.ones(3), activation=name, output=x)
