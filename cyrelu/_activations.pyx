@@ -23,6 +23,7 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 from libc.string cimport memcpy
 
+from cyrelu._ndarray cimport disjoint_or_same, plain_array, same_shape
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
 
 cnp.import_array()
@@ -225,52 +226,15 @@ def copy_flat(cnp.ndarray src, cnp.ndarray dst, num_threads):
 
 # ---- fast entry for the common case --------------------------------------------------
 
-cdef inline bint _plain(object a, int typenum) noexcept:
-    """An exact ndarray of `typenum` (or, with typenum < 0, float16/32/64), C-contiguous,
-    aligned, native byte order."""
-    cdef cnp.ndarray arr
-    cdef int t
-    if type(a) is not cnp.ndarray:
-        return False
-    arr = <cnp.ndarray>a
-    t = cnp.PyArray_TYPE(arr)
-    if typenum >= 0:
-        if t != typenum:
-            return False
-    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64 and t != cnp.NPY_FLOAT16:
-        return False
-    return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-            and cnp.PyArray_ISNOTSWAPPED(arr))
-
-
-cdef inline bint _same_shape(cnp.ndarray a, cnp.ndarray b) noexcept:
-    cdef int d, nd = cnp.PyArray_NDIM(a)
-    if cnp.PyArray_NDIM(b) != nd:
-        return False
-    for d in range(nd):
-        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
-            return False
-    return True
-
-
-cdef inline bint _disjoint_or_same(cnp.ndarray a, cnp.ndarray b) noexcept:
-    """Two C-contiguous arrays of one shape: either the very same memory or no overlap."""
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    if pa == pb:
-        return True
-    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
-
-
 cdef inline object _fast_out(cnp.ndarray x, object out, int typenum):
     """`out` ready to write (a new array if None), or None if it needs the general path."""
     cdef cnp.ndarray o
     if out is None:
         return PyArray_NewLikeArray(x, cnp.NPY_KEEPORDER, NULL, 0)
-    if not _plain(out, typenum):
+    if not plain_array(out, typenum, True):
         return None
     o = <cnp.ndarray>out
-    if not cnp.PyArray_ISWRITEABLE(o) or not _same_shape(x, o):
+    if not cnp.PyArray_ISWRITEABLE(o) or not same_shape(x, o):
         return None
     return o
 
@@ -291,7 +255,7 @@ def unary_fast(int op, x, out, alpha, num_threads, beta=0.0):
     """Common-case y = f(x): returns y, or None when the general path must handle it."""
     cdef cnp.ndarray xa, ya
     cdef double a = 0.0, b = 0.0
-    if not _plain(x, -1):
+    if not plain_array(x, -1, True):
         return None
     xa = <cnp.ndarray>x
     if not _fast_alpha(alpha, &a) or not _fast_alpha(beta, &b):
@@ -300,7 +264,7 @@ def unary_fast(int op, x, out, alpha, num_threads, beta=0.0):
     if res is None:
         return None
     ya = <cnp.ndarray>res
-    if not _disjoint_or_same(xa, ya):
+    if not disjoint_or_same(xa, ya):
         return None
     unary_flat(op, xa, ya, a, num_threads, b)
     return ya
@@ -310,10 +274,10 @@ def binary_fast(int op, g, x, out, alpha, num_threads, beta=0.0):
     """Common-case out = f'(x) * g: returns out, or None for the general path."""
     cdef cnp.ndarray ga, xa, oa
     cdef double a = 0.0, b = 0.0
-    if not _plain(x, -1):
+    if not plain_array(x, -1, True):
         return None
     xa = <cnp.ndarray>x
-    if not _plain(g, cnp.PyArray_TYPE(xa)) or not _same_shape(xa, <cnp.ndarray>g):
+    if not plain_array(g, cnp.PyArray_TYPE(xa), True) or not same_shape(xa, <cnp.ndarray>g):
         return None
     ga = <cnp.ndarray>g
     if not _fast_alpha(alpha, &a) or not _fast_alpha(beta, &b):
@@ -322,7 +286,7 @@ def binary_fast(int op, g, x, out, alpha, num_threads, beta=0.0):
     if res is None:
         return None
     oa = <cnp.ndarray>res
-    if not _disjoint_or_same(xa, oa) or not _disjoint_or_same(ga, oa):
+    if not disjoint_or_same(xa, oa) or not disjoint_or_same(ga, oa):
         return None
     binary_flat(op, ga, xa, oa, a, num_threads, b)
     return oa

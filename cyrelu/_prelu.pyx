@@ -17,6 +17,7 @@ from cython.parallel cimport prange
 cimport numpy as cnp
 import numpy as np
 
+from cyrelu._ndarray cimport disjoint, plain_array
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
 
 cnp.import_array()
@@ -167,30 +168,6 @@ cdef extern from "numpy/arrayobject.h":
                                 cnp.PyArray_Descr *descr, int subok)
 
 
-cdef inline bint _plain(object a, int typenum) noexcept:
-    """An exact ndarray of `typenum` (or, with typenum < 0, float32/64), C-contiguous,
-    aligned, native byte order."""
-    cdef cnp.ndarray arr
-    cdef int t
-    if type(a) is not cnp.ndarray:
-        return False
-    arr = <cnp.ndarray>a
-    t = cnp.PyArray_TYPE(arr)
-    if typenum >= 0:
-        if t != typenum:
-            return False
-    elif t != cnp.NPY_FLOAT32 and t != cnp.NPY_FLOAT64:
-        return False
-    return (cnp.PyArray_IS_C_CONTIGUOUS(arr) and cnp.PyArray_ISALIGNED(arr)
-            and cnp.PyArray_ISNOTSWAPPED(arr))
-
-
-cdef inline bint _disjoint(cnp.ndarray a, cnp.ndarray b) noexcept:
-    cdef char *pa = <char *>cnp.PyArray_DATA(a)
-    cdef char *pb = <char *>cnp.PyArray_DATA(b)
-    return pa + cnp.PyArray_NBYTES(a) <= pb or pb + cnp.PyArray_NBYTES(b) <= pa
-
-
 def forward_fast(x, w, out, axis, num_threads):
     """Common-case prelu, checked at C speed: x a C-contiguous float32/float64 ndarray,
     w a contiguous 1-D ndarray of its type and a valid length, out None or an array like
@@ -199,11 +176,11 @@ def forward_fast(x, w, out, axis, num_threads):
     cdef cnp.ndarray xa, wa, ya
     cdef int typenum, nd, ax, d
     cdef Py_ssize_t n, C, inner = 1, nw
-    if not _plain(x, -1) or type(axis) is not int:
+    if not plain_array(x, -1, False) or type(axis) is not int:
         return None
     xa = <cnp.ndarray>x
     typenum = cnp.PyArray_TYPE(xa)
-    if not _plain(w, typenum) or cnp.PyArray_NDIM(<cnp.ndarray>w) != 1:
+    if not plain_array(w, typenum, False) or cnp.PyArray_NDIM(<cnp.ndarray>w) != 1:
         return None
     wa = <cnp.ndarray>w
     n = cnp.PyArray_SIZE(xa)
@@ -225,7 +202,7 @@ def forward_fast(x, w, out, axis, num_threads):
     if out is None:
         ya = <cnp.ndarray>PyArray_NewLikeArray(xa, cnp.NPY_KEEPORDER, NULL, 0)
     else:
-        if not _plain(out, typenum):
+        if not plain_array(out, typenum, False):
             return None
         ya = <cnp.ndarray>out
         if not cnp.PyArray_ISWRITEABLE(ya) or cnp.PyArray_NDIM(ya) != nd:
@@ -233,8 +210,8 @@ def forward_fast(x, w, out, axis, num_threads):
         for d in range(nd):
             if cnp.PyArray_DIM(ya, d) != cnp.PyArray_DIM(xa, d):
                 return None
-        if (cnp.PyArray_DATA(ya) != cnp.PyArray_DATA(xa) and not _disjoint(xa, ya)) \
-                or not _disjoint(wa, ya):
+        if (cnp.PyArray_DATA(ya) != cnp.PyArray_DATA(xa) and not disjoint(xa, ya)) \
+                or not disjoint(wa, ya):
             return None
     forward(xa, ya, C, inner, wa, num_threads)
     return ya

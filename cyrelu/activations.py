@@ -42,7 +42,6 @@ from cyrelu._layout import coalesce, prelu_box
 from cyrelu._validation import (
     as_float_array,
     check_out,
-    check_real,
     check_same,
     may_overlap_partly,
     prelu_weight,
@@ -86,19 +85,66 @@ __all__ = [
     "prelu_backward",
 ]
 
+# The activations without a parameter, or whose parameters are of the table's kind
+# "real", try the kernels' fast entry first, with their parameters as given (it takes
+# finite floats, and leaves anything else to _forward / _backward, which check them):
+# a call on a small array then costs a few tenths of a microsecond.  The other kinds
+# have rules of their own (rounding for "bound", 0 refused for "nonzero", a string for
+# "approximate"), applied first.
 _RELU = _CODES["relu"]
 _LEAKY_RELU = _CODES["leaky_relu"]
 _RELU6 = _CODES["relu6"]
 _HARDSIGMOID = _CODES["hardsigmoid"]
 _HARDSWISH = _CODES["hardswish"]
-_HARDTANH = _CODES["hardtanh"]
 _ELU = _CODES["elu"]
-_CELU = _CODES["celu"]
 _SELU = _CODES["selu"]
 _SILU = _CODES["silu"]
-_SOFTPLUS = _CODES["softplus"]
-_GELU = _CODES["gelu"]
 _MISH = _CODES["mish"]
+
+
+def _forward(
+    name: str, x: ArrayLike, out: FloatArray | None, num_threads: int | None, *params: object
+) -> FloatArray:
+    """Every activation's forward, ``name(x, *params, out=out, num_threads=num_threads)``:
+    the parameters checked by the table's rules (for ``x``'s dtype; None is no number),
+    then the kernels' fast entry for the common case (an exact, contiguous, aligned
+    ndarray), else the array's backend (CuPy, Dask), else the general path (any layout,
+    overlap, array_like input)."""
+    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params, none_is_default=False)
+    code = _CODES[name]
+    y = _k.unary_fast(code, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(x, out)
+    if be is not None:
+        return cast("FloatArray", getattr(be, name)(x, *params, out=out, num_threads=num_threads))
+    return _unary(code, x, out, a, num_threads, b)
+
+
+def _backward(
+    name: str,
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    out: FloatArray | None,
+    num_threads: int | None,
+    *params: object,
+) -> FloatArray:
+    """Every activation's backward, ``name_backward(grad_output, x, *params, ...)``, by
+    the same steps as :func:`_forward`."""
+    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params, none_is_default=False)
+    code = _CODES[name]
+    y = _k.binary_fast(code, grad_output, x, out, a, num_threads, b)
+    if y is not None:
+        return y
+    be = backend_for(grad_output, x, out)
+    if be is not None:
+        return cast(
+            "FloatArray",
+            getattr(be, name + "_backward")(
+                grad_output, x, *params, out=out, num_threads=num_threads
+            ),
+        )
+    return _binary(code, grad_output, x, out, a, num_threads, b)
 
 
 def relu(
@@ -123,12 +169,7 @@ def relu(
         NaN stays NaN, +inf stays +inf, -inf and -0.0... see the module table.
     """
     y = _k.unary_fast(_RELU, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.relu(x, out=out, num_threads=num_threads))
-    return _unary(_RELU, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("relu", x, out, num_threads)
 
 
 def leaky_relu(
@@ -148,13 +189,7 @@ def leaky_relu(
     For float32 input, alpha is rounded to float32 (as PyTorch does).
     """
     y = _k.unary_fast(_LEAKY_RELU, x, out, alpha, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.leaky_relu(x, alpha, out=out, num_threads=num_threads))
-    alpha = check_real(alpha, "alpha")
-    return _unary(_LEAKY_RELU, x, out, alpha, num_threads)
+    return y if y is not None else _forward("leaky_relu", x, out, num_threads, alpha)
 
 
 def relu_backward(
@@ -173,14 +208,7 @@ def relu_backward(
     must have the same shape and dtype (no broadcasting).
     """
     y = _k.binary_fast(_RELU, grad_output, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray", be.relu_backward(grad_output, x, out=out, num_threads=num_threads)
-        )
-    return _binary(_RELU, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("relu", grad_output, x, out, num_threads)
 
 
 def leaky_relu_backward(
@@ -200,16 +228,7 @@ def leaky_relu_backward(
     can stand in for ``x``.
     """
     y = _k.binary_fast(_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.leaky_relu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
-        )
-    alpha = check_real(alpha, "alpha")
-    return _binary(_LEAKY_RELU, grad_output, x, out, alpha, num_threads)
+    return y if y is not None else _backward("leaky_relu", grad_output, x, out, num_threads, alpha)
 
 
 def relu6(
@@ -221,12 +240,7 @@ def relu6(
     +inf gives 6.  ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     """
     y = _k.unary_fast(_RELU6, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.relu6(x, out=out, num_threads=num_threads))
-    return _unary(_RELU6, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("relu6", x, out, num_threads)
 
 
 def relu6_backward(
@@ -245,14 +259,7 @@ def relu6_backward(
     Passing the forward's output instead of ``x`` gives the same result.
     """
     y = _k.binary_fast(_RELU6, grad_output, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray", be.relu6_backward(grad_output, x, out=out, num_threads=num_threads)
-        )
-    return _binary(_RELU6, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("relu6", grad_output, x, out, num_threads)
 
 
 def hardsigmoid(
@@ -265,12 +272,7 @@ def hardsigmoid(
     :func:`relu`.
     """
     y = _k.unary_fast(_HARDSIGMOID, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.hardsigmoid(x, out=out, num_threads=num_threads))
-    return _unary(_HARDSIGMOID, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("hardsigmoid", x, out, num_threads)
 
 
 def hardsigmoid_backward(
@@ -288,15 +290,7 @@ def hardsigmoid_backward(
     float64 kernel multiplies by float32's 1/6 instead (3e-8 relative off).
     """
     y = _k.binary_fast(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.hardsigmoid_backward(grad_output, x, out=out, num_threads=num_threads),
-        )
-    return _binary(_HARDSIGMOID, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("hardsigmoid", grad_output, x, out, num_threads)
 
 
 def hardswish(
@@ -312,12 +306,7 @@ def hardswish(
     ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     """
     y = _k.unary_fast(_HARDSWISH, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.hardswish(x, out=out, num_threads=num_threads))
-    return _unary(_HARDSWISH, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("hardswish", x, out, num_threads)
 
 
 def hardswish_backward(
@@ -334,21 +323,7 @@ def hardswish_backward(
     kernel gives ``g`` there).
     """
     y = _k.binary_fast(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.hardswish_backward(grad_output, x, out=out, num_threads=num_threads),
-        )
-    return _binary(_HARDSWISH, grad_output, x, out, 0.0, num_threads)
-
-
-def _hardtanh_bounds(min_val: float, max_val: float, x: object) -> tuple[float, float]:
-    """hardtanh's bounds as the kernels take them: the table's rules for "bound"
-    parameters (``_activation_table.kernel_scalars``)."""
-    return _kernel_scalars("hardtanh", getattr(x, "dtype", None), min_val, max_val)
+    return y if y is not None else _backward("hardswish", grad_output, x, out, num_threads)
 
 
 def hardtanh(
@@ -367,14 +342,7 @@ def hardtanh(
     ``min_val > max_val`` and non-finite bounds are a ValueError.  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
-    lo, hi = _hardtanh_bounds(min_val, max_val, x)
-    y = _k.unary_fast(_HARDTANH, x, out, lo, num_threads, hi)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.hardtanh(x, lo, hi, out=out, num_threads=num_threads))
-    return _unary(_HARDTANH, x, out, lo, num_threads, hi)
+    return _forward("hardtanh", x, out, num_threads, min_val, max_val)
 
 
 def hardtanh_backward(
@@ -393,17 +361,7 @@ def hardtanh_backward(
     gradient passes through (PyTorch's scalar code; see :func:`relu6_backward`).  The
     forward's output can stand in for ``x``.
     """
-    lo, hi = _hardtanh_bounds(min_val, max_val, x)
-    y = _k.binary_fast(_HARDTANH, grad_output, x, out, lo, num_threads, hi)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.hardtanh_backward(grad_output, x, lo, hi, out=out, num_threads=num_threads),
-        )
-    return _binary(_HARDTANH, grad_output, x, out, lo, num_threads, hi)
+    return _backward("hardtanh", grad_output, x, out, num_threads, min_val, max_val)
 
 
 # ---- the smooth members: each value within a few ulp (activation_special.h) ----
@@ -424,14 +382,8 @@ def elu(
     finite real (ValueError otherwise).  ``x``, ``out`` and ``num_threads`` are as for
     :func:`relu`.
     """
-    a, b = _kernel_scalars("elu", getattr(x, "dtype", None), alpha)
-    y = _k.unary_fast(_ELU, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.elu(x, alpha, out=out, num_threads=num_threads))
-    return _unary(_ELU, x, out, a, num_threads, b)
+    y = _k.unary_fast(_ELU, x, out, alpha, num_threads)
+    return y if y is not None else _forward("elu", x, out, num_threads, alpha)
 
 
 def elu_backward(
@@ -449,17 +401,8 @@ def elu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("elu", getattr(x, "dtype", None), alpha)
-    y = _k.binary_fast(_ELU, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.elu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
-        )
-    return _binary(_ELU, grad_output, x, out, a, num_threads, b)
+    y = _k.binary_fast(_ELU, grad_output, x, out, alpha, num_threads)
+    return y if y is not None else _backward("elu", grad_output, x, out, num_threads, alpha)
 
 
 def celu(
@@ -477,14 +420,7 @@ def celu(
     gives ``-alpha`` for ``alpha > 0``.  ``x``, ``out`` and ``num_threads`` are as for
     :func:`relu`.
     """
-    a, b = _kernel_scalars("celu", getattr(x, "dtype", None), alpha)
-    y = _k.unary_fast(_CELU, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.celu(x, alpha, out=out, num_threads=num_threads))
-    return _unary(_CELU, x, out, a, num_threads, b)
+    return _forward("celu", x, out, num_threads, alpha)
 
 
 def celu_backward(
@@ -502,17 +438,7 @@ def celu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("celu", getattr(x, "dtype", None), alpha)
-    y = _k.binary_fast(_CELU, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.celu_backward(grad_output, x, alpha, out=out, num_threads=num_threads),
-        )
-    return _binary(_CELU, grad_output, x, out, a, num_threads, b)
+    return _backward("celu", grad_output, x, out, num_threads, alpha)
 
 
 def selu(
@@ -527,14 +453,8 @@ def selu(
 
     ``x``, ``out`` and ``num_threads`` are as for :func:`relu`.
     """
-    a, b = _kernel_scalars("selu", getattr(x, "dtype", None))
-    y = _k.unary_fast(_SELU, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.selu(x, out=out, num_threads=num_threads))
-    return _unary(_SELU, x, out, a, num_threads, b)
+    y = _k.unary_fast(_SELU, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("selu", x, out, num_threads)
 
 
 def selu_backward(
@@ -551,17 +471,8 @@ def selu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("selu", getattr(x, "dtype", None))
-    y = _k.binary_fast(_SELU, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.selu_backward(grad_output, x, out=out, num_threads=num_threads),
-        )
-    return _binary(_SELU, grad_output, x, out, a, num_threads, b)
+    y = _k.binary_fast(_SELU, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("selu", grad_output, x, out, num_threads)
 
 
 def silu(
@@ -577,14 +488,8 @@ def silu(
     NaN), ``+inf`` gives ``+inf``, NaN stays NaN.  ``x``, ``out`` and ``num_threads``
     are as for :func:`relu`.
     """
-    a, b = _kernel_scalars("silu", getattr(x, "dtype", None))
-    y = _k.unary_fast(_SILU, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.silu(x, out=out, num_threads=num_threads))
-    return _unary(_SILU, x, out, a, num_threads, b)
+    y = _k.unary_fast(_SILU, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("silu", x, out, num_threads)
 
 
 def silu_backward(
@@ -602,17 +507,8 @@ def silu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("silu", getattr(x, "dtype", None))
-    y = _k.binary_fast(_SILU, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.silu_backward(grad_output, x, out=out, num_threads=num_threads),
-        )
-    return _binary(_SILU, grad_output, x, out, a, num_threads, b)
+    y = _k.binary_fast(_SILU, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("silu", grad_output, x, out, num_threads)
 
 
 def softplus(
@@ -632,16 +528,7 @@ def softplus(
     ``threshold`` a finite real (ValueError otherwise).  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
-    a, b = _kernel_scalars("softplus", getattr(x, "dtype", None), beta, threshold)
-    y = _k.unary_fast(_SOFTPLUS, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast(
-            "FloatArray", be.softplus(x, beta, threshold, out=out, num_threads=num_threads)
-        )
-    return _unary(_SOFTPLUS, x, out, a, num_threads, b)
+    return _forward("softplus", x, out, num_threads, beta, threshold)
 
 
 def softplus_backward(
@@ -660,19 +547,7 @@ def softplus_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("softplus", getattr(x, "dtype", None), beta, threshold)
-    y = _k.binary_fast(_SOFTPLUS, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.softplus_backward(
-                grad_output, x, beta, threshold, out=out, num_threads=num_threads
-            ),
-        )
-    return _binary(_SOFTPLUS, grad_output, x, out, a, num_threads, b)
+    return _backward("softplus", grad_output, x, out, num_threads, beta, threshold)
 
 
 def gelu(
@@ -693,14 +568,7 @@ def gelu(
     gives 0 (torch: NaN).  Another ``approximate`` is a ValueError.  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
-    a, b = _kernel_scalars("gelu", getattr(x, "dtype", None), approximate)
-    y = _k.unary_fast(_GELU, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.gelu(x, approximate, out=out, num_threads=num_threads))
-    return _unary(_GELU, x, out, a, num_threads, b)
+    return _forward("gelu", x, out, num_threads, approximate)
 
 
 def gelu_backward(
@@ -718,17 +586,7 @@ def gelu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("gelu", getattr(x, "dtype", None), approximate)
-    y = _k.binary_fast(_GELU, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.gelu_backward(grad_output, x, approximate, out=out, num_threads=num_threads),
-        )
-    return _binary(_GELU, grad_output, x, out, a, num_threads, b)
+    return _backward("gelu", grad_output, x, out, num_threads, approximate)
 
 
 def mish(
@@ -744,14 +602,8 @@ def mish(
     the exact value.  ``-inf`` gives 0 (torch: NaN).  ``x``, ``out`` and ``num_threads``
     are as for :func:`relu`.
     """
-    a, b = _kernel_scalars("mish", getattr(x, "dtype", None))
-    y = _k.unary_fast(_MISH, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(x, out)
-    if be is not None:
-        return cast("FloatArray", be.mish(x, out=out, num_threads=num_threads))
-    return _unary(_MISH, x, out, a, num_threads, b)
+    y = _k.unary_fast(_MISH, x, out, 0.0, num_threads)
+    return y if y is not None else _forward("mish", x, out, num_threads)
 
 
 def mish_backward(
@@ -767,17 +619,8 @@ def mish_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
-    a, b = _kernel_scalars("mish", getattr(x, "dtype", None))
-    y = _k.binary_fast(_MISH, grad_output, x, out, a, num_threads, b)
-    if y is not None:
-        return y
-    be = backend_for(grad_output, x, out)
-    if be is not None:
-        return cast(
-            "FloatArray",
-            be.mish_backward(grad_output, x, out=out, num_threads=num_threads),
-        )
-    return _binary(_MISH, grad_output, x, out, a, num_threads, b)
+    y = _k.binary_fast(_MISH, grad_output, x, out, 0.0, num_threads)
+    return y if y is not None else _backward("mish", grad_output, x, out, num_threads)
 
 
 # ---- shared machinery --------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Shared test fixtures: the optional oracles (PyTorch) and random data helpers."""
+"""Shared test fixtures: the optional oracles (PyTorch), random data helpers, and the
+Dask cluster of the Dask tests."""
+
+import logging
+import os
 
 import numpy as np
 import pytest
@@ -15,3 +19,31 @@ def rng():
 
 
 requires_torch = pytest.mark.skipif(torch is None, reason="PyTorch not installed")
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A dask.distributed client on a LocalCluster of two worker processes with one
+    thread each and 1 GiB of memory, one per test module (tests/test_dask.py,
+    tests/test_prelu_dask.py): closed, and this process's environment restored, before
+    the next module runs.  The tests that take it skip where dask or distributed is not
+    installed."""
+    pytest.importorskip("dask.array")
+    distributed = pytest.importorskip("distributed")
+    # starting the worker processes sets OMP_NUM_THREADS=1 and others in this process's
+    # environment, which later tests' subprocesses would inherit: restored afterwards
+    environ = dict(os.environ)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        processes=True,
+        threads_per_worker=1,
+        memory_limit="1GiB",
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    try:
+        with cluster, distributed.Client(cluster) as c:
+            yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)

@@ -21,27 +21,6 @@ distributed = pytest.importorskip("distributed")
 F64 = np.float64
 
 
-@pytest.fixture(scope="module")
-def client():
-    # starting the worker processes sets OMP_NUM_THREADS=1 and others in this process's
-    # environment, which later tests' subprocesses would inherit: restored afterwards
-    environ = dict(os.environ)
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        memory_limit="1GiB",
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    try:
-        with cluster, distributed.Client(cluster) as c:
-            yield c
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-
-
 def _data(rng, shape, dtype=np.float32, loc=0.0, scale=1.0):
     return (rng.standard_normal(shape) * scale + loc).astype(dtype)
 

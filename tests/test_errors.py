@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cyrelu
-from cyrelu import nn
+from cyrelu import _activation_table as table, nn
 
 _PKG_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
 HUGE = 2**1100  # an int too large for a float
@@ -104,6 +104,39 @@ def test_activation_layers_reject_what_the_functions_reject(layer):
         else cyrelu.leaky_relu_backward([1.0, 1.0], [1.0, -2.0], 0.1),
     )
     assert y.shape == (2,)
+
+
+_LAYERS = {
+    "leaky_relu": nn.LeakyReLU,
+    "hardtanh": nn.Hardtanh,
+    "elu": nn.ELU,
+    "celu": nn.CELU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+}
+_PARAMETERISED = [(n, k, p[0]) for n, e in table.TABLE.items() for k, p in enumerate(e.params)]
+
+
+@pytest.mark.parametrize("name,index,param", _PARAMETERISED)
+def test_none_for_an_activation_parameter_is_a_type_error(name, index, param):
+    """None is no number: a TypeError naming the parameter, from the functions (fast and
+    general paths, forward and backward) and the layers, never the default."""
+    defaults = [d for _, d, _ in table.TABLE[name].params]
+    args = [*defaults[:index], None, *defaults[index + 1 :]]
+    fwd, bwd = getattr(cyrelu, name), getattr(cyrelu, name + "_backward")
+    x = np.linspace(-2, 2, 8, dtype=np.float32)
+    calls = [
+        lambda: fwd(x, *args),
+        lambda: fwd(x[::2], *args),
+        lambda: fwd(x.tolist(), *args),
+        lambda: bwd(x, x, *args),
+        lambda: bwd(x[::2], x[::2], *args),
+        lambda: fwd(x, **{param: None}),
+    ]
+    calls.append(lambda: _LAYERS[name](**{param: None}))
+    for call in calls:
+        with pytest.raises(TypeError, match=param):
+            call()
 
 
 def test_activation_layers_reject_torch_tensors():

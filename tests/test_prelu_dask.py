@@ -4,9 +4,6 @@ path's, grad_weight reduced on the cluster (float64 sums, rounded once) against 
 in-memory result and a float64 reference; argument errors at call time.  Skips when
 dask or distributed is not installed."""
 
-import logging
-import os
-
 import numpy as np
 import pytest
 
@@ -14,25 +11,6 @@ import cyrelu
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture(scope="module")
-def client():
-    environ = dict(os.environ)  # the workers' start sets OMP_NUM_THREADS here: restored
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        memory_limit="1GiB",
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
-    try:
-        with cluster, distributed.Client(cluster) as c:
-            yield c
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
 
 
 def _bits(a):

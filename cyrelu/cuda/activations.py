@@ -253,18 +253,23 @@ def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Arr
             if key not in slots or key in given:
                 raise TypeError("%s() got an unexpected or repeated argument %r" % (fn, key))
             given[key] = value
-        return tuple(given.get(n) for n in names), given.get("out")
+        # missing parameters take the table's defaults; a None given is no number
+        return tuple(given.get(n, d) for n, d, _ in _table.TABLE[name].params), given.get("out")
 
     def forward(x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any) -> Array:
         values, out = parse(args, kwargs, name)
-        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
+        a, b = _table.kernel_scalars(
+            name, getattr(x, "dtype", None), *values, none_is_default=False
+        )
         return _elementwise("unary", code, (x,), out, a, num_threads, b)
 
     def backward(
         grad_output: Array, x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any
     ) -> Array:
         values, out = parse(args, kwargs, name + "_backward")
-        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
+        a, b = _table.kernel_scalars(
+            name, getattr(x, "dtype", None), *values, none_is_default=False
+        )
         return _elementwise("binary", code, (grad_output, x), out, a, num_threads, b)
 
     def signature(first: list[str]) -> inspect.Signature:
