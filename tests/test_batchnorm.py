@@ -772,7 +772,7 @@ def test_chunked_channel_statistics(rng):
 
 
 @pytest.mark.kernel_choice
-@pytest.mark.every_isa
+@pytest.mark.sweeps_itself
 def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits, for

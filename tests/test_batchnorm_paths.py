@@ -125,6 +125,7 @@ def test_each_path(rng, path, dtype):
 
 
 @pytest.mark.kernel_choice
+@pytest.mark.sweeps_itself
 @pytest.mark.parametrize("l2", ["512K", "2M"])
 def test_each_path_under_other_cache_sizes(l2):
     """The same checks in a fresh process planning for another L2 (and an L3 of four

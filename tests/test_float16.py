@@ -175,6 +175,7 @@ print(first)
 """
 
 
+@pytest.mark.sweeps_itself
 def test_identical_bits_across_instruction_sets_and_threads():
     parent = os.path.dirname(os.path.dirname(os.path.abspath(cyrelu.__file__)))
     digests = {}

@@ -220,7 +220,7 @@ print(hashlib.sha256(b"".join(parts)).hexdigest())
 
 
 @pytest.mark.kernel_choice
-@pytest.mark.every_isa
+@pytest.mark.sweeps_itself
 def test_every_instruction_set_copy_gives_the_same_bits():
     """CYRELU_ISA caps the kernels' instruction set: every copy gives the same bits,
     grad_weight's sums included (on CPUs without a level, the cap falls back)."""

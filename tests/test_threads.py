@@ -152,7 +152,7 @@ def _default_threads():
 
 
 @pytest.mark.kernel_choice
-@pytest.mark.every_isa
+@pytest.mark.sweeps_itself
 @pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
 def test_every_instruction_set_copy_agrees_with_the_reference(isa):
     """CYRELU_ISA caps the runtime dispatch, so each compiled copy is checked here
