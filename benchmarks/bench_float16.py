@@ -12,6 +12,8 @@ import cyrelu
 from harness import best_times, row
 
 SUITE = "float16"
+# the smooth members with an out= kernel in torch (aten) to compare with
+SMOOTH = ("elu", "silu", "gelu", "mish", "softplus")
 
 
 def run(ctx):
@@ -95,6 +97,27 @@ def run(ctx):
                 lambda tg=tg, tx=tx, ty=ty: lbw(tg, tx, 0.2, False, grad_input=ty),
                 3 * nb,
             )
+    # the smooth members (activation_special.h): float16 runs the float kernel on
+    # converted tiles, so it should take about float32's time, not a scalar fallback's
+    for name in SMOOTH:
+        for dt, dname in ((np.float16, "float16"), (np.float32, "float32")):
+            x, g, y = data[dt]
+            fn = getattr(cyrelu, name)
+            add(
+                "%s n=2e6" % name,
+                "cyrelu " + dname,
+                lambda x=x, y=y, fn=fn: fn(x, out=y, num_threads=nt),
+                2 * x.nbytes,
+            )
+            if torch is not None:
+                tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+                tfn = getattr(torch.ops.aten, name).out
+                add(
+                    "%s n=2e6" % name,
+                    "torch " + dname,
+                    lambda tx=tx, ty=ty, tfn=tfn: tfn(tx, out=ty),
+                    2 * x.nbytes,
+                )
     for case, items in cases.items():
         best = best_times({impl: f for impl, f, _ in items}, rounds=rounds, min_time=min_time)
         for impl, _, nbytes in items:

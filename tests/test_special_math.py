@@ -396,3 +396,18 @@ def main():
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def test_special_activations_list_matches_the_math():
+    """activation_table.h's CYR_SPECIAL_ACTIVATIONS (the activations the vector float16
+    kernels run on float tiles) is exactly the set whose math is CYR_SPECIAL: one
+    missing would run a placeholder that gives NaN."""
+    import re
+
+    cuda = ROOT / "cyrelu" / "cuda"
+    math_h = (cuda / "activation_math.h").read_text()
+    uses = set(re.findall(r"#define CYR_FWD_(\w+)\(v, a, b\) CYR_SPECIAL\(", math_h))
+    table_h = (cuda / "activation_table.h").read_text()
+    body = table_h.split("#define CYR_SPECIAL_ACTIVATIONS(X)", 1)[1].split("\n\n", 1)[0]
+    listed = set(re.findall(r"X\((\w+), \w+\)", body))
+    assert uses == listed == set(NAMES)

@@ -43,6 +43,14 @@
     X(gelu, GELU, 12, "approximate=none:approximate", "")                                  \
     X(mish, MISH, 13, "", "")
 
+/* The activations whose math is activation_special.h's functions (CYR_SPECIAL), X(name,
+ * NAME) each: the vector float16 kernels run these on float tiles through the float
+ * kernels (include/cyrelu/activations_template.h; tests/test_special_math.py checks the
+ * list against activation_math.h). */
+#define CYR_SPECIAL_ACTIVATIONS(X)                                                         \
+    X(elu, ELU) X(celu, CELU) X(selu, SELU) X(silu, SILU) X(softplus, SOFTPLUS)           \
+    X(gelu, GELU) X(mish, MISH)
+
 /* The activations BatchNorm fuses, X(name, NAME) each.
  *
  *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those without a parameter and those

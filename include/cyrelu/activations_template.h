@@ -23,6 +23,70 @@
  * enough to stream are rounded into an aligned half tile and streamed out. */
 #define CYR_HT CYR_HALF_TILE
 
+/* Tiles of CYR_HT elements converted to float in an L1 buffer, run through the float
+ * copy's contiguous loop, rounded back (or into an aligned half tile, streamed out):
+ * every activation in the baseline copy, and those computed by activation_special.h
+ * (CYR_SPECIAL_ACTIVATIONS, compute-bound) in the AVX2 and AVX-512 copies, whose float
+ * loops are the vectorised ones. */
+CYR_INLINE CYR_TARGET void CYR_NAME(unary_float_tiles)(int op, const cyr_half *x, cyr_half *y,
+                                                 Py_ssize_t n, float a, float b, int stream) {
+    CYR_ALIGN64 float xt[CYR_HT];
+    CYR_ALIGN64 float yt[CYR_HT];
+    CYR_ALIGN64 cyr_half ht[CYR_HT];
+    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
+        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        CYR_F32(unary_plain)(op, xt, yt, m, a, b);
+#if CYR_HAVE_STREAM
+        if (stream && m == CYR_HT) {
+            CYR_ISA_FN(f2h)(yt, ht, m);
+            CYR_ISA_FN(stream_store)(y + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
+            continue;
+        }
+#endif
+        CYR_ISA_FN(f2h)(yt, y + i, m);
+    }
+    (void)stream;
+    (void)ht;
+}
+
+CYR_INLINE CYR_TARGET void CYR_NAME(binary_float_tiles)(int op, const cyr_half *g, const cyr_half *x,
+                                                  cyr_half *out, Py_ssize_t n, float a, float b,
+                                                  int stream) {
+    CYR_ALIGN64 float gt[CYR_HT];
+    CYR_ALIGN64 float xt[CYR_HT];
+    CYR_ALIGN64 float ot[CYR_HT];
+    CYR_ALIGN64 cyr_half ht[CYR_HT];
+    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
+        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
+        CYR_ISA_FN(h2f)(g + i, gt, m);
+        CYR_ISA_FN(h2f)(x + i, xt, m);
+        CYR_F32(binary_plain)(op, gt, xt, ot, m, a, b);
+#if CYR_HAVE_STREAM
+        if (stream && m == CYR_HT) {
+            CYR_ISA_FN(f2h)(ot, ht, m);
+            CYR_ISA_FN(stream_store)(out + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
+            continue;
+        }
+#endif
+        CYR_ISA_FN(f2h)(ot, out + i, m);
+    }
+    (void)stream;
+    (void)ht;
+}
+
+/* Whether `op` is computed by activation_special.h's functions. */
+CYR_INLINE int CYR_NAME(is_special)(int op) {
+#define CYR_SPECIAL_CASE_(name, NAME) case CYR_ACT_##NAME:
+    switch (op) {
+    CYR_SPECIAL_ACTIVATIONS(CYR_SPECIAL_CASE_)
+        return 1;
+    default:
+        return 0;
+    }
+#undef CYR_SPECIAL_CASE_
+}
+
 #if CYR_ISA_ID >= 1
 /* The AVX2 and AVX-512 copies do it in registers: load a vector of halves widened to
  * float (vcvtph2ps), the float operation, round back (vcvtps2ph, to nearest even) and
@@ -82,13 +146,10 @@
 #undef CYR_ADD
 #undef CYR_DIV
 #undef CYR_SPECIAL
-/* the smooth members' float functions lane by lane (a and b are broadcasts) */
-#define CYR_SPECIAL(fn, v, a, b)                                                           \
-    ({ CYR_ALIGN64 float t_[CYR_HW];                                                       \
-       const float a_ = CYR_H_LANE0(a), b_ = CYR_H_LANE0(b);                               \
-       CYR_H_STOREA(t_, (v));                                                              \
-       for (int k_ = 0; k_ < CYR_HW; ++k_) t_[k_] = cyr_##fn##_f(t_[k_], a_, b_);          \
-       CYR_H_LOADA(t_); })
+/* Never evaluated: unary_tiles and binary_tiles send the activations computed by
+ * activation_special.h (CYR_SPECIAL_ACTIVATIONS) to the float tiles before the switch,
+ * so their cases below are dead code; NaN, should one be missing from the list. */
+#define CYR_SPECIAL(fn, v, a, b) CYR_H_ADD((v), CYR_H_SET1(__builtin_nanf("")))
 #define CYR_K(c) CYR_H_SET1((float)(c))
 #define CYR_SEL(CMP, x, c, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, CYR_K(c), t, f)
 #define CYR_SELV(CMP, x, y, t, f) CYR_H_SEL(_CMP_##CMP##_OQ, x, y, t, f)
@@ -231,6 +292,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_
         CYR_NAME(relu_bits)(x, y, n, stream);
         return;
     }
+    if (CYR_NAME(is_special)(op)) {
+        CYR_NAME(unary_float_tiles)(op, x, y, n, a, b, stream);
+        return;
+    }
     switch (op) {
     CYR_ACTIVATIONS(CYR_H_UNARY_CASE_)
     default: break;
@@ -246,6 +311,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
     (void)bv;
     if (op == CYR_ACT_RELU) {
         CYR_NAME(relu_backward_bits)(g, x, y, n, stream);
+        return;
+    }
+    if (CYR_NAME(is_special)(op)) {
+        CYR_NAME(binary_float_tiles)(op, g, x, y, n, a, b, stream);
         return;
     }
     switch (op) {
@@ -285,54 +354,17 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, con
 #undef CYR_H_SEL
 #undef CYR_H_LOOP
 #undef CYR_H_LOOP2
-#else /* the baseline copy: tiles through L1 */
+#else /* the baseline copy: every activation through the float tiles */
 CYR_INLINE CYR_TARGET void CYR_NAME(unary_tiles)(int op, const cyr_half *x, cyr_half *y,
                                                  Py_ssize_t n, float a, float b, int stream) {
-    CYR_ALIGN64 float xt[CYR_HT];
-    CYR_ALIGN64 float yt[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
-    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
-        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
-        CYR_ISA_FN(h2f)(x + i, xt, m);
-        CYR_F32(unary_plain)(op, xt, yt, m, a, b);
-#if CYR_HAVE_STREAM
-        if (stream && m == CYR_HT) {
-            CYR_ISA_FN(f2h)(yt, ht, m);
-            CYR_ISA_FN(stream_store)(y + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
-            continue;
-        }
-#endif
-        CYR_ISA_FN(f2h)(yt, y + i, m);
-    }
-    (void)stream;
-    (void)ht;
+    CYR_NAME(unary_float_tiles)(op, x, y, n, a, b, stream);
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_tiles)(int op, const cyr_half *g, const cyr_half *x,
                                                   cyr_half *out, Py_ssize_t n, float a, float b,
                                                   int stream) {
-    CYR_ALIGN64 float gt[CYR_HT];
-    CYR_ALIGN64 float xt[CYR_HT];
-    CYR_ALIGN64 float ot[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
-    for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
-        const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
-        CYR_ISA_FN(h2f)(g + i, gt, m);
-        CYR_ISA_FN(h2f)(x + i, xt, m);
-        CYR_F32(binary_plain)(op, gt, xt, ot, m, a, b);
-#if CYR_HAVE_STREAM
-        if (stream && m == CYR_HT) {
-            CYR_ISA_FN(f2h)(ot, ht, m);
-            CYR_ISA_FN(stream_store)(out + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
-            continue;
-        }
-#endif
-        CYR_ISA_FN(f2h)(ot, out + i, m);
-    }
-    (void)stream;
-    (void)ht;
+    CYR_NAME(binary_float_tiles)(op, g, x, out, n, a, b, stream);
 }
-
 #endif
 
 /* Whether the output streams; if so, the head up to its 64-byte boundary first. */
