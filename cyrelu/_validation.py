@@ -152,7 +152,7 @@ def batch_norm_args(
     momentum, eps)."""
     ax, C = channel_axis(shape, axis)
     act = fused_activation_code(activation)
-    return (ax, C, act, *batch_norm_reals(alpha, momentum, eps))
+    return (ax, C, act, *batch_norm_reals(activation, alpha, momentum, eps))
 
 
 def batch_norm_backward_args(
@@ -169,9 +169,23 @@ def batch_norm_backward_args(
 # path): the same rules, the same errors.
 
 
-def batch_norm_reals(alpha: object, momentum: object, eps: object) -> tuple[float, float, float]:
-    """batch_norm's (alpha, momentum, eps) checked."""
-    alpha_ = check_real(alpha, "alpha")
+def batch_norm_alpha(activation: object, alpha: object) -> float:
+    """BatchNorm's ``alpha`` for a valid ``activation``: checked as a real, or, for None,
+    the activation's own default (the table's: 0.2 for leaky_relu); 0.0 for None where
+    the activation has no parameter (the kernels do not read it then)."""
+    if alpha is not None:
+        return check_real(alpha, "alpha")
+    from cyrelu import _activation_table as table
+
+    entry = table.TABLE.get(activation) if isinstance(activation, str) else None
+    return float(entry.params[0][1]) if entry is not None and entry.params else 0.0
+
+
+def batch_norm_reals(
+    activation: object, alpha: object, momentum: object, eps: object
+) -> tuple[float, float, float]:
+    """batch_norm's (alpha, momentum, eps) checked, for a valid ``activation``."""
+    alpha_ = batch_norm_alpha(activation, alpha)
     momentum_ = check_real(momentum, "momentum")
     if not 0.0 <= momentum_ <= 1.0:
         raise ValueError("momentum must be in [0, 1], got %r" % momentum_)
@@ -183,7 +197,7 @@ def batch_norm_reals(alpha: object, momentum: object, eps: object) -> tuple[floa
 
 def batch_norm_backward_alpha(activation: object, act: int, alpha: object) -> float:
     """batch_norm_backward's alpha checked, for ``activation`` (of code ``act``)."""
-    alpha_ = check_real(alpha, "alpha")
+    alpha_ = batch_norm_alpha(activation, alpha)
     from cyrelu import _activation_table as table
 
     if act != table.NONE and not table.grad_from_output(str(activation), alpha_):

@@ -64,7 +64,7 @@ def batch_norm(
     *,
     axis: int = ...,
     activation: Activation = ...,
-    alpha: float = ...,
+    alpha: float | None = ...,
     out: FloatArray | None = ...,
     return_stats: Literal[False] = ...,
     num_threads: int | None = ...,
@@ -84,7 +84,7 @@ def batch_norm(
     *,
     axis: int = ...,
     activation: Activation = ...,
-    alpha: float = ...,
+    alpha: float | None = ...,
     out: FloatArray | None = ...,
     return_stats: Literal[True],
     num_threads: int | None = ...,
@@ -104,7 +104,7 @@ def batch_norm(
     *,
     axis: int = ...,
     activation: Activation = ...,
-    alpha: float = ...,
+    alpha: float | None = ...,
     out: FloatArray | None = ...,
     return_stats: bool = ...,
     num_threads: int | None = ...,
@@ -123,7 +123,7 @@ def batch_norm(
     *,
     axis: int = 1,
     activation: Activation = None,
-    alpha: float = 0.2,
+    alpha: float | None = None,
     out: FloatArray | None = None,
     return_stats: bool = False,
     num_threads: int | None = None,
@@ -149,9 +149,14 @@ def batch_norm(
     axis : int
         Channel axis, negative allowed.
     activation : None or an activation's name
-        Any elementwise activation of :mod:`cyrelu.activations` ("relu",
-        "leaky_relu", ...), applied to the normalised output in the same pass
-        (``alpha`` is leaky_relu's parameter).
+        An activation applied to the normalised output in the same pass: one without
+        a parameter or whose one parameter is ``alpha`` ("relu", "leaky_relu",
+        "relu6", "hardsigmoid", "hardswish", "selu", "silu", "mish"); the others are
+        a ValueError (apply their function to the output instead).
+    alpha : float, optional
+        The fused activation's parameter (leaky_relu's slope); None, the default, is
+        the activation's own default (0.2 for leaky_relu).  Ignored by activations
+        without a parameter.
     out : ndarray, optional
         Writable array of ``x``'s shape and dtype (``out=x`` works in place).
     return_stats : bool
@@ -276,7 +281,7 @@ def batch_norm_backward(
     training: bool = True,
     axis: int = 1,
     activation: Activation = None,
-    alpha: float = 0.2,
+    alpha: float | None = None,
     output: ArrayLike | None = None,
     out: FloatArray | None = None,
     num_threads: int | None = None,
@@ -289,7 +294,9 @@ def batch_norm_backward(
     ``grad_input = grad_output * weight * save_invstd``.  With a fused
     ``activation``, ``output`` (the forward's result) is required and gates
     ``grad_output`` first, as PyTorch's relu / leaky_relu backward would
-    (``leaky_relu`` needs ``alpha > 0`` for the output's sign to be the input's).
+    (``leaky_relu`` needs ``alpha > 0`` for the output's sign to be the input's;
+    ``alpha=None`` is its default, 0.2).  The backward fuses "relu", "leaky_relu" and
+    "relu6", whose derivative can be read from the output; the others are a ValueError.
     ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight``
     and ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64
     data) when ``weight`` is None.

@@ -405,7 +405,7 @@ class BatchNorm(Module):
         affine: bool = True,
         track_running_stats: bool = True,
         activation: str | None = None,
-        alpha: float = 0.2,
+        alpha: float | None = None,
         dtype: DTypeLike = np.float32,
         num_threads: int | None = None,
     ) -> None:
@@ -433,7 +433,8 @@ class BatchNorm(Module):
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         self.activation = activation
-        self.alpha = check_real(alpha, "alpha")
+        # None: the activation's own default (batch_norm's alpha)
+        self.alpha = None if alpha is None else check_real(alpha, "alpha")
         self.dtype = dt
         self.num_threads = num_threads
         C = self.num_features

@@ -86,3 +86,44 @@ def test_backward_refuses_the_forward_only_ones(name):
     x, *_ = _data((4, 3, 5), 1, np.float32)
     with pytest.raises(ValueError, match="fused %s backward is not available" % name):
         cyrelu.batch_norm_backward(x, x, np.zeros(3), np.ones(3), activation=name, output=x)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape,axis", [((64, 24), 1), ((6, 40, 5), -1)])
+def test_alpha_none_is_the_activations_default(shape, axis, training):
+    """alpha=None (the default) is the fused activation's own default: leaky_relu's 0.2,
+    bit for bit, forward and backward, through the functions and the layer."""
+    x, w, b, rm, rv = _data(shape, axis, np.float32)
+    kw = dict(weight=w, bias=b, training=training, axis=axis, activation="leaky_relu")
+    y0, m0, s0 = cyrelu.batch_norm(x, rm.copy(), rv.copy(), return_stats=True, **kw)
+    y1 = cyrelu.batch_norm(x, rm.copy(), rv.copy(), alpha=0.2, **kw)
+    y2 = cyrelu.batch_norm(x, rm.copy(), rv.copy(), alpha=0.3, **kw)
+    np.testing.assert_array_equal(y0, y1)
+    assert not np.array_equal(y0, y2)  # alpha is used
+    g = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
+    bkw = dict(training=training, axis=axis, activation="leaky_relu", output=y0)
+    for a, b_ in zip(
+        cyrelu.batch_norm_backward(g, x, m0, s0, w, **bkw),
+        cyrelu.batch_norm_backward(g, x, m0, s0, w, alpha=0.2, **bkw),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b_)
+    layer = cyrelu.nn.BatchNorm(shape[axis], axis=axis, activation="leaky_relu")
+    assert layer.alpha is None
+    layer.weight[:], layer.bias[:] = w, b
+    layer.running_mean[:], layer.running_var[:] = rm, rv
+    layer.train(training)
+    np.testing.assert_array_equal(layer(x), y1)
+    # activations without a parameter: alpha=None, or any alpha, changes nothing
+    plain = cyrelu.batch_norm(x, rm.copy(), rv.copy(), **{**kw, "activation": "relu"})
+    other = cyrelu.batch_norm(x, rm.copy(), rv.copy(), alpha=5.0, **{**kw, "activation": "relu"})
+    np.testing.assert_array_equal(plain, other)
+
+
+@pytest.mark.parametrize("bad,exc", [("0.2", TypeError), (True, TypeError), (np.nan, ValueError)])
+def test_alpha_still_checked(bad, exc):
+    x, *_ = _data((4, 3, 5), 1, np.float32)
+    with pytest.raises(exc, match="alpha"):
+        cyrelu.batch_norm(x, training=True, activation="leaky_relu", alpha=bad)
+    with pytest.raises(exc, match="alpha"):
+        cyrelu.nn.BatchNorm(3, activation="leaky_relu", alpha=bad)

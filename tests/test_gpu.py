@@ -1141,6 +1141,19 @@ def test_batch_norm_repeated_calls_check_the_reals(rng):
             _gpu_bn(x, rm, rv, training=True, num_threads=0)
 
 
+def test_batch_norm_alpha_none_is_the_default(rng):
+    """alpha=None is leaky_relu's 0.2, on the first call and on the repeated-call path."""
+    x = cupy.asarray(rng.standard_normal((4, 3, 8)).astype(np.float32))
+    for _ in range(2):
+        y0, sm, si = _gpu_bn(x, training=True, activation="leaky_relu", return_stats=True)
+        y1 = _gpu_bn(x, training=True, activation="leaky_relu", alpha=0.2)
+        np.testing.assert_array_equal(y0.get(), y1.get())
+        g0 = _gpu_bn_backward(x, x, sm, si, activation="leaky_relu", output=y0)
+        g1 = _gpu_bn_backward(x, x, sm, si, activation="leaky_relu", alpha=0.2, output=y0)
+        for a, b in zip(g0, g1, strict=True):
+            np.testing.assert_array_equal(a.get(), b.get())
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_repeated_calls_with_overlaps(rng, dtype):
     """The second call of each pair has the first's keys, but its out partly overlaps x

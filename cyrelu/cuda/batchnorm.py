@@ -549,7 +549,7 @@ def batch_norm(
     *,
     axis: int = 1,
     activation: str | None = None,
-    alpha: float = 0.2,
+    alpha: float | None = None,
     out: Array | None = None,
     return_stats: bool = False,
     num_threads: int | None = None,
@@ -577,7 +577,7 @@ def batch_norm(
             return_stats,
             key,
         )
-    alpha_, momentum_, eps_ = batch_norm_reals(alpha, momentum, eps)
+    alpha_, momentum_, eps_ = batch_norm_reals(activation, alpha, momentum, eps)
     y = out
     if y is None:
         y = cupy.empty(f.shape, f.dtype)
@@ -871,7 +871,7 @@ def batch_norm_backward(
     training: bool = True,
     axis: int = 1,
     activation: str | None = None,
-    alpha: float = 0.2,
+    alpha: float | None = None,
     output: Array | None = None,
     out: Array | None = None,
     num_threads: int | None = None,
