@@ -39,6 +39,20 @@ def forward_eval(
     save_invstd: NDArray[np.floating] | None,
     num_threads: int | None,
 ) -> None: ...
+def backward_fast(
+    grad_output: object,
+    x: object,
+    save_mean: object,
+    save_invstd: object,
+    weight: object,
+    training: object,
+    axis: object,
+    activation: object,
+    alpha: object,
+    output: object,
+    out: object,
+    num_threads: object,
+) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]] | None: ...
 def backward(
     dy: NDArray[np.floating],
     x: NDArray[np.floating],

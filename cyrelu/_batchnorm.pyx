@@ -34,8 +34,11 @@ from libc.math cimport sqrt
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 cimport numpy as cnp
+import numpy as np
 
+from cyrelu._ndarray cimport disjoint, plain_array, same_shape
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
+from cyrelu._activations import ACTIVATIONS as _ACTIVATIONS, BN_BACKWARD as _BN_BACKWARD
 
 cnp.import_array()
 
@@ -1118,6 +1121,97 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
             _put(gw, c, sums[2 * c + 1] * invstd[c])
             _put(gb, c, sums[2 * c])
     free(block)
+
+
+# ---- fast entry for the common backward call ------------------------------------------
+# batch_norm_backward's arguments checked at C speed for the common case: exact, aligned,
+# C-contiguous float16/32/64 ndarrays for grad_output and x (and output, with a fused
+# activation), per-channel arrays as the general path takes them, no overlap with `out`,
+# plain Python scalars.  Anything else returns None, and the general path (which also
+# raises every error) takes the call: a small call then costs little more than its kernel.
+
+# the fused backward activations: name -> code (activation_table.h's list)
+_BN_BACKWARD_CODES = {name: _ACTIVATIONS[name][0] for name in _BN_BACKWARD}
+_LEAKY_RELU = _ACTIVATIONS["leaky_relu"][0]
+
+
+cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
+    """A per-channel array the kernels read as given: an exact, aligned, native ndarray,
+    float32 or float64, 1-D of length C (any stride)."""
+    cdef cnp.ndarray arr
+    cdef int t
+    if type(a) is not cnp.ndarray:
+        return False
+    arr = <cnp.ndarray>a
+    t = cnp.PyArray_TYPE(arr)
+    return ((t == cnp.NPY_FLOAT32 or t == cnp.NPY_FLOAT64) and cnp.PyArray_NDIM(arr) == 1
+            and cnp.PyArray_DIM(arr, 0) == C and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_ISNOTSWAPPED(arr))
+
+
+def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis,
+                  activation, alpha, output, out, num_threads):
+    """batch_norm_backward's common case: ``(grad_input, grad_weight, grad_bias)``, or
+    None for the general path."""
+    cdef cnp.ndarray xa, ga, ya = None, oa
+    cdef int nd, ax, act = 0, typenum
+    cdef Py_ssize_t C, outer = 1, inner = 1, d
+    cdef double a = 0.0
+    if not plain_array(x, -1, True) or not plain_array(grad_output, -1, True):
+        return None
+    xa, ga = <cnp.ndarray>x, <cnp.ndarray>grad_output
+    typenum = cnp.PyArray_TYPE(xa)
+    nd = cnp.PyArray_NDIM(xa)
+    if cnp.PyArray_TYPE(ga) != typenum or nd < 2 or not same_shape(xa, ga):
+        return None
+    if type(axis) is not int or type(training) is not bool:
+        return None
+    ax = axis
+    if ax < 0:
+        ax += nd
+    if ax < 0 or ax >= nd:
+        return None
+    C = cnp.PyArray_DIM(xa, ax)
+    for d in range(nd):
+        if d < ax:
+            outer *= cnp.PyArray_DIM(xa, d)
+        elif d > ax:
+            inner *= cnp.PyArray_DIM(xa, d)
+    if not _fast_channel(save_mean, C) or not _fast_channel(save_invstd, C):
+        return None
+    if weight is not None and not _fast_channel(weight, C):
+        return None
+    if activation is not None:
+        if type(activation) is not str or activation not in _BN_BACKWARD_CODES:
+            return None
+        act = _BN_BACKWARD_CODES[activation]
+        if not plain_array(output, typenum, True) or not same_shape(xa, <cnp.ndarray>output):
+            return None
+        ya = <cnp.ndarray>output
+    if alpha is None:
+        a = 0.2 if act == _LEAKY_RELU else 0.0  # the table's default: leaky_relu's
+    elif type(alpha) is float:
+        a = alpha
+        if not a - a == 0.0 or (act == _LEAKY_RELU and not a > 0.0):
+            return None
+    else:
+        return None
+    if out is None:
+        oa = <cnp.ndarray>cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), typenum, 0)
+    else:
+        if not plain_array(out, typenum, True) or not same_shape(xa, <cnp.ndarray>out):
+            return None
+        oa = <cnp.ndarray>out
+        if (not cnp.PyArray_ISWRITEABLE(oa) or not disjoint(oa, xa) or not disjoint(oa, ga)
+                or (ya is not None and not disjoint(oa, ya))):
+            return None
+    pdtype = (weight.dtype if weight is not None
+              else (np.float64 if typenum == cnp.NPY_FLOAT64 else np.float32))
+    grad_weight = np.empty(C, dtype=pdtype)
+    grad_bias = np.empty(C, dtype=pdtype)
+    backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight, training, act,
+             a, grad_weight, grad_bias, num_threads)
+    return oa, grad_weight, grad_bias
 
 
 # ---- pieces of an operation for data split across arrays: the Dask backend ----------

@@ -301,6 +301,22 @@ def batch_norm_backward(
     and ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64
     data) when ``weight`` is None.
     """
+    fast = _k.backward_fast(
+        grad_output,
+        x,
+        save_mean,
+        save_invstd,
+        weight,
+        training,
+        axis,
+        activation,
+        alpha,
+        output,
+        out,
+        num_threads,
+    )
+    if fast is not None:  # the common case, checked at C speed
+        return fast
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]

@@ -127,3 +127,67 @@ def test_alpha_still_checked(bad, exc):
         cyrelu.batch_norm(x, training=True, activation="leaky_relu", alpha=bad)
     with pytest.raises(exc, match="alpha"):
         cyrelu.nn.BatchNorm(3, activation="leaky_relu", alpha=bad)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((128, 64), 1), ((6, 5, 40), 1), ((6, 40, 5), -1)])
+@pytest.mark.parametrize("activation,alpha", [(None, None), ("relu", None), ("leaky_relu", 0.1)])
+@pytest.mark.parametrize("with_weight,with_out", [(True, False), (False, True)])
+def test_backward_fast_entry_is_the_general_path(
+    dtype, shape, axis, activation, alpha, with_weight, with_out
+):
+    """batch_norm_backward's fast entry (plain arrays, checked at C speed) takes the
+    common call, and gives the general path's bits (the same kernels): the general path
+    is forced by a training flag that is not a bool."""
+    from cyrelu import _batchnorm
+
+    x, w, b, _, _ = _data(shape, axis, dtype)
+    y, m, s = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, activation=activation, return_stats=True
+    )
+    g = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    wt = w if with_weight else None
+    out = np.empty_like(x) if with_out else None
+    args = (g, x, m, s, wt, True, axis, activation, alpha, y if activation else None, out, None)
+    fast = _batchnorm.backward_fast(*args)
+    assert fast is not None
+    if with_out:
+        assert fast[0] is out
+    general = cyrelu.batch_norm_backward(
+        g, x, m, s, wt, training=np.bool_(True), axis=axis, activation=activation,
+        alpha=alpha, output=y if activation else None,
+    )  # fmt: skip
+    for a, r in zip(fast, general, strict=True):
+        assert a.dtype == r.dtype
+        np.testing.assert_array_equal(a, r)
+
+
+def test_backward_fast_entry_leaves_the_rest_to_the_general_path():
+    from cyrelu import _batchnorm
+
+    x, w, *_ = _data((8, 3, 5), 1, np.float32)
+    y, m, s = cyrelu.batch_norm(x, training=True, activation="leaky_relu", return_stats=True)
+    base = [x, x, m, s, w, True, 1, "leaky_relu", None, y, None, None]
+    for k, v in [
+        (8, -0.1),  # leaky_relu's alpha must be > 0: the general path raises
+        (8, 1),  # an int alpha: checked there
+        (9, None),  # no output with an activation
+        (7, "silu"),  # not fused backward
+        (5, 1),  # training not a bool
+        (6, 1.0),  # axis not an int
+        (4, w.astype(np.float16)),  # a float16 weight
+        (10, x),  # out is an input
+        (0, x[:, :, ::-1]),  # not contiguous
+    ]:
+        args = list(base)
+        args[k] = v
+        assert _batchnorm.backward_fast(*args) is None, (k, v)
+    with pytest.raises(ValueError, match="alpha > 0"):
+        cyrelu.batch_norm_backward(x, x, m, s, activation="leaky_relu", alpha=-0.1, output=y)
+    with pytest.raises(ValueError, match="output"):
+        cyrelu.batch_norm_backward(x, x, m, s, activation="relu")
+    # out may be an input: the general path writes a fresh array, then copies
+    want = cyrelu.batch_norm_backward(x, x, m, s, w)
+    got = x.copy()
+    cyrelu.batch_norm_backward(got, x, m, s, w, out=got)
+    np.testing.assert_array_equal(got, want[0])
