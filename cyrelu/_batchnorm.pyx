@@ -38,7 +38,7 @@ import numpy as np
 
 from cyrelu._ndarray cimport disjoint, plain_array, same_shape
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
-from cyrelu._activations import ACTIVATIONS as _ACTIVATIONS, BN_BACKWARD as _BN_BACKWARD
+from cyrelu import _activation_table as _table
 
 cnp.import_array()
 
@@ -1130,9 +1130,11 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
 # plain Python scalars.  Anything else returns None, and the general path (which also
 # raises every error) takes the call: a small call then costs little more than its kernel.
 
-# the fused backward activations: name -> code (activation_table.h's list)
-_BN_BACKWARD_CODES = {name: _ACTIVATIONS[name][0] for name in _BN_BACKWARD}
-_LEAKY_RELU = _ACTIVATIONS["leaky_relu"][0]
+# the fused backward activations: name -> (code, alpha's default, its default if it has
+# none: 0.0), from the table
+_BN_BACKWARD_CODES = {name: (_table.CODES[name], _table.scalar(name))
+                      for name in _table.BN_BACKWARD}
+_LEAKY_RELU = _table.CODES["leaky_relu"]
 
 
 cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
@@ -1184,12 +1186,12 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
     if activation is not None:
         if type(activation) is not str or activation not in _BN_BACKWARD_CODES:
             return None
-        act = _BN_BACKWARD_CODES[activation]
+        act, a = _BN_BACKWARD_CODES[activation]
         if not plain_array(output, typenum, True) or not same_shape(xa, <cnp.ndarray>output):
             return None
         ya = <cnp.ndarray>output
     if alpha is None:
-        a = 0.2 if act == _LEAKY_RELU else 0.0  # the table's default: leaky_relu's
+        pass  # the activation's default (0.0 for no activation)
     elif type(alpha) is float:
         a = alpha
         if not a - a == 0.0 or (act == _LEAKY_RELU and not a > 0.0):
