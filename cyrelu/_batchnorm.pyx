@@ -1130,11 +1130,10 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
 # plain Python scalars.  Anything else returns None, and the general path (which also
 # raises every error) takes the call: a small call then costs little more than its kernel.
 
-# the fused backward activations: name -> (code, alpha's default, its default if it has
-# none: 0.0), from the table
+# the fused backward activations, from the table: name -> (code, alpha's default, or
+# 0.0 for an activation without a parameter)
 _BN_BACKWARD_CODES = {name: (_table.CODES[name], _table.scalar(name))
                       for name in _table.BN_BACKWARD}
-_LEAKY_RELU = _table.CODES["leaky_relu"]
 
 
 cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
@@ -1166,13 +1165,9 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
     nd = cnp.PyArray_NDIM(xa)
     if cnp.PyArray_TYPE(ga) != typenum or nd < 2 or not same_shape(xa, ga):
         return None
-    if type(axis) is not int or type(training) is not bool:
+    if type(axis) is not int or type(training) is not bool or not -nd <= axis < nd:
         return None
-    ax = axis
-    if ax < 0:
-        ax += nd
-    if ax < 0 or ax >= nd:
-        return None
+    ax = axis + nd if axis < 0 else axis
     C = cnp.PyArray_DIM(xa, ax)
     for d in range(nd):
         if d < ax:
@@ -1194,8 +1189,8 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
         pass  # the activation's default (0.0 for no activation)
     elif type(alpha) is float:
         a = alpha
-        if not a - a == 0.0 or (act == _LEAKY_RELU and not a > 0.0):
-            return None
+        if not a - a == 0.0 or (act != 0 and not _table.grad_from_output(activation, a)):
+            return None  # not finite, or leaky_relu's alpha <= 0: the general path raises
     else:
         return None
     if out is None:

@@ -175,6 +175,7 @@ def test_backward_fast_entry_leaves_the_rest_to_the_general_path():
         (7, "silu"),  # not fused backward
         (5, 1),  # training not a bool
         (6, 1.0),  # axis not an int
+        (6, 2**70),  # axis out of range (and of a C int)
         (4, w.astype(np.float16)),  # a float16 weight
         (10, x),  # out is an input
         (0, x[:, :, ::-1]),  # not contiguous

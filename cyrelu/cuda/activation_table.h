@@ -59,7 +59,7 @@
  *                                can be read from the output (from_output not "")
  *
  * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
- * `activation=` by them (cyrelu/_activation_table.py; tests/test_activation_table.py
+ * `activation=` by them (cyrelu/_activation_table.py; tests/test_batchnorm_fused.py
  * checks them against the rules above). */
 #define CYR_BN_FORWARD_ACTIVATIONS(X)                                                      \
     X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardsigmoid, HARDSIGMOID)   \
