@@ -109,28 +109,24 @@ def scalar(name: str, value: object = None) -> float:
     return float(_CHECKS[kind](default if value is None else value, pname))
 
 
-def scalars(name: str, *values: object, none_is_default: bool = True) -> tuple[float, float]:
+def scalars(name: str, *values: object) -> tuple[float, float]:
     """The kernels' two scalar parameters ``(a, b)`` of activation ``name``: ``values``
-    (missing ones, and None unless ``none_is_default`` is False, for a default) checked
-    by the table's rules; 0.0 where it has fewer."""
+    checked by the table's rules (missing ones are the defaults; None is no number, a
+    TypeError); 0.0 where it has fewer."""
     params = TABLE[name].params
     out = [0.0, 0.0]
     for k, (pname, default, kind) in enumerate(params):
         value = values[k] if k < len(values) else default
-        if value is None and none_is_default:
-            value = default
         out[k] = float(_CHECKS[kind](value, pname))
     return out[0], out[1]
 
 
-def kernel_scalars(
-    name: str, dtype: Any, *values: object, none_is_default: bool = True
-) -> tuple[float, float]:
+def kernel_scalars(name: str, dtype: Any, *values: object) -> tuple[float, float]:
     """``scalars`` for data of ``dtype``, with the rules of the "bound" kind: a second
     bound below the first is a ValueError (as torch's hardtanh), and bounds are rounded
     to float16 for float16 data, as torch does (beyond its range they become +-inf).
     What every backend passes the kernels as ``(a, b)``."""
-    a, b = scalars(name, *values, none_is_default=none_is_default)
+    a, b = scalars(name, *values)
     params = TABLE[name].params
     if params and params[0][2] == "bound":
         if len(params) > 1:

@@ -110,7 +110,7 @@ def _forward(
     then the kernels' fast entry for the common case (an exact, contiguous, aligned
     ndarray), else the array's backend (CuPy, Dask), else the general path (any layout,
     overlap, array_like input)."""
-    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params, none_is_default=False)
+    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params)
     code = _CODES[name]
     y = _k.unary_fast(code, x, out, a, num_threads, b)
     if y is not None:
@@ -131,7 +131,7 @@ def _backward(
 ) -> FloatArray:
     """Every activation's backward, ``name_backward(grad_output, x, *params, ...)``, by
     the same steps as :func:`_forward`."""
-    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params, none_is_default=False)
+    a, b = _kernel_scalars(name, getattr(x, "dtype", None), *params)
     code = _CODES[name]
     y = _k.binary_fast(code, grad_output, x, out, a, num_threads, b)
     if y is not None:

@@ -280,7 +280,7 @@ class _Smooth(Module):
 
     def __init__(self, *values: Any, num_threads: int | None = None) -> None:
         super().__init__()
-        kernel_scalars(self._name, None, *values, none_is_default=False)  # the checks, now
+        kernel_scalars(self._name, None, *values)  # the checks, now
         for pname, value in zip(self._params, values, strict=True):
             setattr(self, pname, value)
         self.num_threads = num_threads

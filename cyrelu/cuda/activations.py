@@ -258,18 +258,14 @@ def _table_functions(name: str) -> tuple[Callable[..., Array], Callable[..., Arr
 
     def forward(x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any) -> Array:
         values, out = parse(args, kwargs, name)
-        a, b = _table.kernel_scalars(
-            name, getattr(x, "dtype", None), *values, none_is_default=False
-        )
+        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
         return _elementwise("unary", code, (x,), out, a, num_threads, b)
 
     def backward(
         grad_output: Array, x: Array, /, *args: Any, num_threads: int | None = None, **kwargs: Any
     ) -> Array:
         values, out = parse(args, kwargs, name + "_backward")
-        a, b = _table.kernel_scalars(
-            name, getattr(x, "dtype", None), *values, none_is_default=False
-        )
+        a, b = _table.kernel_scalars(name, getattr(x, "dtype", None), *values)
         return _elementwise("binary", code, (grad_output, x), out, a, num_threads, b)
 
     def signature(first: list[str]) -> inspect.Signature:
