@@ -557,33 +557,6 @@ cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_s
                                 act, alpha, mean, var, stream, nt)
 
 
-cdef void _affine_rows_back(int act, const floating *x, floating *y, Py_ssize_t r0,
-                            Py_ssize_t r1, Py_ssize_t w, const floating *scale,
-                            const floating *shift, floating a, int stream) noexcept nogil:
-    """Rows [r0, r1) in blocks taken last to first: right after a statistics pass that
-    went first to last, the last blocks are still in cache (elementwise: the order
-    changes nothing in the result).  stream: y (distinct from x) is written with
-    streaming stores, which leave x in the cache."""
-    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
-    while e > r0:
-        s = max(r0, e - bl)
-        _affine_rows(act, x + s * w, y + s * w, e - s, w, scale, shift, a, stream)
-        e = s
-
-
-cdef void _dx_cols_back(int act, int train, const floating *dy, const floating *x,
-                        const floating *y, floating *dx, Py_ssize_t r0, Py_ssize_t r1,
-                        Py_ssize_t w, const floating *p, floating a,
-                        int stream) noexcept nogil:
-    """Rows [r0, r1) of the input gradient, blocks last to first (see _affine_rows_back)."""
-    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
-    while e > r0:
-        s = max(r0, e - bl)
-        _dx_cols(act, train, dy + s * w, x + s * w, (y + s * w) if y != NULL else NULL,
-                 dx + s * w, e - s, w, p, a, stream)
-        e = s
-
-
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
                      floating a, int nt) noexcept nogil:
@@ -613,13 +586,13 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
                   and _streams(outer * w * <Py_ssize_t>sizeof(floating),
                                chunk * w * <Py_ssize_t>sizeof(floating), nt))
         if nt <= 1:
-            _affine_rows_back(act, x, y, 0, outer, w, scale, shift, a, stream)
+            _affine_rows(act, x, y, outer, w, scale, shift, a, stream)
             return
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
-            r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+            r0 = t * chunk
             if r0 < outer:
-                _affine_rows_back(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a,
-                                  stream)
+                _affine_rows(act, x + r0 * w, y + r0 * w, min(outer, r0 + chunk) - r0, w, scale,
+                             shift, a, stream)
 
 
 cdef void _normalise_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
@@ -682,16 +655,6 @@ cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *
                           s + g * gstride + w, w)
 
 
-cdef void _affine_rows_back_h(int act, const cyr_half *x, cyr_half *y, Py_ssize_t r0,
-                              Py_ssize_t r1, Py_ssize_t w, const float *scale,
-                              const float *shift, float a) noexcept nogil:
-    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
-    while e > r0:
-        s = max(r0, e - bl)
-        cyr_bn_affine_rows_f16(act, x + s * w, y + s * w, e - s, w, scale, shift, a)
-        e = s
-
-
 cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
                        Py_ssize_t inner, const float *scale, const float *shift, int act,
                        float a, int nt) noexcept nogil:
@@ -715,14 +678,15 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
         w = C * inner
         nt = _row_threads(outer, w, nt)
         if nt <= 1:
-            _affine_rows_back_h(act, x, y, 0, outer, w, scale, shift, a)
+            cyr_bn_affine_rows_f16(act, x, y, outer, w, scale, shift, a)
             return
         nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(outer, nchunks)
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
-            r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+            r0 = t * chunk
             if r0 < outer:
-                _affine_rows_back_h(act, x, y, r0, min(outer, r0 + chunk), w, scale, shift, a)
+                cyr_bn_affine_rows_f16(act, x + r0 * w, y + r0 * w, min(outer, r0 + chunk) - r0,
+                                       w, scale, shift, a)
 
 
 cdef void _backward_channels_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
@@ -760,32 +724,23 @@ cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y
                                 s + g * gstride, s + g * gstride + w)
 
 
-cdef void _dx_cols_back_h(int act, int train, const cyr_half *dy, const cyr_half *x,
-                          const cyr_half *y, cyr_half *dx, Py_ssize_t r0, Py_ssize_t r1,
-                          Py_ssize_t w, const float *p, float a) noexcept nogil:
-    cdef Py_ssize_t bl = _block_rows(w), e = r1, s
-    while e > r0:
-        s = max(r0, e - bl)
-        cyr_bn_dx_cols_f16(act, train, dy + s * w, x + s * w,
-                           (y + s * w) if y != NULL else NULL, dx + s * w, e - s, w, p, p + w,
-                           p + 2 * w, p + 3 * w, a)
-        e = s
-
-
 cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, cyr_half *dx,
                      Py_ssize_t rows, Py_ssize_t w, const float *p, int train, int act,
                      float a, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
-        _dx_cols_back_h(act, train, dy, x, y, dx, 0, rows, w, p, a)
+        cyr_bn_dx_cols_f16(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w,
+                           a)
         return
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
-        r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+        r0 = t * chunk
         if r0 < rows:
-            _dx_cols_back_h(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a)
+            cyr_bn_dx_cols_f16(act, train, dy + r0 * w, x + r0 * w,
+                               (y + r0 * w) if y != NULL else NULL, dx + r0 * w,
+                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w, a)
 
 
 # ---- backward -----------------------------------------------------------------------
@@ -929,17 +884,18 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
     nt = _row_threads(rows, w, nt)
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
-    # dx streams (see _affine_rows_back) unless it is one of the inputs
+    # dx streams (streaming stores leave the inputs in the cache) unless it is one of them
     stream = (<const void *>dx != <const void *>dy and <const void *>dx != <const void *>x
               and _streams(rows * w * <Py_ssize_t>sizeof(floating),
                            chunk * w * <Py_ssize_t>sizeof(floating), nt))
     if nt <= 1:
-        _dx_cols_back(act, train, dy, x, y, dx, 0, rows, w, p, a, stream)
+        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, stream)
         return
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
-        r0 = (nchunks - 1 - t) * chunk  # last chunk first (see _affine_rows_back)
+        r0 = t * chunk
         if r0 < rows:
-            _dx_cols_back(act, train, dy, x, y, dx, r0, min(rows, r0 + chunk), w, p, a, stream)
+            _dx_cols(act, train, dy + r0 * w, x + r0 * w, (y + r0 * w) if y != NULL else NULL,
+                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, stream)
 
 
 cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
