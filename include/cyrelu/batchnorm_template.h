@@ -378,10 +378,16 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
     var = m2 / ((double)outer * (double)inner);
     invstd = 1.0 / sqrt(var + eps);
     scale = w * invstd;
+    /* The next channel's slab (if it fits in L2 beside this one) is prefetched into L2
+     * row by row as this one is normalised: its statistics then start from L2, not from
+     * memory, and the reads overlap this channel's writes. */
+    const int next = c + 1 < C && cyr_bn_fits_twice(outer * row_bytes);
     if (stream && (const CYR_T *)y != x) {
-        for (o = 0; o < outer; ++o)
+        for (o = 0; o < outer; ++o) {
+            if (next) cyr_bn_prefetch_l2_run(x + inner + o * step, row_bytes);
             CYR_NAME(bn_affine_stream)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
                                        (CYR_T)(b - mean * scale), a);
+        }
 #if CYR_HAVE_STREAM
         cyr_stream_fence();
 #endif
@@ -389,6 +395,7 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
         for (o = 0; o < outer; ++o) {
             if (o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
                 cyr_bn_prefetchw_run(y + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
+            if (next) cyr_bn_prefetch_l2_run(x + inner + o * step, row_bytes);
             CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
                                 (CYR_T)(b - mean * scale), a);
         }

@@ -205,4 +205,10 @@ static inline Py_ssize_t cyr_stream_min_bytes(void) {
  * size, each two-pass while it is in L2: half the per-core L2. */
 static inline Py_ssize_t cyr_slab_bytes(void) { return cyr_l2_bytes() / 2; }
 
+/* Whether two channel slabs of this size fit in the per-core L2 with a fifth of it to
+ * spare (for the rest of the working set): the training forward then prefetches the
+ * next channel's slab while it normalises this one.  Measured on Zen 4 (1 MiB L2, 2
+ * threads), (32, 64, 56, 56) float32 (401 KB slabs): 4-13% faster. */
+static inline int cyr_bn_fits_twice(Py_ssize_t slab) { return 5 * slab <= 2 * cyr_l2_bytes(); }
+
 #endif /* CYRELU_CACHE_H */
