@@ -113,9 +113,10 @@ def activation_code(activation: object) -> int:
 
 
 def fused_activation_code(activation: object) -> int:
-    """BatchNorm's ``activation=``: :func:`activation_code`, and ValueError for an
-    activation whose parameters are not BatchNorm's ``alpha`` (it passes the kernels
-    that one, default 0.2: leaky_relu's)."""
+    """The BatchNorm kernels' ``activation=``: :func:`activation_code`, and ValueError
+    for an activation whose parameters are not BatchNorm's ``alpha`` (it passes the
+    kernels that one, default 0.2: leaky_relu's); the public functions compose those
+    (cyrelu/_bn_activation.py) and pass the kernels only the others."""
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
@@ -124,8 +125,8 @@ def fused_activation_code(activation: object) -> int:
         # (elu's and celu's alpha = 1, gelu's approximate): the kernels are not built
         # for them (activation_table.h's CYR_BN_FORWARD_ACTIVATIONS)
         raise ValueError(
-            "BatchNorm does not fuse %r (its parameters are not BatchNorm's alpha); "
-            "apply cyrelu.%s to its output instead" % (activation, activation)
+            "the BatchNorm kernels do not fuse %r (its parameters are not BatchNorm's "
+            "alpha); cyrelu.batch_norm composes it (cyrelu/_bn_activation.py)" % activation
         )
     return act
 

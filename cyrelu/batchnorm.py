@@ -19,18 +19,20 @@ result through an aligned temporary.
 from __future__ import annotations
 
 import math
-from typing import Literal, overload
+from collections.abc import Mapping
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cyrelu import _activation_table as _table, _batchnorm as _k
+from cyrelu import _activation_table as _table, _batchnorm as _k, _bn_activation as _act
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
     aligned,
     as_float_array,
     batch_norm_args as _forward_args,
     batch_norm_backward_args as _backward_args,
+    channel_axis,
     check_out,
     check_same,
     may_overlap_partly,
@@ -65,6 +67,7 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float | None = ...,
+    activation_params: Mapping[str, Any] | None = ...,
     out: FloatArray | None = ...,
     return_stats: Literal[False] = ...,
     num_threads: int | None = ...,
@@ -85,6 +88,7 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float | None = ...,
+    activation_params: Mapping[str, Any] | None = ...,
     out: FloatArray | None = ...,
     return_stats: Literal[True],
     num_threads: int | None = ...,
@@ -105,6 +109,7 @@ def batch_norm(
     axis: int = ...,
     activation: Activation = ...,
     alpha: float | None = ...,
+    activation_params: Mapping[str, Any] | None = ...,
     out: FloatArray | None = ...,
     return_stats: bool = ...,
     num_threads: int | None = ...,
@@ -124,6 +129,7 @@ def batch_norm(
     axis: int = 1,
     activation: Activation = None,
     alpha: float | None = None,
+    activation_params: Mapping[str, Any] | None = None,
     out: FloatArray | None = None,
     return_stats: bool = False,
     num_threads: int | None = None,
@@ -149,14 +155,22 @@ def batch_norm(
     axis : int
         Channel axis, negative allowed.
     activation : None or an activation's name
-        An activation applied to the normalised output in the same pass: one without
-        a parameter or whose one parameter is ``alpha`` ("relu", "leaky_relu",
-        "relu6", "hardsigmoid", "hardswish", "selu", "silu", "mish"); the others are
-        a ValueError (apply their function to the output instead).
+        An activation applied to the normalised output: any of the table's ("relu",
+        "leaky_relu", "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "selu",
+        "celu", "silu", "softplus", "gelu", "mish").  "relu", "leaky_relu", "relu6",
+        "hardsigmoid", "hardswish", "selu", "silu" and "mish" are fused into the
+        normalising pass; the others are applied to the output in place, by their own
+        function, in a second pass.
     alpha : float, optional
-        The fused activation's parameter (leaky_relu's slope); None, the default, is
-        the activation's own default (0.2 for leaky_relu).  Ignored by activations
-        without a parameter.
+        The activation's parameter named alpha (leaky_relu's slope, elu's and celu's
+        alpha); None, the default, is the activation's own default (0.2 for
+        leaky_relu, 1.0 for elu and celu).  Ignored by activations without one.
+    activation_params : mapping, optional
+        The activation's other parameters by name, as its function takes them:
+        ``{"min_val": 0.0, "max_val": 6.0}`` for hardtanh, ``{"beta": 2.0,
+        "threshold": 10.0}`` for softplus, ``{"approximate": "tanh"}`` for gelu
+        (missing ones: their defaults).  An unknown name, a parameter given twice
+        (also as ``alpha``), or parameters without an activation are a ValueError.
     out : ndarray, optional
         Writable array of ``x``'s shape and dtype (``out=x`` works in place).
     return_stats : bool
@@ -170,6 +184,30 @@ def batch_norm(
     -------
     y, or (y, save_mean, save_invstd) when ``return_stats`` is True.
     """
+    if activation_params is not None or not _act.fused_forward(activation):
+        values = _act.params(activation, alpha, activation_params)
+        if not _act.fused_forward(activation):  # composed: normalise, then the activation
+            name = str(activation)
+            _table.kernel_scalars(name, getattr(x, "dtype", None), *values)  # bounds
+            res = batch_norm(
+                x,
+                running_mean,
+                running_var,
+                weight,
+                bias,
+                training,
+                momentum,
+                eps,
+                axis=axis,
+                out=out,
+                return_stats=return_stats,
+                num_threads=num_threads,
+            )
+            if return_stats:
+                y, save_mean, save_invstd = res
+                return _act.apply(name, values, y, num_threads), save_mean, save_invstd
+            return _act.apply(name, values, res, num_threads)  # type: ignore[no-any-return]
+        alpha, activation_params = _act.kernel_alpha(values), None
     be = backend_for(x, running_mean, running_var, weight, bias, out)
     if be is not None:
         return be.batch_norm(  # type: ignore[no-any-return]
@@ -282,7 +320,9 @@ def batch_norm_backward(
     axis: int = 1,
     activation: Activation = None,
     alpha: float | None = None,
+    activation_params: Mapping[str, Any] | None = None,
     output: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
     out: FloatArray | None = None,
     num_threads: int | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -291,32 +331,60 @@ def batch_norm_backward(
     ``save_mean``/``save_invstd`` are what the forward returned with
     ``return_stats=True``.  ``training=True`` gives the full gradient through the
     batch statistics (PyTorch's formula); ``training=False`` gives
-    ``grad_input = grad_output * weight * save_invstd``.  With a fused
-    ``activation``, ``output`` (the forward's result) is required and gates
-    ``grad_output`` first, as PyTorch's relu / leaky_relu backward would
-    (``leaky_relu`` needs ``alpha > 0`` for the output's sign to be the input's;
-    ``alpha=None`` is its default, 0.2).  The backward fuses "relu", "leaky_relu" and
-    "relu6", whose derivative can be read from the output; the others are a ValueError.
-    ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight``
-    and ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64
-    data) when ``weight`` is None.
+    ``grad_input = grad_output * weight * save_invstd``.
+
+    With an ``activation`` (and its ``alpha`` / ``activation_params``, as given to the
+    forward), ``grad_output`` is first multiplied by the activation's derivative at
+    the forward's pre-activation, as PyTorch's autograd would:
+
+    - ``bias`` given (the forward's bias; zeros for none): the pre-activation is
+      recomputed from ``x``, the saved statistics, ``weight`` and ``bias``;
+    - else ``output`` (the forward's result): the derivative is read from it, which
+      works for "relu", "relu6", "hardtanh", "celu", "selu", and for "leaky_relu" and
+      "elu" with ``alpha > 0``.  "relu", "leaky_relu" and "relu6" are fused into the
+      backward's own passes this way.
+
+    The others ("hardsigmoid", "hardswish", "silu", "softplus", "gelu", "mish") need
+    ``bias``; neither given is a ValueError.  ``out`` receives ``grad_input`` (shape
+    and dtype of ``x``).  ``grad_weight`` and ``grad_bias`` have ``weight``'s dtype,
+    or float32 (float64 for float64 data) when ``weight`` is None.
     """
-    fast = _k.backward_fast(
-        grad_output,
-        x,
-        save_mean,
-        save_invstd,
-        weight,
-        training,
-        axis,
-        activation,
-        alpha,
-        output,
-        out,
-        num_threads,
-    )
-    if fast is not None:  # the common case, checked at C speed
-        return fast
+    if activation_params is None and bias is None:
+        fast = _k.backward_fast(
+            grad_output,
+            x,
+            save_mean,
+            save_invstd,
+            weight,
+            training,
+            axis,
+            activation,
+            alpha,
+            output,
+            out,
+            num_threads,
+        )
+        if fast is not None:  # the common case, checked at C speed
+            return fast
+    values = _act.params(activation, alpha, activation_params)
+    if not _act.fused_backward(activation, values, output):
+        # gate grad_output by the derivative first, then the plain backward
+        g = _gated(
+            str(activation), values, grad_output, x, save_mean, save_invstd, weight, bias,
+            output, axis, num_threads,
+        )  # fmt: skip
+        return batch_norm_backward(
+            g,
+            x,
+            save_mean,
+            save_invstd,
+            weight,
+            training=training,
+            axis=axis,
+            out=out,
+            num_threads=num_threads,
+        )
+    alpha = _act.kernel_alpha(values)  # a fused activation: read from output below
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
@@ -341,6 +409,7 @@ def batch_norm_backward(
     mean = _per_channel(save_mean, "save_mean", C, required=True)
     invstd = _per_channel(save_invstd, "save_invstd", C, required=True)
     w = _per_channel(weight, "weight", C)
+    _per_channel(bias, "bias", C)  # not needed where output gives the derivative; checked
     ya = None
     if act != _table.NONE:
         if output is None:
@@ -388,6 +457,56 @@ def batch_norm_backward(
         np.copyto(out, dx)
         dx = out
     return dx, grad_weight, grad_bias
+
+
+def _gated(
+    name: str,
+    values: tuple[Any, ...],
+    grad_output: ArrayLike,
+    x: ArrayLike,
+    save_mean: ArrayLike,
+    save_invstd: ArrayLike,
+    weight: ArrayLike | None,
+    bias: ArrayLike | None,
+    output: ArrayLike | None,
+    axis: int,
+    num_threads: int | None,
+) -> Any:
+    """grad_output times activation ``name``'s derivative (_bn_activation.gate), the
+    arguments checked first (as the general path checks them) on any backend."""
+    arrays = (grad_output, x, save_mean, save_invstd, weight, bias, output)
+    if backend_for(*arrays) is None:  # NumPy: array_likes checked and converted
+        xa = as_float_array(x, "x")
+        g = as_float_array(grad_output, "grad_output")
+        check_same("grad_output", g, "x", xa)
+        ax, C = channel_axis(xa.shape, axis)
+        ya = None
+        if output is not None:
+            ya = as_float_array(output, "output")
+            check_same("output", ya, "x", xa)
+        return _act.gate(
+            name, values, g, xa, _per_channel(save_mean, "save_mean", C, required=True),
+            _per_channel(save_invstd, "save_invstd", C, required=True),
+            _per_channel(weight, "weight", C), _per_channel(bias, "bias", C), ya, ax,
+            num_threads,
+        )  # fmt: skip
+    shape = tuple(getattr(x, "shape", ()))
+    ax, C = channel_axis(shape, axis)
+    for label, a in (("grad_output", grad_output), ("output", output)):
+        if a is not None and tuple(getattr(a, "shape", ())) != shape:
+            raise ValueError(
+                "%s has shape %s, x has %s" % (label, tuple(getattr(a, "shape", ())), shape)
+            )
+    for label, a in (("save_mean", save_mean), ("save_invstd", save_invstd),
+                     ("weight", weight), ("bias", bias)):  # fmt: skip
+        if a is not None and tuple(getattr(a, "shape", ())) != (C,):
+            raise ValueError(
+                "%s must have shape (%d,), got %s" % (label, C, tuple(getattr(a, "shape", ())))
+            )
+    return _act.gate(
+        name, values, grad_output, x, save_mean, save_invstd, weight, bias, output, ax,
+        num_threads,
+    )  # fmt: skip
 
 
 # ---- shared machinery --------------------------------------------------------------

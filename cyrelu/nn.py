@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from cyrelu import activations as _act
+from cyrelu import _bn_activation, activations as _act
 from cyrelu._activation_table import kernel_scalars
-from cyrelu._validation import check_bounds, check_real, fused_activation_code
+from cyrelu._validation import check_bounds, check_real
 from cyrelu.activations import (
     hardsigmoid,
     hardsigmoid_backward,
@@ -382,9 +382,12 @@ class BatchNorm(Module):
     (zeros) when ``affine``; ``running_mean`` (zeros) and ``running_var`` (ones)
     when ``track_running_stats``, updated in training mode with ``momentum``.
     Without running statistics the layer normalises with batch statistics in
-    evaluation mode too (as PyTorch does).  ``activation`` ("relu" or
-    "leaky_relu") is fused into the forward and the backward.  ``dtype`` is the
-    parameters' dtype (float32 or float64); the data may be float16/32/64.
+    evaluation mode too (as PyTorch does).  ``activation`` (any of the table's, with
+    ``alpha`` and ``activation_params`` as :func:`cyrelu.batch_norm` takes them) is
+    applied to the output and differentiated in the backward, from the pre-activation
+    recomputed with the layer's bias where the output cannot give the derivative.
+    ``dtype`` is the parameters' dtype (float32 or float64); the data may be
+    float16/32/64.
     """
 
     weight: FloatArray | None
@@ -406,6 +409,7 @@ class BatchNorm(Module):
         track_running_stats: bool = True,
         activation: str | None = None,
         alpha: float | None = None,
+        activation_params: Mapping[str, Any] | None = None,
         dtype: DTypeLike = np.float32,
         num_threads: int | None = None,
     ) -> None:
@@ -425,7 +429,8 @@ class BatchNorm(Module):
             raise ValueError("eps must be > 0, got %r" % eps)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError("momentum must be in [0, 1], got %r" % momentum)
-        fused_activation_code(activation)  # ValueError unless BatchNorm can fuse it
+        # the activation's parameters checked now (ValueError / TypeError)
+        self._act_values = _bn_activation.params(activation, alpha, activation_params)
         self.num_features = int(num_features)
         self.axis = axis
         self.eps = eps
@@ -435,6 +440,7 @@ class BatchNorm(Module):
         self.activation = activation
         # None: the activation's own default (batch_norm's alpha)
         self.alpha = None if alpha is None else check_real(alpha, "alpha")
+        self.activation_params = None if activation_params is None else dict(activation_params)
         self.dtype = dt
         self.num_threads = num_threads
         C = self.num_features
@@ -468,6 +474,7 @@ class BatchNorm(Module):
             axis=self.axis,
             activation=self.activation,
             alpha=self.alpha,
+            activation_params=self.activation_params,
             return_stats=True,
             num_threads=self.num_threads,
         )
@@ -484,6 +491,11 @@ class BatchNorm(Module):
 
     def backward(self, grad_output: ArrayLike) -> FloatArray:
         c = self._saved(self._cache)
+        bias = None  # the pre-activation is recomputed with it where output cannot serve
+        if not _bn_activation.fused_backward(self.activation, self._act_values, c["y"]):
+            bias = self.bias
+            if bias is None:
+                bias = np.zeros(self.num_features, self.dtype)
         grad_input, gw, gb = batch_norm_backward(
             grad_output,
             c["x"],
@@ -494,7 +506,9 @@ class BatchNorm(Module):
             axis=self.axis,
             activation=self.activation,
             alpha=self.alpha,
+            activation_params=self.activation_params,
             output=c["y"],
+            bias=bias,
             num_threads=self.num_threads,
         )
         if self.affine:

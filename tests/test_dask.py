@@ -304,6 +304,37 @@ def test_batch_norm_backward(client, rng, shape, axis, chunks, activation, train
     np.testing.assert_allclose(got, gi_np, rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
 
 
+@pytest.mark.parametrize(
+    "activation,ap,source",
+    [("elu", None, "output"), ("hardtanh", {"min_val": -0.5, "max_val": 0.5}, "output"),
+     ("gelu", {"approximate": "tanh"}, "bias"), ("softplus", {"beta": 2.0}, "bias")],
+)  # fmt: skip
+def test_batch_norm_composed_activations(client, rng, activation, ap, source):
+    """The activations the kernels do not fuse: applied lazily after the normalisation,
+    and the backward gated from output= or from the pre-activation recomputed with bias=,
+    as on NumPy (the same steps, chunk by chunk)."""
+    shape, axis, chunks = (64, 6, 10), 1, (16, 3, 5)
+    xn, gn = _data(rng, shape), _data(rng, shape)
+    w, b = _data(rng, 6) + 2, _data(rng, 6)
+    kw = dict(training=True, axis=axis, activation=activation, activation_params=ap)
+    y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, b, return_stats=True, **kw)
+    x = da.from_array(xn, chunks=chunks)
+    y, m, _ = cyrelu.batch_norm(x, None, None, w, b, return_stats=True, **kw)
+    assert isinstance(y, da.Array) and y.chunks == x.chunks
+    np.testing.assert_array_equal(m, mean)
+    np.testing.assert_allclose(y.compute(), y_np, rtol=0, atol=4e-6 * np.abs(y_np).max())
+    src = dict(bias=b) if source == "bias" else dict(output=da.from_array(y_np, chunks=chunks))
+    src_np = dict(bias=b) if source == "bias" else dict(output=y_np)
+    g = da.from_array(gn, chunks=chunks)
+    gi, gw, gb = cyrelu.batch_norm_backward(g, x, mean, invstd, w, **kw, **src)
+    want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, **kw, **src_np)
+    assert isinstance(gi, da.Array) and isinstance(gw, np.ndarray)
+    np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
+    scale = np.abs(want[0]).max()
+    np.testing.assert_allclose(gi.compute(), want[0], rtol=0, atol=1e-5 * scale)
+
+
 # ---- diagnostics ------------------------------------------------------------------------
 
 

@@ -601,6 +601,40 @@ def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
         _close(gb.get(), cgb.astype(np.float64), np.float32, scale=scale)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "activation,alpha,ap",
+    [("elu", 0.5, None), ("hardtanh", None, {"min_val": -0.5, "max_val": 0.5}),
+     ("gelu", None, {"approximate": "tanh"}), ("softplus", None, {"beta": 2.0}),
+     ("silu", None, None)],
+)  # fmt: skip
+def test_batch_norm_composed_activations(rng, dtype, activation, alpha, ap):
+    """Every activation with BatchNorm on CuPy arrays: those the kernels do not fuse
+    are the activation's GPU kernel on the normalised output, and the backward gates
+    grad_output at the pre-activation recomputed with bias= (or from output=), as on
+    NumPy; silu's backward (not fused) too."""
+    x = rng.standard_normal((16, 4, 9)).astype(dtype)
+    g = rng.standard_normal(x.shape).astype(dtype)
+    pd = np.float64 if dtype == np.float64 else np.float32
+    w, b = (rng.uniform(0.5, 2, 4).astype(pd), rng.uniform(-1, 1, 4).astype(pd))
+    kw = dict(training=True, activation=activation, alpha=alpha, activation_params=ap)
+    y, m, s = cyrelu.batch_norm(x, None, None, w, b, return_stats=True, **kw)
+    wd, bd = cupy.asarray(w), cupy.asarray(b)
+    yd, md, sd = cyrelu.batch_norm(cupy.asarray(x), None, None, wd, bd, return_stats=True, **kw)
+    assert isinstance(yd, cupy.ndarray)
+    _close(yd.get(), y.astype(np.float64), dtype, scale=4.0)
+    want = cyrelu.batch_norm_backward(g, x, m, s, w, bias=b, **kw)
+    got = cyrelu.batch_norm_backward(cupy.asarray(g), cupy.asarray(x), md, sd, wd, bias=bd, **kw)
+    for a, r in zip(got, want, strict=True):
+        assert isinstance(a, cupy.ndarray)
+        _close(a.get(), np.asarray(r, np.float64), dtype, scale=8.0 * max(1.0, np.abs(r).max()))
+    if activation in ("elu", "hardtanh"):  # the derivative from the output
+        got = cyrelu.batch_norm_backward(cupy.asarray(g), cupy.asarray(x), md, sd, wd,
+                                         output=yd, **kw)  # fmt: skip
+        want = cyrelu.batch_norm_backward(g, x, m, s, w, output=y, **kw)
+        _close(got[0].get(), want[0].astype(np.float64), dtype, scale=8.0)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_large_channels_and_splits(rng, dtype):
     # many blocks per channel (the split reduction) and an offset mean

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from cyrelu import _bn_activation as _act
 from cyrelu._validation import (
     batch_norm_args,
     batch_norm_backward_alpha,
@@ -550,6 +551,7 @@ def batch_norm(
     axis: int = 1,
     activation: str | None = None,
     alpha: float | None = None,
+    activation_params: Any = None,
     out: Array | None = None,
     return_stats: bool = False,
     num_threads: int | None = None,
@@ -557,6 +559,14 @@ def batch_norm(
     """:func:`cyrelu.batch_norm` for CuPy arrays.  The result has x's memory layout when
     some permutation of x's axes is C-contiguous (else it is C-contiguous), or is ``out``.
     ``save_mean`` and ``save_invstd`` share one allocation."""
+    if _act.defer_forward(activation, activation_params):
+        import cyrelu
+
+        return cyrelu.batch_norm(
+            x, running_mean, running_var, weight, bias, training, momentum, eps, axis=axis,
+            activation=activation, alpha=alpha, activation_params=activation_params,
+            out=out, return_stats=return_stats, num_threads=num_threads,
+        )  # fmt: skip
     L.check_threads(num_threads)
     key = _call_key((x, out, running_mean, running_var, weight, bias), training, axis, activation)
     f = None if key is None else _fast_forward.get(key)
@@ -872,13 +882,23 @@ def batch_norm_backward(
     axis: int = 1,
     activation: str | None = None,
     alpha: float | None = None,
+    activation_params: Any = None,
     output: Array | None = None,
+    bias: Array | None = None,
     out: Array | None = None,
     num_threads: int | None = None,
 ) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
+    if _act.defer_backward(activation, activation_params, output, bias):
+        import cyrelu
+
+        return cyrelu.batch_norm_backward(
+            grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
+            activation=activation, alpha=alpha, activation_params=activation_params,
+            output=output, bias=bias, out=out, num_threads=num_threads,
+        )  # fmt: skip
     L.check_threads(num_threads)
     # output decides the plan only with an activation
     fused = None if activation is None else output

@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import cyrelu
-from cyrelu import _activation_table as _table, _batchnorm as _k
+from cyrelu import _activation_table as _table, _batchnorm as _k, _bn_activation as _act
 from cyrelu._validation import (
     aligned,
     batch_norm_args,
@@ -226,6 +226,7 @@ def batch_norm(
     axis: int = 1,
     activation: str | None = None,
     alpha: float | None = None,
+    activation_params: Any = None,
     out: Any = None,
     return_stats: bool = False,
     num_threads: int | None = None,
@@ -233,6 +234,12 @@ def batch_norm(
     """:func:`cyrelu.batch_norm` for a dask array ``x``: ``y`` lazy; in training, the
     statistics computed (one pass on the cluster) and the running statistics updated
     before the call returns; ``save_mean`` / ``save_invstd`` NumPy arrays."""
+    if _act.defer_forward(activation, activation_params):
+        return cyrelu.batch_norm(
+            x, running_mean, running_var, weight, bias, training, momentum, eps, axis=axis,
+            activation=activation, alpha=alpha, activation_params=activation_params,
+            out=out, return_stats=return_stats, num_threads=num_threads,
+        )  # fmt: skip
     xd = G.on_host(G.as_dask(x, "x"), "x", "batch_norm")
     ax, C, _, alpha_, momentum_, eps_ = batch_norm_args(
         xd.shape, axis, activation, alpha, momentum, eps
@@ -370,12 +377,20 @@ def batch_norm_backward(
     axis: int = 1,
     activation: str | None = None,
     alpha: float | None = None,
+    activation_params: Any = None,
     output: Any = None,
+    bias: Any = None,
     out: Any = None,
     num_threads: int | None = None,
 ) -> Any:
     """:func:`cyrelu.batch_norm_backward` for dask arrays: ``grad_input`` lazy,
     ``grad_weight`` and ``grad_bias`` NumPy arrays from one reduction pass."""
+    if _act.defer_backward(activation, activation_params, output, bias):
+        return cyrelu.batch_norm_backward(
+            grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
+            activation=activation, alpha=alpha, activation_params=activation_params,
+            output=output, bias=bias, out=out, num_threads=num_threads,
+        )  # fmt: skip
     g, xd = G.lazy_pair(grad_output, "grad_output", x, "x")
     G.on_host(xd, "x", "batch_norm_backward")
     ax, C, act, alpha_ = batch_norm_backward_args(xd.shape, axis, activation, alpha)

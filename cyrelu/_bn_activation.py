@@ -1,0 +1,199 @@
+"""BatchNorm's ``activation=`` for every activation of the table, on every backend.
+
+The BatchNorm kernels fuse the activations of activation_table.h's lists into their own
+passes (forward: ``_activation_table.BN_FORWARD``; backward, reading the derivative from
+the output: ``BN_BACKWARD``).  The others are composed here from the public functions,
+so they run on NumPy, CuPy and Dask arrays alike:
+
+- forward: batch_norm without the activation, then the activation's function applied
+  to the result in place (a second pass over the output);
+- backward: ``grad_output`` gated by the activation's derivative, then batch_norm's
+  backward without the activation.  The derivative is taken at the pre-activation
+  recomputed from ``x``, the saved statistics, ``weight`` and ``bias`` (``bias=``), or,
+  where it can be read from the output (hardtanh, elu with alpha > 0, celu, selu, and
+  the fused ones), from ``output``.
+
+Parameters: BatchNorm's ``alpha`` is the activation's parameter named alpha (leaky_relu,
+elu, celu; None: its default); ``activation_params`` gives any parameter by name
+(hardtanh's min_val/max_val, softplus's beta/threshold, gelu's approximate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from cyrelu import _activation_table as _table
+from cyrelu._validation import activation_code
+
+_F64 = np.dtype(np.float64)
+_F32 = np.dtype(np.float32)
+
+# the derivative read from the output y where the table's rule (the backward function
+# applied to y) does not give it, as torch's elu_backward with is_result=True:
+# y > 0 -> pos, else factor * (y + shift)
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_RESULT_GRAD = frozenset({"elu", "celu", "selu"})
+
+
+def _result_grad(activation: str, a: float) -> tuple[float, float, float]:
+    """(pos, factor, shift) of :data:`_RESULT_GRAD`'s members, ``a`` their alpha."""
+    if activation == "elu":
+        return 1.0, 1.0, a
+    if activation == "celu":
+        return 1.0, 1.0 / a, a
+    return _SELU_SCALE, 1.0, _SELU_SCALE * _SELU_ALPHA
+
+
+def params(activation: object, alpha: object, activation_params: object) -> tuple[Any, ...]:
+    """The activation's parameters in the table's order, from BatchNorm's ``alpha`` (the
+    parameter named alpha; None: its default) and ``activation_params`` (by name; None:
+    none), each checked by the table's rule.  ValueError for an unknown activation or
+    parameter name, or a parameter given twice; TypeError for ``activation_params``
+    that is not a mapping."""
+    code = activation_code(activation)
+    if activation_params is not None and not isinstance(activation_params, Mapping):
+        raise TypeError(
+            "activation_params must be a mapping of parameter names to values, got %r"
+            % (activation_params,)
+        )
+    given = dict(activation_params or {})
+    if code == _table.NONE:
+        if given:
+            raise ValueError("activation_params %r given without an activation" % (given,))
+        return ()
+    spec = _table.TABLE[str(activation)].params
+    names = [p[0] for p in spec]
+    for key in given:
+        if key not in names:
+            raise ValueError(
+                "%s has no parameter %r (its parameters: %s)"
+                % (activation, key, ", ".join(names) or "none")
+            )
+    if alpha is not None and "alpha" in names:
+        if "alpha" in given:
+            raise ValueError("alpha given twice: as alpha=%r and in activation_params" % alpha)
+        given["alpha"] = alpha
+    values = tuple(given.get(n, default) for n, default, _ in spec)
+    _table.scalars(str(activation), *values)  # each checked by its rule
+    return values
+
+
+def fused_forward(activation: object) -> bool:
+    """Whether the BatchNorm kernels fuse ``activation`` into the forward themselves."""
+    return activation is None or activation in _table.BN_FORWARD
+
+
+def fused_backward(activation: object, values: tuple[Any, ...], output: object) -> bool:
+    """Whether the BatchNorm kernels fuse ``activation`` (parameters ``values``) into the
+    backward themselves: listed, and its derivative read from ``output``."""
+    if activation is None:
+        return True
+    return (
+        activation in _table.BN_BACKWARD
+        and output is not None
+        and _table.grad_from_output(str(activation), _table.scalars(str(activation), *values)[0])
+    )
+
+
+def defer_forward(activation: object, activation_params: object) -> bool:
+    """Whether a backend's batch_norm hands the call to :func:`cyrelu.batch_norm`,
+    which resolves the parameters and composes the unfused activations (and then calls
+    the backend with a fused activation or none)."""
+    return activation_params is not None or not fused_forward(activation)
+
+
+def defer_backward(activation: object, activation_params: object, output: object,
+                   bias: object) -> bool:  # fmt: skip
+    """Whether a backend's batch_norm_backward hands the call to
+    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): any activation but
+    the fused ones with ``output``, or ``activation_params`` or ``bias`` given."""
+    if activation_params is not None or bias is not None:
+        return True
+    return activation is not None and (activation not in _table.BN_BACKWARD or output is None)
+
+
+def kernel_alpha(values: tuple[Any, ...]) -> float | None:
+    """BatchNorm's alpha for the kernels: the fused activation's one parameter."""
+    return float(values[0]) if values else None
+
+
+def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:
+    """activation(y) with its parameters: in place, except on a Dask array (lazy)."""
+    import cyrelu
+
+    fn: Any = getattr(cyrelu, activation)
+    out = None if type(y).__module__.partition(".")[0] == "dask" else y
+    return fn(y, *values, out=out, num_threads=num_threads)
+
+
+def _broadcast(v: Any, ndim: int, axis: int) -> Any:
+    shape = [1] * ndim
+    shape[axis] = -1
+    return v.reshape(shape)
+
+
+def _compute_dtype(dtype: Any) -> np.dtype[Any]:
+    return _F64 if np.dtype(dtype) == _F64 else _F32
+
+
+def preactivation(
+    x: Any, save_mean: Any, save_invstd: Any, weight: Any, bias: Any, axis: int
+) -> Any:
+    """The forward's pre-activation, x * scale + shift with scale = weight * invstd and
+    shift = bias - mean * scale per channel (computed in float64, applied in float32,
+    float64 for float64 data), in x's dtype and x's array library."""
+    ct = _compute_dtype(x.dtype)
+    scale = save_invstd.astype(_F64)
+    if weight is not None:
+        scale = scale * weight.astype(_F64)
+    shift = bias.astype(_F64) - save_mean.astype(_F64) * scale
+    scale = _broadcast(scale.astype(ct), x.ndim, axis)
+    shift = _broadcast(shift.astype(ct), x.ndim, axis)
+    return (x.astype(ct, copy=False) * scale + shift).astype(x.dtype, copy=False)
+
+
+def gate(
+    activation: str,
+    values: tuple[Any, ...],
+    grad_output: Any,
+    x: Any,
+    save_mean: Any,
+    save_invstd: Any,
+    weight: Any,
+    bias: Any,
+    output: Any,
+    axis: int,
+    num_threads: int | None,
+) -> Any:
+    """grad_output times the activation's derivative at the forward's pre-activation:
+    recomputed from ``bias`` (with x, the statistics and weight) when it is given, else
+    read from ``output``; ValueError when neither can give it."""
+    import cyrelu
+
+    backward: Any = getattr(cyrelu, activation + "_backward")
+    if bias is not None:
+        z = preactivation(x, save_mean, save_invstd, weight, bias, axis)
+        return backward(grad_output, z, *values, num_threads=num_threads)
+    if output is not None:
+        a = _table.scalars(activation, *values)[0]
+        if _table.grad_from_output(activation, a):
+            return backward(grad_output, output, *values, num_threads=num_threads)
+        if activation in _RESULT_GRAD and (activation != "elu" or a > 0.0):
+            pos, factor, shift = _result_grad(activation, a)
+            ct = _compute_dtype(output.dtype)
+            y = output.astype(ct, copy=False)
+            d = np.where(y > 0, ct.type(pos), ct.type(factor) * (y + ct.type(shift)))
+            return (grad_output.astype(ct, copy=False) * d).astype(grad_output.dtype)
+        raise ValueError(
+            "the %s backward needs bias= to recompute the pre-activation: its derivative "
+            "cannot be read from the output%s"
+            % (activation, " unless alpha > 0" if activation in ("leaky_relu", "elu") else "")
+        )
+    raise ValueError(
+        "activation=%r needs output= (the forward's result) or bias= (to recompute the "
+        "pre-activation)" % activation
+    )
