@@ -136,10 +136,13 @@ def test_layouts_out_inplace_threads(dtype):
     np.testing.assert_array_equal(z[5:], want.ravel())
 
 
-def test_batch_norm_does_not_fuse_it():
-    x = np.ones((4, 3, 2))
-    with pytest.raises(ValueError, match="hardtanh"):
-        cyrelu.batch_norm(x, training=True, activation="hardtanh")
+def test_batch_norm_takes_its_bounds():
+    x = np.arange(24.0).reshape(4, 3, 2)
+    kw = dict(training=True, activation="hardtanh")
+    y = cyrelu.batch_norm(x, **kw, activation_params={"min_val": -0.5, "max_val": 0.25})
+    assert y.min() == -0.5 and y.max() == 0.25
+    with pytest.raises(ValueError, match="min_val"):
+        cyrelu.batch_norm(x, **kw, activation_params={"min_val": 1.0, "max_val": 0.0})
 
 
 def test_layer():

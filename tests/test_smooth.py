@@ -352,9 +352,13 @@ def test_layer_checks_its_parameters():
 
 
 @pytest.mark.parametrize("name", ["elu", "celu", "gelu", "softplus"])
-def test_batch_norm_does_not_fuse_a_foreign_parameter(name):
+def test_batch_norm_takes_a_foreign_parameter_by_name(name):
+    """Their parameters are not BatchNorm's alpha: BatchNorm composes them (values in
+    tests/test_batchnorm_activations.py); a wrong parameter name is a ValueError."""
+    x = np.arange(12.0).reshape(4, 3)
+    assert cyrelu.batch_norm(x, training=True, activation=name).shape == x.shape
     with pytest.raises(ValueError, match=name):
-        cyrelu.batch_norm(np.ones((4, 3)), training=True, activation=name)
+        cyrelu.batch_norm(x, training=True, activation=name, activation_params={"p": 1.0})
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
@@ -372,5 +376,14 @@ def test_batch_norm_fuses_the_forward(name, dtype, shape, axis):
     want = getattr(cyrelu, name)(plain.astype(np.float64))
     tol = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}[dtype]
     np.testing.assert_allclose(fused.astype(np.float64), want, rtol=tol, atol=tol)
-    with pytest.raises(ValueError, match="output"):
-        cyrelu.batch_norm_backward(x, x, mean, invstd, w, activation=name, axis=axis, output=fused)
+    kw = dict(activation=name, axis=axis)
+    with_bias = cyrelu.batch_norm_backward(x, x, mean, invstd, w, bias=b, **kw)
+    if name == "selu":  # its derivative is read from the output, y + scale * alpha below 0
+        got = cyrelu.batch_norm_backward(x, x, mean, invstd, w, output=fused, **kw)
+        for a, r in zip(got, with_bias, strict=True):
+            scale = max(1.0, float(np.abs(r.astype(np.float64)).max()))
+            np.testing.assert_allclose(a.astype(np.float64), r.astype(np.float64),
+                                       rtol=0, atol=50 * tol * scale)  # fmt: skip
+    else:
+        with pytest.raises(ValueError, match="needs bias="):
+            cyrelu.batch_norm_backward(x, x, mean, invstd, w, output=fused, **kw)
