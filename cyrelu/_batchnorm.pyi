@@ -39,6 +39,18 @@ def forward_eval(
     save_invstd: NDArray[np.floating] | None,
     num_threads: int | None,
 ) -> None: ...
+def preactivation(
+    x: NDArray[np.floating],
+    z: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    save_mean: NDArray[np.floating],
+    save_invstd: NDArray[np.floating],
+    weight: NDArray[np.floating] | None,
+    bias: NDArray[np.floating] | None,
+    num_threads: int | None,
+) -> None: ...
 def backward_fast(
     grad_output: object,
     x: object,

@@ -44,6 +44,7 @@ cnp.import_array()
 
 
 cdef extern from "cyrelu/batchnorm.h" nogil:
+    int CYR_ACT_NONE  # no activation (cyrelu/cuda/activation_table.h)
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
@@ -975,6 +976,31 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
     free(block)
 
 
+cdef int _normalise_by(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
+                       Py_ssize_t inner, _Chan mean, const double *invstd, _Chan w, _Chan b,
+                       int act, double alpha, int nt) except -1:
+    """y = act(x * scale + shift) with scale = w * invstd and shift = b - mean * scale per
+    channel (per column in the row layout); y may be x.  The normalising pass of
+    forward_eval and preactivation."""
+    cdef int typenum = cnp.PyArray_TYPE(x)
+    cdef const void *xp = cnp.PyArray_DATA(x)
+    cdef void *yp = cnp.PyArray_DATA(y)
+    # scale / shift per channel, or per column in the row layout
+    cdef Py_ssize_t rep = 1 if inner >= CHANNEL_MIN_INNER else inner
+    cdef int f32 = typenum != cnp.NPY_FLOAT64
+    cdef Py_ssize_t coef_bytes = _lines(C * rep * (4 if f32 else 8))
+    cdef void *block
+    cdef char *s
+    if outer * C * inner == 0:
+        return 0
+    s = _scratch(2 * coef_bytes, &block)
+    with nogil:
+        _affine_coefs(mean, invstd, w, b, C, rep, f32, s, s + coef_bytes)
+        _normalise_any(typenum, xp, yp, outer, C, inner, s, s + coef_bytes, act, alpha, nt)
+    free(block)
+    return 0
+
+
 def forward_eval(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t outer,
                  Py_ssize_t C, Py_ssize_t inner, cnp.ndarray weight, cnp.ndarray bias,
                  double eps, cnp.ndarray running_mean not None,
@@ -984,33 +1010,38 @@ def forward_eval(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t oute
     1 / sqrt(running_var + eps) (y may be x); save_mean and save_invstd, when given,
     receive running_mean and invstd.  weight / bias None: 1 and 0."""
     cdef int nt = resolve_threads(num_threads)
-    cdef int typenum = cnp.PyArray_TYPE(x)
-    cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef void *yp = cnp.PyArray_DATA(y)
-    cdef _Chan wa = _chan(weight, 1.0), ba = _chan(bias, 0.0)
     cdef _Chan rm = _chan(running_mean, 0.0), rv = _chan(running_var, 0.0)
     cdef _Chan sm = _chan(save_mean, 0.0), si = _chan(save_invstd, 0.0)
-    cdef Py_ssize_t size = outer * C * inner, c
-    # scale / shift per channel, or per column in the row layout
-    cdef Py_ssize_t rep = 1 if inner >= CHANNEL_MIN_INNER else inner
-    cdef int f32 = typenum != cnp.NPY_FLOAT64
-    cdef Py_ssize_t coef_bytes = _lines(C * rep * (4 if f32 else 8)) if size else 0
-    # per channel: invstd
-    cdef Py_ssize_t cb = _lines(C * 8)
+    cdef Py_ssize_t c
     cdef void *block
-    cdef char *s = _scratch(cb + 2 * coef_bytes, &block)
-    cdef double *invstd = <double *>s
-    cdef char *scale = s + cb
-    with nogil:
+    cdef double *invstd = <double *>_scratch(_lines(C * 8), &block)
+    try:
         for c in range(C):
             invstd[c] = 1.0 / sqrt(_at(rv, c) + eps)
-        if size:
-            _affine_coefs(rm, invstd, wa, ba, C, rep, f32, scale, scale + coef_bytes)
-            _normalise_any(typenum, xp, yp, outer, C, inner, scale, scale + coef_bytes, act,
-                           alpha, nt)
+        _normalise_by(x, y, outer, C, inner, rm, invstd, _chan(weight, 1.0), _chan(bias, 0.0),
+                      act, alpha, nt)
         _store(sm, rm, C)
         _store(si, _doubles(invstd), C)
-    free(block)
+    finally:
+        free(block)
+
+
+def preactivation(cnp.ndarray x not None, cnp.ndarray z not None, Py_ssize_t outer,
+                  Py_ssize_t C, Py_ssize_t inner, cnp.ndarray save_mean not None,
+                  cnp.ndarray save_invstd not None, cnp.ndarray weight, cnp.ndarray bias,
+                  num_threads):
+    """The forward's value before its activation, z = w * (x - save_mean) * save_invstd
+    + b, as the forward computes it (z may be x): where batch_norm_backward takes an
+    unfused activation's derivative.  weight / bias None: 1 and 0."""
+    cdef void *block
+    cdef double *invstd = <double *>_scratch(_lines(C * 8), &block)
+    try:
+        _load(_chan(save_invstd, 0.0), C, invstd)
+        _normalise_by(x, z, outer, C, inner, _chan(save_mean, 0.0), invstd,
+                      _chan(weight, 1.0), _chan(bias, 0.0), CYR_ACT_NONE, 0.0,
+                      resolve_threads(num_threads))
+    finally:
+        free(block)
 
 
 def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,

@@ -25,7 +25,12 @@ from typing import Any, Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from cyrelu import _activation_table as _table, _batchnorm as _k, _bn_activation as _act
+from cyrelu import (
+    _activation_table as _table,
+    _batchnorm as _k,
+    _bn_activation as _act,
+    activations as _functions,
+)
 from cyrelu._backend import backend_for
 from cyrelu._validation import (
     aligned,
@@ -484,12 +489,19 @@ def _gated(
         if output is not None:
             ya = as_float_array(output, "output")
             check_same("output", ya, "x", xa)
-        return _act.gate(
-            name, values, g, xa, _per_channel(save_mean, "save_mean", C, required=True),
-            _per_channel(save_invstd, "save_invstd", C, required=True),
-            _per_channel(weight, "weight", C), _per_channel(bias, "bias", C), ya, ax,
-            num_threads,
-        )  # fmt: skip
+        mean = _per_channel(save_mean, "save_mean", C, required=True)
+        invstd = _per_channel(save_invstd, "save_invstd", C, required=True)
+        w = _per_channel(weight, "weight", C)
+        b = _per_channel(bias, "bias", C)
+        if b is None:
+            return _act.gate(name, values, g, xa, mean, invstd, w, b, ya, ax, num_threads)
+        # the pre-activation by the forward's own normalising pass, then the gate in place
+        x3, order = _as_contiguous(xa)
+        outer, inner = _outer_inner(x3.shape, order.index(ax))
+        z3, z = _output_view(None, x3, order)
+        _k.preactivation(x3, z3, outer, C, inner, mean, invstd, w, b, num_threads)
+        backward: Any = getattr(_functions, name + "_backward")
+        return backward(g, z, *values, out=z, num_threads=num_threads)
     shape = tuple(getattr(x, "shape", ()))
     ax, C = channel_axis(shape, axis)
     for label, a in (("grad_output", grad_output), ("output", output)):

@@ -327,3 +327,27 @@ def test_layer_forward_backward(name, alpha, ap, affine):
         np.testing.assert_array_equal(layer.grad_bias, want[2])
     with pytest.raises(ValueError, match="no parameter"):
         cyrelu.nn.BatchNorm(3, activation=name, activation_params={"nope": 1.0})
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+def test_recomputed_preactivation_is_the_forwards(shape, axis, training):
+    """float64 data (the saved statistics are the forward's own doubles): the backward's
+    recomputed pre-activation is the forward's normalised output bit for bit, and the gate
+    is the activation's backward at it."""
+    from cyrelu import _batchnorm
+
+    x, w, b, rm, rv, g = _data(shape, axis, np.float64)
+    y, m, s = cyrelu.batch_norm(x, rm, rv, w, b, training, axis=axis, return_stats=True)
+    xm = np.moveaxis(x, axis, 1)
+    x3 = np.ascontiguousarray(xm.reshape(xm.shape[0], xm.shape[1], -1))
+    z3 = np.empty_like(x3)
+    _batchnorm.preactivation(x3, z3, x3.shape[0], x3.shape[1], x3.shape[2], m, s, w, b, None)
+    ym = np.moveaxis(y, axis, 1)
+    np.testing.assert_array_equal(z3, ym.reshape(z3.shape))
+    kw = dict(training=training, axis=axis, activation="gelu")
+    got = cyrelu.batch_norm_backward(g, x, m, s, w, bias=b, **kw)
+    want = cyrelu.batch_norm_backward(cyrelu.gelu_backward(g, y), x, m, s, w, training=training,
+                                      axis=axis)  # fmt: skip
+    for a, r in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, r)
