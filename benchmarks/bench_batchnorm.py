@@ -13,6 +13,12 @@ and fused BN+ReLU training forward, for
 The "copy" rows time ``np.copyto`` into a preallocated array (impl "copy") and
 torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged by.
 
+Every activation with BatchNorm, (32, 64, 56, 56) NCHW float32 (impl "cyrelu-<name>"): the
+training forward with ``activation=<name>`` and its backward (the pre-activation recomputed
+with ``bias=``; relu, leaky_relu, relu6 read from ``output=``, fused), beside BatchNorm
+alone (impl "cyrelu") in the same rounds: the ratio to BatchNorm alone is read between rows
+of a case ("train fwd+act", "backward+act").
+
 float16 rows, (32, 64, 28, 28) NCHW: training forward, inference and backward with
 float16 data (impl "cyrelu-f16", and "torch-f16" where torch runs float16 batch_norm
 on the CPU) beside the same cases in float32 ("cyrelu", "torch"), measured in turn in
@@ -146,7 +152,42 @@ def run(ctx):
                         2 * nbytes,
                     )
                 )
+    rows.extend(_activation_rows(ctx, rng))
     rows.extend(_half_rows(ctx, rng))
+    return rows
+
+
+def _activation_rows(ctx, rng):
+    """BatchNorm with each activation of the table against BatchNorm alone, forward and
+    backward, on one shape."""
+    from cyrelu import _activation_table
+
+    nt = ctx.threads
+    label, shape = "NCHW (32,64,56,56)", (32, 64, 56, 56)
+    C = shape[1]
+    x = rng.standard_normal(shape, dtype=np.float32)
+    dy = rng.standard_normal(shape, dtype=np.float32)
+    w = rng.uniform(0.5, 2, C).astype(np.float32)
+    b = rng.standard_normal(C).astype(np.float32)
+    y, dx = np.empty_like(x), np.empty_like(x)
+    _, sm, si = cyrelu.batch_norm(x, None, None, w, b, True, return_stats=True)
+    fwd = {"cyrelu": lambda: cyrelu.batch_norm(x, None, None, w, b, True, out=y, num_threads=nt)}
+    bwd = {"cyrelu": lambda: cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx, num_threads=nt)}
+    for name in _activation_table.NAMES:
+        out = cyrelu.batch_norm(x, None, None, w, b, True, activation=name)
+        src = {"output": out} if name in _activation_table.BN_BACKWARD else {"bias": b}
+        fwd["cyrelu-" + name] = lambda name=name: cyrelu.batch_norm(
+            x, None, None, w, b, True, activation=name, out=y, num_threads=nt
+        )
+        bwd["cyrelu-" + name] = lambda name=name, src=src: cyrelu.batch_norm_backward(
+            dy, x, sm, si, w, activation=name, out=dx, num_threads=nt, **src
+        )
+    rows = []
+    for case, fns, moved in (("train fwd+act", fwd, 2), ("backward+act", bwd, 3)):
+        for impl, seconds in _measure(ctx, fns).items():
+            rows.append(
+                harness.row(SUITE, "%s %s" % (case, label), impl, seconds, moved * x.nbytes)
+            )
     return rows
 
 
