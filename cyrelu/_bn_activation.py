@@ -84,7 +84,7 @@ def params(activation: object, alpha: object, activation_params: object) -> tupl
 
 def fused_forward(activation: object) -> bool:
     """Whether the BatchNorm kernels fuse ``activation`` into the forward themselves."""
-    return activation is None or activation in _table.BN_FORWARD
+    return activation is None or (isinstance(activation, str) and activation in _table.BN_FORWARD)
 
 
 def fused_backward(activation: object, values: tuple[Any, ...], output: object) -> bool:
@@ -93,7 +93,8 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
     if activation is None:
         return True
     return (
-        activation in _table.BN_BACKWARD
+        isinstance(activation, str)
+        and activation in _table.BN_BACKWARD
         and output is not None
         and _table.grad_from_output(str(activation), _table.scalars(str(activation), *values)[0])
     )
@@ -113,7 +114,9 @@ def defer_backward(activation: object, activation_params: object, output: object
     the fused ones with ``output``, or ``activation_params`` or ``bias`` given."""
     if activation_params is not None or bias is not None:
         return True
-    return activation is not None and (activation not in _table.BN_BACKWARD or output is None)
+    return activation is not None and (
+        not isinstance(activation, str) or activation not in _table.BN_BACKWARD or output is None
+    )
 
 
 def kernel_alpha(values: tuple[Any, ...]) -> float | None:

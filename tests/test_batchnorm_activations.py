@@ -265,6 +265,7 @@ def test_parameter_errors_change_nothing():
          "min_val"),
         (dict(activation="celu", alpha="1"), TypeError, "alpha"),
         (dict(activation="swish"), ValueError, "activation"),
+        (dict(activation=["relu"]), ValueError, "activation"),
     ]  # fmt: skip
     for kw, exc, msg in bad:
         with pytest.raises(exc, match=msg):
