@@ -32,22 +32,12 @@ CYR_INLINE CYR_TARGET void CYR_NAME(unary_float_tiles)(int op, const cyr_half *x
                                                  Py_ssize_t n, float a, float b, int stream) {
     CYR_ALIGN64 float xt[CYR_HT];
     CYR_ALIGN64 float yt[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
     for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(x + i, xt, m);
         CYR_F32(unary_plain)(op, xt, yt, m, a, b);
-#if CYR_HAVE_STREAM
-        if (stream && m == CYR_HT) {
-            CYR_ISA_FN(f2h)(yt, ht, m);
-            CYR_ISA_FN(stream_store)(y + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
-            continue;
-        }
-#endif
-        CYR_ISA_FN(f2h)(yt, y + i, m);
+        CYR_ISA_FN(f2h_out)(yt, y + i, m, stream);
     }
-    (void)stream;
-    (void)ht;
 }
 
 CYR_INLINE CYR_TARGET void CYR_NAME(binary_float_tiles)(int op, const cyr_half *g, const cyr_half *x,
@@ -56,23 +46,13 @@ CYR_INLINE CYR_TARGET void CYR_NAME(binary_float_tiles)(int op, const cyr_half *
     CYR_ALIGN64 float gt[CYR_HT];
     CYR_ALIGN64 float xt[CYR_HT];
     CYR_ALIGN64 float ot[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
     for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(g + i, gt, m);
         CYR_ISA_FN(h2f)(x + i, xt, m);
         CYR_F32(binary_plain)(op, gt, xt, ot, m, a, b);
-#if CYR_HAVE_STREAM
-        if (stream && m == CYR_HT) {
-            CYR_ISA_FN(f2h)(ot, ht, m);
-            CYR_ISA_FN(stream_store)(out + i, ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half));
-            continue;
-        }
-#endif
-        CYR_ISA_FN(f2h)(ot, out + i, m);
+        CYR_ISA_FN(f2h_out)(ot, out + i, m, stream);
     }
-    (void)stream;
-    (void)ht;
 }
 
 /* Whether `op` is computed by activation_special.h's functions. */

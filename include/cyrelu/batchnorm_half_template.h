@@ -307,7 +307,6 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x
 #endif
 #if CYR_HAVE_STREAM
     if (stream) {
-        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
         const Py_ssize_t head = CYR_BN_HEAD_N(y, cyr_half) < n ? CYR_BN_HEAD_N(y, cyr_half) : n;
         CYR_ISA_FN(h2f)(x, t, head);
         CYR_F32(bn_affine)(act, t, t, head, scale, shift, a);
@@ -315,8 +314,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x
         for (i = head; i + CYR_BN_HT <= n; i += CYR_BN_HT) {
             CYR_ISA_FN(h2f)(x + i, t, CYR_BN_HT);
             CYR_F32(bn_affine)(act, t, t, CYR_BN_HT, scale, shift, a);
-            CYR_ISA_FN(f2h)(t, ht, CYR_BN_HT);
-            CYR_ISA_FN(stream_store)(y + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+            CYR_ISA_FN(f2h_out)(t, y + i, CYR_BN_HT, 1);
         }
     }
 #endif
@@ -520,7 +518,6 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
 #endif
 #if CYR_HAVE_STREAM
     if (stream) {
-        CYR_ALIGN64 cyr_half ht[CYR_BN_HT];
         m = CYR_BN_HEAD_N(dx, cyr_half) < n ? CYR_BN_HEAD_N(dx, cyr_half) : n;
         CYR_ISA_FN(h2f)(dy, gt, m);
         CYR_ISA_FN(h2f)(x, xt, m);
@@ -533,8 +530,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
             if (y) CYR_ISA_FN(h2f)(y + i, yt, CYR_BN_HT);
             CYR_F32(bn_dx)(act, train, gt, xt, y ? yt : NULL, ot, CYR_BN_HT, mean, k, mdy, A,
                            a);
-            CYR_ISA_FN(f2h)(ot, ht, CYR_BN_HT);
-            CYR_ISA_FN(stream_store)(dx + i, ht, CYR_BN_HT * (Py_ssize_t)sizeof(cyr_half));
+            CYR_ISA_FN(f2h_out)(ot, dx + i, CYR_BN_HT, 1);
         }
     }
 #endif

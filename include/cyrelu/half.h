@@ -131,4 +131,34 @@ static inline CYR_TARGET_AVX512 void cyr_f2h_avx512(const float *src, cyr_half *
 }
 #endif
 
+/* A kernel's float result tile of m elements rounded to float16 into dst, in each
+ * instruction set (cyr_f2h_out_ISA, called as CYR_ISA_FN(f2h_out)): with `stream` and
+ * a whole tile (dst is then 64-byte aligned, as the kernels' heads make it) through an
+ * aligned L1 buffer and streaming stores (see "streaming stores" in common.h), else
+ * stored directly. */
+#if CYR_HAVE_STREAM
+#  define CYR_HALF_STREAM_(ISA, dst, src) \
+    cyr_stream_store_##ISA((dst), (src), CYR_HALF_TILE * (Py_ssize_t)sizeof(cyr_half))
+#else
+#  define CYR_HALF_STREAM_(ISA, dst, src) ((void)(dst), (void)(src))
+#endif
+#define CYR_HALF_OUT_(ISA, TARGET)                                                       \
+    static inline TARGET void cyr_f2h_out_##ISA(const float *src, cyr_half *dst,         \
+                                                Py_ssize_t m, int stream) {             \
+        if (CYR_HAVE_STREAM && stream && m == CYR_HALF_TILE) {                           \
+            CYR_ALIGN64 cyr_half h[CYR_HALF_TILE];                                       \
+            cyr_f2h_##ISA(src, h, m);                                                    \
+            CYR_HALF_STREAM_(ISA, dst, h);                                               \
+        } else {                                                                         \
+            cyr_f2h_##ISA(src, dst, m);                                                  \
+        }                                                                                \
+    }
+CYR_HALF_OUT_(base, )
+#if CYR_ISA_DISPATCH
+CYR_HALF_OUT_(avx2, CYR_TARGET_AVX2)
+CYR_HALF_OUT_(avx512, CYR_TARGET_AVX512)
+#endif
+#undef CYR_HALF_OUT_
+#undef CYR_HALF_STREAM_
+
 #endif /* CYRELU_HALF_H */

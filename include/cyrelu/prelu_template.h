@@ -285,32 +285,18 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward_fused)(const CYR_T *g, const 
     (CYR_HAVE_STREAM && (n) * (Py_ssize_t)sizeof(cyr_half) >= cyr_stream_min_bytes())
 #define CYR_HALF_HEAD(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(cyr_half)))
 
-/* y (or out) = the float result of tile [i, i + m), rounded once; streamed when asked */
-#define CYR_PRELU_HALF_STORE(dst)                                                          \
-    if (CYR_HAVE_STREAM && stream && m == CYR_HT) {                                        \
-        CYR_ISA_FN(f2h)(yt, ht, m);                                                        \
-        CYR_PRELU_HALF_STREAM_(dst);                                                       \
-    } else {                                                                               \
-        CYR_ISA_FN(f2h)(yt, (dst), m);                                                     \
-    }
-#if CYR_HAVE_STREAM
-#define CYR_PRELU_HALF_STREAM_(dst) \
-    CYR_ISA_FN(stream_store)((dst), ht, CYR_HT * (Py_ssize_t)sizeof(cyr_half))
-#else
-#define CYR_PRELU_HALF_STREAM_(dst) (void)(dst)
-#endif
-
+/* Tile by tile: converted to float, walked by the float copy, the result rounded once
+ * into y (or out), streamed when asked (cyr_f2h_out, half.h). */
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_tiles)(const cyr_half *x, cyr_half *y, Py_ssize_t n,
                                                  Py_ssize_t pos, Py_ssize_t C, Py_ssize_t inner,
                                                  const float *w, int stream) {
     CYR_ALIGN64 float xt[CYR_HT];
     CYR_ALIGN64 float yt[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
     for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(x + i, xt, m);
         CYR_F32(prelu_walk)(xt, yt, m, pos + i, C, inner, w);
-        CYR_PRELU_HALF_STORE(y + i)
+        CYR_ISA_FN(f2h_out)(yt, y + i, m, stream);
     }
 }
 
@@ -321,17 +307,14 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_bwd_tiles)(const cyr_half *g, const cy
     CYR_ALIGN64 float gt[CYR_HT];
     CYR_ALIGN64 float xt[CYR_HT];
     CYR_ALIGN64 float yt[CYR_HT];
-    CYR_ALIGN64 cyr_half ht[CYR_HT];
     for (Py_ssize_t i = 0; i < n; i += CYR_HT) {
         const Py_ssize_t m = n - i < CYR_HT ? n - i : CYR_HT;
         CYR_ISA_FN(h2f)(g + i, gt, m);
         CYR_ISA_FN(h2f)(x + i, xt, m);
         CYR_F32(prelu_bwd_walk)(gt, xt, yt, m, pos + i, C, inner, w);
-        CYR_PRELU_HALF_STORE(out + i)
+        CYR_ISA_FN(f2h_out)(yt, out + i, m, stream);
     }
 }
-#undef CYR_PRELU_HALF_STORE
-#undef CYR_PRELU_HALF_STREAM_
 
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu)(const cyr_half *x, cyr_half *y, Py_ssize_t n,
                                            Py_ssize_t pos, Py_ssize_t C, Py_ssize_t inner,
