@@ -491,6 +491,19 @@ CYR_SPF_ double cyr_scale_d_(double m, long long k) { return m * cyr_pow2_d_(k <
  * fewer than forming 1 + p first */
 CYR_SPF_ double cyr_mul1p_d_(double v, double p) { return v + v * p; }
 
+/* -|x|, the second part of -|z + l|, and c ? t : f on the bits: as cyr_negabs_f_,
+ * cyr_negabs_lo_f_ and cyr_sel_f_ (the ternaries they replace double GCC's work) */
+CYR_SPF_ double cyr_negabs_d_(double x) { return CYR_L2D(CYR_D2L(x) | (long long)0x8000000000000000ull); }
+CYR_SPF_ double cyr_negabs_lo_d_(double z, double l)
+{
+    return CYR_L2D(CYR_D2L(l) ^ (~CYR_D2L(z) & (long long)0x8000000000000000ull));
+}
+CYR_SPF_ double cyr_sel_d_(long long c, double t, double f)
+{
+    long long m = -(long long)(c != 0);
+    return CYR_L2D((CYR_D2L(t) & m) | (CYR_D2L(f) & ~m));
+}
+
 /* a * b = hi + *lo exactly (Dekker, no FMA), |a|, |b| < 2^995 and no underflow */
 CYR_SPF_ double cyr_two_prod_d_(double a, double b, double *lo)
 {
@@ -500,6 +513,16 @@ CYR_SPF_ double cyr_two_prod_d_(double a, double b, double *lo)
     double hi = a * b;
     *lo = ((ah * bh - hi) + ah * bl + al * bh) + al * bl;
     return hi;
+}
+
+/* beta x = hi + *lo exactly, x itself where beta is 1 (as cyr_beta_prod_f_) */
+CYR_SPF_ double cyr_beta_prod_d_(double x, double beta, double *lo)
+{
+    if (beta == 1.0) {
+        *lo = 0.0;
+        return x;
+    }
+    return cyr_two_prod_d_(x, beta, lo);
 }
 
 /* e^(h + l) = (1 + p) 2^*k: returns p = e^r - 1, r = h + l - k ln2, |r| <= ln2/2 + |l|;
@@ -585,22 +608,22 @@ CYR_SPF_ double cyr_silu_fwd_d(double x, double a, double b)
 {
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
-    double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
+    double p = cyr_expr_d_(cyr_negabs_d_(xq), 0.0, &k), m = 1.0 + p;
     double d = 1.0 + cyr_scale_d_(m, k);
     (void)a;
     (void)b;
-    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
+    return cyr_ldexp_d_(cyr_sel_d_(x < 0.0, cyr_mul1p_d_(xq, p), x) / d, x < 0.0 ? k : 0);
 }
 
 CYR_SPF_ double cyr_silu_grad_d(double x, double a, double b)
 {
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
-    double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
+    double p = cyr_expr_d_(cyr_negabs_d_(xq), 0.0, &k), m = 1.0 + p;
     double e = cyr_scale_d_(m, k), d = 1.0 + e;
     (void)a;
     (void)b;
-    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_((1.0 + xq) + e, p) : d + xq * e) / (d * d), x < 0.0 ? k : 0);
+    return cyr_ldexp_d_(cyr_sel_d_(x < 0.0, cyr_mul1p_d_((1.0 + xq) + e, p), d + xq * e) / (d * d), x < 0.0 ? k : 0);
 }
 
 /* softplus (beta = a, threshold = b): beta x > threshold ? x :
@@ -608,27 +631,27 @@ CYR_SPF_ double cyr_silu_grad_d(double x, double a, double b)
  * derivative 1 or sigmoid(beta x) */
 CYR_SPF_ double cyr_softplus_fwd_d(double x, double a, double b)
 {
-    double zl, z = cyr_two_prod_d_(x, a, &zl);
-    double h = z > 0.0 ? -z : z, l = z > 0.0 ? -zl : zl;
-    double hc = h < CYR_D_SOFTPLUS_LO ? CYR_D_SOFTPLUS_LO : h, lc = hc == h ? l : 0.0;
+    double zl, z = cyr_beta_prod_d_(x, a, &zl);
+    double h = cyr_negabs_d_(z), l = cyr_negabs_lo_d_(z, zl);
+    double hc = h < CYR_D_SOFTPLUS_LO ? CYR_D_SOFTPLUS_LO : h, lc = cyr_sel_d_(hc == h, l, 0.0);
     long long k;
     double p = cyr_expr_d_(hc, lc, &k), m = 1.0 + p;
     double e = cyr_scale_d_(m, k);
     double s = e / (2.0 + e), w = s * s;
     double lp = 2.0 * s + s * w * CYR_D_ATANH(w);
-    double v = cyr_ldexp_d_((hc < CYR_D_SOFTPLUS_TINY ? m : lp) / a, hc < CYR_D_SOFTPLUS_TINY ? k : 0);
+    double v = cyr_ldexp_d_(cyr_sel_d_(hc < CYR_D_SOFTPLUS_TINY, m, lp) / a, hc < CYR_D_SOFTPLUS_TINY ? k : 0);
     return z > b ? x : (z > 0.0 ? x + v : v);
 }
 
 CYR_SPF_ double cyr_softplus_grad_d(double x, double a, double b)
 {
-    double zl, z = cyr_two_prod_d_(x, a, &zl);
-    double h = z > 0.0 ? -z : z, l = z > 0.0 ? -zl : zl;
-    double hc = h < CYR_D_EXP_LO ? CYR_D_EXP_LO : h, lc = hc == h ? l : 0.0;
+    double zl, z = cyr_beta_prod_d_(x, a, &zl);
+    double h = cyr_negabs_d_(z), l = cyr_negabs_lo_d_(z, zl);
+    double hc = h < CYR_D_EXP_LO ? CYR_D_EXP_LO : h, lc = cyr_sel_d_(hc == h, l, 0.0);
     long long k;
     double p = cyr_expr_d_(hc, lc, &k), m = 1.0 + p;
     double d = 1.0 + cyr_scale_d_(m, k);
-    double sg = cyr_ldexp_d_((z > 0.0 ? 1.0 : m) / d, z > 0.0 ? 0 : k);
+    double sg = cyr_ldexp_d_(cyr_sel_d_(z > 0.0, 1.0, m) / d, z > 0.0 ? 0 : k);
     return z > b ? 1.0 : sg;
 }
 
@@ -671,14 +694,14 @@ CYR_SPF_ double cyr_gelu_tanh_d_(double x, int grad)
     long long k;
     double p, m, e, d, dz;
     zl = zl + xq * sl;
-    p = cyr_expr_d_(xq < 0.0 ? z : -z, xq < 0.0 ? zl : -zl, &k);
+    p = cyr_expr_d_(cyr_negabs_d_(z), cyr_negabs_lo_d_(z, zl), &k);
     m = 1.0 + p;
     e = cyr_scale_d_(m, k);
     d = 1.0 + e;
     if (!grad)
-        return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(xq, p) : x) / d, x < 0.0 ? k : 0);
+        return cyr_ldexp_d_(cyr_sel_d_(x < 0.0, cyr_mul1p_d_(xq, p), x) / d, x < 0.0 ? k : 0);
     dz = CYR_D_GT_C_HI + CYR_D_GT_CK3 * (xq * xq);
-    return cyr_ldexp_d_((x < 0.0 ? cyr_mul1p_d_(d + xq * dz, p) : d + xq * dz * e) / (d * d), x < 0.0 ? k : 0);
+    return cyr_ldexp_d_(cyr_sel_d_(x < 0.0, cyr_mul1p_d_(d + xq * dz, p), d + xq * dz * e) / (d * d), x < 0.0 ? k : 0);
 }
 
 /* gelu's two forms on their own: a loop over cyr_gelu_*_d with a parameter the compiler
@@ -708,7 +731,7 @@ CYR_SPF_ double cyr_mish_d_(double x, int grad)
 {
     double xq = x < -CYR_D_TAIL ? -CYR_D_TAIL : (x > CYR_D_TAIL ? CYR_D_TAIL : x);
     long long k;
-    double p = cyr_expr_d_(xq < 0.0 ? xq : -xq, 0.0, &k), m = 1.0 + p;
+    double p = cyr_expr_d_(cyr_negabs_d_(xq), 0.0, &k), m = 1.0 + p;
     double q = cyr_scale_d_(m, k);
     double q2 = q + 2.0, n2 = q * q2 + 2.0;
     double aa = 1.0 + 2.0 * q, bb = aa + 2.0 * (q * q);
