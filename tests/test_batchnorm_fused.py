@@ -16,12 +16,12 @@ TOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}
 
 
 def test_lists_follow_their_rules():
-    def fuses(entry):  # no parameter, or one that is BatchNorm's alpha (default 0.2)
-        return not entry.params or (len(entry.params) == 1 and entry.params[0][1] == 0.2)
+    def fuses(entry):  # no parameter, or one named alpha (BatchNorm's alpha)
+        return not entry.params or (len(entry.params) == 1 and entry.params[0][0] == "alpha")
 
     assert {n for n, e in table.TABLE.items() if fuses(e)} == table.BN_FORWARD
     assert {n for n in table.BN_FORWARD if table.TABLE[n].from_output} == table.BN_BACKWARD
-    assert {"relu", "leaky_relu", "silu"} <= table.BN_FORWARD
+    assert {"relu", "leaky_relu", "silu", "elu", "celu"} <= table.BN_FORWARD
     assert {"relu", "leaky_relu"} <= table.BN_BACKWARD
 
 
@@ -91,7 +91,8 @@ def test_the_others_are_composed(name):
 def test_backward_of_the_forward_only_ones_needs_bias(name):
     x, w, b, *_ = _data((4, 3, 5), 1, np.float32)
     y, m, s = cyrelu.batch_norm(x, None, None, w, b, True, activation=name, return_stats=True)
-    if name != "selu":  # selu's derivative is read from its output by the composed path
+    # elu, celu and selu: the derivative is read from the output by the composed path
+    if name not in ("elu", "celu", "selu"):
         with pytest.raises(ValueError, match="needs bias="):
             cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, output=y)
     got = cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, bias=b)
