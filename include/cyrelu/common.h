@@ -88,10 +88,12 @@ CYR_INLINE void cyr_stream_fence(void) { _mm_sfence(); }
  */
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(CYRELU_NO_ISA_DISPATCH)
 #  define CYR_ISA_DISPATCH 1
-/* F16C (the float16 conversions) comes with every AVX2 CPU; FMA is deliberately left
- * out, so that no copy contracts a * b + c differently from the baseline. */
+/* F16C (the float16 conversions) comes with every AVX2 and AVX-512 CPU (the AVX-512
+ * copy names it for the 8-wide conversions it shares with the AVX2 copy); FMA is
+ * deliberately left out, so that no copy contracts a * b + c differently from the
+ * baseline. */
 #  define CYR_TARGET_AVX2 __attribute__((target("avx2,f16c")))
-#  define CYR_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq")))
+#  define CYR_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,f16c")))
 #else
 #  define CYR_ISA_DISPATCH 0
 #endif
