@@ -204,6 +204,15 @@ CYR_SPF_ float cyr_negabs_lo_f_(float z, float l) { return CYR_I2F(CYR_F2I(l) ^ 
 #define CYR_F_2M64 5.421010862427522e-20f /* 2^-64 */
 CYR_SPF_ float cyr_pow2_64_f_(int k) { return cyr_pow2_f_(k + 64); }
 
+/* max(u, c) for u, c <= 0 (c not NaN), on the bits: the unsigned minimum (a larger
+ * magnitude is a larger pattern), one instruction where a ternary takes masks; a NaN u
+ * gives c, so callers carry NaN through x itself */
+CYR_SPF_ float cyr_negmax_f_(float u, float c)
+{
+    unsigned ub = (unsigned)CYR_F2I(u), cb = (unsigned)CYR_F2I(c);
+    return CYR_I2F((int)(ub < cb ? ub : cb));
+}
+
 /* c ? t : f on the bits: one blend where a ternary in front of a division would make
  * GCC divide in each arm */
 CYR_SPF_ float cyr_sel_f_(int c, float t, float f)
@@ -294,7 +303,7 @@ CYR_SPF_ float cyr_selu_grad_f(float x, float a, float b)
  * e (1 + x + e) / (1 + e)^2 */
 CYR_SPF_ float cyr_silu_fwd_f(float x, float a, float b)
 {
-    float u = cyr_negabs_f_(x), uq = u < -CYR_F_TAIL ? -CYR_F_TAIL : u;
+    float uq = cyr_negmax_f_(cyr_negabs_f_(x), -CYR_F_TAIL);
     int k, neg = x < 0.0f;
     float p = cyr_expr0_f_(uq, &k), s = cyr_pow2_64_f_(k);
     float d = 1.0f + (1.0f + p) * s * CYR_F_2M64; /* 1 + e, e = e^-|x| */
@@ -305,7 +314,7 @@ CYR_SPF_ float cyr_silu_fwd_f(float x, float a, float b)
 
 CYR_SPF_ float cyr_silu_grad_f(float x, float a, float b)
 {
-    float u = cyr_negabs_f_(x), uq = u < -CYR_F_TAIL ? -CYR_F_TAIL : u;
+    float u = cyr_negabs_f_(x), uq = u < -CYR_F_TAIL ? -CYR_F_TAIL : u; /* NaN kept */
     int k, neg = x < 0.0f;
     float p = cyr_expr0_f_(uq, &k), s = cyr_pow2_64_f_(k);
     float e = (1.0f + p) * s * CYR_F_2M64, d = 1.0f + e;
