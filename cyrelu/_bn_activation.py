@@ -15,7 +15,10 @@ so they run on NumPy, CuPy and Dask arrays alike:
 
 Parameters: BatchNorm's ``alpha`` is the activation's parameter named alpha (leaky_relu,
 elu, celu; None: its default); ``activation_params`` gives any parameter by name
-(hardtanh's min_val/max_val, softplus's beta/threshold, gelu's approximate).
+(hardtanh's min_val/max_val, softplus's beta/threshold, gelu's approximate).  The
+kernels take a fused activation's one parameter as their ``a``: :func:`cyrelu.batch_norm`
+resolves it (:func:`resolve_forward`, :func:`kernel_alpha`) and passes it to the
+backends as ``alpha`` (gelu's approximate as 0.0 or 1.0).
 """
 
 from __future__ import annotations
@@ -100,6 +103,18 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
     )
 
 
+def resolve_forward(activation: object, activation_params: object) -> bool:
+    """Whether :func:`cyrelu.batch_norm` resolves the activation's parameters itself
+    (:func:`params`) before the kernels or a backend run: ``activation_params`` given,
+    an activation the kernels do not fuse, or a fused one whose parameter is not
+    BatchNorm's alpha (gelu: its approximate comes from ``activation_params``, and
+    BatchNorm's alpha is ignored)."""
+    if activation_params is not None or not fused_forward(activation):
+        return True
+    entry = _table.TABLE.get(activation) if isinstance(activation, str) else None
+    return entry is not None and bool(entry.params) and entry.params[0][0] != "alpha"
+
+
 def defer_forward(activation: object, activation_params: object) -> bool:
     """Whether a backend's batch_norm hands the call to :func:`cyrelu.batch_norm`,
     which resolves the parameters and composes the unfused activations (and then calls
@@ -119,9 +134,21 @@ def defer_backward(activation: object, activation_params: object, output: object
     )
 
 
-def kernel_alpha(values: tuple[Any, ...]) -> float | None:
-    """BatchNorm's alpha for the kernels: the fused activation's one parameter."""
-    return float(values[0]) if values else None
+def kernel_alpha(activation: object, values: tuple[Any, ...]) -> float | None:
+    """BatchNorm's alpha for the kernels and backends: the fused activation's one
+    parameter (``values``, from :func:`params`) as the kernels take it (gelu's
+    approximate: 0.0 or 1.0); None for an activation without one."""
+    return _table.scalar(str(activation), values[0]) if values else None
+
+
+def public_alpha(activation: object, alpha: float) -> tuple[float | None, dict[str, Any] | None]:
+    """``(alpha, activation_params)`` for :func:`cyrelu.batch_norm` from the kernels'
+    ``alpha`` (:func:`kernel_alpha`): a backend that calls the public function per
+    block (Dask) passes gelu's approximate back by name."""
+    entry = _table.TABLE.get(activation) if isinstance(activation, str) else None
+    if entry is None or not entry.params or entry.params[0][0] == "alpha":
+        return alpha, None
+    return None, {entry.params[0][0]: _table.choice(entry.name, alpha)}
 
 
 def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:

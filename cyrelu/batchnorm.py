@@ -162,10 +162,9 @@ def batch_norm(
     activation : None or an activation's name
         An activation applied to the normalised output: any of the table's ("relu",
         "leaky_relu", "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "selu",
-        "celu", "silu", "softplus", "gelu", "mish").  "relu", "leaky_relu", "relu6",
-        "hardsigmoid", "hardswish", "selu", "silu" and "mish" are fused into the
-        normalising pass; the others are applied to the output in place, by their own
-        function, in a second pass.
+        "celu", "silu", "softplus", "gelu", "mish").  All but "hardtanh" and
+        "softplus" (two parameters each) are fused into the normalising pass; those two
+        are applied to the output in place, by their own function, in a second pass.
     alpha : float, optional
         The activation's parameter named alpha (leaky_relu's slope, elu's and celu's
         alpha); None, the default, is the activation's own default (0.2 for
@@ -189,7 +188,7 @@ def batch_norm(
     -------
     y, or (y, save_mean, save_invstd) when ``return_stats`` is True.
     """
-    if activation_params is not None or not _act.fused_forward(activation):
+    if _act.resolve_forward(activation, activation_params):
         values = _act.params(activation, alpha, activation_params)
         if not _act.fused_forward(activation):  # composed: normalise, then the activation
             name = str(activation)
@@ -212,7 +211,7 @@ def batch_norm(
                 y, save_mean, save_invstd = res
                 return _act.apply(name, values, y, num_threads), save_mean, save_invstd
             return _act.apply(name, values, res, num_threads)  # type: ignore[no-any-return]
-        alpha, activation_params = _act.kernel_alpha(values), None
+        alpha, activation_params = _act.kernel_alpha(activation, values), None
     be = backend_for(x, running_mean, running_var, weight, bias, out)
     if be is not None:
         return be.batch_norm(  # type: ignore[no-any-return]
@@ -389,7 +388,7 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    alpha = _act.kernel_alpha(values)  # a fused activation: read from output below
+    alpha = _act.kernel_alpha(activation, values)  # a fused one: read from output below
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]

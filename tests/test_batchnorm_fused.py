@@ -16,12 +16,12 @@ TOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-12}
 
 
 def test_lists_follow_their_rules():
-    def fuses(entry):  # no parameter, or one named alpha (BatchNorm's alpha)
-        return not entry.params or (len(entry.params) == 1 and entry.params[0][0] == "alpha")
+    def fuses(entry):  # at most one parameter (the kernels' a)
+        return len(entry.params) <= 1
 
     assert {n for n, e in table.TABLE.items() if fuses(e)} == table.BN_FORWARD
     assert {n for n in table.BN_FORWARD if table.TABLE[n].from_output} == table.BN_BACKWARD
-    assert {"relu", "leaky_relu", "silu", "elu", "celu"} <= table.BN_FORWARD
+    assert {"relu", "leaky_relu", "silu", "elu", "celu", "gelu"} <= table.BN_FORWARD
     assert {"relu", "leaky_relu"} <= table.BN_BACKWARD
 
 
@@ -51,6 +51,50 @@ def test_forward_applies_each_listed_activation(name, shape, axis, dtype, traini
     tol = TOL[dtype]
     np.testing.assert_allclose(fused.astype(np.float64), want, rtol=tol, atol=tol)
     assert not np.allclose(fused.astype(np.float64), plain.astype(np.float64), atol=1e-2)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1)])
+@pytest.mark.parametrize("name", sorted(table.BN_FORWARD))
+def test_fused_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, training):
+    """float32/float64: the fused forward gives the bits of BatchNorm then the activation's
+    own function (the pre-activation is rounded to the data's type either way), on every
+    layout: the row layouts run the expensive activations over L1 tiles across row ends
+    (rows of 64 and 48 columns, several tiles), the others within each row."""
+    x, w, b, rm, rv = _data(shape, axis, dtype)
+    kw = dict(weight=w, bias=b, training=training, axis=axis)
+    ap = {"approximate": "tanh"} if name == "gelu" and training else None
+    fused = cyrelu.batch_norm(x, rm.copy(), rv.copy(), activation=name, activation_params=ap, **kw)
+    plain = cyrelu.batch_norm(x, rm.copy(), rv.copy(), **kw)
+    want = getattr(cyrelu, name)(plain, *([ap["approximate"]] if ap else []))
+    np.testing.assert_array_equal(fused, want)
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+def test_gelu_approximate_reaches_the_kernels(shape, axis, dtype, training):
+    """gelu's approximate (activation_params) is the fused kernels' parameter: the tanh
+    form is applied, not the erf form; BatchNorm's alpha is ignored, as for every
+    activation without an alpha."""
+    x, w, b, rm, rv = _data(shape, axis, dtype)
+    kw = dict(weight=w, bias=b, training=training, axis=axis, activation="gelu")
+    plain = cyrelu.batch_norm(x, rm.copy(), rv.copy(), **{**kw, "activation": None})
+    erf = cyrelu.batch_norm(x, rm.copy(), rv.copy(), **kw)
+    tanh = cyrelu.batch_norm(
+        x, rm.copy(), rv.copy(), activation_params={"approximate": "tanh"}, **kw
+    )
+    tol = TOL[dtype]
+    for got, approximate in ((erf, "none"), (tanh, "tanh")):
+        want = cyrelu.gelu(plain.astype(np.float64), approximate)
+        np.testing.assert_allclose(got.astype(np.float64), want, rtol=tol, atol=tol)
+    if dtype != np.float16:  # the forms differ by up to about 5e-4
+        assert not np.array_equal(erf, tanh)
+    with_alpha = cyrelu.batch_norm(x, rm.copy(), rv.copy(), alpha=1.0, **kw)
+    np.testing.assert_array_equal(with_alpha, erf)
+    with pytest.raises(ValueError, match="approximate"):
+        cyrelu.batch_norm(x, rm.copy(), rv.copy(), activation_params={"approximate": "x"}, **kw)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

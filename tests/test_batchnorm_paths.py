@@ -155,3 +155,31 @@ def test_each_path_under_other_cache_sizes(l2):
         cwd=parent,
     )
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-3000:]
+
+
+@pytest.mark.kernel_choice
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("path", [p for p in PATHS if p != "channel pipelined"])
+@pytest.mark.parametrize("activation,ap", [("silu", None), ("gelu", {"approximate": "tanh"})])
+def test_each_forward_path_fuses_the_expensive_activations(rng, path, dtype, activation, ap):
+    """The activations of activation_special.h run over whole L1 tiles (across row ends in
+    the row layout, and as the streamed tile): on every forward path, the training and the
+    inference forward give the bits of BatchNorm then the activation's own function, for
+    every thread count and for an output one element off alignment."""
+    _needs_threads()
+    shape, axis = path_shapes(np.dtype(dtype).itemsize)[path]
+    C = shape[axis]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    fn = getattr(cyrelu, activation)
+    args = [ap["approximate"]] if ap else []
+    for training in (True, False):
+        rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
+        want = fn(batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis), *args)
+        for nt, offset in [(1, 0), (2, 0), (3, 0), (2, 1)]:
+            buf = np.empty(x.size + 1, dtype)
+            y = buf[offset : offset + x.size].reshape(shape)
+            batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis, out=y,
+                       activation=activation, activation_params=ap, num_threads=nt)  # fmt: skip
+            np.testing.assert_array_equal(y, want)

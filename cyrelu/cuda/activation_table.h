@@ -20,8 +20,9 @@
  *                real rounded to the data's type, as a clamp's bounds are, and a second
  *                bound may not be below the first).  The kernels take at most two, `a`
  *                and `b` (0 where the activation has fewer); BatchNorm fuses those
- *                without a parameter and those whose one parameter is named alpha
- *                (BatchNorm's alpha; None there: the activation's default).
+ *                with at most one parameter, taken as the kernels' `a` (BatchNorm's
+ *                alpha where it is named alpha; gelu's approximate from
+ *                activation_params).
  *   from_output  when the derivative can be computed from the output instead of the
  *                input: "always", "" (never) or "<param>>0".
  */
@@ -53,9 +54,10 @@
 
 /* The activations BatchNorm fuses, X(name, NAME) each.
  *
- *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those without a parameter and those
- *                                whose one parameter is BatchNorm's alpha (leaky_relu,
- *                                elu, celu; None there: the activation's default)
+ *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those with at most one parameter
+ *                                (the kernels' a: BatchNorm's alpha for leaky_relu, elu
+ *                                and celu, None there being the activation's default;
+ *                                gelu's approximate, 0 or 1, from activation_params)
  *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those of them whose derivative
  *                                can be read from the output (from_output not "")
  *
@@ -65,7 +67,7 @@
 #define CYR_BN_FORWARD_ACTIVATIONS(X)                                                      \
     X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardsigmoid, HARDSIGMOID)   \
     X(hardswish, HARDSWISH) X(elu, ELU) X(selu, SELU) X(celu, CELU) X(silu, SILU)         \
-    X(mish, MISH)
+    X(gelu, GELU) X(mish, MISH)
 #define CYR_BN_BACKWARD_ACTIVATIONS(X) X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6)
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,

@@ -163,7 +163,9 @@ def _normalise_block(
     alpha: float,
     num_threads: int | None,
 ) -> Any:
-    """One chunk: the public evaluation-mode batch_norm with these statistics."""
+    """One chunk: the public evaluation-mode batch_norm with these statistics (``alpha``
+    is the kernels' value: gelu's approximate goes back by name)."""
+    alpha_, activation_params = _act.public_alpha(activation, alpha)
     return cyrelu.batch_norm(
         block,
         mean,
@@ -175,7 +177,8 @@ def _normalise_block(
         eps,
         axis=axis,
         activation=activation,
-        alpha=alpha,
+        alpha=alpha_,
+        activation_params=activation_params,
         num_threads=num_threads,
     )
 
