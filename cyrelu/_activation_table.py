@@ -81,8 +81,8 @@ NONE: int = _k.ACT_NONE
 CODES: dict[str | None, int] = {None: NONE, **{a.name: a.code for a in TABLE.values()}}
 #: the names, for messages
 NAMES: tuple[str, ...] = tuple(TABLE)
-#: the activations BatchNorm fuses into its forward (those with at most one parameter: its
-#: alpha, or gelu's approximate), and into its backward too (those of them whose
+#: the activations BatchNorm fuses into its forward (every one with at most two parameters,
+#: the kernels' a and b), and into its backward too (those with at most one whose
 #: derivative can be read from the output): the BatchNorm kernels are built for these
 BN_FORWARD: frozenset[str] = frozenset(_k.BN_FORWARD)
 BN_BACKWARD: frozenset[str] = frozenset(_k.BN_BACKWARD)
@@ -107,32 +107,6 @@ def scalar(name: str, value: object = None) -> float:
         return 0.0
     pname, default, kind = params[0]
     return float(_CHECKS[kind](default if value is None else value, pname))
-
-
-def kernel_scalar(name: str, value: object = None) -> float:
-    """:func:`scalar`, and for a parameter with choices (gelu's approximate) also the
-    kernels' value of a choice (0.0 or 1.0), as the backends receive it from
-    :func:`cyrelu.batch_norm` (its ``alpha``); ValueError for any other number."""
-    params = TABLE[name].params
-    if params and params[0][2] == "approximate" and not isinstance(value, str | None):
-        a = check_real(value, params[0][0])
-        if a not in _APPROXIMATE.values():
-            raise ValueError(
-                "%s's kernel value of %s must be one of %s, got %r"
-                % (name, params[0][0], sorted(_APPROXIMATE.values()), value)
-            )
-        return a
-    return scalar(name, value)
-
-
-def choice(name: str, a: float) -> Any:
-    """The value of activation ``name``'s first parameter, as its function takes it,
-    for the kernels' ``a`` (the inverse of :func:`kernel_scalar`): a choice's name
-    (gelu's "none" or "tanh"), else ``a`` itself."""
-    params = TABLE[name].params
-    if params and params[0][2] == "approximate":
-        return next(k for k, v in _APPROXIMATE.items() if v == a)
-    return a
 
 
 def scalars(name: str, *values: object) -> tuple[float, float]:

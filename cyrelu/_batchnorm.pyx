@@ -51,29 +51,32 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                            const double *mean_b, const double *m2_b, Py_ssize_t w)
     void cyr_bn_train_channel_f32(const float *x, float *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, float a, int stream, double *mean_out,
+                                  int act, float a, float pb, int stream, double *mean_out,
                                   double *var_out)
     void cyr_bn_train_channel_f64(const double *x, double *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, double a, int stream, double *mean_out,
+                                  int act, double a, double pb, int stream, double *mean_out,
                                   double *var_out)
     void cyr_bn_affine_chan_rows_f32(int act, const float *x, float *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const float *scale, const float *shift, float a, int stream)
+                                     const float *scale, const float *shift, float a, float b,
+                                     int stream)
     void cyr_bn_affine_chan_rows_f64(int act, const double *x, double *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                      const double *scale, const double *shift, double a,
-                                     int stream)
+                                     double b, int stream)
     void cyr_bn_affine_rows_f32(int act, const float *x, float *y, Py_ssize_t rows,
-                                Py_ssize_t w, const float *scale, const float *shift, float a)
+                                Py_ssize_t w, const float *scale, const float *shift, float a,
+                                float b)
     void cyr_bn_affine_rows_f64(int act, const double *x, double *y, Py_ssize_t rows,
-                                Py_ssize_t w, const double *scale, const double *shift, double a)
+                                Py_ssize_t w, const double *scale, const double *shift, double a,
+                                double b)
     void cyr_bn_affine_rows_stream_f32(int act, const float *x, float *y, Py_ssize_t rows,
                                        Py_ssize_t w, const float *scale, const float *shift,
-                                       float a)
+                                       float a, float b)
     void cyr_bn_affine_rows_stream_f64(int act, const double *x, double *y, Py_ssize_t rows,
                                        Py_ssize_t w, const double *scale, const double *shift,
-                                       double a)
+                                       double a, double b)
     void cyr_bn_group_colstats_f32(const float *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
                                    double *tmean, double *tm2)
@@ -104,14 +107,15 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     ctypedef unsigned short cyr_half
     void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
                                   Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c, double w,
-                                  double b, double eps, int act, float a, int stream,
+                                  double b, double eps, int act, float a, float pb, int stream,
                                   double *mean_out, double *var_out)
     void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                     const float *scale, const float *shift, float a,
+                                     const float *scale, const float *shift, float a, float b,
                                      int stream)
     void cyr_bn_affine_rows_f16(int act, const cyr_half *x, cyr_half *y, Py_ssize_t rows,
-                                Py_ssize_t w, const float *scale, const float *shift, float a)
+                                Py_ssize_t w, const float *scale, const float *shift, float a,
+                                float b)
     void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
                                    double *tmean, double *tm2)
@@ -181,12 +185,14 @@ def uses_channel_layout(Py_ssize_t inner):
 
 cdef inline void _train_channel(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                                 Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                int act, floating a, int stream, double *mean,
+                                int act, floating a, floating pb, int stream, double *mean,
                                 double *var) noexcept nogil:
     if floating is float:
-        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean, var)
+        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream, mean,
+                                 var)
     else:
-        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean, var)
+        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream, mean,
+                                 var)
 
 
 cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w,
@@ -200,27 +206,27 @@ cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t 
 
 cdef inline void _affine_rows(int act, const floating *x, floating *y, Py_ssize_t rows,
                               Py_ssize_t w, const floating *scale, const floating *shift,
-                              floating a, int stream) noexcept nogil:
+                              floating a, floating b, int stream) noexcept nogil:
     if floating is float:
         if stream:
-            cyr_bn_affine_rows_stream_f32(act, x, y, rows, w, scale, shift, a)
+            cyr_bn_affine_rows_stream_f32(act, x, y, rows, w, scale, shift, a, b)
         else:
-            cyr_bn_affine_rows_f32(act, x, y, rows, w, scale, shift, a)
+            cyr_bn_affine_rows_f32(act, x, y, rows, w, scale, shift, a, b)
     else:
         if stream:
-            cyr_bn_affine_rows_stream_f64(act, x, y, rows, w, scale, shift, a)
+            cyr_bn_affine_rows_stream_f64(act, x, y, rows, w, scale, shift, a, b)
         else:
-            cyr_bn_affine_rows_f64(act, x, y, rows, w, scale, shift, a)
+            cyr_bn_affine_rows_f64(act, x, y, rows, w, scale, shift, a, b)
 
 
 cdef inline void _affine_chan_rows(int act, const floating *x, floating *y, Py_ssize_t r0,
                                    Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                    const floating *scale, const floating *shift,
-                                   floating a, int stream) noexcept nogil:
+                                   floating a, floating b, int stream) noexcept nogil:
     if floating is float:
-        cyr_bn_affine_chan_rows_f32(act, x, y, r0, r1, C, inner, scale, shift, a, stream)
+        cyr_bn_affine_chan_rows_f32(act, x, y, r0, r1, C, inner, scale, shift, a, b, stream)
     else:
-        cyr_bn_affine_chan_rows_f64(act, x, y, r0, r1, C, inner, scale, shift, a, stream)
+        cyr_bn_affine_chan_rows_f64(act, x, y, r0, r1, C, inner, scale, shift, a, b, stream)
 
 
 cdef inline void _backward_channel(const floating *dy, const floating *x, const floating *y,
@@ -478,16 +484,16 @@ cdef void _dx_params(const double *sums, double n, const double *mean, const dou
 
 cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                           Py_ssize_t inner, _Chan w, _Chan b, double eps, int act,
-                          floating a, double *mean, double *var, int stream,
+                          floating a, floating pb, double *mean, double *var, int stream,
                           int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
-            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, stream,
+            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
                            &mean[c], &var[c])
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
-            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, stream,
+            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
                            &mean[c], &var[c])
 
 
@@ -544,23 +550,24 @@ cdef void _row_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
 
 cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, _Chan w, _Chan b, double eps, int act, double alpha,
+                     double beta,
                      double *mean, double *var, int stream, int nt) noexcept nogil:
     """Per-channel layout: statistics and y = act(bn(x)) in one call per channel (y may
     be x), for data of any of the three dtypes."""
     if typenum == cnp.NPY_FLOAT32:
         _train_channels[float](<const float *>x, <float *>y, outer, C, inner, w, b, eps, act,
-                               <float>alpha, mean, var, stream, nt)
+                               <float>alpha, <float>beta, mean, var, stream, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _train_channels_h(<const cyr_half *>x, <cyr_half *>y, outer, C, inner, w, b, eps,
-                          act, <float>alpha, mean, var, stream, nt)
+                          act, <float>alpha, <float>beta, mean, var, stream, nt)
     else:
         _train_channels[double](<const double *>x, <double *>y, outer, C, inner, w, b, eps,
-                                act, alpha, mean, var, stream, nt)
+                                act, alpha, beta, mean, var, stream, nt)
 
 
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
-                     floating a, int nt) noexcept nogil:
+                     floating a, floating b, int nt) noexcept nogil:
     cdef Py_ssize_t rows, chunk, t, r0, w, nchunks
     cdef int stream
     if inner >= CHANNEL_MIN_INNER:
@@ -569,7 +576,7 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
         stream = _streams(rows * inner * <Py_ssize_t>sizeof(floating),
                           inner * <Py_ssize_t>sizeof(floating), nt)
         if nt <= 1:
-            _affine_chan_rows(act, x, y, 0, rows, C, inner, scale, shift, a, stream)
+            _affine_chan_rows(act, x, y, 0, rows, C, inner, scale, shift, a, b, stream)
             return
         nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(rows, nchunks)
@@ -577,7 +584,7 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
             r0 = t * chunk
             if r0 < rows:
                 _affine_chan_rows(act, x, y, r0, min(rows, r0 + chunk), C, inner, scale, shift, a,
-                                  stream)
+                                  b, stream)
     else:
         w = C * inner
         nt = _row_threads(outer, w, nt)
@@ -587,30 +594,31 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
                   and _streams(outer * w * <Py_ssize_t>sizeof(floating),
                                chunk * w * <Py_ssize_t>sizeof(floating), nt))
         if nt <= 1:
-            _affine_rows(act, x, y, outer, w, scale, shift, a, stream)
+            _affine_rows(act, x, y, outer, w, scale, shift, a, b, stream)
             return
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             r0 = t * chunk
             if r0 < outer:
                 _affine_rows(act, x + r0 * w, y + r0 * w, min(outer, r0 + chunk) - r0, w, scale,
-                             shift, a, stream)
+                             shift, a, b, stream)
 
 
 cdef void _normalise_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_ssize_t C,
                          Py_ssize_t inner, const void *scale, const void *shift, int act,
-                         double alpha, int nt) noexcept nogil:
+                         double alpha, double beta, int nt) noexcept nogil:
     """y = act(x * scale[c] + shift[c]) (y may be x); scale/shift float for float32 and
     float16 data, double for float64, of length C for the per-channel layout and
     C * inner for the row layout."""
     if typenum == cnp.NPY_FLOAT32:
         _normalise[float](<const float *>x, <float *>y, outer, C, inner, <const float *>scale,
-                          <const float *>shift, act, <float>alpha, nt)
+                          <const float *>shift, act, <float>alpha, <float>beta, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _normalise_h(<const cyr_half *>x, <cyr_half *>y, outer, C, inner,
-                     <const float *>scale, <const float *>shift, act, <float>alpha, nt)
+                     <const float *>scale, <const float *>shift, act, <float>alpha, <float>beta,
+                     nt)
     else:
         _normalise[double](<const double *>x, <double *>y, outer, C, inner,
-                           <const double *>scale, <const double *>shift, act, alpha, nt)
+                           <const double *>scale, <const double *>shift, act, alpha, beta, nt)
 
 
 # ---- float16 data -------------------------------------------------------------------
@@ -622,17 +630,17 @@ cdef void _normalise_any(int typenum, const void *x, void *y, Py_ssize_t outer, 
 
 cdef void _train_channels_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
                             Py_ssize_t inner, _Chan w, _Chan b, double eps, int act,
-                            float a, double *mean, double *var, int stream,
+                            float a, float pb, double *mean, double *var, int stream,
                             int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
             cyr_bn_train_channel_f16(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act,
-                                     a, stream, &mean[c], &var[c])
+                                     a, pb, stream, &mean[c], &var[c])
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             cyr_bn_train_channel_f16(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act,
-                                     a, stream, &mean[c], &var[c])
+                                     a, pb, stream, &mean[c], &var[c])
 
 
 cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *s,
@@ -658,7 +666,7 @@ cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *
 
 cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssize_t C,
                        Py_ssize_t inner, const float *scale, const float *shift, int act,
-                       float a, int nt) noexcept nogil:
+                       float a, float b, int nt) noexcept nogil:
     cdef Py_ssize_t rows, chunk, t, r0, w, nchunks
     cdef int stream
     if inner >= CHANNEL_MIN_INNER:
@@ -666,7 +674,7 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
         nt = _row_threads(rows, inner, nt)
         stream = _streams(rows * inner * 2, inner * 2, nt)
         if nt <= 1:
-            cyr_bn_affine_chan_rows_f16(act, x, y, 0, rows, C, inner, scale, shift, a, stream)
+            cyr_bn_affine_chan_rows_f16(act, x, y, 0, rows, C, inner, scale, shift, a, b, stream)
             return
         nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(rows, nchunks)
@@ -674,12 +682,12 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
             r0 = t * chunk
             if r0 < rows:
                 cyr_bn_affine_chan_rows_f16(act, x, y, r0, min(rows, r0 + chunk), C, inner,
-                                            scale, shift, a, stream)
+                                            scale, shift, a, b, stream)
     else:
         w = C * inner
         nt = _row_threads(outer, w, nt)
         if nt <= 1:
-            cyr_bn_affine_rows_f16(act, x, y, outer, w, scale, shift, a)
+            cyr_bn_affine_rows_f16(act, x, y, outer, w, scale, shift, a, b)
             return
         nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(outer, nchunks)
@@ -687,7 +695,7 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
             r0 = t * chunk
             if r0 < outer:
                 cyr_bn_affine_rows_f16(act, x + r0 * w, y + r0 * w, min(outer, r0 + chunk) - r0,
-                                       w, scale, shift, a)
+                                       w, scale, shift, a, b)
 
 
 cdef void _backward_channels_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
@@ -921,7 +929,8 @@ cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, voi
 def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t outer,
                   Py_ssize_t C, Py_ssize_t inner, cnp.ndarray weight, cnp.ndarray bias,
                   double eps, double momentum, cnp.ndarray running_mean,
-                  cnp.ndarray running_var, int act, double alpha, cnp.ndarray save_mean,
+                  cnp.ndarray running_var, int act, double alpha, double beta,
+                  cnp.ndarray save_mean,
                   cnp.ndarray save_invstd, num_threads):
     """Training forward: y = act(w * (x - mean) * invstd + b) with the batch mean and
     biased variance (y may be x; at least 2 values per channel unless x is empty).
@@ -963,14 +972,14 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
         elif size:  # statistics and output in one pass over each channel
             tnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
             stream = _streams(size * itemsize, inner * itemsize, tnt) and yp != xp
-            _train_any(typenum, xp, yp, outer, C, inner, wa, ba, eps, act, alpha, mean, var,
+            _train_any(typenum, xp, yp, outer, C, inner, wa, ba, eps, act, alpha, beta, mean, var,
                        stream, tnt)
         _finish_train(mean, var, eps, momentum, <double>(outer * inner), C, rm, rv, invstd)
         if rows:
             _affine_coefs(_doubles(mean), invstd, wa, ba, C, inner, f32, scale,
                           scale + coef_bytes)
             _normalise_any(typenum, xp, yp, outer, C, inner, scale, scale + coef_bytes, act,
-                           alpha, nt)
+                           alpha, beta, nt)
         _store(sm, _doubles(mean), C)
         _store(si, _doubles(invstd), C)
     free(block)
@@ -978,7 +987,7 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
 
 cdef int _normalise_by(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_t C,
                        Py_ssize_t inner, _Chan mean, const double *invstd, _Chan w, _Chan b,
-                       int act, double alpha, int nt) except -1:
+                       int act, double alpha, double beta, int nt) except -1:
     """y = act(x * scale + shift) with scale = w * invstd and shift = b - mean * scale per
     channel (per column in the row layout); y may be x.  The normalising pass of
     forward_eval and preactivation."""
@@ -996,7 +1005,7 @@ cdef int _normalise_by(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_
     s = _scratch(2 * coef_bytes, &block)
     with nogil:
         _affine_coefs(mean, invstd, w, b, C, rep, f32, s, s + coef_bytes)
-        _normalise_any(typenum, xp, yp, outer, C, inner, s, s + coef_bytes, act, alpha, nt)
+        _normalise_any(typenum, xp, yp, outer, C, inner, s, s + coef_bytes, act, alpha, beta, nt)
     free(block)
     return 0
 
@@ -1004,7 +1013,7 @@ cdef int _normalise_by(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_
 def forward_eval(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t outer,
                  Py_ssize_t C, Py_ssize_t inner, cnp.ndarray weight, cnp.ndarray bias,
                  double eps, cnp.ndarray running_mean not None,
-                 cnp.ndarray running_var not None, int act, double alpha,
+                 cnp.ndarray running_var not None, int act, double alpha, double beta,
                  cnp.ndarray save_mean, cnp.ndarray save_invstd, num_threads):
     """Inference forward: y = act(w * (x - running_mean) * invstd + b), invstd =
     1 / sqrt(running_var + eps) (y may be x); save_mean and save_invstd, when given,
@@ -1019,7 +1028,7 @@ def forward_eval(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t oute
         for c in range(C):
             invstd[c] = 1.0 / sqrt(_at(rv, c) + eps)
         _normalise_by(x, y, outer, C, inner, rm, invstd, _chan(weight, 1.0), _chan(bias, 0.0),
-                      act, alpha, nt)
+                      act, alpha, beta, nt)
         _store(sm, rm, C)
         _store(si, _doubles(invstd), C)
     finally:
@@ -1038,7 +1047,7 @@ def preactivation(cnp.ndarray x not None, cnp.ndarray z not None, Py_ssize_t out
     try:
         _load(_chan(save_invstd, 0.0), C, invstd)
         _normalise_by(x, z, outer, C, inner, _chan(save_mean, 0.0), invstd,
-                      _chan(weight, 1.0), _chan(bias, 0.0), CYR_ACT_NONE, 0.0,
+                      _chan(weight, 1.0), _chan(bias, 0.0), CYR_ACT_NONE, 0.0, 0.0,
                       resolve_threads(num_threads))
     finally:
         free(block)

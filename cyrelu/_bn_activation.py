@@ -1,12 +1,15 @@
 """BatchNorm's ``activation=`` for every activation of the table, on every backend.
 
 The BatchNorm kernels fuse the activations of activation_table.h's lists into their own
-passes (forward: ``_activation_table.BN_FORWARD``; backward, reading the derivative from
-the output: ``BN_BACKWARD``).  The others are composed here from the public functions,
-so they run on NumPy, CuPy and Dask arrays alike:
+passes (forward: ``_activation_table.BN_FORWARD``, every activation with at most two
+parameters, which is every one today; backward, reading the derivative from the output:
+``BN_BACKWARD``).  Each backend takes the fused activation's parameters for its kernels
+from BatchNorm's ``alpha`` and ``activation_params`` (:func:`kernel_params`).  What the
+kernels do not fuse is composed here from the public functions, so it runs on NumPy,
+CuPy and Dask arrays alike:
 
-- forward: batch_norm without the activation, then the activation's function applied
-  to the result in place (a second pass over the output);
+- forward (an activation outside BN_FORWARD; none today): batch_norm without the
+  activation, then the activation's function applied to the result in place;
 - backward: ``grad_output`` gated by the activation's derivative, then batch_norm's
   backward without the activation.  The derivative is taken at the pre-activation
   recomputed from ``x``, the saved statistics, ``weight`` and ``bias`` (``bias=``), or,
@@ -15,10 +18,7 @@ so they run on NumPy, CuPy and Dask arrays alike:
 
 Parameters: BatchNorm's ``alpha`` is the activation's parameter named alpha (leaky_relu,
 elu, celu; None: its default); ``activation_params`` gives any parameter by name
-(hardtanh's min_val/max_val, softplus's beta/threshold, gelu's approximate).  The
-kernels take a fused activation's one parameter as their ``a``: :func:`cyrelu.batch_norm`
-resolves it (:func:`resolve_forward`, :func:`kernel_alpha`) and passes it to the
-backends as ``alpha`` (gelu's approximate as 0.0 or 1.0).
+(hardtanh's min_val/max_val, softplus's beta/threshold, gelu's approximate).
 """
 
 from __future__ import annotations
@@ -103,23 +103,30 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
     )
 
 
-def resolve_forward(activation: object, activation_params: object) -> bool:
-    """Whether :func:`cyrelu.batch_norm` resolves the activation's parameters itself
-    (:func:`params`) before the kernels or a backend run: ``activation_params`` given,
-    an activation the kernels do not fuse, or a fused one whose parameter is not
-    BatchNorm's alpha (gelu: its approximate comes from ``activation_params``, and
-    BatchNorm's alpha is ignored)."""
-    if activation_params is not None or not fused_forward(activation):
-        return True
-    entry = _table.TABLE.get(activation) if isinstance(activation, str) else None
-    return entry is not None and bool(entry.params) and entry.params[0][0] != "alpha"
-
-
 def defer_forward(activation: object, activation_params: object) -> bool:
-    """Whether a backend's batch_norm hands the call to :func:`cyrelu.batch_norm`,
-    which resolves the parameters and composes the unfused activations (and then calls
-    the backend with a fused activation or none)."""
-    return activation_params is not None or not fused_forward(activation)
+    """Whether a backend's batch_norm hands the call to :func:`cyrelu.batch_norm`, which
+    composes the activations the kernels do not fuse (and then calls the backend with
+    none); a fused activation's parameters the backend takes itself
+    (:func:`kernel_params`)."""
+    return not fused_forward(activation)
+
+
+def kernel_params(
+    activation: object, alpha: object, activation_params: object, dtype: Any
+) -> tuple[float, float]:
+    """The fused activation's parameters as the kernels take them, ``(a, b)``, for data
+    of ``dtype``: from BatchNorm's ``alpha`` and ``activation_params`` (:func:`params`'s
+    checks; hardtanh's bounds rounded to the data's type, gelu's approximate 0 or 1, as
+    :func:`cyrelu._activation_table.kernel_scalars` gives them).  ``(0.0, 0.0)`` for no
+    activation.  Raises before anything is written."""
+    if activation_params is None and isinstance(activation, str) and activation in _table.TABLE:
+        spec = _table.TABLE[activation].params
+        if not spec or (len(spec) == 1 and spec[0][0] == "alpha"):
+            return _table.scalar(activation, alpha), 0.0  # the common case, quickly
+    values = params(activation, alpha, activation_params)
+    if activation is None:
+        return 0.0, 0.0
+    return _table.kernel_scalars(str(activation), dtype, *values)
 
 
 def defer_backward(activation: object, activation_params: object, output: object,
@@ -134,21 +141,10 @@ def defer_backward(activation: object, activation_params: object, output: object
     )
 
 
-def kernel_alpha(activation: object, values: tuple[Any, ...]) -> float | None:
-    """BatchNorm's alpha for the kernels and backends: the fused activation's one
-    parameter (``values``, from :func:`params`) as the kernels take it (gelu's
-    approximate: 0.0 or 1.0); None for an activation without one."""
-    return _table.scalar(str(activation), values[0]) if values else None
-
-
-def public_alpha(activation: object, alpha: float) -> tuple[float | None, dict[str, Any] | None]:
-    """``(alpha, activation_params)`` for :func:`cyrelu.batch_norm` from the kernels'
-    ``alpha`` (:func:`kernel_alpha`): a backend that calls the public function per
-    block (Dask) passes gelu's approximate back by name."""
-    entry = _table.TABLE.get(activation) if isinstance(activation, str) else None
-    if entry is None or not entry.params or entry.params[0][0] == "alpha":
-        return alpha, None
-    return None, {entry.params[0][0]: _table.choice(entry.name, alpha)}
+def kernel_alpha(values: tuple[Any, ...]) -> float | None:
+    """BatchNorm backward's alpha for the kernels: the fused activation's one parameter
+    (relu, leaky_relu, relu6: BN_BACKWARD's members have at most one, named alpha)."""
+    return float(values[0]) if values else None
 
 
 def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:

@@ -114,18 +114,18 @@ def activation_code(activation: object) -> int:
 
 def fused_activation_code(activation: object) -> int:
     """The BatchNorm kernels' ``activation=``: :func:`activation_code`, and ValueError
-    for an activation with two parameters (the kernels take one: leaky_relu's, elu's,
-    celu's alpha, gelu's approximate); the public functions compose those
+    for an activation they are not built for (activation_table.h's
+    CYR_BN_FORWARD_ACTIVATIONS: every one with at most two parameters, which is every
+    one today); the public functions would compose such a one
     (cyrelu/_bn_activation.py) and pass the kernels only the others."""
     from cyrelu import _activation_table as table
 
     act = activation_code(activation)
     if act != table.NONE and activation not in table.BN_FORWARD:
-        # two parameters (hardtanh, softplus): the kernels are not built for them
-        # (activation_table.h's CYR_BN_FORWARD_ACTIVATIONS)
         raise ValueError(
-            "the BatchNorm kernels do not fuse %r (they take one parameter, it has two); "
-            "cyrelu.batch_norm composes it (cyrelu/_bn_activation.py)" % activation
+            "the BatchNorm kernels do not fuse %r (activation_table.h's "
+            "CYR_BN_FORWARD_ACTIVATIONS); cyrelu.batch_norm composes it "
+            "(cyrelu/_bn_activation.py)" % activation
         )
     return act
 
@@ -170,19 +170,17 @@ def batch_norm_backward_args(
 
 
 def batch_norm_alpha(activation: object, alpha: object) -> float:
-    """BatchNorm's ``alpha`` for a valid ``activation``, as the kernels take it (their
-    ``a``): checked by the rule of the activation's parameter (a real; celu's: not 0),
-    or, for None, its default (the table's: 0.2 for leaky_relu, 1.0 for elu and celu);
-    for gelu, the kernels' value of its approximate (0.0 or 1.0; None: "none"), which
-    cyrelu.batch_norm resolves from ``activation_params`` and passes the backends as
-    alpha; a real, or 0.0 for None, where the activation has no parameter (the kernels
-    do not read it then)."""
+    """BatchNorm's ``alpha`` for a valid ``activation``: checked by the rule of the
+    activation's parameter named alpha (a real; celu's: not 0), or, for None, its default
+    (the table's: 0.2 for leaky_relu, 1.0 for elu and celu); a real, or 0.0 for None,
+    where the activation has no parameter named alpha (the kernels' parameters then come
+    from ``activation_params``: cyrelu/_bn_activation.py's kernel_params)."""
     from cyrelu import _activation_table as table
 
     entry = table.TABLE.get(activation) if isinstance(activation, str) else None
-    if entry is not None and entry.params:
+    if entry is not None and entry.params and entry.params[0][0] == "alpha":
         # the default, or alpha checked by the activation's own rule (celu: not 0)
-        return table.kernel_scalar(entry.name, alpha)
+        return table.scalar(entry.name, alpha)
     return 0.0 if alpha is None else check_real(alpha, "alpha")
 
 

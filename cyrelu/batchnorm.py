@@ -162,9 +162,9 @@ def batch_norm(
     activation : None or an activation's name
         An activation applied to the normalised output: any of the table's ("relu",
         "leaky_relu", "relu6", "hardtanh", "hardsigmoid", "hardswish", "elu", "selu",
-        "celu", "silu", "softplus", "gelu", "mish").  All but "hardtanh" and
-        "softplus" (two parameters each) are fused into the normalising pass; those two
-        are applied to the output in place, by their own function, in a second pass.
+        "celu", "silu", "softplus", "gelu", "mish"), fused into the normalising pass
+        (the same values as applying the activation's function to the normalised
+        output; float16: rounded once, not twice).
     alpha : float, optional
         The activation's parameter named alpha (leaky_relu's slope, elu's and celu's
         alpha); None, the default, is the activation's own default (0.2 for
@@ -188,30 +188,28 @@ def batch_norm(
     -------
     y, or (y, save_mean, save_invstd) when ``return_stats`` is True.
     """
-    if _act.resolve_forward(activation, activation_params):
+    if not _act.fused_forward(activation):  # composed: normalise, then the activation
         values = _act.params(activation, alpha, activation_params)
-        if not _act.fused_forward(activation):  # composed: normalise, then the activation
-            name = str(activation)
-            _table.kernel_scalars(name, getattr(x, "dtype", None), *values)  # bounds
-            res = batch_norm(
-                x,
-                running_mean,
-                running_var,
-                weight,
-                bias,
-                training,
-                momentum,
-                eps,
-                axis=axis,
-                out=out,
-                return_stats=return_stats,
-                num_threads=num_threads,
-            )
-            if return_stats:
-                y, save_mean, save_invstd = res
-                return _act.apply(name, values, y, num_threads), save_mean, save_invstd
-            return _act.apply(name, values, res, num_threads)  # type: ignore[no-any-return]
-        alpha, activation_params = _act.kernel_alpha(activation, values), None
+        name = str(activation)
+        _table.kernel_scalars(name, getattr(x, "dtype", None), *values)  # bounds
+        res = batch_norm(
+            x,
+            running_mean,
+            running_var,
+            weight,
+            bias,
+            training,
+            momentum,
+            eps,
+            axis=axis,
+            out=out,
+            return_stats=return_stats,
+            num_threads=num_threads,
+        )
+        if return_stats:
+            y, save_mean, save_invstd = res
+            return _act.apply(name, values, y, num_threads), save_mean, save_invstd
+        return _act.apply(name, values, res, num_threads)  # type: ignore[no-any-return]
     be = backend_for(x, running_mean, running_var, weight, bias, out)
     if be is not None:
         return be.batch_norm(  # type: ignore[no-any-return]
@@ -226,14 +224,15 @@ def batch_norm(
             axis=axis,
             activation=activation,
             alpha=alpha,
+            activation_params=activation_params,
             out=out,
             return_stats=return_stats,
             num_threads=num_threads,
         )
     xa = as_float_array(x, "x")
-    ax, C, act, alpha, momentum, eps = _forward_args(
-        xa.shape, axis, activation, alpha, momentum, eps
-    )
+    ax, C, act, _, momentum, eps = _forward_args(xa.shape, axis, activation, alpha, momentum, eps)
+    # the fused activation's parameters for the kernels (checked before anything is written)
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, xa.dtype)
     training = bool(training)
     w = _per_channel(weight, "weight", C)
     b = _per_channel(bias, "bias", C)
@@ -277,7 +276,8 @@ def batch_norm(
             rm_k,
             rv_k,
             act,
-            alpha,
+            ka,
+            kb,
             save_mean,
             save_invstd,
             num_threads,
@@ -300,7 +300,8 @@ def batch_norm(
             rm_k,
             rv_k,
             act,
-            alpha,
+            ka,
+            kb,
             save_mean,
             save_invstd,
             num_threads,
@@ -388,7 +389,7 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    alpha = _act.kernel_alpha(activation, values)  # a fused one: read from output below
+    alpha = _act.kernel_alpha(values)  # a fused activation: read from output below
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]

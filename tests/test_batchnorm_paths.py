@@ -160,12 +160,17 @@ def test_each_path_under_other_cache_sizes(l2):
 @pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("path", [p for p in PATHS if p != "channel pipelined"])
-@pytest.mark.parametrize("activation,ap", [("silu", None), ("gelu", {"approximate": "tanh"})])
-def test_each_forward_path_fuses_the_expensive_activations(rng, path, dtype, activation, ap):
+@pytest.mark.parametrize(
+    "activation,ap",
+    [("silu", None), ("gelu", {"approximate": "tanh"}), ("softplus", {"beta": 2.0}),
+     ("hardtanh", {"min_val": -0.5, "max_val": 2.0})],
+)  # fmt: skip
+def test_each_forward_path_fuses_the_activations(rng, path, dtype, activation, ap):
     """The activations of activation_special.h run over whole L1 tiles (across row ends in
-    the row layout, and as the streamed tile): on every forward path, the training and the
-    inference forward give the bits of BatchNorm then the activation's own function, for
-    every thread count and for an output one element off alignment."""
+    the row layout, and as the streamed tile), the others within each row; both
+    parameters reach the kernels: on every forward path, the training and the inference
+    forward give the bits of BatchNorm then the activation's own function, for every
+    thread count and for an output one element off alignment."""
     _needs_threads()
     shape, axis = path_shapes(np.dtype(dtype).itemsize)[path]
     C = shape[axis]
@@ -173,10 +178,9 @@ def test_each_forward_path_fuses_the_expensive_activations(rng, path, dtype, act
     w = rng.standard_normal(C).astype(dtype)
     b = rng.standard_normal(C).astype(dtype)
     fn = getattr(cyrelu, activation)
-    args = [ap["approximate"]] if ap else []
     for training in (True, False):
         rm, rv = np.zeros(C, dtype), np.ones(C, dtype)
-        want = fn(batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis), *args)
+        want = fn(batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis), **(ap or {}))
         for nt, offset in [(1, 0), (2, 0), (3, 0), (2, 1)]:
             buf = np.empty(x.size + 1, dtype)
             y = buf[offset : offset + x.size].reshape(shape)

@@ -310,10 +310,10 @@ def test_batch_norm_backward(client, rng, shape, axis, chunks, activation, train
      ("gelu", {"approximate": "tanh"}, "bias"), ("softplus", {"beta": 2.0}, "bias")],
 )  # fmt: skip
 def test_batch_norm_composed_activations(client, rng, activation, ap, source):
-    """The activations the kernels do not fuse: applied lazily after the normalisation
-    (and gelu, fused: its approximate reaches each chunk's kernels by name), and the
-    backward gated from output= or from the pre-activation recomputed with bias=, as on
-    NumPy (the same steps, chunk by chunk)."""
+    """Activations with parameters besides alpha: each chunk's fused kernels take them
+    (activation_params passed on by name), and the backward gated from output= or from
+    the pre-activation recomputed with bias=, as on NumPy (the same steps, chunk by
+    chunk)."""
     shape, axis, chunks = (64, 6, 10), 1, (16, 3, 5)
     xn, gn = _data(rng, shape), _data(rng, shape)
     w, b = _data(rng, 6) + 2, _data(rng, 6)

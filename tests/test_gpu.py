@@ -609,11 +609,11 @@ def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
      ("silu", None, None)],
 )  # fmt: skip
 def test_batch_norm_composed_activations(rng, dtype, activation, alpha, ap):
-    """Every activation with BatchNorm on CuPy arrays: those the kernels do not fuse
-    are the activation's GPU kernel on the normalised output (gelu's approximate, fused,
-    reaches the kernels: the two forms differ by far more than the tolerance), and the
-    backward gates grad_output at the pre-activation recomputed with bias= (or from
-    output=), as on NumPy; silu's backward (not fused) too."""
+    """Activations with parameters besides alpha, fused into BatchNorm on CuPy arrays:
+    the parameters reach the kernels (gelu's two forms, hardtanh's bounds, softplus's
+    beta change the result by far more than the tolerance), and the backward gates
+    grad_output at the pre-activation recomputed with bias= (or from output=), as on
+    NumPy; silu's backward (not fused) too."""
     x = rng.standard_normal((16, 4, 9)).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     pd = np.float64 if dtype == np.float64 else np.float32

@@ -19,10 +19,9 @@
  *                0; approximate = gelu's "none" (0) or "tanh" (1); bound = a finite
  *                real rounded to the data's type, as a clamp's bounds are, and a second
  *                bound may not be below the first).  The kernels take at most two, `a`
- *                and `b` (0 where the activation has fewer); BatchNorm fuses those
- *                with at most one parameter, taken as the kernels' `a` (BatchNorm's
- *                alpha where it is named alpha; gelu's approximate from
- *                activation_params).
+ *                and `b` (0 where the activation has fewer), and so do the BatchNorm
+ *                kernels, which fuse every activation (BatchNorm's alpha where the
+ *                parameter is named alpha, the others from activation_params).
  *   from_output  when the derivative can be computed from the output instead of the
  *                input: "always", "" (never) or "<param>>0".
  */
@@ -54,20 +53,22 @@
 
 /* The activations BatchNorm fuses, X(name, NAME) each.
  *
- *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those with at most one parameter
- *                                (the kernels' a: BatchNorm's alpha for leaky_relu, elu
- *                                and celu, None there being the activation's default;
- *                                gelu's approximate, 0 or 1, from activation_params)
- *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those of them whose derivative
- *                                can be read from the output (from_output not "")
+ *   CYR_BN_FORWARD_ACTIVATIONS   into its forward: those with at most two parameters
+ *                                (the kernels' a and b: BatchNorm's alpha for leaky_relu,
+ *                                elu and celu, None there being the activation's
+ *                                default; the others from activation_params), which is
+ *                                every activation
+ *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those of them with at most one
+ *                                parameter whose derivative can be read from the output
+ *                                (from_output not ""; the backward kernels take a only)
  *
  * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
  * `activation=` by them (cyrelu/_activation_table.py; tests/test_batchnorm_fused.py
  * checks them against the rules above). */
 #define CYR_BN_FORWARD_ACTIVATIONS(X)                                                      \
     X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardsigmoid, HARDSIGMOID)   \
-    X(hardswish, HARDSWISH) X(elu, ELU) X(selu, SELU) X(celu, CELU) X(silu, SILU)         \
-    X(gelu, GELU) X(mish, MISH)
+    X(hardswish, HARDSWISH) X(hardtanh, HARDTANH) X(elu, ELU) X(selu, SELU) X(celu, CELU) \
+    X(silu, SILU) X(softplus, SOFTPLUS) X(gelu, GELU) X(mish, MISH)
 #define CYR_BN_BACKWARD_ACTIVATIONS(X) X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6)
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,

@@ -64,8 +64,8 @@
  * the gradients, (count, -, -) for the diagnostics */
 #define CYR_PART 3
 
-template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a) {
-    return cyr_fwd<ACT>(v, a, A(0));
+template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a, A b) {
+    return cyr_fwd<ACT>(v, a, b);
 }
 
 /* dy gated by the activation, on the forward's output y (its derivative read there). */
@@ -453,10 +453,11 @@ template <typename A> struct __align__(16) cyr_coef4 {
 };
 
 template <int MODE, int ACT, typename A>
-__device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A alpha) {
-    /* the helpers round each operation on its own (no FMA contraction, no flush) */
+__device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A alpha, A beta) {
+    /* the helpers round each operation on its own (no FMA contraction, no flush); alpha
+     * and beta: the fused activation's a and b (the backward's gate takes a only) */
     if (MODE == CYR_APPLY_FWD)
-        return bn_act<ACT>(cyr_add(cyr_mul(cyr_sub(xv, k.v[0]), k.v[1]), k.v[2]), alpha);
+        return bn_act<ACT>(cyr_add(cyr_mul(cyr_sub(xv, k.v[0]), k.v[1]), k.v[2]), alpha, beta);
     const A g = bn_gate<ACT>(dyv, yv, alpha);
     if (MODE == CYR_APPLY_BWD_TRAIN)
         return cyr_mul(cyr_sub(cyr_sub(g, cyr_mul(cyr_sub(xv, k.v[0]), k.v[2])), k.v[1]), k.v[3]);
@@ -466,7 +467,7 @@ __device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A
 template <typename T, int MODE, int ACT, int NC, int VEC, typename I>
 __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *out,
                       const typename cyr_traits<T>::acc *coef, typename cyr_traits<T>::acc alpha,
-                      I N, I C, I S) {
+                      typename cyr_traits<T>::acc beta, I N, I C, I S) {
     typedef cyr_traits<T> tr;
     typedef typename tr::acc A;
     typedef cyr_pack<T> P;
@@ -503,7 +504,7 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
                     const K4 k = kc[s * P::N + e];
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
                         need_x ? tr::load(px.v[e]) : zero, need_dy ? tr::load(pd.v[e]) : zero,
-                        need_y ? tr::load(py.v[e]) : zero, k, alpha));
+                        need_y ? tr::load(py.v[e]) : zero, k, alpha, beta));
                 }
             } else {
                 const K4 k = kc[ch];
@@ -511,14 +512,14 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
                 for (int e = 0; e < P::N; ++e)
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
                         need_x ? tr::load(px.v[e]) : zero, need_dy ? tr::load(pd.v[e]) : zero,
-                        need_y ? tr::load(py.v[e]) : zero, k, alpha));
+                        need_y ? tr::load(py.v[e]) : zero, k, alpha, beta));
             }
             po.store(out + off);
         } else {
             const K4 k = kc[NC ? s : ch];
             out[off] = tr::store(bn_elem<MODE, ACT, A>(
                 need_x ? tr::load(x[off]) : zero, need_dy ? tr::load(dy[off]) : zero,
-                need_y ? tr::load(yo[off]) : zero, k, alpha));
+                need_y ? tr::load(yo[off]) : zero, k, alpha, beta));
         }
         s += rS;
         I carry = 0;
@@ -562,6 +563,6 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
 #define CYR_KERNEL_apply(NAME, T, MODE, ACT, NC, VEC, I)                                   \
     extern "C" __global__ void __launch_bounds__(CYR_THREADS)                               \
         NAME(const T *x, const T *dy, const T *yo, T *out, const cyr_traits<T>::acc *coef,  \
-             cyr_traits<T>::acc alpha, I N, I C, I S) {                                      \
-        apply<T, MODE, ACT, NC, VEC, I>(x, dy, yo, out, coef, alpha, N, C, S);              \
+             cyr_traits<T>::acc alpha, cyr_traits<T>::acc beta, I N, I C, I S) {             \
+        apply<T, MODE, ACT, NC, VEC, I>(x, dy, yo, out, coef, alpha, beta, N, C, S);        \
     }

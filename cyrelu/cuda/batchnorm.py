@@ -439,6 +439,7 @@ def _forward(
     y: Array,
     params: Sequence[Array | None],
     alpha: float,
+    beta: float,
     momentum: float,
     eps: float,
     dev: int,
@@ -478,7 +479,7 @@ def _forward(
         p.eval_fn(p.eval_grid, _BLOCK, (p.C64, _F64(eps), p.kinds, *prm, sm, si, coef))
     if p.apply is not None:
         fn, grid, tail = p.apply
-        fn(grid, _BLOCK, (x, x, x, y, coef, p.alpha_t(alpha), *tail))
+        fn(grid, _BLOCK, (x, x, x, y, coef, p.alpha_t(alpha), p.alpha_t(beta), *tail))
     return ws
 
 
@@ -583,16 +584,18 @@ def batch_norm(
             axis,
             activation,
             alpha,
+            activation_params,
             out,
             return_stats,
             key,
         )
-    alpha_, momentum_, eps_ = batch_norm_reals(activation, alpha, momentum, eps)
+    _, momentum_, eps_ = batch_norm_reals(activation, alpha, momentum, eps)
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, f.dtype)
     y = out
     if y is None:
         y = cupy.empty(f.shape, f.dtype)
     ws = _forward(
-        f.plan, x, y, (running_mean, running_var, weight, bias), alpha_, momentum_, eps_, f.dev
+        f.plan, x, y, (running_mean, running_var, weight, bias), ka, kb, momentum_, eps_, f.dev
     )
     if out is None and f.inv is not None:
         y = y.transpose(f.inv)
@@ -614,6 +617,7 @@ def _batch_norm(
     axis: object,
     activation: object,
     alpha: object,
+    activation_params: object,
     out: Array | None,
     return_stats: bool,
     key: tuple[Any, ...] | None,
@@ -621,9 +625,10 @@ def _batch_norm(
     """The general path: every check, copies where the layout needs them; remembers the
     call for the fast path (under ``key``) when it read and wrote everything in place."""
     x = L.as_array(x, "x")
-    ax, C, act, alpha_, momentum_, eps_ = batch_norm_args(
+    ax, C, act, _, momentum_, eps_ = batch_norm_args(
         x.shape, axis, activation, alpha, momentum, eps
     )
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, x.dtype)
     training = bool(training)
     dev = x.device.id
     w = _per_channel(weight, "weight", C, dev)
@@ -681,7 +686,7 @@ def _batch_norm(
             L.aligned(yk, xk),
             dev,
         )
-        ws = _forward(plan, xk, yk, params, alpha_, momentum_, eps_, dev)
+        ws = _forward(plan, xk, yk, params, ka, kb, momentum_, eps_, dev)
         if rm is not None and rm_k is not rm:
             rm[...] = rm_k
         if rv is not None and rv_k is not rv:
@@ -838,7 +843,7 @@ def _backward(
     )
     if p.apply is not None:
         fn, grid, tail = p.apply
-        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, *tail))
+        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, p.alpha_t(0.0), *tail))
     return ws
 
 

@@ -160,12 +160,11 @@ def _normalise_block(
     eps: float,
     axis: int,
     activation: str | None,
-    alpha: float,
+    alpha: float | None,
+    activation_params: Any,
     num_threads: int | None,
 ) -> Any:
-    """One chunk: the public evaluation-mode batch_norm with these statistics (``alpha``
-    is the kernels' value: gelu's approximate goes back by name)."""
-    alpha_, activation_params = _act.public_alpha(activation, alpha)
+    """One chunk: the public evaluation-mode batch_norm with these statistics."""
     return cyrelu.batch_norm(
         block,
         mean,
@@ -177,7 +176,7 @@ def _normalise_block(
         eps,
         axis=axis,
         activation=activation,
-        alpha=alpha_,
+        alpha=alpha,
         activation_params=activation_params,
         num_threads=num_threads,
     )
@@ -192,7 +191,8 @@ def _normalise(
     b: Float64,
     eps: float,
     activation: str | None,
-    alpha: float,
+    alpha: float | None,
+    activation_params: Any,
     num_threads: int | None,
 ) -> Any:
     da = G.dask_array()
@@ -212,6 +212,7 @@ def _normalise(
         axis=ax,
         activation=activation,
         alpha=alpha,
+        activation_params=activation_params,
         num_threads=num_threads,
     )
 
@@ -244,9 +245,11 @@ def batch_norm(
             out=out, return_stats=return_stats, num_threads=num_threads,
         )  # fmt: skip
     xd = G.on_host(G.as_dask(x, "x"), "x", "batch_norm")
-    ax, C, _, alpha_, momentum_, eps_ = batch_norm_args(
+    ax, C, _, _, momentum_, eps_ = batch_norm_args(
         xd.shape, axis, activation, alpha, momentum, eps
     )
+    # the activation's parameters, checked now (each chunk's call takes them as given)
+    _act.kernel_params(activation, alpha, activation_params, xd.dtype)
     G.check_no_out(out)
     G.check_threads(num_threads)
     training = bool(training)
@@ -278,12 +281,26 @@ def batch_norm(
             np.copyto(rm, rm_k)
         if rv is not None and rv_k is not None and rv_k is not rv:
             np.copyto(rv, rv_k)
-        y = _normalise(xd, ax, mean64, var64, w64, b64, eps_, activation, alpha_, num_threads)
+        y = _normalise(
+            xd,
+            ax,
+            mean64,
+            var64,
+            w64,
+            b64,
+            eps_,
+            activation,
+            alpha,
+            activation_params,
+            num_threads,
+        )
     else:
         assert rm is not None and rv is not None
         mean64 = np.ascontiguousarray(rm, dtype=np.float64)
         invstd64 = 1.0 / np.sqrt(np.asarray(rv, dtype=np.float64) + eps_)  # forward_eval's
-        y = _normalise(xd, ax, rm, rv, w64, b64, eps_, activation, alpha_, num_threads)
+        y = _normalise(
+            xd, ax, rm, rv, w64, b64, eps_, activation, alpha, activation_params, num_threads
+        )
     if return_stats:
         return y, mean64.astype(sdtype), invstd64.astype(sdtype)
     return y

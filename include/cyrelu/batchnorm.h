@@ -39,22 +39,43 @@
  * CYR_BN_BACKWARD_ACTIVATIONS in the backward ones): any other code runs as
  * CYR_ACT_NONE, and the Python layer never passes one. */
 #define CYR_BN_CASE_(name, NAME) \
+    case CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME); break;
+/* The forward's switches: their parameters `a` are a cyr_bn_par_* (the activation's a
+ * and b).  gelu's a chooses its form (0: erf, else tanh), and softplus's a = 1 (torch's
+ * default beta) makes its product beta * x exact and foldable: set to a literal before
+ * the call, so that the inlined loop holds one form and vectorises (one holding both
+ * gelu forms did not: 7 to 12 times slower), as the activations' own loops do. */
+#define CYR_BN_FCASE_(name, NAME) \
     case CYR_ACT_##NAME: CYR_BN_CALL_FORM_(CYR_ACT_##NAME); break;
-/* gelu's `a` chooses its form (0: erf, else tanh): set to a literal before the call,
- * so that the inlined loop holds one form and vectorises (one holding both did not:
- * 7 to 12 times slower); `a` is the dispatching function's own parameter. */
 #define CYR_BN_CALL_FORM_(ACT)                                                         \
     do {                                                                               \
-        if ((ACT) == CYR_ACT_GELU && a != 0) {                                         \
-            a = 1;                                                                     \
+        if (((ACT) == CYR_ACT_GELU && a.a != 0) || ((ACT) == CYR_ACT_SOFTPLUS && a.a == 1)) { \
+            a.a = 1;                                                                   \
             CYR_BN_CALL(ACT);                                                          \
         } else if ((ACT) == CYR_ACT_GELU) {                                            \
-            a = 0;                                                                     \
+            a.a = 0;                                                                   \
             CYR_BN_CALL(ACT);                                                          \
         } else {                                                                       \
             CYR_BN_CALL(ACT);                                                          \
         }                                                                              \
     } while (0)
+
+/* The fused activation's parameters through the forward kernels: its a and b (0 where
+ * it has fewer; cyrelu/cuda/activation_table.h), in the arithmetic's type. */
+typedef struct { float a, b; } cyr_bn_par_float;
+typedef struct { double a, b; } cyr_bn_par_double;
+static inline cyr_bn_par_float cyr_bn_par_make_float(float a, float b) {
+    cyr_bn_par_float p;
+    p.a = a;
+    p.b = b;
+    return p;
+}
+static inline cyr_bn_par_double cyr_bn_par_make_double(double a, double b) {
+    cyr_bn_par_double p;
+    p.a = a;
+    p.b = b;
+    return p;
+}
 #define CYR_BN_CASE2_(name, NAME) \
     case 2 * CYR_ACT_##NAME + 1: CYR_BN_CALL(CYR_ACT_##NAME, 1); break; \
     case 2 * CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME, 0); break;
@@ -235,10 +256,11 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 #define CYR_BN_ENTRY_POINTS(T, S)                                                          \
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
-                                         double b, double eps, int act, T a, int stream,   \
-                                         double *mean_out, double *var_out) {              \
-    CYR_DISPATCH(bn_train_channel, S,                                                      \
-                 (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out)); \
+                                         double b, double eps, int act, T a, T pb,         \
+                                         int stream, double *mean_out, double *var_out) {  \
+    CYR_DISPATCH(bn_train_channel, S, (x, y, outer, C, inner, c, w, b, eps, act,           \
+                                       CYR_CAT(bn_par_make, T)(a, pb), stream, mean_out,   \
+                                       var_out));                                          \
 }                                                                                          \
 CYR_INLINE void cyr_bn_channel_stats_##S(const T *x, Py_ssize_t outer, Py_ssize_t C,       \
                                          Py_ssize_t inner, Py_ssize_t c, double *mean,     \
@@ -247,19 +269,22 @@ CYR_INLINE void cyr_bn_channel_stats_##S(const T *x, Py_ssize_t outer, Py_ssize_
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_t r0,      \
                                             Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner, \
-                                            const T *scale, const T *shift, T a,           \
+                                            const T *scale, const T *shift, T a, T b,      \
                                             int stream) {                                  \
-    CYR_DISPATCH(bn_affine_chan_rows, S,                                                   \
-                 (act, x, y, r0, r1, C, inner, scale, shift, a, stream));                  \
+    CYR_DISPATCH(bn_affine_chan_rows, S, (act, x, y, r0, r1, C, inner, scale, shift,       \
+                                          CYR_CAT(bn_par_make, T)(a, b), stream));         \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t rows,         \
-                                       Py_ssize_t w, const T *scale, const T *shift, T a) {\
-    CYR_DISPATCH(bn_affine_rows, S, (act, x, y, rows, w, scale, shift, a));                \
+                                       Py_ssize_t w, const T *scale, const T *shift, T a,  \
+                                       T b) {                                              \
+    CYR_DISPATCH(bn_affine_rows, S,                                                        \
+                 (act, x, y, rows, w, scale, shift, CYR_CAT(bn_par_make, T)(a, b)));       \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_rows_stream_##S(int act, const T *x, T *y, Py_ssize_t rows,  \
                                               Py_ssize_t w, const T *scale, const T *shift, \
-                                              T a) {                                       \
-    CYR_DISPATCH(bn_affine_rows_stream, S, (act, x, y, rows, w, scale, shift, a));         \
+                                              T a, T b) {                                  \
+    CYR_DISPATCH(bn_affine_rows_stream, S,                                                 \
+                 (act, x, y, rows, w, scale, shift, CYR_CAT(bn_par_make, T)(a, b)));       \
 }                                                                                          \
 CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
                                           Py_ssize_t block_rows, double *gmean,            \
@@ -318,9 +343,11 @@ CYR_BN_ENTRY_POINTS(double, f64)
 CYR_INLINE void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
                                          Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                          double w, double b, double eps, int act, float a,
-                                         int stream, double *mean_out, double *var_out) {
-    CYR_DISPATCH(bn_train_channel, f16,
-                 (x, y, outer, C, inner, c, w, b, eps, act, a, stream, mean_out, var_out));
+                                         float pb, int stream, double *mean_out,
+                                         double *var_out) {
+    CYR_DISPATCH(bn_train_channel, f16, (x, y, outer, C, inner, c, w, b, eps, act,
+                                         cyr_bn_par_make_float(a, pb), stream, mean_out,
+                                         var_out));
 }
 CYR_INLINE void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py_ssize_t C,
                                          Py_ssize_t inner, Py_ssize_t c, double *mean,
@@ -330,14 +357,15 @@ CYR_INLINE void cyr_bn_channel_stats_f16(const cyr_half *x, Py_ssize_t outer, Py
 CYR_INLINE void cyr_bn_affine_chan_rows_f16(int act, const cyr_half *x, cyr_half *y,
                                             Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                                             Py_ssize_t inner, const float *scale,
-                                            const float *shift, float a, int stream) {
-    CYR_DISPATCH(bn_affine_chan_rows, f16,
-                 (act, x, y, r0, r1, C, inner, scale, shift, a, stream));
+                                            const float *shift, float a, float b, int stream) {
+    CYR_DISPATCH(bn_affine_chan_rows, f16, (act, x, y, r0, r1, C, inner, scale, shift,
+                                            cyr_bn_par_make_float(a, b), stream));
 }
 CYR_INLINE void cyr_bn_affine_rows_f16(int act, const cyr_half *x, cyr_half *y,
                                        Py_ssize_t rows, Py_ssize_t w, const float *scale,
-                                       const float *shift, float a) {
-    CYR_DISPATCH(bn_affine_rows, f16, (act, x, y, rows, w, scale, shift, a));
+                                       const float *shift, float a, float b) {
+    CYR_DISPATCH(bn_affine_rows, f16,
+                 (act, x, y, rows, w, scale, shift, cyr_bn_par_make_float(a, b)));
 }
 CYR_INLINE void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
                                           Py_ssize_t block_rows, double *gmean,

@@ -192,8 +192,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
  * them (no fused multiply-add), rounded to half (vcvtps2ph, round to nearest even).
  * Elements [0, n8) with n8 a multiple of 8; dst 16-byte aligned when stream. */
 #define CYR_BN_H_CASE_(name, NAME) \
-    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, CYR_K(0));
-CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) {
+    case CYR_ACT_##NAME: return CYR_FWD_##name(v, a, b);
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a, __m256 b) {
     switch (act) {
     CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_H_CASE_)
     default: return v;
@@ -224,20 +224,21 @@ CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hact8)(int act, __m256 v, __m256 a) 
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8_impl)(int act, const cyr_half *x, cyr_half *y,
                                                         Py_ssize_t n8, float scale, float shift,
-                                                        float a, int stream) {
-    const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift), a8 = _mm256_set1_ps(a);
+                                                        CYR_BN_PAR a, int stream) {
+    const __m256 sc = _mm256_set1_ps(scale), sh = _mm256_set1_ps(shift);
+    const __m256 a8 = _mm256_set1_ps(a.a), b8 = _mm256_set1_ps(a.b);
     for (Py_ssize_t i = 0; i < n8; i += 8) {
         const __m256 v = _mm256_add_ps(_mm256_mul_ps(CYR_BN_H8(x + i), sc), sh);
-        CYR_BN_PUT8(y + i, CYR_NAME(bn_hact8)(act, v, a8), stream);
+        CYR_BN_PUT8(y + i, CYR_NAME(bn_hact8)(act, v, a8, b8), stream);
     }
 }
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, cyr_half *y,
                                                    Py_ssize_t n8, float scale, float shift,
-                                                   float a, int stream) {
+                                                   CYR_BN_PAR a, int stream) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_haffine8_impl)(ACT, x, y, n8, scale, shift, a, stream)
-    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -293,7 +294,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_ha
  * fences (cyr_stream_fence) when done. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x, cyr_half *y,
                                                      Py_ssize_t n, float scale, float shift,
-                                                     float a, int stream) {
+                                                     CYR_BN_PAR a, int stream) {
     CYR_ALIGN64 float t[CYR_BN_HT];
     Py_ssize_t i = 0;
 #if CYR_BN_HALF_DIRECT
@@ -408,7 +409,7 @@ static CYR_TARGET void CYR_NAME(bn_channel_stats)(const cyr_half *x, Py_ssize_t 
 static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y,
                                                   Py_ssize_t outer, Py_ssize_t C,
                                                   Py_ssize_t inner, Py_ssize_t c, double w,
-                                                  double b, double eps, int act, float a,
+                                                  double b, double eps, int act, CYR_BN_PAR a,
                                                   int stream, double *mean_out,
                                                   double *var_out) {
     const Py_ssize_t step = C * inner;
@@ -442,7 +443,7 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const cyr_half *x, cyr_half *y
 static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const cyr_half *x, cyr_half *y,
                                                      Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                                                      Py_ssize_t inner, const float *scale,
-                                                     const float *shift, float a, int stream) {
+                                                     const float *shift, CYR_BN_PAR a, int stream) {
     const int st = stream && (const cyr_half *)y != x;
     for (Py_ssize_t r = r0; r < r1; ++r) {
         const Py_ssize_t c = r % C;
@@ -653,7 +654,7 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const cyr_half *x, Py_ssize_t
 static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const cyr_half *x, cyr_half *y,
                                                 Py_ssize_t rows, Py_ssize_t w,
                                                 const float *scale, const float *shift,
-                                                float a) {
+                                                CYR_BN_PAR a) {
     CYR_ALIGN64 float t[CYR_BN_HRT];
     Py_ssize_t r, j, n;
     if (w <= CYR_BN_HRT) {

@@ -12,14 +12,17 @@
  * converted tiles, through this file's float copy.
  */
 
+/* the fused activation's parameters (a and b) in the arithmetic's type (batchnorm.h) */
+#define CYR_BN_PAR CYR_CAT(bn_par, CYR_C)
+
 #if CYR_IS_HALF
 #include "batchnorm_half_template.h"
 #else /* float and double */
 
 /* ---- the math of one element ------------------------------------------------ */
 #define CYR_BN_ACT_CASE_(name, NAME) \
-    case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a, 0);
-CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_T a) {
+    case CYR_ACT_##NAME: return CYR_NAME(name##_elem)(v, a.a, a.b);
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_BN_PAR a) {
     switch (act) {
     CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_ACT_CASE_)
     default: return v;
@@ -157,29 +160,29 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                          CYR_T *CYR_RESTRICT y, Py_ssize_t n, CYR_T scale,
-                                         CYR_T shift, CYR_T a) {
+                                         CYR_T shift, CYR_BN_PAR a) {
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t n,
-                                                 CYR_T scale, CYR_T shift, CYR_T a) {
+                                                 CYR_T scale, CYR_T shift, CYR_BN_PAR a) {
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
 /* y = act(x * scale + shift); y may be exactly x. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
-                                    CYR_T scale, CYR_T shift, CYR_T a) {
+                                    CYR_T scale, CYR_T shift, CYR_BN_PAR a) {
     if ((const CYR_T *)y == x) {
         switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_inplace_impl)(ACT, y, n, scale, shift, a)
-        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
     } else {
         switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_impl)(ACT, x, y, n, scale, shift, a)
-        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
@@ -191,7 +194,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T
  * the tail.  y distinct from x.  The caller fences (cyr_stream_fence) when done. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_stream)(int act, const CYR_T *x, CYR_T *y,
                                                         Py_ssize_t n, CYR_T scale,
-                                                        CYR_T shift, CYR_T a) {
+                                                        CYR_T shift, CYR_BN_PAR a) {
 #if CYR_HAVE_STREAM
     CYR_ALIGN64 CYR_T tile[CYR_BN_ACT_TILE_N(CYR_T)];
     const Py_ssize_t tn = CYR_BN_STREAM_TILE_N_(act);
@@ -213,13 +216,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_stream)(int act, const CYR_T *x
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_impl)(int act, const CYR_T *CYR_RESTRICT x,
                                               CYR_T *CYR_RESTRICT y, Py_ssize_t w,
                                               const CYR_T *CYR_RESTRICT scale,
-                                              const CYR_T *CYR_RESTRICT shift, CYR_T a) {
+                                              const CYR_T *CYR_RESTRICT shift, CYR_BN_PAR a) {
     for (Py_ssize_t j = 0; j < w; ++j) y[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
 }
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR_T *CYR_RESTRICT x, Py_ssize_t w,
                                                       const CYR_T *CYR_RESTRICT scale,
-                                                      const CYR_T *CYR_RESTRICT shift, CYR_T a) {
+                                                      const CYR_T *CYR_RESTRICT shift, CYR_BN_PAR a) {
     for (Py_ssize_t j = 0; j < w; ++j) x[j] = CYR_NAME(bn_act)(act, x[j] * scale[j] + shift[j], a);
 }
 
@@ -228,14 +231,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_pieces)(int act, const CYR_T *x, CYR_T *y,
                                                              Py_ssize_t j0, Py_ssize_t n,
                                                              Py_ssize_t w, const CYR_T *scale,
-                                                             const CYR_T *shift, CYR_T a) {
+                                                             const CYR_T *shift, CYR_BN_PAR a) {
     Py_ssize_t i = 0, j = j0;
     while (i < n) {
         const Py_ssize_t len = n - i < w - j ? n - i : w - j;
         switch (act) {
 #define CYR_BN_CALL(ACT) \
     CYR_NAME(bn_affine_cols_impl)(ACT, x + i, y + i, len, scale + j, shift + j, a)
-        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
         default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
         }
@@ -253,7 +256,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_pieces)(int act, const CYR
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T *x, CYR_T *y,
                                                            Py_ssize_t j0, Py_ssize_t n,
                                                            Py_ssize_t w, const CYR_T *scale,
-                                                           const CYR_T *shift, CYR_T a) {
+                                                           const CYR_T *shift, CYR_BN_PAR a) {
     if (!cyr_bn_is_special(act)) {
         CYR_NAME(bn_affine_cols_pieces)(act, x, y, j0, n, w, scale, shift, a);
         return;
@@ -263,7 +266,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T
         const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
         CYR_NAME(bn_affine_cols_pieces)(CYR_ACT_NONE, x + i, tile, (j0 + i) % w, len, w, scale,
                                         shift, a);
-        CYR_NAME(unary_plain)(act, tile, y + i, len, a, 0);
+        CYR_NAME(unary_plain)(act, tile, y + i, len, a.a, a.b);
     }
 }
 
@@ -271,7 +274,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T
  * y may be exactly x. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                             Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
-                                            const CYR_T *shift, CYR_T a) {
+                                            const CYR_T *shift, CYR_BN_PAR a) {
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     if (ld == w && cyr_bn_is_special(act)) {  /* in L1 tiles, across row ends */
         CYR_NAME(bn_affine_cols_wrap)(act, x, y, 0, rows * w, w, scale, shift, a);
@@ -288,14 +291,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
         if ((const CYR_T *)yr == xr) {
             switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_inplace_impl)(ACT, yr, w, scale, shift, a)
-            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
             default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
             }
         } else {
             switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_impl)(ACT, xr, yr, w, scale, shift, a)
-            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_CASE_)
+            CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
             default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
             }
@@ -306,7 +309,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
 /* rows x W, contiguous rows. */
 static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t rows,
                                          Py_ssize_t w, const CYR_T *scale, const CYR_T *shift,
-                                         CYR_T a) {
+                                         CYR_BN_PAR a) {
     CYR_NAME(bn_affine_rows_ld)(act, x, y, rows, w, w, scale, shift, a);
 }
 
@@ -317,7 +320,7 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const CYR_T *x, CYR_T *
 static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, CYR_T *y,
                                                       Py_ssize_t rows, Py_ssize_t w,
                                                       const CYR_T *scale, const CYR_T *shift,
-                                                      CYR_T a) {
+                                                      CYR_BN_PAR a) {
 #if CYR_HAVE_STREAM
     CYR_ALIGN64 CYR_T tile[CYR_BN_ACT_TILE_N(CYR_T)];
     const Py_ssize_t tn = CYR_BN_STREAM_TILE_N_(act);
@@ -396,7 +399,7 @@ static CYR_TARGET void CYR_NAME(bn_channel_stats)(const CYR_T *x, Py_ssize_t out
  * same slab while it is still in cache.  Writes the batch mean and biased variance. */
 static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_ssize_t outer,
                                            Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
-                                           double w, double b, double eps, int act, CYR_T a,
+                                           double w, double b, double eps, int act, CYR_BN_PAR a,
                                            int stream, double *mean_out, double *var_out) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(CYR_T);
@@ -438,7 +441,7 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
  * length inner (row r belongs to channel r % C); y may be exactly x. */
 static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t r0,
                                               Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
-                                              const CYR_T *scale, const CYR_T *shift, CYR_T a,
+                                              const CYR_T *scale, const CYR_T *shift, CYR_BN_PAR a,
                                               int stream) {
     if (stream && (const CYR_T *)y != x) {
         for (Py_ssize_t r = r0; r < r1; ++r) {
@@ -942,3 +945,4 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
 }
 
 #endif /* CYR_IS_HALF */
+#undef CYR_BN_PAR

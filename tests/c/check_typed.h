@@ -298,7 +298,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             for (Py_ssize_t c = 0; c < C; ++c) {
                 double m, v;
                 KN(bn_train_channel)(x, stream ? y2 : y, O, C, I, c, w[c], b[c], eps, act, a,
-                                     stream, &m, &v);
+                                     0, stream, &m, &v);
                 if (ok && !(TN(close)(m, mean[c], tol_stat, 1 + fabs(mean[c])) &&
                             TN(close)(v, var[c], tol_stat, var[c]))) {
                     fail_msg("%s train_channel act %d stream %d: channel %ld mean %.17g (%.17g) "
@@ -329,7 +329,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             memcpy(y2, x, (size_t)N * sizeof(CT));
             for (Py_ssize_t c = 0; c < C; ++c) {
                 double m, v;
-                KN(bn_train_channel)(y2, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, &m, &v);
+                KN(bn_train_channel)(y2, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, 0, &m, &v);
             }
             if (!TN(bitwise_equal)(y, y2, N)) {
                 fail_msg("%s train_channel act %d: in place differs", what, act);
@@ -345,7 +345,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                 scale[c] = (CT)(w[c] * invstd[c]);
                 shift[c] = (CT)(b[c] - mean[c] * (w[c] * invstd[c]));
             }
-            KN(bn_affine_chan_rows)(act, x, y2, 0, O * C, C, I, scale, shift, a, stream);
+            KN(bn_affine_chan_rows)(act, x, y2, 0, O * C, C, I, scale, shift, a, 0, stream);
             for (Py_ssize_t e = 0; e < N && ok; ++e) {
                 const Py_ssize_t c = (e / I) % C;
                 const double sc = w[c] * invstd[c], sh = b[c] - mean[c] * sc;
@@ -388,7 +388,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                     scale[j] = (CT)(w[c] * invstd[c]);
                     shift[j] = (CT)(b[c] - mean[c] * (w[c] * invstd[c]));
                 }
-                KN(bn_affine_rows)(act, x, dx, O, W, scale, shift, a);
+                KN(bn_affine_rows)(act, x, dx, O, W, scale, shift, a, 0);
             }
             if (!TN(bitwise_equal)(dx, y2, N)) {
                 /* the same operations as affine_chan_rows (y2, just above), the same bits */
