@@ -40,25 +40,21 @@
  * CYR_ACT_NONE, and the Python layer never passes one. */
 #define CYR_BN_CASE_(name, NAME) \
     case CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME); break;
-/* The forward's switches: their parameters `a` are a cyr_bn_par_* (the activation's a
- * and b).  gelu's a chooses its form (0: erf, else tanh), and softplus's a = 1 (torch's
- * default beta) makes its product beta * x exact and foldable: set to a literal before
- * the call, so that the inlined loop holds one form and vectorises (one holding both
- * gelu forms did not: 7 to 12 times slower), as the activations' own loops do. */
+/* The activations computed by activation_special.h's functions (the expensive ones,
+ * CYR_SPECIAL_ACTIVATIONS), as a test that is an integer constant expression for a
+ * literal code. */
+#define CYR_BN_SPECIAL_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
+#define CYR_BN_SPECIAL_MASK (0u CYR_SPECIAL_ACTIVATIONS(CYR_BN_SPECIAL_BIT_))
+#define CYR_BN_IS_SPECIAL(act) ((unsigned)(act) < 32u && ((CYR_BN_SPECIAL_MASK >> (act)) & 1u))
+
+/* The forward's switches (their `a` is a cyr_bn_par_*: the activation's a and b) hold
+ * the cheap activations only.  The expensive ones are sent, before any switch, through
+ * L1 tiles to the activation's own loop (unary_plain, activations_template.h, which
+ * also picks gelu's form and softplus's beta = 1 outside its loop): their code is then
+ * compiled once per copy, not once per switch (BatchNorm's build took twice as long),
+ * and on short rows the loop's setup is paid once per tile, not per row. */
 #define CYR_BN_FCASE_(name, NAME) \
-    case CYR_ACT_##NAME: CYR_BN_CALL_FORM_(CYR_ACT_##NAME); break;
-#define CYR_BN_CALL_FORM_(ACT)                                                         \
-    do {                                                                               \
-        if (((ACT) == CYR_ACT_GELU && a.a != 0) || ((ACT) == CYR_ACT_SOFTPLUS && a.a == 1)) { \
-            a.a = 1;                                                                   \
-            CYR_BN_CALL(ACT);                                                          \
-        } else if ((ACT) == CYR_ACT_GELU) {                                            \
-            a.a = 0;                                                                   \
-            CYR_BN_CALL(ACT);                                                          \
-        } else {                                                                       \
-            CYR_BN_CALL(ACT);                                                          \
-        }                                                                              \
-    } while (0)
+    case CYR_ACT_##NAME: if (!CYR_BN_IS_SPECIAL(CYR_ACT_##NAME)) CYR_BN_CALL(CYR_ACT_##NAME); break;
 
 /* The fused activation's parameters through the forward kernels: its a and b (0 where
  * it has fewer; cyrelu/cuda/activation_table.h), in the arithmetic's type. */
@@ -175,27 +171,15 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
 /* Streaming output tiles (see common.h): small, as the per-channel runs can be short. */
 #define CYR_BN_TILE_BYTES 512
 #define CYR_BN_TILE_N(T) ((Py_ssize_t)(CYR_BN_TILE_BYTES / sizeof(T)))
-/* the L1 tile of the expensive activations (cyr_bn_is_special), over rows
- * (bn_affine_cols_wrap) and as the streamed tile: their vector loop's setup is paid
- * once per tile (with 512-byte tiles, BatchNorm fused with gelu took longer than the
- * two calls, BatchNorm then gelu: 3.6-4.0x against 3.2-3.5x BatchNorm alone's time,
- * NCHW (32, 64, 56, 56) float32, 2 threads, Zen 4) */
+/* the L1 tile of the expensive activations (CYR_BN_IS_SPECIAL), in bn_affine and
+ * bn_affine_cols_wrap and as the streamed tile: their vector loop's setup is paid once
+ * per tile (with 512-byte streamed tiles, BatchNorm fused with gelu took longer than
+ * the two calls, BatchNorm then gelu: 3.6-4.0x against 3.2-3.5x BatchNorm alone's
+ * time, NCHW (32, 64, 56, 56) float32, 2 threads, Zen 4) */
 #define CYR_BN_ACT_TILE_BYTES 4096
 #define CYR_BN_ACT_TILE_N(T) ((Py_ssize_t)(CYR_BN_ACT_TILE_BYTES / sizeof(T)))
 #define CYR_BN_STREAM_TILE_N_(act) \
-    (cyr_bn_is_special(act) ? CYR_BN_ACT_TILE_N(CYR_T) : CYR_BN_TILE_N(CYR_T))
-
-/* Whether `act` is computed by activation_special.h's functions (the expensive ones). */
-static inline int cyr_bn_is_special(int act) {
-#define CYR_BN_SPECIAL_CASE_(name, NAME) case CYR_ACT_##NAME:
-    switch (act) {
-    CYR_SPECIAL_ACTIVATIONS(CYR_BN_SPECIAL_CASE_)
-        return 1;
-    default:
-        return 0;
-    }
-#undef CYR_BN_SPECIAL_CASE_
-}
+    (CYR_BN_IS_SPECIAL(act) ? CYR_BN_ACT_TILE_N(CYR_T) : CYR_BN_TILE_N(CYR_T))
 /* The pipelined backward alternates dx and pass 1 in pieces of this many bytes (a
  * multiple of CYR_BN_TILE_BYTES and of the lane groups).  As measured, pieces of 64 to
  * 512 bytes alternate best; 4 KiB pieces gave back half the gain, whole rows nearly

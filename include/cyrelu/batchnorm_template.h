@@ -169,9 +169,21 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_inplace_impl)(int act, CYR_T *C
     for (Py_ssize_t i = 0; i < n; ++i) x[i] = CYR_NAME(bn_act)(act, x[i] * scale + shift, a);
 }
 
-/* y = act(x * scale + shift); y may be exactly x. */
+/* y = act(x * scale + shift); y may be exactly x.  The expensive activations: the
+ * affine part into an L1 tile, then the activation's own loop over the tile (the same
+ * bits: the pre-activation is rounded to CYR_T either way, then the same function). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine)(int act, const CYR_T *x, CYR_T *y, Py_ssize_t n,
                                     CYR_T scale, CYR_T shift, CYR_BN_PAR a) {
+    if (CYR_BN_IS_SPECIAL(act)) {
+        CYR_ALIGN64 CYR_T tile[CYR_BN_ACT_TILE_N(CYR_T)];
+        for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
+            const Py_ssize_t len =
+                n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
+            CYR_NAME(bn_affine_impl)(CYR_ACT_NONE, x + i, tile, len, scale, shift, a);
+            CYR_NAME(unary_plain)(act, tile, y + i, len, a.a, a.b);
+        }
+        return;
+    }
     if ((const CYR_T *)y == x) {
         switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_inplace_impl)(ACT, y, n, scale, shift, a)
@@ -257,7 +269,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_wrap)(int act, const CYR_T
                                                            Py_ssize_t j0, Py_ssize_t n,
                                                            Py_ssize_t w, const CYR_T *scale,
                                                            const CYR_T *shift, CYR_BN_PAR a) {
-    if (!cyr_bn_is_special(act)) {
+    if (!CYR_BN_IS_SPECIAL(act)) {
         CYR_NAME(bn_affine_cols_pieces)(act, x, y, j0, n, w, scale, shift, a);
         return;
     }
@@ -276,8 +288,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
                                             Py_ssize_t w, Py_ssize_t ld, const CYR_T *scale,
                                             const CYR_T *shift, CYR_BN_PAR a) {
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
-    if (ld == w && cyr_bn_is_special(act)) {  /* in L1 tiles, across row ends */
-        CYR_NAME(bn_affine_cols_wrap)(act, x, y, 0, rows * w, w, scale, shift, a);
+    if (CYR_BN_IS_SPECIAL(act)) {  /* in L1 tiles, across row ends where rows are contiguous */
+        if (ld == w) {
+            CYR_NAME(bn_affine_cols_wrap)(act, x, y, 0, rows * w, w, scale, shift, a);
+            return;
+        }
+        for (Py_ssize_t r = 0; r < rows; ++r)
+            CYR_NAME(bn_affine_cols_wrap)(act, x + r * ld, y + r * ld, 0, w, w, scale, shift, a);
         return;
     }
     for (Py_ssize_t r = 0; r < rows; ++r) {
