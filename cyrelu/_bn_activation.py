@@ -57,6 +57,15 @@ def params(activation: object, alpha: object, activation_params: object) -> tupl
     none), each checked by the table's rule.  ValueError for an unknown activation or
     parameter name, or a parameter given twice; TypeError for ``activation_params``
     that is not a mapping."""
+    values = _by_name(activation, alpha, activation_params)
+    if values:
+        _table.scalars(str(activation), *values)  # each checked by its rule
+    return values
+
+
+def _by_name(activation: object, alpha: object, activation_params: object) -> tuple[Any, ...]:
+    """:func:`params` without the values' own checks: the names resolved (and their
+    errors raised), the values as given."""
     code = activation_code(activation)
     if activation_params is not None and not isinstance(activation_params, Mapping):
         raise TypeError(
@@ -80,9 +89,7 @@ def params(activation: object, alpha: object, activation_params: object) -> tupl
         if "alpha" in given:
             raise ValueError("alpha given twice: as alpha=%r and in activation_params" % alpha)
         given["alpha"] = alpha
-    values = tuple(given.get(n, default) for n, default, _ in spec)
-    _table.scalars(str(activation), *values)  # each checked by its rule
-    return values
+    return tuple(given.get(n, default) for n, default, _ in spec)
 
 
 def fused_forward(activation: object) -> bool:
@@ -119,11 +126,16 @@ def kernel_params(
     checks; hardtanh's bounds rounded to the data's type, gelu's approximate 0 or 1, as
     :func:`cyrelu._activation_table.kernel_scalars` gives them).  ``(0.0, 0.0)`` for no
     activation.  Raises before anything is written."""
-    if activation_params is None and isinstance(activation, str) and activation in _table.TABLE:
-        spec = _table.TABLE[activation].params
-        if not spec or (len(spec) == 1 and spec[0][0] == "alpha"):
-            return _table.scalar(activation, alpha), 0.0  # the common case, quickly
-    values = params(activation, alpha, activation_params)
+    if activation_params is None:  # the common cases, quickly
+        if activation is None:
+            return 0.0, 0.0
+        if isinstance(activation, str) and activation in _table.TABLE:
+            spec = _table.TABLE[activation].params
+            if not spec or (len(spec) == 1 and spec[0][0] == "alpha"):
+                return _table.scalar(activation, alpha), 0.0
+            if spec[0][0] != "alpha":  # BatchNorm's alpha is not theirs: the defaults
+                return _table.kernel_scalars(activation, dtype)
+    values = _by_name(activation, alpha, activation_params)  # checked once, just below
     if activation is None:
         return 0.0, 0.0
     return _table.kernel_scalars(str(activation), dtype, *values)
