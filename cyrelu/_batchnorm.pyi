@@ -19,6 +19,7 @@ def forward_train(
     act: int,
     alpha: float,
     beta: float,
+    beta: float,
     save_mean: NDArray[np.floating] | None,
     save_invstd: NDArray[np.floating] | None,
     num_threads: int | None,
@@ -36,6 +37,7 @@ def forward_eval(
     running_var: NDArray[np.floating],
     act: int,
     alpha: float,
+    beta: float,
     beta: float,
     save_mean: NDArray[np.floating] | None,
     save_invstd: NDArray[np.floating] | None,
@@ -81,6 +83,7 @@ def backward(
     train: bool,
     act: int,
     alpha: float,
+    beta: float,
     grad_weight: NDArray[np.floating],
     grad_bias: NDArray[np.floating],
     num_threads: int | None,
@@ -120,6 +123,7 @@ def partial_sums(
     mean: NDArray[np.floating],
     act: int,
     alpha: float,
+    beta: float,
     sums: NDArray[np.float64],
     num_threads: int | None,
 ) -> None: ...
@@ -139,5 +143,6 @@ def partial_dx(
     train: bool,
     act: int,
     alpha: float,
+    beta: float,
     num_threads: int | None,
 ) -> None: ...

@@ -86,23 +86,25 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_backward_channel_f32(const float *dy, const float *x, const float *y, float *dx,
                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, float a, int stream, double *sums)
+                                     int train, int act, float a, float b, int stream,
+                                     double *sums)
     void cyr_bn_backward_channel_f64(const double *dy, const double *x, const double *y,
                                      double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, double a, int stream, double *sums)
+                                     int train, int act, double a, double b, int stream,
+                                     double *sums)
     void cyr_bn_backward_channels_piped_f32(const float *dy, const float *x, const float *y,
                                             float *dx, Py_ssize_t outer, Py_ssize_t C,
                                             Py_ssize_t inner, Py_ssize_t c0, Py_ssize_t c1,
                                             const double *mean, const double *invstd,
                                             const double *w, int train, int act, float a,
-                                            double *sums)
+                                            float b, double *sums)
     void cyr_bn_backward_channels_piped_f64(const double *dy, const double *x,
                                             const double *y, double *dx, Py_ssize_t outer,
                                             Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
                                             Py_ssize_t c1, const double *mean,
                                             const double *invstd, const double *w, int train,
-                                            int act, double a, double *sums)
+                                            int act, double a, double b, double *sums)
     # float16 data as its bit patterns (cyr_half); parameters and alpha in float
     ctypedef unsigned short cyr_half
     void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
@@ -123,38 +125,39 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                      cyr_half *dx, Py_ssize_t outer, Py_ssize_t C,
                                      Py_ssize_t inner, Py_ssize_t c, double mean,
                                      double invstd, double w, int train, int act, float a,
-                                     int stream, double *sums)
+                                     float b, int stream, double *sums)
     void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
-                             double *s0, double *s1)
+                             float b, double *s0, double *s1)
     void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
                             const cyr_half *y, cyr_half *dx, Py_ssize_t rows, Py_ssize_t w,
                             const float *mean, const float *k, const float *mdy,
-                            const float *A, float a)
+                            const float *A, float a, float b)
     int cyr_isa_level()
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
-                             double *s0, double *s1)
+                             float b, double *s0, double *s1)
     void cyr_bn_dot_cols_f64(int act, const double *dy, const double *x, const double *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, double a,
-                             double *s0, double *s1)
+                             double b, double *s0, double *s1)
     void cyr_bn_dx_cols_f32(int act, int train, const float *dy, const float *x, const float *y,
                             float *dx, Py_ssize_t rows, Py_ssize_t w, const float *mean,
-                            const float *k, const float *mdy, const float *A, float a)
+                            const float *k, const float *mdy, const float *A, float a,
+                            float b)
     void cyr_bn_dx_cols_f64(int act, int train, const double *dy, const double *x,
                             const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
                             const double *mean, const double *k, const double *mdy,
-                            const double *A, double a)
+                            const double *A, double a, double b)
     void cyr_bn_dx_cols_stream_f32(int act, int train, const float *dy, const float *x,
                                    const float *y, float *dx, Py_ssize_t rows, Py_ssize_t w,
                                    const float *mean, const float *k, const float *mdy,
-                                   const float *A, float a)
+                                   const float *A, float a, float b)
     void cyr_bn_dx_cols_stream_f64(int act, int train, const double *dy, const double *x,
                                    const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
                                    const double *mean, const double *k, const double *mdy,
-                                   const double *A, double a)
+                                   const double *A, double a, double b)
 
 # `act` arguments are codes of the activation table (cyrelu/_activation_table.py).
 
@@ -232,14 +235,14 @@ cdef inline void _affine_chan_rows(int act, const floating *x, floating *y, Py_s
 cdef inline void _backward_channel(const floating *dy, const floating *x, const floating *y,
                                    floating *dx, Py_ssize_t outer, Py_ssize_t C,
                                    Py_ssize_t inner, Py_ssize_t c, double mean, double invstd,
-                                   double w, int train, int act, floating a, int stream,
-                                   double *sums) noexcept nogil:
+                                   double w, int train, int act, floating a, floating b,
+                                   int stream, double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channel_f32(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, stream, sums)
+                                    act, a, b, stream, sums)
     else:
         cyr_bn_backward_channel_f64(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, stream, sums)
+                                    act, a, b, stream, sums)
 
 
 cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
@@ -247,42 +250,44 @@ cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
                                           Py_ssize_t c1, const double *mean,
                                           const double *invstd, const double *w, int train,
-                                          int act, floating a, double *sums) noexcept nogil:
+                                          int act, floating a, floating b,
+                                          double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channels_piped_f32(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
-                                           w, train, act, a, sums)
+                                           w, train, act, a, b, sums)
     else:
         cyr_bn_backward_channels_piped_f64(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
-                                           w, train, act, a, sums)
+                                           w, train, act, a, b, sums)
 
 
 cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const floating *y,
                            Py_ssize_t rows, Py_ssize_t w, const double *mean, floating a,
-                           double *s) noexcept nogil:
+                           floating b, double *s) noexcept nogil:
     if floating is float:
-        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, s, s + w)
+        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, s, s + w)
     else:
-        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, s, s + w)
+        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, s, s + w)
 
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
                           const floating *y, floating *dx, Py_ssize_t rows, Py_ssize_t w,
-                          const floating *p, floating a, int stream) noexcept nogil:
+                          const floating *p, floating a, floating b,
+                          int stream) noexcept nogil:
     # p: 4 * w parameters per column: mean, k, mdy, A
     if floating is float:
         if stream:
             cyr_bn_dx_cols_stream_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a)
+                                      p + 3 * w, a, b)
         else:
             cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a)
+                               p + 3 * w, a, b)
     else:
         if stream:
             cyr_bn_dx_cols_stream_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a)
+                                      p + 3 * w, a, b)
         else:
             cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a)
+                               p + 3 * w, a, b)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -701,46 +706,46 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
 cdef void _backward_channels_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                                cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                const double *mean, const double *invstd, const double *w,
-                               int train, int act, float a, double *sums, int stream,
-                               int nt) noexcept nogil:
+                               int train, int act, float a, float b, double *sums,
+                               int stream, int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
             cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
-                                        w[c], train, act, a, stream, sums + 2 * c)
+                                        w[c], train, act, a, b, stream, sums + 2 * c)
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
-                                        w[c], train, act, a, stream, sums + 2 * c)
+                                        w[c], train, act, a, b, stream, sums + 2 * c)
 
 
 cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                         Py_ssize_t rows, Py_ssize_t w, const double *mean_cols, int act,
-                        float a, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                        float a, float b, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
                         Py_ssize_t groups, int nt) noexcept nogil:
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                                min(gsize, rows - g * gsize), w, mean_cols, a,
+                                min(gsize, rows - g * gsize), w, mean_cols, a, b,
                                 s + g * gstride, s + g * gstride + w)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                                min(gsize, rows - g * gsize), w, mean_cols, a,
+                                min(gsize, rows - g * gsize), w, mean_cols, a, b,
                                 s + g * gstride, s + g * gstride + w)
 
 
 cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, cyr_half *dx,
                      Py_ssize_t rows, Py_ssize_t w, const float *p, int train, int act,
-                     float a, int nt) noexcept nogil:
+                     float a, float b, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
         cyr_bn_dx_cols_f16(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w,
-                           a)
+                           a, b)
         return
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
@@ -749,7 +754,7 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
         if r0 < rows:
             cyr_bn_dx_cols_f16(act, train, dy + r0 * w, x + r0 * w,
                                (y + r0 * w) if y != NULL else NULL, dx + r0 * w,
-                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w, a)
+                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w, a, b)
 
 
 # ---- backward -----------------------------------------------------------------------
@@ -758,29 +763,29 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
 cdef void _backward_channels(const floating *dy, const floating *x, const floating *y,
                              floating *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              const double *mean, const double *invstd, const double *w,
-                             int train, int act, floating a, double *sums, int stream,
-                             int piped, int nt) noexcept nogil:
+                             int train, int act, floating a, floating b, double *sums,
+                             int stream, int piped, int nt) noexcept nogil:
     cdef Py_ssize_t c, t, chunk, nchunks
     if piped:  # runs of neighbouring channels, each pipelined (bn_backward_channels_piped)
         if nt <= 1:
             _backward_channels_piped(dy, x, y, dx, outer, C, inner, 0, C, mean, invstd, w,
-                                     train, act, a, sums)
+                                     train, act, a, b, sums)
             return
         chunk = _channel_chunk(C, nt)
         nchunks = _cdiv(C, chunk)
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             _backward_channels_piped(dy, x, y, dx, outer, C, inner, t * chunk,
                                      min(C, t * chunk + chunk), mean, invstd, w, train, act,
-                                     a, sums)
+                                     a, b, sums)
         return
     if nt <= 1:
         for c in range(C):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, stream, sums + 2 * c)
+                              train, act, a, b, stream, sums + 2 * c)
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, stream, sums + 2 * c)
+                              train, act, a, b, stream, sums + 2 * c)
 
 
 cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t itemsize,
@@ -812,46 +817,47 @@ def backward_pipelined(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
                         Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
                         const double *invstd, const double *w, int train, int act,
-                        double alpha, double *sums, int stream, int piped,
+                        double alpha, double beta, double *sums, int stream, int piped,
                         int nt) noexcept nogil:
     """Per-channel layout: sums[2c:2c + 2] = (sum(g), sum(g * (x - mean))) and the input
     gradient, for data of any of the three dtypes."""
     if typenum == cnp.NPY_FLOAT32:
         _backward_channels[float](<const float *>dy, <const float *>x, <const float *>y,
                                   <float *>dx, outer, C, inner, mean, invstd, w, train, act,
-                                  <float>alpha, sums, stream, piped, nt)
+                                  <float>alpha, <float>beta, sums, stream, piped, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _backward_channels_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
                              <cyr_half *>dx, outer, C, inner, mean, invstd, w, train, act,
-                             <float>alpha, sums, stream, nt)
+                             <float>alpha, <float>beta, sums, stream, nt)
     else:
         _backward_channels[double](<const double *>dy, <const double *>x, <const double *>y,
                                    <double *>dx, outer, C, inner, mean, invstd, w, train, act,
-                                   alpha, sums, stream, piped, nt)
+                                   alpha, beta, sums, stream, piped, nt)
 
 
 cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, Py_ssize_t rows,
-                      Py_ssize_t w, const double *mean_cols, int act, floating a, double *s,
-                      Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
-                      int nt) noexcept nogil:
+                      Py_ssize_t w, const double *mean_cols, int act, floating a,
+                      floating b, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                      Py_ssize_t groups, int nt) noexcept nogil:
     # s: one zeroed block of gstride >= 2 * w doubles per group
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * gstride)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, b, s + g * gstride)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, s + g * gstride)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, b, s + g * gstride)
 
 
 cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
-                    double *mean_cols, int act, double alpha, double *s, Py_ssize_t gstride,
-                    Py_ssize_t gsize, Py_ssize_t groups, int nt, double *sums) noexcept nogil:
+                    double *mean_cols, int act, double alpha, double beta, double *s,
+                    Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups, int nt,
+                    double *sums) noexcept nogil:
     """Row layout (outer > 0): sums[2c:2c + 2] = (sum(g), sum(g * (x - mean[c]))), g = dy
     gated by act.  Scratch: mean_cols (C * inner doubles, each channel's mean repeated
     for its inner columns) and s (the groups' sums, groups * gstride doubles), both
@@ -865,13 +871,15 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
-                           mean_cols, act, <float>alpha, s, gstride, gsize, groups, nt)
+                           mean_cols, act, <float>alpha, <float>beta, s, gstride, gsize,
+                           groups, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _dot_groups_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y, rows, w,
-                      mean_cols, act, <float>alpha, s, gstride, gsize, groups, nt)
+                      mean_cols, act, <float>alpha, <float>beta, s, gstride, gsize, groups,
+                      nt)
     else:
         _dot_groups[double](<const double *>dy, <const double *>x, <const double *>y, rows, w,
-                            mean_cols, act, alpha, s, gstride, gsize, groups, nt)
+                            mean_cols, act, alpha, beta, s, gstride, gsize, groups, nt)
     for g in range(1, groups):
         for j in range(2 * w):
             s[j] += s[g * gstride + j]
@@ -887,7 +895,7 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
 
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
                    Py_ssize_t rows, Py_ssize_t w, const floating *p, int train, int act,
-                   floating a, int nt) noexcept nogil:
+                   floating a, floating b, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     cdef int stream
     nt = _row_threads(rows, w, nt)
@@ -898,29 +906,31 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
               and _streams(rows * w * <Py_ssize_t>sizeof(floating),
                            chunk * w * <Py_ssize_t>sizeof(floating), nt))
     if nt <= 1:
-        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, stream)
+        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, b, stream)
         return
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
         r0 = t * chunk
         if r0 < rows:
             _dx_cols(act, train, dy + r0 * w, x + r0 * w, (y + r0 * w) if y != NULL else NULL,
-                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, stream)
+                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, b, stream)
 
 
 cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
                   Py_ssize_t rows, Py_ssize_t w, const void *p, int train, int act,
-                  double alpha, int nt) noexcept nogil:
+                  double alpha, double beta, int nt) noexcept nogil:
     """Row layout: the input gradient; p holds the (4, w) per-column parameters of the
     parameters' type (_dx_params)."""
     if typenum == cnp.NPY_FLOAT32:
         _dx_rows[float](<const float *>dy, <const float *>x, <const float *>y, <float *>dx,
-                        rows, w, <const float *>p, train, act, <float>alpha, nt)
+                        rows, w, <const float *>p, train, act, <float>alpha, <float>beta, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _dx_rows_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
-                   <cyr_half *>dx, rows, w, <const float *>p, train, act, <float>alpha, nt)
+                   <cyr_half *>dx, rows, w, <const float *>p, train, act, <float>alpha,
+                   <float>beta, nt)
     else:
         _dx_rows[double](<const double *>dy, <const double *>x, <const double *>y,
-                         <double *>dx, rows, w, <const double *>p, train, act, alpha, nt)
+                         <double *>dx, rows, w, <const double *>p, train, act, alpha, beta,
+                         nt)
 
 
 # ---- the entry points: one per public operation ---------------------------------------
@@ -1056,7 +1066,7 @@ def preactivation(cnp.ndarray x not None, cnp.ndarray z not None, Py_ssize_t out
 def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
              cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
              cnp.ndarray save_mean not None, cnp.ndarray save_invstd not None,
-             cnp.ndarray weight, bint train, int act, double alpha,
+             cnp.ndarray weight, bint train, int act, double alpha, double beta,
              cnp.ndarray grad_weight not None, cnp.ndarray grad_bias not None, num_threads):
     """The gradients of the forward: the input gradient into dx, grad_weight =
     sum(g * (x - mean)) * invstd and grad_bias = sum(g) per channel, g = dy gated by
@@ -1104,15 +1114,15 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(wa, C, wv)
         memset(sums, 0, 2 * C * sizeof(double))
         if rows:
-            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, gs,
-                      gstride, gsize, groups, nt, sums)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, beta,
+                      gs, gstride, gsize, groups, nt, sums)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
                        params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, nt)
         elif size:
             bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, dxp, outer, C, inner, mean, invstd, wv, train,
-                          act, alpha, sums, stream, piped, bnt)
+                          act, alpha, beta, sums, stream, piped, bnt)
         for c in range(C):
             _put(gw, c, sums[2 * c + 1] * invstd[c])
             _put(gb, c, sums[2 * c])
@@ -1126,9 +1136,11 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
 # plain Python scalars.  Anything else returns None, and the general path (which also
 # raises every error) takes the call: a small call then costs little more than its kernel.
 
-# the fused backward activations, from the table: name -> (code, alpha's default, or
-# 0.0 for an activation without a parameter)
-_BN_BACKWARD_CODES = {name: (_table.CODES[name], _table.scalar(name))
+# the fused backward activations, from the table: name -> (code, the kernels' (a, b) by
+# default, whether it has parameters other than BatchNorm's alpha: hardtanh's bounds)
+_BN_BACKWARD_CODES = {name: (_table.CODES[name], _table.scalars(name),
+                             _table.TABLE[name].params[:1] != ()
+                             and _table.TABLE[name].params[0][0] != "alpha")
                       for name in _table.BN_BACKWARD}
 
 
@@ -1153,7 +1165,8 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
     cdef cnp.ndarray xa, ga, ya = None, oa
     cdef int nd, ax, act = 0, typenum
     cdef Py_ssize_t C, outer = 1, inner = 1, d
-    cdef double a = 0.0
+    cdef double a = 0.0, b = 0.0
+    cdef bint own_params = False
     if not plain_array(x, -1, True) or not plain_array(grad_output, -1, True):
         return None
     xa, ga = <cnp.ndarray>x, <cnp.ndarray>grad_output
@@ -1177,12 +1190,14 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
     if activation is not None:
         if type(activation) is not str or activation not in _BN_BACKWARD_CODES:
             return None
-        act, a = _BN_BACKWARD_CODES[activation]
+        act, (a, b), own_params = _BN_BACKWARD_CODES[activation]
         if not plain_array(output, typenum, True) or not same_shape(xa, <cnp.ndarray>output):
             return None
         ya = <cnp.ndarray>output
     if alpha is None:
         pass  # the activation's default (0.0 for no activation)
+    elif own_params:
+        return None  # BatchNorm's alpha is not this activation's: the general path
     elif type(alpha) is float:
         a = alpha
         if not a - a == 0.0 or (act != 0 and not _table.grad_from_output(activation, a)):
@@ -1203,7 +1218,7 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
     grad_weight = np.empty(C, dtype=pdtype)
     grad_bias = np.empty(C, dtype=pdtype)
     backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight, training, act,
-             a, grad_weight, grad_bias, num_threads)
+             a, b, grad_weight, grad_bias, num_threads)
     return oa, grad_weight, grad_bias
 
 
@@ -1225,17 +1240,17 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_channel_dx_f32(const float *dy, const float *x, const float *y, float *dx,
                                Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                double mean, double invstd, double w, const double *sums,
-                               double n, int train, int act, float a, int stream)
+                               double n, int train, int act, float a, float b, int stream)
     void cyr_bn_channel_dx_f64(const double *dy, const double *x, const double *y,
                                double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                Py_ssize_t c, double mean, double invstd, double w,
                                const double *sums, double n, int train, int act, double a,
-                               int stream)
+                               double b, int stream)
     void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                                cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                Py_ssize_t c, double mean, double invstd, double w,
                                const double *sums, double n, int train, int act, float a,
-                               int stream)
+                               float b, int stream)
 
 
 cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
@@ -1253,19 +1268,19 @@ cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const v
                              void *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              Py_ssize_t c, double mean, double invstd, double w,
                              const double *sums, double n, int train, int act, double a,
-                             int stream) noexcept nogil:
+                             double b, int stream) noexcept nogil:
     if typenum == cnp.NPY_FLOAT32:
         cyr_bn_channel_dx_f32(<const float *>dy, <const float *>x, <const float *>y,
                               <float *>dx, outer, C, inner, c, mean, invstd, w, sums, n, train,
-                              act, <float>a, stream)
+                              act, <float>a, <float>b, stream)
     elif typenum == cnp.NPY_FLOAT16:
         cyr_bn_channel_dx_f16(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
                               <cyr_half *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
-                              train, act, <float>a, stream)
+                              train, act, <float>a, <float>b, stream)
     else:
         cyr_bn_channel_dx_f64(<const double *>dy, <const double *>x, <const double *>y,
                               <double *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
-                              train, act, a, stream)
+                              train, act, a, b, stream)
 
 
 def channel_moments(cnp.ndarray x not None, Py_ssize_t outer, Py_ssize_t C,
@@ -1335,7 +1350,7 @@ def finish_stats(cnp.ndarray mean not None, cnp.ndarray var not None, double eps
 
 def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
                  Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray mean not None,
-                 int act, double alpha, cnp.ndarray sums not None, num_threads):
+                 int act, double alpha, double beta, cnp.ndarray sums not None, num_threads):
     """backward's first pass over (outer, C, inner) data that is part of a larger batch:
     sums[c] = (sum(g), sum(g * (x - mean[c]))), g = dy gated by act, into the contiguous
     float64 (C, 2) array sums; mean: the whole batch's."""
@@ -1371,12 +1386,12 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(ma, C, mv)
         memset(sp, 0, 2 * C * sizeof(double))
         if rows:
-            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, gs,
-                      gstride, gsize, groups, nt, sp)
+            _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, beta,
+                      gs, gstride, gsize, groups, nt, sp)
         else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
             bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,
-                          alpha, sp, 0, 0, bnt)
+                          alpha, beta, sp, 0, 0, bnt)
     free(block)
 
 
@@ -1384,7 +1399,7 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
                cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                cnp.ndarray mean not None, cnp.ndarray invstd not None, cnp.ndarray weight,
                cnp.ndarray sums not None, double n, bint train, int act, double alpha,
-               num_threads):
+               double beta, num_threads):
     """backward's input gradient for (outer, C, inner) data that is part of a larger
     batch, from that batch's sums (partial_sums, summed: a contiguous float64 (C, 2)
     array) over n values per channel; mean and invstd: the batch's (save_mean,
@@ -1419,17 +1434,17 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(wa, C, wv)
         if rows:
             _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, nt)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, nt)
         else:
             cnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
             stream = _streams(size * itemsize, inner * itemsize, cnt)
             if cnt <= 1:
                 for c in range(C):
                     _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
-                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+                                wv[c], sp + 2 * c, n, train, act, alpha, beta, stream)
             else:
                 for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, cnt),
                                 num_threads=cnt):
                     _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
-                                wv[c], sp + 2 * c, n, train, act, alpha, stream)
+                                wv[c], sp + 2 * c, n, train, act, alpha, beta, stream)
     free(block)

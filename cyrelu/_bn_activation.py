@@ -144,19 +144,16 @@ def kernel_params(
 def defer_backward(activation: object, activation_params: object, output: object,
                    bias: object) -> bool:  # fmt: skip
     """Whether a backend's batch_norm_backward hands the call to
-    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): any activation but
-    the fused ones with ``output``, or ``activation_params`` or ``bias`` given."""
-    if activation_params is not None or bias is not None:
+    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): ``bias`` given, or an
+    activation the kernels do not fuse into the backward, or one without ``output``.  A
+    fused activation's parameters (``alpha``, ``activation_params``) the backend takes
+    itself (:func:`kernel_params`)."""
+    del activation_params  # the backend's kernel_params call checks them
+    if bias is not None:
         return True
     return activation is not None and (
         not isinstance(activation, str) or activation not in _table.BN_BACKWARD or output is None
     )
-
-
-def kernel_alpha(values: tuple[Any, ...]) -> float | None:
-    """BatchNorm backward's alpha for the kernels: the fused activation's one parameter
-    (relu, leaky_relu, relu6: BN_BACKWARD's members have at most one, named alpha)."""
-    return float(values[0]) if values else None
 
 
 def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:

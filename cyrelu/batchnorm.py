@@ -389,7 +389,7 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    alpha = _act.kernel_alpha(values)  # a fused activation: read from output below
+    # a fused activation: its derivative read from output by the kernels
     be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
@@ -402,6 +402,7 @@ def batch_norm_backward(
             axis=axis,
             activation=activation,
             alpha=alpha,
+            activation_params=activation_params,
             output=output,
             out=out,
             num_threads=num_threads,
@@ -409,7 +410,8 @@ def batch_norm_backward(
     g = as_float_array(grad_output, "grad_output")
     xa = as_float_array(x, "x")
     check_same("grad_output", g, "x", xa)
-    ax, C, act, alpha = _backward_args(xa.shape, axis, activation, alpha)
+    ax, C, act, _ = _backward_args(xa.shape, axis, activation, alpha)
+    ka, kb = _table.kernel_scalars(str(activation), xa.dtype, *values) if act else (0.0, 0.0)
     training = bool(training)
     mean = _per_channel(save_mean, "save_mean", C, required=True)
     invstd = _per_channel(save_invstd, "save_invstd", C, required=True)
@@ -453,7 +455,8 @@ def batch_norm_backward(
         w,
         training,
         act,
-        alpha,
+        ka,
+        kb,
         grad_weight,
         grad_bias,
         num_threads,

@@ -25,15 +25,14 @@ def test_lists_follow_their_rules():
     def fuses(entry):  # at most two parameters (the kernels' a and b)
         return len(entry.params) <= 2
 
-    def fuses_backward(name):  # read from the output, at most one parameter (a)
+    def fuses_backward(name):  # read from the output by its own backward, a and b
         entry = table.TABLE[name]
-        return bool(entry.from_output) and len(entry.params) <= 1
+        return bool(entry.from_output) and len(entry.params) <= 2
 
     assert {n for n, e in table.TABLE.items() if fuses(e)} == table.BN_FORWARD
     assert set(table.TABLE) == table.BN_FORWARD  # every activation, today
     assert {n for n in table.BN_FORWARD if fuses_backward(n)} == table.BN_BACKWARD
-    assert {"relu", "leaky_relu"} <= table.BN_BACKWARD
-    assert {"relu", "leaky_relu"} <= table.BN_BACKWARD
+    assert {"relu", "leaky_relu", "relu6", "hardtanh"} <= table.BN_BACKWARD
 
 
 def _data(shape, axis, dtype, seed=3):
@@ -129,13 +128,40 @@ def test_backward_gates_by_each_listed_activation(name, shape, axis, dtype):
     assert not np.allclose(fused[0], plain[0])
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1)])
+@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
+def test_fused_backward_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, training):
+    """float32/float64: the fused backward gives the bits of the activation's own backward
+    on the output, then BatchNorm's backward, with the activation's parameters (a and b:
+    hardtanh's bounds, leaky_relu's alpha) given by name, not the defaults."""
+    x, w, b, _, _ = _data(shape, axis, dtype)
+    ap = NON_DEFAULT.get(name, {"alpha": 0.3} if name == "leaky_relu" else None)
+    y, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, activation=name, activation_params=ap,
+        return_stats=True,
+    )  # fmt: skip
+    g = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    kw = dict(training=training, axis=axis)
+    fused = cyrelu.batch_norm_backward(
+        g, x, mean, invstd, w, activation=name, activation_params=ap, output=y, **kw
+    )
+    gated = getattr(cyrelu, name + "_backward")(g, y, **(ap or {}))
+    want = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, **kw)
+    for got, ref in zip(fused, want, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    if name == "hardtanh":  # the bounds reached the kernels: not the defaults' gradient
+        default = cyrelu.batch_norm_backward(g, x, mean, invstd, w, activation=name, output=y, **kw)
+        assert not np.array_equal(default[0], fused[0])
+
+
 @pytest.mark.parametrize("name", sorted(table.BN_FORWARD - table.BN_BACKWARD))
 def test_backward_of_the_forward_only_ones_needs_bias(name):
     x, w, b, *_ = _data((4, 3, 5), 1, np.float32)
     y, m, s = cyrelu.batch_norm(x, None, None, w, b, True, activation=name, return_stats=True)
-    # elu, celu, selu and hardtanh: the derivative is read from the output by the
-    # composed path
-    if name not in ("elu", "celu", "selu", "hardtanh"):
+    # elu, celu and selu: the derivative is read from the output by the composed path
+    if name not in ("elu", "celu", "selu"):
         with pytest.raises(ValueError, match="needs bias="):
             cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, output=y)
     got = cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, bias=b)

@@ -265,6 +265,27 @@ def test_batch_norm_inference_is_lazy_and_bitwise(client, rng, shape, axis, chun
     np.testing.assert_array_equal(rv, rv0)
 
 
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_backward_hardtanh_bounds(client, rng, shape, axis, chunks):
+    """hardtanh's bounds (activation_params) reach every chunk's fused backward: the
+    NumPy result, and not the default bounds' one."""
+    C = shape[axis % len(shape)]
+    xn, gn, w = _data(rng, shape), _data(rng, shape), _data(rng, C)
+    ap = {"min_val": -0.5, "max_val": 0.25}
+    kw = dict(axis=axis, activation="hardtanh", activation_params=ap)
+    y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, None, True, return_stats=True, **kw)
+    x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)
+    y = da.from_array(y_np, chunks=chunks)
+    gi, gw, gb = cyrelu.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
+    want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, output=y_np, **kw)
+    np.testing.assert_allclose(gi.compute(), want[0], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
+    kw["activation_params"] = None
+    default = cyrelu.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
+    assert not np.allclose(default[2], gb, rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize(
     "activation,training", [(None, True), ("relu", True), ("leaky_relu", False)]
 )

@@ -400,6 +400,8 @@ def _gate(dy, y, activation, alpha):
         return np.where(y <= 0, 0, dy)
     if activation == "leaky_relu":
         return np.where(y > 0, dy, alpha * dy)
+    if activation == "hardtanh":  # the default bounds; 0 at them, as torch
+        return np.where((y > -1.0) & (y < 1.0), dy, 0.0)
     return dy
 
 
@@ -531,7 +533,7 @@ def test_batch_norm_forward(rng, dtype, shape, axis, training, activation):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", BN_CASES)
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
+@pytest.mark.parametrize("activation", [None, "relu", "leaky_relu", "hardtanh"])
 def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
     x = (rng.standard_normal(shape) * 2 - 0.5).astype(dtype)
     dy = rng.standard_normal(shape).astype(dtype)

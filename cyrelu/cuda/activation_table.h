@@ -58,9 +58,9 @@
  *                                elu and celu, None there being the activation's
  *                                default; the others from activation_params), which is
  *                                every activation
- *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those of them with at most one
- *                                parameter whose derivative can be read from the output
- *                                (from_output not ""; the backward kernels take a only)
+ *   CYR_BN_BACKWARD_ACTIVATIONS  into its backward too: those whose derivative can be
+ *                                read from the output by their own backward function
+ *                                (from_output not ""), with the same a and b
  *
  * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
  * `activation=` by them (cyrelu/_activation_table.py; tests/test_batchnorm_fused.py
@@ -69,7 +69,8 @@
     X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardsigmoid, HARDSIGMOID)   \
     X(hardswish, HARDSWISH) X(hardtanh, HARDTANH) X(elu, ELU) X(selu, SELU) X(celu, CELU) \
     X(silu, SILU) X(softplus, SOFTPLUS) X(gelu, GELU) X(mish, MISH)
-#define CYR_BN_BACKWARD_ACTIVATIONS(X) X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6)
+#define CYR_BN_BACKWARD_ACTIVATIONS(X)                                                     \
+    X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardtanh, HARDTANH)
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

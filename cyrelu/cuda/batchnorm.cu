@@ -18,8 +18,8 @@
  *                    mean, biased var, invstd, the running stats (each one given), the
  *                    coefficients of the apply pass.
  *     CYR_RED_GRAD   backward: g = dy gated by the activation (looked up on the forward
- *                    output y); sums of g and g * (x - mean); then grad_weight,
- *                    grad_bias and the dx coefficients.
+ *                    output y; its parameters in alpha and thr); sums of g and
+ *                    g * (x - mean); then grad_weight, grad_bias and the dx coefficients.
  *     CYR_RED_ALIVE  count of elements with !(x <= threshold)  (NaN counts as alive)
  *     CYR_RED_ZEROS  count of elements == 0
  *   eval_coef                forward inference: the coefficients from running stats
@@ -68,9 +68,10 @@ template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a, A b
     return cyr_fwd<ACT>(v, a, b);
 }
 
-/* dy gated by the activation, on the forward's output y (its derivative read there). */
-template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A a) {
-    return cyr_bwd<ACT>(g, y, a, A(0));
+/* dy gated by the activation, on the forward's output y (its derivative read there);
+ * a and b: the activation's parameters. */
+template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A a, A b) {
+    return cyr_bwd<ACT>(g, y, a, b);
 }
 
 __device__ __forceinline__ bool cyr_finite(double v) { return v - v == 0.0; }
@@ -136,7 +137,7 @@ __device__ __forceinline__ void bn_accum(cyr_thread_sums &t, A xv, A dyv, A yv, 
         t.a += d;
         t.b += d * d;
     } else if (MODE == CYR_RED_GRAD) {
-        const double g = cyr_f64(bn_gate<ACT>(dyv, yv, alpha));
+        const double g = cyr_f64(bn_gate<ACT>(dyv, yv, alpha, thr)); /* thr: the gradient's b */
         t.a += g;
         t.b += g * (cyr_f64(xv) - mean);
     } else if (MODE == CYR_RED_ALIVE) {
@@ -455,10 +456,10 @@ template <typename A> struct __align__(16) cyr_coef4 {
 template <int MODE, int ACT, typename A>
 __device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A alpha, A beta) {
     /* the helpers round each operation on its own (no FMA contraction, no flush); alpha
-     * and beta: the fused activation's a and b (the backward's gate takes a only) */
+     * and beta: the fused activation's a and b */
     if (MODE == CYR_APPLY_FWD)
         return bn_act<ACT>(cyr_add(cyr_mul(cyr_sub(xv, k.v[0]), k.v[1]), k.v[2]), alpha, beta);
-    const A g = bn_gate<ACT>(dyv, yv, alpha);
+    const A g = bn_gate<ACT>(dyv, yv, alpha, beta);
     if (MODE == CYR_APPLY_BWD_TRAIN)
         return cyr_mul(cyr_sub(cyr_sub(g, cyr_mul(cyr_sub(xv, k.v[0]), k.v[2])), k.v[1]), k.v[3]);
     return cyr_mul(g, k.v[3]);

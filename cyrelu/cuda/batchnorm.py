@@ -725,7 +725,6 @@ class _Backward:
         "red",
         "training",
         "ws_len",
-        "zero",
     )
 
     C: int
@@ -741,7 +740,6 @@ class _Backward:
     kinds: np.int32
     apply: Apply | None
     alpha_t: Callable[[float], Any]
-    zero: Any
 
 
 def _build_backward(
@@ -758,7 +756,6 @@ def _build_backward(
     p = _Backward()
     acc = L.ACC[dtype]
     p.C, p.gdtype, p.kinds, p.alpha_t = geo.C, gdtype, np.int32(kinds), acc.type
-    p.zero = acc.type(0.0)
     p.training = _TRAINING[training]
     if geo.N * geo.S:
         p.red = reduce_plan(dtype, _loader.RED_GRAD, act, geo, xvec, dev)
@@ -805,14 +802,15 @@ def _backward(
     si: Array,
     w: Array | None,
     alpha: float,
+    beta: float,
     dev: int,
 ) -> Array:
-    """The launches of one backward call (x, g, yo and gi in memory order); returns the
-    workspace."""
+    """The launches of one backward call (x, g, yo and gi in memory order), alpha and
+    beta the activation's two parameters; returns the workspace."""
     ws = cupy.empty(p.ws_len, p.gdtype)
     base = ws.data.ptr
     gw, gb, coef = _ADDR(base), _ADDR(base + p.gsz), _ADDR(base + p.coef)
-    a = p.alpha_t(alpha)
+    a, b = p.alpha_t(alpha), p.alpha_t(beta)
     yo = x if yo is None else yo
     r = p.red
     r.fn(
@@ -823,7 +821,7 @@ def _backward(
             g,
             yo,
             a,
-            p.zero,
+            b,  # the reduction's threshold argument: the gradient's second parameter
             *r.shape_args,
             _ADDR(base + p.part),
             L.counter(dev, r.nctr),
@@ -843,7 +841,7 @@ def _backward(
     )
     if p.apply is not None:
         fn, grid, tail = p.apply
-        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, p.alpha_t(0.0), *tail))
+        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, b, *tail))
     return ws
 
 
@@ -922,11 +920,13 @@ def batch_norm_backward(
             axis,
             activation,
             alpha,
+            activation_params,
             output,
             out,
             key,
         )
-    alpha_ = batch_norm_backward_alpha(activation, f.act, alpha)
+    batch_norm_backward_alpha(activation, f.act, alpha)  # leaky_relu's: > 0
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, f.dtype)
     gi = out
     if gi is None:
         gi = cupy.empty(f.shape, f.dtype)
@@ -939,7 +939,8 @@ def batch_norm_backward(
         save_mean,
         save_invstd,
         weight,
-        alpha_,
+        ka,
+        kb,
         f.dev,
     )
     if out is None and f.inv is not None:
@@ -958,6 +959,7 @@ def _batch_norm_backward(
     axis: object,
     activation: object,
     alpha: object,
+    activation_params: object,
     output: Array | None,
     out: Array | None,
     key: tuple[Any, ...] | None,
@@ -966,7 +968,8 @@ def _batch_norm_backward(
     g = L.as_array(grad_output, "grad_output")
     x = L.as_array(x, "x")
     check_same("grad_output", g, "x", x)
-    ax, C, act, alpha_ = batch_norm_backward_args(x.shape, axis, activation, alpha)
+    ax, C, act, _ = batch_norm_backward_args(x.shape, axis, activation, alpha)
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, x.dtype)
     training = bool(training)
     dev = x.device.id
     L.check_device(dev, "grad_output", g)
@@ -1023,7 +1026,7 @@ def _batch_norm_backward(
             L.aligned(*[a for a in (gik, xk, gk, yk) if a is not None]),
             dev,
         )
-        ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, alpha_, dev)
+        ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, ka, kb, dev)
         if out is not None and gi is not out:
             out[...] = gi
             gi = out

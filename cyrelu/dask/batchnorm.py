@@ -324,6 +324,7 @@ def _sums_block(
     ax: int,
     act: int,
     alpha: float,
+    beta: float,
     num_threads: int | None,
 ) -> Float64:
     """One chunk's per-channel (sum(g), sum(g * (x - mean))), g gated by the activation,
@@ -334,7 +335,7 @@ def _sums_block(
     outer, C, inner = x3.shape
     sums = np.empty((C, 2), dtype=np.float64)
     _k.partial_sums(
-        g3, x3, y3, outer, C, inner, _chunk_values(mean), act, alpha, sums, num_threads
+        g3, x3, y3, outer, C, inner, _chunk_values(mean), act, alpha, beta, sums, num_threads
     )
     shape = [1] * x.ndim + [2]
     shape[ax] = C
@@ -356,6 +357,7 @@ def _dx_block(
     training: bool,
     act: int,
     alpha: float,
+    beta: float,
     num_threads: int | None,
 ) -> NDArray[Any]:
     """One chunk of grad_input, from the whole batch's per-channel sums (s0, s1) over
@@ -381,6 +383,7 @@ def _dx_block(
         training,
         act,
         alpha,
+        beta,
         num_threads,
     )
     return dx3.reshape(x.shape)
@@ -413,7 +416,8 @@ def batch_norm_backward(
         )  # fmt: skip
     g, xd = G.lazy_pair(grad_output, "grad_output", x, "x")
     G.on_host(xd, "x", "batch_norm_backward")
-    ax, C, act, alpha_ = batch_norm_backward_args(xd.shape, axis, activation, alpha)
+    ax, C, act, _ = batch_norm_backward_args(xd.shape, axis, activation, alpha)
+    ka, kb = _act.kernel_params(activation, alpha, activation_params, xd.dtype)
     G.check_no_out(out)
     G.check_threads(num_threads)
     training = bool(training)
@@ -456,7 +460,8 @@ def batch_norm_backward(
         meta=np.empty((0,) * (xd.ndim + 1), dtype=np.float64),
         ax=ax,
         act=act,
-        alpha=alpha_,
+        alpha=ka,
+        beta=kb,
         num_threads=num_threads,
     )
     sums = (
@@ -482,7 +487,8 @@ def batch_norm_backward(
         n=float(n),
         training=training,
         act=act,
-        alpha=alpha_,
+        alpha=ka,
+        beta=kb,
         num_threads=num_threads,
     )
     grad_weight = (sums[:, 1] * invstd64).astype(pdtype)

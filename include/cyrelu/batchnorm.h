@@ -237,6 +237,8 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 #endif
 
 /* ---- entry points used by Cython: one per (kernel, type), dispatching on the ISA ---- */
+/* the fused activation's parameters a and b of an entry point, as the kernels take them */
+#define CYR_BN_PAR_OF(T) CYR_CAT(bn_par_make, T)(a, b)
 #define CYR_BN_ENTRY_POINTS(T, S)                                                          \
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
@@ -256,19 +258,19 @@ CYR_INLINE void cyr_bn_affine_chan_rows_##S(int act, const T *x, T *y, Py_ssize_
                                             const T *scale, const T *shift, T a, T b,      \
                                             int stream) {                                  \
     CYR_DISPATCH(bn_affine_chan_rows, S, (act, x, y, r0, r1, C, inner, scale, shift,       \
-                                          CYR_CAT(bn_par_make, T)(a, b), stream));         \
+                                          CYR_BN_PAR_OF(T), stream));                      \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_rows_##S(int act, const T *x, T *y, Py_ssize_t rows,         \
                                        Py_ssize_t w, const T *scale, const T *shift, T a,  \
                                        T b) {                                              \
     CYR_DISPATCH(bn_affine_rows, S,                                                        \
-                 (act, x, y, rows, w, scale, shift, CYR_CAT(bn_par_make, T)(a, b)));       \
+                 (act, x, y, rows, w, scale, shift, CYR_BN_PAR_OF(T)));                    \
 }                                                                                          \
 CYR_INLINE void cyr_bn_affine_rows_stream_##S(int act, const T *x, T *y, Py_ssize_t rows,  \
                                               Py_ssize_t w, const T *scale, const T *shift, \
                                               T a, T b) {                                  \
     CYR_DISPATCH(bn_affine_rows_stream, S,                                                 \
-                 (act, x, y, rows, w, scale, shift, CYR_CAT(bn_par_make, T)(a, b)));       \
+                 (act, x, y, rows, w, scale, shift, CYR_BN_PAR_OF(T)));                    \
 }                                                                                          \
 CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
                                           Py_ssize_t block_rows, double *gmean,            \
@@ -279,44 +281,47 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             Py_ssize_t outer, Py_ssize_t C,                \
                                             Py_ssize_t inner, Py_ssize_t c, double mean,   \
                                             double invstd, double w, int train, int act,   \
-                                            T a, int stream, double *sums) {               \
+                                            T a, T b, int stream, double *sums) {          \
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
-                                          w, train, act, a, stream, sums));                \
+                                          w, train, act, CYR_BN_PAR_OF(T), stream, sums)); \
 }                                                                                          \
 CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx,          \
                                       Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,    \
                                       Py_ssize_t c, double mean, double invstd, double w,  \
                                       const double *sums, double n, int train, int act,    \
-                                      T a, int stream) {                                   \
+                                      T a, T b, int stream) {                              \
     CYR_DISPATCH(bn_channel_dx, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,     \
-                                    sums, n, train, act, a, stream));                      \
+                                    sums, n, train, act, CYR_BN_PAR_OF(T), stream));       \
 }                                                                                          \
 CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
                                                    T *dx, Py_ssize_t outer, Py_ssize_t C,  \
                                                    Py_ssize_t inner, Py_ssize_t c0,        \
                                                    Py_ssize_t c1, const double *mean,      \
                                                    const double *invstd, const double *w,  \
-                                                   int train, int act, T a, double *sums) {\
+                                                   int train, int act, T a, T b,           \
+                                                   double *sums) {                         \
     CYR_DISPATCH(bn_backward_channels_piped, S, (dy, x, y, dx, outer, C, inner, c0, c1,    \
-                                                 mean, invstd, w, train, act, a, sums));   \
+                                                 mean, invstd, w, train, act,              \
+                                                 CYR_BN_PAR_OF(T), sums));                 \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
-                                    T a, double *s0, double *s1) {                         \
-    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, a, s0, s1));               \
+                                    T a, T b, double *s0, double *s1) {                    \
+    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_PAR_OF(T), s0, s1)); \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
                                    const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
                                    const T *mean, const T *k, const T *mdy, const T *A,    \
-                                   T a) {                                                  \
-    CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));  \
+                                   T a, T b) {                                             \
+    CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,       \
+                                 CYR_BN_PAR_OF(T)));                                       \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_stream_##S(int act, int train, const T *dy, const T *x,     \
-                                          const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,\
+                                          const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w, \
                                           const T *mean, const T *k, const T *mdy,         \
-                                          const T *A, T a) {                               \
+                                          const T *A, T a, T b) {                          \
     CYR_DISPATCH(bn_dx_cols_stream, S,                                                     \
-                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));                 \
+                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, CYR_BN_PAR_OF(T)));  \
 }
 
 CYR_BN_ENTRY_POINTS(float, f32)
@@ -361,29 +366,33 @@ CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *
                                             Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                             Py_ssize_t c, double mean, double invstd,
                                             double w, int train, int act, float a,
-                                            int stream, double *sums) {
+                                            float b, int stream, double *sums) {
     CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
-                                            w, train, act, a, stream, sums));
+                                            w, train, act, cyr_bn_par_make_float(a, b), stream,
+                                            sums));
 }
 CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
                                       const cyr_half *y, cyr_half *dx, Py_ssize_t outer,
                                       Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                       double mean, double invstd, double w,
                                       const double *sums, double n, int train, int act,
-                                      float a, int stream) {
+                                      float a, float b, int stream) {
     CYR_DISPATCH(bn_channel_dx, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,
-                                      sums, n, train, act, a, stream));
+                                      sums, n, train, act, cyr_bn_par_make_float(a, b),
+                                      stream));
 }
 CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
                                     const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
-                                    const double *mean, float a, double *s0, double *s1) {
-    CYR_DISPATCH(bn_dot_cols, f16, (act, dy, x, y, rows, w, mean, a, s0, s1));
+                                    const double *mean, float a, float b, double *s0, double *s1) {
+    CYR_DISPATCH(bn_dot_cols, f16,
+                 (act, dy, x, y, rows, w, mean, cyr_bn_par_make_float(a, b), s0, s1));
 }
 CYR_INLINE void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
                                    const cyr_half *y, cyr_half *dx, Py_ssize_t rows,
                                    Py_ssize_t w, const float *mean, const float *k,
-                                   const float *mdy, const float *A, float a) {
-    CYR_DISPATCH(bn_dx_cols, f16, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, a));
+                                   const float *mdy, const float *A, float a, float b) {
+    CYR_DISPATCH(bn_dx_cols, f16, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,
+                                   cyr_bn_par_make_float(a, b)));
 }
 
 #endif /* CYRELU_BATCHNORM_H */

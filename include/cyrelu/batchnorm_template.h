@@ -32,8 +32,8 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_BN_PAR a) 
 
 /* dy gated by the fused activation, looked up on the forward's output y. */
 #define CYR_BN_GATE_CASE_(name, NAME) \
-    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a, 0);
-CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_T a) {
+    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a.a, a.b);
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_BN_PAR a) {
     switch (act) {
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_GATE_CASE_)
     default: return g;
@@ -82,7 +82,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
-                                          double mean, CYR_T a, double *CYR_RESTRICT s0,
+                                          double mean, CYR_BN_PAR a, double *CYR_RESTRICT s0,
                                           double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
     Py_ssize_t i = 0;
 #if CYR_ISA_ID == 2
@@ -568,7 +568,7 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t ro
 /* ---- backward ---------------------------------------------------------------------- */
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                     Py_ssize_t n, double mean, CYR_T a, double *s0, double *s1,
+                                     Py_ssize_t n, double mean, CYR_BN_PAR a, double *s0, double *s1,
                                      double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
@@ -582,7 +582,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                      const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
                                      CYR_T *CYR_RESTRICT dx, Py_ssize_t n, CYR_T mean, CYR_T k,
-                                     CYR_T mdy, CYR_T A, CYR_T a) {
+                                     CYR_T mdy, CYR_T A, CYR_BN_PAR a) {
     if (train) {
         for (Py_ssize_t i = 0; i < n; ++i) {
             const CYR_T g = CYR_NAME(bn_gate)(act, dy[i], y, i, a);
@@ -595,7 +595,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
-                                CYR_T mdy, CYR_T A, CYR_T a) {
+                                CYR_T mdy, CYR_T A, CYR_BN_PAR a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -611,7 +611,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
  * only on its place in its row. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                          Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                                         Py_ssize_t c, double mean, int act, CYR_T a,
+                                         Py_ssize_t c, double mean, int act, CYR_BN_PAR a,
                                          double *sums) {
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
@@ -646,7 +646,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_coefs)(const double *sums, double n
  * caller fences (cyr_stream_fence) when done. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                        const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean,
-                                       CYR_T k, CYR_T mdy, CYR_T A, CYR_T a, CYR_T *tile) {
+                                       CYR_T k, CYR_T mdy, CYR_T A, CYR_BN_PAR a, CYR_T *tile) {
 #if CYR_HAVE_STREAM
     Py_ssize_t i = CYR_BN_HEAD_N(dx, CYR_T) < n ? CYR_BN_HEAD_N(dx, CYR_T) : n;
     CYR_NAME(bn_dx)(act, train, dy, x, y, dx, i, mean, k, mdy, A, a);
@@ -670,7 +670,7 @@ static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, 
                                         CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                         Py_ssize_t inner, Py_ssize_t c, double mean,
                                         double invstd, double w, const double *sums, double n,
-                                        int train, int act, CYR_T a, int stream) {
+                                        int train, int act, CYR_BN_PAR a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const CYR_T mean_t = (CYR_T)mean;
@@ -705,7 +705,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
-                                              CYR_T a, int stream, double *sums) {
+                                              CYR_BN_PAR a, int stream, double *sums) {
     CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
     if (dx == NULL) return;
     CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
@@ -727,7 +727,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                                                      Py_ssize_t inner, Py_ssize_t c0,
                                                      Py_ssize_t c1, const double *mean,
                                                      const double *invstd, const double *w,
-                                                     int train, int act, CYR_T a,
+                                                     int train, int act, CYR_BN_PAR a,
                                                      double *sums) {
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
@@ -791,7 +791,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
                                            Py_ssize_t w, Py_ssize_t ld,
                                            const double *CYR_RESTRICT mean,
-                                           CYR_T a, double *CYR_RESTRICT s0,
+                                           CYR_BN_PAR a, double *CYR_RESTRICT s0,
                                            double *CYR_RESTRICT s1) {
     /* Four rows per sweep over the accumulators (a quarter of their loads and
      * stores), added as ((r0 + r1) + (r2 + r3)). */
@@ -828,7 +828,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
                                          const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
-                                         Py_ssize_t ld, const double *mean, CYR_T a, double *s0,
+                                         Py_ssize_t ld, const double *mean, CYR_BN_PAR a, double *s0,
                                          double *s1) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
@@ -839,7 +839,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
 }
 
 static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                      Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_T a,
+                                      Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_BN_PAR a,
                                       double *s0, double *s1) {
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
@@ -851,7 +851,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_row_impl)(int act, int train, const
                                           Py_ssize_t n, const CYR_T *CYR_RESTRICT mean,
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
-                                          const CYR_T *CYR_RESTRICT A, CYR_T a) {
+                                          const CYR_T *CYR_RESTRICT A, CYR_BN_PAR a) {
     if (train) {
         for (Py_ssize_t j = 0; j < n; ++j) {
             const CYR_T g = CYR_NAME(bn_gate)(act, dy[j], y, j, a);
@@ -870,7 +870,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
                                           const CYR_T *CYR_RESTRICT mean,
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
-                                          const CYR_T *CYR_RESTRICT A, CYR_T a) {
+                                          const CYR_T *CYR_RESTRICT A, CYR_BN_PAR a) {
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const Py_ssize_t off = r * ld;
@@ -889,7 +889,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
-                                     const CYR_T *A, CYR_T a) {
+                                     const CYR_T *A, CYR_BN_PAR a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -902,7 +902,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
 static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
-                                     const CYR_T *A, CYR_T a) {
+                                     const CYR_T *A, CYR_BN_PAR a) {
     CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
 }
 
@@ -913,7 +913,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, cons
                                                        CYR_T *dx, Py_ssize_t j0, Py_ssize_t n,
                                                        Py_ssize_t w, const CYR_T *mean,
                                                        const CYR_T *k, const CYR_T *mdy,
-                                                       const CYR_T *A, CYR_T a) {
+                                                       const CYR_T *A, CYR_BN_PAR a) {
     Py_ssize_t i = 0, j = j0;
     while (i < n) {
         const Py_ssize_t len = n - i < w - j ? n - i : w - j;
@@ -936,7 +936,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
                                                   const CYR_T *x, const CYR_T *y, CYR_T *dx,
                                                   Py_ssize_t rows, Py_ssize_t w,
                                                   const CYR_T *mean, const CYR_T *k,
-                                                  const CYR_T *mdy, const CYR_T *A, CYR_T a) {
+                                                  const CYR_T *mdy, const CYR_T *A, CYR_BN_PAR a) {
 #if CYR_HAVE_STREAM
     CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
     const Py_ssize_t n = rows * w;

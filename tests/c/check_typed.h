@@ -420,7 +420,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                 ok = 1;
                 for (Py_ssize_t c = 0; c < C; ++c)
                     KN(bn_backward_channel)(dy, x, yg, out, O, C, I, c, mean[c], invstd[c], w[c],
-                                            train, act, a, stream, sums + 2 * c);
+                                            train, act, a, 0, stream, sums + 2 * c);
                 for (Py_ssize_t c = 0; c < C && ok; ++c)
                     if (!(TN(close)(sums[2 * c], rs[2 * c], tol_stat, ra[2 * c] + 1e-300) &&
                           TN(close)(sums[2 * c + 1], rs[2 * c + 1], tol_stat, ra[2 * c + 1] + 1e-300))) {
@@ -455,9 +455,9 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                 double *sums1 = xmalloc((size_t)(2 * C) * sizeof(double));
                 for (Py_ssize_t c = 0; c < C; ++c)
                     KN(bn_backward_channel)(dy, x, yg, dx, O, C, I, c, mean[c], invstd[c], w[c],
-                                            train, act, a, 0, sums1 + 2 * c);
+                                            train, act, a, 0, 0, sums1 + 2 * c);
                 KN(bn_backward_channels_piped)(dy, x, yg, dx2, O, C, I, 0, C, mean, invstd, w,
-                                               train, act, a, sums2);
+                                               train, act, a, 0, sums2);
                 if (memcmp(sums1, sums2, (size_t)(2 * C) * sizeof(double)) == 0 &&
                     TN(bitwise_equal)(dx, dx2, N))
                     pass();
@@ -475,7 +475,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                     s0[j] = s1[j] = 0;
                     cmean[j] = mean[j / I];
                 }
-                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, s0, s1);
+                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, 0, s0, s1);
                 for (Py_ssize_t j = 0; j < W && ok; ++j) {
                     double r0 = 0, r1 = 0, q0 = 0, q1 = 0;
                     for (Py_ssize_t o = 0; o < O; ++o) {
@@ -500,7 +500,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                         pA[c * I + i] = (CT)A;
                     }
                 }
-                KN(bn_dx_cols)(act, train, dy, x, yg, dx2, O, W, pm, pk, pmdy, pA, a);
+                KN(bn_dx_cols)(act, train, dy, x, yg, dx2, O, W, pm, pk, pmdy, pA, a, 0);
                 for (Py_ssize_t e = 0; e < N && ok; ++e) {
                     const Py_ssize_t c = (e / I) % C;
                     const double A = w[c] * invstd[c];
