@@ -14,10 +14,12 @@ The "copy" rows time ``np.copyto`` into a preallocated array (impl "copy") and
 torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged by.
 
 Every activation with BatchNorm, (32, 64, 56, 56) NCHW float32 (impl "cyrelu-<name>"): the
-training forward with ``activation=<name>`` and its backward (the pre-activation recomputed
-with ``bias=``; relu, leaky_relu, relu6 read from ``output=``, fused), beside BatchNorm
-alone (impl "cyrelu") in the same rounds: the ratio to BatchNorm alone is read between rows
-of a case ("train fwd+act", "backward+act").
+training forward with ``activation=<name>`` and its backward with ``bias=`` (the derivative
+at the pre-activation: recomputed in the backward's own passes for the members of
+CYR_BN_BACKWARD_ACTIVATIONS, by a pass of its own for the others), and for the members
+whose derivative the output gives, the backward with ``output=`` too (impl
+"cyrelu-<name>-output"), beside BatchNorm alone (impl "cyrelu") in the same rounds: the
+ratio to BatchNorm alone is read between rows of a case ("train fwd+act", "backward+act").
 
 float16 rows, (32, 64, 28, 28) NCHW: training forward, inference and backward with
 float16 data (impl "cyrelu-f16", and "torch-f16" where torch runs float16 batch_norm
@@ -175,13 +177,16 @@ def _activation_rows(ctx, rng):
     bwd = {"cyrelu": lambda: cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx, num_threads=nt)}
     for name in _activation_table.NAMES:
         out = cyrelu.batch_norm(x, None, None, w, b, True, activation=name)
-        src = {"output": out} if name in _activation_table.BN_BACKWARD else {"bias": b}
         fwd["cyrelu-" + name] = lambda name=name: cyrelu.batch_norm(
             x, None, None, w, b, True, activation=name, out=y, num_threads=nt
         )
-        bwd["cyrelu-" + name] = lambda name=name, src=src: cyrelu.batch_norm_backward(
-            dy, x, sm, si, w, activation=name, out=dx, num_threads=nt, **src
-        )
+        sources = {"cyrelu-" + name: {"bias": b}}
+        if _activation_table.TABLE[name].from_output:
+            sources["cyrelu-%s-output" % name] = {"output": out}
+        for impl, src in sources.items():
+            bwd[impl] = lambda name=name, src=src: cyrelu.batch_norm_backward(
+                dy, x, sm, si, w, activation=name, out=dx, num_threads=nt, **src
+            )
     rows = []
     for case, fns, moved in (("train fwd+act", fwd, 2), ("backward+act", bwd, 3)):
         for impl, seconds in _measure(ctx, fns).items():

@@ -86,25 +86,28 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_backward_channel_f32(const float *dy, const float *x, const float *y, float *dx,
                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, float a, float b, int stream,
-                                     double *sums)
+                                     int train, int act, float a, float b, const float *sc,
+                                     const float *sh, int stream, double *sums)
     void cyr_bn_backward_channel_f64(const double *dy, const double *x, const double *y,
                                      double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
-                                     int train, int act, double a, double b, int stream,
+                                     int train, int act, double a, double b,
+                                     const double *sc, const double *sh, int stream,
                                      double *sums)
     void cyr_bn_backward_channels_piped_f32(const float *dy, const float *x, const float *y,
                                             float *dx, Py_ssize_t outer, Py_ssize_t C,
                                             Py_ssize_t inner, Py_ssize_t c0, Py_ssize_t c1,
                                             const double *mean, const double *invstd,
                                             const double *w, int train, int act, float a,
-                                            float b, double *sums)
+                                            float b, const float *sc, const float *sh,
+                                            double *sums)
     void cyr_bn_backward_channels_piped_f64(const double *dy, const double *x,
                                             const double *y, double *dx, Py_ssize_t outer,
                                             Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
                                             Py_ssize_t c1, const double *mean,
                                             const double *invstd, const double *w, int train,
-                                            int act, double a, double b, double *sums)
+                                            int act, double a, double b, const double *sc,
+                                            const double *sh, double *sums)
     # float16 data as its bit patterns (cyr_half); parameters and alpha in float
     ctypedef unsigned short cyr_half
     void cyr_bn_train_channel_f16(const cyr_half *x, cyr_half *y, Py_ssize_t outer,
@@ -125,39 +128,47 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                      cyr_half *dx, Py_ssize_t outer, Py_ssize_t C,
                                      Py_ssize_t inner, Py_ssize_t c, double mean,
                                      double invstd, double w, int train, int act, float a,
-                                     float b, int stream, double *sums)
+                                     float b, const float *sc, const float *sh, int stream,
+                                     double *sums)
     void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
-                             float b, double *s0, double *s1)
+                             float b, const float *sc, const float *sh, double *s0,
+                             double *s1)
     void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
                             const cyr_half *y, cyr_half *dx, Py_ssize_t rows, Py_ssize_t w,
                             const float *mean, const float *k, const float *mdy,
-                            const float *A, float a, float b)
+                            const float *A, float a, float b, const float *sc,
+                            const float *sh)
     int cyr_isa_level()
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
-                             float b, double *s0, double *s1)
+                             float b, const float *sc, const float *sh, double *s0,
+                             double *s1)
     void cyr_bn_dot_cols_f64(int act, const double *dy, const double *x, const double *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, double a,
-                             double b, double *s0, double *s1)
+                             double b, const double *sc, const double *sh, double *s0,
+                             double *s1)
     void cyr_bn_dx_cols_f32(int act, int train, const float *dy, const float *x, const float *y,
                             float *dx, Py_ssize_t rows, Py_ssize_t w, const float *mean,
                             const float *k, const float *mdy, const float *A, float a,
-                            float b)
+                            float b, const float *sc, const float *sh)
     void cyr_bn_dx_cols_f64(int act, int train, const double *dy, const double *x,
                             const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
                             const double *mean, const double *k, const double *mdy,
-                            const double *A, double a, double b)
+                            const double *A, double a, double b, const double *sc,
+                            const double *sh)
     void cyr_bn_dx_cols_stream_f32(int act, int train, const float *dy, const float *x,
                                    const float *y, float *dx, Py_ssize_t rows, Py_ssize_t w,
                                    const float *mean, const float *k, const float *mdy,
-                                   const float *A, float a, float b)
+                                   const float *A, float a, float b, const float *sc,
+                                   const float *sh)
     void cyr_bn_dx_cols_stream_f64(int act, int train, const double *dy, const double *x,
                                    const double *y, double *dx, Py_ssize_t rows, Py_ssize_t w,
                                    const double *mean, const double *k, const double *mdy,
-                                   const double *A, double a, double b)
+                                   const double *A, double a, double b, const double *sc,
+                                   const double *sh)
 
 # `act` arguments are codes of the activation table (cyrelu/_activation_table.py).
 
@@ -236,13 +247,15 @@ cdef inline void _backward_channel(const floating *dy, const floating *x, const 
                                    floating *dx, Py_ssize_t outer, Py_ssize_t C,
                                    Py_ssize_t inner, Py_ssize_t c, double mean, double invstd,
                                    double w, int train, int act, floating a, floating b,
-                                   int stream, double *sums) noexcept nogil:
+                                   const floating *sc, const floating *sh, int stream,
+                                   double *sums) noexcept nogil:
+    # sc, sh: the gate's per-channel arrays (channel c's taken here)
     if floating is float:
         cyr_bn_backward_channel_f32(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, b, stream, sums)
+                                    act, a, b, sc + c, sh + c, stream, sums)
     else:
         cyr_bn_backward_channel_f64(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, train,
-                                    act, a, b, stream, sums)
+                                    act, a, b, sc + c, sh + c, stream, sums)
 
 
 cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
@@ -250,44 +263,45 @@ cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
                                           Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c0,
                                           Py_ssize_t c1, const double *mean,
                                           const double *invstd, const double *w, int train,
-                                          int act, floating a, floating b,
-                                          double *sums) noexcept nogil:
+                                          int act, floating a, floating b, const floating *sc,
+                                          const floating *sh, double *sums) noexcept nogil:
     if floating is float:
         cyr_bn_backward_channels_piped_f32(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
-                                           w, train, act, a, b, sums)
+                                           w, train, act, a, b, sc, sh, sums)
     else:
         cyr_bn_backward_channels_piped_f64(dy, x, y, dx, outer, C, inner, c0, c1, mean, invstd,
-                                           w, train, act, a, b, sums)
+                                           w, train, act, a, b, sc, sh, sums)
 
 
 cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const floating *y,
                            Py_ssize_t rows, Py_ssize_t w, const double *mean, floating a,
-                           floating b, double *s) noexcept nogil:
+                           floating b, const floating *sc, const floating *sh,
+                           double *s) noexcept nogil:
     if floating is float:
-        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, s, s + w)
+        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w)
     else:
-        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, s, s + w)
+        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w)
 
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
                           const floating *y, floating *dx, Py_ssize_t rows, Py_ssize_t w,
-                          const floating *p, floating a, floating b,
-                          int stream) noexcept nogil:
+                          const floating *p, floating a, floating b, const floating *sc,
+                          const floating *sh, int stream) noexcept nogil:
     # p: 4 * w parameters per column: mean, k, mdy, A
     if floating is float:
         if stream:
             cyr_bn_dx_cols_stream_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a, b)
+                                      p + 3 * w, a, b, sc, sh)
         else:
             cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a, b)
+                               p + 3 * w, a, b, sc, sh)
     else:
         if stream:
             cyr_bn_dx_cols_stream_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a, b)
+                                      p + 3 * w, a, b, sc, sh)
         else:
             cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a, b)
+                               p + 3 * w, a, b, sc, sh)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -465,6 +479,22 @@ cdef void _affine_coefs(_Chan mean, const double *invstd, _Chan w, _Chan b, Py_s
         for i in range(c * rep, (c + 1) * rep):
             _set(scale, f32, i, sc)
             _set(shift, f32, i, sh)
+
+
+cdef void _gate_coefs(bint from_z, _Chan mean, const double *invstd, _Chan w, _Chan b,
+                      Py_ssize_t C, Py_ssize_t rep, int f32, void *sc,
+                      void *sh) noexcept nogil:
+    """The backward's gate parameters (batchnorm.h's cyr_bn_gatep_*), laid out as
+    _affine_coefs': the activation's derivative is taken at src * sc + sh, src being x
+    with the forward's scale and shift (from_z: the pre-activation recomputed, bit for
+    bit the forward's normalising pass) or the forward's output with 1 and 0."""
+    cdef Py_ssize_t i
+    if from_z:
+        _affine_coefs(mean, invstd, w, b, C, rep, f32, sc, sh)
+        return
+    for i in range(C * rep):
+        _set(sc, f32, i, 1.0)
+        _set(sh, f32, i, 0.0)
 
 
 cdef void _dx_params(const double *sums, double n, const double *mean, const double *invstd,
@@ -706,46 +736,51 @@ cdef void _normalise_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py_ssiz
 cdef void _backward_channels_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                                cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                const double *mean, const double *invstd, const double *w,
-                               int train, int act, float a, float b, double *sums,
-                               int stream, int nt) noexcept nogil:
+                               int train, int act, float a, float b, const float *sc,
+                               const float *sh, double *sums, int stream,
+                               int nt) noexcept nogil:
     cdef Py_ssize_t c
     if nt <= 1:
         for c in range(C):
             cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
-                                        w[c], train, act, a, b, stream, sums + 2 * c)
+                                        w[c], train, act, a, b, sc + c, sh + c, stream,
+                                        sums + 2 * c)
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             cyr_bn_backward_channel_f16(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c],
-                                        w[c], train, act, a, b, stream, sums + 2 * c)
+                                        w[c], train, act, a, b, sc + c, sh + c, stream,
+                                        sums + 2 * c)
 
 
 cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                         Py_ssize_t rows, Py_ssize_t w, const double *mean_cols, int act,
-                        float a, float b, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
-                        Py_ssize_t groups, int nt) noexcept nogil:
+                        float a, float b, const float *sc, const float *sh, double *s,
+                        Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
+                        int nt) noexcept nogil:
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                                min(gsize, rows - g * gsize), w, mean_cols, a, b,
+                                min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                                 s + g * gstride, s + g * gstride + w)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                                min(gsize, rows - g * gsize), w, mean_cols, a, b,
+                                min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                                 s + g * gstride, s + g * gstride + w)
 
 
 cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, cyr_half *dx,
                      Py_ssize_t rows, Py_ssize_t w, const float *p, int train, int act,
-                     float a, float b, int nt) noexcept nogil:
+                     float a, float b, const float *sc, const float *sh,
+                     int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
         cyr_bn_dx_cols_f16(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w,
-                           a, b)
+                           a, b, sc, sh)
         return
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
@@ -754,7 +789,8 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
         if r0 < rows:
             cyr_bn_dx_cols_f16(act, train, dy + r0 * w, x + r0 * w,
                                (y + r0 * w) if y != NULL else NULL, dx + r0 * w,
-                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w, a, b)
+                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w,
+                               a, b, sc, sh)
 
 
 # ---- backward -----------------------------------------------------------------------
@@ -763,29 +799,30 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
 cdef void _backward_channels(const floating *dy, const floating *x, const floating *y,
                              floating *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              const double *mean, const double *invstd, const double *w,
-                             int train, int act, floating a, floating b, double *sums,
-                             int stream, int piped, int nt) noexcept nogil:
+                             int train, int act, floating a, floating b, const floating *sc,
+                             const floating *sh, double *sums, int stream, int piped,
+                             int nt) noexcept nogil:
     cdef Py_ssize_t c, t, chunk, nchunks
     if piped:  # runs of neighbouring channels, each pipelined (bn_backward_channels_piped)
         if nt <= 1:
             _backward_channels_piped(dy, x, y, dx, outer, C, inner, 0, C, mean, invstd, w,
-                                     train, act, a, b, sums)
+                                     train, act, a, b, sc, sh, sums)
             return
         chunk = _channel_chunk(C, nt)
         nchunks = _cdiv(C, chunk)
         for t in prange(nchunks, schedule="dynamic", num_threads=nt):
             _backward_channels_piped(dy, x, y, dx, outer, C, inner, t * chunk,
                                      min(C, t * chunk + chunk), mean, invstd, w, train, act,
-                                     a, b, sums)
+                                     a, b, sc, sh, sums)
         return
     if nt <= 1:
         for c in range(C):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, b, stream, sums + 2 * c)
+                              train, act, a, b, sc, sh, stream, sums + 2 * c)
     else:
         for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
             _backward_channel(dy, x, y, dx, outer, C, inner, c, mean[c], invstd[c], w[c],
-                              train, act, a, b, stream, sums + 2 * c)
+                              train, act, a, b, sc, sh, stream, sums + 2 * c)
 
 
 cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t itemsize,
@@ -817,51 +854,58 @@ def backward_pipelined(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
                         Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
                         const double *invstd, const double *w, int train, int act,
-                        double alpha, double beta, double *sums, int stream, int piped,
-                        int nt) noexcept nogil:
+                        double alpha, double beta, const void *sc, const void *sh,
+                        double *sums, int stream, int piped, int nt) noexcept nogil:
     """Per-channel layout: sums[2c:2c + 2] = (sum(g), sum(g * (x - mean))) and the input
-    gradient, for data of any of the three dtypes."""
+    gradient, for data of any of the three dtypes; sc, sh: the gate's per-channel
+    parameters (_gate_coefs)."""
     if typenum == cnp.NPY_FLOAT32:
         _backward_channels[float](<const float *>dy, <const float *>x, <const float *>y,
                                   <float *>dx, outer, C, inner, mean, invstd, w, train, act,
-                                  <float>alpha, <float>beta, sums, stream, piped, nt)
+                                  <float>alpha, <float>beta, <const float *>sc,
+                                  <const float *>sh, sums, stream, piped, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _backward_channels_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
                              <cyr_half *>dx, outer, C, inner, mean, invstd, w, train, act,
-                             <float>alpha, <float>beta, sums, stream, nt)
+                             <float>alpha, <float>beta, <const float *>sc, <const float *>sh,
+                             sums, stream, nt)
     else:
         _backward_channels[double](<const double *>dy, <const double *>x, <const double *>y,
                                    <double *>dx, outer, C, inner, mean, invstd, w, train, act,
-                                   alpha, beta, sums, stream, piped, nt)
+                                   alpha, beta, <const double *>sc, <const double *>sh, sums,
+                                   stream, piped, nt)
 
 
 cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, Py_ssize_t rows,
                       Py_ssize_t w, const double *mean_cols, int act, floating a,
-                      floating b, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
-                      Py_ssize_t groups, int nt) noexcept nogil:
+                      floating b, const floating *sc, const floating *sh, double *s,
+                      Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
+                      int nt) noexcept nogil:
     # s: one zeroed block of gstride >= 2 * w doubles per group
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, b, s + g * gstride)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
+                      s + g * gstride)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
-                      min(gsize, rows - g * gsize), w, mean_cols, a, b, s + g * gstride)
+                      min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
+                      s + g * gstride)
 
 
 cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
-                    double *mean_cols, int act, double alpha, double beta, double *s,
-                    Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups, int nt,
-                    double *sums) noexcept nogil:
+                    double *mean_cols, int act, double alpha, double beta, const void *sc,
+                    const void *sh, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
+                    Py_ssize_t groups, int nt, double *sums) noexcept nogil:
     """Row layout (outer > 0): sums[2c:2c + 2] = (sum(g), sum(g * (x - mean[c]))), g = dy
-    gated by act.  Scratch: mean_cols (C * inner doubles, each channel's mean repeated
-    for its inner columns) and s (the groups' sums, groups * gstride doubles), both
-    filled here."""
+    gated by act (sc, sh: the gate's per-column parameters, _gate_coefs).  Scratch:
+    mean_cols (C * inner doubles, each channel's mean repeated for its inner columns)
+    and s (the groups' sums, groups * gstride doubles), both filled here."""
     cdef Py_ssize_t w = C * inner, rows = outer, g, j, c, i
     cdef double t0, t1
     for c in range(C):
@@ -871,15 +915,16 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
-                           mean_cols, act, <float>alpha, <float>beta, s, gstride, gsize,
-                           groups, nt)
+                           mean_cols, act, <float>alpha, <float>beta, <const float *>sc,
+                           <const float *>sh, s, gstride, gsize, groups, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _dot_groups_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y, rows, w,
-                      mean_cols, act, <float>alpha, <float>beta, s, gstride, gsize, groups,
-                      nt)
+                      mean_cols, act, <float>alpha, <float>beta, <const float *>sc,
+                      <const float *>sh, s, gstride, gsize, groups, nt)
     else:
         _dot_groups[double](<const double *>dy, <const double *>x, <const double *>y, rows, w,
-                            mean_cols, act, alpha, beta, s, gstride, gsize, groups, nt)
+                            mean_cols, act, alpha, beta, <const double *>sc,
+                            <const double *>sh, s, gstride, gsize, groups, nt)
     for g in range(1, groups):
         for j in range(2 * w):
             s[j] += s[g * gstride + j]
@@ -895,7 +940,8 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
 
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
                    Py_ssize_t rows, Py_ssize_t w, const floating *p, int train, int act,
-                   floating a, floating b, int nt) noexcept nogil:
+                   floating a, floating b, const floating *sc, const floating *sh,
+                   int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     cdef int stream
     nt = _row_threads(rows, w, nt)
@@ -906,31 +952,33 @@ cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, flo
               and _streams(rows * w * <Py_ssize_t>sizeof(floating),
                            chunk * w * <Py_ssize_t>sizeof(floating), nt))
     if nt <= 1:
-        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, b, stream)
+        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, b, sc, sh, stream)
         return
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
         r0 = t * chunk
         if r0 < rows:
             _dx_cols(act, train, dy + r0 * w, x + r0 * w, (y + r0 * w) if y != NULL else NULL,
-                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, b, stream)
+                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, b, sc, sh, stream)
 
 
 cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
                   Py_ssize_t rows, Py_ssize_t w, const void *p, int train, int act,
-                  double alpha, double beta, int nt) noexcept nogil:
+                  double alpha, double beta, const void *sc, const void *sh,
+                  int nt) noexcept nogil:
     """Row layout: the input gradient; p holds the (4, w) per-column parameters of the
-    parameters' type (_dx_params)."""
+    parameters' type (_dx_params), sc and sh the gate's (_gate_coefs)."""
     if typenum == cnp.NPY_FLOAT32:
         _dx_rows[float](<const float *>dy, <const float *>x, <const float *>y, <float *>dx,
-                        rows, w, <const float *>p, train, act, <float>alpha, <float>beta, nt)
+                        rows, w, <const float *>p, train, act, <float>alpha, <float>beta,
+                        <const float *>sc, <const float *>sh, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _dx_rows_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
                    <cyr_half *>dx, rows, w, <const float *>p, train, act, <float>alpha,
-                   <float>beta, nt)
+                   <float>beta, <const float *>sc, <const float *>sh, nt)
     else:
         _dx_rows[double](<const double *>dy, <const double *>x, <const double *>y,
                          <double *>dx, rows, w, <const double *>p, train, act, alpha, beta,
-                         nt)
+                         <const double *>sc, <const double *>sh, nt)
 
 
 # ---- the entry points: one per public operation ---------------------------------------
@@ -1066,21 +1114,24 @@ def preactivation(cnp.ndarray x not None, cnp.ndarray z not None, Py_ssize_t out
 def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
              cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
              cnp.ndarray save_mean not None, cnp.ndarray save_invstd not None,
-             cnp.ndarray weight, bint train, int act, double alpha, double beta,
-             cnp.ndarray grad_weight not None, cnp.ndarray grad_bias not None, num_threads):
+             cnp.ndarray weight, cnp.ndarray bias, bint from_z, bint train, int act,
+             double alpha, double beta, cnp.ndarray grad_weight not None,
+             cnp.ndarray grad_bias not None, num_threads):
     """The gradients of the forward: the input gradient into dx, grad_weight =
-    sum(g * (x - mean)) * invstd and grad_bias = sum(g) per channel, g = dy gated by
-    act (y, the forward's output, is needed only with an activation).  train: the full
-    gradient through the batch statistics, else dx = g * w * invstd.  weight None: 1."""
+    sum(g * (x - mean)) * invstd and grad_bias = sum(g) per channel, g = dy times the
+    activation's derivative (act; alpha and beta its parameters), read at y (the
+    forward's output) or, from_z, at the pre-activation recomputed from x, the
+    statistics, weight and bias (y unused).  train: the full gradient through the batch
+    statistics, else dx = g * w * invstd.  weight / bias None: 1 and 0."""
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef const void *dyp = cnp.PyArray_DATA(dy)
     cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef const void *yp = xp if from_z else (NULL if y is None else cnp.PyArray_DATA(y))
     cdef void *dxp = cnp.PyArray_DATA(dx)
     cdef _Chan ma = _chan(save_mean, 0.0), ia = _chan(save_invstd, 0.0)
-    cdef _Chan wa = _chan(weight, 1.0)
+    cdef _Chan wa = _chan(weight, 1.0), ba = _chan(bias, 0.0)
     cdef _Chan gw = _chan(grad_weight, 0.0), gb = _chan(grad_bias, 0.0)
     cdef Py_ssize_t w = C * inner, size = outer * w, c
     cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
@@ -1095,34 +1146,42 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         group_bytes = groups * gstride * 8
         cols_bytes = _lines(w * 8)
         params_bytes = 4 * w * (4 if f32 else 8)
-    # per channel: mean, invstd, w and the two sums; the row layout adds each column's
-    # mean and the groups' sums, then, in the same bytes, the (4, W) parameters of the
-    # input gradient
+    # per channel: mean, invstd, w and the two sums, then the gate's sc and sh (per
+    # column in the row layout); the row layout adds each column's mean and the groups'
+    # sums, then, in the same bytes, the (4, W) parameters of the input gradient
     cdef Py_ssize_t cb = _lines(C * 8)
+    cdef Py_ssize_t rep = inner if rows else 1
+    cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
     cdef void *block
-    cdef char *s = _scratch(5 * cb + max(cols_bytes + group_bytes, params_bytes), &block)
+    cdef char *s = _scratch(5 * cb + 2 * gb_ + max(cols_bytes + group_bytes, params_bytes),
+                            &block)
     cdef double *mean = <double *>s
     cdef double *invstd = <double *>(s + cb)
     cdef double *wv = <double *>(s + 2 * cb)
     cdef double *sums = <double *>(s + 3 * cb)  # (C, 2): 2 * cb bytes
-    cdef double *mean_cols = <double *>(s + 5 * cb)
-    cdef double *gs = <double *>(s + 5 * cb + cols_bytes)
-    cdef char *params = s + 5 * cb
+    cdef void *gsc = s + 5 * cb
+    cdef void *gsh = s + 5 * cb + gb_
+    cdef double *mean_cols = <double *>(s + 5 * cb + 2 * gb_)
+    cdef double *gs = <double *>(s + 5 * cb + 2 * gb_ + cols_bytes)
+    cdef char *params = s + 5 * cb + 2 * gb_
     with nogil:
         _load(ma, C, mean)
         _load(ia, C, invstd)
         _load(wa, C, wv)
         memset(sums, 0, 2 * C * sizeof(double))
+        _gate_coefs(from_z, _doubles(mean), invstd, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, beta,
-                      gs, gstride, gsize, groups, nt, sums)
+                      gsc, gsh, gs, gstride, gsize, groups, nt, sums)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
                        params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, nt)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, gsc,
+                    gsh, nt)
         elif size:
-            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
+            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL and yp != xp, nt,
+                                 &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, dxp, outer, C, inner, mean, invstd, wv, train,
-                          act, alpha, beta, sums, stream, piped, bnt)
+                          act, alpha, beta, gsc, gsh, sums, stream, piped, bnt)
         for c in range(C):
             _put(gw, c, sums[2 * c + 1] * invstd[c])
             _put(gb, c, sums[2 * c])
@@ -1217,8 +1276,8 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
               else (np.float64 if typenum == cnp.NPY_FLOAT64 else np.float32))
     grad_weight = np.empty(C, dtype=pdtype)
     grad_bias = np.empty(C, dtype=pdtype)
-    backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight, training, act,
-             a, b, grad_weight, grad_bias, num_threads)
+    backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight, None, False,
+             training, act, a, b, grad_weight, grad_bias, num_threads)
     return oa, grad_weight, grad_bias
 
 
@@ -1240,17 +1299,18 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_channel_dx_f32(const float *dy, const float *x, const float *y, float *dx,
                                Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                double mean, double invstd, double w, const double *sums,
-                               double n, int train, int act, float a, float b, int stream)
+                               double n, int train, int act, float a, float b,
+                               const float *sc, const float *sh, int stream)
     void cyr_bn_channel_dx_f64(const double *dy, const double *x, const double *y,
                                double *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                Py_ssize_t c, double mean, double invstd, double w,
                                const double *sums, double n, int train, int act, double a,
-                               double b, int stream)
+                               double b, const double *sc, const double *sh, int stream)
     void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                                cyr_half *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                Py_ssize_t c, double mean, double invstd, double w,
                                const double *sums, double n, int train, int act, float a,
-                               float b, int stream)
+                               float b, const float *sc, const float *sh, int stream)
 
 
 cdef inline void _channel_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
@@ -1268,19 +1328,24 @@ cdef inline void _channel_dx(int typenum, const void *dy, const void *x, const v
                              void *dx, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                              Py_ssize_t c, double mean, double invstd, double w,
                              const double *sums, double n, int train, int act, double a,
-                             double b, int stream) noexcept nogil:
+                             double b, const void *sc, const void *sh,
+                             int stream) noexcept nogil:
+    # sc, sh: the gate's parameters of channel c, in the parameters' type
     if typenum == cnp.NPY_FLOAT32:
         cyr_bn_channel_dx_f32(<const float *>dy, <const float *>x, <const float *>y,
                               <float *>dx, outer, C, inner, c, mean, invstd, w, sums, n, train,
-                              act, <float>a, <float>b, stream)
+                              act, <float>a, <float>b, <const float *>sc, <const float *>sh,
+                              stream)
     elif typenum == cnp.NPY_FLOAT16:
         cyr_bn_channel_dx_f16(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
                               <cyr_half *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
-                              train, act, <float>a, <float>b, stream)
+                              train, act, <float>a, <float>b, <const float *>sc,
+                              <const float *>sh, stream)
     else:
         cyr_bn_channel_dx_f64(<const double *>dy, <const double *>x, <const double *>y,
                               <double *>dx, outer, C, inner, c, mean, invstd, w, sums, n,
-                              train, act, a, b, stream)
+                              train, act, a, b, <const double *>sc, <const double *>sh,
+                              stream)
 
 
 def channel_moments(cnp.ndarray x not None, Py_ssize_t outer, Py_ssize_t C,
@@ -1375,23 +1440,31 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         gstride = _line_pad(2 * w)
         group_bytes = groups * gstride * 8
         cols_bytes = _lines(w * 8)
-    # per channel: mean; the row layout adds each column's mean and the groups' sums
+    # per channel: mean, then the gate's sc and sh (1 and 0: the derivative read at y;
+    # per column in the row layout); the row layout adds each column's mean and the
+    # groups' sums
     cdef Py_ssize_t cb = _lines(C * 8)
+    cdef int f32 = typenum != cnp.NPY_FLOAT64
+    cdef Py_ssize_t rep = inner if rows else 1
+    cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
     cdef void *block
-    cdef char *s = _scratch(cb + cols_bytes + group_bytes, &block)
+    cdef char *s = _scratch(cb + 2 * gb_ + cols_bytes + group_bytes, &block)
     cdef double *mv = <double *>s
-    cdef double *mean_cols = <double *>(s + cb)
-    cdef double *gs = <double *>(s + cb + cols_bytes)
+    cdef void *gsc = s + cb
+    cdef void *gsh = s + cb + gb_
+    cdef double *mean_cols = <double *>(s + cb + 2 * gb_)
+    cdef double *gs = <double *>(s + cb + 2 * gb_ + cols_bytes)
     with nogil:
         _load(ma, C, mv)
         memset(sp, 0, 2 * C * sizeof(double))
+        _gate_coefs(False, ma, mv, ma, ma, C, rep, f32, gsc, gsh)
         if rows:
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, beta,
-                      gs, gstride, gsize, groups, nt, sp)
+                      gsc, gsh, gs, gstride, gsize, groups, nt, sp)
         else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
             bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,
-                          alpha, beta, sp, 0, 0, bnt)
+                          alpha, beta, gsc, gsh, sp, 0, 0, bnt)
     free(block)
 
 
@@ -1420,31 +1493,43 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef int cnt, stream
     if size == 0:
         return
-    # per channel: mean, invstd, w; the row layout adds the (4, W) parameters of dx
+    # per channel: mean, invstd, w, then the gate's sc and sh (1 and 0: the derivative
+    # read at y; per column in the row layout); the row layout adds the (4, W)
+    # parameters of dx
     cdef Py_ssize_t cb = _lines(C * 8)
+    cdef Py_ssize_t rep = inner if rows else 1
+    cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
     cdef void *block
-    cdef char *s = _scratch(3 * cb + params_bytes, &block)
+    cdef char *s = _scratch(3 * cb + 2 * gb_ + params_bytes, &block)
     cdef double *mv = <double *>s
     cdef double *iv = <double *>(s + cb)
     cdef double *wv = <double *>(s + 2 * cb)
-    cdef char *params = s + 3 * cb
+    cdef char *gsc = s + 3 * cb
+    cdef char *gsh = s + 3 * cb + gb_
+    cdef char *params = s + 3 * cb + 2 * gb_
     with nogil:
         _load(ma, C, mv)
         _load(ia, C, iv)
         _load(wa, C, wv)
+        _gate_coefs(False, ma, iv, wa, wa, C, rep, f32, gsc, gsh)
         if rows:
             _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, nt)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, gsc,
+                    gsh, nt)
         else:
             cnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
             stream = _streams(size * itemsize, inner * itemsize, cnt)
             if cnt <= 1:
                 for c in range(C):
                     _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
-                                wv[c], sp + 2 * c, n, train, act, alpha, beta, stream)
+                                wv[c], sp + 2 * c, n, train, act, alpha, beta,
+                                gsc + c * (4 if f32 else 8), gsh + c * (4 if f32 else 8),
+                                stream)
             else:
                 for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, cnt),
                                 num_threads=cnt):
                     _channel_dx(typenum, dyp, xp, yp, dxp, outer, C, inner, c, mv[c], iv[c],
-                                wv[c], sp + 2 * c, n, train, act, alpha, beta, stream)
+                                wv[c], sp + 2 * c, n, train, act, alpha, beta,
+                                gsc + c * (4 if f32 else 8), gsh + c * (4 if f32 else 8),
+                                stream)
     free(block)

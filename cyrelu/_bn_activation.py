@@ -110,6 +110,15 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
     )
 
 
+def fused_backward_z(activation: object, bias: object) -> bool:
+    """Whether the BatchNorm kernels (NumPy data) fuse ``activation`` into the backward
+    at the pre-activation they recompute from x, the statistics, weight and ``bias``: a
+    member of CYR_BN_BACKWARD_ACTIVATIONS, with ``bias`` given.  Used where the output
+    cannot give the derivative (:func:`fused_backward`, which keeps the forward's own
+    values, is preferred)."""
+    return bias is not None and isinstance(activation, str) and activation in _table.BN_BACKWARD
+
+
 def defer_forward(activation: object, activation_params: object) -> bool:
     """Whether a backend's batch_norm hands the call to :func:`cyrelu.batch_norm`, which
     composes the activations the kernels do not fuse (and then calls the backend with
@@ -152,7 +161,9 @@ def defer_backward(activation: object, activation_params: object, output: object
     if bias is not None:
         return True
     return activation is not None and (
-        not isinstance(activation, str) or activation not in _table.BN_BACKWARD or output is None
+        not isinstance(activation, str)
+        or activation not in _table.BN_BACKWARD
+        or output is None
     )
 
 

@@ -340,19 +340,27 @@ def batch_norm_backward(
 
     With an ``activation`` (and its ``alpha`` / ``activation_params``, as given to the
     forward), ``grad_output`` is first multiplied by the activation's derivative at
-    the forward's pre-activation, as PyTorch's autograd would:
+    the forward's pre-activation, as PyTorch's autograd would.  The derivative is taken:
 
-    - ``bias`` given (the forward's bias; zeros for none): the pre-activation is
-      recomputed from ``x``, the saved statistics, ``weight`` and ``bias``;
-    - else ``output`` (the forward's result): the derivative is read from it, which
-      works for "relu", "relu6", "hardtanh", "celu", "selu", and for "leaky_relu" and
-      "elu" with ``alpha > 0``.  "relu", "leaky_relu" and "relu6" are fused into the
-      backward's own passes this way.
+    - from ``output`` (the forward's result) where it can be read there: "relu",
+      "relu6", "hardtanh", "celu", "selu", and "leaky_relu" and "elu" with
+      ``alpha > 0``.  The forward's own values, so this is preferred when given;
+    - else, with ``bias`` (the forward's bias; zeros for none), at the pre-activation
+      recomputed from ``x``, the saved statistics, ``weight`` and ``bias``.
 
     The others ("hardsigmoid", "hardswish", "silu", "softplus", "gelu", "mish") need
-    ``bias``; neither given is a ValueError.  ``out`` receives ``grad_input`` (shape
-    and dtype of ``x``).  ``grad_weight`` and ``grad_bias`` have ``weight``'s dtype,
-    or float32 (float64 for float64 data) when ``weight`` is None.
+    ``bias``; neither given is a ValueError.
+
+    "relu", "leaky_relu", "relu6" and "hardtanh" are fused into the backward's own two
+    passes (no pass of their own): from ``output``, or, for NumPy data, at the
+    pre-activation the kernels recompute from ``x`` and ``bias`` in the same passes
+    (there leaky_relu's alpha may be any real).  The latter reads one array less, so
+    ``bias`` without ``output`` is the fastest form of these.  The other activations take
+    a pass of their own first.
+
+    ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight`` and
+    ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
+    ``weight`` is None.
     """
     if activation_params is None and bias is None:
         fast = _k.backward_fast(
@@ -372,7 +380,16 @@ def batch_norm_backward(
         if fast is not None:  # the common case, checked at C speed
             return fast
     values = _act.params(activation, alpha, activation_params)
-    if not _act.fused_backward(activation, values, output):
+    # where the kernels take the activation's derivative: at the output (the forward's
+    # own values: preferred), else, for NumPy data with bias=, at the pre-activation they
+    # recompute (from_z; the GPU and Dask backends compose that case)
+    from_y = _act.fused_backward(activation, values, output)
+    from_z = (
+        not from_y
+        and _act.fused_backward_z(activation, bias)
+        and backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out) is None
+    )
+    if not (from_y or from_z):
         # gate grad_output by the derivative first, then the plain backward
         g = _gated(
             str(activation), values, grad_output, x, save_mean, save_invstd, weight, bias,
@@ -389,8 +406,11 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    # a fused activation: its derivative read from output by the kernels
-    be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
+    be = (
+        None
+        if from_z
+        else backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
+    )
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
             grad_output,
@@ -410,15 +430,19 @@ def batch_norm_backward(
     g = as_float_array(grad_output, "grad_output")
     xa = as_float_array(x, "x")
     check_same("grad_output", g, "x", xa)
-    ax, C, act, _ = _backward_args(xa.shape, axis, activation, alpha)
+    if from_z:  # any alpha: the derivative is taken at the pre-activation
+        ax, C = channel_axis(xa.shape, axis)
+        act = _table.code(activation)
+    else:
+        ax, C, act, _ = _backward_args(xa.shape, axis, activation, alpha)
     ka, kb = _table.kernel_scalars(str(activation), xa.dtype, *values) if act else (0.0, 0.0)
     training = bool(training)
     mean = _per_channel(save_mean, "save_mean", C, required=True)
     invstd = _per_channel(save_invstd, "save_invstd", C, required=True)
     w = _per_channel(weight, "weight", C)
-    _per_channel(bias, "bias", C)  # not needed where output gives the derivative; checked
+    b = _per_channel(bias, "bias", C)  # not needed where output gives the derivative; checked
     ya = None
-    if act != _table.NONE:
+    if act != _table.NONE and not from_z:
         if output is None:
             raise ValueError(
                 "output (the forward's result) is required with activation=%r" % activation
@@ -453,6 +477,8 @@ def batch_norm_backward(
         mean,
         invstd,
         w,
+        b if from_z else None,
+        from_z,
         training,
         act,
         ka,

@@ -25,7 +25,7 @@ def test_lists_follow_their_rules():
     def fuses(entry):  # at most two parameters (the kernels' a and b)
         return len(entry.params) <= 2
 
-    def fuses_backward(name):  # read from the output by its own backward, a and b
+    def fuses_backward(name):  # its own backward reads it from the output; a and b
         entry = table.TABLE[name]
         return bool(entry.from_output) and len(entry.params) <= 2
 
@@ -152,8 +152,65 @@ def test_fused_backward_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, t
     for got, ref in zip(fused, want, strict=True):
         np.testing.assert_array_equal(got, ref)
     if name == "hardtanh":  # the bounds reached the kernels: not the defaults' gradient
-        default = cyrelu.batch_norm_backward(g, x, mean, invstd, w, activation=name, output=y, **kw)
+        default = cyrelu.batch_norm_backward(
+            g, x, mean, invstd, w, activation=name, output=y, **kw
+        )
         assert not np.array_equal(default[0], fused[0])
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1)])
+@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
+def test_fused_backward_at_the_preactivation_is_the_two_calls(name, shape, axis, dtype, training):
+    """bias= without output: the kernels take the derivative at the pre-activation they
+    recompute from x (the forward's scale and shift), bit for bit the composed path (the
+    forward's normalising pass, the activation's own backward, then BatchNorm's), with
+    the activation's parameters by name; leaky_relu's alpha may be negative there."""
+    from cyrelu.batchnorm import _gated
+
+    x, w, b, _, _ = _data(shape, axis, dtype)
+    ap = NON_DEFAULT.get(name, {"alpha": -0.3} if name == "leaky_relu" else None)
+    _, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, activation=name, activation_params=ap,
+        return_stats=True,
+    )  # fmt: skip
+    g = np.random.default_rng(7).standard_normal(shape).astype(dtype)
+    kw = dict(training=training, axis=axis)
+    fused = cyrelu.batch_norm_backward(
+        g, x, mean, invstd, w, activation=name, activation_params=ap, bias=b, **kw
+    )
+    values = tuple((ap or {}).values()) if name != "leaky_relu" else (-0.3,)
+    gated = _gated(name, values, g, x, mean, invstd, w, b, None, axis, None)
+    want = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, **kw)
+    for got, ref in zip(fused, want, strict=True):
+        np.testing.assert_array_equal(got, ref)
+    assert not np.array_equal(fused[0], cyrelu.batch_norm_backward(g, x, mean, invstd, w, **kw)[0])
+
+
+@pytest.mark.parametrize("shape,axis", LAYOUTS)
+@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
+def test_fused_backward_at_the_preactivation_float16(name, shape, axis):
+    """float16 data, channel and row layouts: bias= gives the derivative at the
+    pre-activation the kernels compute in float (as the forward does, before rounding
+    to float16), so the reference gates float32 copies of the data (gating at the
+    float16-rounded value would differ next to the kinks: hardtanh's 0.9999 -> 1.0)."""
+    from cyrelu.batchnorm import _gated
+
+    x, w, b, _, _ = _data(shape, axis, np.float16)
+    _, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, return_stats=True
+    )
+    g = np.random.default_rng(8).standard_normal(shape).astype(np.float16)
+    fused = cyrelu.batch_norm_backward(g, x, mean, invstd, w, axis=axis, activation=name, bias=b)
+    x32, g32 = x.astype(np.float32), g.astype(np.float32)
+    gated = _gated(name, (), g32, x32, mean, invstd, w, b, None, axis, None)
+    want = cyrelu.batch_norm_backward(gated, x32, mean, invstd, w, axis=axis)
+    tol = 10 * TOL[np.float16]
+    for got, ref in zip(fused, want, strict=True):
+        np.testing.assert_allclose(
+            got.astype(np.float64), ref.astype(np.float64), rtol=tol, atol=tol
+        )
 
 
 @pytest.mark.parametrize("name", sorted(table.BN_FORWARD - table.BN_BACKWARD))

@@ -187,3 +187,44 @@ def test_each_forward_path_fuses_the_activations(rng, path, dtype, activation, a
             batch_norm(x, rm.copy(), rv.copy(), w, b, training, axis=axis, out=y,
                        activation=activation, activation_params=ap, num_threads=nt)  # fmt: skip
             np.testing.assert_array_equal(y, want)
+
+
+@pytest.mark.kernel_choice
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize(
+    "activation,ap,source,dtype",
+    [("relu", None, "output", np.float32), ("relu", None, "bias", np.float32),
+     ("hardtanh", {"min_val": -0.5, "max_val": 2.0}, "output", np.float64),
+     ("hardtanh", None, "bias", np.float32), ("leaky_relu", {"alpha": -0.2}, "bias", np.float64)],
+)  # fmt: skip
+def test_each_backward_path_gates_by_the_activations(rng, path, dtype, activation, ap, source):
+    """The fused backward on every backward path (pipelined included): the derivative read
+    at the output, or at the pre-activation the kernels recompute from x and bias=, gives
+    the bits of the composed path (the activation's own backward at the output or at the
+    forward's pre-activation, then BatchNorm's backward), for every thread count and for
+    an output one element off alignment."""
+    from cyrelu.batchnorm import _gated
+
+    _needs_threads()
+    shape, axis = path_shapes(np.dtype(dtype).itemsize)[path]
+    C = shape[axis]
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    y, m, s = batch_norm(x, None, None, w, b, True, axis=axis, activation=activation,
+                         activation_params=ap, return_stats=True)  # fmt: skip
+    values = tuple((ap or {}).values())
+    src = dict(output=y) if source == "output" else dict(bias=b)
+    gated = _gated(activation, values, dy, x, m, s, w, b if source == "bias" else None,
+                   y if source == "output" else None, axis, None)  # fmt: skip
+    for training in (True, False):
+        want = batch_norm_backward(gated, x, m, s, w, training=training, axis=axis)
+        for nt, offset in [(1, 0), (2, 0), (3, 0), (2, 1)]:
+            buf = np.empty(x.size + 1, dtype)
+            dx = buf[offset : offset + x.size].reshape(shape)
+            got = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis, out=dx,
+                                      activation=activation, activation_params=ap,
+                                      num_threads=nt, **src)  # fmt: skip
+            for a, r in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, r)

@@ -608,14 +608,14 @@ def test_batch_norm_backward(rng, dtype, shape, axis, training, activation):
     "activation,alpha,ap",
     [("elu", 0.5, None), ("hardtanh", None, {"min_val": -0.5, "max_val": 0.5}),
      ("gelu", None, {"approximate": "tanh"}), ("softplus", None, {"beta": 2.0}),
-     ("silu", None, None)],
+     ("silu", None, None), ("hardswish", None, None)],
 )  # fmt: skip
 def test_batch_norm_composed_activations(rng, dtype, activation, alpha, ap):
     """Activations with parameters besides alpha, fused into BatchNorm on CuPy arrays:
     the parameters reach the kernels (gelu's two forms, hardtanh's bounds, softplus's
     beta change the result by far more than the tolerance), and the backward gates
     grad_output at the pre-activation recomputed with bias= (or from output=), as on
-    NumPy; silu's backward (not fused) too."""
+    NumPy; hardswish's and silu's backward (not fused) too."""
     x = rng.standard_normal((16, 4, 9)).astype(dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     pd = np.float64 if dtype == np.float64 else np.float32

@@ -72,6 +72,31 @@ static inline cyr_bn_par_double cyr_bn_par_make_double(double a, double b) {
     p.b = b;
     return p;
 }
+/* The backward's gate: the activation's a and b, and where its derivative is taken:
+ * at src * sc[c] + sh[c] per channel (or column), src being the forward's output (sc 1,
+ * sh 0) or x (sc and sh the forward's scale and shift: the pre-activation recomputed).
+ * The pointers are the kernel's channel's (or first column's); always valid. */
+typedef struct { float a, b; const float *sc, *sh; } cyr_bn_gatep_float;
+typedef struct { double a, b; const double *sc, *sh; } cyr_bn_gatep_double;
+static inline cyr_bn_gatep_float cyr_bn_gatep_make_float(float a, float b, const float *sc,
+                                                         const float *sh) {
+    cyr_bn_gatep_float p;
+    p.a = a;
+    p.b = b;
+    p.sc = sc;
+    p.sh = sh;
+    return p;
+}
+static inline cyr_bn_gatep_double cyr_bn_gatep_make_double(double a, double b,
+                                                           const double *sc,
+                                                           const double *sh) {
+    cyr_bn_gatep_double p;
+    p.a = a;
+    p.b = b;
+    p.sc = sc;
+    p.sh = sh;
+    return p;
+}
 #define CYR_BN_CASE2_(name, NAME) \
     case 2 * CYR_ACT_##NAME + 1: CYR_BN_CALL(CYR_ACT_##NAME, 1); break; \
     case 2 * CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME, 0); break;
@@ -239,6 +264,8 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 /* ---- entry points used by Cython: one per (kernel, type), dispatching on the ISA ---- */
 /* the fused activation's parameters a and b of an entry point, as the kernels take them */
 #define CYR_BN_PAR_OF(T) CYR_CAT(bn_par_make, T)(a, b)
+/* the backward's gate parameters: a, b and the per-channel (or per-column) sc, sh */
+#define CYR_BN_GATEP_OF(T) CYR_CAT(bn_gatep_make, T)(a, b, sc, sh)
 #define CYR_BN_ENTRY_POINTS(T, S)                                                          \
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
@@ -281,47 +308,47 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             Py_ssize_t outer, Py_ssize_t C,                \
                                             Py_ssize_t inner, Py_ssize_t c, double mean,   \
                                             double invstd, double w, int train, int act,   \
-                                            T a, T b, int stream, double *sums) {          \
+                                            T a, T b, const T *sc, const T *sh, int stream, double *sums) { \
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
-                                          w, train, act, CYR_BN_PAR_OF(T), stream, sums)); \
+                                          w, train, act, CYR_BN_GATEP_OF(T), stream, sums)); \
 }                                                                                          \
 CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx,          \
                                       Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,    \
                                       Py_ssize_t c, double mean, double invstd, double w,  \
                                       const double *sums, double n, int train, int act,    \
-                                      T a, T b, int stream) {                              \
+                                      T a, T b, const T *sc, const T *sh, int stream) {    \
     CYR_DISPATCH(bn_channel_dx, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,     \
-                                    sums, n, train, act, CYR_BN_PAR_OF(T), stream));       \
+                                    sums, n, train, act, CYR_BN_GATEP_OF(T), stream));     \
 }                                                                                          \
 CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
                                                    T *dx, Py_ssize_t outer, Py_ssize_t C,  \
                                                    Py_ssize_t inner, Py_ssize_t c0,        \
                                                    Py_ssize_t c1, const double *mean,      \
                                                    const double *invstd, const double *w,  \
-                                                   int train, int act, T a, T b,           \
+                                                   int train, int act, T a, T b, const T *sc, const T *sh, \
                                                    double *sums) {                         \
     CYR_DISPATCH(bn_backward_channels_piped, S, (dy, x, y, dx, outer, C, inner, c0, c1,    \
                                                  mean, invstd, w, train, act,              \
-                                                 CYR_BN_PAR_OF(T), sums));                 \
+                                                 CYR_BN_GATEP_OF(T), sums));               \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
-                                    T a, T b, double *s0, double *s1) {                    \
-    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_PAR_OF(T), s0, s1)); \
+                                    T a, T b, const T *sc, const T *sh, double *s0, double *s1) { \
+    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_GATEP_OF(T), s0, s1)); \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
                                    const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
                                    const T *mean, const T *k, const T *mdy, const T *A,    \
-                                   T a, T b) {                                             \
+                                   T a, T b, const T *sc, const T *sh) {                   \
     CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,       \
-                                 CYR_BN_PAR_OF(T)));                                       \
+                                 CYR_BN_GATEP_OF(T)));                                     \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_stream_##S(int act, int train, const T *dy, const T *x,     \
                                           const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w, \
                                           const T *mean, const T *k, const T *mdy,         \
-                                          const T *A, T a, T b) {                          \
+                                          const T *A, T a, T b, const T *sc, const T *sh) { \
     CYR_DISPATCH(bn_dx_cols_stream, S,                                                     \
-                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, CYR_BN_PAR_OF(T)));  \
+                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, CYR_BN_GATEP_OF(T))); \
 }
 
 CYR_BN_ENTRY_POINTS(float, f32)
@@ -366,9 +393,9 @@ CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *
                                             Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                             Py_ssize_t c, double mean, double invstd,
                                             double w, int train, int act, float a,
-                                            float b, int stream, double *sums) {
+                                            float b, const float *sc, const float *sh, int stream, double *sums) {
     CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
-                                            w, train, act, cyr_bn_par_make_float(a, b), stream,
+                                            w, train, act, cyr_bn_gatep_make_float(a, b, sc, sh), stream,
                                             sums));
 }
 CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
@@ -376,23 +403,23 @@ CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
                                       Py_ssize_t C, Py_ssize_t inner, Py_ssize_t c,
                                       double mean, double invstd, double w,
                                       const double *sums, double n, int train, int act,
-                                      float a, float b, int stream) {
+                                      float a, float b, const float *sc, const float *sh, int stream) {
     CYR_DISPATCH(bn_channel_dx, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,
-                                      sums, n, train, act, cyr_bn_par_make_float(a, b),
+                                      sums, n, train, act, cyr_bn_gatep_make_float(a, b, sc, sh),
                                       stream));
 }
 CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
                                     const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
-                                    const double *mean, float a, float b, double *s0, double *s1) {
+                                    const double *mean, float a, float b, const float *sc, const float *sh, double *s0, double *s1) {
     CYR_DISPATCH(bn_dot_cols, f16,
-                 (act, dy, x, y, rows, w, mean, cyr_bn_par_make_float(a, b), s0, s1));
+                 (act, dy, x, y, rows, w, mean, cyr_bn_gatep_make_float(a, b, sc, sh), s0, s1));
 }
 CYR_INLINE void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
                                    const cyr_half *y, cyr_half *dx, Py_ssize_t rows,
                                    Py_ssize_t w, const float *mean, const float *k,
-                                   const float *mdy, const float *A, float a, float b) {
+                                   const float *mdy, const float *A, float a, float b, const float *sc, const float *sh) {
     CYR_DISPATCH(bn_dx_cols, f16, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,
-                                   cyr_bn_par_make_float(a, b)));
+                                   cyr_bn_gatep_make_float(a, b, sc, sh)));
 }
 
 #endif /* CYRELU_BATCHNORM_H */

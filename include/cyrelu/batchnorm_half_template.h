@@ -119,11 +119,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
  * cases below are dead code; NaN, should one be missing from its check. */
 #define CYR_SPECIAL(fn, v, a, b) _mm256_add_ps((v), _mm256_set1_ps(__builtin_nanf("")))
 
-/* dy gated by the fused activation on y (bn_gate). */
+/* dy gated by the fused activation at y * sc + sh (bn_gate). */
 #define CYR_BN_H_CASE_(name, NAME) \
-    case CYR_ACT_##NAME: return CYR_BWD_##name(g, CYR_BN_H8(y), a, b);
-CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 a,
-                                                   __m256 b) {
+    case CYR_ACT_##NAME:                                                                   \
+        return CYR_BWD_##name(g, _mm256_add_ps(_mm256_mul_ps(CYR_BN_H8(y), sc), sh), a, b);
+CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 sc,
+                                                   __m256 sh, __m256 a, __m256 b) {
     switch (act) {
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_H_CASE_)
     default: return g;
@@ -134,13 +135,14 @@ CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr
 /* s0 += g, s1 += g * (x - mean) (bn_dot_acc_impl); tails in t[0], t[1]. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half *dy,
                                                         const cyr_half *x, const cyr_half *y,
-                                                        Py_ssize_t n, double mean, CYR_BN_PAR a,
+                                                        Py_ssize_t n, double mean, CYR_BN_GATEP a,
                                                         double *s0, double *s1, double *t) {
     Py_ssize_t i = 0;
     if (n >= CYR_BN_LANES) {
         __m256d av[4], bv[4];
         const __m256d m = _mm256_set1_pd(mean);
         const __m256 a8 = _mm256_set1_ps(a.a), b8 = _mm256_set1_ps(a.b);
+        const __m256 sc8 = _mm256_set1_ps(a.sc[0]), sh8 = _mm256_set1_ps(a.sh[0]);
         for (int q = 0; q < 4; ++q) {
             av[q] = _mm256_loadu_pd(s0 + 4 * q);
             bv[q] = _mm256_loadu_pd(s1 + 4 * q);
@@ -148,7 +150,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
             for (int h = 0; h < 2; ++h) {
                 const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i + 8 * h),
-                                                     y ? y + i + 8 * h : NULL, a8, b8);
+                                                     y ? y + i + 8 * h : NULL, sc8, sh8, a8,
+                                                     b8);
                 const __m256 xf = CYR_BN_H8(x + i + 8 * h);
                 const __m256d g0 = CYR_BN_LO(g), g1 = CYR_BN_HI(g);
                 av[2 * h] = _mm256_add_pd(av[2 * h], g0);
@@ -168,7 +171,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
         float gf = gv;
         switch (act) {
 #define CYR_BN_T_CASE_(name, NAME) \
-        case CYR_ACT_##NAME: gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]), a.a, a.b); break;
+        case CYR_ACT_##NAME:                                                                   \
+            gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]) * a.sc[0] + a.sh[0],  \
+                                               a.a, a.b);                                      \
+            break;
         CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_T_CASE_)
 #undef CYR_BN_T_CASE_
         default: break;
@@ -181,7 +187,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy, const cyr_half *x,
                                                    const cyr_half *y, Py_ssize_t n, double mean,
-                                                   CYR_BN_PAR a, double *s0, double *s1, double *t) {
+                                                   CYR_BN_GATEP a, double *s0, double *s1, double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_hdot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
@@ -249,12 +255,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_haffine8)(int act, const cyr_half *x, 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8_impl)(int act, int train, const cyr_half *dy,
                                                     const cyr_half *x, const cyr_half *y,
                                                     cyr_half *dx, Py_ssize_t n8, float mean,
-                                                    float k, float mdy, float A, CYR_BN_PAR a,
+                                                    float k, float mdy, float A, CYR_BN_GATEP a,
                                                     int stream) {
     const __m256 m = _mm256_set1_ps(mean), kk = _mm256_set1_ps(k), md = _mm256_set1_ps(mdy);
     const __m256 AA = _mm256_set1_ps(A), a8 = _mm256_set1_ps(a.a), b8 = _mm256_set1_ps(a.b);
+    const __m256 sc8 = _mm256_set1_ps(a.sc[0]), sh8 = _mm256_set1_ps(a.sh[0]);
     for (Py_ssize_t i = 0; i < n8; i += 8) {
-        const __m256 g = CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i), y ? y + i : NULL, a8, b8);
+        const __m256 g =
+            CYR_NAME(bn_hgate8)(act, CYR_BN_H8(dy + i), y ? y + i : NULL, sc8, sh8, a8, b8);
         __m256 v;
         if (train)
             v = _mm256_mul_ps(_mm256_sub_ps(_mm256_sub_ps(g, _mm256_mul_ps(
@@ -268,7 +276,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8_impl)(int act, int train, const c
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_half *dy,
                                                const cyr_half *x, const cyr_half *y, cyr_half *dx,
                                                Py_ssize_t n8, float mean, float k, float mdy,
-                                               float A, CYR_BN_PAR a, int stream) {
+                                               float A, CYR_BN_GATEP a, int stream) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_hdx8_impl)(ACT, TRAIN, dy, x, y, dx, n8, mean, k, mdy, A, a, stream)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -461,7 +469,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
                                                       const cyr_half *y, Py_ssize_t outer,
                                                       Py_ssize_t C, Py_ssize_t inner,
                                                       Py_ssize_t c, double mean, int act,
-                                                      CYR_BN_PAR a, double *sums) {
+                                                      CYR_BN_GATEP a, double *sums) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
     const int prefetch = cyr_bn_wants_prefetch(bytes);
@@ -475,7 +483,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
             cyr_bn_prefetch_run(dy + off + pd, bytes);
             cyr_bn_prefetch_run(x + off + pd, bytes);
-            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+            if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
 #if CYR_BN_HALF_DIRECT
         CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
@@ -500,7 +508,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_half *dy,
                                                  const cyr_half *x, const cyr_half *y,
                                                  cyr_half *dx, Py_ssize_t n, float mean,
-                                                 float k, float mdy, float A, CYR_BN_PAR a,
+                                                 float k, float mdy, float A, CYR_BN_GATEP a,
                                                  int stream) {
     CYR_ALIGN64 float gt[CYR_BN_HT];
     CYR_ALIGN64 float xt[CYR_BN_HT];
@@ -557,7 +565,7 @@ static CYR_TARGET void CYR_NAME(bn_channel_dx)(const cyr_half *dy, const cyr_hal
                                                Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                                Py_ssize_t c, double mean, double invstd,
                                                double w, const double *sums, double n,
-                                               int train, int act, CYR_BN_PAR a, int stream) {
+                                               int train, int act, CYR_BN_GATEP a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step;
     const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
@@ -581,7 +589,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const cyr_half *dy, const c
                                                      Py_ssize_t outer, Py_ssize_t C,
                                                      Py_ssize_t inner, Py_ssize_t c,
                                                      double mean, double invstd, double w,
-                                                     int train, int act, CYR_BN_PAR a, int stream,
+                                                     int train, int act, CYR_BN_GATEP a, int stream,
                                                      double *sums) {
     CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
     if (dx == NULL) return;
@@ -681,7 +689,7 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows)(int act, const cyr_half *x, cyr_
  * `rows` rows of w columns, through tiles of whole columns and a multiple of 4 rows. */
 static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const cyr_half *dy, const cyr_half *x,
                                              const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
-                                             const double *mean, CYR_BN_PAR a, double *s0,
+                                             const double *mean, CYR_BN_GATEP a, double *s0,
                                              double *s1) {
     CYR_ALIGN64 float gt[CYR_BN_HRT];
     CYR_ALIGN64 float xt[CYR_BN_HRT];
@@ -696,8 +704,8 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const cyr_half *dy, const 
             CYR_NAME(bn_h2f_block)(dy + off, w, nr, n, gt);
             CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
             if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
-            CYR_F32(bn_dot_cols_ld)(act, gt, xt, y ? yt : NULL, nr, n, n, mean + j0, a,
-                                    s0 + j0, s1 + j0);
+            CYR_F32(bn_dot_cols_ld)(act, gt, xt, y ? yt : NULL, nr, n, n, mean + j0,
+                                    CYR_NAME(bn_gatep_at)(a, j0), s0 + j0, s1 + j0);
         }
     }
 }
@@ -707,7 +715,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *
                                             const cyr_half *x, const cyr_half *y, cyr_half *dx,
                                             Py_ssize_t rows, Py_ssize_t w, const float *mean,
                                             const float *k, const float *mdy, const float *A,
-                                            CYR_BN_PAR a) {
+                                            CYR_BN_GATEP a) {
     CYR_ALIGN64 float gt[CYR_BN_HRT];
     CYR_ALIGN64 float xt[CYR_BN_HRT];
     CYR_ALIGN64 float yt[CYR_BN_HRT];
@@ -724,7 +732,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *
             CYR_NAME(bn_h2f_block)(x + off, w, nr, n, xt);
             if (y) CYR_NAME(bn_h2f_block)(y + off, w, nr, n, yt);
             CYR_F32(bn_dx_cols_ld)(act, train, gt, xt, y ? yt : NULL, ot, nr, n, n, mean + j0,
-                                   k + j0, mdy + j0, A + j0, a);
+                                   k + j0, mdy + j0, A + j0, CYR_NAME(bn_gatep_at)(a, j0));
             if (n == w) {
                 CYR_ISA_FN(f2h)(ot, dx + off, nr * n);
             } else {

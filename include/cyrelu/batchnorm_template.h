@@ -12,8 +12,17 @@
  * converted tiles, through this file's float copy.
  */
 
-/* the fused activation's parameters (a and b) in the arithmetic's type (batchnorm.h) */
+/* the fused activation's parameters (a and b) in the arithmetic's type, and the
+ * backward's gate parameters (batchnorm.h) */
 #define CYR_BN_PAR CYR_CAT(bn_par, CYR_C)
+#define CYR_BN_GATEP CYR_CAT(bn_gatep, CYR_C)
+
+/* the gate's parameters from the channel (or column) j on */
+CYR_BN_INLINE CYR_TARGET CYR_BN_GATEP CYR_NAME(bn_gatep_at)(CYR_BN_GATEP p, Py_ssize_t j) {
+    p.sc += j;
+    p.sh += j;
+    return p;
+}
 
 #if CYR_IS_HALF
 #include "batchnorm_half_template.h"
@@ -30,10 +39,13 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_BN_PAR a) 
 }
 #undef CYR_BN_ACT_CASE_
 
-/* dy gated by the fused activation, looked up on the forward's output y. */
+/* dy gated by the fused activation at v = src[i] * sc + sh: the forward's output (sc 1,
+ * sh 0: exact) or its pre-activation recomputed from x (the forward's own scale and
+ * shift, so the forward's value bit for bit). */
 #define CYR_BN_GATE_CASE_(name, NAME) \
-    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, y[i], a.a, a.b);
-CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *y, Py_ssize_t i, CYR_BN_PAR a) {
+    case CYR_ACT_##NAME: return CYR_NAME(name##_backward_elem)(g, src[i] * sc + sh, a.a, a.b);
+CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *src, Py_ssize_t i,
+                                                 CYR_T sc, CYR_T sh, CYR_BN_GATEP a) {
     switch (act) {
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_GATE_CASE_)
     default: return g;
@@ -82,8 +94,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
                                           const CYR_T *CYR_RESTRICT y, Py_ssize_t n,
-                                          double mean, CYR_BN_PAR a, double *CYR_RESTRICT s0,
+                                          double mean, CYR_BN_GATEP a, double *CYR_RESTRICT s0,
                                           double *CYR_RESTRICT s1, double *CYR_RESTRICT t) {
+    const CYR_T sc = a.sc[0], sh = a.sh[0];
     Py_ssize_t i = 0;
 #if CYR_ISA_ID == 2
     if (n >= CYR_BN_LANES) {
@@ -96,7 +109,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             __m512d g0, g1;
             if (act != CYR_ACT_NONE) {
                 for (int k = 0; k < CYR_BN_LANES; ++k)
-                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, sc, sh, a);
                 gp = gt;
             }
             g0 = CYR_NAME(bn_ld)(gp);
@@ -125,7 +138,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             const CYR_T *gp = dy + i;
             if (act != CYR_ACT_NONE) {
                 for (int k = 0; k < CYR_BN_LANES; ++k)
-                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+                    gt[k] = CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, sc, sh, a);
                 gp = gt;
             }
             for (int q = 0; q < 4; ++q) {
@@ -143,14 +156,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
 #else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
         for (int k = 0; k < CYR_BN_LANES; ++k) {
-            const double g = (double)CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, a);
+            const double g = (double)CYR_NAME(bn_gate)(act, dy[i + k], y, i + k, sc, sh, a);
             s0[k] += g;
             s1[k] += g * ((double)x[i + k] - mean);
         }
     }
 #endif
     for (; i < n; ++i) {
-        const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, a);
+        const double g = (double)CYR_NAME(bn_gate)(act, dy[i], y, i, sc, sh, a);
         t[0] += g;
         t[1] += g * ((double)x[i] - mean);
     }
@@ -568,7 +581,7 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t ro
 /* ---- backward ---------------------------------------------------------------------- */
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                     Py_ssize_t n, double mean, CYR_BN_PAR a, double *s0, double *s1,
+                                     Py_ssize_t n, double mean, CYR_BN_GATEP a, double *s0, double *s1,
                                      double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
@@ -582,20 +595,21 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                      const CYR_T *CYR_RESTRICT x, const CYR_T *CYR_RESTRICT y,
                                      CYR_T *CYR_RESTRICT dx, Py_ssize_t n, CYR_T mean, CYR_T k,
-                                     CYR_T mdy, CYR_T A, CYR_BN_PAR a) {
+                                     CYR_T mdy, CYR_T A, CYR_BN_GATEP a) {
+    const CYR_T sc = a.sc[0], sh = a.sh[0];
     if (train) {
         for (Py_ssize_t i = 0; i < n; ++i) {
-            const CYR_T g = CYR_NAME(bn_gate)(act, dy[i], y, i, a);
+            const CYR_T g = CYR_NAME(bn_gate)(act, dy[i], y, i, sc, sh, a);
             dx[i] = (g - (x[i] - mean) * k - mdy) * A;
         }
     } else {
-        for (Py_ssize_t i = 0; i < n; ++i) dx[i] = CYR_NAME(bn_gate)(act, dy[i], y, i, a) * A;
+        for (Py_ssize_t i = 0; i < n; ++i) dx[i] = CYR_NAME(bn_gate)(act, dy[i], y, i, sc, sh, a) * A;
     }
 }
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
-                                CYR_T mdy, CYR_T A, CYR_BN_PAR a) {
+                                CYR_T mdy, CYR_T A, CYR_BN_GATEP a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -611,7 +625,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
  * only on its place in its row. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                          Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
-                                         Py_ssize_t c, double mean, int act, CYR_BN_PAR a,
+                                         Py_ssize_t c, double mean, int act, CYR_BN_GATEP a,
                                          double *sums) {
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
@@ -622,7 +636,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
             cyr_bn_prefetch_run(dy + off + pd, bytes);
             cyr_bn_prefetch_run(x + off + pd, bytes);
-            if (y) cyr_bn_prefetch_run(y + off + pd, bytes);
+            if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
         CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0, s1, t);
     }
@@ -646,7 +660,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_coefs)(const double *sums, double n
  * caller fences (cyr_stream_fence) when done. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                        const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean,
-                                       CYR_T k, CYR_T mdy, CYR_T A, CYR_BN_PAR a, CYR_T *tile) {
+                                       CYR_T k, CYR_T mdy, CYR_T A, CYR_BN_GATEP a, CYR_T *tile) {
 #if CYR_HAVE_STREAM
     Py_ssize_t i = CYR_BN_HEAD_N(dx, CYR_T) < n ? CYR_BN_HEAD_N(dx, CYR_T) : n;
     CYR_NAME(bn_dx)(act, train, dy, x, y, dx, i, mean, k, mdy, A, a);
@@ -670,7 +684,7 @@ static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, 
                                         CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                         Py_ssize_t inner, Py_ssize_t c, double mean,
                                         double invstd, double w, const double *sums, double n,
-                                        int train, int act, CYR_BN_PAR a, int stream) {
+                                        int train, int act, CYR_BN_GATEP a, int stream) {
     const Py_ssize_t step = C * inner;
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     const CYR_T mean_t = (CYR_T)mean;
@@ -705,7 +719,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
-                                              CYR_BN_PAR a, int stream, double *sums) {
+                                              CYR_BN_GATEP a, int stream, double *sums) {
     CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
     if (dx == NULL) return;
     CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
@@ -727,17 +741,20 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                                                      Py_ssize_t inner, Py_ssize_t c0,
                                                      Py_ssize_t c1, const double *mean,
                                                      const double *invstd, const double *w,
-                                                     int train, int act, CYR_BN_PAR a,
+                                                     int train, int act, CYR_BN_GATEP a,
                                                      double *sums) {
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
     CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
     if (c0 >= c1) return;
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c0, mean[c0], act, a, sums + 2 * c0);
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c0, mean[c0], act,
+                             CYR_NAME(bn_gatep_at)(a, c0), sums + 2 * c0);
     for (Py_ssize_t c = c0; c < c1; ++c) {
         const int next = c + 1 < c1;
         const CYR_T mean_t = (CYR_T)mean[c];
+        const CYR_BN_GATEP ac = CYR_NAME(bn_gatep_at)(a, c);
+        const CYR_BN_GATEP an = CYR_NAME(bn_gatep_at)(a, next ? c + 1 : c);
         double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
         CYR_T k, mdy, A;
         CYR_NAME(bn_dx_coefs)(sums + 2 * c, (double)outer * (double)inner, invstd[c], w[c],
@@ -750,25 +767,25 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
              * pass 1 of the next channel: pieces of CYR_BN_PIPE_N from the row's start. */
             Py_ssize_t i = CYR_BN_HEAD_N(dxr, CYR_T) < inner ? CYR_BN_HEAD_N(dxr, CYR_T) : inner;
             Py_ssize_t j = next ? 0 : inner;
-            CYR_NAME(bn_dx)(act, train, dyr, xr, yr, dxr, i, mean_t, k, mdy, A, a);
+            CYR_NAME(bn_dx)(act, train, dyr, xr, yr, dxr, i, mean_t, k, mdy, A, ac);
             if (next && prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
                 cyr_bn_prefetch_run(dy + offn + pd, bytes);
                 cyr_bn_prefetch_run(x + offn + pd, bytes);
-                if (y) cyr_bn_prefetch_run(y + offn + pd, bytes);
+                if (y && y != x) cyr_bn_prefetch_run(y + offn + pd, bytes);
             }
             while (i < inner || j < inner) {
                 if (i < inner) {
                     const Py_ssize_t e = inner - i < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : i + CYR_BN_PIPE_N(CYR_T);
                     CYR_NAME(bn_dx_stream)(act, train, dyr + i, xr + i, yr ? yr + i : NULL,
-                                           dxr + i, e - i, mean_t, k, mdy, A, a, tile);
+                                           dxr + i, e - i, mean_t, k, mdy, A, ac, tile);
                     i = e;
                 }
                 if (j < inner) {
                     const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : j + CYR_BN_PIPE_N(CYR_T);
                     CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
-                                         y ? y + offn + j : NULL, e - j, mean[c + 1], a, s0,
+                                         y ? y + offn + j : NULL, e - j, mean[c + 1], an, s0,
                                          s1, t);
                     j = e;
                 }
@@ -791,7 +808,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
                                            Py_ssize_t w, Py_ssize_t ld,
                                            const double *CYR_RESTRICT mean,
-                                           CYR_BN_PAR a, double *CYR_RESTRICT s0,
+                                           CYR_BN_GATEP a, double *CYR_RESTRICT s0,
                                            double *CYR_RESTRICT s1) {
     /* Four rows per sweep over the accumulators (a quarter of their loads and
      * stores), added as ((r0 + r1) + (r2 + r3)). */
@@ -802,15 +819,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
         if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES) {
             cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
-            if (act != CYR_ACT_NONE)
+            if (act != CYR_ACT_NONE && y != x)
                 cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_AHEAD_BYTES, rb);
         }
         for (Py_ssize_t j = 0; j < w; ++j) {
             const double m = mean[j];
-            const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a);
-            const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a);
-            const double g2 = (double)CYR_NAME(bn_gate)(act, dy[o2 + j], y, o2 + j, a);
-            const double g3 = (double)CYR_NAME(bn_gate)(act, dy[o3 + j], y, o3 + j, a);
+            const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a.sc[j], a.sh[j], a);
+            const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a.sc[j], a.sh[j], a);
+            const double g2 = (double)CYR_NAME(bn_gate)(act, dy[o2 + j], y, o2 + j, a.sc[j], a.sh[j], a);
+            const double g3 = (double)CYR_NAME(bn_gate)(act, dy[o3 + j], y, o3 + j, a.sc[j], a.sh[j], a);
             s0[j] += (g0 + g1) + (g2 + g3);
             s1[j] += (g0 * ((double)x[o0 + j] - m) + g1 * ((double)x[o1 + j] - m))
                      + (g2 * ((double)x[o2 + j] - m) + g3 * ((double)x[o3 + j] - m));
@@ -819,7 +836,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
     for (; r < rows; ++r) {
         const Py_ssize_t off = r * ld;
         for (Py_ssize_t j = 0; j < w; ++j) {
-            const double g = (double)CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a);
+            const double g = (double)CYR_NAME(bn_gate)(act, dy[off + j], y, off + j, a.sc[j], a.sh[j], a);
             s0[j] += g;
             s1[j] += g * ((double)x[off + j] - mean[j]);
         }
@@ -828,7 +845,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
                                          const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
-                                         Py_ssize_t ld, const double *mean, CYR_BN_PAR a, double *s0,
+                                         Py_ssize_t ld, const double *mean, CYR_BN_GATEP a, double *s0,
                                          double *s1) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
@@ -839,7 +856,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
 }
 
 static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
-                                      Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_BN_PAR a,
+                                      Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_BN_GATEP a,
                                       double *s0, double *s1) {
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
@@ -851,14 +868,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_row_impl)(int act, int train, const
                                           Py_ssize_t n, const CYR_T *CYR_RESTRICT mean,
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
-                                          const CYR_T *CYR_RESTRICT A, CYR_BN_PAR a) {
+                                          const CYR_T *CYR_RESTRICT A, CYR_BN_GATEP a) {
     if (train) {
         for (Py_ssize_t j = 0; j < n; ++j) {
-            const CYR_T g = CYR_NAME(bn_gate)(act, dy[j], y, j, a);
+            const CYR_T g = CYR_NAME(bn_gate)(act, dy[j], y, j, a.sc[j], a.sh[j], a);
             dx[j] = (g - (x[j] - mean[j]) * k[j] - mdy[j]) * A[j];
         }
     } else {
-        for (Py_ssize_t j = 0; j < n; ++j) dx[j] = CYR_NAME(bn_gate)(act, dy[j], y, j, a) * A[j];
+        for (Py_ssize_t j = 0; j < n; ++j) dx[j] = CYR_NAME(bn_gate)(act, dy[j], y, j, a.sc[j], a.sh[j], a) * A[j];
     }
 }
 
@@ -870,14 +887,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
                                           const CYR_T *CYR_RESTRICT mean,
                                           const CYR_T *CYR_RESTRICT k,
                                           const CYR_T *CYR_RESTRICT mdy,
-                                          const CYR_T *CYR_RESTRICT A, CYR_BN_PAR a) {
+                                          const CYR_T *CYR_RESTRICT A, CYR_BN_GATEP a) {
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const Py_ssize_t off = r * ld;
         if (rb < CYR_BN_SHORT_ROW_BYTES) {
             cyr_bn_prefetch_run((const char *)(dy + off) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetch_run((const char *)(x + off) + CYR_BN_AHEAD_BYTES, rb);
-            if (act != CYR_ACT_NONE)
+            if (act != CYR_ACT_NONE && y != x)
                 cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
             cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
         }
@@ -889,7 +906,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
-                                     const CYR_T *A, CYR_BN_PAR a) {
+                                     const CYR_T *A, CYR_BN_GATEP a) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -902,7 +919,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
 static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
-                                     const CYR_T *A, CYR_BN_PAR a) {
+                                     const CYR_T *A, CYR_BN_GATEP a) {
     CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
 }
 
@@ -913,14 +930,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, cons
                                                        CYR_T *dx, Py_ssize_t j0, Py_ssize_t n,
                                                        Py_ssize_t w, const CYR_T *mean,
                                                        const CYR_T *k, const CYR_T *mdy,
-                                                       const CYR_T *A, CYR_BN_PAR a) {
+                                                       const CYR_T *A, CYR_BN_GATEP a) {
     Py_ssize_t i = 0, j = j0;
     while (i < n) {
         const Py_ssize_t len = n - i < w - j ? n - i : w - j;
         switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN)                                                          \
     CYR_NAME(bn_dx_row_impl)(ACT, TRAIN, dy + i, x + i, y ? y + i : NULL, dx + i, len,    \
-                             mean + j, k + j, mdy + j, A + j, a)
+                             mean + j, k + j, mdy + j, A + j, CYR_NAME(bn_gatep_at)(a, j))
         CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
         case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
         default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
@@ -936,7 +953,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
                                                   const CYR_T *x, const CYR_T *y, CYR_T *dx,
                                                   Py_ssize_t rows, Py_ssize_t w,
                                                   const CYR_T *mean, const CYR_T *k,
-                                                  const CYR_T *mdy, const CYR_T *A, CYR_BN_PAR a) {
+                                                  const CYR_T *mdy, const CYR_T *A, CYR_BN_GATEP a) {
 #if CYR_HAVE_STREAM
     CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
     const Py_ssize_t n = rows * w;
@@ -947,7 +964,8 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
         if (ahead) {
             cyr_bn_prefetch_run((const char *)(dy + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
             cyr_bn_prefetch_run((const char *)(x + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
-            if (y) cyr_bn_prefetch_run((const char *)(y + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+            if (y && y != x)
+                cyr_bn_prefetch_run((const char *)(y + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
         }
         CYR_NAME(bn_dx_cols_wrap)(act, train, dy + i, x + i, y ? y + i : NULL, tile, i % w,
                                   CYR_BN_TILE_N(CYR_T), w, mean, k, mdy, A, a);
@@ -963,3 +981,4 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
 
 #endif /* CYR_IS_HALF */
 #undef CYR_BN_PAR
+#undef CYR_BN_GATEP

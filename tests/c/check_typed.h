@@ -273,6 +273,12 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
     double *invstd = xmalloc((size_t)C * sizeof(double)), *w = xmalloc((size_t)C * sizeof(double));
     double *b = xmalloc((size_t)C * sizeof(double));
     double *sums = xmalloc((size_t)(2 * C) * sizeof(double)), *sums2 = xmalloc((size_t)(2 * C) * sizeof(double));
+    /* the backward gate's sc and sh per channel or column: 1 and 0 (the derivative at y) */
+    CT *gsc = xmalloc((size_t)W * sizeof(CT)), *gsh = xmalloc((size_t)W * sizeof(CT));
+    for (Py_ssize_t j = 0; j < W; ++j) {
+        gsc[j] = 1;
+        gsh[j] = 0;
+    }
     double *cs = xmalloc((size_t)(4 * W) * sizeof(double));
     CT *colp = xmalloc((size_t)(4 * W) * sizeof(CT));
     uint64_t s = seed;
@@ -420,7 +426,8 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                 ok = 1;
                 for (Py_ssize_t c = 0; c < C; ++c)
                     KN(bn_backward_channel)(dy, x, yg, out, O, C, I, c, mean[c], invstd[c], w[c],
-                                            train, act, a, 0, stream, sums + 2 * c);
+                                            train, act, a, 0, gsc + c, gsh + c, stream,
+                                            sums + 2 * c);
                 for (Py_ssize_t c = 0; c < C && ok; ++c)
                     if (!(TN(close)(sums[2 * c], rs[2 * c], tol_stat, ra[2 * c] + 1e-300) &&
                           TN(close)(sums[2 * c + 1], rs[2 * c + 1], tol_stat, ra[2 * c + 1] + 1e-300))) {
@@ -455,9 +462,10 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                 double *sums1 = xmalloc((size_t)(2 * C) * sizeof(double));
                 for (Py_ssize_t c = 0; c < C; ++c)
                     KN(bn_backward_channel)(dy, x, yg, dx, O, C, I, c, mean[c], invstd[c], w[c],
-                                            train, act, a, 0, 0, sums1 + 2 * c);
+                                            train, act, a, 0, gsc + c, gsh + c, 0,
+                                            sums1 + 2 * c);
                 KN(bn_backward_channels_piped)(dy, x, yg, dx2, O, C, I, 0, C, mean, invstd, w,
-                                               train, act, a, 0, sums2);
+                                               train, act, a, 0, gsc, gsh, sums2);
                 if (memcmp(sums1, sums2, (size_t)(2 * C) * sizeof(double)) == 0 &&
                     TN(bitwise_equal)(dx, dx2, N))
                     pass();
@@ -475,7 +483,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                     s0[j] = s1[j] = 0;
                     cmean[j] = mean[j / I];
                 }
-                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, 0, s0, s1);
+                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, 0, gsc, gsh, s0, s1);
                 for (Py_ssize_t j = 0; j < W && ok; ++j) {
                     double r0 = 0, r1 = 0, q0 = 0, q1 = 0;
                     for (Py_ssize_t o = 0; o < O; ++o) {
@@ -500,7 +508,8 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                         pA[c * I + i] = (CT)A;
                     }
                 }
-                KN(bn_dx_cols)(act, train, dy, x, yg, dx2, O, W, pm, pk, pmdy, pA, a, 0);
+                KN(bn_dx_cols)(act, train, dy, x, yg, dx2, O, W, pm, pk, pmdy, pA, a, 0, gsc,
+                                gsh);
                 for (Py_ssize_t e = 0; e < N && ok; ++e) {
                     const Py_ssize_t c = (e / I) % C;
                     const double A = w[c] * invstd[c];
@@ -523,6 +532,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
     }
     free(x); free(y); free(y2); free(dy); free(dx); free(dx2); free(mean); free(var);
     free(invstd); free(w); free(b); free(sums); free(sums2); free(cs); free(colp);
+    free(gsc); free(gsh);
 }
 
 static void TN(check_batchnorm)(void) {
