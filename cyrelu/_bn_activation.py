@@ -161,9 +161,7 @@ def defer_backward(activation: object, activation_params: object, output: object
     if bias is not None:
         return True
     return activation is not None and (
-        not isinstance(activation, str)
-        or activation not in _table.BN_BACKWARD
-        or output is None
+        not isinstance(activation, str) or activation not in _table.BN_BACKWARD or output is None
     )
 
 
