@@ -97,6 +97,18 @@ def test_opt_level_env_sets_only_the_o_flag(setup_mod, level):
     assert setup_mod.optimisation_flags("msvc", {setup_mod.OPT_LEVEL_ENV: level}) == ["/O2"]
 
 
+def test_debug_info_off_unless_asked(setup_mod):
+    """No debug information by default (-g0 after Python's own -g), kept when
+    CYRELU_DEBUG_INFO is set or $CFLAGS asks for it."""
+    assert setup_mod.optimisation_flags("unix")[-1] == "-g0"
+    assert setup_mod.debug_info_flags({}) == ["-g0"]
+    assert setup_mod.debug_info_flags({"CFLAGS": "-O2 -g0"}) == ["-g0"]
+    assert setup_mod.debug_info_flags({setup_mod.DEBUG_INFO_ENV: "1"}) == []
+    for cflags in ("-g", "-fsanitize=address -g", "-g1", "-ggdb3"):
+        assert setup_mod.debug_info_flags({"CFLAGS": cflags}) == []
+        assert "-g0" not in setup_mod.optimisation_flags("unix", {"CFLAGS": cflags})
+
+
 @pytest.mark.parametrize("bad", ["fast", "4", "-O1", "s"])
 def test_opt_level_env_rejects_other_values(setup_mod, bad):
     with pytest.raises(ValueError, match="CYRELU_OPT_LEVEL"):
