@@ -193,16 +193,16 @@ def test_each_forward_path_fuses_the_activations(rng, path, dtype, activation, a
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize(
     "activation,ap,source,dtype",
-    [("relu", None, "output", np.float32), ("relu", None, "bias", np.float32),
+    [("relu", None, "output", np.float32),
      ("hardtanh", {"min_val": -0.5, "max_val": 2.0}, "output", np.float64),
-     ("hardtanh", None, "bias", np.float32), ("leaky_relu", {"alpha": -0.2}, "bias", np.float64)],
+     ("leaky_relu", {"alpha": -0.2}, "bias", np.float64), ("hardtanh", None, "bias", np.float32)],
 )  # fmt: skip
 def test_each_backward_path_gates_by_the_activations(rng, path, dtype, activation, ap, source):
     """The fused backward on every backward path (pipelined included): the derivative read
     at the output, or at the pre-activation the kernels recompute from x and bias=, gives
     the bits of the composed path (the activation's own backward at the output or at the
-    forward's pre-activation, then BatchNorm's backward), for every thread count and for
-    an output one element off alignment."""
+    forward's pre-activation, then BatchNorm's backward), for 1 and 3 threads and for an
+    output one element off alignment."""
     from cyrelu.batchnorm import _gated
 
     _needs_threads()
@@ -220,7 +220,7 @@ def test_each_backward_path_gates_by_the_activations(rng, path, dtype, activatio
                    y if source == "output" else None, axis, None)  # fmt: skip
     for training in (True, False):
         want = batch_norm_backward(gated, x, m, s, w, training=training, axis=axis)
-        for nt, offset in [(1, 0), (2, 0), (3, 0), (2, 1)]:
+        for nt, offset in [(1, 0), (3, 0), (2, 1)]:
             buf = np.empty(x.size + 1, dtype)
             dx = buf[offset : offset + x.size].reshape(shape)
             got = batch_norm_backward(dy, x, m, s, w, training=training, axis=axis, out=dx,
