@@ -128,6 +128,18 @@ def test_backward_gates_by_each_listed_activation(name, shape, axis, dtype):
     assert not np.allclose(fused[0], plain[0])
 
 
+def _backward_case(name, ap, shape, axis, dtype, seed):
+    """Data, the training forward with activation ``name`` (parameters ``ap`` by name)
+    and a grad_output: (x, w, b, y, mean, invstd, g)."""
+    x, w, b, _, _ = _data(shape, axis, dtype)
+    y, mean, invstd = cyrelu.batch_norm(
+        x, weight=w, bias=b, training=True, axis=axis, activation=name, activation_params=ap,
+        return_stats=True,
+    )  # fmt: skip
+    g = np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+    return x, w, b, y, mean, invstd, g
+
+
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1)])
@@ -136,13 +148,8 @@ def test_fused_backward_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, t
     """float32/float64: the fused backward gives the bits of the activation's own backward
     on the output, then BatchNorm's backward, with the activation's parameters (a and b:
     hardtanh's bounds, leaky_relu's alpha) given by name, not the defaults."""
-    x, w, b, _, _ = _data(shape, axis, dtype)
     ap = NON_DEFAULT.get(name, {"alpha": 0.3} if name == "leaky_relu" else None)
-    y, mean, invstd = cyrelu.batch_norm(
-        x, weight=w, bias=b, training=True, axis=axis, activation=name, activation_params=ap,
-        return_stats=True,
-    )  # fmt: skip
-    g = np.random.default_rng(6).standard_normal(shape).astype(dtype)
+    x, w, _, y, mean, invstd, g = _backward_case(name, ap, shape, axis, dtype, seed=6)
     kw = dict(training=training, axis=axis)
     fused = cyrelu.batch_norm_backward(
         g, x, mean, invstd, w, activation=name, activation_params=ap, output=y, **kw
@@ -169,18 +176,13 @@ def test_fused_backward_at_the_preactivation_is_the_two_calls(name, shape, axis,
     the activation's parameters by name; leaky_relu's alpha may be negative there."""
     from cyrelu.batchnorm import _gated
 
-    x, w, b, _, _ = _data(shape, axis, dtype)
     ap = NON_DEFAULT.get(name, {"alpha": -0.3} if name == "leaky_relu" else None)
-    _, mean, invstd = cyrelu.batch_norm(
-        x, weight=w, bias=b, training=True, axis=axis, activation=name, activation_params=ap,
-        return_stats=True,
-    )  # fmt: skip
-    g = np.random.default_rng(7).standard_normal(shape).astype(dtype)
+    x, w, b, _, mean, invstd, g = _backward_case(name, ap, shape, axis, dtype, seed=7)
     kw = dict(training=training, axis=axis)
     fused = cyrelu.batch_norm_backward(
         g, x, mean, invstd, w, activation=name, activation_params=ap, bias=b, **kw
     )
-    values = tuple((ap or {}).values()) if name != "leaky_relu" else (-0.3,)
+    values = tuple((ap or {}).values())  # in the table's order
     gated = _gated(name, values, g, x, mean, invstd, w, b, None, axis, None)
     want = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, **kw)
     for got, ref in zip(fused, want, strict=True):

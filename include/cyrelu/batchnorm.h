@@ -57,46 +57,31 @@
     case CYR_ACT_##NAME: if (!CYR_BN_IS_SPECIAL(CYR_ACT_##NAME)) CYR_BN_CALL(CYR_ACT_##NAME); break;
 
 /* The fused activation's parameters through the forward kernels: its a and b (0 where
- * it has fewer; cyrelu/cuda/activation_table.h), in the arithmetic's type. */
-typedef struct { float a, b; } cyr_bn_par_float;
-typedef struct { double a, b; } cyr_bn_par_double;
-static inline cyr_bn_par_float cyr_bn_par_make_float(float a, float b) {
-    cyr_bn_par_float p;
-    p.a = a;
-    p.b = b;
-    return p;
-}
-static inline cyr_bn_par_double cyr_bn_par_make_double(double a, double b) {
-    cyr_bn_par_double p;
-    p.a = a;
-    p.b = b;
-    return p;
-}
-/* The backward's gate: the activation's a and b, and where its derivative is taken:
+ * it has fewer; cyrelu/cuda/activation_table.h), in the arithmetic's type.
+ * The backward's gate: the activation's a and b, and where its derivative is taken:
  * at src * sc[c] + sh[c] per channel (or column), src being the forward's output (sc 1,
  * sh 0) or x (sc and sh the forward's scale and shift: the pre-activation recomputed).
  * The pointers are the kernel's channel's (or first column's); always valid. */
-typedef struct { float a, b; const float *sc, *sh; } cyr_bn_gatep_float;
-typedef struct { double a, b; const double *sc, *sh; } cyr_bn_gatep_double;
-static inline cyr_bn_gatep_float cyr_bn_gatep_make_float(float a, float b, const float *sc,
-                                                         const float *sh) {
-    cyr_bn_gatep_float p;
-    p.a = a;
-    p.b = b;
-    p.sc = sc;
-    p.sh = sh;
-    return p;
+#define CYR_BN_PARAM_TYPES(T)                                                              \
+typedef struct { T a, b; } cyr_bn_par_##T;                                                 \
+typedef struct { T a, b; const T *sc, *sh; } cyr_bn_gatep_##T;                             \
+static inline cyr_bn_par_##T cyr_bn_par_make_##T(T a, T b) {                               \
+    cyr_bn_par_##T p;                                                                      \
+    p.a = a;                                                                               \
+    p.b = b;                                                                               \
+    return p;                                                                              \
+}                                                                                          \
+static inline cyr_bn_gatep_##T cyr_bn_gatep_make_##T(T a, T b, const T *sc, const T *sh) { \
+    cyr_bn_gatep_##T p;                                                                    \
+    p.a = a;                                                                               \
+    p.b = b;                                                                               \
+    p.sc = sc;                                                                             \
+    p.sh = sh;                                                                             \
+    return p;                                                                              \
 }
-static inline cyr_bn_gatep_double cyr_bn_gatep_make_double(double a, double b,
-                                                           const double *sc,
-                                                           const double *sh) {
-    cyr_bn_gatep_double p;
-    p.a = a;
-    p.b = b;
-    p.sc = sc;
-    p.sh = sh;
-    return p;
-}
+CYR_BN_PARAM_TYPES(float)
+CYR_BN_PARAM_TYPES(double)
+#undef CYR_BN_PARAM_TYPES
 #define CYR_BN_CASE2_(name, NAME) \
     case 2 * CYR_ACT_##NAME + 1: CYR_BN_CALL(CYR_ACT_##NAME, 1); break; \
     case 2 * CYR_ACT_##NAME: CYR_BN_CALL(CYR_ACT_##NAME, 0); break;
