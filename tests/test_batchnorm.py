@@ -776,9 +776,12 @@ def test_chunked_channel_statistics(rng):
 def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits, for
-    float32, float64 and float16 data.  The last two shapes (from the planner's cache
-    sizes) take the pipelined backward with the AVX2/AVX-512 copies (whose lane loops
-    are intrinsics) and the plain per-channel backward with the baseline copy."""
+    float32, float64 and float16 data, the backward's derivative taken from the output
+    and from ``bias=``.  The row-layout shapes have widths with whole vectors of
+    columns and a remainder, and more columns than one gated run (64) of the row
+    backward's reduction.  The last two shapes (from the planner's cache sizes) take
+    the pipelined backward with the AVX2/AVX-512 copies (whose lane loops are
+    intrinsics) and the plain per-channel backward with the baseline copy."""
     import hashlib
     import os
     import subprocess
@@ -789,6 +792,7 @@ def test_instruction_set_copies_give_identical_bits():
         "h = hashlib.sha256()\n"
         "rng = np.random.default_rng(7)\n"
         "for shape, axis in (((4, 6, 9, 11), 1), ((300, 6), 1), ((5, 7, 6), -1),"
+        " ((203, 37), 1), ((101, 150), 1), ((6, 9, 70), -1),"
         " ((700, 2, 400), 1), (%r, 1), (%r, 1)):\n"
         "    for dt in (np.float32, np.float64, np.float16):\n"
         "        pt = np.float32 if dt == np.float16 else dt\n"
@@ -799,8 +803,11 @@ def test_instruction_set_copies_give_identical_bits():
         "        rm, rv = np.zeros(C, pt), np.ones(C, pt)\n"
         "        y, m, s = cyrelu.batch_norm(x, rm, rv, w, None, True, axis=axis,\n"
         "                                    activation='leaky_relu', return_stats=True)\n"
-        "        for a in (y, m, s, rm, rv) + cyrelu.batch_norm_backward(\n"
+        "        yb = cyrelu.batch_norm(x, rm, rv, w, w, True, axis=axis, activation='relu')\n"
+        "        for a in (y, m, s, rm, rv, yb) + cyrelu.batch_norm_backward(\n"
         "                dy, x, m, s, w, axis=axis, activation='leaky_relu', output=y) + (\n"
+        "                cyrelu.batch_norm_backward(\n"
+        "                dy, x, m, s, w, axis=axis, activation='relu', bias=w)) + (\n"
         "                cyrelu.batch_norm(x, rm, rv, w, w, axis=axis),):\n"
         "            h.update(np.ascontiguousarray(a).tobytes())\n"
         "print(h.hexdigest())\n"

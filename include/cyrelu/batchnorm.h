@@ -97,6 +97,9 @@ CYR_BN_PARAM_TYPES(double)
 /* Independent accumulators in the reductions: lanes the compiler can keep in
  * vector registers without reassociating a single sum (no -ffast-math needed). */
 #define CYR_BN_LANES 16
+/* elements gated at a time into an L1 buffer by the backward's reductions (bn_gate_run):
+ * a multiple of CYR_BN_LANES */
+#define CYR_BN_GATE_RUN 256
 
 /* Loads of consecutive elements widened to double, for the reductions' lane loops
  * written with AVX2 / AVX-512 intrinsics (bn_dot_acc_impl): the name's suffix is the
