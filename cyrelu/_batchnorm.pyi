@@ -126,6 +126,9 @@ def partial_sums(
     beta: float,
     sums: NDArray[np.float64],
     num_threads: int | None,
+    invstd: NDArray[np.floating] | None = ...,
+    weight: NDArray[np.floating] | None = ...,
+    bias: NDArray[np.floating] | None = ...,
 ) -> None: ...
 def partial_dx(
     dy: NDArray[np.floating],
@@ -145,4 +148,5 @@ def partial_dx(
     alpha: float,
     beta: float,
     num_threads: int | None,
+    bias: NDArray[np.floating] | None = ...,
 ) -> None: ...

@@ -1415,18 +1415,23 @@ def finish_stats(cnp.ndarray mean not None, cnp.ndarray var not None, double eps
 
 def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
                  Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, cnp.ndarray mean not None,
-                 int act, double alpha, double beta, cnp.ndarray sums not None, num_threads):
+                 int act, double alpha, double beta, cnp.ndarray sums not None, num_threads,
+                 cnp.ndarray invstd=None, cnp.ndarray weight=None, cnp.ndarray bias=None):
     """backward's first pass over (outer, C, inner) data that is part of a larger batch:
     sums[c] = (sum(g), sum(g * (x - mean[c]))), g = dy gated by act, into the contiguous
-    float64 (C, 2) array sums; mean: the whole batch's."""
+    float64 (C, 2) array sums; mean: the whole batch's.  The gate reads the forward's
+    output y, or, with bias (y None), the pre-activation recomputed from x, the batch's
+    mean and invstd, weight (None: 1) and bias, as backward's from_z."""
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef const void *dyp = cnp.PyArray_DATA(dy)
     cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef bint from_z = bias is not None
+    cdef const void *yp = xp if from_z else (NULL if y is None else cnp.PyArray_DATA(y))
     cdef double *sp = <double *>cnp.PyArray_DATA(sums)
-    cdef _Chan ma = _chan(mean, 0.0)
+    cdef _Chan ma = _chan(mean, 0.0), ia = _chan(invstd, 0.0)
+    cdef _Chan wa = _chan(weight, 1.0), ba = _chan(bias, 0.0)
     cdef Py_ssize_t w = C * inner, size = outer * w
     cdef bint rows = inner < CHANNEL_MIN_INNER
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
@@ -1448,16 +1453,23 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef Py_ssize_t rep = inner if rows else 1
     cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
     cdef void *block
-    cdef char *s = _scratch(cb + 2 * gb_ + cols_bytes + group_bytes, &block)
+    cdef char *s = _scratch(2 * cb + 2 * gb_ + cols_bytes + group_bytes, &block)
     cdef double *mv = <double *>s
-    cdef void *gsc = s + cb
-    cdef void *gsh = s + cb + gb_
-    cdef double *mean_cols = <double *>(s + cb + 2 * gb_)
-    cdef double *gs = <double *>(s + cb + 2 * gb_ + cols_bytes)
+    cdef double *iv = <double *>(s + cb)  # from_z only
+    cdef void *gsc = s + 2 * cb
+    cdef void *gsh = s + 2 * cb + gb_
+    cdef double *mean_cols = <double *>(s + 2 * cb + 2 * gb_)
+    cdef double *gs = <double *>(s + 2 * cb + 2 * gb_ + cols_bytes)
+    if from_z and invstd is None:
+        raise ValueError("partial_sums: bias needs invstd")
+    if act != 0 and yp == NULL:
+        raise ValueError("partial_sums: an activation needs y or bias")
     with nogil:
         _load(ma, C, mv)
+        if from_z:
+            _load(ia, C, iv)
         memset(sp, 0, 2 * C * sizeof(double))
-        _gate_coefs(False, ma, mv, ma, ma, C, rep, f32, gsc, gsh)
+        _gate_coefs(from_z, _doubles(mv), iv, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, beta,
                       gsc, gsh, gs, gstride, gsize, groups, nt, sp)
@@ -1472,25 +1484,30 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
                cnp.ndarray dx not None, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                cnp.ndarray mean not None, cnp.ndarray invstd not None, cnp.ndarray weight,
                cnp.ndarray sums not None, double n, bint train, int act, double alpha,
-               double beta, num_threads):
+               double beta, num_threads, cnp.ndarray bias=None):
     """backward's input gradient for (outer, C, inner) data that is part of a larger
     batch, from that batch's sums (partial_sums, summed: a contiguous float64 (C, 2)
     array) over n values per channel; mean and invstd: the batch's (save_mean,
-    save_invstd).  weight None: 1."""
+    save_invstd).  weight None: 1.  The gate reads y, or with bias (y None) the
+    pre-activation recomputed from x, as partial_sums'."""
     cdef int nt = resolve_threads(num_threads)
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef const void *dyp = cnp.PyArray_DATA(dy)
     cdef const void *xp = cnp.PyArray_DATA(x)
-    cdef const void *yp = NULL if y is None else cnp.PyArray_DATA(y)
+    cdef bint from_z = bias is not None
+    cdef const void *yp = xp if from_z else (NULL if y is None else cnp.PyArray_DATA(y))
     cdef void *dxp = cnp.PyArray_DATA(dx)
     cdef const double *sp = <const double *>cnp.PyArray_DATA(sums)
     cdef _Chan ma = _chan(mean, 0.0), ia = _chan(invstd, 0.0), wa = _chan(weight, 1.0)
+    cdef _Chan ba = _chan(bias, 0.0)
     cdef Py_ssize_t w = C * inner, size = outer * w, c
     cdef bint rows = inner < CHANNEL_MIN_INNER
     cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
     cdef Py_ssize_t params_bytes = 4 * w * (4 if f32 else 8) if rows else 0
     cdef int cnt, stream
+    if act != 0 and yp == NULL:
+        raise ValueError("partial_dx: an activation needs y or bias")
     if size == 0:
         return
     # per channel: mean, invstd, w, then the gate's sc and sh (1 and 0: the derivative
@@ -1511,7 +1528,7 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _load(ma, C, mv)
         _load(ia, C, iv)
         _load(wa, C, wv)
-        _gate_coefs(False, ma, iv, wa, wa, C, rep, f32, gsc, gsh)
+        _gate_coefs(from_z, _doubles(mv), iv, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
             _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
             _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, gsc,

@@ -151,18 +151,21 @@ def kernel_params(
 
 
 def defer_backward(activation: object, activation_params: object, output: object,
-                   bias: object) -> bool:  # fmt: skip
+                   bias: object, *, from_bias: bool = False) -> bool:  # fmt: skip
     """Whether a backend's batch_norm_backward hands the call to
-    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): ``bias`` given, or an
-    activation the kernels do not fuse into the backward, or one without ``output``.  A
+    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): an activation the kernels
+    do not fuse into the backward, or one with neither ``output`` nor (where the backend's
+    kernels recompute the pre-activation: ``from_bias``) ``bias``; without ``from_bias``,
+    any ``bias``.  ``output`` is preferred where both are given, as the NumPy path does.  A
     fused activation's parameters (``alpha``, ``activation_params``) the backend takes
     itself (:func:`kernel_params`)."""
     del activation_params  # the backend's kernel_params call checks them
-    if bias is not None:
+    if bias is not None and not from_bias:
         return True
-    return activation is not None and (
-        not isinstance(activation, str) or activation not in _table.BN_BACKWARD or output is None
-    )
+    if activation is None:
+        return False
+    fused = isinstance(activation, str) and activation in _table.BN_BACKWARD
+    return not fused or (output is None and bias is None)
 
 
 def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:

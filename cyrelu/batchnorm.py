@@ -352,7 +352,7 @@ def batch_norm_backward(
     ``bias``; neither given is a ValueError.
 
     "relu", "leaky_relu", "relu6" and "hardtanh" are fused into the backward's own two
-    passes (no pass of their own): from ``output``, or, for NumPy data, at the
+    passes (no pass of their own): from ``output``, or, for NumPy and Dask data, at the
     pre-activation the kernels recompute from ``x`` and ``bias`` in the same passes
     (there leaky_relu's alpha may be any real).  The latter reads one array less, so
     ``bias`` without ``output`` is the fastest form of these.  The other activations take
@@ -381,14 +381,15 @@ def batch_norm_backward(
             return fast
     values = _act.params(activation, alpha, activation_params)
     # where the kernels take the activation's derivative: at the output (the forward's
-    # own values: preferred), else, for NumPy data with bias=, at the pre-activation they
-    # recompute (from_z; the GPU and Dask backends compose that case)
+    # own values: preferred), else, with bias=, at the pre-activation they recompute
+    # (from_z: NumPy data, and the backends whose kernels do it, Dask's; the GPU
+    # backend composes that case)
     from_y = _act.fused_backward(activation, values, output)
-    from_z = (
-        not from_y
-        and _act.fused_backward_z(activation, bias)
-        and backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out) is None
-    )
+    from_z = False
+    be = None
+    if not from_y and _act.fused_backward_z(activation, bias):
+        be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
+        from_z = be is None or getattr(be, "BATCH_NORM_BACKWARD_FROM_BIAS", False)
     if not (from_y or from_z):
         # gate grad_output by the derivative first, then the plain backward
         g = _gated(
@@ -406,11 +407,8 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    be = (
-        None
-        if from_z
-        else backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
-    )
+    if not from_z:
+        be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
             grad_output,
@@ -424,6 +422,7 @@ def batch_norm_backward(
             alpha=alpha,
             activation_params=activation_params,
             output=output,
+            bias=bias if from_z else None,
             out=out,
             num_threads=num_threads,
         )

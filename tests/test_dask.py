@@ -287,6 +287,67 @@ def test_batch_norm_backward_hardtanh_bounds(client, rng, shape, axis, chunks):
 
 
 @pytest.mark.parametrize(
+    "activation,ap", [("relu", None), ("hardtanh", {"min_val": -0.5, "max_val": 0.25}),
+                      ("leaky_relu", {"alpha": -0.3})],
+)  # fmt: skip
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, chunks,
+                                       activation, ap):  # fmt: skip
+    """With bias= and no output=, each chunk's kernels take the activation's derivative at
+    the pre-activation they recompute from x, the statistics, weight and bias: nothing
+    is composed, and the public function gives the backend the call.  relu's and
+    hardtanh's derivative at the output is the same, so the result is bitwise the
+    backward from output= over the same chunks; leaky_relu with a negative slope, which
+    the output cannot give, against NumPy's backward with bias=."""
+    from cyrelu import batchnorm as cbn
+    from cyrelu.dask import batchnorm as dbn
+
+    C = shape[axis % len(shape)]
+    xn, gn, w, b = _data(rng, shape), _data(rng, shape), _data(rng, C), _data(rng, C)
+    kw = dict(axis=axis, activation=activation, activation_params=ap)
+    y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, b, True, return_stats=True, **kw)
+    want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, bias=b, **kw)
+    x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)
+
+    def composed(*args, **kwargs):
+        raise AssertionError("composed (gated in a pass of its own)")
+
+    monkeypatch.setattr(cbn, "_gated", composed)
+    public = cyrelu.batch_norm_backward(g, x, mean, invstd, w, bias=b, **kw)
+    monkeypatch.setattr(cyrelu, "batch_norm_backward", composed)
+    gi, gw, gb = dbn.batch_norm_backward(g, x, mean, invstd, w, bias=b, **kw)
+    got = gi.compute()
+    # the public function hands the call to the backend as it is (the same graph)
+    np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
+    np.testing.assert_array_equal(public[1], gw)
+    np.testing.assert_array_equal(public[2], gb)
+    if activation != "leaky_relu":
+        y = da.from_array(y_np, chunks=chunks)
+        gi_y, gw_y, gb_y = dbn.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
+        np.testing.assert_array_equal(_bits(got), _bits(gi_y.compute()))
+        np.testing.assert_array_equal(gw, gw_y)
+        np.testing.assert_array_equal(gb, gb_y)
+    np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
+    scale = np.abs(want[0]).max()
+    np.testing.assert_allclose(got, want[0], rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
+    # grad_bias against a float64 reference: dy gated at the recomputed pre-activation
+    ax = axis % len(shape)
+    red = tuple(d for d in range(len(shape)) if d != ax)
+    z = (xn.astype(F64) - np.expand_dims(mean.astype(F64), red)) * np.expand_dims(
+        (invstd * w).astype(F64), red
+    ) + np.expand_dims(b.astype(F64), red)
+    g64 = gn.astype(F64)
+    if activation == "relu":
+        g64 = np.where(z > 0, g64, 0.0)
+    elif activation == "hardtanh":
+        g64 = np.where((z > -0.5) & (z < 0.25), g64, 0.0)
+    else:
+        g64 = np.where(z > 0, g64, -0.3 * g64)
+    np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
     "activation,training", [(None, True), ("relu", True), ("leaky_relu", False)]
 )
 @pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)

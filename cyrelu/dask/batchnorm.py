@@ -320,6 +320,9 @@ def _sums_block(
     x: NDArray[Any],
     y: NDArray[Any] | None,
     mean: NDArray[Any],
+    invstd: NDArray[Any] | None,
+    w: NDArray[Any] | None,
+    b: NDArray[Any] | None,
     *,
     ax: int,
     act: int,
@@ -327,15 +330,20 @@ def _sums_block(
     beta: float,
     num_threads: int | None,
 ) -> Float64:
-    """One chunk's per-channel (sum(g), sum(g * (x - mean))), g gated by the activation,
-    shaped as the chunk with every axis but the channel axis of length 1, and a last
+    """One chunk's per-channel (sum(g), sum(g * (x - mean))), g gated by the activation
+    (at the output y, or with b at the pre-activation recomputed from x, invstd, w and
+    b), shaped as the chunk with every axis but the channel axis of length 1, and a last
     axis of 2."""
     g3, x3 = G.box(g, ax), G.box(x, ax)
     y3 = None if y is None else G.box(y, ax)
     outer, C, inner = x3.shape
     sums = np.empty((C, 2), dtype=np.float64)
+    z: tuple[Float64, ...] = ()
+    if b is not None:
+        assert invstd is not None and w is not None
+        z = (_chunk_values(invstd), _chunk_values(w), _chunk_values(b))
     _k.partial_sums(
-        g3, x3, y3, outer, C, inner, _chunk_values(mean), act, alpha, beta, sums, num_threads
+        g3, x3, y3, outer, C, inner, _chunk_values(mean), act, alpha, beta, sums, num_threads, *z
     )
     shape = [1] * x.ndim + [2]
     shape[ax] = C
@@ -351,6 +359,7 @@ def _dx_block(
     w: NDArray[Any],
     s0: NDArray[Any],
     s1: NDArray[Any],
+    b: NDArray[Any] | None,
     *,
     ax: int,
     n: float,
@@ -361,7 +370,7 @@ def _dx_block(
     num_threads: int | None,
 ) -> NDArray[Any]:
     """One chunk of grad_input, from the whole batch's per-channel sums (s0, s1) over
-    n values per channel."""
+    n values per channel; the gate as _sums_block's."""
     g3, x3 = G.box(g, ax), G.box(x, ax)
     y3 = None if y is None else G.box(y, ax)
     outer, C, inner = x3.shape
@@ -385,6 +394,7 @@ def _dx_block(
         alpha,
         beta,
         num_threads,
+        None if b is None else _chunk_values(b),
     )
     return dx3.reshape(x.shape)
 
@@ -408,7 +418,7 @@ def batch_norm_backward(
 ) -> Any:
     """:func:`cyrelu.batch_norm_backward` for dask arrays: ``grad_input`` lazy,
     ``grad_weight`` and ``grad_bias`` NumPy arrays from one reduction pass."""
-    if _act.defer_backward(activation, activation_params, output, bias):
+    if _act.defer_backward(activation, activation_params, output, bias, from_bias=True):
         return cyrelu.batch_norm_backward(
             grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
             activation=activation, alpha=alpha, activation_params=activation_params,
@@ -428,14 +438,17 @@ def batch_norm_backward(
         per_channel(save_invstd, "save_invstd", C, required=True), dtype=np.float64
     )
     w64 = _float64(per_channel(weight, "weight", C), C, 1.0)
+    # the gate: at the forward's output where given, else (defer_backward: bias given) at
+    # the pre-activation each chunk's kernels recompute from x, the statistics, weight
+    # and bias, as the NumPy path does
     yd = None
+    b64 = None
     if act != _table.NONE:
-        if output is None:
-            raise ValueError(
-                "output (the forward's result) is required with activation=%r" % activation
-            )
-        yd = G.like(output, "output", xd, "x")
-        check_same("output", yd, "x", xd)
+        if output is not None:
+            yd = G.like(output, "output", xd, "x")
+            check_same("output", yd, "x", xd)
+        else:
+            b64 = _float64(per_channel(bias, "bias", C), C, 0.0)
     # the parameter gradients' dtype: weight's, else float32 (float64 for float64 data)
     pdtype = np.asarray(weight).dtype if weight is not None else stats_dtype(xd.dtype)
 
@@ -444,6 +457,13 @@ def batch_norm_backward(
     reduced = tuple(i for i in ind if i != ax)
     y_arg: tuple[Any, Any] = (None, None) if yd is None else (yd, ind)
     mean_d = G.per_channel_chunks(mean64, xd, ax)
+    z_args: tuple[Any, ...] = (None, None) * 3  # invstd, w, b for the recomputed gate
+    b_arg: tuple[Any, Any] = (None, None)
+    if b64 is not None:
+        z_args = tuple(
+            a for v in (invstd64, w64, b64) for a in (G.per_channel_chunks(v, xd, ax), (ax,))
+        )
+        b_arg = z_args[4:]
     per_block = da.blockwise(
         _sums_block,
         (*ind, xd.ndim),
@@ -454,6 +474,7 @@ def batch_norm_backward(
         *y_arg,
         mean_d,
         (ax,),
+        *z_args,
         new_axes={xd.ndim: 2},
         adjust_chunks={i: 1 for i in reduced},
         dtype=np.float64,
@@ -481,6 +502,7 @@ def batch_norm_backward(
             for v in (mean64, invstd64, w64, sums[:, 0], sums[:, 1])
             for a in (G.per_channel_chunks(np.ascontiguousarray(v), xd, ax), (ax,))
         ),
+        *b_arg,
         dtype=xd.dtype,
         meta=xd._meta,
         ax=ax,
