@@ -62,3 +62,23 @@ def test_kernel_check_passes(tmp_path):
         and lines[-1].startswith("kernel_check: ")
         and lines[-1].endswith(" passed, 0 failed")
     ), run.stdout[-2000:]
+
+
+def test_kernel_cost_benchmark_compiles(tmp_path):
+    """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element) still
+    compiles against the headers' entry points, warnings as errors."""
+    bench = ROOT / "benchmarks" / "bn_kernel_cost.c"
+    if not bench.is_file():
+        pytest.skip("needs the source tree's benchmarks/")
+    cmd = [
+        *_compiler(),
+        "-O0",
+        "-fsyntax-only",
+        "-Wall",
+        "-Werror",
+        "-I" + str(ROOT / "tests" / "c" / "shim"),
+        "-I" + str(ROOT / "include"),
+        str(bench),
+    ]
+    build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-4000:]
