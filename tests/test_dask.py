@@ -288,7 +288,7 @@ def test_batch_norm_backward_hardtanh_bounds(client, rng, shape, axis, chunks):
 
 @pytest.mark.parametrize(
     "activation,ap", [("relu", None), ("hardtanh", {"min_val": -0.5, "max_val": 0.25}),
-                      ("leaky_relu", {"alpha": -0.3})],
+                      ("leaky_relu", {"alpha": -0.3}), ("leaky_relu", -0.3)],
 )  # fmt: skip
 @pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
 def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, chunks,
@@ -304,7 +304,8 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
 
     C = shape[axis % len(shape)]
     xn, gn, w, b = _data(rng, shape), _data(rng, shape), _data(rng, C), _data(rng, C)
-    kw = dict(axis=axis, activation=activation, activation_params=ap)
+    kw = dict(axis=axis, activation=activation)  # leaky_relu's slope by name, or as alpha=
+    kw.update(dict(alpha=ap) if isinstance(ap, float) else dict(activation_params=ap))
     y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, b, True, return_stats=True, **kw)
     want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, bias=b, **kw)
     x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)

@@ -36,6 +36,7 @@ from cyrelu._validation import (
     aligned,
     batch_norm_args,
     batch_norm_backward_args,
+    channel_axis,
     check_same,
     per_channel,
     running_stat,
@@ -426,7 +427,11 @@ def batch_norm_backward(
         )  # fmt: skip
     g, xd = G.lazy_pair(grad_output, "grad_output", x, "x")
     G.on_host(xd, "x", "batch_norm_backward")
-    ax, C, act, _ = batch_norm_backward_args(xd.shape, axis, activation, alpha)
+    if activation is not None and output is None:  # from bias (defer_backward): any alpha
+        ax, C = channel_axis(xd.shape, axis)
+        act = _table.code(activation)
+    else:
+        ax, C, act, _ = batch_norm_backward_args(xd.shape, axis, activation, alpha)
     ka, kb = _act.kernel_params(activation, alpha, activation_params, xd.dtype)
     G.check_no_out(out)
     G.check_threads(num_threads)
