@@ -15,11 +15,14 @@ torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged
 
 Every activation with BatchNorm, (32, 64, 56, 56) NCHW float32 (impl "cyrelu-<name>"): the
 training forward with ``activation=<name>`` and its backward with ``bias=`` (the derivative
-at the pre-activation: recomputed in the backward's own passes for the members of
-CYR_BN_BACKWARD_ACTIVATIONS, by a pass of its own for the others), and for the members
+at the pre-activation, recomputed in the backward's own passes: in the loops for the
+members of CYR_BN_BACKWARD_ACTIVATIONS, through L1 tiles for the others), and for the members
 whose derivative the output gives, the backward with ``output=`` too (impl
-"cyrelu-<name>-output"), beside BatchNorm alone (impl "cyrelu") in the same rounds: the
-ratio to BatchNorm alone is read between rows of a case ("train fwd+act", "backward+act").
+"cyrelu-<name>-output"), and for the members taken through the tiles, the same backward
+composed by hand from the public functions (impl "cyrelu-<name>-composed": the
+pre-activation, the activation's backward, BatchNorm's backward), beside BatchNorm alone
+(impl "cyrelu") in the same rounds: the ratio to BatchNorm alone is read between rows of
+a case ("train fwd+act", "backward+act").
 
 float16 rows, (32, 64, 28, 28) NCHW: training forward, inference and backward with
 float16 data (impl "cyrelu-f16", and "torch-f16" where torch runs float16 batch_norm
@@ -171,7 +174,7 @@ def _activation_rows(ctx, rng):
     dy = rng.standard_normal(shape, dtype=np.float32)
     w = rng.uniform(0.5, 2, C).astype(np.float32)
     b = rng.standard_normal(C).astype(np.float32)
-    y, dx = np.empty_like(x), np.empty_like(x)
+    y, dx, z = np.empty_like(x), np.empty_like(x), np.empty_like(x)
     _, sm, si = cyrelu.batch_norm(x, None, None, w, b, True, return_stats=True)
     fwd = {"cyrelu": lambda: cyrelu.batch_norm(x, None, None, w, b, True, out=y, num_threads=nt)}
     bwd = {"cyrelu": lambda: cyrelu.batch_norm_backward(dy, x, sm, si, w, out=dx, num_threads=nt)}
@@ -187,6 +190,10 @@ def _activation_rows(ctx, rng):
             bwd[impl] = lambda name=name, src=src: cyrelu.batch_norm_backward(
                 dy, x, sm, si, w, activation=name, out=dx, num_threads=nt, **src
             )
+        if name not in _activation_table.BN_BACKWARD:  # taken through the kernels' tiles
+            bwd["cyrelu-%s-composed" % name] = lambda name=name: _composed_backward(
+                name, dy, x, sm, si, w, b, z, dx, nt
+            )
     rows = []
     for case, fns, moved in (("train fwd+act", fwd, 2), ("backward+act", bwd, 3)):
         for impl, seconds in _measure(ctx, fns).items():
@@ -194,6 +201,17 @@ def _activation_rows(ctx, rng):
                 harness.row(SUITE, "%s %s" % (case, label), impl, seconds, moved * x.nbytes)
             )
     return rows
+
+
+def _composed_backward(name, dy, x, sm, si, w, b, z, dx, nt, axis=1):
+    """The backward through ``name`` composed by hand from the public functions, as
+    without the fused kernels: the pre-activation (the forward without the activation,
+    in evaluation mode with the saved statistics as running ones: var = 1/invstd^2 - eps),
+    the activation's backward over it in place, then BatchNorm's backward."""
+    rv = 1.0 / (si * si) - 1e-5
+    cyrelu.batch_norm(x, sm, rv, w, b, False, axis=axis, out=z, num_threads=nt)
+    getattr(cyrelu, name + "_backward")(dy, z, out=z, num_threads=nt)
+    return cyrelu.batch_norm_backward(z, x, sm, si, w, axis=axis, out=dx, num_threads=nt)
 
 
 def _torch_half_ok(torch, F, xt, wt, bt):

@@ -87,9 +87,9 @@ int main(void) {
     TIME("rows: column statistics", n,
          cyr_bn_group_colstats_f32(x, rows, w, rows, gm, gv, tm, tv));
     TIME("rows: backward dot", n,
-         cyr_bn_dot_cols_f32(0, dy, x, NULL, rows, w, gm, 0.f, 0.f, one, zero, s0, s1));
+         cyr_bn_dot_cols_f32(0, dy, x, NULL, rows, w, gm, 0.f, 0.f, one, zero, s0, s1, NULL));
     TIME("rows: backward dot, relu from y", n,
-         cyr_bn_dot_cols_f32(1, dy, x, y, rows, w, gm, 0.f, 0.f, one, zero, s0, s1));
+         cyr_bn_dot_cols_f32(1, dy, x, y, rows, w, gm, 0.f, 0.f, one, zero, s0, s1, NULL));
     TIME("rows: dx", n,
          cyr_bn_dx_cols_f32(0, 1, dy, x, NULL, dx, rows, w, fm, fk, fmdy, fA, 0.f, 0.f, one,
                             zero));

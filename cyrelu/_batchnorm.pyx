@@ -142,14 +142,21 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     int cyr_isa_level()
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
+    int cyr_bn_keeps_gate(int act)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
                              float b, const float *sc, const float *sh, double *s0,
-                             double *s1)
+                             double *s1, float *gs)
     void cyr_bn_dot_cols_f64(int act, const double *dy, const double *x, const double *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, double a,
                              double b, const double *sc, const double *sh, double *s0,
-                             double *s1)
+                             double *s1, double *gs)
+    void cyr_bn_dx_cols_gated_f32(int train, float *d, const float *x, Py_ssize_t rows,
+                                  Py_ssize_t w, const float *mean, const float *k,
+                                  const float *mdy, const float *A)
+    void cyr_bn_dx_cols_gated_f64(int train, double *d, const double *x, Py_ssize_t rows,
+                                  Py_ssize_t w, const double *mean, const double *k,
+                                  const double *mdy, const double *A)
     void cyr_bn_dx_cols_f32(int act, int train, const float *dy, const float *x, const float *y,
                             float *dx, Py_ssize_t rows, Py_ssize_t w, const float *mean,
                             const float *k, const float *mdy, const float *A, float a,
@@ -276,11 +283,21 @@ cdef inline void _backward_channels_piped(const floating *dy, const floating *x,
 cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const floating *y,
                            Py_ssize_t rows, Py_ssize_t w, const double *mean, floating a,
                            floating b, const floating *sc, const floating *sh,
-                           double *s) noexcept nogil:
+                           double *s, floating *keep_in) noexcept nogil:
+    # keep_in: NULL, or dx, to keep the gate in (cyr_bn_keeps_gate)
     if floating is float:
-        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w)
+        cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w, keep_in)
     else:
-        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w)
+        cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w, keep_in)
+
+
+cdef inline void _dx_cols_gated(int train, floating *d, const floating *x, Py_ssize_t rows,
+                                Py_ssize_t w, const floating *p) noexcept nogil:
+    # the input gradient from the gate kept in d (dx), in place; p as _dx_cols'
+    if floating is float:
+        cyr_bn_dx_cols_gated_f32(train, d, x, rows, w, p, p + w, p + 2 * w, p + 3 * w)
+    else:
+        cyr_bn_dx_cols_gated_f64(train, d, x, rows, w, p, p + w, p + 2 * w, p + 3 * w)
 
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
@@ -829,7 +846,8 @@ cdef int _backward_plan(Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, Py_ssi
                         bint has_y, int nt, int *stream, int *piped) noexcept nogil:
     """Threads for the per-channel backward, whether dx streams, and whether it is
     pipelined (bn_backward_channels_piped): dx streams, the slabs of two channels (dy,
-    x, and y if fused) fit in 7/8 of the L2 cache, and the AVX2 or AVX-512 kernels run
+    x, and has_y: y if fused, or dx keeping the gate) fit in 7/8 of the L2 cache, and
+    the AVX2 or AVX-512 kernels run
     (the pipelining was measured with their vector lanes; with the baseline copy's
     plain loop it was 5% slower than no pipelining)."""
     cdef Py_ssize_t slab = outer * inner * itemsize * (3 if has_y else 2)
@@ -880,32 +898,34 @@ cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, 
                       Py_ssize_t w, const double *mean_cols, int act, floating a,
                       floating b, const floating *sc, const floating *sh, double *s,
                       Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
-                      int nt) noexcept nogil:
-    # s: one zeroed block of gstride >= 2 * w doubles per group
+                      int nt, floating *keep_in) noexcept nogil:
+    # s: one zeroed block of gstride >= 2 * w doubles per group; keep_in: NULL or dx
+    # (_dot_cols)
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
-                      s + g * gstride)
+                      s + g * gstride, (keep_in + off) if keep_in != NULL else NULL)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
-                      s + g * gstride)
+                      s + g * gstride, (keep_in + off) if keep_in != NULL else NULL)
 
 
 cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
                     Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
                     double *mean_cols, int act, double alpha, double beta, const void *sc,
                     const void *sh, double *s, Py_ssize_t gstride, Py_ssize_t gsize,
-                    Py_ssize_t groups, int nt, double *sums) noexcept nogil:
+                    Py_ssize_t groups, int nt, double *sums, void *keep_in) noexcept nogil:
     """Row layout (outer > 0): sums[2c:2c + 2] = (sum(g), sum(g * (x - mean[c]))), g = dy
-    gated by act (sc, sh: the gate's per-column parameters, _gate_coefs).  Scratch:
-    mean_cols (C * inner doubles, each channel's mean repeated for its inner columns)
-    and s (the groups' sums, groups * gstride doubles), both filled here."""
+    gated by act (sc, sh: the gate's per-column parameters, _gate_coefs), and g stored
+    into keep_in (dx; float32 and float64 data) when it is not NULL.  Scratch: mean_cols
+    (C * inner doubles, each channel's mean repeated for its inner columns) and s (the
+    groups' sums, groups * gstride doubles), both filled here."""
     cdef Py_ssize_t w = C * inner, rows = outer, g, j, c, i
     cdef double t0, t1
     for c in range(C):
@@ -916,7 +936,7 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
                            mean_cols, act, <float>alpha, <float>beta, <const float *>sc,
-                           <const float *>sh, s, gstride, gsize, groups, nt)
+                           <const float *>sh, s, gstride, gsize, groups, nt, <float *>keep_in)
     elif typenum == cnp.NPY_FLOAT16:
         _dot_groups_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y, rows, w,
                       mean_cols, act, <float>alpha, <float>beta, <const float *>sc,
@@ -924,7 +944,7 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     else:
         _dot_groups[double](<const double *>dy, <const double *>x, <const double *>y, rows, w,
                             mean_cols, act, alpha, beta, <const double *>sc,
-                            <const double *>sh, s, gstride, gsize, groups, nt)
+                            <const double *>sh, s, gstride, gsize, groups, nt, <double *>keep_in)
     for g in range(1, groups):
         for j in range(2 * w):
             s[j] += s[g * gstride + j]
@@ -979,6 +999,34 @@ cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, voi
         _dx_rows[double](<const double *>dy, <const double *>x, <const double *>y,
                          <double *>dx, rows, w, <const double *>p, train, act, alpha, beta,
                          <const double *>sc, <const double *>sh, nt)
+
+
+cdef inline void _dx_gated_rows(int typenum, void *dx, const void *x, Py_ssize_t r0,
+                                Py_ssize_t r1, Py_ssize_t w, const void *p,
+                                int train) noexcept nogil:
+    if typenum == cnp.NPY_FLOAT32:
+        _dx_cols_gated[float](train, <float *>dx + r0 * w, <const float *>x + r0 * w, r1 - r0,
+                              w, <const float *>p)
+    else:
+        _dx_cols_gated[double](train, <double *>dx + r0 * w, <const double *>x + r0 * w,
+                               r1 - r0, w, <const double *>p)
+
+
+cdef void _dx_gated_any(int typenum, void *dx, const void *x, Py_ssize_t rows,
+                        Py_ssize_t w, const void *p, int train, int nt) noexcept nogil:
+    """Row layout, float32/float64: the input gradient from the gate the first pass kept in
+    dx (_row_sums' keep_in), in place, in _dx_rows' chunks."""
+    cdef Py_ssize_t chunk, t, r0, nchunks
+    nt = _row_threads(rows, w, nt)
+    if nt <= 1:
+        _dx_gated_rows(typenum, dx, x, 0, rows, w, p, train)
+        return
+    nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
+    chunk = _cdiv(rows, nchunks)
+    for t in prange(nchunks, schedule="dynamic", num_threads=nt):
+        r0 = t * chunk
+        if r0 < rows:
+            _dx_gated_rows(typenum, dx, x, r0, min(rows, r0 + chunk), w, p, train)
 
 
 # ---- the entry points: one per public operation ---------------------------------------
@@ -1136,6 +1184,10 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef Py_ssize_t w = C * inner, size = outer * w, c
     cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
     cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
+    # the gate kept in dx between the passes (float32/float64): the row layout's passes
+    # are told here; the per-channel kernels decide it themselves, by the same rule
+    cdef bint keep = (typenum != cnp.NPY_FLOAT16 and act != CYR_ACT_NONE
+                      and cyr_bn_keeps_gate(act))
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
     cdef Py_ssize_t params_bytes = 0
     cdef int bnt, stream, piped
@@ -1172,14 +1224,18 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _gate_coefs(from_z, _doubles(mean), invstd, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, beta,
-                      gsc, gsh, gs, gstride, gsize, groups, nt, sums)
+                      gsc, gsh, gs, gstride, gsize, groups, nt, sums, dxp if keep else NULL)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
                        params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, gsc,
-                    gsh, nt)
+            if keep:
+                _dx_gated_any(typenum, dxp, xp, outer, w, params, train, nt)
+            else:
+                _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta,
+                        gsc, gsh, nt)
         elif size:
-            bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL and yp != xp, nt,
-                                 &stream, &piped)
+            # a third array in cache per channel: y, or dx holding the kept gate
+            bnt = _backward_plan(outer, C, inner, itemsize, (yp != NULL and yp != xp) or keep,
+                                 nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, dxp, outer, C, inner, mean, invstd, wv, train,
                           act, alpha, beta, gsc, gsh, sums, stream, piped, bnt)
         for c in range(C):
@@ -1472,7 +1528,7 @@ def partial_sums(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         _gate_coefs(from_z, _doubles(mv), iv, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mv, mean_cols, act, alpha, beta,
-                      gsc, gsh, gs, gstride, gsize, groups, nt, sp)
+                      gsc, gsh, gs, gstride, gsize, groups, nt, sp, NULL)
         else:  # the per-channel kernel without dx: its first pass only (invstd, w unused)
             bnt = _backward_plan(outer, C, inner, itemsize, yp != NULL, nt, &stream, &piped)
             _backward_any(typenum, dyp, xp, yp, NULL, outer, C, inner, mv, mv, mv, 1, act,

@@ -10,11 +10,14 @@ CuPy and Dask arrays alike:
 
 - forward (an activation outside BN_FORWARD; none today): batch_norm without the
   activation, then the activation's function applied to the result in place;
-- backward: ``grad_output`` gated by the activation's derivative, then batch_norm's
-  backward without the activation.  The derivative is taken at the pre-activation
-  recomputed from ``x``, the saved statistics, ``weight`` and ``bias`` (``bias=``), or,
-  where it can be read from the output (hardtanh, elu with alpha > 0, celu, selu, and
-  the fused ones), from ``output``.
+- backward, where the backend's kernels do not take the derivative themselves (the
+  NumPy and Dask kernels take every activation at the pre-activation they recompute
+  from ``bias=``, and those of ``BN_BACKWARD`` at ``output``; the CuPy kernels read
+  ``output`` only): ``grad_output`` gated by the activation's derivative, then
+  batch_norm's backward without the activation.  The derivative is taken at the
+  pre-activation recomputed from ``x``, the saved statistics, ``weight`` and ``bias``
+  (``bias=``), or, where it can be read from the output (elu with alpha > 0, celu,
+  selu, and the fused ones), from ``output``.
 
 Parameters: BatchNorm's ``alpha`` is the activation's parameter named alpha (leaky_relu,
 elu, celu; None: its default); ``activation_params`` gives any parameter by name
@@ -110,13 +113,22 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
     )
 
 
-def fused_backward_z(activation: object, bias: object) -> bool:
+def fused_backward_z(activation: object, bias: object, dtype: object = None) -> bool:
     """Whether the BatchNorm kernels (NumPy data) fuse ``activation`` into the backward
-    at the pre-activation they recompute from x, the statistics, weight and ``bias``: a
-    member of CYR_BN_BACKWARD_ACTIVATIONS, with ``bias`` given.  Used where the output
-    cannot give the derivative (:func:`fused_backward`, which keeps the forward's own
-    values, is preferred)."""
-    return bias is not None and isinstance(activation, str) and activation in _table.BN_BACKWARD
+    at the pre-activation they recompute from x, the statistics, weight and ``bias``, for
+    data of ``dtype``: with ``bias`` given, any activation of the table for float32 and
+    float64 data (CYR_BN_BACKWARD_ACTIVATIONS in the kernels' loops, the others through
+    L1 tiles, their gate kept in dx between the passes), those of CYR_BN_BACKWARD_ACTIVATIONS
+    for float16 data.  float16 data cannot keep a float gate in its dx, and taking the
+    derivative in both passes was slower than the composed path (hardswish 1.55-1.91x
+    BatchNorm's backward alone against 1.23-1.56x, gelu 3.6-5.3x against 2.6-3.8x; 2
+    threads, Zen 4).  Used where the output cannot give the derivative
+    (:func:`fused_backward`, which keeps the forward's own values, is preferred)."""
+    if bias is None or not isinstance(activation, str):
+        return False
+    if activation in _table.BN_BACKWARD:
+        return True
+    return activation in _table.TABLE and str(dtype) != "float16"
 
 
 def defer_forward(activation: object, activation_params: object) -> bool:
@@ -153,19 +165,25 @@ def kernel_params(
 def defer_backward(activation: object, activation_params: object, output: object,
                    bias: object, *, from_bias: bool = False) -> bool:  # fmt: skip
     """Whether a backend's batch_norm_backward hands the call to
-    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): an activation the kernels
-    do not fuse into the backward, or one with neither ``output`` nor (where the backend's
-    kernels recompute the pre-activation: ``from_bias``) ``bias``; without ``from_bias``,
-    any ``bias``.  ``output`` is preferred where both are given, as the NumPy path does.  A
-    fused activation's parameters (``alpha``, ``activation_params``) the backend takes
-    itself (:func:`kernel_params`)."""
+    :func:`cyrelu.batch_norm_backward` (as :func:`defer_forward`): without ``from_bias``,
+    any ``bias``, and an activation the kernels do not fuse into the backward from
+    ``output`` (or without ``output``); with ``from_bias`` (the backend's kernels
+    recompute the pre-activation, for every activation), an activation given neither
+    ``output`` nor ``bias``, or ``output`` alone for one whose derivative the kernels do
+    not read there.  Where both are given the backend reads ``output`` if it gives the
+    derivative (:func:`fused_backward`), as the NumPy path does.  A fused activation's
+    parameters (``alpha``, ``activation_params``) the backend takes itself
+    (:func:`kernel_params`)."""
     del activation_params  # the backend's kernel_params call checks them
     if bias is not None and not from_bias:
         return True
     if activation is None:
         return False
-    fused = isinstance(activation, str) and activation in _table.BN_BACKWARD
-    return not fused or (output is None and bias is None)
+    if not isinstance(activation, str) or activation not in _table.TABLE:
+        return True  # the public function's error
+    if bias is not None:
+        return False
+    return output is None or activation not in _table.BN_BACKWARD
 
 
 def apply(activation: str, values: tuple[Any, ...], y: Any, num_threads: int | None) -> Any:

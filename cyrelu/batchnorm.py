@@ -355,8 +355,13 @@ def batch_norm_backward(
     passes (no pass of their own): from ``output``, or, for NumPy and Dask data, at the
     pre-activation the kernels recompute from ``x`` and ``bias`` in the same passes
     (there leaky_relu's alpha may be any real).  The latter reads one array less, so
-    ``bias`` without ``output`` is the fastest form of these.  The other activations take
-    a pass of their own first.
+    ``bias`` without ``output`` is the fastest form of these.  With ``bias``, the other
+    activations are fused too for float32 and float64 NumPy and Dask data: the kernels
+    run the activation's own backward over the recomputed pre-activation in L1 tiles,
+    keeping the gated ``grad_output`` in ``grad_input`` between the two passes (bitwise
+    the activation's backward function, then this one's).  Elsewhere (``output`` for
+    elu, celu and selu; float16 data; CuPy data with ``bias``) the derivative takes a
+    pass of its own first.
 
     ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight`` and
     ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
@@ -387,7 +392,7 @@ def batch_norm_backward(
     from_y = _act.fused_backward(activation, values, output)
     from_z = False
     be = None
-    if not from_y and _act.fused_backward_z(activation, bias):
+    if not from_y and _act.fused_backward_z(activation, bias, getattr(x, "dtype", None)):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
         from_z = be is None or getattr(be, "BATCH_NORM_BACKWARD_FROM_BIAS", False)
     if not (from_y or from_z):

@@ -777,7 +777,8 @@ def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits, for
     float32, float64 and float16 data, the backward's derivative taken from the output
-    and from ``bias=``.  The row-layout shapes have widths with whole vectors of
+    and from ``bias=`` (relu in the kernels' loops; hardswish and gelu through their L1
+    tiles).  The row-layout shapes have widths with whole vectors of
     columns and a remainder, and more columns than one gated run (64) of the row
     backward's reduction.  The last two shapes (from the planner's cache sizes) take
     the pipelined backward with the AVX2/AVX-512 copies (whose lane loops are
@@ -808,6 +809,10 @@ def test_instruction_set_copies_give_identical_bits():
         "                dy, x, m, s, w, axis=axis, activation='leaky_relu', output=y) + (\n"
         "                cyrelu.batch_norm_backward(\n"
         "                dy, x, m, s, w, axis=axis, activation='relu', bias=w)) + (\n"
+        "                cyrelu.batch_norm_backward(\n"
+        "                dy, x, m, s, w, axis=axis, activation='hardswish', bias=w)) + (\n"
+        "                cyrelu.batch_norm_backward(\n"
+        "                dy, x, m, s, w, axis=axis, activation='gelu', bias=w)) + (\n"
         "                cyrelu.batch_norm(x, rm, rv, w, w, axis=axis),):\n"
         "            h.update(np.ascontiguousarray(a).tobytes())\n"
         "print(h.hexdigest())\n"
@@ -961,6 +966,60 @@ def test_pipelined_backward(rng, dtype, activation, training):
     np.testing.assert_allclose(res[0][0], ri, **t)
     np.testing.assert_allclose(res[0][1], rw, rtol=t["rtol"], atol=t["atol"] * 100)
     np.testing.assert_allclose(res[0][2], rb, rtol=t["rtol"], atol=t["atol"] * 100)
+
+
+@pytest.mark.kernel_choice
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["hardswish", "gelu"])
+@pytest.mark.parametrize("training", [True, False])
+def test_pipelined_backward_keeps_the_gate(rng, dtype, activation, training, monkeypatch):
+    """The pipelined backward with an activation taken through L1 tiles from bias= (its
+    gate kept in dx between the passes, pass 1 of one channel alternating with dx of the
+    previous): bitwise the composed path (the activation's own backward at the
+    recomputed pre-activation, then BatchNorm's), for 1, 2 and 3 threads and an
+    unaligned out.  The shape comes from the planner's cache sizes (dx being a third
+    array in cache), so the kernel is reached on any CPU."""
+    if cyrelu._parallel.openmp_version() == 0:
+        pytest.skip("serial build")
+    if cyrelu._parallel.build_info()["isa"] == "baseline":
+        pytest.skip("the pipelined backward runs with the AVX2 / AVX-512 kernels")
+    from cyrelu import _batchnorm, batchnorm as bn_module
+
+    shape = pipelined_shape(np.dtype(dtype).itemsize, True)
+    outer, C = shape[0], shape[1]
+    inner = shape[2] * shape[3]
+    x = (rng.standard_normal(shape) * 2 + 5).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(C).astype(dtype)
+    b = rng.standard_normal(C).astype(dtype)
+    _, m, s = batch_norm(x, None, None, w, b, True, return_stats=True)
+    for nt in (1, 2, 3):
+        assert _batchnorm.backward_pipelined(x, outer, C, inner, True, nt), shape
+    res = []
+    with monkeypatch.context() as mp:
+        mp.setattr(bn_module, "_gated", lambda *a, **k: pytest.fail("composed"))
+        for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
+            buf = np.empty(x.size + 1, dtype=dtype)
+            dx = buf[offset : offset + x.size].reshape(shape)
+            res.append(
+                batch_norm_backward(
+                    dy,
+                    x,
+                    m,
+                    s,
+                    w,
+                    training=training,
+                    activation=activation,
+                    bias=b,
+                    out=dx,
+                    num_threads=nt,
+                )
+            )
+    gated = bn_module._gated(activation, (), dy, x, m, s, w, b, None, 1, None)
+    want = batch_norm_backward(gated, x, m, s, w, training=training)
+    for got in res:
+        for a, b_ in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b_)
 
 
 def test_running_stats_any_stride(rng):

@@ -165,23 +165,39 @@ def test_fused_backward_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, t
         assert not np.array_equal(default[0], fused[0])
 
 
+# parameters other than the defaults for the backward from bias=: leaky_relu's alpha
+# negative (the output could not give the derivative), elu's and celu's other than 1
+NON_DEFAULT_Z = {**NON_DEFAULT, "leaky_relu": {"alpha": -0.3}, "elu": {"alpha": 0.7},
+                 "celu": {"alpha": 1.3}}  # fmt: skip
+
+
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1)])
-@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
-def test_fused_backward_at_the_preactivation_is_the_two_calls(name, shape, axis, dtype, training):
+@pytest.mark.parametrize(
+    "shape,axis",
+    [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1), ((40, 300), 1), ((3, 2, 2600), 1)],
+)
+@pytest.mark.parametrize("name", sorted(table.TABLE))
+def test_fused_backward_at_the_preactivation_is_the_two_calls(
+    name, shape, axis, dtype, training, monkeypatch
+):
     """bias= without output: the kernels take the derivative at the pre-activation they
     recompute from x (the forward's scale and shift), bit for bit the composed path (the
     forward's normalising pass, the activation's own backward, then BatchNorm's), with
-    the activation's parameters by name; leaky_relu's alpha may be negative there."""
+    the activation's parameters by name; leaky_relu's alpha may be negative there.
+    Every activation: those outside BN_BACKWARD through the kernels' L1 tiles (rows
+    wider than a tile's columns, channel runs longer than a tile), nothing composed."""
+    from cyrelu import batchnorm as bn_module
     from cyrelu.batchnorm import _gated
 
-    ap = NON_DEFAULT.get(name, {"alpha": -0.3} if name == "leaky_relu" else None)
+    ap = NON_DEFAULT_Z.get(name)
     x, w, b, _, mean, invstd, g = _backward_case(name, ap, shape, axis, dtype, seed=7)
     kw = dict(training=training, axis=axis)
-    fused = cyrelu.batch_norm_backward(
-        g, x, mean, invstd, w, activation=name, activation_params=ap, bias=b, **kw
-    )
+    with monkeypatch.context() as m:
+        m.setattr(bn_module, "_gated", _refuse)  # the kernels take it, or this raises
+        fused = cyrelu.batch_norm_backward(
+            g, x, mean, invstd, w, activation=name, activation_params=ap, bias=b, **kw
+        )
     values = tuple((ap or {}).values())  # in the table's order
     gated = _gated(name, values, g, x, mean, invstd, w, b, None, axis, None)
     want = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, **kw)
@@ -190,23 +206,41 @@ def test_fused_backward_at_the_preactivation_is_the_two_calls(name, shape, axis,
     assert not np.array_equal(fused[0], cyrelu.batch_norm_backward(g, x, mean, invstd, w, **kw)[0])
 
 
-@pytest.mark.parametrize("shape,axis", LAYOUTS)
-@pytest.mark.parametrize("name", sorted(table.BN_BACKWARD))
-def test_fused_backward_at_the_preactivation_float16(name, shape, axis):
+def _refuse(*args, **kwargs):
+    raise AssertionError("composed: the kernels did not take the activation")
+
+
+@pytest.mark.parametrize("shape,axis", [*LAYOUTS, ((40, 300), 1)])
+@pytest.mark.parametrize("name", sorted(table.TABLE))
+def test_fused_backward_at_the_preactivation_float16(name, shape, axis, monkeypatch):
     """float16 data, channel and row layouts: bias= gives the derivative at the
     pre-activation the kernels compute in float (as the forward does, before rounding
     to float16), so the reference gates float32 copies of the data (gating at the
-    float16-rounded value would differ next to the kinks: hardtanh's 0.9999 -> 1.0)."""
+    float16-rounded value would differ next to the kinks: hardtanh's 0.9999 -> 1.0).
+    The activations outside BN_BACKWARD the public function composes for float16 data
+    (faster there); their kernels' path (the float kernels' tiles, the derivative taken
+    in both passes, which Dask's chunks run) is reached by lifting that rule."""
+    from cyrelu import _bn_activation
     from cyrelu.batchnorm import _gated
+
+    assert _bn_activation.fused_backward_z(name, 0.0, np.dtype(np.float32))
+    assert _bn_activation.fused_backward_z(name, 0.0, np.dtype(np.float16)) == (
+        name in table.BN_BACKWARD
+    )
+    monkeypatch.setattr(_bn_activation, "fused_backward_z", lambda *args: True)
 
     x, w, b, _, _ = _data(shape, axis, np.float16)
     _, mean, invstd = cyrelu.batch_norm(
         x, weight=w, bias=b, training=True, axis=axis, return_stats=True
     )
     g = np.random.default_rng(8).standard_normal(shape).astype(np.float16)
-    fused = cyrelu.batch_norm_backward(g, x, mean, invstd, w, axis=axis, activation=name, bias=b)
+    ap = NON_DEFAULT_Z.get(name)
+    fused = cyrelu.batch_norm_backward(
+        g, x, mean, invstd, w, axis=axis, activation=name, activation_params=ap, bias=b
+    )
     x32, g32 = x.astype(np.float32), g.astype(np.float32)
-    gated = _gated(name, (), g32, x32, mean, invstd, w, b, None, axis, None)
+    values = tuple((ap or {}).values())
+    gated = _gated(name, values, g32, x32, mean, invstd, w, b, None, axis, None)
     want = cyrelu.batch_norm_backward(gated, x32, mean, invstd, w, axis=axis)
     tol = 10 * TOL[np.float16]
     for got, ref in zip(fused, want, strict=True):

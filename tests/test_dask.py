@@ -6,6 +6,7 @@ memory, generated and reduced on the workers; argument errors raised at call tim
 Skips when dask or distributed is not installed."""
 
 import logging
+import math
 import os
 import platform
 
@@ -286,9 +287,26 @@ def test_batch_norm_backward_hardtanh_bounds(client, rng, shape, axis, chunks):
     assert not np.allclose(default[2], gb, rtol=1e-3, atol=1e-3)
 
 
+_ERF = np.vectorize(math.erf)
+# the derivatives of test_batch_norm_backward_from_bias's cases, float64
+_DERIVATIVE = {
+    "relu": lambda z: (z > 0) * 1.0,
+    "hardtanh": lambda z: ((z > -0.5) & (z < 0.25)) * 1.0,
+    "leaky_relu": lambda z: np.where(z > 0, 1.0, -0.3),
+    "hardswish": lambda z: np.where(z < -3, 0.0, np.where(z > 3, 1.0, z / 3 + 0.5)),
+    "gelu": lambda z: (
+        0.5 * (1 + _ERF(z / math.sqrt(2))) + z * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+    ),
+    "elu": lambda z: np.where(z > 0, 1.0, 0.7 * np.exp(z)),
+    "softplus": lambda z: np.where(2 * z > 3, 1.0, 1 / (1 + np.exp(-2 * z))),
+}
+
+
 @pytest.mark.parametrize(
     "activation,ap", [("relu", None), ("hardtanh", {"min_val": -0.5, "max_val": 0.25}),
-                      ("leaky_relu", {"alpha": -0.3}), ("leaky_relu", -0.3)],
+                      ("leaky_relu", {"alpha": -0.3}), ("leaky_relu", -0.3),
+                      ("hardswish", None), ("gelu", None), ("elu", 0.7),
+                      ("softplus", {"beta": 2.0, "threshold": 3.0})],
 )  # fmt: skip
 @pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
 def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, chunks,
@@ -298,7 +316,8 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     is composed, and the public function gives the backend the call.  relu's and
     hardtanh's derivative at the output is the same, so the result is bitwise the
     backward from output= over the same chunks; leaky_relu with a negative slope, which
-    the output cannot give, against NumPy's backward with bias=."""
+    the output cannot give, and the activations the kernels take through L1 tiles
+    (hardswish, gelu, elu, softplus), against NumPy's backward with bias=."""
     from cyrelu import batchnorm as cbn
     from cyrelu.dask import batchnorm as dbn
 
@@ -322,7 +341,7 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
     np.testing.assert_array_equal(public[1], gw)
     np.testing.assert_array_equal(public[2], gb)
-    if activation != "leaky_relu":
+    if activation in ("relu", "hardtanh"):
         y = da.from_array(y_np, chunks=chunks)
         gi_y, gw_y, gb_y = dbn.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
         np.testing.assert_array_equal(_bits(got), _bits(gi_y.compute()))
@@ -338,13 +357,7 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     z = (xn.astype(F64) - np.expand_dims(mean.astype(F64), red)) * np.expand_dims(
         (invstd * w).astype(F64), red
     ) + np.expand_dims(b.astype(F64), red)
-    g64 = gn.astype(F64)
-    if activation == "relu":
-        g64 = np.where(z > 0, g64, 0.0)
-    elif activation == "hardtanh":
-        g64 = np.where((z > -0.5) & (z < 0.25), g64, 0.0)
-    else:
-        g64 = np.where(z > 0, g64, -0.3 * g64)
+    g64 = gn.astype(F64) * _DERIVATIVE[activation](z)
     np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
 
 

@@ -22,9 +22,9 @@ from cyrelu.dask.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.dask.diagnostics import dead_units, sparsity
 from cyrelu.dask.prelu import prelu, prelu_backward
 
-# batch_norm_backward takes bias= itself: for the activations fused into BatchNorm's
-# backward, its chunks' kernels recompute the pre-activation (cyrelu.batchnorm reads this;
-# the CuPy backend, without it, gets those calls composed)
+# batch_norm_backward takes bias= itself: for every activation, its chunks' kernels
+# recompute the pre-activation (cyrelu.batchnorm reads this; the CuPy backend, without
+# it, gets those calls composed)
 BATCH_NORM_BACKWARD_FROM_BIAS = True
 
 __all__ = [*_activations.__all__, "batch_norm", "batch_norm_backward", "dead_units", "sparsity"]

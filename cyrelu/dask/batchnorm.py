@@ -427,7 +427,14 @@ def batch_norm_backward(
         )  # fmt: skip
     g, xd = G.lazy_pair(grad_output, "grad_output", x, "x")
     G.on_host(xd, "x", "batch_norm_backward")
-    if activation is not None and output is None:  # from bias (defer_backward): any alpha
+    # the gate: at the forward's output where it gives the derivative (as the NumPy path
+    # prefers it), else (defer_backward: bias given) at the pre-activation each chunk's
+    # kernels recompute from x, the statistics, weight and bias, for any activation and
+    # alpha, as the NumPy path does
+    from_z = (activation is not None and bias is not None) and not _act.fused_backward(
+        activation, _act.params(activation, alpha, activation_params), output
+    )
+    if from_z:
         ax, C = channel_axis(xd.shape, axis)
         act = _table.code(activation)
     else:
@@ -443,13 +450,10 @@ def batch_norm_backward(
         per_channel(save_invstd, "save_invstd", C, required=True), dtype=np.float64
     )
     w64 = _float64(per_channel(weight, "weight", C), C, 1.0)
-    # the gate: at the forward's output where given, else (defer_backward: bias given) at
-    # the pre-activation each chunk's kernels recompute from x, the statistics, weight
-    # and bias, as the NumPy path does
     yd = None
     b64 = None
     if act != _table.NONE:
-        if output is not None:
+        if not from_z:
             yd = G.like(output, "output", xd, "x")
             check_same("output", yd, "x", xd)
         else:

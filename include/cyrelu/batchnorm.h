@@ -46,6 +46,27 @@
 #define CYR_BN_SPECIAL_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
 #define CYR_BN_SPECIAL_MASK (0u CYR_SPECIAL_ACTIVATIONS(CYR_BN_SPECIAL_BIT_))
 #define CYR_BN_IS_SPECIAL(act) ((unsigned)(act) < 32u && ((CYR_BN_SPECIAL_MASK >> (act)) & 1u))
+/* The backward's gate: the activations of CYR_BN_BACKWARD_ACTIVATIONS are compiled into
+ * the kernels' loops (one specialised loop each); every other activation of the table
+ * is taken at the pre-activation only (src = x, with the forward's scale and shift),
+ * through L1 tiles: the pre-activation recomputed into the tile, then the activation's
+ * own backward loop over it (bn_gate_tile), then the plain kernel over the gated tile.
+ * Their code is then compiled once per copy, not once per kernel (fused into every loop,
+ * hardsigmoid and hardswish alone made the extension 21% larger). */
+#define CYR_BN_BACKWARD_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
+#define CYR_BN_BACKWARD_MASK (0u CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_BACKWARD_BIT_))
+#define CYR_BN_IS_TILED_BW(act)                                                            \
+    ((act) > CYR_ACT_NONE && (act) < CYR_ACT_END_ && !((CYR_BN_BACKWARD_MASK >> (act)) & 1u))
+/* The backward of float32/float64 data with a tiled activation keeps the gate in dx: the
+ * first pass stores dy times the derivative into dx (written while the data is in
+ * cache) and the second pass reads it back there, in place, instead of taking the
+ * derivative again.  Taken twice, gelu's and mish's derivative made the fused backward
+ * 5.1-6.3x BatchNorm's backward alone, slower than the activation's backward in a pass
+ * of its own then BatchNorm's (3.2-3.9x; NCHW (32, 64, 56, 56), Zen 4).  float16 data
+ * (whose dx holds halves) and the backward's two passes taken apart (Dask's
+ * partial_sums / partial_dx, which have no dx in the first) take it twice. */
+#define CYR_BN_KEEPS_GATE(act) CYR_BN_IS_TILED_BW(act)
+static inline int cyr_bn_keeps_gate(int act) { return CYR_BN_KEEPS_GATE(act); }
 
 /* The forward's switches (their `a` is a cyr_bn_par_*: the activation's a and b) hold
  * the cheap activations only.  The expensive ones are sent, before any switch, through
@@ -321,8 +342,15 @@ CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, cons
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
-                                    T a, T b, const T *sc, const T *sh, double *s0, double *s1) { \
-    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_GATEP_OF(T), s0, s1)); \
+                                    T a, T b, const T *sc, const T *sh, double *s0, double *s1, \
+                                    T *gs) {                                               \
+    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_GATEP_OF(T), s0, s1, \
+                                  gs));                                                    \
+}                                                                                          \
+CYR_INLINE void cyr_bn_dx_cols_gated_##S(int train, T *d, const T *x, Py_ssize_t rows,     \
+                                         Py_ssize_t w, const T *mean, const T *k,          \
+                                         const T *mdy, const T *A) {                       \
+    CYR_DISPATCH(bn_dx_cols_gated, S, (train, d, x, rows, w, mean, k, mdy, A));            \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
                                    const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \

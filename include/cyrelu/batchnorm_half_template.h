@@ -486,10 +486,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
             if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
 #if CYR_BN_HALF_DIRECT
-        CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
-                              s1, t);
-        (void)gt; (void)xt; (void)yt;
-#else
+        if (!CYR_BN_IS_TILED_BW(act)) {  /* those go through the float kernels' tiles */
+            CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a,
+                                  s0, s1, t);
+            continue;
+        }
+#endif
         for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
             const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
             CYR_ISA_FN(h2f)(dy + off + i, gt, m);
@@ -497,7 +499,6 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
             if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);
             CYR_F32(bn_dot_acc)(act, gt, xt, y ? yt : NULL, m, mean, a, s0, s1, t);
         }
-#endif
     }
     sums[0] = cyr_bn_lanes_total(s0) + t[0];
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
@@ -516,7 +517,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_run)(int act, int train, const cyr_
     CYR_ALIGN64 float ot[CYR_BN_HT];
     Py_ssize_t i = 0, m;
 #if CYR_BN_HALF_DIRECT
-    {   /* the head to dx's 64-byte boundary when streaming, then groups of 8 */
+    if (!CYR_BN_IS_TILED_BW(act)) {  /* those go through the float kernels' tiles */
+        /* the head to dx's 64-byte boundary when streaming, then groups of 8 */
         const Py_ssize_t head = !stream ? 0 : CYR_BN_HEAD_N(dx, cyr_half) < n
                                                  ? CYR_BN_HEAD_N(dx, cyr_half) : n;
         CYR_ISA_FN(h2f)(dy, gt, head);

@@ -73,6 +73,40 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *
 }
 #undef CYR_BN_GATE_CASE_
 
+/* The gate of the activations outside CYR_BN_BACKWARD_ACTIVATIONS (CYR_BN_IS_TILED_BW,
+ * batchnorm.h), into an L1 tile z of n elements, in two steps:
+ *   bn_tile_z     z = src * sc + sh, the pre-activation recomputed with the forward's own
+ *                 scale and shift (its values bit for bit): one pair (cols 0), or one per
+ *                 element (cols 1: the row layout's columns);
+ *   bn_tile_gate  z = dy times the activation's derivative at z, by the activation's own
+ *                 backward loop (activations_template.h: the loop <name>_backward runs,
+ *                 so the gate is bitwise that function's at the same pre-activation). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_tile_z)(const CYR_T *CYR_RESTRICT src, Py_ssize_t n,
+                                                 const CYR_T *CYR_RESTRICT sc,
+                                                 const CYR_T *CYR_RESTRICT sh, int cols,
+                                                 CYR_T *CYR_RESTRICT z) {
+    if (cols) {
+        for (Py_ssize_t i = 0; i < n; ++i) z[i] = src[i] * sc[i] + sh[i];
+    } else {
+        const CYR_T s = sc[0], h = sh[0];
+        for (Py_ssize_t i = 0; i < n; ++i) z[i] = src[i] * s + h;
+    }
+}
+
+#define CYR_BN_TILE_GATE_CASE_(name, NAME)                                                 \
+    case CYR_ACT_##NAME:                                                                   \
+        if (CYR_BN_IS_TILED_BW(CYR_ACT_##NAME))                                            \
+            CYR_NAME(name##_backward_inplace_x)(dy, z, n, a.a, a.b);                       \
+        break;
+static CYR_TARGET void CYR_NAME(bn_tile_gate)(int act, const CYR_T *CYR_RESTRICT dy, Py_ssize_t n,
+                                           CYR_BN_GATEP a, CYR_T *CYR_RESTRICT z) {
+    switch (act) {
+    CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_TILE_GATE_CASE_)
+    default: break;
+    }
+}
+#undef CYR_BN_TILE_GATE_CASE_
+
 /* ---- reductions over one contiguous run ---------------------------------------- */
 /* Each adds into caller-owned accumulators: acc[k] (CYR_BN_LANES lanes) takes the
  * elements of full lane groups, *tail the rest, so one set of accumulators runs
@@ -693,14 +727,62 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t ro
 
 /* ---- backward ---------------------------------------------------------------------- */
 
+/* bn_dot_acc for a tiled activation (CYR_BN_IS_TILED_BW; y is x): the gated tile, then
+ * the plain sums over it.  The tiles are whole lane groups (CYR_BN_ACT_TILE_N is a
+ * multiple of CYR_BN_LANES), so each element joins the lane (or the tail) it joins in
+ * one run: the sums are bitwise those of the plain backward given the gated dy. */
+static CYR_TARGET void CYR_NAME(bn_dot_acc_tiled)(int act, const CYR_T *dy, const CYR_T *x,
+                                               const CYR_T *y, Py_ssize_t n, double mean,
+                                               CYR_BN_GATEP a, double *s0, double *s1,
+                                               double *t) {
+    CYR_ALIGN64 CYR_T gt[CYR_BN_ACT_TILE_N(CYR_T)];
+    for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
+        const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
+        CYR_NAME(bn_tile_z)(y + i, len, a.sc, a.sh, 0, gt);
+        CYR_NAME(bn_tile_gate)(act, dy + i, len, a, gt);
+        CYR_NAME(bn_dot_acc_impl)(CYR_ACT_NONE, gt, x + i, NULL, len, mean, a, s0, s1, t);
+    }
+}
+
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                      Py_ssize_t n, double mean, CYR_BN_GATEP a, double *s0, double *s1,
                                      double *t) {
+    if (CYR_BN_IS_TILED_BW(act)) {
+        CYR_NAME(bn_dot_acc_tiled)(act, dy, x, y, n, mean, a, s0, s1, t);
+        return;
+    }
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
+    }
+}
+
+/* The gate kept in dx (CYR_BN_KEEPS_GATE, batchnorm.h): bn_dot_acc_tiled's sums, the
+ * gated values written into gs (dx's run) in tiles and summed from there (the same
+ * values in the same lanes, so the same bits). */
+static CYR_TARGET void CYR_NAME(bn_dot_acc_keep)(int act, const CYR_T *dy, const CYR_T *x,
+                                              const CYR_T *y, Py_ssize_t n, double mean,
+                                              CYR_BN_GATEP a, double *s0, double *s1,
+                                              double *t, CYR_T *gs) {
+    for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
+        const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
+        CYR_NAME(bn_tile_z)(y + i, len, a.sc, a.sh, 0, gs + i);
+        CYR_NAME(bn_tile_gate)(act, dy + i, len, a, gs + i);
+        CYR_NAME(bn_dot_acc_impl)(CYR_ACT_NONE, gs + i, x + i, NULL, len, mean, a, s0, s1, t);
+    }
+}
+
+/* dx from the gate kept in d (d: dx, holding the gated dy), in place, bn_dx_impl's
+ * arithmetic. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_gated)(int train, CYR_T *CYR_RESTRICT d,
+                                                   const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+                                                   CYR_T mean, CYR_T k, CYR_T mdy, CYR_T A) {
+    if (train) {
+        for (Py_ssize_t i = 0; i < n; ++i) d[i] = (d[i] - (x[i] - mean) * k - mdy) * A;
+    } else {
+        for (Py_ssize_t i = 0; i < n; ++i) d[i] = d[i] * A;
     }
 }
 
@@ -720,9 +802,30 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR
     }
 }
 
+/* bn_dx for a tiled activation (CYR_BN_IS_TILED_BW; y is x): the gated tile, then the
+ * plain dx from it. */
+static CYR_TARGET void CYR_NAME(bn_dx_tiled)(int act, int train, const CYR_T *dy, const CYR_T *x,
+                                          const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean,
+                                          CYR_T k, CYR_T mdy, CYR_T A, CYR_BN_GATEP a) {
+    CYR_ALIGN64 CYR_T gt[CYR_BN_ACT_TILE_N(CYR_T)];
+    for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
+        const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
+        CYR_NAME(bn_tile_z)(y + i, len, a.sc, a.sh, 0, gt);
+        CYR_NAME(bn_tile_gate)(act, dy + i, len, a, gt);
+        if (train)
+            CYR_NAME(bn_dx_impl)(CYR_ACT_NONE, 1, gt, x + i, NULL, dx + i, len, mean, k, mdy, A, a);
+        else
+            CYR_NAME(bn_dx_impl)(CYR_ACT_NONE, 0, gt, x + i, NULL, dx + i, len, mean, k, mdy, A, a);
+    }
+}
+
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                 const CYR_T *y, CYR_T *dx, Py_ssize_t n, CYR_T mean, CYR_T k,
                                 CYR_T mdy, CYR_T A, CYR_BN_GATEP a) {
+    if (CYR_BN_IS_TILED_BW(act)) {
+        CYR_NAME(bn_dx_tiled)(act, train, dy, x, y, dx, n, mean, k, mdy, A, a);
+        return;
+    }
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -734,12 +837,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
 
 /* Pass 1 of channel c of (outer, C, inner) arrays: sums[0] = sum(g) and
  * sums[1] = sum(g * (x - mean)), g = dy gated by the activation (y may be NULL when
- * act is none).  Each row is one bn_dot_acc run, so the lanes each element joins depend
+ * act is none); g also stored into gs (dx) when gs is not NULL (CYR_BN_KEEPS_GATE).  Each row is one bn_dot_acc run, so the lanes each element joins depend
  * only on its place in its row. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                          Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                          Py_ssize_t c, double mean, int act, CYR_BN_GATEP a,
-                                         double *sums) {
+                                         CYR_T *gs, double *sums) {
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
@@ -751,7 +854,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
             cyr_bn_prefetch_run(x + off + pd, bytes);
             if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
-        CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0, s1, t);
+        if (gs)
+            CYR_NAME(bn_dot_acc_keep)(act, dy + off, x + off, y + off, inner, mean, a, s0, s1, t,
+                                      gs + off);
+        else
+            CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
+                                 s1, t);
     }
     sums[0] = cyr_bn_lanes_total(s0) + t[0];
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
@@ -827,14 +935,29 @@ static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, 
 }
 
 /* Channel c of (outer, C, inner) arrays: pass 1 (bn_channel_dot), then, when dx is not
- * NULL, dx from the same slabs while they are in cache (bn_channel_dx). */
+ * NULL, dx from the same slabs while they are in cache (bn_channel_dx; with the gate
+ * kept in dx, bn_dx_gated over it). */
 static CYR_TARGET void CYR_NAME(bn_backward_channel)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                               CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                               Py_ssize_t inner, Py_ssize_t c, double mean,
                                               double invstd, double w, int train, int act,
                                               CYR_BN_GATEP a, int stream, double *sums) {
-    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, sums);
+    const int keep = dx != NULL && CYR_BN_KEEPS_GATE(act);
+    CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c, mean, act, a, keep ? dx : NULL,
+                             sums);
     if (dx == NULL) return;
+    if (keep) {
+        const Py_ssize_t step = C * inner;
+        CYR_T k, mdy, A;
+        CYR_NAME(bn_dx_coefs)(sums, (double)outer * (double)inner, invstd, w, train, &k, &mdy,
+                              &A);
+        /* last row first: pass 1 left the slab's end in cache (its start may be gone
+         * when dy, x and dx together outgrow the L2) */
+        for (Py_ssize_t o = outer - 1; o >= 0; --o)
+            CYR_NAME(bn_dx_gated)(train, dx + o * step + c * inner, x + o * step + c * inner,
+                                  inner, (CYR_T)mean, k, mdy, A);
+        return;
+    }
     CYR_NAME(bn_channel_dx)(dy, x, y, dx, outer, C, inner, c, mean, invstd, w, sums,
                             (double)outer * (double)inner, train, act, a, stream);
 }
@@ -859,10 +982,11 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
     const Py_ssize_t step = C * inner;
     const int prefetch = cyr_bn_wants_prefetch(inner * (Py_ssize_t)sizeof(CYR_T));
     const Py_ssize_t pd = CYR_BN_PREFETCH_ROWS * step, bytes = inner * (Py_ssize_t)sizeof(CYR_T);
+    const int keep = CYR_BN_KEEPS_GATE(act);
     CYR_ALIGN64 CYR_T tile[CYR_BN_TILE_N(CYR_T)];
     if (c0 >= c1) return;
     CYR_NAME(bn_channel_dot)(dy, x, y, outer, C, inner, c0, mean[c0], act,
-                             CYR_NAME(bn_gatep_at)(a, c0), sums + 2 * c0);
+                             CYR_NAME(bn_gatep_at)(a, c0), keep ? dx : NULL, sums + 2 * c0);
     for (Py_ssize_t c = c0; c < c1; ++c) {
         const int next = c + 1 < c1;
         const CYR_T mean_t = (CYR_T)mean[c];
@@ -878,7 +1002,8 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
             CYR_T *dxr = dx + off;
             /* dx: the head to a 64-byte boundary, then pieces of CYR_BN_PIPE_N streamed;
              * pass 1 of the next channel: pieces of CYR_BN_PIPE_N from the row's start. */
-            Py_ssize_t i = CYR_BN_HEAD_N(dxr, CYR_T) < inner ? CYR_BN_HEAD_N(dxr, CYR_T) : inner;
+            Py_ssize_t i = keep ? 0
+                           : CYR_BN_HEAD_N(dxr, CYR_T) < inner ? CYR_BN_HEAD_N(dxr, CYR_T) : inner;
             Py_ssize_t j = next ? 0 : inner;
             CYR_NAME(bn_dx)(act, train, dyr, xr, yr, dxr, i, mean_t, k, mdy, A, ac);
             if (next && prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
@@ -890,16 +1015,24 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                 if (i < inner) {
                     const Py_ssize_t e = inner - i < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : i + CYR_BN_PIPE_N(CYR_T);
-                    CYR_NAME(bn_dx_stream)(act, train, dyr + i, xr + i, yr ? yr + i : NULL,
-                                           dxr + i, e - i, mean_t, k, mdy, A, ac, tile);
+                    if (keep)  /* in place, in cache: plain stores */
+                        CYR_NAME(bn_dx_gated)(train, dxr + i, xr + i, e - i, mean_t, k, mdy, A);
+                    else
+                        CYR_NAME(bn_dx_stream)(act, train, dyr + i, xr + i, yr ? yr + i : NULL,
+                                               dxr + i, e - i, mean_t, k, mdy, A, ac, tile);
                     i = e;
                 }
                 if (j < inner) {
                     const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : j + CYR_BN_PIPE_N(CYR_T);
-                    CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
-                                         y ? y + offn + j : NULL, e - j, mean[c + 1], an, s0,
-                                         s1, t);
+                    if (keep)
+                        CYR_NAME(bn_dot_acc_keep)(act, dy + offn + j, x + offn + j, y + offn + j,
+                                                  e - j, mean[c + 1], an, s0, s1, t,
+                                                  dx + offn + j);
+                    else
+                        CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
+                                             y ? y + offn + j : NULL, e - j, mean[c + 1], an,
+                                             s0, s1, t);
                     j = e;
                 }
             }
@@ -1017,10 +1150,64 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
     }
 }
 
+/* Tiles of the row layout for a tiled activation: cw columns (all w, up to a quarter of
+ * the tile) of kr rows (a multiple of 4). */
+#define CYR_BN_TCW_(w) ((w) < CYR_BN_ACT_TILE_N(CYR_T) / 4 ? (w) : CYR_BN_ACT_TILE_N(CYR_T) / 4)
+#define CYR_BN_TKR_(cw) (CYR_BN_ACT_TILE_N(CYR_T) / (cw) / 4 * 4)
+
+/* The gated tile of rows [r0, r0 + nr) and columns [j0, j0 + n) of (rows, ld) data into
+ * gt (nr rows of n): the pre-activation row by row, then the gate, over the whole tile
+ * at once where its rows are contiguous in dy. */
+static CYR_TARGET void CYR_NAME(bn_gate_block)(int act, const CYR_T *dy, const CYR_T *y,
+                                            Py_ssize_t ld, Py_ssize_t nr, Py_ssize_t n,
+                                            CYR_BN_GATEP a, CYR_T *gt) {
+    for (Py_ssize_t r = 0; r < nr; ++r)
+        CYR_NAME(bn_tile_z)(y + r * ld, n, a.sc, a.sh, 1, gt + r * n);
+    if (ld == n) {
+        CYR_NAME(bn_tile_gate)(act, dy, nr * n, a, gt);
+    } else {
+        for (Py_ssize_t r = 0; r < nr; ++r)
+            CYR_NAME(bn_tile_gate)(act, dy + r * ld, n, a, gt + r * n);
+    }
+}
+
+/* bn_dot_cols_ld for a tiled activation (y is x): the plain sums over gated tiles of
+ * whole groups of 4 rows (x copied beside where the tile's rows are not x's), so each
+ * column adds the same values in the same order as the plain backward given the gated
+ * dy. */
+static CYR_TARGET void CYR_NAME(bn_dot_cols_tiled)(int act, const CYR_T *dy, const CYR_T *x,
+                                                const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
+                                                Py_ssize_t ld, const double *mean,
+                                                CYR_BN_GATEP a, double *s0, double *s1) {
+    CYR_ALIGN64 CYR_T gt[CYR_BN_ACT_TILE_N(CYR_T)];
+    CYR_ALIGN64 CYR_T xt[CYR_BN_ACT_TILE_N(CYR_T)];
+    const Py_ssize_t cw = CYR_BN_TCW_(w), kr = CYR_BN_TKR_(cw);
+    for (Py_ssize_t r0 = 0; r0 < rows; r0 += kr) {
+        const Py_ssize_t nr = rows - r0 < kr ? rows - r0 : kr;
+        for (Py_ssize_t j0 = 0; j0 < w; j0 += cw) {
+            const Py_ssize_t n = w - j0 < cw ? w - j0 : cw, off = r0 * ld + j0;
+            const CYR_T *xs = x + off;
+            const CYR_BN_GATEP aj = CYR_NAME(bn_gatep_at)(a, j0);
+            CYR_NAME(bn_gate_block)(act, dy + off, y + off, ld, nr, n, aj, gt);
+            if (ld != n) {
+                for (Py_ssize_t r = 0; r < nr; ++r)
+                    memcpy(xt + r * n, x + off + r * ld, (size_t)n * sizeof(CYR_T));
+                xs = xt;
+            }
+            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gt, xs, NULL, nr, n, n, mean + j0, aj,
+                                       s0 + j0, s1 + j0);
+        }
+    }
+}
+
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy, const CYR_T *x,
                                          const CYR_T *y, Py_ssize_t rows, Py_ssize_t w,
                                          Py_ssize_t ld, const double *mean, CYR_BN_GATEP a, double *s0,
                                          double *s1) {
+    if (CYR_BN_IS_TILED_BW(act)) {
+        CYR_NAME(bn_dot_cols_tiled)(act, dy, x, y, rows, w, ld, mean, a, s0, s1);
+        return;
+    }
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
@@ -1029,10 +1216,44 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
     }
 }
 
+/* Row layout, pass 1 over `rows` contiguous rows of w columns: bn_dot_cols_ld; with gs
+ * (dx) and the gate kept there (CYR_BN_KEEPS_GATE), the gated values are written into
+ * gs in blocks of whole groups of 4 rows, then summed from there (the same values,
+ * added in the same order). */
 static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                       Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_BN_GATEP a,
-                                      double *s0, double *s1) {
+                                      double *s0, double *s1, CYR_T *gs) {
+    if (gs != NULL && CYR_BN_KEEPS_GATE(act)) {
+        const Py_ssize_t kr = CYR_BN_TKR_(CYR_BN_TCW_(w));
+        for (Py_ssize_t r0 = 0; r0 < rows; r0 += kr) {
+            const Py_ssize_t nr = rows - r0 < kr ? rows - r0 : kr, off = r0 * w;
+            CYR_NAME(bn_gate_block)(act, dy + off, y + off, w, nr, w, a, gs + off);
+            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gs + off, x + off, NULL, nr, w, w, mean, a,
+                                       s0, s1);
+        }
+        return;
+    }
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
+}
+
+/* Row layout, pass 2 from the gate kept in d (dx), in place: bn_dx_row_impl's
+ * arithmetic, per-column parameters. */
+static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR_T *x,
+                                               Py_ssize_t rows, Py_ssize_t w,
+                                               const CYR_T *CYR_RESTRICT mean,
+                                               const CYR_T *CYR_RESTRICT k,
+                                               const CYR_T *CYR_RESTRICT mdy,
+                                               const CYR_T *CYR_RESTRICT A) {
+    for (Py_ssize_t r = 0; r < rows; ++r) {
+        CYR_T *CYR_RESTRICT dr = d + r * w;
+        const CYR_T *CYR_RESTRICT xr = x + r * w;
+        if (train) {
+            for (Py_ssize_t j = 0; j < w; ++j)
+                dr[j] = (dr[j] - (xr[j] - mean[j]) * k[j] - mdy[j]) * A[j];
+        } else {
+            for (Py_ssize_t j = 0; j < w; ++j) dr[j] = dr[j] * A[j];
+        }
+    }
 }
 
 /* Row layout: dx for n elements of a row with per-column parameters. */
@@ -1077,10 +1298,44 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
     }
 }
 
+/* bn_dx_cols_ld for a tiled activation (y is x): dx row by row from gated tiles of rows
+ * [r0, r0 + nr), columns [j0, j0 + n). */
+static CYR_TARGET void CYR_NAME(bn_dx_cols_tiled)(int act, int train, const CYR_T *dy,
+                                               const CYR_T *x, const CYR_T *y, CYR_T *dx,
+                                               Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
+                                               const CYR_T *mean, const CYR_T *k,
+                                               const CYR_T *mdy, const CYR_T *A,
+                                               CYR_BN_GATEP a) {
+    CYR_ALIGN64 CYR_T gt[CYR_BN_ACT_TILE_N(CYR_T)];
+    const Py_ssize_t cw = w < CYR_BN_ACT_TILE_N(CYR_T) ? w : CYR_BN_ACT_TILE_N(CYR_T);
+    const Py_ssize_t kr = CYR_BN_ACT_TILE_N(CYR_T) / cw;
+    for (Py_ssize_t r0 = 0; r0 < rows; r0 += kr) {
+        const Py_ssize_t nr = rows - r0 < kr ? rows - r0 : kr;
+        for (Py_ssize_t j0 = 0; j0 < w; j0 += cw) {
+            const Py_ssize_t n = w - j0 < cw ? w - j0 : cw;
+            const CYR_BN_GATEP aj = CYR_NAME(bn_gatep_at)(a, j0);
+            CYR_NAME(bn_gate_block)(act, dy + r0 * ld + j0, y + r0 * ld + j0, ld, nr, n, aj, gt);
+            for (Py_ssize_t r = 0; r < nr; ++r) {
+                const Py_ssize_t off = (r0 + r) * ld + j0;
+                if (train)
+                    CYR_NAME(bn_dx_row_impl)(CYR_ACT_NONE, 1, gt + r * n, x + off, NULL, dx + off,
+                                             n, mean + j0, k + j0, mdy + j0, A + j0, aj);
+                else
+                    CYR_NAME(bn_dx_row_impl)(CYR_ACT_NONE, 0, gt + r * n, x + off, NULL, dx + off,
+                                             n, mean + j0, k + j0, mdy + j0, A + j0, aj);
+            }
+        }
+    }
+}
+
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w, Py_ssize_t ld,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_BN_GATEP a) {
+    if (CYR_BN_IS_TILED_BW(act)) {
+        CYR_NAME(bn_dx_cols_tiled)(act, train, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a);
+        return;
+    }
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
@@ -1108,6 +1363,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, cons
     Py_ssize_t i = 0, j = j0;
     while (i < n) {
         const Py_ssize_t len = n - i < w - j ? n - i : w - j;
+        if (CYR_BN_IS_TILED_BW(act)) {
+            CYR_NAME(bn_dx_cols_tiled)(act, train, dy + i, x + i, y + i, dx + i, 1, len, len,
+                                       mean + j, k + j, mdy + j, A + j,
+                                       CYR_NAME(bn_gatep_at)(a, j));
+            i += len;
+            j = 0;
+            continue;
+        }
         switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN)                                                          \
     CYR_NAME(bn_dx_row_impl)(ACT, TRAIN, dy + i, x + i, y ? y + i : NULL, dx + i, len,    \
@@ -1153,6 +1416,8 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
 #endif
 }
 
+#undef CYR_BN_TCW_
+#undef CYR_BN_TKR_
 #if CYR_ISA_ID >= 1
 #undef CYR_BN_VD
 #undef CYR_BN_VD_N

@@ -483,7 +483,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
                     s0[j] = s1[j] = 0;
                     cmean[j] = mean[j / I];
                 }
-                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, 0, gsc, gsh, s0, s1);
+                KN(bn_dot_cols)(act, dy, x, yg, O, W, cmean, a, 0, gsc, gsh, s0, s1, NULL);
                 for (Py_ssize_t j = 0; j < W && ok; ++j) {
                     double r0 = 0, r1 = 0, q0 = 0, q1 = 0;
                     for (Py_ssize_t o = 0; o < O; ++o) {
@@ -529,6 +529,87 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             }
             free(g); free(rs); free(ra);
         }
+    }
+
+    /* -- backward from the pre-activation with an activation taken through L1 tiles
+     * (hardswish): the gate kept in dx between the passes (dx given) and taken twice
+     * (pass 1 without dx, then the dx pass) give the same bits, per channel and in the
+     * row layout; the sums against a double reference at the kernels' pre-activation -- */
+    for (int train = 0; train < 2; ++train) {
+        const int act = CYR_ACT_HARDSWISH;
+        CT *sc = colp, *sh = colp + W;  /* the forward's scale and shift, per column */
+        double *rs = xmalloc((size_t)(2 * C) * sizeof(double));
+        double *ra = xmalloc((size_t)(2 * C) * sizeof(double));
+        int ok = 1;
+        for (Py_ssize_t j = 0; j < W; ++j) {
+            const Py_ssize_t c = j / I;
+            sc[j] = (CT)(w[c] * invstd[c]);
+            sh[j] = (CT)(b[c] - mean[c] * (w[c] * invstd[c]));
+        }
+        for (Py_ssize_t c = 0; c < 2 * C; ++c) rs[c] = ra[c] = 0;
+        for (Py_ssize_t e = 0; e < N; ++e) {
+            const Py_ssize_t c = (e / I) % C;
+            const double z = (double)(CT)(x[e] * sc[c * I] + sh[c * I]);
+            const double d = z < -3 ? 0.0 : z > 3 ? 1.0 : z / 3 + 0.5;
+            const double gg = (double)dy[e] * d, xm = (double)x[e] - mean[c];
+            rs[2 * c] += gg; rs[2 * c + 1] += gg * xm;
+            ra[2 * c] += fabs(gg); ra[2 * c + 1] += fabs(gg * xm);
+        }
+        for (Py_ssize_t c = 0; c < C; ++c) {
+            KN(bn_backward_channel)(dy, x, x, dx, O, C, I, c, mean[c], invstd[c], w[c], train,
+                                    act, 0, 0, sc + c * I, sh + c * I, 0, sums + 2 * c);
+            KN(bn_backward_channel)(dy, x, x, NULL, O, C, I, c, mean[c], invstd[c], w[c], train,
+                                    act, 0, 0, sc + c * I, sh + c * I, 0, sums2 + 2 * c);
+            KN(bn_channel_dx)(dy, x, x, dx2, O, C, I, c, mean[c], invstd[c], w[c], sums2 + 2 * c,
+                              n, train, act, 0, 0, sc + c * I, sh + c * I, 0);
+            /* the gate is rounded to CT: a few units of CT_EPS of the sum of magnitudes */
+            if (!(TN(close)(sums[2 * c], rs[2 * c], tol, ra[2 * c] + 1e-300) &&
+                  TN(close)(sums[2 * c + 1], rs[2 * c + 1], tol, ra[2 * c + 1] + 1e-300))) {
+                fail_msg("%s tiled backward_channel train %d: channel %ld sums %.17g %.17g "
+                         "want %.17g %.17g", what, train, (long)c, sums[2 * c], sums[2 * c + 1],
+                         rs[2 * c], rs[2 * c + 1]);
+                ok = 0;
+            }
+        }
+        if (!(memcmp(sums, sums2, (size_t)(2 * C) * sizeof(double)) == 0 &&
+              TN(bitwise_equal)(dx, dx2, N))) {
+            fail_msg("%s tiled backward_channel train %d: kept gate differs", what, train);
+            ok = 0;
+        }
+        {
+            double *s0 = cs, *s1 = cs + W, *cmean = cs + 2 * W;
+            double *q = xmalloc((size_t)(2 * W) * sizeof(double));
+            CT *p4 = xmalloc((size_t)(4 * W) * sizeof(CT));
+            for (Py_ssize_t j = 0; j < W; ++j) {
+                s0[j] = s1[j] = q[j] = q[W + j] = 0;
+                cmean[j] = mean[j / I];
+            }
+            KN(bn_dot_cols)(act, dy, x, x, O, W, cmean, 0, 0, sc, sh, s0, s1, dx);
+            KN(bn_dot_cols)(act, dy, x, x, O, W, cmean, 0, 0, sc, sh, q, q + W, NULL);
+            if (ok && (memcmp(s0, q, (size_t)W * sizeof(double)) != 0 ||
+                       memcmp(s1, q + W, (size_t)W * sizeof(double)) != 0)) {
+                fail_msg("%s tiled dot_cols: the kept gate's column sums differ", what);
+                ok = 0;
+            }
+            free(q);
+            for (Py_ssize_t j = 0; j < W; ++j) {
+                const Py_ssize_t c = j / I;
+                p4[j] = (CT)mean[c];
+                p4[W + j] = (CT)0.25;
+                p4[2 * W + j] = (CT)-0.125;
+                p4[3 * W + j] = (CT)(w[c] * invstd[c]);
+            }
+            KN(bn_dx_cols)(act, train, dy, x, x, dx2, O, W, p4, p4 + W, p4 + 2 * W, p4 + 3 * W, 0,
+                           0, sc, sh);
+            KN(bn_dx_cols_gated)(train, dx, x, O, W, p4, p4 + W, p4 + 2 * W, p4 + 3 * W);
+            if (ok && !TN(bitwise_equal)(dx, dx2, N)) {
+                fail_msg("%s tiled dx_cols train %d: kept gate differs", what, train);
+                ok = 0;
+            }
+            free(p4);
+        }
+        if (ok) pass();
+        free(rs); free(ra);
     }
     free(x); free(y); free(y2); free(dy); free(dx); free(dx2); free(mean); free(var);
     free(invstd); free(w); free(b); free(sums); free(sums2); free(cs); free(colp);
