@@ -10,11 +10,11 @@ round after round, in one run.
 import sys
 
 import numpy as np
+from bench_batchnorm import _composed_backward
 
 import cyrelu
 
 import harness  # benchmarks/ is on sys.path when run from there (or via PYTHONPATH)
-from bench_batchnorm import _composed_backward
 
 LAYOUTS = [
     ("NCHW (32,64,56,56)", (32, 64, 56, 56), 1),
@@ -49,7 +49,9 @@ def main(argv):
                 name, dy, x, sm, si, w, b, z, dx, nt, axis
             )
         t = harness.best_times(fns, rounds=5, min_time=0.05)
-        print("%s, %d thread(s): BatchNorm's backward alone %.0f us" % (label, nt, t["alone"] * 1e6))
+        print(
+            "%s, %d thread(s): BatchNorm's backward alone %.0f us" % (label, nt, t["alone"] * 1e6)
+        )
         for name in names:
             print(
                 "  %-12s fused %.2fx   composed %.2fx"

@@ -29,7 +29,8 @@ CYR_BN_INLINE CYR_TARGET CYR_BN_GATEP CYR_NAME(bn_gatep_at)(CYR_BN_GATEP p, Py_s
 #else /* float and double */
 
 /* Double vectors for the reductions written with intrinsics: CYR_BN_VD holds CYR_BN_VD_N
- * doubles (CYR_NAME(bn_ld) loads CYR_BN_VD_N elements widened to double). */
+ * doubles (CYR_NAME(bn_ld) loads CYR_BN_VD_N elements widened to double); the
+ * CYR_BN_LANES lanes of the per-channel reductions are CYR_BN_VD_Q of them. */
 #if CYR_ISA_ID == 2
 #define CYR_BN_VD __m512d
 #define CYR_BN_VD_N 8
@@ -38,6 +39,7 @@ CYR_BN_INLINE CYR_TARGET CYR_BN_GATEP CYR_NAME(bn_gatep_at)(CYR_BN_GATEP p, Py_s
 #define CYR_BN_VD_ADD _mm512_add_pd
 #define CYR_BN_VD_SUB _mm512_sub_pd
 #define CYR_BN_VD_MUL _mm512_mul_pd
+#define CYR_BN_VD_SET1 _mm512_set1_pd
 #elif CYR_ISA_ID == 1
 #define CYR_BN_VD __m256d
 #define CYR_BN_VD_N 4
@@ -46,6 +48,17 @@ CYR_BN_INLINE CYR_TARGET CYR_BN_GATEP CYR_NAME(bn_gatep_at)(CYR_BN_GATEP p, Py_s
 #define CYR_BN_VD_ADD _mm256_add_pd
 #define CYR_BN_VD_SUB _mm256_sub_pd
 #define CYR_BN_VD_MUL _mm256_mul_pd
+#define CYR_BN_VD_SET1 _mm256_set1_pd
+#endif
+#if CYR_ISA_ID >= 1
+#define CYR_BN_VD_Q (CYR_BN_LANES / CYR_BN_VD_N)
+/* the row layout's four rows r0..r3 at columns [j, j + CYR_BN_VD_N): d0..d3 = x - mean */
+#define CYR_BN_VD_DEV4_(r0, r1, r2, r3, mean, j)                                          \
+    const CYR_BN_VD m_ = CYR_BN_VD_LOADU((mean) + (j));                                    \
+    const CYR_BN_VD d0 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r0) + (j)), m_);                   \
+    const CYR_BN_VD d1 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r1) + (j)), m_);                   \
+    const CYR_BN_VD d2 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r2) + (j)), m_);                   \
+    const CYR_BN_VD d3 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r3) + (j)), m_)
 #endif
 
 /* ---- the math of one element ------------------------------------------------ */
@@ -120,26 +133,16 @@ static CYR_TARGET void CYR_NAME(bn_tile_gate)(int act, const CYR_T *CYR_RESTRICT
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                      double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
-#if CYR_ISA_ID == 2
+#if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        __m512d a0 = _mm512_loadu_pd(acc), a1 = _mm512_loadu_pd(acc + 8);
+        CYR_BN_VD av[CYR_BN_VD_Q];
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_BN_VD_LOADU(acc + CYR_BN_VD_N * q);
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
             CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
-            a0 = _mm512_add_pd(a0, CYR_NAME(bn_ld)(x + i));
-            a1 = _mm512_add_pd(a1, CYR_NAME(bn_ld)(x + i + 8));
+            for (int q = 0; q < CYR_BN_VD_Q; ++q)
+                av[q] = CYR_BN_VD_ADD(av[q], CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q));
         }
-        _mm512_storeu_pd(acc, a0);
-        _mm512_storeu_pd(acc + 8, a1);
-    }
-#elif CYR_ISA_ID == 1
-    if (n >= CYR_BN_LANES) {
-        __m256d av[4];
-        for (int q = 0; q < 4; ++q) av[q] = _mm256_loadu_pd(acc + 4 * q);
-        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
-            CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
-            for (int q = 0; q < 4; ++q) av[q] = _mm256_add_pd(av[q], CYR_NAME(bn_ld)(x + i + 4 * q));
-        }
-        for (int q = 0; q < 4; ++q) _mm256_storeu_pd(acc + 4 * q, av[q]);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_BN_VD_STOREU(acc + CYR_BN_VD_N * q, av[q]);
     }
 #else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
@@ -154,30 +157,17 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, 
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
                                        double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
     Py_ssize_t i = 0;
-#if CYR_ISA_ID == 2
+#if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        const __m512d m = _mm512_set1_pd(mean);
-        __m512d a0 = _mm512_loadu_pd(acc), a1 = _mm512_loadu_pd(acc + 8);
-        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
-            const __m512d d0 = _mm512_sub_pd(CYR_NAME(bn_ld)(x + i), m);
-            const __m512d d1 = _mm512_sub_pd(CYR_NAME(bn_ld)(x + i + 8), m);
-            a0 = _mm512_add_pd(a0, _mm512_mul_pd(d0, d0));
-            a1 = _mm512_add_pd(a1, _mm512_mul_pd(d1, d1));
-        }
-        _mm512_storeu_pd(acc, a0);
-        _mm512_storeu_pd(acc + 8, a1);
-    }
-#elif CYR_ISA_ID == 1
-    if (n >= CYR_BN_LANES) {
-        const __m256d m = _mm256_set1_pd(mean);
-        __m256d av[4];
-        for (int q = 0; q < 4; ++q) av[q] = _mm256_loadu_pd(acc + 4 * q);
+        const CYR_BN_VD m = CYR_BN_VD_SET1(mean);
+        CYR_BN_VD av[CYR_BN_VD_Q];
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_BN_VD_LOADU(acc + CYR_BN_VD_N * q);
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
-            for (int q = 0; q < 4; ++q) {
-                const __m256d d = _mm256_sub_pd(CYR_NAME(bn_ld)(x + i + 4 * q), m);
-                av[q] = _mm256_add_pd(av[q], _mm256_mul_pd(d, d));
+            for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+                const CYR_BN_VD d = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q), m);
+                av[q] = CYR_BN_VD_ADD(av[q], CYR_BN_VD_MUL(d, d));
             }
-        for (int q = 0; q < 4; ++q) _mm256_storeu_pd(acc + 4 * q, av[q]);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_BN_VD_STOREU(acc + CYR_BN_VD_N * q, av[q]);
     }
 #else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -225,51 +215,29 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
 #if CYR_ISA_ID >= 1
     CYR_T gt[CYR_BN_GATE_RUN];
 #endif
-#if CYR_ISA_ID == 2
+#if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        __m512d a0 = _mm512_loadu_pd(s0), a1 = _mm512_loadu_pd(s0 + 8);
-        __m512d b0 = _mm512_loadu_pd(s1), b1 = _mm512_loadu_pd(s1 + 8);
-        const __m512d m = _mm512_set1_pd(mean);
-        while (i + CYR_BN_LANES <= n) {
-            const Py_ssize_t len = CYR_NAME(bn_gate_run)(act, dy, y, i, n, sc, sh, a, gt);
-            const CYR_T *gp = act != CYR_ACT_NONE ? gt : dy + i;
-            for (Py_ssize_t j = 0; j < len; j += CYR_BN_LANES, i += CYR_BN_LANES) {
-                const __m512d g0 = CYR_NAME(bn_ld)(gp + j), g1 = CYR_NAME(bn_ld)(gp + j + 8);
-                a0 = _mm512_add_pd(a0, g0);
-                a1 = _mm512_add_pd(a1, g1);
-                b0 = _mm512_add_pd(b0,
-                                   _mm512_mul_pd(g0, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i), m)));
-                b1 = _mm512_add_pd(
-                    b1, _mm512_mul_pd(g1, _mm512_sub_pd(CYR_NAME(bn_ld)(x + i + 8), m)));
-            }
-        }
-        _mm512_storeu_pd(s0, a0);
-        _mm512_storeu_pd(s0 + 8, a1);
-        _mm512_storeu_pd(s1, b0);
-        _mm512_storeu_pd(s1 + 8, b1);
-    }
-#elif CYR_ISA_ID == 1
-    if (n >= CYR_BN_LANES) {
-        __m256d av[4], bv[4];
-        const __m256d m = _mm256_set1_pd(mean);
-        for (int q = 0; q < 4; ++q) {
-            av[q] = _mm256_loadu_pd(s0 + 4 * q);
-            bv[q] = _mm256_loadu_pd(s1 + 4 * q);
+        CYR_BN_VD av[CYR_BN_VD_Q], bv[CYR_BN_VD_Q];
+        const CYR_BN_VD m = CYR_BN_VD_SET1(mean);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+            av[q] = CYR_BN_VD_LOADU(s0 + CYR_BN_VD_N * q);
+            bv[q] = CYR_BN_VD_LOADU(s1 + CYR_BN_VD_N * q);
         }
         while (i + CYR_BN_LANES <= n) {
             const Py_ssize_t len = CYR_NAME(bn_gate_run)(act, dy, y, i, n, sc, sh, a, gt);
             const CYR_T *gp = act != CYR_ACT_NONE ? gt : dy + i;
             for (Py_ssize_t j = 0; j < len; j += CYR_BN_LANES, i += CYR_BN_LANES)
-                for (int q = 0; q < 4; ++q) {
-                    const __m256d g = CYR_NAME(bn_ld)(gp + j + 4 * q);
-                    const __m256d d = _mm256_sub_pd(CYR_NAME(bn_ld)(x + i + 4 * q), m);
-                    av[q] = _mm256_add_pd(av[q], g);
-                    bv[q] = _mm256_add_pd(bv[q], _mm256_mul_pd(g, d));
+                for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+                    const CYR_BN_VD g = CYR_NAME(bn_ld)(gp + j + CYR_BN_VD_N * q);
+                    const CYR_BN_VD d =
+                        CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q), m);
+                    av[q] = CYR_BN_VD_ADD(av[q], g);
+                    bv[q] = CYR_BN_VD_ADD(bv[q], CYR_BN_VD_MUL(g, d));
                 }
         }
-        for (int q = 0; q < 4; ++q) {
-            _mm256_storeu_pd(s0 + 4 * q, av[q]);
-            _mm256_storeu_pd(s1 + 4 * q, bv[q]);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+            CYR_BN_VD_STOREU(s0 + CYR_BN_VD_N * q, av[q]);
+            CYR_BN_VD_STOREU(s1 + CYR_BN_VD_N * q, bv[q]);
         }
     }
 #else
@@ -663,11 +631,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRIC
         j = 0;
 #if CYR_ISA_ID >= 1
         for (; j + CYR_BN_VD_N <= w; j += CYR_BN_VD_N) {
-            const CYR_BN_VD m = CYR_BN_VD_LOADU(mean + j);
-            const CYR_BN_VD d0 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x0 + j), m);
-            const CYR_BN_VD d1 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x1 + j), m);
-            const CYR_BN_VD d2 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x2 + j), m);
-            const CYR_BN_VD d3 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x3 + j), m);
+            CYR_BN_VD_DEV4_(x0, x1, x2, x3, mean, j);
             CYR_BN_VD_STOREU(
                 m2 + j,
                 CYR_BN_VD_ADD(CYR_BN_VD_LOADU(m2 + j),
@@ -1104,13 +1068,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                 g3p = gt[3];
             }
             for (; j + CYR_BN_VD_N <= len; j += CYR_BN_VD_N) {
-                const CYR_BN_VD m = CYR_BN_VD_LOADU(mj + j);
                 const CYR_BN_VD g0 = CYR_NAME(bn_ld)(g0p + j), g1 = CYR_NAME(bn_ld)(g1p + j);
                 const CYR_BN_VD g2 = CYR_NAME(bn_ld)(g2p + j), g3 = CYR_NAME(bn_ld)(g3p + j);
-                const CYR_BN_VD d0 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x0 + j), m);
-                const CYR_BN_VD d1 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x1 + j), m);
-                const CYR_BN_VD d2 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x2 + j), m);
-                const CYR_BN_VD d3 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x3 + j), m);
+                CYR_BN_VD_DEV4_(x0, x1, x2, x3, mj, j);
                 CYR_BN_VD_STOREU(a0 + j, CYR_BN_VD_ADD(CYR_BN_VD_LOADU(a0 + j),
                                                        CYR_BN_VD_ADD(CYR_BN_VD_ADD(g0, g1),
                                                                      CYR_BN_VD_ADD(g2, g3))));
@@ -1426,6 +1386,9 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
 #undef CYR_BN_VD_ADD
 #undef CYR_BN_VD_SUB
 #undef CYR_BN_VD_MUL
+#undef CYR_BN_VD_SET1
+#undef CYR_BN_VD_Q
+#undef CYR_BN_VD_DEV4_
 #endif
 #endif /* CYR_IS_HALF */
 #undef CYR_BN_PAR
