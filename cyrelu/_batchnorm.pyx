@@ -151,12 +151,6 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, double a,
                              double b, const double *sc, const double *sh, double *s0,
                              double *s1, double *gs)
-    void cyr_bn_dx_cols_gated_f32(int train, float *d, const float *x, Py_ssize_t rows,
-                                  Py_ssize_t w, const float *mean, const float *k,
-                                  const float *mdy, const float *A)
-    void cyr_bn_dx_cols_gated_f64(int train, double *d, const double *x, Py_ssize_t rows,
-                                  Py_ssize_t w, const double *mean, const double *k,
-                                  const double *mdy, const double *A)
     void cyr_bn_dx_cols_f32(int act, int train, const float *dy, const float *x, const float *y,
                             float *dx, Py_ssize_t rows, Py_ssize_t w, const float *mean,
                             const float *k, const float *mdy, const float *A, float a,
@@ -289,15 +283,6 @@ cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const
         cyr_bn_dot_cols_f32(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w, keep_in)
     else:
         cyr_bn_dot_cols_f64(act, dy, x, y, rows, w, mean, a, b, sc, sh, s, s + w, keep_in)
-
-
-cdef inline void _dx_cols_gated(int train, floating *d, const floating *x, Py_ssize_t rows,
-                                Py_ssize_t w, const floating *p) noexcept nogil:
-    # the input gradient from the gate kept in d (dx), in place; p as _dx_cols'
-    if floating is float:
-        cyr_bn_dx_cols_gated_f32(train, d, x, rows, w, p, p + w, p + 2 * w, p + 3 * w)
-    else:
-        cyr_bn_dx_cols_gated_f64(train, d, x, rows, w, p, p + w, p + 2 * w, p + 3 * w)
 
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
@@ -1001,34 +986,6 @@ cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, voi
                          <const double *>sc, <const double *>sh, nt)
 
 
-cdef inline void _dx_gated_rows(int typenum, void *dx, const void *x, Py_ssize_t r0,
-                                Py_ssize_t r1, Py_ssize_t w, const void *p,
-                                int train) noexcept nogil:
-    if typenum == cnp.NPY_FLOAT32:
-        _dx_cols_gated[float](train, <float *>dx + r0 * w, <const float *>x + r0 * w, r1 - r0,
-                              w, <const float *>p)
-    else:
-        _dx_cols_gated[double](train, <double *>dx + r0 * w, <const double *>x + r0 * w,
-                               r1 - r0, w, <const double *>p)
-
-
-cdef void _dx_gated_any(int typenum, void *dx, const void *x, Py_ssize_t rows,
-                        Py_ssize_t w, const void *p, int train, int nt) noexcept nogil:
-    """Row layout, float32/float64: the input gradient from the gate the first pass kept in
-    dx (_row_sums' keep_in), in place, in _dx_rows' chunks."""
-    cdef Py_ssize_t chunk, t, r0, nchunks
-    nt = _row_threads(rows, w, nt)
-    if nt <= 1:
-        _dx_gated_rows(typenum, dx, x, 0, rows, w, p, train)
-        return
-    nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
-    chunk = _cdiv(rows, nchunks)
-    for t in prange(nchunks, schedule="dynamic", num_threads=nt):
-        r0 = t * chunk
-        if r0 < rows:
-            _dx_gated_rows(typenum, dx, x, r0, min(rows, r0 + chunk), w, p, train)
-
-
 # ---- the entry points: one per public operation ---------------------------------------
 
 
@@ -1227,8 +1184,9 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
                       gsc, gsh, gs, gstride, gsize, groups, nt, sums, dxp if keep else NULL)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
                        params)
-            if keep:
-                _dx_gated_any(typenum, dxp, xp, outer, w, params, train, nt)
+            if keep:  # from the gate in dx, in place (the kernels' dy == dx, no activation)
+                _dx_any(typenum, dxp, xp, NULL, dxp, outer, w, params, train, CYR_ACT_NONE,
+                        0.0, 0.0, gsc, gsh, nt)
             else:
                 _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta,
                         gsc, gsh, nt)

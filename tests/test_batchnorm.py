@@ -911,6 +911,16 @@ def pipelined_shape(itemsize, fused, threads=3):
     return (outer, C, 32, inner // 32)
 
 
+def _pipelined_runs(call, x):
+    """``call(dx, nt)`` for 1, 2 and 3 threads into an aligned dx, and for 2 threads into
+    an unaligned one: the results."""
+    res = []
+    for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
+        buf = np.empty(x.size + 1, dtype=x.dtype)
+        res.append(call(buf[offset : offset + x.size].reshape(x.shape), nt))
+    return res
+
+
 @pytest.mark.kernel_choice
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", [None, "relu", "leaky_relu"])
@@ -940,24 +950,10 @@ def test_pipelined_backward(rng, dtype, activation, training):
             shape,
             cyrelu._parallel.cache_info(),
         )
-    res = []
-    for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
-        buf = np.empty(x.size + 1, dtype=dtype)
-        dx = buf[offset : offset + x.size].reshape(shape)
-        res.append(
-            batch_norm_backward(
-                dy,
-                x,
-                m,
-                s,
-                w,
-                training=training,
-                activation=activation,
-                output=out,
-                out=dx,
-                num_threads=nt,
-            )
-        )
+    kw = dict(training=training, activation=activation, output=out)
+    res = _pipelined_runs(
+        lambda dx, nt: batch_norm_backward(dy, x, m, s, w, out=dx, num_threads=nt, **kw), x
+    )
     for other in res[1:]:
         for a, b_ in zip(res[0], other, strict=True):
             np.testing.assert_array_equal(a, b_)
@@ -995,26 +991,12 @@ def test_pipelined_backward_keeps_the_gate(rng, dtype, activation, training, mon
     _, m, s = batch_norm(x, None, None, w, b, True, return_stats=True)
     for nt in (1, 2, 3):
         assert _batchnorm.backward_pipelined(x, outer, C, inner, True, nt), shape
-    res = []
+    kw = dict(training=training, activation=activation, bias=b)
     with monkeypatch.context() as mp:
         mp.setattr(bn_module, "_gated", lambda *a, **k: pytest.fail("composed"))
-        for nt, offset in ((1, 0), (2, 0), (3, 0), (2, 1)):
-            buf = np.empty(x.size + 1, dtype=dtype)
-            dx = buf[offset : offset + x.size].reshape(shape)
-            res.append(
-                batch_norm_backward(
-                    dy,
-                    x,
-                    m,
-                    s,
-                    w,
-                    training=training,
-                    activation=activation,
-                    bias=b,
-                    out=dx,
-                    num_threads=nt,
-                )
-            )
+        res = _pipelined_runs(
+            lambda dx, nt: batch_norm_backward(dy, x, m, s, w, out=dx, num_threads=nt, **kw), x
+        )
     gated = bn_module._gated(activation, (), dy, x, m, s, w, b, None, 1, None)
     want = batch_norm_backward(gated, x, m, s, w, training=training)
     for got in res:

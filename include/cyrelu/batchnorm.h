@@ -347,11 +347,6 @@ CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y
     CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_GATEP_OF(T), s0, s1, \
                                   gs));                                                    \
 }                                                                                          \
-CYR_INLINE void cyr_bn_dx_cols_gated_##S(int train, T *d, const T *x, Py_ssize_t rows,     \
-                                         Py_ssize_t w, const T *mean, const T *k,          \
-                                         const T *mdy, const T *A) {                       \
-    CYR_DISPATCH(bn_dx_cols_gated, S, (train, d, x, rows, w, mean, k, mdy, A));            \
-}                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
                                    const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
                                    const T *mean, const T *k, const T *mdy, const T *A,    \

@@ -1196,26 +1196,6 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR
     CYR_NAME(bn_dot_cols_ld)(act, dy, x, y, rows, w, w, mean, a, s0, s1);
 }
 
-/* Row layout, pass 2 from the gate kept in d (dx), in place: bn_dx_row_impl's
- * arithmetic, per-column parameters. */
-static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR_T *x,
-                                               Py_ssize_t rows, Py_ssize_t w,
-                                               const CYR_T *CYR_RESTRICT mean,
-                                               const CYR_T *CYR_RESTRICT k,
-                                               const CYR_T *CYR_RESTRICT mdy,
-                                               const CYR_T *CYR_RESTRICT A) {
-    for (Py_ssize_t r = 0; r < rows; ++r) {
-        CYR_T *CYR_RESTRICT dr = d + r * w;
-        const CYR_T *CYR_RESTRICT xr = x + r * w;
-        if (train) {
-            for (Py_ssize_t j = 0; j < w; ++j)
-                dr[j] = (dr[j] - (xr[j] - mean[j]) * k[j] - mdy[j]) * A[j];
-        } else {
-            for (Py_ssize_t j = 0; j < w; ++j) dr[j] = dr[j] * A[j];
-        }
-    }
-}
-
 /* Row layout: dx for n elements of a row with per-column parameters. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_row_impl)(int act, int train, const CYR_T *CYR_RESTRICT dy,
                                           const CYR_T *CYR_RESTRICT x,
@@ -1305,10 +1285,37 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
     }
 }
 
+/* Row layout, pass 2 from the gate kept in d (dx), in place: bn_dx_row_impl's
+ * arithmetic, per-column parameters. */
+static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR_T *x,
+                                               Py_ssize_t rows, Py_ssize_t w,
+                                               const CYR_T *CYR_RESTRICT mean,
+                                               const CYR_T *CYR_RESTRICT k,
+                                               const CYR_T *CYR_RESTRICT mdy,
+                                               const CYR_T *CYR_RESTRICT A) {
+    for (Py_ssize_t r = 0; r < rows; ++r) {
+        CYR_T *CYR_RESTRICT dr = d + r * w;
+        const CYR_T *CYR_RESTRICT xr = x + r * w;
+        if (train) {
+            for (Py_ssize_t j = 0; j < w; ++j)
+                dr[j] = (dr[j] - (xr[j] - mean[j]) * k[j] - mdy[j]) * A[j];
+        } else {
+            for (Py_ssize_t j = 0; j < w; ++j) dr[j] = dr[j] * A[j];
+        }
+    }
+}
+
+/* Row layout: dx for `rows` contiguous rows of w columns.  dy may be exactly dx without
+ * an activation: the gate kept in dx by the first pass (CYR_BN_KEEPS_GATE), updated in
+ * place. */
 static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
                                      const CYR_T *A, CYR_BN_GATEP a) {
+    if (dy == (const CYR_T *)dx && act == CYR_ACT_NONE) {
+        CYR_NAME(bn_dx_cols_gated)(train, dx, x, rows, w, mean, k, mdy, A);
+        return;
+    }
     CYR_NAME(bn_dx_cols_ld)(act, train, dy, x, y, dx, rows, w, w, mean, k, mdy, A, a);
 }
 

@@ -601,7 +601,9 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             }
             KN(bn_dx_cols)(act, train, dy, x, x, dx2, O, W, p4, p4 + W, p4 + 2 * W, p4 + 3 * W, 0,
                            0, sc, sh);
-            KN(bn_dx_cols_gated)(train, dx, x, O, W, p4, p4 + W, p4 + 2 * W, p4 + 3 * W);
+            /* in place from the kept gate: dy is dx, no activation */
+            KN(bn_dx_cols)(CYR_ACT_NONE, train, dx, x, NULL, dx, O, W, p4, p4 + W, p4 + 2 * W,
+                           p4 + 3 * W, 0, 0, sc, sh);
             if (ok && !TN(bitwise_equal)(dx, dx2, N)) {
                 fail_msg("%s tiled dx_cols train %d: kept gate differs", what, train);
                 ok = 0;
