@@ -694,14 +694,17 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t ro
 /* bn_dot_acc for a tiled activation (CYR_BN_IS_TILED_BW; y is x): the gated tile, then
  * the plain sums over it.  The tiles are whole lane groups (CYR_BN_ACT_TILE_N is a
  * multiple of CYR_BN_LANES), so each element joins the lane (or the tail) it joins in
- * one run: the sums are bitwise those of the plain backward given the gated dy. */
+ * one run: the sums are bitwise those of the plain backward given the gated dy.  With
+ * gs (dx's run: the gate kept there, CYR_BN_KEEPS_GATE, batchnorm.h) the tiles are gs's,
+ * so the gated values stay there for the dx pass. */
 static CYR_TARGET void CYR_NAME(bn_dot_acc_tiled)(int act, const CYR_T *dy, const CYR_T *x,
                                                const CYR_T *y, Py_ssize_t n, double mean,
                                                CYR_BN_GATEP a, double *s0, double *s1,
-                                               double *t) {
-    CYR_ALIGN64 CYR_T gt[CYR_BN_ACT_TILE_N(CYR_T)];
+                                               double *t, CYR_T *gs) {
+    CYR_ALIGN64 CYR_T tile[CYR_BN_ACT_TILE_N(CYR_T)];
     for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
         const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
+        CYR_T *gt = gs != NULL ? gs + i : tile;
         CYR_NAME(bn_tile_z)(y + i, len, a.sc, a.sh, 0, gt);
         CYR_NAME(bn_tile_gate)(act, dy + i, len, a, gt);
         CYR_NAME(bn_dot_acc_impl)(CYR_ACT_NONE, gt, x + i, NULL, len, mean, a, s0, s1, t);
@@ -712,7 +715,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
                                      Py_ssize_t n, double mean, CYR_BN_GATEP a, double *s0, double *s1,
                                      double *t) {
     if (CYR_BN_IS_TILED_BW(act)) {
-        CYR_NAME(bn_dot_acc_tiled)(act, dy, x, y, n, mean, a, s0, s1, t);
+        CYR_NAME(bn_dot_acc_tiled)(act, dy, x, y, n, mean, a, s0, s1, t, NULL);
         return;
     }
     switch (act) {
@@ -720,21 +723,6 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
     CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
-    }
-}
-
-/* The gate kept in dx (CYR_BN_KEEPS_GATE, batchnorm.h): bn_dot_acc_tiled's sums, the
- * gated values written into gs (dx's run) in tiles and summed from there (the same
- * values in the same lanes, so the same bits). */
-static CYR_TARGET void CYR_NAME(bn_dot_acc_keep)(int act, const CYR_T *dy, const CYR_T *x,
-                                              const CYR_T *y, Py_ssize_t n, double mean,
-                                              CYR_BN_GATEP a, double *s0, double *s1,
-                                              double *t, CYR_T *gs) {
-    for (Py_ssize_t i = 0; i < n; i += CYR_BN_ACT_TILE_N(CYR_T)) {
-        const Py_ssize_t len = n - i < CYR_BN_ACT_TILE_N(CYR_T) ? n - i : CYR_BN_ACT_TILE_N(CYR_T);
-        CYR_NAME(bn_tile_z)(y + i, len, a.sc, a.sh, 0, gs + i);
-        CYR_NAME(bn_tile_gate)(act, dy + i, len, a, gs + i);
-        CYR_NAME(bn_dot_acc_impl)(CYR_ACT_NONE, gs + i, x + i, NULL, len, mean, a, s0, s1, t);
     }
 }
 
@@ -801,8 +789,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
 
 /* Pass 1 of channel c of (outer, C, inner) arrays: sums[0] = sum(g) and
  * sums[1] = sum(g * (x - mean)), g = dy gated by the activation (y may be NULL when
- * act is none); g also stored into gs (dx) when gs is not NULL (CYR_BN_KEEPS_GATE).  Each row is one bn_dot_acc run, so the lanes each element joins depend
- * only on its place in its row. */
+ * act is none); g also stored into gs (dx) when gs is not NULL (CYR_BN_KEEPS_GATE).
+ * Each row is one bn_dot_acc run, so the lanes each element joins depend only on its
+ * place in its row. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                          Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                          Py_ssize_t c, double mean, int act, CYR_BN_GATEP a,
@@ -819,8 +808,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
             if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
         if (gs)
-            CYR_NAME(bn_dot_acc_keep)(act, dy + off, x + off, y + off, inner, mean, a, s0, s1, t,
-                                      gs + off);
+            CYR_NAME(bn_dot_acc_tiled)(act, dy + off, x + off, y + off, inner, mean, a, s0, s1, t,
+                                       gs + off);
         else
             CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
                                  s1, t);
@@ -990,9 +979,9 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                     const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : j + CYR_BN_PIPE_N(CYR_T);
                     if (keep)
-                        CYR_NAME(bn_dot_acc_keep)(act, dy + offn + j, x + offn + j, y + offn + j,
-                                                  e - j, mean[c + 1], an, s0, s1, t,
-                                                  dx + offn + j);
+                        CYR_NAME(bn_dot_acc_tiled)(act, dy + offn + j, x + offn + j,
+                                                   y + offn + j, e - j, mean[c + 1], an, s0,
+                                                   s1, t, dx + offn + j);
                     else
                         CYR_NAME(bn_dot_acc)(act, dy + offn + j, x + offn + j,
                                              y ? y + offn + j : NULL, e - j, mean[c + 1], an,
