@@ -50,7 +50,7 @@
  * the kernels' loops (one specialised loop each); every other activation of the table
  * is taken at the pre-activation only (src = x, with the forward's scale and shift),
  * through L1 tiles: the pre-activation recomputed into the tile, then the activation's
- * own backward loop over it (bn_gate_tile), then the plain kernel over the gated tile.
+ * own backward loop over it (bn_tile_gate), then the plain kernel over the gated tile.
  * Their code is then compiled once per copy, not once per kernel (fused into every loop,
  * hardsigmoid and hardswish alone made the extension 21% larger). */
 #define CYR_BN_BACKWARD_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
