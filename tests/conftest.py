@@ -47,3 +47,23 @@ def client():
     finally:
         os.environ.clear()
         os.environ.update(environ)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``CYRELU_TEST_SHARD=i/n`` keeps every n-th collected test, from the i-th (0-based):
+    tests/test_cuda_emulated.py runs the emulated GPU suite as n such processes side by
+    side, one per core, and together they run every test once."""
+    shard = os.environ.get("CYRELU_TEST_SHARD")
+    if not shard:
+        return
+    try:
+        i, n = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise pytest.UsageError("CYRELU_TEST_SHARD must be i/n, not %r" % shard) from None
+    if not 0 <= i < n:
+        raise pytest.UsageError("CYRELU_TEST_SHARD=%s: need 0 <= i < n" % shard)
+    kept = [item for k, item in enumerate(items) if k % n == i]
+    dropped = [item for k, item in enumerate(items) if k % n != i]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept

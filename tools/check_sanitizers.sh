@@ -9,7 +9,7 @@
 #   * PyTorch is not installed here (its oracle tests skip): its own libraries are
 #     not built for ASan and would only slow the stage down.
 # Measured on 2 shared cores: about 8 minutes at -O3 (5 of them building); the build
-# now uses -O1, and the source checks are deselected.
+# now uses -O1, the source checks are deselected, and the tests run as two processes.
 # Usage: tools/check_sanitizers.sh  (from anywhere; needs python3 and gcc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,10 +59,30 @@ cp -r "$SRC/tests" "$SRC/pyproject.toml" "$RUN_DIR"/   # the tests of the source
 # (tests/test_batchnorm_activations.py, about 550 tests of composition in Python over
 # kernels that test_batchnorm_fused.py and test_smooth.py run here) and the Dask tests
 # (dask is not installed here: they would skip).
-(cd "$RUN_DIR" && LD_PRELOAD="$LIBASAN" python -m pytest -q -p no:cacheprovider \
-    --ignore=tests/test_cuda_compile.py --ignore=tests/test_batchnorm_activations.py \
-    --ignore=tests/test_dask.py --ignore=tests/test_prelu_dask.py \
-    -m "not source_check" tests) || fail "tests under ASan/UBSan"
+# The suite runs as two processes side by side (CYRELU_TEST_SHARD, tests/conftest.py:
+# every other test each), since one instrumented process keeps about one core busy:
+# about 250 s as one process on 2 vCPUs.  Each shard's output is printed when both end.
+SHARDS=2
+PIDS=()
+for ((i = 0; i < SHARDS; i++)); do
+    (cd "$RUN_DIR" && CYRELU_TEST_SHARD="$i/$SHARDS" LD_PRELOAD="$LIBASAN" python -m pytest -q \
+        -p no:cacheprovider \
+        --ignore=tests/test_cuda_compile.py --ignore=tests/test_batchnorm_activations.py \
+        --ignore=tests/test_dask.py --ignore=tests/test_prelu_dask.py \
+        -m "not source_check" tests) > "$RUN_DIR/shard$i.log" 2>&1 &
+    PIDS+=($!)
+done
+FAILED=()
+for ((i = 0; i < SHARDS; i++)); do
+    echo "--- check_sanitizers: shard $i/$SHARDS"
+    if wait "${PIDS[$i]}"; then
+        tail -n 3 "$RUN_DIR/shard$i.log"
+    else
+        FAILED+=("$i/$SHARDS")
+        cat "$RUN_DIR/shard$i.log"   # a failure's whole report
+    fi
+done
+[ ${#FAILED[@]} -eq 0 ] || fail "tests under ASan/UBSan (shard ${FAILED[*]})"
 (cd "$RUN_DIR" && LD_PRELOAD="$LIBASAN" python -c "import cyrelu; cyrelu.show_config()") \
     | grep -q "openmp  *: on" || fail "the sanitized build lost OpenMP"
 rm -rf "$RUN_DIR" "$SRC"

@@ -17,6 +17,7 @@
 #   CYRELU_CHECK_DIR=DIR     work directory (default: a new temporary one)
 #   CYRELU_TEST_TORCH=0      don't install PyTorch (the optional test oracle)
 #   CYRELU_KEEP_CHECK_DIR=1  keep the work directory afterwards
+#   CYRELU_OPT_LEVEL=N       the build's -O level (setup.py; default 3), passed on to the isolated build
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
