@@ -246,6 +246,30 @@ def run(ctx):
                 ),
                 nb_bwd,
             )
+            # the backward from bias=: the activation's derivative at the pre-activation
+            # the two kernels recompute (the same bytes as the plain backward)
+            for act in ("relu", "gelu"):
+                add(
+                    "batch_norm train bwd+%s(bias=) %s" % (act, tag),
+                    "cyrelu",
+                    gpu_time(
+                        ce,
+                        lambda act=act: bn_backward(
+                            dy,
+                            x,
+                            sm,
+                            si,
+                            w,
+                            training=True,
+                            axis=axis,
+                            activation=act,
+                            bias=b,
+                            out=gi,
+                        ),
+                        **tkw,
+                    ),
+                    nb_bwd,
+                )
             add(
                 "batch_norm train fwd+relu " + tag,
                 "cyrelu",

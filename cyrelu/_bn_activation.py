@@ -11,9 +11,9 @@ CuPy and Dask arrays alike:
 - forward (an activation outside BN_FORWARD; none today): batch_norm without the
   activation, then the activation's function applied to the result in place;
 - backward, where the backend's kernels do not take the derivative themselves (the
-  NumPy and Dask kernels take every activation at the pre-activation they recompute
-  from ``bias=``, and those of ``BN_BACKWARD`` at ``output``; the CuPy kernels read
-  ``output`` only): ``grad_output`` gated by the activation's derivative, then
+  NumPy, Dask and CuPy kernels take every activation at the pre-activation they
+  recompute from ``bias=`` (the NumPy kernels not for float16 data), and those of
+  ``BN_BACKWARD`` at ``output``): ``grad_output`` gated by the activation's derivative, then
   batch_norm's backward without the activation.  The derivative is taken at the
   pre-activation recomputed from ``x``, the saved statistics, ``weight`` and ``bias``
   (``bias=``), or, where it can be read from the output (elu with alpha > 0, celu,
@@ -122,13 +122,33 @@ def fused_backward_z(activation: object, bias: object, dtype: object = None) -> 
     for float16 data.  float16 data cannot keep a float gate in its dx, and taking the
     derivative in both passes was slower than the composed path (hardswish 1.55-1.91x
     BatchNorm's backward alone against 1.23-1.56x, gelu 3.6-5.3x against 2.6-3.8x; 2
-    threads, Zen 4).  Used where the output cannot give the derivative
-    (:func:`fused_backward`, which keeps the forward's own values, is preferred)."""
+    threads, Zen 4).  ``dtype`` None: any activation of the table, whatever the data's
+    dtype.  Used where the output cannot give the derivative (:func:`fused_backward`,
+    which keeps the forward's own values, is preferred)."""
     if bias is None or not isinstance(activation, str):
         return False
+    if dtype is None:  # a backend's kernels (BATCH_NORM_BACKWARD_FROM_BIAS): any dtype
+        return activation in _table.TABLE
     if activation in _table.BN_BACKWARD:
         return True
     return activation in _table.TABLE and str(dtype) != "float16"
+
+
+def backend_fuses_backward_z(
+    backend: Any, activation: object, bias: object, dtype: object
+) -> bool:
+    """Whether ``backend`` (None: the NumPy kernels) takes batch_norm_backward's ``bias=``
+    for ``activation`` on data of ``dtype`` in its own kernels (else the public function
+    composes the call).  A backend module says so with ``BATCH_NORM_BACKWARD_FROM_BIAS``:
+    True, the NumPy kernels' rule (:func:`fused_backward_z`; Dask, whose chunks run
+    them), or ``"any dtype"``, every activation of the table for every dtype (CuPy,
+    whose kernels do float16 math in float)."""
+    if backend is None:
+        return fused_backward_z(activation, bias, dtype)
+    rule = getattr(backend, "BATCH_NORM_BACKWARD_FROM_BIAS", False)
+    if not rule:
+        return False
+    return fused_backward_z(activation, bias, None if rule == "any dtype" else dtype)
 
 
 def defer_forward(activation: object, activation_params: object) -> bool:

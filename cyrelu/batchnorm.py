@@ -352,16 +352,18 @@ def batch_norm_backward(
     ``bias``; neither given is a ValueError.
 
     "relu", "leaky_relu", "relu6" and "hardtanh" are fused into the backward's own two
-    passes (no pass of their own): from ``output``, or, for NumPy and Dask data, at the
-    pre-activation the kernels recompute from ``x`` and ``bias`` in the same passes
-    (there leaky_relu's alpha may be any real).  The latter reads one array less, so
+    passes (no pass of their own): from ``output``, or, for NumPy, Dask and CuPy data,
+    at the pre-activation the kernels recompute from ``x`` and ``bias`` in the same
+    passes (there leaky_relu's alpha may be any real).  The latter reads one array less, so
     ``bias`` without ``output`` is the fastest form of these.  With ``bias``, the other
     activations are fused too for float32 and float64 NumPy and Dask data: the kernels
     run the activation's own backward over the recomputed pre-activation in L1 tiles,
     keeping the gated ``grad_output`` in ``grad_input`` between the two passes (bitwise
-    the activation's backward function, then this one's).  Elsewhere (``output`` for
-    elu, celu and selu; float16 data; CuPy data with ``bias``) the derivative takes a
-    pass of its own first.
+    the activation's backward function, then this one's).  The CuPy kernels take every
+    activation with ``bias`` in their two passes, for float16 data too (the
+    derivative at the pre-activation computed in float).  Elsewhere (``output`` for
+    elu, celu and selu; float16 NumPy data) the derivative takes a pass of its own
+    first.
 
     ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight`` and
     ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
@@ -387,14 +389,14 @@ def batch_norm_backward(
     values = _act.params(activation, alpha, activation_params)
     # where the kernels take the activation's derivative: at the output (the forward's
     # own values: preferred), else, with bias=, at the pre-activation they recompute
-    # (from_z: NumPy data, and the backends whose kernels do it, Dask's; the GPU
-    # backend composes that case)
+    # (from_z: NumPy data, and the backends whose kernels do it, Dask's and CuPy's:
+    # _act.backend_fuses_backward_z)
     from_y = _act.fused_backward(activation, values, output)
     from_z = False
     be = None
-    if not from_y and _act.fused_backward_z(activation, bias, getattr(x, "dtype", None)):
+    if not from_y and _act.fused_backward_z(activation, bias):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
-        from_z = be is None or getattr(be, "BATCH_NORM_BACKWARD_FROM_BIAS", False)
+        from_z = _act.backend_fuses_backward_z(be, activation, bias, getattr(x, "dtype", None))
     if not (from_y or from_z):
         # gate grad_output by the derivative first, then the plain backward
         g = _gated(

@@ -638,6 +638,99 @@ def test_batch_norm_composed_activations(rng, dtype, activation, alpha, ap):
         _close(got[0].get(), want[0].astype(np.float64), dtype, scale=8.0)
 
 
+# every activation of the table with parameters that differ from the defaults where it
+# has them (a parameter not reaching the kernels changes the result beyond tolerance)
+_FROM_BIAS_PARAMS = {
+    "hardtanh": {"min_val": -0.5, "max_val": 0.75},
+    "elu": {"alpha": 0.7},
+    "celu": {"alpha": 1.5},
+    "softplus": {"beta": 2.0, "threshold": 3.0},
+    "gelu": {"approximate": "tanh"},
+}
+
+
+# the layouts: NCS with S a multiple of the 16-byte pack, NCS odd, NC (channels last)
+_FROM_BIAS_LAYOUTS = [((8, 16, 4, 8), 1), ((5, 7, 5, 7), 1), ((64, 33), -1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", sorted(_table.TABLE))
+def test_batch_norm_backward_from_bias_in_the_kernels(rng, dtype, activation, monkeypatch):
+    """bias= on CuPy arrays: the reduction and the apply pass take the activation's
+    derivative at the pre-activation they recompute (nothing composed: the composing
+    helper raises), for every activation and dtype, training and evaluation, through
+    the general path and the per-call fast path, also with out=; against the NumPy
+    path's bias= backward (leaky_relu's slope here is negative: output could not give
+    its derivative).  Each case takes one of the layouts in turn, so that every layout
+    meets every dtype and about a third of the activations (the emulation runs each
+    case in about a second)."""
+    import cyrelu.batchnorm as bn_module
+
+    names = sorted(_table.TABLE)
+    k = names.index(activation) + DTYPES.index(dtype)
+    shape, axis = _FROM_BIAS_LAYOUTS[k % len(_FROM_BIAS_LAYOUTS)]
+
+    x = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
+    g = rng.standard_normal(shape).astype(dtype)
+    C = shape[axis]
+    pd = np.float64 if dtype == np.float64 else np.float32
+    w = rng.uniform(0.5, 2.0, C).astype(pd)
+    b = rng.uniform(-1.0, 1.0, C).astype(np.float32)  # the bias's own dtype: float32 always
+    x = _away_from_kinks(x, axis, w, b)
+    ap = _FROM_BIAS_PARAMS.get(activation)
+    alpha = -0.3 if activation == "leaky_relu" else None
+    xd, gd, wd, bd = (cupy.asarray(a) for a in (x, g, w, b))
+    for training in (True, False):
+        kw = dict(
+            training=training, axis=axis, activation=activation, alpha=alpha, activation_params=ap
+        )
+        rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
+        _, m, s = cyrelu.batch_norm(x, rm, rv, w, b, return_stats=True, **kw)
+        md, sd = cupy.asarray(m), cupy.asarray(s)
+        want = cyrelu.batch_norm_backward(g, x, m, s, w, bias=b, **kw)
+        tol = [8.0 * max(1.0, float(np.abs(r).max())) for r in want]
+        with monkeypatch.context() as mp:
+            mp.setattr(bn_module, "_gated", _refuse_composed)
+            for _ in range(2):  # the general path, then the fast path
+                got = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, bias=bd, **kw)
+                for a, r, t in zip(got, want, tol, strict=True):
+                    assert isinstance(a, cupy.ndarray)
+                    _close(a.get(), np.asarray(r, np.float64), dtype, scale=t)
+            out = cupy.full(shape, np.nan, dtype)
+            gi = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, bias=bd, out=out, **kw)[0]
+            assert gi is out
+            _close(out.get(), np.asarray(want[0], np.float64), dtype, scale=tol[0])
+    # the activation's gate is there: the plain backward differs
+    plain = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, training=False, axis=axis)[0]
+    assert not np.allclose(plain.get(), got[0].get(), rtol=1e-2, atol=1e-2)
+
+
+def _away_from_kinks(x, axis, w, b):
+    """x with the elements whose pre-activation (in training, from the batch's
+    statistics; in evaluation, from running statistics 0 and 1) lies within 0.01 of a
+    kink of the activations above moved off it: there the two paths' roundings of the
+    pre-activation may fall on either side (float16 data lands there)."""
+    kinks = np.array([0.0, 6.0, -3.0, 3.0, -0.5, 0.75])
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    w64, b64 = w.astype(np.float64).reshape(shape), b.astype(np.float64).reshape(shape)
+    others = tuple(i for i in range(x.ndim) if i != axis % x.ndim)
+    for _ in range(5):
+        x64 = x.astype(np.float64)
+        mean, var = x64.mean(axis=others, keepdims=True), x64.var(axis=others, keepdims=True)
+        near = np.zeros(x.shape, bool)
+        for z in ((x64 - mean) / np.sqrt(var + 1e-5), x64 / np.sqrt(1.0 + 1e-5)):
+            near |= (np.abs((z * w64 + b64)[..., None] - kinks) < 0.01).any(axis=-1)
+        if not near.any():
+            return x
+        x = np.where(near, x + 0.05, x).astype(x.dtype)
+    raise AssertionError("could not move the data off the kinks")
+
+
+def _refuse_composed(*args, **kwargs):
+    raise AssertionError("composed: the CUDA kernels did not take the activation")
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_large_channels_and_splits(rng, dtype):
     # many blocks per channel (the split reduction) and an offset mean

@@ -26,6 +26,11 @@ from cyrelu.cuda.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.cuda.diagnostics import dead_units, sparsity
 from cyrelu.cuda.prelu import prelu, prelu_backward
 
+# batch_norm_backward takes bias= itself: for every activation and dtype, the kernels
+# take the derivative at the pre-activation they recompute (read by
+# cyrelu._bn_activation.backend_fuses_backward_z)
+BATCH_NORM_BACKWARD_FROM_BIAS = "any dtype"
+
 __all__ = [
     *_activations.__all__,
     "batch_norm",

@@ -17,9 +17,11 @@
  *                    merged with Chan et al.'s formula in a fixed tree order; then the
  *                    mean, biased var, invstd, the running stats (each one given), the
  *                    coefficients of the apply pass.
- *     CYR_RED_GRAD   backward: g = dy gated by the activation (looked up on the forward
- *                    output y; its parameters in alpha and thr); sums of g and
- *                    g * (x - mean); then grad_weight, grad_bias and the dx coefficients.
+ *     CYR_RED_GRAD   backward: g = dy gated by the activation (its derivative looked up
+ *                    on the forward output y, or, where the forward's bias is given, at
+ *                    the pre-activation z recomputed from x; its parameters in alpha
+ *                    and thr); sums of g and g * (x - mean); then grad_weight,
+ *                    grad_bias and the dx coefficients (and z's shift, see below).
  *     CYR_RED_ALIVE  count of elements with !(x <= threshold)  (NaN counts as alive)
  *     CYR_RED_ZEROS  count of elements == 0
  *   eval_coef                forward inference: the coefficients from running stats
@@ -34,7 +36,14 @@
  *   forward:        (mean, invstd * weight, bias, -)     y  = act((x - c0) * c1 + c2)
  *   backward train: (mean, mean(g), sum(g*(x-mean)) * invstd^2 / M, weight * invstd)
  *                                                        dx = (g - (x - c0) * c2 - c1) * c3
- *   backward eval:  (-, -, -, weight * invstd)           dx = g * c3
+ *   backward eval:  (mean, -, -, weight * invstd)        dx = g * c3
+ * The backward from the pre-activation (bias given: p3 of the reduction, the apply pass's
+ * `shift`): z = (x - c0) * c3 + shift[c], the forward's apply arithmetic with the saved
+ * statistics (c3 = weight * invstd is the forward's scale, from save_invstd as saved),
+ * shift[c] = bias[c] in the math type, written by the reduction's last block after the 4C
+ * coefficients; the activation's derivative is taken at z, for every activation (on y
+ * it is only read for those whose derivative the output gives: relu, leaky_relu with a
+ * positive slope, relu6, hardtanh).
  * Float math is done with the non-flushing helpers of common.cuh (and without fused
  * multiply-adds): subnormals are kept, as on the CPU.
  *
@@ -74,6 +83,16 @@ template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A 
     return cyr_bwd<ACT>(g, y, a, b);
 }
 
+/* The pre-activation of the backward from bias: z = (x - c0) * sc + sh (on: the call
+ * gives the bias; else the derivative is read on the output). */
+template <typename A> struct cyr_zc {
+    bool on;
+    A c0, sc, sh;
+};
+template <typename A> __device__ __forceinline__ A bn_z(A xv, const cyr_zc<A> &z) {
+    return cyr_add(cyr_mul(cyr_sub(xv, z.c0), z.sc), z.sh);
+}
+
 __device__ __forceinline__ bool cyr_finite(double v) { return v - v == 0.0; }
 
 /* per-channel parameter i of `kinds` (0 absent, 1 float, 2 double) */
@@ -86,6 +105,22 @@ __device__ __forceinline__ double cyr_param(const void *p, int kind, long long c
 __device__ __forceinline__ void cyr_param_store(void *p, int kind, long long c, double v) {
     if (kind == 1) static_cast<float *>(p)[c] = cyr_f32(v);
     if (kind == 2) static_cast<double *>(p)[c] = v;
+}
+
+/* Channel c's z coefficients in a GRAD reduction: on where bias (p3) is given, with
+ * weight p0; sc = weight * invstd rounded as bn_finish rounds the coefficient c3 */
+template <int MODE, int ACT, typename A>
+__device__ __forceinline__ cyr_zc<A> bn_zc(long long c, int kinds, const void *p0,
+                                          const void *p3, const A *sm, const A *si) {
+    cyr_zc<A> z;
+    z.on = MODE == CYR_RED_GRAD && ACT != CYR_ACT_NONE && cyr_kind(kinds, 3) != 0;
+    z.c0 = z.sc = z.sh = A(0);
+    if (z.on) {
+        z.c0 = sm[c];
+        z.sc = cyr_from_f64<A>(cyr_param(p0, cyr_kind(kinds, 0), c, 1.0) * cyr_f64(si[c]));
+        z.sh = cyr_from_f64<A>(cyr_param(p3, cyr_kind(kinds, 3), c, 0.0));
+    }
+    return z;
 }
 
 /* ---- per-thread accumulators ------------------------------------------------------------ */
@@ -227,12 +262,14 @@ __device__ __forceinline__ void cyr_store_part(double *part, long long i, cyr_ac
 /* What the last block does with a channel's total `t`.
  *   STATS: M = elements per channel; p0..p3 = running_mean, running_var, weight, bias;
  *          sm, si = save_mean, save_invstd (written); coef written.
- *   GRAD:  p0 = weight, p1 = grad_weight, p2 = grad_bias (written); sm, si read.
+ *   GRAD:  p0 = weight, p1 = grad_weight, p2 = grad_bias (written), p3 = bias (the
+ *          backward from the pre-activation: shift written); sm, si read.
  *   counts: p0 = the double output. */
 template <typename A, int MODE>
 __device__ __forceinline__ void bn_finish(cyr_acc3 t, long long c, double M, double eps,
                                           double momentum, int training, int kinds, void *p0,
-                                          void *p1, void *p2, void *p3, A *sm, A *si, A *coef) {
+                                          void *p1, void *p2, void *p3, A *sm, A *si, A *coef,
+                                          A *shift) {
     if (MODE == CYR_RED_STATS) {
         const double mean = t.a;
         double var = t.b / M;
@@ -266,6 +303,7 @@ __device__ __forceinline__ void bn_finish(cyr_acc3 t, long long c, double M, dou
         coef[c * 4 + 1] = training ? cyr_from_f64<A>(s1 / M) : A(0);
         coef[c * 4 + 2] = training ? cyr_from_f64<A>(s2 * invstd * invstd / M) : A(0);
         coef[c * 4 + 3] = cyr_from_f64<A>(wc * invstd);
+        if (cyr_kind(kinds, 3)) shift[c] = cyr_from_f64<A>(cyr_param(p3, cyr_kind(kinds, 3), c, 0.0));
     } else {
         static_cast<double *>(p0)[c] = t.a;
     }
@@ -298,6 +336,7 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
     const I c = blockIdx.x;
     const I split = blockIdx.y, nsplit = gridDim.y;
     const double mean = MODE == CYR_RED_GRAD ? cyr_f64(sm[c]) : 0.0;
+    const cyr_zc<A> z = bn_zc<MODE, ACT, A>(c, kinds, p0, p3, sm, si);
     cyr_thread_sums t;
     const I Sv = S / width; /* units per run */
     const I total = N * Sv;
@@ -308,7 +347,7 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
     const I qS = G / Sv, rS = G - qS * Sv;
     const A zero = A(0);
     const bool need_dy = MODE == CYR_RED_GRAD;
-    const bool need_y = MODE == CYR_RED_GRAD && ACT != CYR_ACT_NONE;
+    const bool need_y = MODE == CYR_RED_GRAD && ACT != CYR_ACT_NONE && !z.on;
     for (; j < total; j += G) {
         const I off = (n * C + c) * S + s * width;
         if (VEC) {
@@ -317,15 +356,20 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
             if (need_dy) pd = P::load(dy + off);
             if (need_y) py = P::load(yo + off);
 #pragma unroll
-            for (int e = 0; e < P::N; ++e)
-                bn_accum<MODE, ACT, A>(t, tr::load(px.v[e]), need_dy ? tr::load(pd.v[e]) : zero,
-                                       need_y ? tr::load(py.v[e]) : zero, mean, alpha, thr);
+            for (int e = 0; e < P::N; ++e) {
+                const A xv = tr::load(px.v[e]);
+                bn_accum<MODE, ACT, A>(t, xv, need_dy ? tr::load(pd.v[e]) : zero,
+                                       need_y ? tr::load(py.v[e]) : (z.on ? bn_z(xv, z) : zero),
+                                       mean, alpha, thr);
+            }
         } else {
 #pragma unroll 1
-            for (int e = 0; e < width; ++e)
-                bn_accum<MODE, ACT, A>(t, tr::load(x[off + e]),
-                                       need_dy ? tr::load(dy[off + e]) : zero,
-                                       need_y ? tr::load(yo[off + e]) : zero, mean, alpha, thr);
+            for (int e = 0; e < width; ++e) {
+                const A xv = tr::load(x[off + e]);
+                bn_accum<MODE, ACT, A>(t, xv, need_dy ? tr::load(dy[off + e]) : zero,
+                                       need_y ? tr::load(yo[off + e]) : (z.on ? bn_z(xv, z) : zero),
+                                       mean, alpha, thr);
+            }
         }
         s += rS;
         n += qS;
@@ -345,7 +389,7 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
         w = cyr_merge<MODE>(w, cyr_load_part(part, (long long)sp * C + c));
     w = cyr_block_merge<MODE>(w, sh);
     if (threadIdx.x == 0) bn_finish<A, MODE>(w, c, M, eps, momentum, training, kinds, p0, p1,
-                                              p2, p3, sm, si, coef);
+                                              p2, p3, sm, si, coef, coef + 4 * (long long)C);
 }
 
 /* ---- reductions, NC layout (R rows, C columns): blockDim (32, CYR_NC_ROWS), ------------
@@ -367,10 +411,11 @@ __device__ __forceinline__ void reduce_nc(const T *x, const T *dy, const T *yo,
     const I split = blockIdx.y, nsplit = gridDim.y;
     const A zero = A(0);
     const bool need_dy = MODE == CYR_RED_GRAD;
-    const bool need_y = MODE == CYR_RED_GRAD && ACT != CYR_ACT_NONE;
     cyr_thread_sums t;
     if (c < C) {
         const double mean = MODE == CYR_RED_GRAD ? cyr_f64(sm[c]) : 0.0;
+        const cyr_zc<A> z = bn_zc<MODE, ACT, A>(c, kinds, p0, p3, sm, si);
+        const bool need_y = MODE == CYR_RED_GRAD && ACT != CYR_ACT_NONE && !z.on;
         const I rs = nsplit * CYR_NC_ROWS;
         I r = split * CYR_NC_ROWS + threadIdx.y;
         /* four rows in flight per thread */
@@ -381,15 +426,17 @@ __device__ __forceinline__ void reduce_nc(const T *x, const T *dy, const T *yo,
                 const I off = (r + u * rs) * C + c;
                 xv[u] = tr::load(x[off]);
                 dv[u] = need_dy ? tr::load(dy[off]) : zero;
-                yv[u] = need_y ? tr::load(yo[off]) : zero;
+                yv[u] = need_y ? tr::load(yo[off]) : (z.on ? bn_z(xv[u], z) : zero);
             }
 #pragma unroll
             for (int u = 0; u < 4; ++u) bn_accum<MODE, ACT, A>(t, xv[u], dv[u], yv[u], mean, alpha, thr);
         }
         for (; r < R; r += rs) {
             const I off = r * C + c;
-            bn_accum<MODE, ACT, A>(t, tr::load(x[off]), need_dy ? tr::load(dy[off]) : zero,
-                                   need_y ? tr::load(yo[off]) : zero, mean, alpha, thr);
+            const A xv1 = tr::load(x[off]);
+            bn_accum<MODE, ACT, A>(t, xv1, need_dy ? tr::load(dy[off]) : zero,
+                                   need_y ? tr::load(yo[off]) : (z.on ? bn_z(xv1, z) : zero),
+                                   mean, alpha, thr);
         }
     }
     sh[threadIdx.y][threadIdx.x] = cyr_thread_result<MODE>(t);
@@ -413,7 +460,8 @@ __device__ __forceinline__ void reduce_nc(const T *x, const T *dy, const T *yo,
     if (threadIdx.y == 0 && c < C) {
         w = sh[0][threadIdx.x];
         for (int u = 1; u < CYR_NC_ROWS; ++u) w = cyr_merge<MODE>(w, sh[u][threadIdx.x]);
-        bn_finish<A, MODE>(w, c, M, eps, momentum, training, kinds, p0, p1, p2, p3, sm, si, coef);
+        bn_finish<A, MODE>(w, c, M, eps, momentum, training, kinds, p0, p1, p2, p3, sm, si, coef,
+                           coef + 4 * (long long)C);
     }
 }
 
@@ -465,9 +513,23 @@ __device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A
     return cyr_mul(g, k.v[3]);
 }
 
+/* z of the apply pass: the backward coefficients (c0 = mean, c3 = the forward's scale) */
+template <typename A>
+__device__ __forceinline__ A bn_z_at(A xv, const cyr_coef4<A> &k, A sh) {
+    cyr_zc<A> z;
+    z.on = true;
+    z.c0 = k.v[0];
+    z.sc = k.v[3];
+    z.sh = sh;
+    return bn_z(xv, z);
+}
+
+/* shift: z's shift per channel for the backward from the pre-activation (the derivative
+ * taken at z = (x - c0) * c3 + shift[c]), else null (read on yo) */
 template <typename T, int MODE, int ACT, int NC, int VEC, typename I>
 __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *out,
-                      const typename cyr_traits<T>::acc *coef, typename cyr_traits<T>::acc alpha,
+                      const typename cyr_traits<T>::acc *coef,
+                      const typename cyr_traits<T>::acc *shift, typename cyr_traits<T>::acc alpha,
                       typename cyr_traits<T>::acc beta, I N, I C, I S) {
     typedef cyr_traits<T> tr;
     typedef typename tr::acc A;
@@ -475,9 +537,10 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
     typedef cyr_coef4<A> K4;
     const K4 *kc = reinterpret_cast<const K4 *>(coef);
     CYR_CHECK_ALIGNED(coef, 16);
-    const bool need_x = MODE != CYR_APPLY_BWD_EVAL;
+    const bool zon = MODE != CYR_APPLY_FWD && ACT != CYR_ACT_NONE && shift != nullptr;
+    const bool need_x = MODE != CYR_APPLY_BWD_EVAL || zon;
     const bool need_dy = MODE != CYR_APPLY_FWD;
-    const bool need_y = MODE != CYR_APPLY_FWD && ACT != CYR_ACT_NONE;
+    const bool need_y = MODE != CYR_APPLY_FWD && ACT != CYR_ACT_NONE && !zon;
     const A zero = A(0);
 
     const I width = VEC ? (I)P::N : 1;
@@ -503,24 +566,33 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
 #pragma unroll
                 for (int e = 0; e < P::N; ++e) {
                     const K4 k = kc[s * P::N + e];
+                    const A xv = need_x ? tr::load(px.v[e]) : zero;
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
-                        need_x ? tr::load(px.v[e]) : zero, need_dy ? tr::load(pd.v[e]) : zero,
-                        need_y ? tr::load(py.v[e]) : zero, k, alpha, beta));
+                        xv, need_dy ? tr::load(pd.v[e]) : zero,
+                        need_y ? tr::load(py.v[e]) : (zon ? bn_z_at(xv, k, shift[s * P::N + e]) : zero),
+                        k, alpha, beta));
                 }
             } else {
                 const K4 k = kc[ch];
+                const A sh = zon ? shift[ch] : zero;
 #pragma unroll
-                for (int e = 0; e < P::N; ++e)
+                for (int e = 0; e < P::N; ++e) {
+                    const A xv = need_x ? tr::load(px.v[e]) : zero;
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
-                        need_x ? tr::load(px.v[e]) : zero, need_dy ? tr::load(pd.v[e]) : zero,
-                        need_y ? tr::load(py.v[e]) : zero, k, alpha, beta));
+                        xv, need_dy ? tr::load(pd.v[e]) : zero,
+                        need_y ? tr::load(py.v[e]) : (zon ? bn_z_at(xv, k, sh) : zero), k, alpha,
+                        beta));
+                }
             }
             po.store(out + off);
         } else {
-            const K4 k = kc[NC ? s : ch];
+            const I kx = NC ? s : ch;
+            const K4 k = kc[kx];
+            const A xv = need_x ? tr::load(x[off]) : zero;
             out[off] = tr::store(bn_elem<MODE, ACT, A>(
-                need_x ? tr::load(x[off]) : zero, need_dy ? tr::load(dy[off]) : zero,
-                need_y ? tr::load(yo[off]) : zero, k, alpha, beta));
+                xv, need_dy ? tr::load(dy[off]) : zero,
+                need_y ? tr::load(yo[off]) : (zon ? bn_z_at(xv, k, shift[kx]) : zero), k, alpha,
+                beta));
         }
         s += rS;
         I carry = 0;
@@ -564,6 +636,7 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
 #define CYR_KERNEL_apply(NAME, T, MODE, ACT, NC, VEC, I)                                   \
     extern "C" __global__ void __launch_bounds__(CYR_THREADS)                               \
         NAME(const T *x, const T *dy, const T *yo, T *out, const cyr_traits<T>::acc *coef,  \
-             cyr_traits<T>::acc alpha, cyr_traits<T>::acc beta, I N, I C, I S) {             \
-        apply<T, MODE, ACT, NC, VEC, I>(x, dy, yo, out, coef, alpha, beta, N, C, S);        \
+             const cyr_traits<T>::acc *shift, cyr_traits<T>::acc alpha,                      \
+             cyr_traits<T>::acc beta, I N, I C, I S) {                                        \
+        apply<T, MODE, ACT, NC, VEC, I>(x, dy, yo, out, coef, shift, alpha, beta, N, C, S);  \
     }

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from cyrelu import _bn_activation as _act
+from cyrelu import _activation_table as _table, _bn_activation as _act
 from cyrelu._validation import (
     batch_norm_args,
     batch_norm_backward_alpha,
     batch_norm_backward_args,
     batch_norm_reals,
+    channel_axis,
     check_same,
 )
 from cyrelu.cuda import _launch as L, _loader
@@ -58,6 +59,7 @@ _PLAN_LIMIT = 512
 
 _BLOCK = (L.THREADS,)
 _ADDR = np.uint64  # a device address passed for a pointer parameter
+_NULL = _ADDR(0)  # a null pointer (the apply pass's shift, outside the backward from bias)
 _F64 = np.float64
 _ZERO64 = np.float64(0.0)
 _TRAINING = (np.int32(0), np.int32(1))
@@ -479,7 +481,7 @@ def _forward(
         p.eval_fn(p.eval_grid, _BLOCK, (p.C64, _F64(eps), p.kinds, *prm, sm, si, coef))
     if p.apply is not None:
         fn, grid, tail = p.apply
-        fn(grid, _BLOCK, (x, x, x, y, coef, p.alpha_t(alpha), p.alpha_t(beta), *tail))
+        fn(grid, _BLOCK, (x, x, x, y, coef, _NULL, p.alpha_t(alpha), p.alpha_t(beta), *tail))
     return ws
 
 
@@ -707,9 +709,10 @@ def _batch_norm(
 
 class _Backward:
     """What a backward call launches for one geometry, dtype, activation, mode, set of
-    parameter dtypes, alignment and device; the workspace (of the gradients' dtype)
-    holds grad_weight, grad_bias (gsz bytes each), 4 coefficients per channel and the
-    reduction's partials."""
+    parameter dtypes (the bias's too: the backward from the pre-activation), alignment
+    and device; the workspace (of the gradients' dtype) holds grad_weight, grad_bias
+    (gsz bytes each), 4 coefficients per channel, then the pre-activation's shift per
+    channel (the backward from bias), and the reduction's partials."""
 
     __slots__ = (
         "C",
@@ -723,6 +726,7 @@ class _Backward:
         "kinds",
         "part",
         "red",
+        "shift",
         "training",
         "ws_len",
     )
@@ -732,6 +736,7 @@ class _Backward:
     gsz: int
     gb: int  # grad_bias's first element in the workspace
     coef: int
+    shift: int  # the pre-activation's shift: 4 C coefficients after coef (batchnorm.cu)
     part: int
     ws_len: int
     red: _Reduce
@@ -768,7 +773,8 @@ def _build_backward(
     p.gsz = L.pad16(geo.C * gdtype.itemsize)
     p.gb = p.gsz // gdtype.itemsize
     p.coef = 2 * p.gsz
-    p.part = p.coef + 4 * L.pad16(geo.C * acc.itemsize)
+    p.shift = p.coef + 4 * geo.C * acc.itemsize
+    p.part = p.coef + 5 * L.pad16(geo.C * acc.itemsize)
     p.ws_len = L.cdiv(p.part + p.red.part_bytes, gdtype.itemsize)
     return p
 
@@ -801,16 +807,19 @@ def _backward(
     sm: Array,
     si: Array,
     w: Array | None,
+    b: Array | None,
     alpha: float,
     beta: float,
     dev: int,
 ) -> Array:
     """The launches of one backward call (x, g, yo and gi in memory order), alpha and
-    beta the activation's two parameters; returns the workspace."""
+    beta the activation's two parameters; with the forward's bias ``b`` (the plan's
+    kinds say it is there), the activation's derivative is taken at the pre-activation
+    the kernels recompute, not on yo; returns the workspace."""
     ws = cupy.empty(p.ws_len, p.gdtype)
     base = ws.data.ptr
     gw, gb, coef = _ADDR(base), _ADDR(base + p.gsz), _ADDR(base + p.coef)
-    a, b = p.alpha_t(alpha), p.alpha_t(beta)
+    a, beta_k = p.alpha_t(alpha), p.alpha_t(beta)
     yo = x if yo is None else yo
     r = p.red
     r.fn(
@@ -821,7 +830,7 @@ def _backward(
             g,
             yo,
             a,
-            b,  # the reduction's threshold argument: the gradient's second parameter
+            beta_k,  # the reduction's threshold argument: the gradient's second parameter
             *r.shape_args,
             _ADDR(base + p.part),
             L.counter(dev, r.nctr),
@@ -836,12 +845,13 @@ def _backward(
             gw if w is None else w,
             gw,
             gb,
-            gw,
+            gw if b is None else b,
         ),
     )
     if p.apply is not None:
         fn, grid, tail = p.apply
-        fn(grid, _BLOCK, (x, g, yo, gi, coef, a, b, *tail))
+        shift = _NULL if b is None else _ADDR(base + p.shift)
+        fn(grid, _BLOCK, (x, g, yo, gi, coef, shift, a, beta_k, *tail))
     return ws
 
 
@@ -869,7 +879,7 @@ def _fast_backward_ok(
         op = out.data.ptr
         if _partly(op, x.data.ptr, f.nbytes) or _partly(op, g.data.ptr, f.nbytes):
             return False
-        if f.act and _partly(op, output.data.ptr, f.nbytes):
+        if f.act and output is not None and _partly(op, output.data.ptr, f.nbytes):
             return False
     return True
 
@@ -893,8 +903,11 @@ def batch_norm_backward(
 ) -> tuple[Array, Array, Array]:
     """:func:`cyrelu.batch_norm_backward` for CuPy arrays:
     ``(grad_input, grad_weight, grad_bias)``; grad_input has x's memory layout (as
-    :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation."""
-    if _act.defer_backward(activation, activation_params, output, bias):
+    :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation.  With
+    ``bias``, the kernels take the activation's derivative at the pre-activation they
+    recompute from x, the statistics, weight and bias (any activation), unless
+    ``output`` gives it (as on the CPU path)."""
+    if _act.defer_backward(activation, activation_params, output, bias, from_bias=True):
         import cyrelu
 
         return cyrelu.batch_norm_backward(
@@ -903,11 +916,20 @@ def batch_norm_backward(
             output=output, bias=bias, out=out, num_threads=num_threads,
         )  # fmt: skip
     L.check_threads(num_threads)
-    # output decides the plan only with an activation
-    fused = None if activation is None else output
-    key = _call_key(
-        (grad_output, x, out, save_mean, save_invstd, weight, fused), training, axis, activation
-    )
+    # output, or bias (the backward from the pre-activation), decides the plan only with
+    # an activation; calls with bias and output take the general path (which reads
+    # output where it gives the derivative)
+    fused, zb = None, None
+    if activation is not None:
+        fused, zb = (output, None) if bias is None else (None, bias)
+    key = None
+    if output is None or bias is None:
+        key = _call_key(
+            (grad_output, x, out, save_mean, save_invstd, weight, fused, zb),
+            training,
+            axis,
+            activation,
+        )
     f = None if key is None else _fast_backward.get(key)
     if f is None or not _fast_backward_ok(f, grad_output, x, output, out):
         return _batch_norm_backward(
@@ -922,10 +944,12 @@ def batch_norm_backward(
             alpha,
             activation_params,
             output,
+            bias,
             out,
             key,
         )
-    batch_norm_backward_alpha(activation, f.act, alpha)  # leaky_relu's: > 0
+    if zb is None:
+        batch_norm_backward_alpha(activation, f.act, alpha)  # leaky_relu's: > 0
     ka, kb = _act.kernel_params(activation, alpha, activation_params, f.dtype)
     gi = out
     if gi is None:
@@ -934,11 +958,12 @@ def batch_norm_backward(
         f.plan,
         x,
         grad_output,
-        output if f.act else None,
+        output if f.act and zb is None else None,
         gi,
         save_mean,
         save_invstd,
         weight,
+        zb,
         ka,
         kb,
         f.dev,
@@ -961,6 +986,7 @@ def _batch_norm_backward(
     alpha: object,
     activation_params: object,
     output: Array | None,
+    bias: Array | None,
     out: Array | None,
     key: tuple[Any, ...] | None,
 ) -> tuple[Array, Array, Array]:
@@ -968,8 +994,21 @@ def _batch_norm_backward(
     g = L.as_array(grad_output, "grad_output")
     x = L.as_array(x, "x")
     check_same("grad_output", g, "x", x)
-    ax, C, act, _ = batch_norm_backward_args(x.shape, axis, activation, alpha)
     ka, kb = _act.kernel_params(activation, alpha, activation_params, x.dtype)
+    # the derivative read on output where it gives it, else (bias given) taken at the
+    # pre-activation, for any activation and slope
+    from_z = (
+        activation is not None
+        and bias is not None
+        and not _act.fused_backward(
+            activation, _act.params(activation, alpha, activation_params), output
+        )
+    )
+    if from_z:
+        ax, C = channel_axis(x.shape, axis)
+        act = _table.code(activation)
+    else:
+        ax, C, act, _ = batch_norm_backward_args(x.shape, axis, activation, alpha)
     training = bool(training)
     dev = x.device.id
     L.check_device(dev, "grad_output", g)
@@ -980,8 +1019,11 @@ def _batch_norm_backward(
     sm = _per_channel(save_mean, "save_mean", C, dev)
     si = _per_channel(save_invstd, "save_invstd", C, dev)
     w = _per_channel(weight, "weight", C, dev)
+    b = _per_channel(bias, "bias", C, dev)  # checked even where output gives the derivative
+    if not from_z:
+        b = None
     yo = None
-    if act != 0:
+    if act != 0 and not from_z:
         if output is None:
             raise ValueError(
                 "output (the forward's result) is required with activation=%r" % activation
@@ -1005,6 +1047,7 @@ def _batch_norm_backward(
         if si.dtype != acc or not si.flags.c_contiguous:
             si_k = cupy.ascontiguousarray(si, dtype=acc)
         w_k = _contiguous(w)
+        b_k = _contiguous(b)
         (xk, gk, yk), order, geo = in_memory_order([x, g, yo], ax, out)
         gik, gi = target(out, xk, order)
         in_place = (
@@ -1013,6 +1056,7 @@ def _batch_norm_backward(
             and sm_k is sm
             and si_k is si
             and w_k is w
+            and b_k is b
             and (out is None or (gi is out and out.strides == x.strides))
         )
         plan = _backward_plan(
@@ -1021,12 +1065,12 @@ def _batch_norm_backward(
             geo,
             act,
             training,
-            kinds_of(_dtype(w_k), gdtype, gdtype),
+            kinds_of(_dtype(w_k), gdtype, gdtype, _dtype(b_k)),
             L.aligned(*[a for a in (xk, gk, yk) if a is not None]),
             L.aligned(*[a for a in (gik, xk, gk, yk) if a is not None]),
             dev,
         )
-        ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, ka, kb, dev)
+        ws = _backward(plan, xk, gk, yk, gik, sm_k, si_k, w_k, b_k, ka, kb, dev)
         if out is not None and gi is not out:
             out[...] = gi
             gi = out

@@ -22,9 +22,9 @@ from cyrelu.dask.batchnorm import batch_norm, batch_norm_backward
 from cyrelu.dask.diagnostics import dead_units, sparsity
 from cyrelu.dask.prelu import prelu, prelu_backward
 
-# batch_norm_backward takes bias= itself: for every activation, its chunks' kernels
-# recompute the pre-activation (cyrelu.batchnorm reads this; the CuPy backend, without
-# it, gets those calls composed)
+# batch_norm_backward takes bias= itself: its chunks' kernels recompute the
+# pre-activation, where the NumPy kernels would (read by
+# cyrelu._bn_activation.backend_fuses_backward_z; the CuPy backend's rule is "any dtype")
 BATCH_NORM_BACKWARD_FROM_BIAS = True
 
 __all__ = [*_activations.__all__, "batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
