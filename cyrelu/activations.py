@@ -100,6 +100,28 @@ _ELU = _CODES["elu"]
 _SELU = _CODES["selu"]
 _SILU = _CODES["silu"]
 _MISH = _CODES["mish"]
+# hardtanh, celu, softplus and gelu take the fast entry too where their own rule is met
+# by a plain float or int (not bool): ordered bounds and data other than float16 (whose
+# bounds are rounded first), an alpha or beta other than 0, approximate "none" or
+# "tanh" (the kernels' a: 0 or 1).  Anything else (NaN or infinite values included,
+# which the fast entry refuses) goes through _forward / _backward's checks.
+_HARDTANH = _CODES["hardtanh"]
+_CELU = _CODES["celu"]
+_SOFTPLUS = _CODES["softplus"]
+_GELU = _CODES["gelu"]
+_PLAIN = (float, int)
+_GELU_FORMS = {"none": 0.0, "tanh": 1.0}
+
+
+def _ordered_bounds(x: object, lo: object, hi: object) -> bool:
+    """hardtanh's fast-entry rule: plain bounds, lo <= hi, a float32/float64 ndarray."""
+    return (
+        type(lo) in _PLAIN
+        and type(hi) in _PLAIN
+        and lo <= hi  # type: ignore[operator]
+        and type(x) is np.ndarray
+        and x.dtype.char != "e"
+    )
 
 
 def _forward(
@@ -342,6 +364,10 @@ def hardtanh(
     ``min_val > max_val`` and non-finite bounds are a ValueError.  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
+    if _ordered_bounds(x, min_val, max_val):
+        y = _k.unary_fast(_HARDTANH, x, out, min_val, num_threads, max_val)
+        if y is not None:
+            return y
     return _forward("hardtanh", x, out, num_threads, min_val, max_val)
 
 
@@ -361,6 +387,10 @@ def hardtanh_backward(
     gradient passes through (PyTorch's scalar code; see :func:`relu6_backward`).  The
     forward's output can stand in for ``x``.
     """
+    if _ordered_bounds(x, min_val, max_val):
+        y = _k.binary_fast(_HARDTANH, grad_output, x, out, min_val, num_threads, max_val)
+        if y is not None:
+            return y
     return _backward("hardtanh", grad_output, x, out, num_threads, min_val, max_val)
 
 
@@ -420,6 +450,10 @@ def celu(
     gives ``-alpha`` for ``alpha > 0``.  ``x``, ``out`` and ``num_threads`` are as for
     :func:`relu`.
     """
+    if type(alpha) in _PLAIN and alpha != 0:
+        y = _k.unary_fast(_CELU, x, out, alpha, num_threads)
+        if y is not None:
+            return y
     return _forward("celu", x, out, num_threads, alpha)
 
 
@@ -438,6 +472,10 @@ def celu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
+    if type(alpha) in _PLAIN and alpha != 0:
+        y = _k.binary_fast(_CELU, grad_output, x, out, alpha, num_threads)
+        if y is not None:
+            return y
     return _backward("celu", grad_output, x, out, num_threads, alpha)
 
 
@@ -528,6 +566,10 @@ def softplus(
     ``threshold`` a finite real (ValueError otherwise).  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
+    if type(beta) in _PLAIN and beta != 0 and type(threshold) in _PLAIN:
+        y = _k.unary_fast(_SOFTPLUS, x, out, beta, num_threads, threshold)
+        if y is not None:
+            return y
     return _forward("softplus", x, out, num_threads, beta, threshold)
 
 
@@ -547,6 +589,10 @@ def softplus_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
+    if type(beta) in _PLAIN and beta != 0 and type(threshold) in _PLAIN:
+        y = _k.binary_fast(_SOFTPLUS, grad_output, x, out, beta, num_threads, threshold)
+        if y is not None:
+            return y
     return _backward("softplus", grad_output, x, out, num_threads, beta, threshold)
 
 
@@ -568,6 +614,11 @@ def gelu(
     gives 0 (torch: NaN).  Another ``approximate`` is a ValueError.  ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu`.
     """
+    form = _GELU_FORMS.get(approximate) if type(approximate) is str else None
+    if form is not None:
+        y = _k.unary_fast(_GELU, x, out, form, num_threads)
+        if y is not None:
+            return y
     return _forward("gelu", x, out, num_threads, approximate)
 
 
@@ -586,6 +637,11 @@ def gelu_backward(
     The gradient with respect to ``x``; ``grad_output``, ``x``, ``out`` and
     ``num_threads`` are as for :func:`relu_backward`.
     """
+    form = _GELU_FORMS.get(approximate) if type(approximate) is str else None
+    if form is not None:
+        y = _k.binary_fast(_GELU, grad_output, x, out, form, num_threads)
+        if y is not None:
+            return y
     return _backward("gelu", grad_output, x, out, num_threads, approximate)
 
 

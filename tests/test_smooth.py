@@ -293,6 +293,47 @@ def test_parameter_checks_modify_nothing():
     assert (out == 7.0).all()
 
 
+@pytest.mark.parametrize(
+    "name,params,fast",
+    [
+        ("hardtanh", (-0.5, 2), True),
+        ("hardtanh", (0.25, 0.25), True),
+        ("celu", (2,), True),
+        ("celu", (-0.5,), True),
+        ("softplus", (2.0, 3), True),
+        ("gelu", ("tanh",), True),
+        ("gelu", ("none",), True),
+        ("hardtanh", (np.float64(-0.5), 2.0), False),  # a NumPy scalar: checked first
+        ("celu", (np.float32(2.0),), False),
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_plain_parameters_take_the_fast_entry(name, params, fast, dtype, monkeypatch):
+    """hardtanh, celu, softplus and gelu with plain float/int parameters (and ordered
+    bounds on data other than float16, whose bounds are rounded first) skip the Python
+    checks, with the general path's results bit for bit; other parameter types, and
+    hardtanh on float16 data, take the checks."""
+    import cyrelu.activations as act
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(300) * 4).astype(dtype)
+    g = rng.standard_normal(300).astype(dtype)
+    want = act._forward(name, x, None, None, *params)
+    want_b = act._backward(name, g, x, None, None, *params)
+    takes_checks = not fast or (name == "hardtanh" and dtype == np.float16)
+    calls = []
+    general_f, general_b = act._forward, act._backward
+    monkeypatch.setattr(act, "_forward", lambda *a: calls.append(a) or general_f(*a))
+    monkeypatch.setattr(act, "_backward", lambda *a: calls.append(a) or general_b(*a))
+    got = getattr(cyrelu, name)(x, *params)
+    out = np.empty_like(x)
+    got_b = getattr(cyrelu, name + "_backward")(g, x, *params, out=out)
+    assert got_b is out
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got_b, want_b)
+    assert len(calls) == (2 if takes_checks else 0)
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
 @pytest.mark.parametrize("name,kw,ref,zero", CASES, ids=IDS)
 def test_layouts_out_inplace_threads(name, kw, ref, zero, dtype):

@@ -62,14 +62,15 @@
  *                                backward function reads from the output (from_output
  *                                not ""), with the same a and b; the backward kernels
  *                                take it at the output, or at the pre-activation they
- *                                recompute from x with BatchNorm's bias (CPU kernels;
- *                                CUDA reads the output only), inside their loops.  The
- *                                CPU kernels take every other activation at the
- *                                pre-activation too, through L1 tiles and the
+ *                                recompute from x with BatchNorm's bias, inside their
+ *                                loops.  The CPU kernels take every other activation at
+ *                                the pre-activation too, through L1 tiles and the
  *                                activation's own backward loop (CYR_BN_IS_TILED_BW,
  *                                include/cyrelu/batchnorm.h): compiled into every loop,
  *                                hardsigmoid and hardswish alone made the BatchNorm
- *                                extension's code 21% larger (2.47 -> 2.99 MB).
+ *                                extension's code 21% larger (2.47 -> 2.99 MB).  The
+ *                                CUDA kernels are instantiated for every activation
+ *                                (batchnorm.cu), and take each at the pre-activation.
  *
  * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
  * `activation=` by them (cyrelu/_activation_table.py; tests/test_batchnorm_fused.py

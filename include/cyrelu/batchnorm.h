@@ -222,6 +222,11 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
 #define CYR_BN_PIPE_N(T) ((Py_ssize_t)(CYR_BN_PIPE_BYTES / sizeof(T)))
 #define CYR_BN_HEAD_N(p, T) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(T)))
 
+/* dx of one element in training from its gated dy g, its x and its channel's (or
+ * column's) coefficients below: the expression every scalar dx loop rounds (the
+ * float16 copy's vectors spell it in intrinsics); in evaluation dx = g * A. */
+#define CYR_BN_DX_TRAIN(g, xv, mean, k, mdy, A) (((g) - ((xv) - (mean)) * (k) - (mdy)) * (A))
+
 /* The input gradient's coefficients from a channel's sums (sum(g), sum(g * (x - mean))
  * over n values): k = sum(g * (x - mean)) / n * invstd**2 and mdy = sum(g) / n (both
  * zero unless training), and A = w * invstd; dx = (g - (x - mean) * k - mdy) * A.  One

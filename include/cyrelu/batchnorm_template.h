@@ -726,13 +726,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
     }
 }
 
-/* dx from the gate kept in d (d: dx, holding the gated dy), in place, bn_dx_impl's
- * arithmetic. */
+/* dx from the gate kept in d (d: dx, holding the gated dy), in place: bn_dx_impl's
+ * loop where dy is dx (which its restrict pointers rule out). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_gated)(int train, CYR_T *CYR_RESTRICT d,
                                                    const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
                                                    CYR_T mean, CYR_T k, CYR_T mdy, CYR_T A) {
     if (train) {
-        for (Py_ssize_t i = 0; i < n; ++i) d[i] = (d[i] - (x[i] - mean) * k - mdy) * A;
+        for (Py_ssize_t i = 0; i < n; ++i) d[i] = CYR_BN_DX_TRAIN(d[i], x[i], mean, k, mdy, A);
     } else {
         for (Py_ssize_t i = 0; i < n; ++i) d[i] = d[i] * A;
     }
@@ -747,7 +747,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_impl)(int act, int train, const CYR
     if (train) {
         for (Py_ssize_t i = 0; i < n; ++i) {
             const CYR_T g = CYR_NAME(bn_gate)(act, dy[i], y, i, sc, sh, a);
-            dx[i] = (g - (x[i] - mean) * k - mdy) * A;
+            dx[i] = CYR_BN_DX_TRAIN(g, x[i], mean, k, mdy, A);
         }
     } else {
         for (Py_ssize_t i = 0; i < n; ++i) dx[i] = CYR_NAME(bn_gate)(act, dy[i], y, i, sc, sh, a) * A;
@@ -1196,7 +1196,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_row_impl)(int act, int train, const
     if (train) {
         for (Py_ssize_t j = 0; j < n; ++j) {
             const CYR_T g = CYR_NAME(bn_gate)(act, dy[j], y, j, a.sc[j], a.sh[j], a);
-            dx[j] = (g - (x[j] - mean[j]) * k[j] - mdy[j]) * A[j];
+            dx[j] = CYR_BN_DX_TRAIN(g, x[j], mean[j], k[j], mdy[j], A[j]);
         }
     } else {
         for (Py_ssize_t j = 0; j < n; ++j) dx[j] = CYR_NAME(bn_gate)(act, dy[j], y, j, a.sc[j], a.sh[j], a) * A[j];
@@ -1274,8 +1274,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
     }
 }
 
-/* Row layout, pass 2 from the gate kept in d (dx), in place: bn_dx_row_impl's
- * arithmetic, per-column parameters. */
+/* Row layout, pass 2 from the gate kept in d (dx), in place: bn_dx_row_impl's loop
+ * where dy is dx (which its restrict pointers rule out), per-column parameters. */
 static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR_T *x,
                                                Py_ssize_t rows, Py_ssize_t w,
                                                const CYR_T *CYR_RESTRICT mean,
@@ -1287,7 +1287,7 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR
         const CYR_T *CYR_RESTRICT xr = x + r * w;
         if (train) {
             for (Py_ssize_t j = 0; j < w; ++j)
-                dr[j] = (dr[j] - (xr[j] - mean[j]) * k[j] - mdy[j]) * A[j];
+                dr[j] = CYR_BN_DX_TRAIN(dr[j], xr[j], mean[j], k[j], mdy[j], A[j]);
         } else {
             for (Py_ssize_t j = 0; j < w; ++j) dr[j] = dr[j] * A[j];
         }
