@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from cyrelu import _activation_table as _table
-from cyrelu._validation import activation_code
+from cyrelu._validation import activation_code, batch_norm_backward_args, channel_axis
 
 _F64 = np.dtype(np.float64)
 _F32 = np.dtype(np.float32)
@@ -149,6 +149,34 @@ def backend_fuses_backward_z(
     if not rule:
         return False
     return fused_backward_z(activation, bias, None if rule == "any dtype" else dtype)
+
+
+def backward_gate(
+    shape: tuple[int, ...],
+    axis: object,
+    activation: object,
+    alpha: object,
+    from_z: bool,
+) -> tuple[int, int, int]:
+    """A batch_norm_backward's ``(axis, C, activation code)``, checked: where the
+    derivative is taken at the pre-activation (``from_z``), any activation of the table
+    with any alpha; else one the kernels read on the output (leaky_relu's alpha > 0)."""
+    if from_z:
+        ax, C = channel_axis(shape, axis)
+        return ax, C, _table.code(activation)
+    ax, C, act, _ = batch_norm_backward_args(shape, axis, activation, alpha)
+    return ax, C, act
+
+
+def backend_gate_at_z(
+    activation: object, alpha: object, activation_params: object, output: object, bias: object
+) -> bool:
+    """Whether a backend whose kernels take ``bias=`` themselves (Dask's, CuPy's) takes the
+    derivative at the pre-activation: bias given, and the output (preferred where it
+    gives the derivative, as on the NumPy path) cannot give it."""
+    if activation is None or bias is None:
+        return False
+    return not fused_backward(activation, params(activation, alpha, activation_params), output)
 
 
 def defer_forward(activation: object, activation_params: object) -> bool:

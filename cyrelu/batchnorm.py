@@ -36,7 +36,6 @@ from cyrelu._validation import (
     aligned,
     as_float_array,
     batch_norm_args as _forward_args,
-    batch_norm_backward_args as _backward_args,
     channel_axis,
     check_out,
     check_same,
@@ -436,11 +435,8 @@ def batch_norm_backward(
     g = as_float_array(grad_output, "grad_output")
     xa = as_float_array(x, "x")
     check_same("grad_output", g, "x", xa)
-    if from_z:  # any alpha: the derivative is taken at the pre-activation
-        ax, C = channel_axis(xa.shape, axis)
-        act = _table.code(activation)
-    else:
-        ax, C, act, _ = _backward_args(xa.shape, axis, activation, alpha)
+    # with from_z any alpha: the derivative is taken at the pre-activation
+    ax, C, act = _act.backward_gate(xa.shape, axis, activation, alpha, from_z)
     ka, kb = _table.kernel_scalars(str(activation), xa.dtype, *values) if act else (0.0, 0.0)
     training = bool(training)
     mean = _per_channel(save_mean, "save_mean", C, required=True)

@@ -31,13 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from cyrelu import _activation_table as _table, _bn_activation as _act
+from cyrelu import _bn_activation as _act
 from cyrelu._validation import (
     batch_norm_args,
     batch_norm_backward_alpha,
-    batch_norm_backward_args,
     batch_norm_reals,
-    channel_axis,
     check_same,
 )
 from cyrelu.cuda import _launch as L, _loader
@@ -997,18 +995,8 @@ def _batch_norm_backward(
     ka, kb = _act.kernel_params(activation, alpha, activation_params, x.dtype)
     # the derivative read on output where it gives it, else (bias given) taken at the
     # pre-activation, for any activation and slope
-    from_z = (
-        activation is not None
-        and bias is not None
-        and not _act.fused_backward(
-            activation, _act.params(activation, alpha, activation_params), output
-        )
-    )
-    if from_z:
-        ax, C = channel_axis(x.shape, axis)
-        act = _table.code(activation)
-    else:
-        ax, C, act, _ = batch_norm_backward_args(x.shape, axis, activation, alpha)
+    from_z = _act.backend_gate_at_z(activation, alpha, activation_params, output, bias)
+    ax, C, act = _act.backward_gate(x.shape, axis, activation, alpha, from_z)
     training = bool(training)
     dev = x.device.id
     L.check_device(dev, "grad_output", g)

@@ -35,8 +35,6 @@ from cyrelu import _activation_table as _table, _batchnorm as _k, _bn_activation
 from cyrelu._validation import (
     aligned,
     batch_norm_args,
-    batch_norm_backward_args,
-    channel_axis,
     check_same,
     per_channel,
     running_stat,
@@ -431,14 +429,8 @@ def batch_norm_backward(
     # prefers it), else (defer_backward: bias given) at the pre-activation each chunk's
     # kernels recompute from x, the statistics, weight and bias, for any activation and
     # alpha, as the NumPy path does
-    from_z = (activation is not None and bias is not None) and not _act.fused_backward(
-        activation, _act.params(activation, alpha, activation_params), output
-    )
-    if from_z:
-        ax, C = channel_axis(xd.shape, axis)
-        act = _table.code(activation)
-    else:
-        ax, C, act, _ = batch_norm_backward_args(xd.shape, axis, activation, alpha)
+    from_z = _act.backend_gate_at_z(activation, alpha, activation_params, output, bias)
+    ax, C, act = _act.backward_gate(xd.shape, axis, activation, alpha, from_z)
     ka, kb = _act.kernel_params(activation, alpha, activation_params, xd.dtype)
     G.check_no_out(out)
     G.check_threads(num_threads)
