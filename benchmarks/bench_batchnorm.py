@@ -165,7 +165,7 @@ def run(ctx):
 def _activation_rows(ctx, rng):
     """BatchNorm with each activation of the table against BatchNorm alone, forward and
     backward, on one shape."""
-    from cyrelu import _activation_table
+    from cyrelu import _activation_table, _bn_activation
 
     nt = ctx.threads
     label, shape = "NCHW (32,64,56,56)", (32, 64, 56, 56)
@@ -184,7 +184,9 @@ def _activation_rows(ctx, rng):
             x, None, None, w, b, True, activation=name, out=y, num_threads=nt
         )
         sources = {"cyrelu-" + name: {"bias": b}}
-        if _activation_table.TABLE[name].from_output:
+        if _activation_table.TABLE[name].from_output or _bn_activation.result_gate(
+            name, (), out
+        ):  # the derivative read from the output (elu, celu, selu: the result gate)
             sources["cyrelu-%s-output" % name] = {"output": out}
         for impl, src in sources.items():
             bwd[impl] = lambda name=name, src=src: cyrelu.batch_norm_backward(

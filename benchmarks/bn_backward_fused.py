@@ -2,7 +2,8 @@
 layouts: the fused call against BatchNorm's backward alone and against the same backward
 composed by hand from the public functions (the pre-activation, ``<name>_backward``,
 ``batch_norm_backward``: bench_batchnorm's ``_composed_backward``), all taken in turn,
-round after round, in one run.
+round after round, in one run.  For elu, celu and selu also the fused call from
+``output=`` (the result gate).
 
     python benchmarks/bn_backward_fused.py THREADS [NAME,NAME,...]
 """
@@ -13,6 +14,7 @@ import numpy as np
 from bench_batchnorm import _composed_backward
 
 import cyrelu
+from cyrelu import _bn_activation
 
 import harness  # benchmarks/ is on sys.path when run from there (or via PYTHONPATH)
 
@@ -41,10 +43,18 @@ def main(argv):
                 dy, x, sm, si, w, axis=axis, out=dx, num_threads=nt
             ),
         }
+        outputs = {}
         for name in names:
             fns["fused " + name] = lambda name=name: cyrelu.batch_norm_backward(
                 dy, x, sm, si, w, axis=axis, activation=name, bias=b, out=dx, num_threads=nt
             )
+            y = cyrelu.batch_norm(x, None, None, w, b, True, axis=axis, activation=name)
+            if _bn_activation.result_gate(name, (), y):
+                outputs[name] = y
+                fns["output " + name] = lambda name=name: cyrelu.batch_norm_backward(
+                    dy, x, sm, si, w, axis=axis, activation=name, output=outputs[name],
+                    out=dx, num_threads=nt,
+                )  # fmt: skip
             fns["composed " + name] = lambda name=name: _composed_backward(
                 name, dy, x, sm, si, w, b, z, dx, nt, axis
             )
@@ -54,8 +64,15 @@ def main(argv):
         )
         for name in names:
             print(
-                "  %-12s fused %.2fx   composed %.2fx"
-                % (name, t["fused " + name] / t["alone"], t["composed " + name] / t["alone"])
+                "  %-12s fused %.2fx   composed %.2fx%s"
+                % (
+                    name,
+                    t["fused " + name] / t["alone"],
+                    t["composed " + name] / t["alone"],
+                    "   from output %.2fx" % (t["output " + name] / t["alone"])
+                    if name in outputs
+                    else "",
+                )
             )
 
 

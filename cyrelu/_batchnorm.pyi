@@ -3,6 +3,8 @@
 import numpy as np
 from numpy.typing import NDArray
 
+GATE_AT_OUTPUT: int
+
 def uses_channel_layout(inner: int) -> bool: ...
 def forward_train(
     x: NDArray[np.floating],

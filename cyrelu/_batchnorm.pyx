@@ -42,9 +42,14 @@ from cyrelu import _activation_table as _table
 
 cnp.import_array()
 
+# backward's act for elu, celu and selu with their derivative read from the output (the
+# code plus this; the parameters then the derivative's factor and shift: batchnorm.h)
+GATE_AT_OUTPUT = CYR_BN_GATE_AT_OUTPUT
+
 
 cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_ACT_NONE  # no activation (cyrelu/cuda/activation_table.h)
+    int CYR_BN_GATE_AT_OUTPUT  # added to elu's, celu's, selu's code: the gate from the output
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,

@@ -12,8 +12,9 @@ CuPy and Dask arrays alike:
   activation, then the activation's function applied to the result in place;
 - backward, where the backend's kernels do not take the derivative themselves (the
   NumPy, Dask and CuPy kernels take every activation at the pre-activation they
-  recompute from ``bias=`` (the NumPy kernels not for float16 data), and those of
-  ``BN_BACKWARD`` at ``output``): ``grad_output`` gated by the activation's derivative, then
+  recompute from ``bias=`` (the NumPy kernels not for float16 data), those of
+  ``BN_BACKWARD`` at ``output``, and the NumPy kernels elu, celu and selu at ``output``
+  (:func:`result_gate`)): ``grad_output`` gated by the activation's derivative, then
   batch_norm's backward without the activation.  The derivative is taken at the
   pre-activation recomputed from ``x``, the saved statistics, ``weight`` and ``bias``
   (``bias=``), or, where it can be read from the output (elu with alpha > 0, celu,
@@ -111,6 +112,23 @@ def fused_backward(activation: object, values: tuple[Any, ...], output: object) 
         and output is not None
         and _table.grad_from_output(str(activation), _table.scalars(str(activation), *values)[0])
     )
+
+
+def result_gate(activation: object, values: tuple[Any, ...], output: object) -> bool:
+    """Whether ``activation`` (parameters ``values``) is one whose derivative the NumPy
+    kernels read from ``output`` through the result gate: elu with alpha > 0, celu and
+    selu (:func:`result_gate_params`; torch's elu_backward with is_result=True)."""
+    if output is None or not isinstance(activation, str) or activation not in _RESULT_GRAD:
+        return False
+    return activation != "elu" or _table.scalars(activation, *values)[0] > 0.0
+
+
+def result_gate_params(activation: str, values: tuple[Any, ...]) -> tuple[float, float]:
+    """The kernels' ``(a, b)`` for the result gate of :func:`result_gate`'s members: the
+    derivative ``y > 0 ? pos : a * (y + b)`` at the output y (``pos``, selu's scale or 1,
+    the kernels take from the activation's code; include/cyrelu/batchnorm.h)."""
+    _, factor, shift = _result_grad(activation, _table.scalars(activation, *values)[0])
+    return factor, shift
 
 
 def fused_backward_z(activation: object, bias: object, dtype: object = None) -> bool:
@@ -295,7 +313,7 @@ def gate(
         a = _table.scalars(activation, *values)[0]
         if _table.grad_from_output(activation, a):
             return backward(grad_output, output, *values, num_threads=num_threads)
-        if activation in _RESULT_GRAD and (activation != "elu" or a > 0.0):
+        if result_gate(activation, values, output):
             pos, factor, shift = _result_grad(activation, a)
             ct = _compute_dtype(output.dtype)
             y = output.astype(ct, copy=False)

@@ -360,9 +360,12 @@ def batch_norm_backward(
     keeping the gated ``grad_output`` in ``grad_input`` between the two passes (bitwise
     the activation's backward function, then this one's).  The CuPy kernels take every
     activation with ``bias`` in their two passes, for float16 data too (the
-    derivative at the pre-activation computed in float).  Elsewhere (``output`` for
-    elu, celu and selu; float16 NumPy data) the derivative takes a pass of its own
-    first.
+    derivative at the pre-activation computed in float).  "elu", "celu" and "selu" with
+    ``output`` alone (no ``bias``) the NumPy kernels read from the output in the same L1
+    tiles (``y > 0 ? 1 : y + alpha``, ``y / alpha + 1``, ``y + scale * alpha``, as
+    torch's ``elu_backward(is_result=True)``).  Elsewhere (those three on Dask and
+    CuPy data from ``output``; float16 NumPy data with ``bias``) the derivative takes a
+    pass of its own first.
 
     ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight`` and
     ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
@@ -391,8 +394,13 @@ def batch_norm_backward(
     # (from_z: NumPy data, and the backends whose kernels do it, Dask's and CuPy's:
     # _act.backend_fuses_backward_z)
     from_y = _act.fused_backward(activation, values, output)
-    from_z = False
+    from_z = at_y = False
     be = None
+    if not from_y and bias is None and _act.result_gate(activation, values, output):
+        # elu, celu, selu: the NumPy kernels read the derivative from the output too
+        # (with bias= too, the pre-activation serves: exact in the negative tail)
+        be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
+        from_y = at_y = be is None
     if not from_y and _act.fused_backward_z(activation, bias):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
         from_z = _act.backend_fuses_backward_z(be, activation, bias, getattr(x, "dtype", None))
@@ -413,7 +421,7 @@ def batch_norm_backward(
             out=out,
             num_threads=num_threads,
         )
-    if not from_z:
+    if not (from_z or at_y):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
     if be is not None:
         return be.batch_norm_backward(  # type: ignore[no-any-return]
@@ -435,9 +443,13 @@ def batch_norm_backward(
     g = as_float_array(grad_output, "grad_output")
     xa = as_float_array(x, "x")
     check_same("grad_output", g, "x", xa)
-    # with from_z any alpha: the derivative is taken at the pre-activation
-    ax, C, act = _act.backward_gate(xa.shape, axis, activation, alpha, from_z)
-    ka, kb = _table.kernel_scalars(str(activation), xa.dtype, *values) if act else (0.0, 0.0)
+    # with from_z any alpha: the derivative is taken at the pre-activation (at_y: checked)
+    ax, C, act = _act.backward_gate(xa.shape, axis, activation, alpha, from_z or at_y)
+    if at_y:  # the result gate: its flag on the code, its factor and shift as (a, b)
+        act |= _k.GATE_AT_OUTPUT
+        ka, kb = _act.result_gate_params(str(activation), values)
+    else:
+        ka, kb = _table.kernel_scalars(str(activation), xa.dtype, *values) if act else (0.0, 0.0)
     training = bool(training)
     mean = _per_channel(save_mean, "save_mean", C, required=True)
     invstd = _per_channel(save_invstd, "save_invstd", C, required=True)

@@ -249,12 +249,66 @@ def test_fused_backward_at_the_preactivation_float16(name, shape, axis, monkeypa
         )
 
 
+# elu, celu and selu: the derivative read from the output (elu with alpha > 0)
+RESULT_GATE = {"elu": {"alpha": 0.7}, "celu": {"alpha": 1.3}, "selu": None}
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "shape,axis",
+    [*LAYOUTS, ((300, 64), 1), ((7, 9, 11, 48), -1), ((40, 300), 1), ((3, 2, 2600), 1)],
+)
+@pytest.mark.parametrize("name", sorted(RESULT_GATE))
+def test_fused_backward_from_the_output_of_elu_celu_selu(
+    name, shape, axis, dtype, training, monkeypatch
+):
+    """output= alone for elu, celu and selu: the kernels read the derivative from the
+    output in their L1 tiles (y > 0 ? pos : f * (y + s), torch's elu_backward with
+    is_result=True), nothing composed.  float32/float64: bit for bit the composed path
+    (the same expression, then BatchNorm's backward); float16: within its rounding of
+    the composed path on float32 copies (the kernels keep the gate in float).  And,
+    derived independently, within a few roundings of the derivative at the
+    pre-activation (bias=: the activation's own exponential)."""
+    from cyrelu import batchnorm as bn_module
+    from cyrelu.batchnorm import _gated
+
+    ap = RESULT_GATE[name]
+    x, w, b, y, mean, invstd, g = _backward_case(name, ap, shape, axis, dtype, seed=9)
+    kw = dict(training=training, axis=axis)
+    akw = dict(activation=name, alpha=None if ap is None else ap["alpha"])
+    with monkeypatch.context() as m:
+        m.setattr(bn_module, "_gated", _refuse)  # the kernels take it, or this raises
+        fused = cyrelu.batch_norm_backward(g, x, mean, invstd, w, output=y, **akw, **kw)
+    values = tuple((ap or {}).values())
+    if dtype == np.float16:
+        g32, x32, y32 = (a.astype(np.float32) for a in (g, x, y))
+        gated = _gated(name, values, g32, x32, mean, invstd, w, None, y32, axis, None)
+        want = cyrelu.batch_norm_backward(gated, x32, mean, invstd, w, **kw)
+    else:
+        gated = _gated(name, values, g, x, mean, invstd, w, None, y, axis, None)
+        want = cyrelu.batch_norm_backward(gated, x, mean, invstd, w, **kw)
+    at_z = cyrelu.batch_norm_backward(g, x, mean, invstd, w, bias=b, **akw, **kw)
+    tol = 10 * TOL[dtype]
+    for got, ref, ref_z in zip(fused, want, at_z, strict=True):
+        got64 = got.astype(np.float64)
+        if dtype == np.float16:
+            scale = np.abs(ref).max()
+            np.testing.assert_allclose(got64, ref.astype(np.float64), atol=tol * scale)
+        else:
+            np.testing.assert_array_equal(got, ref)
+        scale = np.abs(ref_z).max()
+        np.testing.assert_allclose(got64, ref_z.astype(np.float64), rtol=0, atol=tol * scale)
+    plain = cyrelu.batch_norm_backward(g, x, mean, invstd, w, **kw)
+    assert not np.allclose(fused[0], plain[0])
+
+
 @pytest.mark.parametrize("name", sorted(table.BN_FORWARD - table.BN_BACKWARD))
 def test_backward_of_the_forward_only_ones_needs_bias(name):
     x, w, b, *_ = _data((4, 3, 5), 1, np.float32)
     y, m, s = cyrelu.batch_norm(x, None, None, w, b, True, activation=name, return_stats=True)
-    # elu, celu and selu: the derivative is read from the output by the composed path
-    if name not in ("elu", "celu", "selu"):
+    # elu, celu and selu: the kernels read the derivative from the output
+    if name not in RESULT_GATE:
         with pytest.raises(ValueError, match="needs bias="):
             cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, output=y)
     got = cyrelu.batch_norm_backward(x, x, m, s, w, activation=name, bias=b)

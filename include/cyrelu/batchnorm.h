@@ -66,7 +66,17 @@
  * (whose dx holds halves) and the backward's two passes taken apart (Dask's
  * partial_sums / partial_dx, which have no dx in the first) take it twice. */
 #define CYR_BN_KEEPS_GATE(act) CYR_BN_IS_TILED_BW(act)
-static inline int cyr_bn_keeps_gate(int act) { return CYR_BN_KEEPS_GATE(act); }
+/* The derivative of elu, celu and selu read from the forward's output y, as torch's
+ * elu_backward with is_result: y > 0 ? pos : f * (y + s) (pos: selu's scale, else 1;
+ * f and s: 1 and alpha for elu, 1 / alpha and alpha for celu, 1 and scale * alpha for
+ * selu).  The Python layer adds CYR_BN_GATE_AT_OUTPUT to the activation's code and
+ * passes f and s as the parameters a and b; the backward entry points take the flag off
+ * the code (CYR_BN_ACT_OF) into the gate's parameters (at_y), and the tiled gate
+ * (bn_tile_gate) takes the derivative from the tile, which then holds y (sc 1, sh 0). */
+#define CYR_BN_GATE_AT_OUTPUT 256
+#define CYR_BN_ACT_OF(act) ((act) & (CYR_BN_GATE_AT_OUTPUT - 1))
+#define CYR_BN_SELU_SCALE 1.0507009873554804934193349852946
+static inline int cyr_bn_keeps_gate(int act) { return CYR_BN_KEEPS_GATE(CYR_BN_ACT_OF(act)); }
 
 /* The forward's switches (their `a` is a cyr_bn_par_*: the activation's a and b) hold
  * the cheap activations only.  The expensive ones are sent, before any switch, through
@@ -85,19 +95,21 @@ static inline int cyr_bn_keeps_gate(int act) { return CYR_BN_KEEPS_GATE(act); }
  * The pointers are the kernel's channel's (or first column's); always valid. */
 #define CYR_BN_PARAM_TYPES(T)                                                              \
 typedef struct { T a, b; } cyr_bn_par_##T;                                                 \
-typedef struct { T a, b; const T *sc, *sh; } cyr_bn_gatep_##T;                             \
+typedef struct { T a, b; const T *sc, *sh; int at_y; } cyr_bn_gatep_##T;                  \
 static inline cyr_bn_par_##T cyr_bn_par_make_##T(T a, T b) {                               \
     cyr_bn_par_##T p;                                                                      \
     p.a = a;                                                                               \
     p.b = b;                                                                               \
     return p;                                                                              \
 }                                                                                          \
-static inline cyr_bn_gatep_##T cyr_bn_gatep_make_##T(T a, T b, const T *sc, const T *sh) { \
+static inline cyr_bn_gatep_##T cyr_bn_gatep_make_##T(int act, T a, T b, const T *sc,      \
+                                                    const T *sh) {                         \
     cyr_bn_gatep_##T p;                                                                    \
     p.a = a;                                                                               \
     p.b = b;                                                                               \
     p.sc = sc;                                                                             \
     p.sh = sh;                                                                             \
+    p.at_y = (act & CYR_BN_GATE_AT_OUTPUT) != 0;                                           \
     return p;                                                                              \
 }
 CYR_BN_PARAM_TYPES(float)
@@ -278,8 +290,9 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 /* ---- entry points used by Cython: one per (kernel, type), dispatching on the ISA ---- */
 /* the fused activation's parameters a and b of an entry point, as the kernels take them */
 #define CYR_BN_PAR_OF(T) CYR_CAT(bn_par_make, T)(a, b)
-/* the backward's gate parameters: a, b and the per-channel (or per-column) sc, sh */
-#define CYR_BN_GATEP_OF(T) CYR_CAT(bn_gatep_make, T)(a, b, sc, sh)
+/* the backward's gate parameters: a, b, the per-channel (or per-column) sc, sh and the
+ * flag CYR_BN_GATE_AT_OUTPUT of the entry point's act, which passes on CYR_BN_ACT_OF(act) */
+#define CYR_BN_GATEP_OF(T) CYR_CAT(bn_gatep_make, T)(act, a, b, sc, sh)
 #define CYR_BN_ENTRY_POINTS(T, S)                                                          \
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
@@ -324,7 +337,8 @@ CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y,
                                             double invstd, double w, int train, int act,   \
                                             T a, T b, const T *sc, const T *sh, int stream, double *sums) { \
     CYR_DISPATCH(bn_backward_channel, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd,  \
-                                          w, train, act, CYR_BN_GATEP_OF(T), stream, sums)); \
+                                          w, train, CYR_BN_ACT_OF(act), CYR_BN_GATEP_OF(T), \
+                                          stream, sums));                                  \
 }                                                                                          \
 CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx,          \
                                       Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,    \
@@ -332,7 +346,8 @@ CYR_INLINE void cyr_bn_channel_dx_##S(const T *dy, const T *x, const T *y, T *dx
                                       const double *sums, double n, int train, int act,    \
                                       T a, T b, const T *sc, const T *sh, int stream) {    \
     CYR_DISPATCH(bn_channel_dx, S, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,     \
-                                    sums, n, train, act, CYR_BN_GATEP_OF(T), stream));     \
+                                    sums, n, train, CYR_BN_ACT_OF(act), CYR_BN_GATEP_OF(T), \
+                                    stream));                                              \
 }                                                                                          \
 CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, const T *y,    \
                                                    T *dx, Py_ssize_t outer, Py_ssize_t C,  \
@@ -342,29 +357,30 @@ CYR_INLINE void cyr_bn_backward_channels_piped_##S(const T *dy, const T *x, cons
                                                    int train, int act, T a, T b, const T *sc, const T *sh, \
                                                    double *sums) {                         \
     CYR_DISPATCH(bn_backward_channels_piped, S, (dy, x, y, dx, outer, C, inner, c0, c1,    \
-                                                 mean, invstd, w, train, act,              \
+                                                 mean, invstd, w, train, CYR_BN_ACT_OF(act), \
                                                  CYR_BN_GATEP_OF(T), sums));               \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dot_cols_##S(int act, const T *dy, const T *x, const T *y,          \
                                     Py_ssize_t rows, Py_ssize_t w, const double *mean,     \
                                     T a, T b, const T *sc, const T *sh, double *s0, double *s1, \
                                     T *gs) {                                               \
-    CYR_DISPATCH(bn_dot_cols, S, (act, dy, x, y, rows, w, mean, CYR_BN_GATEP_OF(T), s0, s1, \
-                                  gs));                                                    \
+    CYR_DISPATCH(bn_dot_cols, S, (CYR_BN_ACT_OF(act), dy, x, y, rows, w, mean,           \
+                                  CYR_BN_GATEP_OF(T), s0, s1, gs));                        \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_##S(int act, int train, const T *dy, const T *x,            \
                                    const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w,       \
                                    const T *mean, const T *k, const T *mdy, const T *A,    \
                                    T a, T b, const T *sc, const T *sh) {                   \
-    CYR_DISPATCH(bn_dx_cols, S, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,       \
-                                 CYR_BN_GATEP_OF(T)));                                     \
+    CYR_DISPATCH(bn_dx_cols, S, (CYR_BN_ACT_OF(act), train, dy, x, y, dx, rows, w, mean, k, \
+                                 mdy, A, CYR_BN_GATEP_OF(T)));                             \
 }                                                                                          \
 CYR_INLINE void cyr_bn_dx_cols_stream_##S(int act, int train, const T *dy, const T *x,     \
                                           const T *y, T *dx, Py_ssize_t rows, Py_ssize_t w, \
                                           const T *mean, const T *k, const T *mdy,         \
                                           const T *A, T a, T b, const T *sc, const T *sh) { \
     CYR_DISPATCH(bn_dx_cols_stream, S,                                                     \
-                 (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A, CYR_BN_GATEP_OF(T))); \
+                 (CYR_BN_ACT_OF(act), train, dy, x, y, dx, rows, w, mean, k, mdy, A,      \
+                  CYR_BN_GATEP_OF(T)));                                                    \
 }
 
 CYR_BN_ENTRY_POINTS(float, f32)
@@ -411,7 +427,8 @@ CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *
                                             double w, int train, int act, float a,
                                             float b, const float *sc, const float *sh, int stream, double *sums) {
     CYR_DISPATCH(bn_backward_channel, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd,
-                                            w, train, act, cyr_bn_gatep_make_float(a, b, sc, sh), stream,
+                                            w, train, CYR_BN_ACT_OF(act),
+                                            cyr_bn_gatep_make_float(act, a, b, sc, sh), stream,
                                             sums));
 }
 CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
@@ -421,21 +438,23 @@ CYR_INLINE void cyr_bn_channel_dx_f16(const cyr_half *dy, const cyr_half *x,
                                       const double *sums, double n, int train, int act,
                                       float a, float b, const float *sc, const float *sh, int stream) {
     CYR_DISPATCH(bn_channel_dx, f16, (dy, x, y, dx, outer, C, inner, c, mean, invstd, w,
-                                      sums, n, train, act, cyr_bn_gatep_make_float(a, b, sc, sh),
-                                      stream));
+                                      sums, n, train, CYR_BN_ACT_OF(act),
+                                      cyr_bn_gatep_make_float(act, a, b, sc, sh), stream));
 }
 CYR_INLINE void cyr_bn_dot_cols_f16(int act, const cyr_half *dy, const cyr_half *x,
                                     const cyr_half *y, Py_ssize_t rows, Py_ssize_t w,
                                     const double *mean, float a, float b, const float *sc, const float *sh, double *s0, double *s1) {
     CYR_DISPATCH(bn_dot_cols, f16,
-                 (act, dy, x, y, rows, w, mean, cyr_bn_gatep_make_float(a, b, sc, sh), s0, s1));
+                 (CYR_BN_ACT_OF(act), dy, x, y, rows, w, mean,
+                  cyr_bn_gatep_make_float(act, a, b, sc, sh), s0, s1));
 }
 CYR_INLINE void cyr_bn_dx_cols_f16(int act, int train, const cyr_half *dy, const cyr_half *x,
                                    const cyr_half *y, cyr_half *dx, Py_ssize_t rows,
                                    Py_ssize_t w, const float *mean, const float *k,
                                    const float *mdy, const float *A, float a, float b, const float *sc, const float *sh) {
-    CYR_DISPATCH(bn_dx_cols, f16, (act, train, dy, x, y, dx, rows, w, mean, k, mdy, A,
-                                   cyr_bn_gatep_make_float(a, b, sc, sh)));
+    CYR_DISPATCH(bn_dx_cols, f16, (CYR_BN_ACT_OF(act), train, dy, x, y, dx, rows, w, mean, k,
+                                   mdy, A,
+                                   cyr_bn_gatep_make_float(act, a, b, sc, sh)));
 }
 
 #endif /* CYRELU_BATCHNORM_H */

@@ -93,7 +93,9 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *
  *                 element (cols 1: the row layout's columns);
  *   bn_tile_gate  z = dy times the activation's derivative at z, by the activation's own
  *                 backward loop (activations_template.h: the loop <name>_backward runs,
- *                 so the gate is bitwise that function's at the same pre-activation). */
+ *                 so the gate is bitwise that function's at the same pre-activation); or,
+ *                 for elu, celu and selu with the gate's at_y, z being the forward's
+ *                 output (sc 1, sh 0), the derivative read there (CYR_BN_GATE_AT_OUTPUT). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_tile_z)(const CYR_T *CYR_RESTRICT src, Py_ssize_t n,
                                                  const CYR_T *CYR_RESTRICT sc,
                                                  const CYR_T *CYR_RESTRICT sh, int cols,
@@ -113,6 +115,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_tile_z)(const CYR_T *CYR_RESTRICT src,
         break;
 static CYR_TARGET void CYR_NAME(bn_tile_gate)(int act, const CYR_T *CYR_RESTRICT dy, Py_ssize_t n,
                                            CYR_BN_GATEP a, CYR_T *CYR_RESTRICT z) {
+    if (a.at_y) { /* elu, celu, selu: z holds the output (CYR_BN_GATE_AT_OUTPUT, batchnorm.h) */
+        const CYR_T pos = act == CYR_ACT_SELU ? (CYR_T)CYR_BN_SELU_SCALE : (CYR_T)1;
+        const CYR_T f = a.a, s = a.b;
+        for (Py_ssize_t i = 0; i < n; ++i) z[i] = dy[i] * (z[i] > 0 ? pos : f * (z[i] + s));
+        return;
+    }
     switch (act) {
     CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_TILE_GATE_CASE_)
     default: break;
