@@ -361,11 +361,11 @@ def batch_norm_backward(
     the activation's backward function, then this one's).  The CuPy kernels take every
     activation with ``bias`` in their two passes, for float16 data too (the
     derivative at the pre-activation computed in float).  "elu", "celu" and "selu" with
-    ``output`` alone (no ``bias``) the NumPy kernels read from the output in the same L1
-    tiles (``y > 0 ? 1 : y + alpha``, ``y / alpha + 1``, ``y + scale * alpha``, as
-    torch's ``elu_backward(is_result=True)``).  Elsewhere (those three on Dask and
-    CuPy data from ``output``; float16 NumPy data with ``bias``) the derivative takes a
-    pass of its own first.
+    ``output`` alone (no ``bias``) the kernels read from the output in their own passes
+    (NumPy and Dask: in the same L1 tiles), for every dtype (``y > 0 ? 1 : y + alpha``,
+    ``y / alpha + 1``, ``y + scale * alpha``, as torch's ``elu_backward(is_result=True)``).
+    Elsewhere (float16 NumPy data with ``bias``) the derivative takes a pass of its own
+    first.
 
     ``out`` receives ``grad_input`` (shape and dtype of ``x``).  ``grad_weight`` and
     ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
@@ -397,10 +397,12 @@ def batch_norm_backward(
     from_z = at_y = False
     be = None
     if not from_y and bias is None and _act.result_gate(activation, values, output):
-        # elu, celu, selu: the NumPy kernels read the derivative from the output too
-        # (with bias= too, the pre-activation serves: exact in the negative tail)
+        # elu, celu, selu: the NumPy kernels (and those of the backends that say so) read
+        # the derivative from the output too (with bias= too, the pre-activation serves:
+        # exact in the negative tail)
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
-        from_y = at_y = be is None
+        at_y = be is None
+        from_y = _act.backend_result_gate(be, activation, alpha, activation_params, output, bias)
     if not from_y and _act.fused_backward_z(activation, bias):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
         from_z = _act.backend_fuses_backward_z(be, activation, bias, getattr(x, "dtype", None))

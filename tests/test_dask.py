@@ -361,6 +361,55 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
 
 
+_SELU_A, _SELU_S = 1.6732632423543772848, 1.0507009873554804934
+_DERIVATIVE["celu"] = lambda z: np.where(z > 0, 1.0, np.exp(z / 1.3))
+_DERIVATIVE["selu"] = lambda z: np.where(z > 0, _SELU_S, _SELU_S * _SELU_A * np.exp(z))
+
+
+@pytest.mark.parametrize("activation,alpha", [("elu", 0.7), ("celu", 1.3), ("selu", None)])
+@pytest.mark.parametrize("shape,axis,chunks", LAYOUTS)
+def test_batch_norm_backward_from_the_output_of_elu_celu_selu(
+    client, rng, monkeypatch, shape, axis, chunks, activation, alpha
+):
+    """output= without bias= for elu, celu and selu: each chunk's kernels read the
+    derivative from the output (the NumPy kernels' result gate), nothing composed, and
+    the public function gives the backend the call; against NumPy's same call, and
+    grad_bias against a float64 reference gated at the pre-activation."""
+    from cyrelu import batchnorm as cbn
+    from cyrelu.dask import batchnorm as dbn
+
+    C = shape[axis % len(shape)]
+    xn, gn, w, b = _data(rng, shape), _data(rng, shape), _data(rng, C), _data(rng, C)
+    kw = dict(axis=axis, activation=activation, alpha=alpha)
+    y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, b, True, return_stats=True, **kw)
+    want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, output=y_np, **kw)
+    x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)
+    y = da.from_array(y_np, chunks=chunks)
+
+    def composed(*args, **kwargs):
+        raise AssertionError("composed (gated in a pass of its own)")
+
+    monkeypatch.setattr(cbn, "_gated", composed)
+    public = cyrelu.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
+    monkeypatch.setattr(cyrelu, "batch_norm_backward", composed)
+    gi, gw, gb = dbn.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
+    got = gi.compute()
+    np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
+    np.testing.assert_array_equal(public[1], gw)
+    np.testing.assert_array_equal(public[2], gb)
+    np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
+    scale = np.abs(want[0]).max()
+    np.testing.assert_allclose(got, want[0], rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
+    ax = axis % len(shape)
+    red = tuple(d for d in range(len(shape)) if d != ax)
+    z = (xn.astype(F64) - np.expand_dims(mean.astype(F64), red)) * np.expand_dims(
+        (invstd * w).astype(F64), red
+    ) + np.expand_dims(b.astype(F64), red)
+    g64 = gn.astype(F64) * _DERIVATIVE[activation](z)
+    np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "activation,training", [(None, True), ("relu", True), ("leaky_relu", False)]
 )

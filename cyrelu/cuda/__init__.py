@@ -30,6 +30,9 @@ from cyrelu.cuda.prelu import prelu, prelu_backward
 # take the derivative at the pre-activation they recompute (read by
 # cyrelu._bn_activation.backend_fuses_backward_z)
 BATCH_NORM_BACKWARD_FROM_BIAS = "any dtype"
+# ...and output= for elu, celu and selu: the kernels read the derivative there (the
+# result gate; cyrelu._bn_activation.backend_result_gate)
+BATCH_NORM_BACKWARD_RESULT_GATE = True
 
 __all__ = [
     *_activations.__all__,

@@ -43,7 +43,8 @@
  * shift[c] = bias[c] in the math type, written by the reduction's last block after the 4C
  * coefficients; the activation's derivative is taken at z, for every activation (on y
  * it is only read for those whose derivative the output gives: relu, leaky_relu with a
- * positive slope, relu6, hardtanh).
+ * positive slope, relu6, hardtanh, and elu (alpha > 0), celu and selu through the result
+ * gate, bn_gate).
  * Float math is done with the non-flushing helpers of common.cuh (and without fused
  * multiply-adds): subnormals are kept, as on the CPU.
  *
@@ -77,10 +78,19 @@ template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a, A b
     return cyr_fwd<ACT>(v, a, b);
 }
 
-/* dy gated by the activation, on the forward's output y (its derivative read there);
- * a and b: the activation's parameters. */
-template <int ACT, typename A> __device__ __forceinline__ A bn_gate(A g, A y, A a, A b) {
-    return cyr_bwd<ACT>(g, y, a, b);
+/* dy gated by the activation at v: the pre-activation z, or (at_y) the forward's output
+ * y, where the derivative is read: the table's backward at y (relu, leaky_relu, relu6,
+ * hardtanh), and for elu, celu and selu the result gate y > 0 ? pos : a * (y + b) (pos:
+ * selu's scale, else 1; a and b: the factor and shift the host passes, as torch's
+ * elu_backward with is_result and include/cyrelu/batchnorm.h's CYR_BN_GATE_AT_OUTPUT);
+ * a and b: the activation's parameters otherwise. */
+#define CYR_BN_SELU_SCALE 1.0507009873554804934193349852946
+template <int ACT, typename A>
+__device__ __forceinline__ A bn_gate(A g, A v, A a, A b, bool at_y) {
+    if ((ACT == CYR_ACT_ELU || ACT == CYR_ACT_CELU || ACT == CYR_ACT_SELU) && at_y)
+        return cyr_mul(g, cyr_gt0(v) ? (ACT == CYR_ACT_SELU ? A(CYR_BN_SELU_SCALE) : A(1))
+                                     : cyr_mul(a, cyr_add(v, b)));
+    return cyr_bwd<ACT>(g, v, a, b);
 }
 
 /* The pre-activation of the backward from bias: z = (x - c0) * sc + sh (on: the call
@@ -160,7 +170,7 @@ struct cyr_thread_sums {
 
 template <int MODE, int ACT, typename A>
 __device__ __forceinline__ void bn_accum(cyr_thread_sums &t, A xv, A dyv, A yv, double mean,
-                                         A alpha, A thr) {
+                                         A alpha, A thr, bool at_y) {
     if (MODE == CYR_RED_STATS) {
         const double v = cyr_f64(xv);
         if (t.first) {
@@ -172,7 +182,7 @@ __device__ __forceinline__ void bn_accum(cyr_thread_sums &t, A xv, A dyv, A yv, 
         t.a += d;
         t.b += d * d;
     } else if (MODE == CYR_RED_GRAD) {
-        const double g = cyr_f64(bn_gate<ACT>(dyv, yv, alpha, thr)); /* thr: the gradient's b */
+        const double g = cyr_f64(bn_gate<ACT>(dyv, yv, alpha, thr, at_y)); /* thr: the gradient's b */
         t.a += g;
         t.b += g * (cyr_f64(xv) - mean);
     } else if (MODE == CYR_RED_ALIVE) {
@@ -360,7 +370,7 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
                 const A xv = tr::load(px.v[e]);
                 bn_accum<MODE, ACT, A>(t, xv, need_dy ? tr::load(pd.v[e]) : zero,
                                        need_y ? tr::load(py.v[e]) : (z.on ? bn_z(xv, z) : zero),
-                                       mean, alpha, thr);
+                                       mean, alpha, thr, need_y);
             }
         } else {
 #pragma unroll 1
@@ -368,7 +378,7 @@ __device__ __forceinline__ void reduce_ncs(const T *x, const T *dy, const T *yo,
                 const A xv = tr::load(x[off + e]);
                 bn_accum<MODE, ACT, A>(t, xv, need_dy ? tr::load(dy[off + e]) : zero,
                                        need_y ? tr::load(yo[off + e]) : (z.on ? bn_z(xv, z) : zero),
-                                       mean, alpha, thr);
+                                       mean, alpha, thr, need_y);
             }
         }
         s += rS;
@@ -429,14 +439,14 @@ __device__ __forceinline__ void reduce_nc(const T *x, const T *dy, const T *yo,
                 yv[u] = need_y ? tr::load(yo[off]) : (z.on ? bn_z(xv[u], z) : zero);
             }
 #pragma unroll
-            for (int u = 0; u < 4; ++u) bn_accum<MODE, ACT, A>(t, xv[u], dv[u], yv[u], mean, alpha, thr);
+            for (int u = 0; u < 4; ++u) bn_accum<MODE, ACT, A>(t, xv[u], dv[u], yv[u], mean, alpha, thr, need_y);
         }
         for (; r < R; r += rs) {
             const I off = r * C + c;
             const A xv1 = tr::load(x[off]);
             bn_accum<MODE, ACT, A>(t, xv1, need_dy ? tr::load(dy[off]) : zero,
                                    need_y ? tr::load(yo[off]) : (z.on ? bn_z(xv1, z) : zero),
-                                   mean, alpha, thr);
+                                   mean, alpha, thr, need_y);
         }
     }
     sh[threadIdx.y][threadIdx.x] = cyr_thread_result<MODE>(t);
@@ -502,12 +512,13 @@ template <typename A> struct __align__(16) cyr_coef4 {
 };
 
 template <int MODE, int ACT, typename A>
-__device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A alpha, A beta) {
+__device__ __forceinline__ A bn_elem(A xv, A dyv, A yv, const cyr_coef4<A> &k, A alpha, A beta,
+                                     bool at_y) {
     /* the helpers round each operation on its own (no FMA contraction, no flush); alpha
      * and beta: the fused activation's a and b */
     if (MODE == CYR_APPLY_FWD)
         return bn_act<ACT>(cyr_add(cyr_mul(cyr_sub(xv, k.v[0]), k.v[1]), k.v[2]), alpha, beta);
-    const A g = bn_gate<ACT>(dyv, yv, alpha, beta);
+    const A g = bn_gate<ACT>(dyv, yv, alpha, beta, at_y);
     if (MODE == CYR_APPLY_BWD_TRAIN)
         return cyr_mul(cyr_sub(cyr_sub(g, cyr_mul(cyr_sub(xv, k.v[0]), k.v[2])), k.v[1]), k.v[3]);
     return cyr_mul(g, k.v[3]);
@@ -570,7 +581,7 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
                         xv, need_dy ? tr::load(pd.v[e]) : zero,
                         need_y ? tr::load(py.v[e]) : (zon ? bn_z_at(xv, k, shift[s * P::N + e]) : zero),
-                        k, alpha, beta));
+                        k, alpha, beta, need_y));
                 }
             } else {
                 const K4 k = kc[ch];
@@ -581,7 +592,7 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
                     po.v[e] = tr::store(bn_elem<MODE, ACT, A>(
                         xv, need_dy ? tr::load(pd.v[e]) : zero,
                         need_y ? tr::load(py.v[e]) : (zon ? bn_z_at(xv, k, sh) : zero), k, alpha,
-                        beta));
+                        beta, need_y));
                 }
             }
             po.store(out + off);
@@ -592,7 +603,7 @@ __device__ __forceinline__ void apply(const T *x, const T *dy, const T *yo, T *o
             out[off] = tr::store(bn_elem<MODE, ACT, A>(
                 xv, need_dy ? tr::load(dy[off]) : zero,
                 need_y ? tr::load(yo[off]) : (zon ? bn_z_at(xv, k, shift[kx]) : zero), k, alpha,
-                beta));
+                beta, need_y));
         }
         s += rS;
         I carry = 0;

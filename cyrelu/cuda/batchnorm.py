@@ -904,8 +904,18 @@ def batch_norm_backward(
     :func:`batch_norm`'s result), grad_weight and grad_bias share one allocation.  With
     ``bias``, the kernels take the activation's derivative at the pre-activation they
     recompute from x, the statistics, weight and bias (any activation), unless
-    ``output`` gives it (as on the CPU path)."""
-    if _act.defer_backward(activation, activation_params, output, bias, from_bias=True):
+    ``output`` gives it (as on the CPU path); elu, celu and selu with ``output`` alone
+    (no ``bias``) through the kernels' result gate."""
+    at_y = False
+    if output is not None and bias is None and activation in ("elu", "celu", "selu"):
+        import cyrelu.cuda as backend
+
+        at_y = _act.backend_result_gate(
+            backend, activation, alpha, activation_params, output, bias
+        )
+    if not at_y and _act.defer_backward(
+        activation, activation_params, output, bias, from_bias=True
+    ):
         import cyrelu
 
         return cyrelu.batch_norm_backward(
@@ -945,10 +955,11 @@ def batch_norm_backward(
             bias,
             out,
             key,
+            at_y,
         )
-    if zb is None:
+    if zb is None and not at_y:
         batch_norm_backward_alpha(activation, f.act, alpha)  # leaky_relu's: > 0
-    ka, kb = _act.kernel_params(activation, alpha, activation_params, f.dtype)
+    ka, kb = _act.backward_kernel_params(activation, alpha, activation_params, f.dtype, at_y)
     gi = out
     if gi is None:
         gi = cupy.empty(f.shape, f.dtype)
@@ -987,16 +998,18 @@ def _batch_norm_backward(
     bias: Array | None,
     out: Array | None,
     key: tuple[Any, ...] | None,
+    at_y: bool,
 ) -> tuple[Array, Array, Array]:
-    """The general path (see _batch_norm)."""
+    """The general path (see _batch_norm); at_y: elu's, celu's or selu's derivative read
+    from output by the result gate."""
     g = L.as_array(grad_output, "grad_output")
     x = L.as_array(x, "x")
     check_same("grad_output", g, "x", x)
-    ka, kb = _act.kernel_params(activation, alpha, activation_params, x.dtype)
+    ka, kb = _act.backward_kernel_params(activation, alpha, activation_params, x.dtype, at_y)
     # the derivative read on output where it gives it, else (bias given) taken at the
     # pre-activation, for any activation and slope
     from_z = _act.backend_gate_at_z(activation, alpha, activation_params, output, bias)
-    ax, C, act = _act.backward_gate(x.shape, axis, activation, alpha, from_z)
+    ax, C, act = _act.backward_gate(x.shape, axis, activation, alpha, from_z or at_y)
     training = bool(training)
     dev = x.device.id
     L.check_device(dev, "grad_output", g)

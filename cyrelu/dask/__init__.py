@@ -26,6 +26,9 @@ from cyrelu.dask.prelu import prelu, prelu_backward
 # pre-activation, where the NumPy kernels would (read by
 # cyrelu._bn_activation.backend_fuses_backward_z; the CuPy backend's rule is "any dtype")
 BATCH_NORM_BACKWARD_FROM_BIAS = True
+# ...and output= for elu, celu and selu: the chunks' kernels read the derivative there
+# (cyrelu._bn_activation.backend_result_gate)
+BATCH_NORM_BACKWARD_RESULT_GATE = True
 
 __all__ = [*_activations.__all__, "batch_norm", "batch_norm_backward", "dead_units", "sparsity"]
 __all__ += ["prelu", "prelu_backward"]

@@ -417,7 +417,13 @@ def batch_norm_backward(
 ) -> Any:
     """:func:`cyrelu.batch_norm_backward` for dask arrays: ``grad_input`` lazy,
     ``grad_weight`` and ``grad_bias`` NumPy arrays from one reduction pass."""
-    if _act.defer_backward(activation, activation_params, output, bias, from_bias=True):
+    # elu, celu and selu from output (no bias): the chunks' kernels read the derivative
+    import cyrelu.dask as backend
+
+    at_y = _act.backend_result_gate(backend, activation, alpha, activation_params, output, bias)
+    if not at_y and _act.defer_backward(
+        activation, activation_params, output, bias, from_bias=True
+    ):
         return cyrelu.batch_norm_backward(
             grad_output, x, save_mean, save_invstd, weight, training=training, axis=axis,
             activation=activation, alpha=alpha, activation_params=activation_params,
@@ -430,8 +436,10 @@ def batch_norm_backward(
     # kernels recompute from x, the statistics, weight and bias, for any activation and
     # alpha, as the NumPy path does
     from_z = _act.backend_gate_at_z(activation, alpha, activation_params, output, bias)
-    ax, C, act = _act.backward_gate(xd.shape, axis, activation, alpha, from_z)
-    ka, kb = _act.kernel_params(activation, alpha, activation_params, xd.dtype)
+    ax, C, act = _act.backward_gate(xd.shape, axis, activation, alpha, from_z or at_y)
+    ka, kb = _act.backward_kernel_params(activation, alpha, activation_params, xd.dtype, at_y)
+    if at_y:  # the result gate's flag on the kernels' code
+        act |= _k.GATE_AT_OUTPUT
     G.check_no_out(out)
     G.check_threads(num_threads)
     training = bool(training)
