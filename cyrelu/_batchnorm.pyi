@@ -66,6 +66,7 @@ def backward_fast(
     activation: object,
     alpha: object,
     output: object,
+    bias: object,
     out: object,
     num_threads: object,
 ) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]] | None: ...

@@ -38,7 +38,7 @@ import numpy as np
 
 from cyrelu._ndarray cimport disjoint, plain_array, same_shape
 from cyrelu._parallel cimport threads_for, resolve_threads, ELEMENTWISE_GRAIN
-from cyrelu import _activation_table as _table
+from cyrelu import _activation_table as _table, _bn_activation
 
 cnp.import_array()
 
@@ -1214,12 +1214,17 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
 # plain Python scalars.  Anything else returns None, and the general path (which also
 # raises every error) takes the call: a small call then costs little more than its kernel.
 
-# the fused backward activations, from the table: name -> (code, the kernels' (a, b) by
-# default, whether it has parameters other than BatchNorm's alpha: hardtanh's bounds)
-_BN_BACKWARD_CODES = {name: (_table.CODES[name], _table.scalars(name),
-                             _table.TABLE[name].params[:1] != ()
-                             and _table.TABLE[name].params[0][0] != "alpha")
-                      for name in _table.BN_BACKWARD}
+# every activation of the table: name -> (code, the kernels' (a, b) by default, whether
+# it has parameters other than BatchNorm's alpha: hardtanh's bounds, softplus's, gelu's)
+_BN_CODES = {name: (_table.CODES[name], _table.scalars(name),
+                    _table.TABLE[name].params[:1] != ()
+                    and _table.TABLE[name].params[0][0] != "alpha")
+             for name in _table.TABLE}
+# those whose derivative the kernels read from the output: in their loops, and through
+# the result gate (elu with alpha > 0, celu, selu; _bn_activation.result_gate)
+_BN_BACKWARD_CODES = {name: _BN_CODES[name] for name in _table.BN_BACKWARD}
+_RESULT_GATE = frozenset(("elu", "celu", "selu"))
+_SELU_SHIFT = _bn_activation.result_gate_params("selu", ())[1]
 
 
 cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
@@ -1237,14 +1242,17 @@ cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
 
 
 def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis,
-                  activation, alpha, output, out, num_threads):
+                  activation, alpha, output, bias, out, num_threads):
     """batch_norm_backward's common case: ``(grad_input, grad_weight, grad_bias)``, or
-    None for the general path."""
+    None for the general path.  With an activation: ``output`` alone, where the kernels
+    read the derivative there (its own rule, or the result gate of elu, celu and selu),
+    or ``bias`` alone (the pre-activation recomputed: every activation, the tiled ones
+    for float32/float64 data), as the general path would take them."""
     cdef cnp.ndarray xa, ga, ya = None, oa
     cdef int nd, ax, act = 0, typenum
     cdef Py_ssize_t C, outer = 1, inner = 1, d
     cdef double a = 0.0, b = 0.0
-    cdef bint own_params = False
+    cdef bint own_params = False, from_z = False, at_y = False
     if not plain_array(x, -1, True) or not plain_array(grad_output, -1, True):
         return None
     xa, ga = <cnp.ndarray>x, <cnp.ndarray>grad_output
@@ -1265,23 +1273,50 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
         return None
     if weight is not None and not _fast_channel(weight, C):
         return None
-    if activation is not None:
-        if type(activation) is not str or activation not in _BN_BACKWARD_CODES:
+    if activation is None:
+        if bias is not None:
             return None
-        act, (a, b), own_params = _BN_BACKWARD_CODES[activation]
-        if not plain_array(output, typenum, True) or not same_shape(xa, <cnp.ndarray>output):
+    else:
+        if type(activation) is not str or activation not in _BN_CODES:
             return None
-        ya = <cnp.ndarray>output
+        act, (a, b), own_params = _BN_CODES[activation]
+        if bias is not None:  # the derivative at the pre-activation
+            if (output is not None or not _fast_channel(bias, C)
+                    or (typenum == cnp.NPY_FLOAT16 and activation not in _BN_BACKWARD_CODES)):
+                return None  # both (the general path chooses), or float16 composed
+            from_z = True
+        else:
+            if activation in _RESULT_GATE:
+                at_y = True
+            elif activation not in _BN_BACKWARD_CODES:
+                return None  # the general path raises: it needs bias=
+            if not plain_array(output, typenum, True) or not same_shape(xa, <cnp.ndarray>output):
+                return None
+            ya = <cnp.ndarray>output
     if alpha is None:
         pass  # the activation's default (0.0 for no activation)
     elif own_params:
         return None  # BatchNorm's alpha is not this activation's: the general path
     elif type(alpha) is float:
         a = alpha
-        if not a - a == 0.0 or (act != 0 and not _table.grad_from_output(activation, a)):
-            return None  # not finite, or leaky_relu's alpha <= 0: the general path raises
+        if not a - a == 0.0:
+            return None  # not finite: the general path raises
+        if act != 0 and activation == "celu" and a == 0.0:
+            return None
+        if act != 0 and not from_z and not at_y and not _table.grad_from_output(activation, a):
+            return None  # leaky_relu's alpha <= 0 from the output: the general path raises
+        if at_y and activation == "elu" and not a > 0.0:
+            return None
     else:
         return None
+    if at_y:  # the result gate's factor and shift (_bn_activation.result_gate_params)
+        if activation == "elu":
+            a, b = 1.0, a
+        elif activation == "celu":
+            a, b = 1.0 / a, a
+        else:
+            a, b = 1.0, _SELU_SHIFT
+        act |= CYR_BN_GATE_AT_OUTPUT
     if out is None:
         oa = <cnp.ndarray>cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), typenum, 0)
     else:
@@ -1295,8 +1330,9 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
               else (np.float64 if typenum == cnp.NPY_FLOAT64 else np.float32))
     grad_weight = np.empty(C, dtype=pdtype)
     grad_bias = np.empty(C, dtype=pdtype)
-    backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight, None, False,
-             training, act, a, b, grad_weight, grad_bias, num_threads)
+    backward(ga, xa, ya, oa, outer, C, inner, save_mean, save_invstd, weight,
+             bias if from_z else None, from_z, training, act, a, b, grad_weight, grad_bias,
+             num_threads)
     return oa, grad_weight, grad_bias
 
 

@@ -371,7 +371,7 @@ def batch_norm_backward(
     ``grad_bias`` have ``weight``'s dtype, or float32 (float64 for float64 data) when
     ``weight`` is None.
     """
-    if activation_params is None and bias is None:
+    if activation_params is None:
         fast = _k.backward_fast(
             grad_output,
             x,
@@ -383,6 +383,7 @@ def batch_norm_backward(
             activation,
             alpha,
             output,
+            bias,
             out,
             num_threads,
         )

@@ -358,35 +358,53 @@ def test_alpha_still_checked(bad, exc):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape,axis", [((128, 64), 1), ((6, 5, 40), 1), ((6, 40, 5), -1)])
-@pytest.mark.parametrize("activation,alpha", [(None, None), ("relu", None), ("leaky_relu", 0.1)])
+@pytest.mark.parametrize(
+    "activation,alpha,source",
+    [(None, None, None), ("relu", None, "output"), ("leaky_relu", 0.1, "output"),
+     ("relu", None, "bias"), ("leaky_relu", -0.3, "bias"), ("hardtanh", None, "bias"),
+     ("elu", 0.7, "output"), ("celu", 1.3, "output"), ("selu", None, "output"),
+     ("gelu", None, "bias"), ("celu", None, "bias")],
+)  # fmt: skip
 @pytest.mark.parametrize("with_weight,with_out", [(True, False), (False, True)])
 def test_backward_fast_entry_is_the_general_path(
-    dtype, shape, axis, activation, alpha, with_weight, with_out
+    dtype, shape, axis, activation, alpha, source, with_weight, with_out
 ):
     """batch_norm_backward's fast entry (plain arrays, checked at C speed) takes the
-    common call, and gives the general path's bits (the same kernels): the general path
-    is forced by a training flag that is not a bool."""
+    common call, with the derivative from output (the kernels' own rule, or elu's, celu's
+    and selu's result gate) or from bias (the pre-activation recomputed), and gives the
+    general path's bits (the same kernels): the general path is forced by a training flag
+    that is not a bool.  float16 data with a tiled activation from bias is left to the
+    general path (which composes it)."""
     from cyrelu import _batchnorm
 
     x, w, b, _, _ = _data(shape, axis, dtype)
     y, m, s = cyrelu.batch_norm(
-        x, weight=w, bias=b, training=True, axis=axis, activation=activation, return_stats=True
-    )
+        x, weight=w, bias=b, training=True, axis=axis, activation=activation, alpha=alpha,
+        return_stats=True,
+    )  # fmt: skip
     g = np.random.default_rng(6).standard_normal(shape).astype(dtype)
     wt = w if with_weight else None
     out = np.empty_like(x) if with_out else None
-    args = (g, x, m, s, wt, True, axis, activation, alpha, y if activation else None, out, None)
+    src = {"output": y if source == "output" else None, "bias": b if source == "bias" else None}
+    args = (g, x, m, s, wt, True, axis, activation, alpha, src["output"], src["bias"], out, None)
     fast = _batchnorm.backward_fast(*args)
+    if dtype == np.float16 and source == "bias" and activation not in table.BN_BACKWARD:
+        assert fast is None
+        return
     assert fast is not None
     if with_out:
         assert fast[0] is out
     general = cyrelu.batch_norm_backward(
         g, x, m, s, wt, training=np.bool_(True), axis=axis, activation=activation,
-        alpha=alpha, output=y if activation else None,
+        alpha=alpha, **src,
     )  # fmt: skip
     for a, r in zip(fast, general, strict=True):
         assert a.dtype == r.dtype
         np.testing.assert_array_equal(a, r)
+    if activation is not None:  # the gate is applied
+        assert not np.array_equal(
+            fast[0], cyrelu.batch_norm_backward(g, x, m, s, wt, axis=axis)[0]
+        )
 
 
 def test_backward_fast_entry_leaves_the_rest_to_the_general_path():
@@ -394,22 +412,28 @@ def test_backward_fast_entry_leaves_the_rest_to_the_general_path():
 
     x, w, *_ = _data((8, 3, 5), 1, np.float32)
     y, m, s = cyrelu.batch_norm(x, training=True, activation="leaky_relu", return_stats=True)
-    base = [x, x, m, s, w, True, 1, "leaky_relu", None, y, None, None]
-    for k, v in [
-        (8, -0.1),  # leaky_relu's alpha must be > 0: the general path raises
-        (8, 1),  # an int alpha: checked there
-        (9, None),  # no output with an activation
-        (7, "silu"),  # not fused backward
-        (5, 1),  # training not a bool
-        (6, 1.0),  # axis not an int
-        (6, 2**70),  # axis out of range (and of a C int)
-        (4, w.astype(np.float16)),  # a float16 weight
-        (10, x),  # out is an input
-        (0, x[:, :, ::-1]),  # not contiguous
+    base = [x, x, m, s, w, True, 1, "leaky_relu", None, y, None, None, None]
+    for change in [
+        {8: -0.1},  # leaky_relu's alpha must be > 0: the general path raises
+        {8: 1},  # an int alpha: checked there
+        {9: None},  # no output with an activation
+        {7: "silu"},  # its derivative is not read from the output: the general path raises
+        {7: "elu", 8: -0.5},  # nor elu's with alpha <= 0
+        {7: "celu", 8: 0.0, 9: None, 10: w},  # celu's alpha 0, from bias
+        {10: w},  # both output and bias: the general path chooses
+        {7: None, 9: None, 10: w},  # bias without an activation
+        {9: None, 10: w.astype(np.float16)},  # a float16 bias
+        {5: 1},  # training not a bool
+        {6: 1.0},  # axis not an int
+        {6: 2**70},  # axis out of range (and of a C int)
+        {4: w.astype(np.float16)},  # a float16 weight
+        {11: x},  # out is an input
+        {0: x[:, :, ::-1]},  # not contiguous
     ]:
         args = list(base)
-        args[k] = v
-        assert _batchnorm.backward_fast(*args) is None, (k, v)
+        for k, v in change.items():
+            args[k] = v
+        assert _batchnorm.backward_fast(*args) is None, change
     with pytest.raises(ValueError, match="alpha > 0"):
         cyrelu.batch_norm_backward(x, x, m, s, activation="leaky_relu", alpha=-0.1, output=y)
     with pytest.raises(ValueError, match="output"):
