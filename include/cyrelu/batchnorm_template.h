@@ -1173,18 +1173,44 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
     }
 }
 
+/* Row layout: rows of w columns of dy gated by an activation of
+ * CYR_BN_BACKWARD_ACTIVATIONS into g (bn_gate's values, per-column sc and sh). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_gate_rows_impl)(int act, const CYR_T *CYR_RESTRICT dy,
+                                                         const CYR_T *CYR_RESTRICT y,
+                                                         Py_ssize_t rows, Py_ssize_t w,
+                                                         CYR_BN_GATEP a, CYR_T *CYR_RESTRICT g) {
+    for (Py_ssize_t r = 0; r < rows; ++r)
+        for (Py_ssize_t j = 0; j < w; ++j)
+            g[r * w + j] = CYR_NAME(bn_gate)(act, dy[r * w + j], y + r * w, j, a.sc[j], a.sh[j], a);
+}
+
+static CYR_TARGET void CYR_NAME(bn_gate_rows)(int act, const CYR_T *dy, const CYR_T *y,
+                                           Py_ssize_t rows, Py_ssize_t w, CYR_BN_GATEP a,
+                                           CYR_T *g) {
+    switch (act) {
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_gate_rows_impl)(ACT, dy, y, rows, w, a, g)
+    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
+    default: break;
+#undef CYR_BN_CALL
+    }
+}
+
 /* Row layout, pass 1 over `rows` contiguous rows of w columns: bn_dot_cols_ld; with gs
- * (dx) and the gate kept there (CYR_BN_KEEPS_GATE), the gated values are written into
- * gs in blocks of whole groups of 4 rows, then summed from there (the same values,
- * added in the same order). */
+ * (dx: the gate kept there, cyr_bn_keeps_gate / cyr_bn_keeps_gate_rows, batchnorm.h) the
+ * gated values are written into gs in blocks of whole groups of 4 rows (the tiled
+ * activations through their tiles, the others by bn_gate_rows), then summed from there
+ * (the same values, added in the same order). */
 static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                       Py_ssize_t rows, Py_ssize_t w, const double *mean, CYR_BN_GATEP a,
                                       double *s0, double *s1, CYR_T *gs) {
-    if (gs != NULL && CYR_BN_KEEPS_GATE(act)) {
+    if (gs != NULL && act != CYR_ACT_NONE) {
         const Py_ssize_t kr = CYR_BN_TKR_(CYR_BN_TCW_(w));
         for (Py_ssize_t r0 = 0; r0 < rows; r0 += kr) {
             const Py_ssize_t nr = rows - r0 < kr ? rows - r0 : kr, off = r0 * w;
-            CYR_NAME(bn_gate_block)(act, dy + off, y + off, w, nr, w, a, gs + off);
+            if (CYR_BN_KEEPS_GATE(act))
+                CYR_NAME(bn_gate_block)(act, dy + off, y + off, w, nr, w, a, gs + off);
+            else
+                CYR_NAME(bn_gate_rows)(act, dy + off, y + off, nr, w, a, gs + off);
             CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gs + off, x + off, NULL, nr, w, w, mean, a,
                                        s0, s1);
         }
