@@ -354,7 +354,9 @@ def batch_norm_backward(
     passes (no pass of their own): from ``output``, or, for NumPy, Dask and CuPy data,
     at the pre-activation the kernels recompute from ``x`` and ``bias`` in the same
     passes (there leaky_relu's alpha may be any real).  The latter reads one array less, so
-    ``bias`` without ``output`` is the fastest form of these.  With ``bias``, the other
+    ``bias`` without ``output`` is the fastest form of these.  In the row layout ((N, C)
+    and channels-last data, float32/float64) the first pass keeps the gated
+    ``grad_output`` in ``grad_input`` for the second.  With ``bias``, the other
     activations are fused too for float32 and float64 NumPy and Dask data: the kernels
     run the activation's own backward over the recomputed pre-activation in L1 tiles,
     keeping the gated ``grad_output`` in ``grad_input`` between the two passes (bitwise

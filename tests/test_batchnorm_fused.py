@@ -150,8 +150,8 @@ def test_fused_backward_is_the_two_calls_bit_for_bit(name, shape, axis, dtype, t
     """float32/float64: the fused backward gives the bits of the activation's own backward
     on the output, then BatchNorm's backward, with the activation's parameters (a and b:
     hardtanh's bounds, leaky_relu's alpha) given by name, not the defaults.  The row
-    layouts of 300 and 200 columns (float64: 1600 bytes) keep the gate in dx between the
-    passes (cyr_bn_keeps_gate_rows), the narrower ones take it in each pass."""
+    layouts keep the gate in dx between the passes (include/cyrelu/batchnorm.h): rows of
+    5 to 300 columns, short rows with their prefetch ahead, long ones without."""
     ap = NON_DEFAULT.get(name, {"alpha": 0.3} if name == "leaky_relu" else None)
     x, w, _, y, mean, invstd, g = _backward_case(name, ap, shape, axis, dtype, seed=6)
     kw = dict(training=training, axis=axis)

@@ -66,6 +66,14 @@
  * (whose dx holds halves) and the backward's two passes taken apart (Dask's
  * partial_sums / partial_dx, which have no dx in the first) take it twice. */
 #define CYR_BN_KEEPS_GATE(act) CYR_BN_IS_TILED_BW(act)
+/* The row layout keeps the gate of every activation in dx (float32/float64 data; the
+ * Python layer passes dx to the first pass, which gates dy into it with bn_gate_rows,
+ * then runs the second in place): taking the relu family's gate in both passes (the
+ * pre-activation's per-column scale and shift, two more arrays, in each) made relu's
+ * backward from bias= 1.7-2.3x the plain backward's time on (4096, 1024), (8192, 512)
+ * and (16384, 256) float32 (2 threads, Zen 4), 1.02-1.13x kept; rows of 64 and 128
+ * columns about the same either way (kept, with their prefetch ahead), and from output=
+ * faster kept (the second pass does not read the output again). */
 /* The derivative of elu, celu and selu read from the forward's output y, as torch's
  * elu_backward with is_result: y > 0 ? pos : f * (y + s) (pos: selu's scale, else 1;
  * f and s: 1 and alpha for elu, 1 / alpha and alpha for celu, 1 and scale * alpha for
@@ -174,17 +182,6 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
 #define CYR_BN_AHEAD_BYTES 4096
 #define CYR_BN_SHORT_ROW_BYTES 1024
 
-/* The row layout keeps the gate of every activation in dx (float32/float64 data) where
- * its rows are at least CYR_BN_SHORT_ROW_BYTES long: the first pass gates dy by the
- * activation into dx, the second reads it back in place, as for the tiled ones.
- * Gating in both passes (the pre-activation's scale and shift, two more per-column
- * arrays, in each) made relu's backward from bias= 1.6-2.6x the plain backward's time
- * on (4096, 1024), (8192, 512) and (16384, 256) float32 (1 and 2 threads, Zen 4), 1.0-1.4x
- * kept; rows of 64 and 128 columns were faster gated twice (the kept path's passes go
- * without the short rows' prefetch ahead). */
-static inline int cyr_bn_keeps_gate_rows(int act, Py_ssize_t row_bytes) {
-    return CYR_BN_ACT_OF(act) != CYR_ACT_NONE && row_bytes >= CYR_BN_SHORT_ROW_BYTES;
-}
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)

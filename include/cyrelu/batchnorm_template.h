@@ -1179,9 +1179,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_gate_rows_impl)(int act, const CYR_T *
                                                          const CYR_T *CYR_RESTRICT y,
                                                          Py_ssize_t rows, Py_ssize_t w,
                                                          CYR_BN_GATEP a, CYR_T *CYR_RESTRICT g) {
-    for (Py_ssize_t r = 0; r < rows; ++r)
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
+    for (Py_ssize_t r = 0; r < rows; ++r) {
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {  /* as bn_dot_cols_impl */
+            cyr_bn_prefetch_run((const char *)(dy + r * w) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(y + r * w) + CYR_BN_AHEAD_BYTES, rb);
+        }
         for (Py_ssize_t j = 0; j < w; ++j)
             g[r * w + j] = CYR_NAME(bn_gate)(act, dy[r * w + j], y + r * w, j, a.sc[j], a.sh[j], a);
+    }
 }
 
 static CYR_TARGET void CYR_NAME(bn_gate_rows)(int act, const CYR_T *dy, const CYR_T *y,
@@ -1196,7 +1202,7 @@ static CYR_TARGET void CYR_NAME(bn_gate_rows)(int act, const CYR_T *dy, const CY
 }
 
 /* Row layout, pass 1 over `rows` contiguous rows of w columns: bn_dot_cols_ld; with gs
- * (dx: the gate kept there, cyr_bn_keeps_gate / cyr_bn_keeps_gate_rows, batchnorm.h) the
+ * (dx: the gate kept there, for every activation in this layout: batchnorm.h) the
  * gated values are written into gs in blocks of whole groups of 4 rows (the tiled
  * activations through their tiles, the others by bn_gate_rows), then summed from there
  * (the same values, added in the same order). */
@@ -1316,9 +1322,14 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR
                                                const CYR_T *CYR_RESTRICT k,
                                                const CYR_T *CYR_RESTRICT mdy,
                                                const CYR_T *CYR_RESTRICT A) {
+    const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         CYR_T *CYR_RESTRICT dr = d + r * w;
         const CYR_T *CYR_RESTRICT xr = x + r * w;
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {  /* as bn_dx_cols_impl */
+            cyr_bn_prefetchw_run((char *)dr + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)xr + CYR_BN_AHEAD_BYTES, rb);
+        }
         if (train) {
             for (Py_ssize_t j = 0; j < w; ++j)
                 dr[j] = CYR_BN_DX_TRAIN(dr[j], xr[j], mean[j], k[j], mdy[j], A[j]);
@@ -1329,8 +1340,8 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR
 }
 
 /* Row layout: dx for `rows` contiguous rows of w columns.  dy may be exactly dx without
- * an activation: the gate kept in dx by the first pass (CYR_BN_KEEPS_GATE), updated in
- * place. */
+ * an activation: the gate kept in dx by the first pass (float32/float64 data with an
+ * activation: batchnorm.h), updated in place. */
 static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
