@@ -148,6 +148,7 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     void cyr_bn_dx_coefs(const double *sums, double n, double invstd, double w, int train,
                          double *k, double *mdy, double *A)
     int cyr_bn_keeps_gate(int act)
+    int cyr_bn_keeps_gate_rows(int act, int at_z, Py_ssize_t row_bytes)
     void cyr_bn_dot_cols_f32(int act, const float *dy, const float *x, const float *y,
                              Py_ssize_t rows, Py_ssize_t w, const double *mean, float a,
                              float b, const float *sc, const float *sh, double *s0,
@@ -1147,10 +1148,11 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef bint rows = size > 0 and inner < CHANNEL_MIN_INNER
     cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
     # the gate kept in dx between the passes (float32/float64): the row layout's passes
-    # are told here (every activation there, batchnorm.h); the per-channel kernels decide
-    # it themselves (the tiled activations)
+    # are told here (cyr_bn_keeps_gate_rows); the per-channel kernels decide it themselves
+    # (the tiled activations)
     cdef bint keep = (typenum != cnp.NPY_FLOAT16 and act != CYR_ACT_NONE
-                      and (rows or cyr_bn_keeps_gate(act)))
+                      and (cyr_bn_keeps_gate(act)
+                           or (rows and cyr_bn_keeps_gate_rows(act, from_z, w * itemsize))))
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, cols_bytes = 0
     cdef Py_ssize_t params_bytes = 0
     cdef int bnt, stream, piped
