@@ -318,7 +318,6 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     backward from output= over the same chunks; leaky_relu with a negative slope, which
     the output cannot give, and the activations the kernels take through L1 tiles
     (hardswish, gelu, elu, softplus), against NumPy's backward with bias=."""
-    from cyrelu import batchnorm as cbn
     from cyrelu.dask import batchnorm as dbn
 
     C = shape[axis % len(shape)]
@@ -328,37 +327,53 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     y_np, mean, invstd = cyrelu.batch_norm(xn, None, None, w, b, True, return_stats=True, **kw)
     want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, bias=b, **kw)
     x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)
-
-    def composed(*args, **kwargs):
-        raise AssertionError("composed (gated in a pass of its own)")
-
-    monkeypatch.setattr(cbn, "_gated", composed)
-    public = cyrelu.batch_norm_backward(g, x, mean, invstd, w, bias=b, **kw)
-    monkeypatch.setattr(cyrelu, "batch_norm_backward", composed)
-    gi, gw, gb = dbn.batch_norm_backward(g, x, mean, invstd, w, bias=b, **kw)
-    got = gi.compute()
-    # the public function hands the call to the backend as it is (the same graph)
-    np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
-    np.testing.assert_array_equal(public[1], gw)
-    np.testing.assert_array_equal(public[2], gb)
+    got, gw, gb = _backward_in_the_chunks(monkeypatch, g, x, mean, invstd, w, {"bias": b}, kw)
     if activation in ("relu", "hardtanh"):
         y = da.from_array(y_np, chunks=chunks)
         gi_y, gw_y, gb_y = dbn.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
         np.testing.assert_array_equal(_bits(got), _bits(gi_y.compute()))
         np.testing.assert_array_equal(gw, gw_y)
         np.testing.assert_array_equal(gb, gb_y)
+    _check_against(got, gw, gb, want, xn, gn, mean, invstd, w, b, axis, activation)
+
+
+def _check_against(got, gw, gb, want, xn, gn, mean, invstd, w, b, axis, activation):
+    """The chunks' gradients against NumPy's same call (``want``), and grad_bias against a
+    float64 reference: dy gated at the pre-activation recomputed from x, the statistics,
+    weight and bias."""
     np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
     scale = np.abs(want[0]).max()
     np.testing.assert_allclose(got, want[0], rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
-    # grad_bias against a float64 reference: dy gated at the recomputed pre-activation
-    ax = axis % len(shape)
-    red = tuple(d for d in range(len(shape)) if d != ax)
+    ax = axis % xn.ndim
+    red = tuple(d for d in range(xn.ndim) if d != ax)
     z = (xn.astype(F64) - np.expand_dims(mean.astype(F64), red)) * np.expand_dims(
         (invstd * w).astype(F64), red
     ) + np.expand_dims(b.astype(F64), red)
     g64 = gn.astype(F64) * _DERIVATIVE[activation](z)
     np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
+
+
+def _backward_in_the_chunks(monkeypatch, g, x, mean, invstd, w, src, kw):
+    """The Dask backend's batch_norm_backward (``src``: bias= or output=) with nothing
+    composed (the gating helper and the public function patched to raise), the same as
+    the public function's (which hands the call over as it is: the same graph); returns
+    (grad_input computed, grad_weight, grad_bias)."""
+    from cyrelu import batchnorm as cbn
+    from cyrelu.dask import batchnorm as dbn
+
+    def composed(*args, **kwargs):
+        raise AssertionError("composed (gated in a pass of its own)")
+
+    monkeypatch.setattr(cbn, "_gated", composed)
+    public = cyrelu.batch_norm_backward(g, x, mean, invstd, w, **src, **kw)
+    monkeypatch.setattr(cyrelu, "batch_norm_backward", composed)
+    gi, gw, gb = dbn.batch_norm_backward(g, x, mean, invstd, w, **src, **kw)
+    got = gi.compute()
+    np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
+    np.testing.assert_array_equal(public[1], gw)
+    np.testing.assert_array_equal(public[2], gb)
+    return got, gw, gb
 
 
 _SELU_A, _SELU_S = 1.6732632423543772848, 1.0507009873554804934
@@ -375,8 +390,6 @@ def test_batch_norm_backward_from_the_output_of_elu_celu_selu(
     derivative from the output (the NumPy kernels' result gate), nothing composed, and
     the public function gives the backend the call; against NumPy's same call, and
     grad_bias against a float64 reference gated at the pre-activation."""
-    from cyrelu import batchnorm as cbn
-    from cyrelu.dask import batchnorm as dbn
 
     C = shape[axis % len(shape)]
     xn, gn, w, b = _data(rng, shape), _data(rng, shape), _data(rng, C), _data(rng, C)
@@ -385,29 +398,8 @@ def test_batch_norm_backward_from_the_output_of_elu_celu_selu(
     want = cyrelu.batch_norm_backward(gn, xn, mean, invstd, w, output=y_np, **kw)
     x, g = da.from_array(xn, chunks=chunks), da.from_array(gn, chunks=chunks)
     y = da.from_array(y_np, chunks=chunks)
-
-    def composed(*args, **kwargs):
-        raise AssertionError("composed (gated in a pass of its own)")
-
-    monkeypatch.setattr(cbn, "_gated", composed)
-    public = cyrelu.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
-    monkeypatch.setattr(cyrelu, "batch_norm_backward", composed)
-    gi, gw, gb = dbn.batch_norm_backward(g, x, mean, invstd, w, output=y, **kw)
-    got = gi.compute()
-    np.testing.assert_array_equal(_bits(public[0].compute()), _bits(got))
-    np.testing.assert_array_equal(public[1], gw)
-    np.testing.assert_array_equal(public[2], gb)
-    np.testing.assert_allclose(gw, want[1], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(gb, want[2], rtol=1e-5, atol=1e-5)
-    scale = np.abs(want[0]).max()
-    np.testing.assert_allclose(got, want[0], rtol=0, atol=8 * np.finfo(np.float32).eps * scale)
-    ax = axis % len(shape)
-    red = tuple(d for d in range(len(shape)) if d != ax)
-    z = (xn.astype(F64) - np.expand_dims(mean.astype(F64), red)) * np.expand_dims(
-        (invstd * w).astype(F64), red
-    ) + np.expand_dims(b.astype(F64), red)
-    g64 = gn.astype(F64) * _DERIVATIVE[activation](z)
-    np.testing.assert_allclose(gb, g64.sum(axis=red), rtol=1e-4, atol=1e-4)
+    got, gw, gb = _backward_in_the_chunks(monkeypatch, g, x, mean, invstd, w, {"output": y}, kw)
+    _check_against(got, gw, gb, want, xn, gn, mean, invstd, w, b, axis, activation)
 
 
 @pytest.mark.parametrize(

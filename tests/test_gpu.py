@@ -664,12 +664,31 @@ def test_batch_norm_backward_from_bias_in_the_kernels(rng, dtype, activation, mo
     its derivative).  Each case takes one of the layouts in turn, so that every layout
     meets every dtype and about a third of the activations (the emulation runs each
     case in about a second)."""
-    import cyrelu.batchnorm as bn_module
-
     names = sorted(_table.TABLE)
     k = names.index(activation) + DTYPES.index(dtype)
-    shape, axis = _FROM_BIAS_LAYOUTS[k % len(_FROM_BIAS_LAYOUTS)]
+    alpha = -0.3 if activation == "leaky_relu" else None
+    _check_backward_in_the_kernels(rng, dtype, activation, alpha, k, "bias", monkeypatch)
 
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("activation", ["celu", "elu", "selu"])
+def test_batch_norm_backward_result_gate_in_the_kernels(rng, dtype, activation, monkeypatch):
+    """output= alone on CuPy arrays for elu, celu and selu: the reduction and the apply
+    pass read the derivative from the output (the result gate, y > 0 ? pos : a * (y + b)),
+    nothing composed, as above; against the NumPy path's same call (its kernels' result
+    gate)."""
+    k = ["celu", "elu", "selu"].index(activation) + DTYPES.index(dtype)
+    _check_backward_in_the_kernels(rng, dtype, activation, None, k, "output", monkeypatch)
+
+
+def _check_backward_in_the_kernels(rng, dtype, activation, alpha, k, source, monkeypatch):
+    """batch_norm_backward on CuPy arrays with ``activation`` and its derivative from
+    ``source`` ("bias" or "output") against the NumPy path's same call, on layout k of
+    _FROM_BIAS_LAYOUTS (in turn), with the composing helper patched to raise: training
+    and evaluation, the general path then the fast path, and out=."""
+    import cyrelu.batchnorm as bn_module
+
+    shape, axis = _FROM_BIAS_LAYOUTS[k % len(_FROM_BIAS_LAYOUTS)]
     x = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
     g = rng.standard_normal(shape).astype(dtype)
     C = shape[axis]
@@ -678,76 +697,32 @@ def test_batch_norm_backward_from_bias_in_the_kernels(rng, dtype, activation, mo
     b = rng.uniform(-1.0, 1.0, C).astype(np.float32)  # the bias's own dtype: float32 always
     x = _away_from_kinks(x, axis, w, b)
     ap = _FROM_BIAS_PARAMS.get(activation)
-    alpha = -0.3 if activation == "leaky_relu" else None
     xd, gd, wd, bd = (cupy.asarray(a) for a in (x, g, w, b))
     for training in (True, False):
         kw = dict(
             training=training, axis=axis, activation=activation, alpha=alpha, activation_params=ap
         )
         rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
-        _, m, s = cyrelu.batch_norm(x, rm, rv, w, b, return_stats=True, **kw)
+        y, m, s = cyrelu.batch_norm(x, rm, rv, w, b, return_stats=True, **kw)
         md, sd = cupy.asarray(m), cupy.asarray(s)
-        want = cyrelu.batch_norm_backward(g, x, m, s, w, bias=b, **kw)
+        src, src_d = ({"bias": b}, {"bias": bd}) if source == "bias" else (
+            {"output": y}, {"output": cupy.asarray(y)})  # fmt: skip
+        want = cyrelu.batch_norm_backward(g, x, m, s, w, **src, **kw)
         tol = [8.0 * max(1.0, float(np.abs(r).max())) for r in want]
         with monkeypatch.context() as mp:
             mp.setattr(bn_module, "_gated", _refuse_composed)
             for _ in range(2):  # the general path, then the fast path
-                got = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, bias=bd, **kw)
+                got = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, **src_d, **kw)
                 for a, r, t in zip(got, want, tol, strict=True):
                     assert isinstance(a, cupy.ndarray)
                     _close(a.get(), np.asarray(r, np.float64), dtype, scale=t)
             out = cupy.full(shape, np.nan, dtype)
-            gi = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, bias=bd, out=out, **kw)[0]
+            gi = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, out=out, **src_d, **kw)[0]
             assert gi is out
             _close(out.get(), np.asarray(want[0], np.float64), dtype, scale=tol[0])
     # the activation's gate is there: the plain backward differs
     plain = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, training=False, axis=axis)[0]
     assert not np.allclose(plain.get(), got[0].get(), rtol=1e-2, atol=1e-2)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("activation", ["celu", "elu", "selu"])
-def test_batch_norm_backward_result_gate_in_the_kernels(rng, dtype, activation, monkeypatch):
-    """output= alone on CuPy arrays for elu, celu and selu: the reduction and the apply
-    pass read the derivative from the output (the result gate, y > 0 ? pos : a * (y + b)),
-    nothing composed (the composing helper raises), training and evaluation, the general
-    path then the fast path, and out=; against the NumPy path's same call (its kernels'
-    result gate), each case on one of the layouts in turn."""
-    import cyrelu.batchnorm as bn_module
-
-    k = ["celu", "elu", "selu"].index(activation) + DTYPES.index(dtype)
-    shape, axis = _FROM_BIAS_LAYOUTS[k % len(_FROM_BIAS_LAYOUTS)]
-    x = (rng.standard_normal(shape) * 2 + 0.3).astype(dtype)
-    g = rng.standard_normal(shape).astype(dtype)
-    C = shape[axis]
-    pd = np.float64 if dtype == np.float64 else np.float32
-    w = rng.uniform(0.5, 2.0, C).astype(pd)
-    b = rng.uniform(-1.0, 1.0, C).astype(np.float32)
-    x = _away_from_kinks(x, axis, w, b)
-    ap = _FROM_BIAS_PARAMS.get(activation)
-    xd, gd, wd = (cupy.asarray(a) for a in (x, g, w))
-    for training in (True, False):
-        kw = dict(training=training, axis=axis, activation=activation, activation_params=ap)
-        rm, rv = np.zeros(C, np.float32), np.ones(C, np.float32)
-        y, m, s = cyrelu.batch_norm(x, rm, rv, w, b, return_stats=True, **kw)
-        yd, md, sd = cupy.asarray(y), cupy.asarray(m), cupy.asarray(s)
-        want = cyrelu.batch_norm_backward(g, x, m, s, w, output=y, **kw)
-        tol = [8.0 * max(1.0, float(np.abs(r).max())) for r in want]
-        with monkeypatch.context() as mp:
-            mp.setattr(bn_module, "_gated", _refuse_composed)
-            for _ in range(2):  # the general path, then the fast path
-                got = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, output=yd, **kw)
-                for a, r, t in zip(got, want, tol, strict=True):
-                    assert isinstance(a, cupy.ndarray)
-                    _close(a.get(), np.asarray(r, np.float64), dtype, scale=t)
-            out = cupy.full(shape, np.nan, dtype)
-            gi = cyrelu.batch_norm_backward(gd, xd, md, sd, wd, output=yd, out=out, **kw)[0]
-            assert gi is out
-            _close(out.get(), np.asarray(want[0], np.float64), dtype, scale=tol[0])
-    # the table's backward read at the output (no result gate) differs
-    wrong = cyrelu.batch_norm_backward(g, x, m, s, w, activation=None, axis=axis,
-                                       training=False)[0]  # fmt: skip
-    assert not np.allclose(wrong, got[0].get(), rtol=1e-2, atol=1e-2)
 
 
 def _away_from_kinks(x, axis, w, b):
