@@ -140,7 +140,9 @@ def backend_result_gate(
     ``bias`` (with it, the pre-activation serves).  A backend module says so with
     ``BATCH_NORM_BACKWARD_RESULT_GATE = True`` (Dask's chunks run the NumPy kernels;
     CuPy's kernels take it too); else the public function composes the call."""
-    if bias is not None or output is None or activation not in _RESULT_GRAD:
+    if bias is not None or output is None or not isinstance(activation, str):
+        return False
+    if activation not in _RESULT_GRAD:
         return False
     if backend is not None and not getattr(backend, "BATCH_NORM_BACKWARD_RESULT_GATE", False):
         return False

@@ -66,18 +66,8 @@
  * (whose dx holds halves) and the backward's two passes taken apart (Dask's
  * partial_sums / partial_dx, which have no dx in the first) take it twice. */
 #define CYR_BN_KEEPS_GATE(act) CYR_BN_IS_TILED_BW(act)
-/* The row layout keeps the gate of every activation in dx too (float32/float64 data;
- * the Python layer passes dx to the first pass, which gates dy into it with
- * bn_gate_rows, then runs the second in place), except relu at the pre-activation on
- * rows shorter than CYR_BN_SHORT_ROW_BYTES.  Taking the relu family's gate in both
- * passes (the pre-activation's per-column scale and shift, two more arrays, in each)
- * made relu's backward from bias= 1.7-2.3x the plain backward's time on (4096, 1024),
- * (8192, 512) and (16384, 256) float32 (2 threads, Zen 4), 1.02-1.13x kept.  On
- * channels-last (32, 56, 56, 64) kept: relu6 and leaky_relu from bias= 1.45-1.66x ->
- * 1.24-1.29x, relu and relu6 from output= 1.71-2.17x -> 1.50-1.69x (the second pass
- * reads the output no more); relu from bias= 1.07-1.15x -> 1.20-1.37x (its gate, a
- * masked load, is cheaper than the kept pass's store and reload). */
-/* (cyr_bn_keeps_gate_rows below, after CYR_BN_SHORT_ROW_BYTES) */
+/* The row layout keeps it for more: cyr_bn_keeps_gate_rows (below). */
+
 /* The derivative of elu, celu and selu read from the forward's output y, as torch's
  * elu_backward with is_result: y > 0 ? pos : f * (y + s) (pos: selu's scale, else 1;
  * f and s: 1 and alpha for elu, 1 / alpha and alpha for celu, 1 and scale * alpha for
@@ -186,13 +176,22 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
 #define CYR_BN_AHEAD_BYTES 4096
 #define CYR_BN_SHORT_ROW_BYTES 1024
 
-/* the row layout's rule of keeping the gate in dx (see CYR_BN_KEEPS_GATE) */
+/* The row layout keeps the gate of every activation in dx too (float32/float64 data;
+ * the Python layer passes dx to the first pass, which gates dy into it with
+ * bn_gate_rows, then runs the second in place), except relu at the pre-activation on
+ * rows shorter than CYR_BN_SHORT_ROW_BYTES.  Taking the relu family's gate in both
+ * passes (the pre-activation's per-column scale and shift, two more arrays, in each)
+ * made relu's backward from bias= 1.7-2.3x the plain backward's time on (4096, 1024),
+ * (8192, 512) and (16384, 256) float32 (2 threads, Zen 4), 1.02-1.13x kept.  On
+ * channels-last (32, 56, 56, 64) kept: relu6 and leaky_relu from bias= 1.45-1.66x ->
+ * 1.24-1.29x, relu and relu6 from output= 1.71-2.17x -> 1.50-1.69x (the second pass
+ * reads the output no more); relu from bias= 1.07-1.15x -> 1.20-1.37x (its gate, a
+ * masked load, is cheaper than the kept pass's store and reload). */
 static inline int cyr_bn_keeps_gate_rows(int act, int at_z, Py_ssize_t row_bytes) {
     const int a = CYR_BN_ACT_OF(act);
     if (a == CYR_ACT_NONE) return 0;
     return !(a == CYR_ACT_RELU && at_z && row_bytes < CYR_BN_SHORT_ROW_BYTES);
 }
-
 
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_PREFETCH(p) __builtin_prefetch((p), 0, 3)

@@ -1202,7 +1202,7 @@ static CYR_TARGET void CYR_NAME(bn_gate_rows)(int act, const CYR_T *dy, const CY
 }
 
 /* Row layout, pass 1 over `rows` contiguous rows of w columns: bn_dot_cols_ld; with gs
- * (dx: the gate kept there, for every activation in this layout: batchnorm.h) the
+ * (dx: the gate kept there, cyr_bn_keeps_gate_rows in batchnorm.h) the
  * gated values are written into gs in blocks of whole groups of 4 rows (the tiled
  * activations through their tiles, the others by bn_gate_rows), then summed from there
  * (the same values, added in the same order). */
@@ -1340,8 +1340,8 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR
 }
 
 /* Row layout: dx for `rows` contiguous rows of w columns.  dy may be exactly dx without
- * an activation: the gate kept in dx by the first pass (float32/float64 data with an
- * activation: batchnorm.h), updated in place. */
+ * an activation: the gate kept in dx by the first pass (cyr_bn_keeps_gate_rows,
+ * batchnorm.h), updated in place. */
 static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy, const CYR_T *x,
                                      const CYR_T *y, CYR_T *dx, Py_ssize_t rows, Py_ssize_t w,
                                      const CYR_T *mean, const CYR_T *k, const CYR_T *mdy,
