@@ -1226,8 +1226,6 @@ _BN_CODES = {name: (_table.CODES[name], _table.scalars(name),
 # those whose derivative the kernels read from the output: in their loops, and through
 # the result gate (elu with alpha > 0, celu, selu; _bn_activation.result_gate)
 _BN_BACKWARD_CODES = {name: _BN_CODES[name] for name in _table.BN_BACKWARD}
-_RESULT_GATE = frozenset(("elu", "celu", "selu"))
-_SELU_SHIFT = _bn_activation.result_gate_params("selu", ())[1]
 
 
 cdef inline bint _fast_channel(object a, Py_ssize_t C) noexcept:
@@ -1289,7 +1287,7 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
                 return None  # both (the general path chooses), or float16 composed
             from_z = True
         else:
-            if activation in _RESULT_GATE:
+            if activation in _bn_activation._RESULT_GRAD:
                 at_y = True
             elif activation not in _BN_BACKWARD_CODES:
                 return None  # the general path raises: it needs bias=
@@ -1312,13 +1310,8 @@ def backward_fast(grad_output, x, save_mean, save_invstd, weight, training, axis
             return None
     else:
         return None
-    if at_y:  # the result gate's factor and shift (_bn_activation.result_gate_params)
-        if activation == "elu":
-            a, b = 1.0, a
-        elif activation == "celu":
-            a, b = 1.0 / a, a
-        else:
-            a, b = 1.0, _SELU_SHIFT
+    if at_y:  # the result gate's factor and shift (as _bn_activation.result_gate_params)
+        _, a, b = _bn_activation._result_grad(activation, a)
         act |= CYR_BN_GATE_AT_OUTPUT
     if out is None:
         oa = <cnp.ndarray>cnp.PyArray_EMPTY(nd, cnp.PyArray_DIMS(xa), typenum, 0)

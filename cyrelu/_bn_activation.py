@@ -14,7 +14,7 @@ CuPy and Dask arrays alike:
   NumPy, Dask and CuPy kernels take every activation at the pre-activation they
   recompute from ``bias=`` (the NumPy kernels not for float16 data), those of
   ``BN_BACKWARD`` at ``output``, and elu, celu and selu at ``output`` too
-  (:func:`backend_result_gate`)): ``grad_output`` gated by the activation's derivative, then
+  (:func:`result_gate_call`)): ``grad_output`` gated by the activation's derivative, then
   batch_norm's backward without the activation.  The derivative is taken at the
   pre-activation recomputed from ``x``, the saved statistics, ``weight`` and ``bias``
   (``bias=``), or, where it can be read from the output (elu with alpha > 0, celu,
@@ -131,22 +131,25 @@ def result_gate_params(activation: str, values: tuple[Any, ...]) -> tuple[float,
     return factor, shift
 
 
-def backend_result_gate(
-    backend: Any, activation: object, alpha: object, activation_params: object, output: object,
-    bias: object,
-) -> bool:  # fmt: skip
-    """Whether ``backend`` (None: the NumPy kernels) reads the derivative of elu, celu or
-    selu from ``output`` in its own kernels (:func:`result_gate`), given without
-    ``bias`` (with it, the pre-activation serves).  A backend module says so with
-    ``BATCH_NORM_BACKWARD_RESULT_GATE = True`` (Dask's chunks run the NumPy kernels;
-    CuPy's kernels take it too); else the public function composes the call."""
+def result_gate_call(
+    activation: object, alpha: object, activation_params: object, output: object, bias: object
+) -> bool:
+    """Whether a batch_norm_backward call takes the derivative of elu, celu or selu from
+    ``output`` through the result gate (:func:`result_gate`): given without ``bias``
+    (with it, the pre-activation serves)."""
     if bias is not None or output is None or not isinstance(activation, str):
         return False
     if activation not in _RESULT_GRAD:
         return False
-    if backend is not None and not getattr(backend, "BATCH_NORM_BACKWARD_RESULT_GATE", False):
-        return False
     return result_gate(activation, params(activation, alpha, activation_params), output)
+
+
+def backend_result_gate(backend: Any) -> bool:
+    """Whether ``backend`` (None: the NumPy kernels) takes :func:`result_gate_call`'s calls
+    in its own kernels.  A backend module says so with ``BATCH_NORM_BACKWARD_RESULT_GATE =
+    True`` (Dask's chunks run the NumPy kernels; CuPy's kernels take it too); else the
+    public function composes the call."""
+    return backend is None or bool(getattr(backend, "BATCH_NORM_BACKWARD_RESULT_GATE", False))
 
 
 def backward_kernel_params(
@@ -154,7 +157,7 @@ def backward_kernel_params(
 ) -> tuple[float, float]:
     """The backward kernels' ``(a, b)``: the result gate's factor and shift where the
     derivative of elu, celu or selu is read from the output (``at_y``,
-    :func:`backend_result_gate`), else :func:`kernel_params`."""
+    :func:`result_gate_call`), else :func:`kernel_params`."""
     if at_y:
         return result_gate_params(str(activation), params(activation, alpha, activation_params))
     return kernel_params(activation, alpha, activation_params, dtype)

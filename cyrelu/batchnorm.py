@@ -405,7 +405,7 @@ def batch_norm_backward(
         # exact in the negative tail)
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, output, out)
         at_y = be is None
-        from_y = _act.backend_result_gate(be, activation, alpha, activation_params, output, bias)
+        from_y = _act.backend_result_gate(be)
     if not from_y and _act.fused_backward_z(activation, bias):
         be = backend_for(grad_output, x, save_mean, save_invstd, weight, bias, out)
         from_z = _act.backend_fuses_backward_z(be, activation, bias, getattr(x, "dtype", None))

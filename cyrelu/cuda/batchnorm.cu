@@ -81,14 +81,13 @@ template <int ACT, typename A> __device__ __forceinline__ A bn_act(A v, A a, A b
 /* dy gated by the activation at v: the pre-activation z, or (at_y) the forward's output
  * y, where the derivative is read: the table's backward at y (relu, leaky_relu, relu6,
  * hardtanh), and for elu, celu and selu the result gate y > 0 ? pos : a * (y + b) (pos:
- * selu's scale, else 1; a and b: the factor and shift the host passes, as torch's
+ * selu's scale CYR_D_SELU_SCALE, else 1; a and b: the factor and shift the host passes, as torch's
  * elu_backward with is_result and include/cyrelu/batchnorm.h's CYR_BN_GATE_AT_OUTPUT);
  * a and b: the activation's parameters otherwise. */
-#define CYR_BN_SELU_SCALE 1.0507009873554804934193349852946
 template <int ACT, typename A>
 __device__ __forceinline__ A bn_gate(A g, A v, A a, A b, bool at_y) {
     if ((ACT == CYR_ACT_ELU || ACT == CYR_ACT_CELU || ACT == CYR_ACT_SELU) && at_y)
-        return cyr_mul(g, cyr_gt0(v) ? (ACT == CYR_ACT_SELU ? A(CYR_BN_SELU_SCALE) : A(1))
+        return cyr_mul(g, cyr_gt0(v) ? (ACT == CYR_ACT_SELU ? A(CYR_D_SELU_SCALE) : A(1))
                                      : cyr_mul(a, cyr_add(v, b)));
     return cyr_bwd<ACT>(g, v, a, b);
 }

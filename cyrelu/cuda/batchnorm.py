@@ -906,13 +906,7 @@ def batch_norm_backward(
     recompute from x, the statistics, weight and bias (any activation), unless
     ``output`` gives it (as on the CPU path); elu, celu and selu with ``output`` alone
     (no ``bias``) through the kernels' result gate."""
-    at_y = False
-    if output is not None and bias is None and activation in ("elu", "celu", "selu"):
-        import cyrelu.cuda as backend
-
-        at_y = _act.backend_result_gate(
-            backend, activation, alpha, activation_params, output, bias
-        )
+    at_y = _act.result_gate_call(activation, alpha, activation_params, output, bias)
     if not at_y and _act.defer_backward(
         activation, activation_params, output, bias, from_bias=True
     ):

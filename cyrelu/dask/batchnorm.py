@@ -418,9 +418,7 @@ def batch_norm_backward(
     """:func:`cyrelu.batch_norm_backward` for dask arrays: ``grad_input`` lazy,
     ``grad_weight`` and ``grad_bias`` NumPy arrays from one reduction pass."""
     # elu, celu and selu from output (no bias): the chunks' kernels read the derivative
-    import cyrelu.dask as backend
-
-    at_y = _act.backend_result_gate(backend, activation, alpha, activation_params, output, bias)
+    at_y = _act.result_gate_call(activation, alpha, activation_params, output, bias)
     if not at_y and _act.defer_backward(
         activation, activation_params, output, bias, from_bias=True
     ):

@@ -71,13 +71,12 @@
 /* The derivative of elu, celu and selu read from the forward's output y, as torch's
  * elu_backward with is_result: y > 0 ? pos : f * (y + s) (pos: selu's scale, else 1;
  * f and s: 1 and alpha for elu, 1 / alpha and alpha for celu, 1 and scale * alpha for
- * selu).  The Python layer adds CYR_BN_GATE_AT_OUTPUT to the activation's code and
+ * selu; the scale is activation_special.h's CYR_D_SELU_SCALE).  The Python layer adds CYR_BN_GATE_AT_OUTPUT to the activation's code and
  * passes f and s as the parameters a and b; the backward entry points take the flag off
  * the code (CYR_BN_ACT_OF) into the gate's parameters (at_y), and the tiled gate
  * (bn_tile_gate) takes the derivative from the tile, which then holds y (sc 1, sh 0). */
 #define CYR_BN_GATE_AT_OUTPUT 256
 #define CYR_BN_ACT_OF(act) ((act) & (CYR_BN_GATE_AT_OUTPUT - 1))
-#define CYR_BN_SELU_SCALE 1.0507009873554804934193349852946
 static inline int cyr_bn_keeps_gate(int act) { return CYR_BN_KEEPS_GATE(CYR_BN_ACT_OF(act)); }
 
 /* The forward's switches (their `a` is a cyr_bn_par_*: the activation's a and b) hold

@@ -116,7 +116,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_tile_z)(const CYR_T *CYR_RESTRICT src,
 static CYR_TARGET void CYR_NAME(bn_tile_gate)(int act, const CYR_T *CYR_RESTRICT dy, Py_ssize_t n,
                                            CYR_BN_GATEP a, CYR_T *CYR_RESTRICT z) {
     if (a.at_y) { /* elu, celu, selu: z holds the output (CYR_BN_GATE_AT_OUTPUT, batchnorm.h) */
-        const CYR_T pos = act == CYR_ACT_SELU ? (CYR_T)CYR_BN_SELU_SCALE : (CYR_T)1;
+        const CYR_T pos = act == CYR_ACT_SELU ? (CYR_T)CYR_D_SELU_SCALE : (CYR_T)1;
         const CYR_T f = a.a, s = a.b;
         for (Py_ssize_t i = 0; i < n; ++i) z[i] = dy[i] * (z[i] > 0 ? pos : f * (z[i] + s));
         return;
