@@ -91,8 +91,8 @@ for extra in "${VARIANTS[@]}"; do
     [ "$cross_ok" = 0 ] || fail "aarch64 compilation ($tag)"
     [ "$native_ok" = 0 ] || { cat "$WORK/native.log"; fail "native compilation ($tag)"; }
     if command -v file >/dev/null 2>&1; then
-        file "$WORK/kernel_check_aarch64" | grep -q "ARM aarch64" \
-            || fail "the cross-compiled binary is not aarch64"
+        kind=$(file "$WORK/kernel_check_aarch64")   # captured: no grep -q on a pipe
+        grep -q "ARM aarch64" <<<"$kind" || fail "the cross-compiled binary is not aarch64"
     fi
 
     step "run natively ($tag)"

@@ -83,8 +83,10 @@ for ((i = 0; i < SHARDS; i++)); do
     fi
 done
 [ ${#FAILED[@]} -eq 0 ] || fail "tests under ASan/UBSan (shard ${FAILED[*]})"
-(cd "$RUN_DIR" && LD_PRELOAD="$LIBASAN" python -c "import cyrelu; cyrelu.show_config()") \
-    | grep -q "openmp  *: on" || fail "the sanitized build lost OpenMP"
+# Captured first, then searched: `... | grep -q` under pipefail fails at random when
+# grep exits at its match before show_config has finished printing (a broken pipe).
+CONFIG=$(cd "$RUN_DIR" && LD_PRELOAD="$LIBASAN" python -c "import cyrelu; cyrelu.show_config()")
+grep -q "openmp  *: on" <<<"$CONFIG" || fail "the sanitized build lost OpenMP"
 rm -rf "$RUN_DIR" "$SRC"
 deactivate
 echo "check_sanitizers: clean ($((SECONDS - T0))s)"
