@@ -32,6 +32,7 @@
 #include <math.h>
 #include "common.h"
 #include "activations.h"
+#include "vecd.h"
 
 /* The fused activation is a CYR_ACT_* code of the activation table (activations.h,
  * cyrelu/cuda/activation_table.h), or CYR_ACT_NONE.  The switches over it list the
@@ -134,25 +135,6 @@ CYR_BN_PARAM_TYPES(double)
 /* elements gated at a time into an L1 buffer by the backward's reductions (bn_gate_run):
  * a multiple of CYR_BN_LANES */
 #define CYR_BN_GATE_RUN 256
-
-/* Loads of consecutive elements widened to double, for the reductions' lane loops
- * written with AVX2 / AVX-512 intrinsics (bn_dot_acc_impl): the name's suffix is the
- * template's CYR_SUFFIX, so CYR_NAME(bn_ld) picks the one for its type and ISA. */
-#if CYR_ISA_DISPATCH
-#  include <immintrin.h>
-static inline CYR_TARGET_AVX2 __m256d cyr_bn_ld_f32_avx2(const float *p) {
-    return _mm256_cvtps_pd(_mm_loadu_ps(p));
-}
-static inline CYR_TARGET_AVX2 __m256d cyr_bn_ld_f64_avx2(const double *p) {
-    return _mm256_loadu_pd(p);
-}
-static inline CYR_TARGET_AVX512 __m512d cyr_bn_ld_f32_avx512(const float *p) {
-    return _mm512_cvtps_pd(_mm256_loadu_ps(p));
-}
-static inline CYR_TARGET_AVX512 __m512d cyr_bn_ld_f64_avx512(const double *p) {
-    return _mm512_loadu_pd(p);
-}
-#endif
 
 /* The lanes' total, added as a fixed binary tree. */
 CYR_INLINE double cyr_bn_lanes_total(double *acc) {

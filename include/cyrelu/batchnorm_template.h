@@ -28,37 +28,17 @@ CYR_BN_INLINE CYR_TARGET CYR_BN_GATEP CYR_NAME(bn_gatep_at)(CYR_BN_GATEP p, Py_s
 #include "batchnorm_half_template.h"
 #else /* float and double */
 
-/* Double vectors for the reductions written with intrinsics: CYR_BN_VD holds CYR_BN_VD_N
- * doubles (CYR_NAME(bn_ld) loads CYR_BN_VD_N elements widened to double); the
- * CYR_BN_LANES lanes of the per-channel reductions are CYR_BN_VD_Q of them. */
-#if CYR_ISA_ID == 2
-#define CYR_BN_VD __m512d
-#define CYR_BN_VD_N 8
-#define CYR_BN_VD_LOADU _mm512_loadu_pd
-#define CYR_BN_VD_STOREU _mm512_storeu_pd
-#define CYR_BN_VD_ADD _mm512_add_pd
-#define CYR_BN_VD_SUB _mm512_sub_pd
-#define CYR_BN_VD_MUL _mm512_mul_pd
-#define CYR_BN_VD_SET1 _mm512_set1_pd
-#elif CYR_ISA_ID == 1
-#define CYR_BN_VD __m256d
-#define CYR_BN_VD_N 4
-#define CYR_BN_VD_LOADU _mm256_loadu_pd
-#define CYR_BN_VD_STOREU _mm256_storeu_pd
-#define CYR_BN_VD_ADD _mm256_add_pd
-#define CYR_BN_VD_SUB _mm256_sub_pd
-#define CYR_BN_VD_MUL _mm256_mul_pd
-#define CYR_BN_VD_SET1 _mm256_set1_pd
-#endif
+/* The reductions' lanes in double vectors (vecd.h): the CYR_BN_LANES lanes of the
+ * per-channel reductions are CYR_BN_VD_Q vectors of CYR_VD_N doubles. */
 #if CYR_ISA_ID >= 1
-#define CYR_BN_VD_Q (CYR_BN_LANES / CYR_BN_VD_N)
-/* the row layout's four rows r0..r3 at columns [j, j + CYR_BN_VD_N): d0..d3 = x - mean */
-#define CYR_BN_VD_DEV4_(r0, r1, r2, r3, mean, j)                                          \
-    const CYR_BN_VD m_ = CYR_BN_VD_LOADU((mean) + (j));                                    \
-    const CYR_BN_VD d0 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r0) + (j)), m_);                   \
-    const CYR_BN_VD d1 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r1) + (j)), m_);                   \
-    const CYR_BN_VD d2 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r2) + (j)), m_);                   \
-    const CYR_BN_VD d3 = CYR_BN_VD_SUB(CYR_NAME(bn_ld)((r3) + (j)), m_)
+#define CYR_BN_VD_Q (CYR_BN_LANES / CYR_VD_N)
+/* the row layout's four rows r0..r3 at columns [j, j + CYR_VD_N): d0..d3 = x - mean */
+#define CYR_BN_VD_DEV4_(r0, r1, r2, r3, mean, j)                                           \
+    const CYR_VD m_ = CYR_VD_LOADU((mean) + (j));                                          \
+    const CYR_VD d0 = CYR_VD_SUB(CYR_NAME(vd_ld)((r0) + (j)), m_);                         \
+    const CYR_VD d1 = CYR_VD_SUB(CYR_NAME(vd_ld)((r1) + (j)), m_);                         \
+    const CYR_VD d2 = CYR_VD_SUB(CYR_NAME(vd_ld)((r2) + (j)), m_);                         \
+    const CYR_VD d3 = CYR_VD_SUB(CYR_NAME(vd_ld)((r3) + (j)), m_)
 #endif
 
 /* ---- the math of one element ------------------------------------------------ */
@@ -143,14 +123,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, 
     Py_ssize_t i = 0;
 #if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        CYR_BN_VD av[CYR_BN_VD_Q];
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_BN_VD_LOADU(acc + CYR_BN_VD_N * q);
+        CYR_VD av[CYR_BN_VD_Q];
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_VD_LOADU(acc + CYR_VD_N * q);
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
             CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
             for (int q = 0; q < CYR_BN_VD_Q; ++q)
-                av[q] = CYR_BN_VD_ADD(av[q], CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q));
+                av[q] = CYR_VD_ADD(av[q], CYR_NAME(vd_ld)(x + i + CYR_VD_N * q));
         }
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_BN_VD_STOREU(acc + CYR_BN_VD_N * q, av[q]);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_VD_STOREU(acc + CYR_VD_N * q, av[q]);
     }
 #else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
@@ -167,15 +147,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x
     Py_ssize_t i = 0;
 #if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        const CYR_BN_VD m = CYR_BN_VD_SET1(mean);
-        CYR_BN_VD av[CYR_BN_VD_Q];
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_BN_VD_LOADU(acc + CYR_BN_VD_N * q);
+        const CYR_VD m = CYR_VD_SET1(mean);
+        CYR_VD av[CYR_BN_VD_Q];
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_VD_LOADU(acc + CYR_VD_N * q);
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
             for (int q = 0; q < CYR_BN_VD_Q; ++q) {
-                const CYR_BN_VD d = CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q), m);
-                av[q] = CYR_BN_VD_ADD(av[q], CYR_BN_VD_MUL(d, d));
+                const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
+                av[q] = CYR_VD_ADD(av[q], CYR_VD_MUL(d, d));
             }
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_BN_VD_STOREU(acc + CYR_BN_VD_N * q, av[q]);
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_VD_STOREU(acc + CYR_VD_N * q, av[q]);
     }
 #else
     for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
@@ -225,27 +205,27 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
 #endif
 #if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        CYR_BN_VD av[CYR_BN_VD_Q], bv[CYR_BN_VD_Q];
-        const CYR_BN_VD m = CYR_BN_VD_SET1(mean);
+        CYR_VD av[CYR_BN_VD_Q], bv[CYR_BN_VD_Q];
+        const CYR_VD m = CYR_VD_SET1(mean);
         for (int q = 0; q < CYR_BN_VD_Q; ++q) {
-            av[q] = CYR_BN_VD_LOADU(s0 + CYR_BN_VD_N * q);
-            bv[q] = CYR_BN_VD_LOADU(s1 + CYR_BN_VD_N * q);
+            av[q] = CYR_VD_LOADU(s0 + CYR_VD_N * q);
+            bv[q] = CYR_VD_LOADU(s1 + CYR_VD_N * q);
         }
         while (i + CYR_BN_LANES <= n) {
             const Py_ssize_t len = CYR_NAME(bn_gate_run)(act, dy, y, i, n, sc, sh, a, gt);
             const CYR_T *gp = act != CYR_ACT_NONE ? gt : dy + i;
             for (Py_ssize_t j = 0; j < len; j += CYR_BN_LANES, i += CYR_BN_LANES)
                 for (int q = 0; q < CYR_BN_VD_Q; ++q) {
-                    const CYR_BN_VD g = CYR_NAME(bn_ld)(gp + j + CYR_BN_VD_N * q);
-                    const CYR_BN_VD d =
-                        CYR_BN_VD_SUB(CYR_NAME(bn_ld)(x + i + CYR_BN_VD_N * q), m);
-                    av[q] = CYR_BN_VD_ADD(av[q], g);
-                    bv[q] = CYR_BN_VD_ADD(bv[q], CYR_BN_VD_MUL(g, d));
+                    const CYR_VD g = CYR_NAME(vd_ld)(gp + j + CYR_VD_N * q);
+                    const CYR_VD d =
+                        CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
+                    av[q] = CYR_VD_ADD(av[q], g);
+                    bv[q] = CYR_VD_ADD(bv[q], CYR_VD_MUL(g, d));
                 }
         }
         for (int q = 0; q < CYR_BN_VD_Q; ++q) {
-            CYR_BN_VD_STOREU(s0 + CYR_BN_VD_N * q, av[q]);
-            CYR_BN_VD_STOREU(s1 + CYR_BN_VD_N * q, bv[q]);
+            CYR_VD_STOREU(s0 + CYR_VD_N * q, av[q]);
+            CYR_VD_STOREU(s1 + CYR_VD_N * q, bv[q]);
         }
     }
 #else
@@ -600,14 +580,14 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT 
             cyr_bn_read_ahead(NULL, x0, NULL, NULL, 4 * w * (Py_ssize_t)sizeof(CYR_T));
         j = 0;
 #if CYR_ISA_ID >= 1
-        for (; j + CYR_BN_VD_N <= w; j += CYR_BN_VD_N)
-            CYR_BN_VD_STOREU(
+        for (; j + CYR_VD_N <= w; j += CYR_VD_N)
+            CYR_VD_STOREU(
                 mean + j,
-                CYR_BN_VD_ADD(CYR_BN_VD_LOADU(mean + j),
-                              CYR_BN_VD_ADD(CYR_BN_VD_ADD(CYR_NAME(bn_ld)(x0 + j),
-                                                          CYR_NAME(bn_ld)(x1 + j)),
-                                            CYR_BN_VD_ADD(CYR_NAME(bn_ld)(x2 + j),
-                                                          CYR_NAME(bn_ld)(x3 + j)))));
+                CYR_VD_ADD(CYR_VD_LOADU(mean + j),
+                              CYR_VD_ADD(CYR_VD_ADD(CYR_NAME(vd_ld)(x0 + j),
+                                                          CYR_NAME(vd_ld)(x1 + j)),
+                                            CYR_VD_ADD(CYR_NAME(vd_ld)(x2 + j),
+                                                          CYR_NAME(vd_ld)(x3 + j)))));
 #endif
         for (; j < w; ++j)
             mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
@@ -632,15 +612,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRIC
         const CYR_T *CYR_RESTRICT x3 = x2 + ld;
         j = 0;
 #if CYR_ISA_ID >= 1
-        for (; j + CYR_BN_VD_N <= w; j += CYR_BN_VD_N) {
+        for (; j + CYR_VD_N <= w; j += CYR_VD_N) {
             CYR_BN_VD_DEV4_(x0, x1, x2, x3, mean, j);
-            CYR_BN_VD_STOREU(
+            CYR_VD_STOREU(
                 m2 + j,
-                CYR_BN_VD_ADD(CYR_BN_VD_LOADU(m2 + j),
-                              CYR_BN_VD_ADD(CYR_BN_VD_ADD(CYR_BN_VD_MUL(d0, d0),
-                                                          CYR_BN_VD_MUL(d1, d1)),
-                                            CYR_BN_VD_ADD(CYR_BN_VD_MUL(d2, d2),
-                                                          CYR_BN_VD_MUL(d3, d3)))));
+                CYR_VD_ADD(CYR_VD_LOADU(m2 + j),
+                              CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(d0, d0),
+                                                          CYR_VD_MUL(d1, d1)),
+                                            CYR_VD_ADD(CYR_VD_MUL(d2, d2),
+                                                          CYR_VD_MUL(d3, d3)))));
         }
 #endif
         for (; j < w; ++j) {
@@ -1014,7 +994,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
     } while (0)
 /* The AVX2 and AVX-512 copies gate a run of columns of the four rows into an L1 tile
  * first (one plain loop each, which the compiler vectorises), then add it in with
- * intrinsics, CYR_BN_VD_N columns at a time, the same operations per column: left to the
+ * intrinsics, CYR_VD_N columns at a time, the same operations per column: left to the
  * compiler, the AVX2 copy mixed scalar and vector code and took twice the AVX-512
  * copy's time ((98, 1024) in L2, one thread, Zen 4). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
@@ -1054,20 +1034,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                 g2p = gt[2];
                 g3p = gt[3];
             }
-            for (; j + CYR_BN_VD_N <= len; j += CYR_BN_VD_N) {
-                const CYR_BN_VD g0 = CYR_NAME(bn_ld)(g0p + j), g1 = CYR_NAME(bn_ld)(g1p + j);
-                const CYR_BN_VD g2 = CYR_NAME(bn_ld)(g2p + j), g3 = CYR_NAME(bn_ld)(g3p + j);
+            for (; j + CYR_VD_N <= len; j += CYR_VD_N) {
+                const CYR_VD g0 = CYR_NAME(vd_ld)(g0p + j), g1 = CYR_NAME(vd_ld)(g1p + j);
+                const CYR_VD g2 = CYR_NAME(vd_ld)(g2p + j), g3 = CYR_NAME(vd_ld)(g3p + j);
                 CYR_BN_VD_DEV4_(x0, x1, x2, x3, mj, j);
-                CYR_BN_VD_STOREU(a0 + j, CYR_BN_VD_ADD(CYR_BN_VD_LOADU(a0 + j),
-                                                       CYR_BN_VD_ADD(CYR_BN_VD_ADD(g0, g1),
-                                                                     CYR_BN_VD_ADD(g2, g3))));
-                CYR_BN_VD_STOREU(
+                CYR_VD_STOREU(a0 + j, CYR_VD_ADD(CYR_VD_LOADU(a0 + j),
+                                                       CYR_VD_ADD(CYR_VD_ADD(g0, g1),
+                                                                     CYR_VD_ADD(g2, g3))));
+                CYR_VD_STOREU(
                     a1 + j,
-                    CYR_BN_VD_ADD(CYR_BN_VD_LOADU(a1 + j),
-                                  CYR_BN_VD_ADD(CYR_BN_VD_ADD(CYR_BN_VD_MUL(g0, d0),
-                                                              CYR_BN_VD_MUL(g1, d1)),
-                                                CYR_BN_VD_ADD(CYR_BN_VD_MUL(g2, d2),
-                                                              CYR_BN_VD_MUL(g3, d3)))));
+                    CYR_VD_ADD(CYR_VD_LOADU(a1 + j),
+                                  CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(g0, d0),
+                                                              CYR_VD_MUL(g1, d1)),
+                                                CYR_VD_ADD(CYR_VD_MUL(g2, d2),
+                                                              CYR_VD_MUL(g3, d3)))));
             }
             for (; j < len; ++j) {
                 const double g0 = (double)g0p[j], g1 = (double)g1p[j];
@@ -1397,14 +1377,6 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
 #undef CYR_BN_TCW_
 #undef CYR_BN_TKR_
 #if CYR_ISA_ID >= 1
-#undef CYR_BN_VD
-#undef CYR_BN_VD_N
-#undef CYR_BN_VD_LOADU
-#undef CYR_BN_VD_STOREU
-#undef CYR_BN_VD_ADD
-#undef CYR_BN_VD_SUB
-#undef CYR_BN_VD_MUL
-#undef CYR_BN_VD_SET1
 #undef CYR_BN_VD_Q
 #undef CYR_BN_VD_DEV4_
 #endif
