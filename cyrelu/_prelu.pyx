@@ -240,7 +240,7 @@ cdef inline void _wsum_unit(int typenum, const void *g, const void *x, void *out
 cdef object _sums(cnp.ndarray g, cnp.ndarray x, void *out, const void *w, Py_ssize_t outer,
                   Py_ssize_t C, Py_ssize_t inner, num_threads):
     cdef Py_ssize_t length = outer * inner, n = cnp.PyArray_SIZE(x)
-    cdef Py_ssize_t plen, pieces, width, blocks, units, u, p, c0, c
+    cdef Py_ssize_t plen, pieces, width, blocks, units, u, p, c0, c, cpad
     cdef int nt = threads_for(n, ELEMENTWISE_GRAIN, resolve_threads(num_threads))
     cdef int typenum = cnp.PyArray_TYPE(x)
     cdef const void *gp = cnp.PyArray_DATA(g)
@@ -258,17 +258,23 @@ cdef object _sums(cnp.ndarray g, cnp.ndarray x, void *out, const void *w, Py_ssi
     else:
         plen = CYR_PRELU_PIECE
     pieces = (length + plen - 1) // plen
-    part = np.empty((pieces, C), dtype=np.float64)
+    # the piece sums, a row of cpad doubles per piece starting on a 64-byte line, the
+    # blocks starting on lines too: no two threads write one line (sharing a line, the
+    # threads taking neighbouring pieces at once took twice the time channels last)
+    cpad = (C + 7) // 8 * 8
+    part = np.empty(pieces * cpad + 8, dtype=np.float64)
     pp = <double *>cnp.PyArray_DATA(part)
+    pp = pp + ((64 - <size_t>pp % 64) % 64) // 8
     # units of work: (piece, block of channels); a channel's piece sum is the same
-    # whichever block computes it, so only the pieces are fixed by the shape
+    # whichever block computes it, so only the pieces are fixed by the shape.  A unit
+    # walks its piece's rows in memory order through its block's channels (for runs,
+    # channel by channel instead, each 4 KB run a jump of C * inner elements, the
+    # backward took 1.4x the time on (100, 10, 1000) float32, 2 threads, Zen 5)
+    blocks = min(C, max(1, (4 * nt + pieces - 1) // pieces))
+    width = ((C + blocks - 1) // blocks + 7) // 8 * 8
     if inner == 1:
-        blocks = min(C, max(1, (4 * nt + pieces - 1) // pieces))
-        width = max(LANES_MIN, (C + blocks - 1) // blocks)
-        blocks = (C + width - 1) // width
-    else:
-        width = 1
-        blocks = C
+        width = max(LANES_MIN, width)
+    blocks = (C + width - 1) // width
     units = pieces * blocks
     if nt > units:
         nt = <int>units
@@ -278,16 +284,16 @@ cdef object _sums(cnp.ndarray g, cnp.ndarray x, void *out, const void *w, Py_ssi
                 p = u // blocks
                 c0 = (u % blocks) * width
                 _wsum_unit(typenum, gp, xp, out, w, outer, C, inner, plen, p, c0,
-                           min(c0 + width, C), pp + p * C)
+                           min(c0 + width, C), pp + p * cpad)
         else:
-            for u in prange(units, schedule="static", num_threads=nt):
+            for u in prange(units, schedule="dynamic", num_threads=nt):
                 p = u // blocks
                 c0 = (u % blocks) * width
                 _wsum_unit(typenum, gp, xp, out, w, outer, C, inner, plen, p, c0,
-                           min(c0 + width, C), pp + p * C)
+                           min(c0 + width, C), pp + p * cpad)
         for p in range(pieces):
             for c in range(C):
-                sp[c] += pp[p * C + c]
+                sp[c] += pp[p * cpad + c]
     return sums
 
 

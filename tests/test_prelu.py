@@ -155,7 +155,8 @@ def test_reference_special_values(dtype):
 @pytest.mark.parametrize(
     "shape,axis,nw",
     [((64, 3, 129), 1, 3), ((3000, 7), -1, 7), ((3000, 7), 1, 1), ((5, 2, 40_000), 1, 2),
-     ((1, 1, 200_001), 2, 1), ((30, 70_000), 0, 30), ((900, 2, 3), 2, 3), ((2, 150_000), 0, 1)],
+     ((1, 1, 200_001), 2, 1), ((30, 70_000), 0, 30), ((900, 2, 3), 2, 3), ((2, 150_000), 0, 1),
+     ((7000, 21), -1, 21), ((400, 5, 37), 1, 5)],
 )  # fmt: skip
 def test_reference_and_threads(dtype, shape, axis, nw):
     """Runs cut at any point (thread chunks, tiles), channels last, a single weight, pieces
@@ -178,6 +179,32 @@ def test_reference_and_threads(dtype, shape, axis, nw):
         gi, gw = cyrelu.prelu_backward(g, x, w, axis=axis, num_threads=nt)
         np.testing.assert_array_equal(bits(gi), bits(gi1))
         np.testing.assert_array_equal(bits(gw), bits(gw1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape,axis", [((300, 29), -1), ((30, 3, 77), 1)])
+def test_reference_special_values_in_vectors(dtype, shape, axis):
+    """The special values at every place of the grad_weight sums' vector loops (channels
+    last: 29 channels, vectors and a remainder; runs of 77: lanes, tiles and a tail):
+    grad_input bit for bit, grad_weight NaN, infinite or finite where the reference is,
+    and within rounding of it where finite."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape)
+    pick = rng.random(shape) < 0.05
+    x[pick] = rng.choice(SPECIAL, int(pick.sum()))
+    with np.errstate(over="ignore"):
+        x = x.astype(dtype)
+        g = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal(shape[axis]).astype(dtype)
+    want_gi, want_gw = ref_backward(g, x, w, axis)
+    gi, gw = cyrelu.prelu_backward(g, x, w, axis=axis)
+    np.testing.assert_array_equal(bits(gi), bits(want_gi))
+    gw = gw.astype(np.float64)
+    np.testing.assert_array_equal(np.isnan(gw), np.isnan(want_gw))
+    np.testing.assert_array_equal(np.isinf(gw), np.isinf(want_gw))
+    finite = np.isfinite(want_gw) & (np.abs(want_gw) < 1e30)
+    tol = {np.float16: 1e-2, np.float32: 1e-6, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(gw[finite], want_gw[finite], rtol=tol, atol=tol * x.size)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -209,7 +236,8 @@ import hashlib, numpy as np, cyrelu
 rng = np.random.default_rng(7)
 parts = []
 for dt in (np.float16, np.float32, np.float64):
-    for shape, axis, nw in (((100003,), 1, 1), ((5000, 7), -1, 7), ((3, 2, 20001), 1, 2)):
+    for shape, axis, nw in (((100003,), 1, 1), ((5000, 7), -1, 7), ((3, 2, 20001), 1, 2),
+                            ((3000, 29), -1, 29), ((300, 3, 77), 1, 3)):
         x = rng.standard_normal(shape).astype(dt)
         g = rng.standard_normal(shape).astype(dt)
         w = rng.standard_normal(nw).astype(dt)

@@ -30,6 +30,8 @@
 #define CYRELU_PRELU_H
 
 #include "common.h"
+#include "vecd.h"
+#include "../../cyrelu/cuda/activation_special.h" /* cyr_sel_f_, cyr_sel_d_ */
 
 /* A piece of one channel's elements for the grad_weight sums (see above); the sums'
  * lanes; the terms computed at a time and the one-pass backward's tiles (multiples of

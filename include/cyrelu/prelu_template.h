@@ -30,20 +30,27 @@
     }
 
 #if !CYR_IS_HALF
+/* c ? t : f on the bits (activation_special.h's selects), not a branch: GCC compiled the
+ * loops' scalar remainders (a run's or row's last few elements) with a branch on each
+ * element's sign, which real data mispredicts half the time; channels last with 100
+ * channels, the backward took 2.5x its vectorised time (Zen 5, in L2). */
+#define CYR_PRELU_SEL(c, t, f)                                                             \
+    (sizeof(CYR_T) == sizeof(double) ? (CYR_T)cyr_sel_d_((c), (double)(t), (double)(f))    \
+                                     : (CYR_T)cyr_sel_f_((c), (float)(t), (float)(f)))
 /* ---- the loops: restrict (distinct output) and alias (the output is an input) ---- */
 #define CYR_PRELU_LOOPS_(SFX, R)                                                           \
-CYR_INLINE CYR_TARGET void CYR_NAME(prelu_run##SFX)(const CYR_T *R x, CYR_T *R y,         \
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_run##SFX)(const CYR_T *R x, CYR_T *R y,          \
                                                     Py_ssize_t n, CYR_T w) {               \
     for (Py_ssize_t i = 0; i < n; ++i) {                                                   \
         const CYR_T v = x[i];                                                              \
-        y[i] = v > (CYR_T)0 ? v : w * v;                                                   \
+        y[i] = CYR_PRELU_SEL(v > (CYR_T)0, v, w * v);                                      \
     }                                                                                      \
 }                                                                                          \
-CYR_INLINE CYR_TARGET void CYR_NAME(prelu_row##SFX)(const CYR_T *R x, CYR_T *R y,         \
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_row##SFX)(const CYR_T *R x, CYR_T *R y,          \
                                                     Py_ssize_t n, const CYR_T *R w) {      \
     for (Py_ssize_t i = 0; i < n; ++i) {                                                   \
         const CYR_T v = x[i];                                                              \
-        y[i] = v > (CYR_T)0 ? v : w[i] * v;                                                \
+        y[i] = CYR_PRELU_SEL(v > (CYR_T)0, v, w[i] * v);                                   \
     }                                                                                      \
 }                                                                                          \
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_bwd_run##SFX)(const CYR_T *R g, const CYR_T *R x, \
@@ -51,7 +58,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_bwd_run##SFX)(const CYR_T *R g, const 
                                                         CYR_T w) {                         \
     for (Py_ssize_t i = 0; i < n; ++i) {                                                   \
         const CYR_T gv = g[i];                                                             \
-        out[i] = x[i] > (CYR_T)0 ? gv : w * gv;                                            \
+        out[i] = CYR_PRELU_SEL(x[i] > (CYR_T)0, gv, w * gv);                               \
     }                                                                                      \
 }                                                                                          \
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_bwd_row##SFX)(const CYR_T *R g, const CYR_T *R x, \
@@ -59,10 +66,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_bwd_row##SFX)(const CYR_T *R g, const 
                                                         const CYR_T *R w) {                \
     for (Py_ssize_t i = 0; i < n; ++i) {                                                   \
         const CYR_T gv = g[i];                                                             \
-        out[i] = x[i] > (CYR_T)0 ? gv : w[i] * gv;                                         \
+        out[i] = CYR_PRELU_SEL(x[i] > (CYR_T)0, gv, w[i] * gv);                            \
     }                                                                                      \
 }                                                                                          \
-CYR_INLINE CYR_TARGET void CYR_NAME(prelu_walk##SFX)(const CYR_T *R x, CYR_T *R y,        \
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_walk##SFX)(const CYR_T *R x, CYR_T *R y,         \
                                                      Py_ssize_t n, Py_ssize_t pos,         \
                                                      Py_ssize_t C, Py_ssize_t inner,       \
                                                      const CYR_T *w) {                     \
@@ -145,10 +152,10 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward)(const CYR_T *g, const CYR_T 
  * float and float16 data): 0 where x > 0, else x * g (NaN where x is NaN). */
 /* The product is computed first and then selected: gcc 12 at -O3 miscompiles a sum of
  * terms whose multiply sits inside the condition (x > 0 ? 0 : x * g) in its AVX2 and
- * AVX-512 vector loops. */
+ * AVX-512 vector loops.  Selected on the bits (CYR_PRELU_SEL's reason). */
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
     const double prod = (double)xv * (double)gv;
-    return xv > (CYR_T)0 ? 0.0 : prod;
+    return cyr_sel_d_(xv > (CYR_T)0, 0.0, prod);
 }
 #define CYR_PRELU_TERM(gv, xv) CYR_NAME(prelu_term)((gv), (xv))
 
@@ -159,6 +166,21 @@ CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
                                                  const CYR_T *CYR_RESTRICT x, Py_ssize_t m,
                                                  double *CYR_RESTRICT acc) {
+#if CYR_ISA_ID >= 1
+    /* AVX2 / AVX-512: the lanes in vector registers (vecd.h), each term the product
+     * widened to double with the lanes where x > 0 zeroed: prelu_term's value.  Left to
+     * the compiler (the loop below), the weight sums took 2.5x the time of the
+     * grad_input loop beside them (in L1, one thread, Zen 5). */
+    CYR_VD av[CYR_PRELU_LANES / CYR_VD_N];
+    for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) av[q] = CYR_VD_LOADU(acc + CYR_VD_N * q);
+    for (Py_ssize_t i = 0; i < m; i += CYR_PRELU_LANES)
+        for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) {
+            const CYR_VD xv = CYR_NAME(vd_ld)(x + i + CYR_VD_N * q);
+            const CYR_VD prod = CYR_VD_MUL(xv, CYR_NAME(vd_ld)(g + i + CYR_VD_N * q));
+            av[q] = CYR_VD_ADD(av[q], CYR_VD_ZERO_IF_POS(xv, prod));
+        }
+    for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) CYR_VD_STOREU(acc + CYR_VD_N * q, av[q]);
+#else
     /* the terms first, in a plain elementwise loop (vectorised with a blend: no branch on
      * the data's signs), then added into the lanes */
     CYR_ALIGN64 double term[CYR_PRELU_TERMS];
@@ -168,6 +190,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
         for (Py_ssize_t i = 0; i < t; i += CYR_PRELU_LANES)
             for (int k = 0; k < CYR_PRELU_LANES; ++k) acc[k] += term[i + k];
     }
+#endif
 }
 
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_lanes_total)(double *CYR_RESTRICT acc) {
@@ -186,6 +209,25 @@ CYR_INLINE CYR_TARGET double CYR_NAME(prelu_run_sum)(const CYR_T *CYR_RESTRICT g
     return s;
 }
 
+/* Channels last: acc[c] += the term of row element c, for c in [c0, c1) (each channel
+ * its own accumulator, adding the rows in order).  The AVX2 and AVX-512 copies update
+ * CYR_VD_N accumulators per vector (the compiler's own loop took twice the time, 100
+ * channels, in L2, one thread, Zen 5; so did keeping blocks of channels in registers
+ * down a piece's rows, or taking a piece's sums before its grad_input). */
+CYR_INLINE CYR_TARGET void CYR_NAME(prelu_row_sums)(const CYR_T *CYR_RESTRICT gr,
+                                                    const CYR_T *CYR_RESTRICT xr, Py_ssize_t c0,
+                                                    Py_ssize_t c1, double *CYR_RESTRICT acc) {
+    Py_ssize_t c = c0;
+#if CYR_ISA_ID >= 1
+    for (; c + CYR_VD_N <= c1; c += CYR_VD_N) {
+        const CYR_VD xv = CYR_NAME(vd_ld)(xr + c);
+        const CYR_VD prod = CYR_VD_MUL(xv, CYR_NAME(vd_ld)(gr + c));
+        CYR_VD_STOREU(acc + c, CYR_VD_ADD(CYR_VD_LOADU(acc + c), CYR_VD_ZERO_IF_POS(xv, prod)));
+    }
+#endif
+    for (; c < c1; ++c) acc[c] += CYR_PRELU_TERM(gr[c], xr[c]);
+}
+
 CYR_INLINE CYR_TARGET void CYR_NAME(prelu_wsum)(const CYR_T *g, const CYR_T *x, Py_ssize_t outer,
                                                 Py_ssize_t C, Py_ssize_t inner, Py_ssize_t plen,
                                                 Py_ssize_t p, Py_ssize_t c0, Py_ssize_t c1,
@@ -195,32 +237,29 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_wsum)(const CYR_T *g, const CYR_T *x, 
     if (inner == 1) {
         /* channels last: rows of channels, one accumulator per channel (lane) */
         for (Py_ssize_t c = c0; c < c1; ++c) acc[c] = 0.0;
-        for (Py_ssize_t o = lo; o < hi; ++o) {
-            const CYR_T *CYR_RESTRICT gr = g + o * C;
-            const CYR_T *CYR_RESTRICT xr = x + o * C;
-            for (Py_ssize_t c = c0; c < c1; ++c) acc[c] += CYR_PRELU_TERM(gr[c], xr[c]);
-        }
+        for (Py_ssize_t o = lo; o < hi; ++o)
+            CYR_NAME(prelu_row_sums)(g + o * C, x + o * C, c0, c1, acc);
         return;
     }
-    for (Py_ssize_t c = c0; c < c1; ++c) {
-        double s = 0.0;
-        Py_ssize_t idx = lo;
-        while (idx < hi) {
-            const Py_ssize_t o = idx / inner, i = idx % inner;
-            const Py_ssize_t m = inner - i < hi - idx ? inner - i : hi - idx;
+    /* runs: the piece's rows in memory order, each row's runs of channels [c0, c1) in
+     * turn (each channel's runs still join its sum in order) */
+    for (Py_ssize_t c = c0; c < c1; ++c) acc[c] = 0.0;
+    for (Py_ssize_t idx = lo; idx < hi;) {
+        const Py_ssize_t o = idx / inner, i = idx % inner;
+        const Py_ssize_t m = inner - i < hi - idx ? inner - i : hi - idx;
+        for (Py_ssize_t c = c0; c < c1; ++c) {
             const Py_ssize_t at = (o * C + c) * inner + i;
-            s += CYR_NAME(prelu_run_sum)(g + at, x + at, m);
-            idx += m;
+            acc[c] += CYR_NAME(prelu_run_sum)(g + at, x + at, m);
         }
-        acc[c] = s;
+        idx += m;
     }
 }
 
 /* ---- prelu_backward in one pass: grad_input written while the sums are taken --------
  * The same pieces and order as prelu_wsum (the same sums, bit for bit).  Each tile of
- * a run (each row, channels last) is first added to the sums, then its grad_input is
- * written to out (the grad_input loops above: restrict pointers, or the alias ones
- * when out is g or x), while the tile is in L1: one pass over memory, and every
+ * a run is first added to the sums, then its grad_input is written to out (the
+ * grad_input loops above: restrict pointers, or the alias ones when out is g or x),
+ * while the tile is in L1 (channels last: each row).  One pass over memory, and every
  * element read before it is written. */
 
 CYR_INLINE CYR_TARGET double CYR_NAME(prelu_run_fused)(const CYR_T *g, const CYR_T *x, CYR_T *out,
@@ -252,9 +291,7 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward_fused)(const CYR_T *g, const 
     if (inner == 1) {
         for (Py_ssize_t c = c0; c < c1; ++c) acc[c] = 0.0;
         for (Py_ssize_t o = lo; o < hi; ++o) {
-            const CYR_T *gr = g + o * C;
-            const CYR_T *xr = x + o * C;
-            for (Py_ssize_t c = c0; c < c1; ++c) acc[c] += CYR_PRELU_TERM(gr[c], xr[c]);
+            CYR_NAME(prelu_row_sums)(g + o * C, x + o * C, c0, c1, acc);
             if (alias)
                 CYR_NAME(prelu_bwd_row_alias)(g + o * C + c0, x + o * C + c0, out + o * C + c0,
                                               c1 - c0, w + c0);
@@ -264,24 +301,22 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_backward_fused)(const CYR_T *g, const 
         }
         return;
     }
-    for (Py_ssize_t c = c0; c < c1; ++c) {
-        double s = 0.0;
-        Py_ssize_t idx = lo;
-        while (idx < hi) {
-            const Py_ssize_t o = idx / inner, i = idx % inner;
-            const Py_ssize_t m = inner - i < hi - idx ? inner - i : hi - idx;
+    for (Py_ssize_t c = c0; c < c1; ++c) acc[c] = 0.0;  /* in prelu_wsum's order */
+    for (Py_ssize_t idx = lo; idx < hi;) {
+        const Py_ssize_t o = idx / inner, i = idx % inner;
+        const Py_ssize_t m = inner - i < hi - idx ? inner - i : hi - idx;
+        for (Py_ssize_t c = c0; c < c1; ++c) {
             const Py_ssize_t at = (o * C + c) * inner + i;
-            s += CYR_NAME(prelu_run_fused)(g + at, x + at, out + at, m, w[c], alias);
-            idx += m;
+            acc[c] += CYR_NAME(prelu_run_fused)(g + at, x + at, out + at, m, w[c], alias);
         }
-        acc[c] = s;
+        idx += m;
     }
 }
 #undef CYR_PRELU_TERM
 
 #else /* float16 storage: converted tiles through the float copy's walk */
 #define CYR_HT CYR_HALF_TILE
-#define CYR_HALF_STREAMS(n) \
+#define CYR_HALF_STREAMS(n)                                                                \
     (CYR_HAVE_STREAM && (n) * (Py_ssize_t)sizeof(cyr_half) >= cyr_stream_min_bytes())
 #define CYR_HALF_HEAD(p) ((Py_ssize_t)(((64 - ((size_t)(p) & 63)) & 63) / sizeof(cyr_half)))
 
