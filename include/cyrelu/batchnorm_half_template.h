@@ -638,7 +638,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const cyr_half *x, Py_
         for (r0 = 0; r0 < rows; r0 += kr) {
             nr = rows - r0 < kr ? rows - r0 : kr;
             CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
-            CYR_F32(bn_colsqdev_acc)(t, nr, n, n, mean + j0, m2 + j0);
+            CYR_F32(bn_colsqdev_acc)(t, nr, n, n, mean + j0, m2 + j0, NULL, 0);
         }
     }
 }

@@ -598,18 +598,25 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT 
     }
 }
 
-/* m2[j] += the sum over `rows` rows of (x[r, j] - mean[j])**2, four rows per sweep. */
+/* m2[j] += the sum over `rows` rows of (x[r, j] - mean[j])**2, four rows per sweep.
+ * next (NULL: none): the next block's first next_rows rows (of ld == w contiguous
+ * columns), fetched into L2 four rows per sweep while this pass runs in cache. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRICT x,
                                                        Py_ssize_t rows, Py_ssize_t w,
                                                        Py_ssize_t ld,
                                                        const double *CYR_RESTRICT mean,
-                                                       double *CYR_RESTRICT m2) {
+                                                       double *CYR_RESTRICT m2,
+                                                       const CYR_T *next, Py_ssize_t next_rows) {
     Py_ssize_t r, j;
     for (r = 0; r + 4 <= rows; r += 4) {
         const CYR_T *CYR_RESTRICT x0 = x + r * ld;
         const CYR_T *CYR_RESTRICT x1 = x0 + ld;
         const CYR_T *CYR_RESTRICT x2 = x1 + ld;
         const CYR_T *CYR_RESTRICT x3 = x2 + ld;
+        if (next != NULL && r < next_rows)
+            cyr_bn_prefetch_l2_run(next + r * w,
+                                   (next_rows - r < 4 ? next_rows - r : 4) * w *
+                                       (Py_ssize_t)sizeof(CYR_T));
         j = 0;
 #if CYR_ISA_ID >= 1
         for (; j + CYR_VD_N <= w; j += CYR_VD_N) {
@@ -640,17 +647,19 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRIC
 }
 
 /* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
- * two-pass over a block small enough to stay in cache. */
+ * two-pass over a block small enough to stay in cache; the second pass fetches the
+ * next block (next_rows rows from next; NULL: none) into L2, so that the next first
+ * pass reads from cache while this block's arithmetic runs. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
-                                            Py_ssize_t w, Py_ssize_t ld,
-                                            double *CYR_RESTRICT mean,
-                                            double *CYR_RESTRICT m2) {
+                                            Py_ssize_t w, double *CYR_RESTRICT mean,
+                                            double *CYR_RESTRICT m2, const CYR_T *next,
+                                            Py_ssize_t next_rows) {
     Py_ssize_t j;
     const double inv = 1.0 / (double)rows;
     for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
-    CYR_NAME(bn_colsum_acc)(x, rows, w, ld, mean);
+    CYR_NAME(bn_colsum_acc)(x, rows, w, w, mean);
     for (j = 0; j < w; ++j) mean[j] *= inv;
-    CYR_NAME(bn_colsqdev_acc)(x, rows, w, ld, mean, m2);
+    CYR_NAME(bn_colsqdev_acc)(x, rows, w, w, mean, m2, next, next_rows);
 }
 
 /* Column statistics of a group of `rows` rows, block by block (block_rows each),
@@ -661,14 +670,17 @@ static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t ro
     Py_ssize_t r0 = 0, nb;
     double na;
     nb = rows < block_rows ? rows : block_rows;
-    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
+#define CYR_BN_NEXT_ROWS_(end) (rows - (end) < block_rows ? rows - (end) : block_rows)
+    CYR_NAME(bn_block_colstats)(x, nb, w, gmean, gm2, x + nb * w, CYR_BN_NEXT_ROWS_(nb));
     na = (double)nb;
     for (r0 = nb; r0 < rows; r0 += nb) {
         nb = rows - r0 < block_rows ? rows - r0 : block_rows;
-        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, tmean, tm2, x + (r0 + nb) * w,
+                                    CYR_BN_NEXT_ROWS_(r0 + nb));
         cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
         na += (double)nb;
     }
+#undef CYR_BN_NEXT_ROWS_
 }
 
 /* ---- backward ---------------------------------------------------------------------- */
