@@ -211,17 +211,6 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCHW(c + off);
 }
 
-/* The row layout's read-ahead for short rows (CYR_BN_SHORT_ROW_BYTES): `bytes` from
- * CYR_BN_AHEAD_BYTES past each given place (the current row's or tile's) in dy, x and
- * y, and in dx for writing.  NULL skips an array, as does a y that is x. */
-CYR_INLINE void cyr_bn_read_ahead(const void *dy, const void *x, const void *y, void *dx,
-                                  Py_ssize_t bytes) {
-    if (dy) cyr_bn_prefetch_run((const char *)dy + CYR_BN_AHEAD_BYTES, bytes);
-    if (x) cyr_bn_prefetch_run((const char *)x + CYR_BN_AHEAD_BYTES, bytes);
-    if (y && y != x) cyr_bn_prefetch_run((const char *)y + CYR_BN_AHEAD_BYTES, bytes);
-    if (dx) cyr_bn_prefetchw_run((char *)dx + CYR_BN_AHEAD_BYTES, bytes);
-}
-
 /* A channel slab larger than cyr_slab_bytes() (half the per-core L2, cache.h) is
  * reduced in chunks of rows of at most that size.  The pipelined backward needs two
  * channels' slabs to fit in the L2 (cyr_l2_bytes()). */

@@ -388,8 +388,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_rows_ld)(int act, const CYR_T *
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const CYR_T *xr = x + r * ld;
         CYR_T *yr = y + r * ld;
-        if (rb < CYR_BN_SHORT_ROW_BYTES)
-            cyr_bn_read_ahead(NULL, xr, NULL, (const CYR_T *)yr != xr ? yr : NULL, rb);
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)xr + CYR_BN_AHEAD_BYTES, rb);
+            if ((const CYR_T *)yr != xr)
+                cyr_bn_prefetchw_run((char *)yr + CYR_BN_AHEAD_BYTES, rb);
+        }
         if ((const CYR_T *)yr == xr) {
             switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_affine_cols_inplace_impl)(ACT, yr, w, scale, shift, a)
@@ -431,7 +434,9 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, 
     Py_ssize_t i = CYR_BN_HEAD_N(y, CYR_T) < n ? CYR_BN_HEAD_N(y, CYR_T) : n;
     CYR_NAME(bn_affine_cols_wrap)(act, x, y, 0, i, w, scale, shift, a);
     for (; i + tn <= n; i += tn) {
-        if (ahead) cyr_bn_read_ahead(NULL, x + i, NULL, NULL, tn * (Py_ssize_t)sizeof(CYR_T));
+        if (ahead)
+            cyr_bn_prefetch_run((const char *)(x + i) + CYR_BN_AHEAD_BYTES,
+                                tn * (Py_ssize_t)sizeof(CYR_T));
         CYR_NAME(bn_affine_cols_wrap)(act, x + i, tile, i % w, tn, w, scale, shift, a);
         CYR_ISA_FN(stream_store)(y + i, tile, tn * (Py_ssize_t)sizeof(CYR_T));
     }
@@ -577,7 +582,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT 
         const CYR_T *CYR_RESTRICT x2 = x1 + ld;
         const CYR_T *CYR_RESTRICT x3 = x2 + ld;
         if (ld == w && w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES)
-            cyr_bn_read_ahead(NULL, x0, NULL, NULL, 4 * w * (Py_ssize_t)sizeof(CYR_T));
+            cyr_bn_prefetch_run((const char *)x0 + CYR_BN_AHEAD_BYTES,
+                                4 * w * (Py_ssize_t)sizeof(CYR_T));
         j = 0;
 #if CYR_ISA_ID >= 1
         for (; j + CYR_VD_N <= w; j += CYR_VD_N)
@@ -1023,8 +1029,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
 #endif
     for (; r + 4 <= rows; r += 4) {
         const Py_ssize_t o0 = r * ld, o1 = o0 + ld, o2 = o1 + ld, o3 = o2 + ld;
-        if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES)
-            cyr_bn_read_ahead(dy + o0, x + o0, act != CYR_ACT_NONE ? y + o0 : NULL, NULL, rb);
+        if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_ACT_NONE && y != x)
+                cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_AHEAD_BYTES, rb);
+        }
 #if CYR_ISA_ID >= 1
         for (Py_ssize_t j0 = 0; j0 < w; j0 += CYR_BN_GATE_RUN / 4) {
             const Py_ssize_t len = w - j0 < CYR_BN_GATE_RUN / 4 ? w - j0 : CYR_BN_GATE_RUN / 4;
@@ -1163,8 +1173,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_gate_rows_impl)(int act, const CYR_T *
                                                          CYR_BN_GATEP a, CYR_T *CYR_RESTRICT g) {
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
-        if (rb < CYR_BN_SHORT_ROW_BYTES)  /* as bn_dot_cols_impl */
-            cyr_bn_read_ahead(dy + r * w, NULL, y + r * w, NULL, rb);
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {  /* as bn_dot_cols_impl */
+            cyr_bn_prefetch_run((const char *)(dy + r * w) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(y + r * w) + CYR_BN_AHEAD_BYTES, rb);
+        }
         for (Py_ssize_t j = 0; j < w; ++j)
             g[r * w + j] = CYR_NAME(bn_gate)(act, dy[r * w + j], y + r * w, j, a.sc[j], a.sh[j], a);
     }
@@ -1235,9 +1247,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_impl)(int act, int train, cons
     const Py_ssize_t rb = w * (Py_ssize_t)sizeof(CYR_T);
     for (Py_ssize_t r = 0; r < rows; ++r) {
         const Py_ssize_t off = r * ld;
-        if (rb < CYR_BN_SHORT_ROW_BYTES)
-            cyr_bn_read_ahead(dy + off, x + off, act != CYR_ACT_NONE ? y + off : NULL,
-                              dx + off, rb);
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {
+            cyr_bn_prefetch_run((const char *)(dy + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)(x + off) + CYR_BN_AHEAD_BYTES, rb);
+            if (act != CYR_ACT_NONE && y != x)
+                cyr_bn_prefetch_run((const char *)(y + off) + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetchw_run((char *)(dx + off) + CYR_BN_AHEAD_BYTES, rb);
+        }
         CYR_NAME(bn_dx_row_impl)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off,
                                  w, mean, k, mdy, A, a);
     }
@@ -1302,8 +1318,10 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_gated)(int train, CYR_T *d, const CYR
     for (Py_ssize_t r = 0; r < rows; ++r) {
         CYR_T *CYR_RESTRICT dr = d + r * w;
         const CYR_T *CYR_RESTRICT xr = x + r * w;
-        if (rb < CYR_BN_SHORT_ROW_BYTES)  /* as bn_dx_cols_impl */
-            cyr_bn_read_ahead(NULL, xr, NULL, dr, rb);
+        if (rb < CYR_BN_SHORT_ROW_BYTES) {  /* as bn_dx_cols_impl */
+            cyr_bn_prefetchw_run((char *)dr + CYR_BN_AHEAD_BYTES, rb);
+            cyr_bn_prefetch_run((const char *)xr + CYR_BN_AHEAD_BYTES, rb);
+        }
         if (train) {
             for (Py_ssize_t j = 0; j < w; ++j)
                 dr[j] = CYR_BN_DX_TRAIN(dr[j], xr[j], mean[j], k[j], mdy[j], A[j]);
@@ -1373,7 +1391,12 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols_stream)(int act, int train, const CYR
     Py_ssize_t i = CYR_BN_HEAD_N(dx, CYR_T) < n ? CYR_BN_HEAD_N(dx, CYR_T) : n;
     CYR_NAME(bn_dx_cols_wrap)(act, train, dy, x, y, dx, 0, i, w, mean, k, mdy, A, a);
     for (; i + CYR_BN_TILE_N(CYR_T) <= n; i += CYR_BN_TILE_N(CYR_T)) {
-        if (ahead) cyr_bn_read_ahead(dy + i, x + i, y ? y + i : NULL, NULL, CYR_BN_TILE_BYTES);
+        if (ahead) {
+            cyr_bn_prefetch_run((const char *)(dy + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+            cyr_bn_prefetch_run((const char *)(x + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+            if (y && y != x)
+                cyr_bn_prefetch_run((const char *)(y + i) + CYR_BN_AHEAD_BYTES, CYR_BN_TILE_BYTES);
+        }
         CYR_NAME(bn_dx_cols_wrap)(act, train, dy + i, x + i, y ? y + i : NULL, tile, i % w,
                                   CYR_BN_TILE_N(CYR_T), w, mean, k, mdy, A, a);
         CYR_ISA_FN(stream_store)(dx + i, tile, CYR_BN_TILE_BYTES);
