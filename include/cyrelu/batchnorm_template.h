@@ -217,8 +217,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
             for (Py_ssize_t j = 0; j < len; j += CYR_BN_LANES, i += CYR_BN_LANES)
                 for (int q = 0; q < CYR_BN_VD_Q; ++q) {
                     const CYR_VD g = CYR_NAME(vd_ld)(gp + j + CYR_VD_N * q);
-                    const CYR_VD d =
-                        CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
+                    const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
                     av[q] = CYR_VD_ADD(av[q], g);
                     bv[q] = CYR_VD_ADD(bv[q], CYR_VD_MUL(g, d));
                 }
@@ -590,10 +589,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT 
             CYR_VD_STOREU(
                 mean + j,
                 CYR_VD_ADD(CYR_VD_LOADU(mean + j),
-                              CYR_VD_ADD(CYR_VD_ADD(CYR_NAME(vd_ld)(x0 + j),
-                                                          CYR_NAME(vd_ld)(x1 + j)),
-                                            CYR_VD_ADD(CYR_NAME(vd_ld)(x2 + j),
-                                                          CYR_NAME(vd_ld)(x3 + j)))));
+                           CYR_VD_ADD(CYR_VD_ADD(CYR_NAME(vd_ld)(x0 + j),
+                                                 CYR_NAME(vd_ld)(x1 + j)),
+                                      CYR_VD_ADD(CYR_NAME(vd_ld)(x2 + j),
+                                                 CYR_NAME(vd_ld)(x3 + j)))));
 #endif
         for (; j < w; ++j)
             mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
@@ -630,10 +629,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRIC
             CYR_VD_STOREU(
                 m2 + j,
                 CYR_VD_ADD(CYR_VD_LOADU(m2 + j),
-                              CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(d0, d0),
-                                                          CYR_VD_MUL(d1, d1)),
-                                            CYR_VD_ADD(CYR_VD_MUL(d2, d2),
-                                                          CYR_VD_MUL(d3, d3)))));
+                           CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(d0, d0), CYR_VD_MUL(d1, d1)),
+                                      CYR_VD_ADD(CYR_VD_MUL(d2, d2), CYR_VD_MUL(d3, d3)))));
         }
 #endif
         for (; j < w; ++j) {
@@ -1061,15 +1058,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                 const CYR_VD g2 = CYR_NAME(vd_ld)(g2p + j), g3 = CYR_NAME(vd_ld)(g3p + j);
                 CYR_BN_VD_DEV4_(x0, x1, x2, x3, mj, j);
                 CYR_VD_STOREU(a0 + j, CYR_VD_ADD(CYR_VD_LOADU(a0 + j),
-                                                       CYR_VD_ADD(CYR_VD_ADD(g0, g1),
-                                                                     CYR_VD_ADD(g2, g3))));
+                                                 CYR_VD_ADD(CYR_VD_ADD(g0, g1),
+                                                            CYR_VD_ADD(g2, g3))));
                 CYR_VD_STOREU(
                     a1 + j,
                     CYR_VD_ADD(CYR_VD_LOADU(a1 + j),
-                                  CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(g0, d0),
-                                                              CYR_VD_MUL(g1, d1)),
-                                                CYR_VD_ADD(CYR_VD_MUL(g2, d2),
-                                                              CYR_VD_MUL(g3, d3)))));
+                               CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(g0, d0), CYR_VD_MUL(g1, d1)),
+                                          CYR_VD_ADD(CYR_VD_MUL(g2, d2), CYR_VD_MUL(g3, d3)))));
             }
             for (; j < len; ++j) {
                 const double g0 = (double)g0p[j], g1 = (double)g1p[j];
