@@ -27,6 +27,20 @@ def _compiler():
     return cc if cc and shutil.which(cc[0]) else None
 
 
+def _compile(flags, source, *rest, timeout=300):
+    """The C compiler run on `source` against the headers (the test shim and include/),
+    with `flags` before and `rest` after; the finished process."""
+    cmd = [
+        *_compiler(),
+        *flags,
+        "-I" + str(ROOT / "tests" / "c" / "shim"),
+        "-I" + str(ROOT / "include"),
+        str(source),
+        *rest,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
 pytestmark = [
     pytest.mark.source_check,
     pytest.mark.skipif(
@@ -39,19 +53,14 @@ pytestmark = [
 
 def test_kernel_check_passes(tmp_path):
     exe = tmp_path / "kernel_check"
-    cmd = [
-        *_compiler(),
-        "-O1",
-        "-fno-math-errno",
-        "-fno-trapping-math",
-        "-I" + str(ROOT / "tests" / "c" / "shim"),
-        "-I" + str(ROOT / "include"),
-        str(SOURCE),
+    build = _compile(
+        ["-O1", "-fno-math-errno", "-fno-trapping-math"],
+        SOURCE,
         "-o",
         str(exe),
         "-lm",
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        timeout=900,
+    )
     assert build.returncode == 0, "compilation failed:\n" + build.stderr[-4000:]
     env = dict(os.environ)
     env.pop("CYRELU_ISA", None)  # check every copy the CPU has
@@ -71,17 +80,7 @@ def test_kernel_cost_benchmark_compiles(tmp_path):
     bench = ROOT / "benchmarks" / "bn_kernel_cost.c"
     if not bench.is_file():
         pytest.skip("needs the source tree's benchmarks/")
-    cmd = [
-        *_compiler(),
-        "-O0",
-        "-fsyntax-only",
-        "-Wall",
-        "-Werror",
-        "-I" + str(ROOT / "tests" / "c" / "shim"),
-        "-I" + str(ROOT / "include"),
-        str(bench),
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    build = _compile(["-O0", "-fsyntax-only", "-Wall", "-Werror"], bench)
     assert build.returncode == 0, build.stderr[-4000:]
 
 
@@ -110,20 +109,8 @@ def test_row_layout_read_ahead_survives_the_optimiser(tmp_path, call):
     src = tmp_path / "probe.c"
     src.write_text(_READ_AHEAD_PROBE % call)
     asm = tmp_path / "probe.s"
-    cmd = [
-        *_compiler(),
-        "-O3",
-        "-fno-math-errno",
-        "-fno-trapping-math",
-        "-ffp-contract=off",
-        "-S",
-        "-I" + str(ROOT / "tests" / "c" / "shim"),
-        "-I" + str(ROOT / "include"),
-        str(src),
-        "-o",
-        str(asm),
-    ]
-    build = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
+    build = _compile(flags, src, "-o", str(asm))
     assert build.returncode == 0, build.stderr[-4000:]
     text = asm.read_text()
     # x86-64: prefetcht0 / prefetchw; aarch64: prfm
