@@ -159,6 +159,14 @@ CYR_INLINE CYR_TARGET double CYR_NAME(prelu_term)(CYR_T gv, CYR_T xv) {
 }
 #define CYR_PRELU_TERM(gv, xv) CYR_NAME(prelu_term)((gv), (xv))
 
+#if CYR_ISA_ID >= 1
+/* prelu_term of CYR_VD_N consecutive elements, in a double vector (vecd.h) */
+CYR_INLINE CYR_TARGET CYR_VD CYR_NAME(prelu_vterm)(const CYR_T *g, const CYR_T *x) {
+    const CYR_VD xv = CYR_NAME(vd_ld)(x);
+    return CYR_VD_ZERO_IF_POS(xv, CYR_VD_MUL(xv, CYR_NAME(vd_ld)(g)));
+}
+#endif
+
 /* One run of a channel: CYR_PRELU_LANES accumulators, lane k adding the elements
  * k, k + LANES, ... in order (the compilers keep the lanes in vector registers; every
  * instruction set adds the same numbers in the same order), then the lanes in a fixed
@@ -174,11 +182,9 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_lanes)(const CYR_T *CYR_RESTRICT g,
     CYR_VD av[CYR_PRELU_LANES / CYR_VD_N];
     for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) av[q] = CYR_VD_LOADU(acc + CYR_VD_N * q);
     for (Py_ssize_t i = 0; i < m; i += CYR_PRELU_LANES)
-        for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) {
-            const CYR_VD xv = CYR_NAME(vd_ld)(x + i + CYR_VD_N * q);
-            const CYR_VD prod = CYR_VD_MUL(xv, CYR_NAME(vd_ld)(g + i + CYR_VD_N * q));
-            av[q] = CYR_VD_ADD(av[q], CYR_VD_ZERO_IF_POS(xv, prod));
-        }
+        for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q)
+            av[q] = CYR_VD_ADD(av[q], CYR_NAME(prelu_vterm)(g + i + CYR_VD_N * q,
+                                                            x + i + CYR_VD_N * q));
     for (int q = 0; q < CYR_PRELU_LANES / CYR_VD_N; ++q) CYR_VD_STOREU(acc + CYR_VD_N * q, av[q]);
 #else
     /* the terms first, in a plain elementwise loop (vectorised with a blend: no branch on
@@ -219,11 +225,9 @@ CYR_INLINE CYR_TARGET void CYR_NAME(prelu_row_sums)(const CYR_T *CYR_RESTRICT gr
                                                     Py_ssize_t c1, double *CYR_RESTRICT acc) {
     Py_ssize_t c = c0;
 #if CYR_ISA_ID >= 1
-    for (; c + CYR_VD_N <= c1; c += CYR_VD_N) {
-        const CYR_VD xv = CYR_NAME(vd_ld)(xr + c);
-        const CYR_VD prod = CYR_VD_MUL(xv, CYR_NAME(vd_ld)(gr + c));
-        CYR_VD_STOREU(acc + c, CYR_VD_ADD(CYR_VD_LOADU(acc + c), CYR_VD_ZERO_IF_POS(xv, prod)));
-    }
+    for (; c + CYR_VD_N <= c1; c += CYR_VD_N)
+        CYR_VD_STOREU(acc + c,
+                      CYR_VD_ADD(CYR_VD_LOADU(acc + c), CYR_NAME(prelu_vterm)(gr + c, xr + c)));
 #endif
     for (; c < c1; ++c) acc[c] += CYR_PRELU_TERM(gr[c], xr[c]);
 }
