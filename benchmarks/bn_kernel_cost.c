@@ -68,7 +68,7 @@ int main(void) {
     TIME("channel: statistics", n, cyr_bn_channel_stats_f32(x, outer, 1, inner, 0, &mean, &m2));
     TIME("channel: training forward", n,
          cyr_bn_train_channel_f32(x, y, outer, 1, inner, 0, 1.0, 0.0, 1e-5, 0, 0.f, 0.f, 0,
-                                  &mean, &var));
+                                  NULL, NULL, &mean, &var));
     for (Py_ssize_t i = 0; i < n; ++i) y[i] = x[i] > 0 ? x[i] : 0.f;
     TIME("channel: backward", n,
          cyr_bn_backward_channel_f32(dy, x, NULL, dx, outer, 1, inner, 0, 0.0, 0.3, 1.0, 1, 0,

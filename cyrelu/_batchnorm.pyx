@@ -50,18 +50,19 @@ GATE_AT_OUTPUT = CYR_BN_GATE_AT_OUTPUT
 cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_ACT_NONE  # no activation (cyrelu/cuda/activation_table.h)
     int CYR_BN_GATE_AT_OUTPUT  # added to elu's, celu's, selu's code: the gate from the output
+    enum: CYR_BN_CARRY  # doubles of a channel's first statistics pass, carried to the next
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
                            const double *mean_b, const double *m2_b, Py_ssize_t w)
     void cyr_bn_train_channel_f32(const float *x, float *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, float a, float pb, int stream, double *mean_out,
-                                  double *var_out)
+                                  int act, float a, float pb, int stream, const double *carry_in,
+                                  double *carry_out, double *mean_out, double *var_out)
     void cyr_bn_train_channel_f64(const double *x, double *y, Py_ssize_t outer, Py_ssize_t C,
                                   Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                  int act, double a, double pb, int stream, double *mean_out,
-                                  double *var_out)
+                                  int act, double a, double pb, int stream, const double *carry_in,
+                                  double *carry_out, double *mean_out, double *var_out)
     void cyr_bn_affine_chan_rows_f32(int act, const float *x, float *y, Py_ssize_t r0,
                                      Py_ssize_t r1, Py_ssize_t C, Py_ssize_t inner,
                                      const float *scale, const float *shift, float a, float b,
@@ -206,14 +207,15 @@ def uses_channel_layout(Py_ssize_t inner):
 
 cdef inline void _train_channel(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                                 Py_ssize_t inner, Py_ssize_t c, double w, double b, double eps,
-                                int act, floating a, floating pb, int stream, double *mean,
+                                int act, floating a, floating pb, int stream,
+                                const double *carry_in, double *carry_out, double *mean,
                                 double *var) noexcept nogil:
     if floating is float:
-        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream, mean,
-                                 var)
+        cyr_bn_train_channel_f32(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream,
+                                 carry_in, carry_out, mean, var)
     else:
-        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream, mean,
-                                 var)
+        cyr_bn_train_channel_f64(x, y, outer, C, inner, c, w, b, eps, act, a, pb, stream,
+                                 carry_in, carry_out, mean, var)
 
 
 cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w,
@@ -525,19 +527,36 @@ cdef void _dx_params(const double *sums, double n, const double *mean, const dou
 # ---- training-forward statistics and normalisation ----------------------------------
 
 
+cdef void _train_channel_run(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
+                             Py_ssize_t inner, Py_ssize_t c0, Py_ssize_t c1, _Chan w, _Chan b,
+                             double eps, int act, floating a, floating pb, int stream,
+                             double *mean, double *var) noexcept nogil:
+    """Channels [c0, c1) in turn, each one's first statistics pass carried from the one
+    before (cyr_bn_train_channel: taken while that one was normalised)."""
+    cdef double carry[2][CYR_BN_CARRY]
+    cdef Py_ssize_t c
+    cdef int k = 0
+    for c in range(c0, c1):
+        _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
+                       carry[k] if c > c0 else NULL, carry[1 - k] if c + 1 < c1 else NULL,
+                       &mean[c], &var[c])
+        k = 1 - k
+
+
 cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                           Py_ssize_t inner, _Chan w, _Chan b, double eps, int act,
                           floating a, floating pb, double *mean, double *var, int stream,
                           int nt) noexcept nogil:
-    cdef Py_ssize_t c
+    # runs of neighbouring channels (_channel_chunk) handed out in turn, as prange's
+    # dynamic schedule with that chunk size would
+    cdef Py_ssize_t t, k = _channel_chunk(C, nt)
     if nt <= 1:
-        for c in range(C):
-            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
-                           &mean[c], &var[c])
+        _train_channel_run(x, y, outer, C, inner, 0, C, w, b, eps, act, a, pb, stream, mean,
+                           var)
     else:
-        for c in prange(C, schedule="dynamic", chunksize=_channel_chunk(C, nt), num_threads=nt):
-            _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
-                           &mean[c], &var[c])
+        for t in prange(_cdiv(C, k), schedule="dynamic", num_threads=nt):
+            _train_channel_run(x, y, outer, C, inner, t * k, min(C, t * k + k), w, b, eps, act,
+                               a, pb, stream, mean, var)
 
 
 cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,

@@ -143,6 +143,18 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
     return acc[0];
 }
 
+/* A channel's first statistics pass carried from one channel to the next
+ * (bn_train_channel): the CYR_BN_LANES lanes, then the tail. */
+#define CYR_BN_CARRY (CYR_BN_LANES + 1)
+
+/* The mean of n elements from their first pass's sums (as bn_channel_chunk_stats
+ * takes it). */
+CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
+    double acc[CYR_BN_LANES];
+    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = sums[k];
+    return (cyr_bn_lanes_total(acc) + sums[CYR_BN_LANES]) / n;
+}
+
 /* Software prefetch of the next rows of a channel: the per-channel loops jump
  * between rows `C * inner` elements apart, and rows of a few KiB are too short for
  * the hardware prefetcher to ramp up on. */
@@ -298,10 +310,12 @@ CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
 CYR_INLINE void cyr_bn_train_channel_##S(const T *x, T *y, Py_ssize_t outer, Py_ssize_t C, \
                                          Py_ssize_t inner, Py_ssize_t c, double w,         \
                                          double b, double eps, int act, T a, T pb,         \
-                                         int stream, double *mean_out, double *var_out) {  \
+                                         int stream, const double *carry_in,               \
+                                         double *carry_out, double *mean_out,              \
+                                         double *var_out) {                                \
     CYR_DISPATCH(bn_train_channel, S, (x, y, outer, C, inner, c, w, b, eps, act,           \
-                                       CYR_CAT(bn_par_make, T)(a, pb), stream, mean_out,   \
-                                       var_out));                                          \
+                                       CYR_CAT(bn_par_make, T)(a, pb), stream, carry_in,   \
+                                       carry_out, mean_out, var_out));                     \
 }                                                                                          \
 CYR_INLINE void cyr_bn_channel_stats_##S(const T *x, Py_ssize_t outer, Py_ssize_t C,       \
                                          Py_ssize_t inner, Py_ssize_t c, double *mean,     \

@@ -211,4 +211,10 @@ static inline Py_ssize_t cyr_slab_bytes(void) { return cyr_l2_bytes() / 2; }
  * threads), (32, 64, 56, 56) float32 (401 KB slabs): 4-13% faster. */
 static inline int cyr_bn_fits_twice(Py_ssize_t slab) { return 5 * slab <= 2 * cyr_l2_bytes(); }
 
+/* Whether a thread's run of channels overlaps them (bn_train_channel): the slabs fit in
+ * L2 two at a time (cyr_bn_fits_twice), so each one's statistics are one chunk. */
+static inline int cyr_bn_pipelines(Py_ssize_t slab) {
+    return cyr_bn_fits_twice(slab) && slab <= cyr_slab_bytes();
+}
+
 #endif /* CYRELU_CACHE_H */

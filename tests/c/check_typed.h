@@ -304,7 +304,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             for (Py_ssize_t c = 0; c < C; ++c) {
                 double m, v;
                 KN(bn_train_channel)(x, stream ? y2 : y, O, C, I, c, w[c], b[c], eps, act, a,
-                                     0, stream, &m, &v);
+                                     0, stream, NULL, NULL, &m, &v);
                 if (ok && !(TN(close)(m, mean[c], tol_stat, 1 + fabs(mean[c])) &&
                             TN(close)(v, var[c], tol_stat, var[c]))) {
                     fail_msg("%s train_channel act %d stream %d: channel %ld mean %.17g (%.17g) "
@@ -335,10 +335,38 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             memcpy(y2, x, (size_t)N * sizeof(CT));
             for (Py_ssize_t c = 0; c < C; ++c) {
                 double m, v;
-                KN(bn_train_channel)(y2, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, 0, &m, &v);
+                KN(bn_train_channel)(y2, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, 0, NULL,
+                                     NULL, &m, &v);
             }
             if (!TN(bitwise_equal)(y, y2, N)) {
                 fail_msg("%s train_channel act %d: in place differs", what, act);
+                ok = 0;
+            }
+            if (ok) pass();
+        }
+        /* a run of channels, each one's first statistics pass carried from the one before
+         * (taken during its normalising pass): the same statistics and y, bit for bit */
+        for (int stream = 0; stream < 2; ++stream) {
+            double carry[2][CYR_BN_CARRY];
+            int ok = 1, k = 0;
+            for (Py_ssize_t c = 0; c < C; ++c) {
+                double m, v, m0, v0;
+                KN(bn_train_channel)(x, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, 0, NULL,
+                                     NULL, &m0, &v0);
+                KN(bn_train_channel)(x, y2, O, C, I, c, w[c], b[c], eps, act, a, 0, stream,
+                                     c > 0 ? carry[k] : NULL, c + 1 < C ? carry[1 - k] : NULL,
+                                     &m, &v);
+                k = 1 - k;
+                if (ok && (memcmp(&m, &m0, sizeof m) != 0 || memcmp(&v, &v0, sizeof v) != 0)) {
+                    fail_msg("%s train_channel act %d stream %d: carried channel %ld mean "
+                             "%.17g (%.17g) var %.17g (%.17g)", what, act, stream, (long)c, m,
+                             m0, v, v0);
+                    ok = 0;
+                }
+            }
+            if (ok && !TN(bitwise_equal)(y, y2, N)) {
+                fail_msg("%s train_channel act %d stream %d: carried y differs", what, act,
+                         stream);
                 ok = 0;
             }
             if (ok) pass();
