@@ -91,6 +91,13 @@ def backward(
     grad_bias: NDArray[np.floating],
     num_threads: int | None,
 ) -> None: ...
+def backward_fold_threads(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+    num_threads: int | None,
+) -> int: ...
 def backward_pipelined(
     x: NDArray[np.floating],
     outer: int,

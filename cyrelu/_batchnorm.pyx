@@ -788,12 +788,14 @@ cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
+            memset(s + g * gstride, 0, 2 * w * sizeof(double))
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                                 min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                                 s + g * gstride, s + g * gstride + w)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
+            memset(s + g * gstride, 0, 2 * w * sizeof(double))
             cyr_bn_dot_cols_f16(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                                 min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                                 s + g * gstride, s + g * gstride + w)
@@ -879,6 +881,18 @@ def backward_pipelined(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t
     return bool(piped)
 
 
+def backward_fold_threads(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
+                          num_threads):
+    """Threads that fold the row-layout backward's group sums (_fold_groups) for these
+    arrays: for the tests, which must reach the parallel fold."""
+    cdef Py_ssize_t w = C * inner
+    cdef Py_ssize_t gsize = _group_rows(outer, w, 2 * w, cnp.PyArray_ITEMSIZE(x))
+    cdef Py_ssize_t groups = _cdiv(outer, gsize)
+    cdef int nt = <int>min(<Py_ssize_t>_row_threads(outer, w, resolve_threads(num_threads)),
+                           groups)
+    return _slice_threads(groups, 2 * w, nt)
+
+
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
                         Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner, const double *mean,
                         const double *invstd, const double *w, int train, int act,
@@ -909,21 +923,62 @@ cdef void _dot_groups(const floating *dy, const floating *x, const floating *y, 
                       floating b, const floating *sc, const floating *sh, double *s,
                       Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
                       int nt, floating *keep_in) noexcept nogil:
-    # s: one zeroed block of gstride >= 2 * w doubles per group; keep_in: NULL or dx
-    # (_dot_cols)
+    # s: one block of gstride >= 2 * w doubles per group, zeroed here by the task that
+    # fills it; keep_in: NULL or dx (_dot_cols)
     cdef Py_ssize_t g, off
     if nt <= 1:
         for g in range(groups):
             off = g * gsize * w
+            memset(s + g * gstride, 0, 2 * w * sizeof(double))
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                       s + g * gstride, (keep_in + off) if keep_in != NULL else NULL)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             off = g * gsize * w
+            memset(s + g * gstride, 0, 2 * w * sizeof(double))
             _dot_cols(act, dy + off, x + off, (y + off) if y != NULL else NULL,
                       min(gsize, rows - g * gsize), w, mean_cols, a, b, sc, sh,
                       s + g * gstride, (keep_in + off) if keep_in != NULL else NULL)
+
+
+cdef void _fold_groups(double *s, Py_ssize_t n, Py_ssize_t gstride, Py_ssize_t groups,
+                       int nt) noexcept nogil:
+    """s[0:n] += each later group's block s[g * gstride:][0:n], in group order, slices
+    of the n columns in parallel (each column's additions the same, in the same order)."""
+    cdef Py_ssize_t t, j0, span
+    cdef int mt = _slice_threads(groups, n, nt)
+    if mt <= 1:
+        _fold_slice(s, 0, n, gstride, groups)
+        return
+    span = _slice_span(n, mt)
+    for t in prange(mt, schedule="static", num_threads=mt):
+        j0 = t * span
+        if j0 < n:
+            _fold_slice(s, j0, min(n, j0 + span), gstride, groups)
+
+
+cdef inline void _fold_slice(double *s, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t gstride,
+                             Py_ssize_t groups) noexcept nogil:
+    cdef Py_ssize_t g, j
+    for g in range(1, groups):
+        for j in range(j0, j1):
+            s[j] += s[g * gstride + j]
+
+
+cdef inline int _slice_threads(Py_ssize_t groups, Py_ssize_t w, int nt) noexcept nogil:
+    """Threads for folding `groups` blocks of w columns into the first: slices of at
+    least 64 columns (whole cache lines of doubles), and enough work to pay for a
+    parallel region."""
+    if groups <= 1:
+        return 1
+    return <int>min(<Py_ssize_t>threads_for((groups - 1) * w, ELEMENTWISE_GRAIN, nt),
+                    max(<Py_ssize_t>1, w // 64))
+
+
+cdef inline Py_ssize_t _slice_span(Py_ssize_t w, int mt) noexcept nogil:
+    """Columns per slice: w over mt threads, rounded up to whole 64-byte lines."""
+    return _lines(_cdiv(w, mt) * 8) // 8
 
 
 cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
@@ -936,12 +991,11 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     into keep_in (dx; float32 and float64 data) when it is not NULL.  Scratch: mean_cols
     (C * inner doubles, each channel's mean repeated for its inner columns) and s (the
     groups' sums, groups * gstride doubles), both filled here."""
-    cdef Py_ssize_t w = C * inner, rows = outer, g, j, c, i
+    cdef Py_ssize_t w = C * inner, rows = outer, c, i
     cdef double t0, t1
     for c in range(C):
         for i in range(inner):
             mean_cols[c * inner + i] = mean[c]
-    memset(s, 0, groups * gstride * sizeof(double))
     nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
@@ -955,9 +1009,7 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
         _dot_groups[double](<const double *>dy, <const double *>x, <const double *>y, rows, w,
                             mean_cols, act, alpha, beta, <const double *>sc,
                             <const double *>sh, s, gstride, gsize, groups, nt, <double *>keep_in)
-    for g in range(1, groups):
-        for j in range(2 * w):
-            s[j] += s[g * gstride + j]
+    _fold_groups(s, 2 * w, gstride, groups, nt)
     for c in range(C):
         t0 = 0.0
         t1 = 0.0

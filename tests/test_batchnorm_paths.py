@@ -2,7 +2,8 @@
 shape derived from the cache planner's sizes (cyrelu._parallel.cache_info(), which
 CYRELU_L2_BYTES / CYRELU_L3_BYTES override), never from this CPU's: per channel with the
 slab in cache, per channel with the statistics in L2-sized row chunks, the pipelined
-per-channel backward, and the row layout with its output kept in cache or streamed.  Each
+per-channel backward, and the row layout with its output kept in cache or streamed, and
+with its backward's group sums folded by several threads.  Each
 is checked against the float64 NumPy reference and for the same bits with 1, 2 and 3
 threads; the whole set is run again in fresh processes under a 512 KiB and a 2 MiB L2."""
 
@@ -36,6 +37,10 @@ def path_shapes(itemsize):
         "rows cached": ((max(8, smin // 2 // (rows_c * itemsize)), rows_c), 1),
         # row layout (channels-last), output over the threshold of three threads: streamed
         "rows streamed": ((3 * smin // (3 * rows_c * itemsize) + 5, 3, rows_c), -1),
+        # row layout with enough row groups and columns that the backward folds the
+        # groups' sums in parallel slices of columns (the planner's constants, not the
+        # cache's: checked below)
+        "rows folded": ((1021, 1024), 1),
     }
 
 
@@ -62,6 +67,10 @@ def check_path(path, dtype, rng):
         assert nbytes < plan["stream_min_bytes"], (path, shape, plan)
     if path == "rows streamed":
         assert nbytes >= 3 * plan["stream_min_bytes"], (path, shape, plan)
+    if path == "rows folded":
+        folds = [_batchnorm.backward_fold_threads(np.empty(1, dtype), outer, C, inner, nt)
+                 for nt in THREADS]  # fmt: skip
+        assert folds == list(THREADS), (path, shape, folds)
     if path == "channel pipelined":
         for nt in THREADS:
             assert _batchnorm.backward_pipelined(np.empty(1, dtype), outer, C, inner, False, nt)
@@ -113,7 +122,14 @@ def _needs_threads():
         pytest.skip("the pipelined backward runs with the AVX2 / AVX-512 kernels")
 
 
-PATHS = ["channel", "channel chunked", "channel pipelined", "rows cached", "rows streamed"]
+PATHS = [
+    "channel",
+    "channel chunked",
+    "channel pipelined",
+    "rows cached",
+    "rows streamed",
+    "rows folded",
+]
 
 
 @pytest.mark.kernel_choice
