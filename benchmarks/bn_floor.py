@@ -1,14 +1,19 @@
 """BatchNorm against the memory-traffic floor: the float32 training forward and backward
 (into preallocated outputs) of the shapes of issue #14, and PyTorch's, each as a ratio to a
 copy of x on the same threads (torch's ``copy_``), all taken in turn, round after round,
-in one run; each figure is the best of ROUNDS single calls.  Then the small call: training
-forward plus backward at (128, 64), cyrelu against PyTorch's aten kernels.
+in one run (in a new order each round); each figure is the best of ROUNDS single calls.
+Beside them, the traffic references as ratios to the same copy: a read of x (a sum) and a
+read plus a streamed write (cyrelu.relu into y).  The training forward's floor is the
+second where a channel stays in cache between its passes, their sum otherwise.  Then the
+small call: training forward plus backward at (128, 64), cyrelu against PyTorch's aten
+kernels.
 
     python benchmarks/bn_floor.py [ROUNDS]          (CYRELU_L2_BYTES etc. apply; NT=threads)
 """
 
 import gc
 import os
+import random
 import sys
 import time
 
@@ -26,14 +31,22 @@ SHAPES = [
 
 
 def best_of(fns, rounds):
+    """Each case's best of `rounds` single calls, the cases taken in a new order every
+    round (seeded): in a fixed order each case always follows the same one, whose
+    cache state it inherits (the copy, following PyTorch's backward, which leaves its
+    three arrays' dirty lines to write back, measured up to 1.7x slower than in a
+    shuffled order, which flattered every ratio to it)."""
     best = {k: float("inf") for k in fns}
     for f in fns.values():
         f()
+    order = list(fns)
+    shuffle = random.Random(0).shuffle
     gc.disable()
     for _ in range(rounds):
-        for k, f in fns.items():
+        shuffle(order)
+        for k in order:
             t0 = time.perf_counter()
-            f()
+            fns[k]()
             best[k] = min(best[k], time.perf_counter() - t0)
     gc.enable()
     return best
@@ -57,7 +70,10 @@ def main():
             nt,
         )
     )
-    print("%-22s %10s %9s %9s %9s %9s" % ("shape", "copy", "fwd", "bwd", "torch fwd", "torch bwd"))
+    print(
+        "%-22s %10s %9s %9s %9s %9s %9s %9s"
+        % ("shape", "copy", "fwd", "bwd", "torch fwd", "torch bwd", "read x", "relu x")
+    )
     for label, shape, channels_last in SHAPES:
         C = shape[1]
         x_nc = rng.standard_normal(shape, dtype=np.float32)
@@ -92,13 +108,21 @@ def main():
             "tbwd": lambda: torch.ops.aten.native_batch_norm_backward(
                 dyt, xt, wt, rmt, rvt, smt, sit, True, 1e-5, [True] * 3
             ),
+            # the traffic references: one read of x (a sum), and one read plus one
+            # streamed write (relu into y, the normalising pass's traffic)
+            "read": lambda: xc.sum(),
+            "relu": lambda: cyrelu.relu(x, out=y, num_threads=nt),
         }
         with torch.no_grad():
             best = best_of(fns, rounds)
         c = best["copy"]
         print(
-            "%-22s %7.0f us %8.2fx %8.2fx %8.2fx %8.2fx"
-            % (label, c * 1e6, *(best[k] / c for k in ("fwd", "bwd", "tfwd", "tbwd")))
+            "%-22s %7.0f us %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx"
+            % (
+                label,
+                c * 1e6,
+                *(best[k] / c for k in ("fwd", "bwd", "tfwd", "tbwd", "read", "relu")),
+            )
         )
 
     C = 64
