@@ -382,6 +382,12 @@ cdef int _row_threads(Py_ssize_t rows, Py_ssize_t w, int nt) noexcept nogil:
     return <int>min(<Py_ssize_t>nt, rows) if rows > 0 else 1
 
 
+cdef inline int _group_threads(Py_ssize_t rows, Py_ssize_t w, Py_ssize_t groups,
+                               int nt) noexcept nogil:
+    """Threads over the row layout's row groups: _row_threads, at most one per group."""
+    return <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
+
+
 # ---- per-channel arithmetic ---------------------------------------------------------
 # The few operations per channel around the kernels, in C: as NumPy expressions on
 # arrays of C elements they cost about a microsecond each, which dominated small calls.
@@ -534,8 +540,7 @@ cdef void _train_channel_run(const floating *x, floating *y, Py_ssize_t outer, P
     """Channels [c0, c1) in turn, each one's first statistics pass carried from the one
     before (cyr_bn_train_channel: taken while that one was normalised)."""
     cdef double carry[2][CYR_BN_CARRY]
-    cdef Py_ssize_t c
-    cdef int k = 0
+    cdef Py_ssize_t c, k = 0
     for c in range(c0, c1):
         _train_channel(x, y, outer, C, inner, c, _at(w, c), _at(b, c), eps, act, a, pb, stream,
                        carry[k] if c > c0 else NULL, carry[1 - k] if c + 1 < c1 else NULL,
@@ -588,7 +593,7 @@ cdef void _row_stats(int typenum, const void *x, Py_ssize_t outer, Py_ssize_t C,
     cdef Py_ssize_t c, i, j
     cdef double na, d, n_col = <double>rows
     cdef double m, m2
-    nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
+    nt = _group_threads(rows, w, groups, nt)
     if typenum == cnp.NPY_FLOAT32:
         _colstats[float](<const float *>x, rows, w, s, gstride, gsize, groups, nt)
     elif typenum == cnp.NPY_FLOAT16:
@@ -888,9 +893,8 @@ def backward_fold_threads(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssiz
     cdef Py_ssize_t w = C * inner
     cdef Py_ssize_t gsize = _group_rows(outer, w, 2 * w, cnp.PyArray_ITEMSIZE(x))
     cdef Py_ssize_t groups = _cdiv(outer, gsize)
-    cdef int nt = <int>min(<Py_ssize_t>_row_threads(outer, w, resolve_threads(num_threads)),
-                           groups)
-    return _slice_threads(groups, 2 * w, nt)
+    return _slice_threads(groups, 2 * w,
+                          _group_threads(outer, w, groups, resolve_threads(num_threads)))
 
 
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
@@ -996,7 +1000,7 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
     for c in range(C):
         for i in range(inner):
             mean_cols[c * inner + i] = mean[c]
-    nt = <int>min(<Py_ssize_t>_row_threads(rows, w, nt), groups)
+    nt = _group_threads(rows, w, groups, nt)
     if typenum == cnp.NPY_FLOAT32:
         _dot_groups[float](<const float *>dy, <const float *>x, <const float *>y, rows, w,
                            mean_cols, act, <float>alpha, <float>beta, <const float *>sc,
