@@ -98,6 +98,12 @@ def backward_fold_threads(
     inner: int,
     num_threads: int | None,
 ) -> int: ...
+def stats_blocks(
+    x: NDArray[np.floating],
+    outer: int,
+    C: int,
+    inner: int,
+) -> tuple[int, int]: ...
 def backward_pipelined(
     x: NDArray[np.floating],
     outer: int,

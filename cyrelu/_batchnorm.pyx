@@ -18,7 +18,9 @@ Loop shapes (see batchnorm.h):
   per row      otherwise: rows of W = C * inner columns, cut into at most
                MAX_GROUPS fixed groups (their number depends only on the shape,
                never on the thread count), merged in group order; fewer when
-               their scratch would pass a fixed share of the input (_group_rows).
+               their scratch would pass a fixed share of the input (_group_rows);
+               a group's statistics are taken block by block (_block_rows, from the
+               shape and the planner's L2 size), merged in block order.
 The per-channel backward whose output streams and whose channel slabs fit twice in
 the L2 cache is pipelined: each thread takes a run of neighbouring channels and
 writes one channel's gradient while it reads the next one's inputs
@@ -184,9 +186,12 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
 cdef enum:
     # A channel's runs shorter than this use the row layout instead.
     CHANNEL_MIN_INNER = 32
-    # Row layout: a block (two passes in cache) holds about this many elements...
+    # Row layout: a block of the statistics (two passes in cache) holds at least this
+    # many elements, and this many rows where a quarter of the L2 holds them
+    # (_block_rows); the rows are cut into groups of at least BLOCK_ELEMS elements...
     BLOCK_ELEMS = 16384
-    # ...and the rows are cut into at most this many fixed groups,
+    BLOCK_MERGE_ROWS = 256
+    # ...at most this many fixed groups,
     MAX_GROUPS = 64
     # whose float64 scratch (a block of 4 * W or 2 * W doubles each) stays within
     # max(SCRATCH_MIN_BYTES, input bytes / SCRATCH_INPUT_DIV): few very wide rows get
@@ -325,8 +330,8 @@ cdef Py_ssize_t _group_rows(Py_ssize_t rows, Py_ssize_t w, Py_ssize_t per_group,
                             Py_ssize_t itemsize) noexcept nogil:
     """Rows per group for the row layout, each group needing `per_group` doubles of
     scratch: a function of the shape only (never of the thread count)."""
-    cdef Py_ssize_t block_rows = max(1, BLOCK_ELEMS // max(w, 1))
-    cdef Py_ssize_t groups = min(<Py_ssize_t>MAX_GROUPS, _cdiv(rows, block_rows))
+    cdef Py_ssize_t unit = max(1, BLOCK_ELEMS // max(w, 1))
+    cdef Py_ssize_t groups = min(<Py_ssize_t>MAX_GROUPS, _cdiv(rows, unit))
     cdef Py_ssize_t budget = max(<Py_ssize_t>SCRATCH_MIN_BYTES,
                                  rows * w * itemsize // SCRATCH_INPUT_DIV)
     groups = min(groups, budget // (_line_pad(per_group) * 8))
@@ -356,8 +361,15 @@ cdef char *_scratch(Py_ssize_t nbytes, void **block) except NULL:
     return <char *>block[0] + (64 - (<size_t>block[0]) % 64) % 64
 
 
-cdef inline Py_ssize_t _block_rows(Py_ssize_t w) noexcept nogil:
-    return max(1, BLOCK_ELEMS // max(w, 1))
+cdef inline Py_ssize_t _block_rows(Py_ssize_t w, Py_ssize_t itemsize) noexcept nogil:
+    """Rows per block of the row layout's statistics, each block two-pass in cache.  Every
+    block ends with a merge of all w columns, so a block of few wide rows spends much of
+    its time merging ((4096, 1024) float32 on Zen 5, one thread: 0.12 ns per element in
+    blocks of 16 rows, 0.094 in blocks of 64): BLOCK_MERGE_ROWS rows where a quarter of
+    the planner's L2 holds them (the block and the next one, fetched beside it, stay in
+    the L2), never fewer than BLOCK_ELEMS elements."""
+    cdef Py_ssize_t fit = cyr_l2_bytes() // (4 * itemsize * max(w, 1))
+    return max(1, max(BLOCK_ELEMS // max(w, 1), min(<Py_ssize_t>BLOCK_MERGE_ROWS, fit)))
 
 
 cdef inline int _streams(Py_ssize_t out_bytes, Py_ssize_t run_bytes, int nt) noexcept nogil:
@@ -568,7 +580,7 @@ cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
                     Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
                     int nt) noexcept nogil:
     # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
-    cdef Py_ssize_t g, block_rows = _block_rows(w)
+    cdef Py_ssize_t g, block_rows = _block_rows(w, sizeof(floating))
     if nt <= 1:
         for g in range(groups):
             _group_colstats(x + g * gsize * w, min(gsize, rows - g * gsize), w, block_rows,
@@ -714,7 +726,7 @@ cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *
                       Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
                       int nt) noexcept nogil:
     # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
-    cdef Py_ssize_t g, block_rows = _block_rows(w)
+    cdef Py_ssize_t g, block_rows = _block_rows(w, sizeof(cyr_half))
     if nt <= 1:
         for g in range(groups):
             cyr_bn_group_colstats_f16(x + g * gsize * w, min(gsize, rows - g * gsize), w,
@@ -895,6 +907,13 @@ def backward_fold_threads(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssiz
     cdef Py_ssize_t groups = _cdiv(outer, gsize)
     return _slice_threads(groups, 2 * w,
                           _group_threads(outer, w, groups, resolve_threads(num_threads)))
+
+
+def stats_blocks(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner):
+    """(rows per group, rows per block) of the row layout's statistics for these arrays:
+    for the tests, which must reach groups of several blocks (_group_colstats)."""
+    cdef Py_ssize_t w = C * inner, itemsize = cnp.PyArray_ITEMSIZE(x)
+    return _group_rows(outer, w, 4 * w, itemsize), _block_rows(w, itemsize)
 
 
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,

@@ -2,8 +2,9 @@
 shape derived from the cache planner's sizes (cyrelu._parallel.cache_info(), which
 CYRELU_L2_BYTES / CYRELU_L3_BYTES override), never from this CPU's: per channel with the
 slab in cache, per channel with the statistics in L2-sized row chunks, the pipelined
-per-channel backward, and the row layout with its output kept in cache or streamed, and
-with its backward's group sums folded by several threads.  Each
+per-channel backward, and the row layout with its output kept in cache or streamed, with its
+backward's group sums folded by several threads, and with its statistics taken in several
+blocks per row group.  Each
 is checked against the float64 NumPy reference and for the same bits with 1, 2 and 3
 threads; the whole set is run again in fresh processes under a 512 KiB and a 2 MiB L2."""
 
@@ -41,7 +42,21 @@ def path_shapes(itemsize):
         # groups' sums in parallel slices of columns (the planner's constants, not the
         # cache's: checked below)
         "rows folded": ((1021, 1024), 1),
+        # row layout whose groups each take their statistics in two blocks and part of a
+        # third, merged in block order (the block rows follow the L2: checked below)
+        "rows blocked": (blocked_shape(itemsize), 1),
     }
+
+
+def blocked_shape(itemsize):
+    """(rows, 16384): rows so wide that their scratch allows only a few row groups, and
+    enough of them for each group to hold two blocks of the statistics and part of a
+    third."""
+    dtype = {2: np.float16, 4: np.float32, 8: np.float64}[itemsize]
+    w = 16384
+    groups = 8  # the scratch budget's: SCRATCH_MIN_BYTES // (4 * w * 8)
+    block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), 1, w, 1)[1]
+    return (groups * (2 * block_rows + (block_rows + 1) // 2), w)
 
 
 def check_path(path, dtype, rng):
@@ -71,6 +86,10 @@ def check_path(path, dtype, rng):
         folds = [_batchnorm.backward_fold_threads(np.empty(1, dtype), outer, C, inner, nt)
                  for nt in THREADS]  # fmt: skip
         assert folds == list(THREADS), (path, shape, folds)
+    if path == "rows blocked":
+        group_rows, block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), outer, C, inner)
+        partial = block_rows == 1 or group_rows % block_rows
+        assert group_rows > 2 * block_rows and partial, (path, shape, plan)
     if path == "channel pipelined":
         for nt in THREADS:
             assert _batchnorm.backward_pipelined(np.empty(1, dtype), outer, C, inner, False, nt)
@@ -129,6 +148,7 @@ PATHS = [
     "rows cached",
     "rows streamed",
     "rows folded",
+    "rows blocked",
 ]
 
 
