@@ -34,7 +34,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memcpy, memset
 cimport numpy as cnp
 import numpy as np
 
@@ -53,6 +53,7 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_ACT_NONE  # no activation (cyrelu/cuda/activation_table.h)
     int CYR_BN_GATE_AT_OUTPUT  # added to elu's, celu's, selu's code: the gate from the output
     enum: CYR_BN_CARRY  # doubles of a channel's first statistics pass, carried to the next
+    enum: CYR_BN_COEF_EXT_BYTES  # the row layout's coefficients' repeated tail (_row_coefs)
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
     void cyr_bn_chan_merge(double na, double *mean_a, double *m2_a, double nb,
@@ -509,6 +510,39 @@ cdef void _affine_coefs(_Chan mean, const double *invstd, _Chan w, _Chan b, Py_s
             _set(shift, f32, i, sh)
 
 
+cdef inline Py_ssize_t _coef_bytes(Py_ssize_t n, int f32) noexcept nogil:
+    """Bytes of one array of n per-column coefficients with its repeated tail and room to
+    shift it within a line (_row_coefs)."""
+    return _lines(n * (4 if f32 else 8) + CYR_BN_COEF_EXT_BYTES) + 64
+
+
+cdef char *_row_coefs(char *base, const void *y, Py_ssize_t itemsize, int f32,
+                      int stream) noexcept nogil:
+    """Where one array of the row layout's coefficients starts in its block (base, on a
+    line, of _coef_bytes).  Where the output streams (_rows_stream), at the output's
+    offset within its 64-byte line, in elements, so that a streamed tile, which starts
+    on a line, reads its coefficients from a line too (batchnorm.h,
+    CYR_BN_COEF_EXT_BYTES).  Elsewhere on the line, where each row's loop starts
+    (shifted there, a (1000, 100) float32 inference forward in L2 took 1.15x the time);
+    and so for float16 data, normalised in float tiles that start on a line with a row."""
+    cdef Py_ssize_t e = (<size_t>y % 64) // itemsize
+    if itemsize == 2 or not stream:
+        return base
+    return base + (e * (4 if f32 else 8)) % 64
+
+
+cdef void _repeat_coefs(void *p, int f32, Py_ssize_t w) noexcept nogil:
+    """The repeated tail of one coefficient array of w columns: element w + j is element
+    j, for CYR_BN_COEF_EXT_BYTES (batchnorm.h)."""
+    cdef Py_ssize_t size = 4 if f32 else 8
+    cdef Py_ssize_t n = CYR_BN_COEF_EXT_BYTES // size, done = 0, m
+    cdef char *c = <char *>p
+    while done < n:  # in pieces of at most w, each copied from w elements before it
+        m = min(w, n - done)
+        memcpy(c + (w + done) * size, c + done * size, m * size)
+        done += m
+
+
 cdef void _gate_coefs(bint from_z, _Chan mean, const double *invstd, _Chan w, _Chan b,
                       Py_ssize_t C, Py_ssize_t rep, int f32, void *sc,
                       void *sh) noexcept nogil:
@@ -644,6 +678,14 @@ cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_s
                                 act, alpha, beta, mean, var, stream, nt)
 
 
+cdef inline int _rows_stream(const void *x, const void *y, Py_ssize_t outer, Py_ssize_t w,
+                             Py_ssize_t itemsize, int nt) noexcept nogil:
+    """Whether the row layout's normalising pass (_normalise) streams its output."""
+    cdef int mt = _row_threads(outer, w, nt)
+    cdef Py_ssize_t chunk = _cdiv(outer, min(outer, <Py_ssize_t>mt * CHUNKS_PER_THREAD))
+    return y != x and _streams(outer * w * itemsize, chunk * w * itemsize, mt)
+
+
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
                      Py_ssize_t inner, const floating *scale, const floating *shift, int act,
                      floating a, floating b, int nt) noexcept nogil:
@@ -666,12 +708,10 @@ cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_
                                   b, stream)
     else:
         w = C * inner
+        stream = _rows_stream(x, y, outer, w, sizeof(floating), nt)
         nt = _row_threads(outer, w, nt)
         nchunks = min(outer, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
         chunk = _cdiv(outer, nchunks)
-        stream = (<const void *>y != <const void *>x
-                  and _streams(outer * w * <Py_ssize_t>sizeof(floating),
-                               chunk * w * <Py_ssize_t>sizeof(floating), nt))
         if nt <= 1:
             _affine_rows(act, x, y, outer, w, scale, shift, a, b, stream)
             return
@@ -1118,9 +1158,9 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
         groups = _cdiv(outer, gsize)
         gstride = _line_pad(4 * w)
         group_bytes = groups * gstride * 8
-        coef_bytes = _lines(w * (4 if f32 else 8))
+        coef_bytes = _coef_bytes(w, f32)
     # per channel: mean, var, invstd; the row layout adds the groups' statistics, then,
-    # in the same bytes, scale and shift per column
+    # in the same bytes, scale and shift per column (_row_coefs)
     cdef Py_ssize_t cb = _lines(C * 8)
     cdef void *block
     cdef char *s = _scratch(3 * cb + max(group_bytes, 2 * coef_bytes), &block)
@@ -1128,7 +1168,9 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
     cdef double *var = <double *>(s + cb)
     cdef double *invstd = <double *>(s + 2 * cb)
     cdef double *gs = <double *>(s + 3 * cb)
-    cdef char *scale = s + 3 * cb
+    cdef int st = rows and _rows_stream(xp, yp, outer, w, itemsize, nt)
+    cdef char *scale = _row_coefs(s + 3 * cb, yp, itemsize, f32, st)
+    cdef char *shift = _row_coefs(s + 3 * cb + coef_bytes, yp, itemsize, f32, st)
     with nogil:
         if rows:
             _row_stats(typenum, xp, outer, C, inner, gs, gstride, gsize, groups, nt, mean, var)
@@ -1139,10 +1181,11 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
                        stream, tnt)
         _finish_train(mean, var, eps, momentum, <double>(outer * inner), C, rm, rv, invstd)
         if rows:
-            _affine_coefs(_doubles(mean), invstd, wa, ba, C, inner, f32, scale,
-                          scale + coef_bytes)
-            _normalise_any(typenum, xp, yp, outer, C, inner, scale, scale + coef_bytes, act,
-                           alpha, beta, nt)
+            _affine_coefs(_doubles(mean), invstd, wa, ba, C, inner, f32, scale, shift)
+            _repeat_coefs(scale, f32, w)
+            _repeat_coefs(shift, f32, w)
+            _normalise_any(typenum, xp, yp, outer, C, inner, scale, shift, act, alpha, beta,
+                           nt)
         _store(sm, _doubles(mean), C)
         _store(si, _doubles(invstd), C)
     free(block)
@@ -1160,15 +1203,25 @@ cdef int _normalise_by(cnp.ndarray x, cnp.ndarray y, Py_ssize_t outer, Py_ssize_
     # scale / shift per channel, or per column in the row layout
     cdef Py_ssize_t rep = 1 if inner >= CHANNEL_MIN_INNER else inner
     cdef int f32 = typenum != cnp.NPY_FLOAT64
-    cdef Py_ssize_t coef_bytes = _lines(C * rep * (4 if f32 else 8))
+    cdef Py_ssize_t coef_bytes = _coef_bytes(C * rep, f32)
+    cdef Py_ssize_t itemsize = cnp.PyArray_ITEMSIZE(x)
     cdef void *block
     cdef char *s
+    cdef char *scale
+    cdef char *shift
+    cdef int st
     if outer * C * inner == 0:
         return 0
     s = _scratch(2 * coef_bytes, &block)
+    st = inner < CHANNEL_MIN_INNER and _rows_stream(xp, yp, outer, C * inner, itemsize, nt)
+    scale = _row_coefs(s, yp, itemsize, f32, st)
+    shift = _row_coefs(s + coef_bytes, yp, itemsize, f32, st)
     with nogil:
-        _affine_coefs(mean, invstd, w, b, C, rep, f32, s, s + coef_bytes)
-        _normalise_any(typenum, xp, yp, outer, C, inner, s, s + coef_bytes, act, alpha, beta, nt)
+        _affine_coefs(mean, invstd, w, b, C, rep, f32, scale, shift)
+        if inner < CHANNEL_MIN_INNER:  # the row layout's (_row_coefs)
+            _repeat_coefs(scale, f32, C * rep)
+            _repeat_coefs(shift, f32, C * rep)
+        _normalise_any(typenum, xp, yp, outer, C, inner, scale, shift, act, alpha, beta, nt)
     free(block)
     return 0
 

@@ -326,12 +326,23 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_inplace_impl)(int act, CYR
 }
 
 /* n elements of a run of contiguous rows of w columns, the first at column j0 (< w):
- * y[i] = act(x[i] * scale[col] + shift[col]), y distinct from x, row by row piece. */
+ * y[i] = act(x[i] * scale[col] + shift[col]), y distinct from x: one loop where the
+ * coefficients' repeated tail reaches (CYR_BN_COEF_EXT_N), else row by row piece. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_cols_pieces)(int act, const CYR_T *x, CYR_T *y,
                                                              Py_ssize_t j0, Py_ssize_t n,
                                                              Py_ssize_t w, const CYR_T *scale,
                                                              const CYR_T *shift, CYR_BN_PAR a) {
     Py_ssize_t i = 0, j = j0;
+    if (j0 + n <= w + CYR_BN_COEF_EXT_N(CYR_T)) {
+        switch (act) {
+#define CYR_BN_CALL(ACT) \
+    CYR_NAME(bn_affine_cols_impl)(ACT, x, y, n, scale + j0, shift + j0, a)
+        CYR_BN_FORWARD_ACTIVATIONS(CYR_BN_FCASE_)
+        default: CYR_BN_CALL(CYR_ACT_NONE); break;
+#undef CYR_BN_CALL
+        }
+        return;
+    }
     while (i < n) {
         const Py_ssize_t len = n - i < w - j ? n - i : w - j;
         switch (act) {

@@ -280,7 +280,9 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
         gsh[j] = 0;
     }
     double *cs = xmalloc((size_t)(4 * W) * sizeof(double));
-    CT *colp = xmalloc((size_t)(4 * W) * sizeof(CT));
+    /* 4 * W coefficients, or two arrays of W and their repeated tails
+     * (CYR_BN_COEF_EXT_N, batchnorm.h) */
+    CT *colp = xmalloc((size_t)(4 * W + 2 * CYR_BN_COEF_EXT_N(CT)) * sizeof(CT));
     uint64_t s = seed;
     char what[96];
     for (Py_ssize_t o = 0; o < O; ++o)
@@ -416,9 +418,9 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             if (ok) pass();
             ok = 1;
             {
-                CT *scale = colp, *shift = colp + W;
-                for (Py_ssize_t j = 0; j < W; ++j) {
-                    const Py_ssize_t c = j / I;
+                CT *scale = colp, *shift = colp + W + CYR_BN_COEF_EXT_N(CT);
+                for (Py_ssize_t j = 0; j < W + CYR_BN_COEF_EXT_N(CT); ++j) {
+                    const Py_ssize_t c = j % W / I;
                     scale[j] = (CT)(w[c] * invstd[c]);
                     shift[j] = (CT)(b[c] - mean[c] * (w[c] * invstd[c]));
                 }
