@@ -301,23 +301,23 @@ cdef inline void _dot_cols(int act, const floating *dy, const floating *x, const
 
 cdef inline void _dx_cols(int act, int train, const floating *dy, const floating *x,
                           const floating *y, floating *dx, Py_ssize_t rows, Py_ssize_t w,
-                          const floating *p, floating a, floating b, const floating *sc,
-                          const floating *sh, int stream) noexcept nogil:
-    # p: 4 * w parameters per column: mean, k, mdy, A
+                          const floating *p, Py_ssize_t ps, floating a, floating b,
+                          const floating *sc, const floating *sh, int stream) noexcept nogil:
+    # p: 4 arrays, ps elements apart, of parameters per column: mean, k, mdy, A
     if floating is float:
         if stream:
-            cyr_bn_dx_cols_stream_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a, b, sc, sh)
+            cyr_bn_dx_cols_stream_f32(act, train, dy, x, y, dx, rows, w, p, p + ps,
+                                      p + 2 * ps, p + 3 * ps, a, b, sc, sh)
         else:
-            cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a, b, sc, sh)
+            cyr_bn_dx_cols_f32(act, train, dy, x, y, dx, rows, w, p, p + ps, p + 2 * ps,
+                               p + 3 * ps, a, b, sc, sh)
     else:
         if stream:
-            cyr_bn_dx_cols_stream_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                                      p + 3 * w, a, b, sc, sh)
+            cyr_bn_dx_cols_stream_f64(act, train, dy, x, y, dx, rows, w, p, p + ps,
+                                      p + 2 * ps, p + 3 * ps, a, b, sc, sh)
         else:
-            cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w,
-                               p + 3 * w, a, b, sc, sh)
+            cyr_bn_dx_cols_f64(act, train, dy, x, y, dx, rows, w, p, p + ps, p + 2 * ps,
+                               p + 3 * ps, a, b, sc, sh)
 
 
 # ---- helpers ------------------------------------------------------------------------
@@ -561,19 +561,22 @@ cdef void _gate_coefs(bint from_z, _Chan mean, const double *invstd, _Chan w, _C
 
 cdef void _dx_params(const double *sums, double n, const double *mean, const double *invstd,
                      const double *w, int train, Py_ssize_t C, Py_ssize_t inner, int f32,
-                     void *params) noexcept nogil:
-    """Row layout: the per-column parameters of the input gradient, a contiguous
-    (4, C * inner) float32 (f32) or float64 buffer: mean, then k, mean(g) and A
-    (cyr_bn_dx_coefs), each repeated for the inner columns of its channel."""
-    cdef Py_ssize_t c, i, W = C * inner
+                     void *params, Py_ssize_t ps) noexcept nogil:
+    """Row layout: the per-column parameters of the input gradient, four float32 (f32)
+    or float64 arrays of C * inner columns, ps elements apart: mean, then k, mean(g) and
+    A (cyr_bn_dx_coefs), each repeated for the inner columns of its channel, each with
+    its repeated tail (_repeat_coefs)."""
+    cdef Py_ssize_t c, i, W = C * inner, size = 4 if f32 else 8
     cdef double v[4]
     cdef int r
     for c in range(C):
         v[0] = mean[c]
         cyr_bn_dx_coefs(&sums[2 * c], n, invstd[c], w[c], train, &v[1], &v[2], &v[3])
         for r in range(4):
-            for i in range(r * W + c * inner, r * W + (c + 1) * inner):
+            for i in range(r * ps + c * inner, r * ps + (c + 1) * inner):
                 _set(params, f32, i, v[r])
+    for r in range(4):
+        _repeat_coefs(<char *>params + r * ps * size, f32, W)
 
 
 # ---- training-forward statistics and normalisation ----------------------------------
@@ -859,14 +862,14 @@ cdef void _dot_groups_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y
 
 
 cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, cyr_half *dx,
-                     Py_ssize_t rows, Py_ssize_t w, const float *p, int train, int act,
-                     float a, float b, const float *sc, const float *sh,
+                     Py_ssize_t rows, Py_ssize_t w, const float *p, Py_ssize_t ps, int train,
+                     int act, float a, float b, const float *sc, const float *sh,
                      int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
     nt = _row_threads(rows, w, nt)
     if nt <= 1:
-        cyr_bn_dx_cols_f16(act, train, dy, x, y, dx, rows, w, p, p + w, p + 2 * w, p + 3 * w,
-                           a, b, sc, sh)
+        cyr_bn_dx_cols_f16(act, train, dy, x, y, dx, rows, w, p, p + ps, p + 2 * ps,
+                           p + 3 * ps, a, b, sc, sh)
         return
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
@@ -875,8 +878,8 @@ cdef void _dx_rows_h(const cyr_half *dy, const cyr_half *x, const cyr_half *y, c
         if r0 < rows:
             cyr_bn_dx_cols_f16(act, train, dy + r0 * w, x + r0 * w,
                                (y + r0 * w) if y != NULL else NULL, dx + r0 * w,
-                               min(rows, r0 + chunk) - r0, w, p, p + w, p + 2 * w, p + 3 * w,
-                               a, b, sc, sh)
+                               min(rows, r0 + chunk) - r0, w, p, p + ps, p + 2 * ps,
+                               p + 3 * ps, a, b, sc, sh)
 
 
 # ---- backward -----------------------------------------------------------------------
@@ -1083,47 +1086,54 @@ cdef void _row_sums(int typenum, const void *dy, const void *x, const void *y,
         sums[2 * c + 1] = t1
 
 
+cdef inline int _dx_stream(const void *dy, const void *x, const void *dx, Py_ssize_t rows,
+                           Py_ssize_t w, Py_ssize_t itemsize, int nt) noexcept nogil:
+    """Whether the row layout's input gradient (_dx_rows) streams dx (streaming stores
+    leave the inputs in the cache), which it does unless dx is one of them."""
+    cdef int mt = _row_threads(rows, w, nt)
+    cdef Py_ssize_t chunk = _cdiv(rows, min(rows, <Py_ssize_t>mt * CHUNKS_PER_THREAD))
+    return (dx != dy and dx != x
+            and _streams(rows * w * itemsize, chunk * w * itemsize, mt))
+
+
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
-                   Py_ssize_t rows, Py_ssize_t w, const floating *p, int train, int act,
-                   floating a, floating b, const floating *sc, const floating *sh,
-                   int nt) noexcept nogil:
+                   Py_ssize_t rows, Py_ssize_t w, const floating *p, Py_ssize_t ps,
+                   int train, int act, floating a, floating b, const floating *sc,
+                   const floating *sh, int nt) noexcept nogil:
     cdef Py_ssize_t chunk, t, r0, nchunks
-    cdef int stream
+    cdef int stream = _dx_stream(dy, x, dx, rows, w, sizeof(floating), nt)
     nt = _row_threads(rows, w, nt)
     nchunks = min(rows, <Py_ssize_t>nt * CHUNKS_PER_THREAD)
     chunk = _cdiv(rows, nchunks)
-    # dx streams (streaming stores leave the inputs in the cache) unless it is one of them
-    stream = (<const void *>dx != <const void *>dy and <const void *>dx != <const void *>x
-              and _streams(rows * w * <Py_ssize_t>sizeof(floating),
-                           chunk * w * <Py_ssize_t>sizeof(floating), nt))
     if nt <= 1:
-        _dx_cols(act, train, dy, x, y, dx, rows, w, p, a, b, sc, sh, stream)
+        _dx_cols(act, train, dy, x, y, dx, rows, w, p, ps, a, b, sc, sh, stream)
         return
     for t in prange(nchunks, schedule="dynamic", num_threads=nt):
         r0 = t * chunk
         if r0 < rows:
             _dx_cols(act, train, dy + r0 * w, x + r0 * w, (y + r0 * w) if y != NULL else NULL,
-                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, a, b, sc, sh, stream)
+                     dx + r0 * w, min(rows, r0 + chunk) - r0, w, p, ps, a, b, sc, sh, stream)
 
 
 cdef void _dx_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
-                  Py_ssize_t rows, Py_ssize_t w, const void *p, int train, int act,
-                  double alpha, double beta, const void *sc, const void *sh,
+                  Py_ssize_t rows, Py_ssize_t w, const void *p, Py_ssize_t ps, int train,
+                  int act, double alpha, double beta, const void *sc, const void *sh,
                   int nt) noexcept nogil:
-    """Row layout: the input gradient; p holds the (4, w) per-column parameters of the
-    parameters' type (_dx_params), sc and sh the gate's (_gate_coefs)."""
+    """Row layout: the input gradient; p holds the four arrays of per-column parameters
+    of the parameters' type, ps elements apart (_dx_params), sc and sh the gate's
+    (_gate_coefs), all with their repeated tails (_repeat_coefs)."""
     if typenum == cnp.NPY_FLOAT32:
         _dx_rows[float](<const float *>dy, <const float *>x, <const float *>y, <float *>dx,
-                        rows, w, <const float *>p, train, act, <float>alpha, <float>beta,
-                        <const float *>sc, <const float *>sh, nt)
+                        rows, w, <const float *>p, ps, train, act, <float>alpha,
+                        <float>beta, <const float *>sc, <const float *>sh, nt)
     elif typenum == cnp.NPY_FLOAT16:
         _dx_rows_h(<const cyr_half *>dy, <const cyr_half *>x, <const cyr_half *>y,
-                   <cyr_half *>dx, rows, w, <const float *>p, train, act, <float>alpha,
+                   <cyr_half *>dx, rows, w, <const float *>p, ps, train, act, <float>alpha,
                    <float>beta, <const float *>sc, <const float *>sh, nt)
     else:
         _dx_rows[double](<const double *>dy, <const double *>x, <const double *>y,
-                         <double *>dx, rows, w, <const double *>p, train, act, alpha, beta,
-                         <const double *>sc, <const double *>sh, nt)
+                         <double *>dx, rows, w, <const double *>p, ps, train, act, alpha,
+                         beta, <const double *>sc, <const double *>sh, nt)
 
 
 # ---- the entry points: one per public operation ---------------------------------------
@@ -1309,13 +1319,17 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         gstride = _line_pad(2 * w)
         group_bytes = groups * gstride * 8
         cols_bytes = _lines(w * 8)
-        params_bytes = 4 * w * (4 if f32 else 8)
+        params_bytes = 4 * _coef_bytes(w, f32)
     # per channel: mean, invstd, w and the two sums, then the gate's sc and sh (per
     # column in the row layout); the row layout adds each column's mean and the groups'
     # sums, then, in the same bytes, the (4, W) parameters of the input gradient
     cdef Py_ssize_t cb = _lines(C * 8)
     cdef Py_ssize_t rep = inner if rows else 1
-    cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
+    cdef Py_ssize_t gb_ = _coef_bytes(C * rep, f32)
+    # the row layout's per-column arrays with their repeated tails, at dx's offset in a
+    # line where it streams (_row_coefs); the four of dx ps elements apart
+    cdef int st = rows and not keep and _dx_stream(dyp, xp, dxp, outer, w, itemsize, nt)
+    cdef Py_ssize_t ps = _coef_bytes(w, f32) // (4 if f32 else 8)
     cdef void *block
     cdef char *s = _scratch(5 * cb + 2 * gb_ + max(cols_bytes + group_bytes, params_bytes),
                             &block)
@@ -1323,11 +1337,11 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef double *invstd = <double *>(s + cb)
     cdef double *wv = <double *>(s + 2 * cb)
     cdef double *sums = <double *>(s + 3 * cb)  # (C, 2): 2 * cb bytes
-    cdef void *gsc = s + 5 * cb
-    cdef void *gsh = s + 5 * cb + gb_
+    cdef void *gsc = _row_coefs(s + 5 * cb, dxp, itemsize, f32, st)
+    cdef void *gsh = _row_coefs(s + 5 * cb + gb_, dxp, itemsize, f32, st)
     cdef double *mean_cols = <double *>(s + 5 * cb + 2 * gb_)
     cdef double *gs = <double *>(s + 5 * cb + 2 * gb_ + cols_bytes)
-    cdef char *params = s + 5 * cb + 2 * gb_
+    cdef char *params = _row_coefs(s + 5 * cb + 2 * gb_, dxp, itemsize, f32, st)
     with nogil:
         _load(ma, C, mean)
         _load(ia, C, invstd)
@@ -1335,16 +1349,18 @@ def backward(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
         memset(sums, 0, 2 * C * sizeof(double))
         _gate_coefs(from_z, _doubles(mean), invstd, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
+            _repeat_coefs(gsc, f32, w)
+            _repeat_coefs(gsh, f32, w)
             _row_sums(typenum, dyp, xp, yp, outer, C, inner, mean, mean_cols, act, alpha, beta,
                       gsc, gsh, gs, gstride, gsize, groups, nt, sums, dxp if keep else NULL)
             _dx_params(sums, <double>(outer * inner), mean, invstd, wv, train, C, inner, f32,
-                       params)
+                       params, ps)
             if keep:  # from the gate in dx, in place (the kernels' dy == dx, no activation)
-                _dx_any(typenum, dxp, xp, NULL, dxp, outer, w, params, train, CYR_ACT_NONE,
-                        0.0, 0.0, gsc, gsh, nt)
+                _dx_any(typenum, dxp, xp, NULL, dxp, outer, w, params, ps, train,
+                        CYR_ACT_NONE, 0.0, 0.0, gsc, gsh, nt)
             else:
-                _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta,
-                        gsc, gsh, nt)
+                _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, ps, train, act, alpha,
+                        beta, gsc, gsh, nt)
         elif size:
             # a third array in cache per channel: y, or dx holding the kept gate
             bnt = _backward_plan(outer, C, inner, itemsize, (yp != NULL and yp != xp) or keep,
@@ -1702,8 +1718,10 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     cdef Py_ssize_t w = C * inner, size = outer * w, c
     cdef bint rows = inner < CHANNEL_MIN_INNER
     cdef int f32 = typenum != cnp.NPY_FLOAT64  # the parameters' type (float for float16)
-    cdef Py_ssize_t params_bytes = 4 * w * (4 if f32 else 8) if rows else 0
+    cdef Py_ssize_t params_bytes = 4 * _coef_bytes(w, f32) if rows else 0
+    cdef Py_ssize_t ps = _coef_bytes(w, f32) // (4 if f32 else 8)
     cdef int cnt, stream
+    cdef int st = rows and size > 0 and _dx_stream(dyp, xp, dxp, outer, w, itemsize, nt)
     if act != 0 and yp == NULL:
         raise ValueError("partial_dx: an activation needs y or bias")
     if size == 0:
@@ -1713,24 +1731,26 @@ def partial_dx(cnp.ndarray dy not None, cnp.ndarray x not None, cnp.ndarray y,
     # parameters of dx
     cdef Py_ssize_t cb = _lines(C * 8)
     cdef Py_ssize_t rep = inner if rows else 1
-    cdef Py_ssize_t gb_ = _lines(C * rep * (4 if f32 else 8))
+    cdef Py_ssize_t gb_ = _coef_bytes(C * rep, f32)
     cdef void *block
     cdef char *s = _scratch(3 * cb + 2 * gb_ + params_bytes, &block)
     cdef double *mv = <double *>s
     cdef double *iv = <double *>(s + cb)
     cdef double *wv = <double *>(s + 2 * cb)
-    cdef char *gsc = s + 3 * cb
-    cdef char *gsh = s + 3 * cb + gb_
-    cdef char *params = s + 3 * cb + 2 * gb_
+    cdef char *gsc = _row_coefs(s + 3 * cb, dxp, itemsize, f32, st)
+    cdef char *gsh = _row_coefs(s + 3 * cb + gb_, dxp, itemsize, f32, st)
+    cdef char *params = _row_coefs(s + 3 * cb + 2 * gb_, dxp, itemsize, f32, st)
     with nogil:
         _load(ma, C, mv)
         _load(ia, C, iv)
         _load(wa, C, wv)
         _gate_coefs(from_z, _doubles(mv), iv, wa, ba, C, rep, f32, gsc, gsh)
         if rows:
-            _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params)
-            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, train, act, alpha, beta, gsc,
-                    gsh, nt)
+            _repeat_coefs(gsc, f32, w)
+            _repeat_coefs(gsh, f32, w)
+            _dx_params(sp, n, mv, iv, wv, train, C, inner, f32, params, ps)
+            _dx_any(typenum, dyp, xp, yp, dxp, outer, w, params, ps, train, act, alpha, beta,
+                    gsc, gsh, nt)
         else:
             cnt = <int>min(<Py_ssize_t>threads_for(size, ELEMENTWISE_GRAIN, nt), C)
             stream = _streams(size * itemsize, inner * itemsize, cnt)

@@ -1394,16 +1394,18 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const CYR_T *dy,
 }
 
 /* n elements of runs of contiguous rows of w columns, the first at column j0 (< w): dx
- * as bn_dx_cols, row by row piece. */
+ * as bn_dx_cols, in one loop where the per-column parameters' repeated tail reaches
+ * (CYR_BN_COEF_EXT_N: the four of dx and the gate's), else row by row piece. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, const CYR_T *dy,
                                                        const CYR_T *x, const CYR_T *y,
                                                        CYR_T *dx, Py_ssize_t j0, Py_ssize_t n,
                                                        Py_ssize_t w, const CYR_T *mean,
                                                        const CYR_T *k, const CYR_T *mdy,
                                                        const CYR_T *A, CYR_BN_GATEP a) {
+    const int whole = !CYR_BN_IS_TILED_BW(act) && j0 + n <= w + CYR_BN_COEF_EXT_N(CYR_T);
     Py_ssize_t i = 0, j = j0;
     while (i < n) {
-        const Py_ssize_t len = n - i < w - j ? n - i : w - j;
+        const Py_ssize_t len = whole ? n : (n - i < w - j ? n - i : w - j);
         if (CYR_BN_IS_TILED_BW(act)) {
             CYR_NAME(bn_dx_cols_tiled)(act, train, dy + i, x + i, y + i, dx + i, 1, len, len,
                                        mean + j, k + j, mdy + j, A + j,
