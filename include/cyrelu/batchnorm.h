@@ -237,13 +237,14 @@ CYR_INLINE void cyr_bn_prefetchw_run(void *p, Py_ssize_t bytes) {
  * time, NCHW (32, 64, 56, 56) float32, 2 threads, Zen 4) */
 #define CYR_BN_ACT_TILE_BYTES 4096
 #define CYR_BN_ACT_TILE_N(T) ((Py_ssize_t)(CYR_BN_ACT_TILE_BYTES / sizeof(T)))
-/* The row layout's per-column coefficient arrays (scale and shift: the Python layer's
- * _row_coefs) hold CYR_BN_COEF_EXT_BYTES more than their w columns, repeating them
- * (element w + j is element j), and start at the output's offset within a 64-byte line:
- * a tile that wraps from one row into the next then runs as one loop over aligned
- * coefficients instead of one loop per row piece (an output one 16-byte step off the
- * line, as NumPy allocates large arrays, took 1.37x the aligned time with 64 columns,
- * one thread, Zen 5). */
+/* The row layout's per-column arrays (the forward's scale and shift, the backward's four
+ * parameters of dx and its gate's sc and sh: the Python layer's _row_coefs) hold
+ * CYR_BN_COEF_EXT_BYTES more than their w columns, repeating them (element w + j is
+ * element j), and where the output streams they start at its offset within a 64-byte
+ * line: a streamed tile that wraps from one row into the next then runs as one loop
+ * over coefficients on its lines instead of one loop per row piece (an output one
+ * 16-byte step off the line, as NumPy allocates large arrays, took 1.37x the aligned
+ * time with 64 columns, one thread, Zen 5). */
 #define CYR_BN_COEF_EXT_BYTES 4096
 #define CYR_BN_COEF_EXT_N(T) ((Py_ssize_t)(CYR_BN_COEF_EXT_BYTES / sizeof(T)))
 #define CYR_BN_STREAM_TILE_N_(act) \
