@@ -308,7 +308,7 @@ CYR_SPF_ float cyr_silu_fwd_f(float x, float a, float b)
     float uq = cyr_negmax_f_(cyr_negabs_f_(x), -CYR_F_TAIL);
     int k, neg = x < 0.0f;
     float p = cyr_expr0_f_(uq, &k), s = cyr_pow2_64_f_(k);
-    float d = 1.0f + (1.0f + p) * s * CYR_F_2M64; /* 1 + e, e = e^-|x| */
+    float d = 1.0f + (1.0f + p) * (s * CYR_F_2M64); /* 1 + e, e = e^-|x| */
     (void)a;
     (void)b;
     return (cyr_sel_f_(neg, cyr_mul1p_f_(uq, p) * s, x) / d) * (neg ? CYR_F_2M64 : 1.0f);
@@ -319,7 +319,7 @@ CYR_SPF_ float cyr_silu_grad_f(float x, float a, float b)
     float u = cyr_negabs_f_(x), uq = u < -CYR_F_TAIL ? -CYR_F_TAIL : u; /* NaN kept */
     int k, neg = x < 0.0f;
     float p = cyr_expr0_f_(uq, &k), s = cyr_pow2_64_f_(k);
-    float e = (1.0f + p) * s * CYR_F_2M64, d = 1.0f + e;
+    float e = (1.0f + p) * (s * CYR_F_2M64), d = 1.0f + e;
     (void)a;
     (void)b;
     return (cyr_sel_f_(neg, cyr_mul1p_f_((1.0f + uq) + e, p) * s, d - uq * e) / (d * d)) * (neg ? CYR_F_2M64 : 1.0f);
@@ -347,7 +347,7 @@ CYR_SPF_ float cyr_softplus_grad_f(float x, float a, float b)
     float h = cyr_negabs_f_(z), l = cyr_negabs_lo_f_(z, zl);
     int clamp = h < CYR_F_EXP_LO, pos = z > 0.0f, k;
     float p = cyr_expr_f_(clamp ? CYR_F_EXP_LO : h, cyr_sel_f_(clamp, 0.0f, l), &k), m = 1.0f + p;
-    float s = cyr_pow2_64_f_(k), d = 1.0f + m * s * CYR_F_2M64;
+    float s = cyr_pow2_64_f_(k), d = 1.0f + m * (s * CYR_F_2M64);
     float sg = (cyr_sel_f_(pos, 1.0f, m * s) / d) * (pos ? 1.0f : CYR_F_2M64);
     return z > b ? 1.0f : sg;
 }
@@ -403,7 +403,7 @@ CYR_SPF_ float cyr_gelu_tanh_f_(float x, int grad)
     l = cyr_sel_f_(clamp, 0.0f, cyr_negabs_lo_f_(z, zl));
     p = cyr_expr_f_(clamp ? -CYR_F_TAIL : h, l, &k);
     s = cyr_pow2_64_f_(k);
-    e = (1.0f + p) * s * CYR_F_2M64;
+    e = (1.0f + p) * (s * CYR_F_2M64);
     d = 1.0f + e;
     if (!grad)
         return (cyr_sel_f_(neg, cyr_mul1p_f_(xq, p) * s, x) / d) * (neg ? CYR_F_2M64 : 1.0f);
