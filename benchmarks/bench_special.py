@@ -9,8 +9,17 @@ instruction set the CPU has (AVX2 + FMA, AVX-512), and times over n float32 valu
   bwd   y[i] = g[i] * f'(x[i])   (what a backward kernel does)
 against torch.nn.functional's forward and aten's *_backward with
 torch.set_num_threads(1), in the same run (the minimum of --repeat runs each, in
-ns/element).  The figures are a proxy: the integrated kernels add their own loop
-structure.  The targets (issue #12): each forward at most 0.83x torch's, each
+ns/element).
+
+    python benchmarks/bench_special.py --against DIR
+
+compares the header with another copy of it instead (DIR holds an
+activation_special.h, e.g. from `git show REV:cyrelu/cuda/activation_special.h`): both
+are compiled and their loops called in turn, in a new order every round, in one
+process, so the ratios hold however fast the machine is at the moment.
+
+The figures are a proxy: the integrated kernels add their own loop structure.  The
+targets (issue #12): each forward at most 0.83x torch's, each
 backward at most 1.5x its own forward.
 """
 
@@ -18,6 +27,7 @@ import argparse
 import ctypes
 import os
 import pathlib
+import random
 import shutil
 import subprocess
 import tempfile
@@ -67,7 +77,7 @@ ISAS = [
 ]
 
 
-def build(directory):
+def build(directory, header_dir=HEADER_DIR):
     src = pathlib.Path(directory) / "bench_special.c"
     src.write_text(SOURCE)
     cc = os.environ.get("CC", "cc").split()
@@ -86,7 +96,7 @@ def build(directory):
             "-shared",
             "-fPIC",
             *flags,
-            "-I" + str(HEADER_DIR),
+            "-I" + str(header_dir),
             str(src),
             "-o",
             str(so),
@@ -130,12 +140,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--against", metavar="DIR", help="compare with DIR/activation_special.h")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.n).astype(np.float32) * 3
     g = rng.standard_normal(args.n).astype(np.float32)
     y = np.empty_like(x)
     n = args.n
+    if args.against:
+        compare(pathlib.Path(args.against), x, g, y, args.repeat)
+        return
     try:
         import torch
 
@@ -169,6 +183,41 @@ def main():
                 bw = best(lambda: bwd(gp, xp, yp, ctypes.c_long(n), ca, cb), args.repeat) / n * 1e9
                 row += f" {f:11.3f} {bw:11.3f} {bw / f:7.2f} {f / tf:9.2f}"
             print(row)
+
+
+def compare(other_dir, x, g, y, repeat):
+    """Each loop of other_dir's header and of this one, called in turn (shuffled)."""
+    if not (other_dir / "activation_special.h").is_file():
+        raise SystemExit(f"no activation_special.h in {other_dir}")
+    n = x.size
+    xp, gp, yp = (a.ctypes.data_as(ctypes.c_void_p) for a in (x, g, y))
+    with tempfile.TemporaryDirectory() as d0, tempfile.TemporaryDirectory() as d1:
+        libs = {"other": build(d0, other_dir), "this": build(d1)}
+        print(f"ns/element over {n} float32, one thread, best of {repeat} interleaved calls:")
+        print(f"{other_dir}/activation_special.h -> this one")
+        rand = random.Random(0)
+        for isa in libs["this"]:
+            print(isa)
+            for label, stem, a, b in CASES:
+                ca, cb, cn = ctypes.c_float(a), ctypes.c_float(b), ctypes.c_long(n)
+                row = f"  {label:10s}"
+                for kind in ("fwd", "bwd"):
+                    calls = {}
+                    for k, lib in libs.items():
+                        f = getattr(lib[isa], f"{stem}_{kind}")
+                        head = (xp, yp) if kind == "fwd" else (gp, xp, yp)
+                        calls[k] = lambda f=f, head=head: f(*head, cn, ca, cb)
+                    t = {k: float("inf") for k in calls}
+                    order = list(calls)
+                    for _ in range(repeat):
+                        rand.shuffle(order)
+                        for k in order:
+                            t0 = time.perf_counter()
+                            calls[k]()
+                            t[k] = min(t[k], time.perf_counter() - t0)
+                    old, new = t["other"] / n * 1e9, t["this"] / n * 1e9
+                    row += f"  {kind} {old:.3f} -> {new:.3f} ({new / old:.2f}x)"
+                print(row)
 
 
 if __name__ == "__main__":
