@@ -681,12 +681,19 @@ cdef void _train_any(int typenum, const void *x, void *y, Py_ssize_t outer, Py_s
                                 act, alpha, beta, mean, var, stream, nt)
 
 
+cdef inline int _row_pass_streams(Py_ssize_t rows, Py_ssize_t w, Py_ssize_t itemsize,
+                                  int nt) noexcept nogil:
+    """Whether a row-layout pass over rows x w (_normalise, _dx_rows), in the chunks
+    those cut, streams an output distinct from its inputs."""
+    cdef int mt = _row_threads(rows, w, nt)
+    cdef Py_ssize_t chunk = _cdiv(rows, min(rows, <Py_ssize_t>mt * CHUNKS_PER_THREAD))
+    return _streams(rows * w * itemsize, chunk * w * itemsize, mt)
+
+
 cdef inline int _rows_stream(const void *x, const void *y, Py_ssize_t outer, Py_ssize_t w,
                              Py_ssize_t itemsize, int nt) noexcept nogil:
     """Whether the row layout's normalising pass (_normalise) streams its output."""
-    cdef int mt = _row_threads(outer, w, nt)
-    cdef Py_ssize_t chunk = _cdiv(outer, min(outer, <Py_ssize_t>mt * CHUNKS_PER_THREAD))
-    return y != x and _streams(outer * w * itemsize, chunk * w * itemsize, mt)
+    return y != x and _row_pass_streams(outer, w, itemsize, nt)
 
 
 cdef void _normalise(const floating *x, floating *y, Py_ssize_t outer, Py_ssize_t C,
@@ -1090,10 +1097,7 @@ cdef inline int _dx_stream(const void *dy, const void *x, const void *dx, Py_ssi
                            Py_ssize_t w, Py_ssize_t itemsize, int nt) noexcept nogil:
     """Whether the row layout's input gradient (_dx_rows) streams dx (streaming stores
     leave the inputs in the cache), which it does unless dx is one of them."""
-    cdef int mt = _row_threads(rows, w, nt)
-    cdef Py_ssize_t chunk = _cdiv(rows, min(rows, <Py_ssize_t>mt * CHUNKS_PER_THREAD))
-    return (dx != dy and dx != x
-            and _streams(rows * w * itemsize, chunk * w * itemsize, mt))
+    return dx != dy and dx != x and _row_pass_streams(rows, w, itemsize, nt)
 
 
 cdef void _dx_rows(const floating *dy, const floating *x, const floating *y, floating *dx,
