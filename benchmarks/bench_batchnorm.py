@@ -16,9 +16,9 @@ torch's ``copy_`` (impl "torch-copy"): the floor a memory-bound kernel is judged
 Every activation with BatchNorm, (32, 64, 56, 56) NCHW float32 (impl "cyrelu-<name>"): the
 training forward with ``activation=<name>`` and its backward with ``bias=`` (the derivative
 at the pre-activation, recomputed in the backward's own passes: in the loops for the
-members of CYR_BN_BACKWARD_ACTIVATIONS, through L1 tiles for the others), and for the members
-whose derivative the output gives, the backward with ``output=`` too (impl
-"cyrelu-<name>-output"), and for the members taken through the tiles, the same backward
+members of CYR_BN_BACKWARD_LOOP_ACTIVATIONS, through L1 tiles for the smooth ones), and for
+the members whose derivative the output gives, the backward with ``output=`` too (impl
+"cyrelu-<name>-output"), and for the others, the same backward
 composed by hand from the public functions (impl "cyrelu-<name>-composed": the
 pre-activation, the activation's backward, BatchNorm's backward), beside BatchNorm alone
 (impl "cyrelu") in the same rounds: the ratio to BatchNorm alone is read between rows of
@@ -192,7 +192,7 @@ def _activation_rows(ctx, rng):
             bwd[impl] = lambda name=name, src=src: cyrelu.batch_norm_backward(
                 dy, x, sm, si, w, activation=name, out=dx, num_threads=nt, **src
             )
-        if name not in _activation_table.BN_BACKWARD:  # taken through the kernels' tiles
+        if name not in _activation_table.BN_BACKWARD:  # bias= only: beside it, composed
             bwd["cyrelu-%s-composed" % name] = lambda name=name: _composed_backward(
                 name, dy, x, sm, si, w, b, z, dx, nt
             )

@@ -167,14 +167,17 @@ def fused_backward_z(activation: object, bias: object, dtype: object = None) -> 
     """Whether the BatchNorm kernels (NumPy data) fuse ``activation`` into the backward
     at the pre-activation they recompute from x, the statistics, weight and ``bias``, for
     data of ``dtype``: with ``bias`` given, any activation of the table for float32 and
-    float64 data (CYR_BN_BACKWARD_ACTIVATIONS in the kernels' loops, the others through
-    L1 tiles, their gate kept in dx between the passes), those of CYR_BN_BACKWARD_ACTIVATIONS
-    for float16 data.  float16 data cannot keep a float gate in its dx, and taking the
-    derivative in both passes was slower than the composed path (hardswish 1.55-1.91x
-    BatchNorm's backward alone against 1.23-1.56x, gelu 3.6-5.3x against 2.6-3.8x; 2
-    threads, Zen 4).  ``dtype`` None: any activation of the table, whatever the data's
-    dtype.  Used where the output cannot give the derivative (:func:`fused_backward`,
-    which keeps the forward's own values, is preferred)."""
+    float64 data (CYR_BN_BACKWARD_LOOP_ACTIVATIONS, the relu family, hardsigmoid and
+    hardswish, in the kernels' loops; the smooth ones through L1 tiles, their gate kept in
+    dx between the passes), those of CYR_BN_BACKWARD_ACTIVATIONS for float16 data.
+    float16 data cannot keep a float gate in its dx, and taking the derivative in both
+    passes was slower than the composed path for the smooth ones (gelu 3.6-5.3x
+    BatchNorm's backward alone against 2.6-3.8x; 2 threads, Zen 4) and no faster for
+    hardsigmoid and hardswish in the loops (hardswish 1.35-2.15x against 1.23-1.93x:
+    faster on NCHW, slower on (4096, 1024); Zen 5).  ``dtype`` None: any activation of
+    the table, whatever the data's dtype.  Used where the output cannot give the
+    derivative (:func:`fused_backward`, which keeps the forward's own values, is
+    preferred)."""
     if bias is None or not isinstance(activation, str):
         return False
     if dtype is None:  # a backend's kernels (BATCH_NORM_BACKWARD_FROM_BIAS): any dtype

@@ -777,7 +777,7 @@ def test_instruction_set_copies_give_identical_bits():
     """CYRELU_ISA caps the runtime dispatch: every compiled copy of the BatchNorm kernels
     (baseline, AVX2, AVX-512 where the CPU has them) must give the same bits, for
     float32, float64 and float16 data, the backward's derivative taken from the output
-    and from ``bias=`` (relu in the kernels' loops; hardswish and gelu through their L1
+    and from ``bias=`` (relu and hardswish in the kernels' loops; gelu through its L1
     tiles).  The row-layout shapes have widths with whole vectors of
     columns and a remainder, and more columns than one gated run (64) of the row
     backward's reduction.  The last two shapes (from the planner's cache sizes) take

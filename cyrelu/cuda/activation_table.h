@@ -63,14 +63,20 @@
  *                                not ""), with the same a and b; the backward kernels
  *                                take it at the output, or at the pre-activation they
  *                                recompute from x with BatchNorm's bias, inside their
- *                                loops.  The CPU kernels take every other activation at
- *                                the pre-activation too, through L1 tiles and the
- *                                activation's own backward loop (CYR_BN_IS_TILED_BW,
- *                                include/cyrelu/batchnorm.h): compiled into every loop,
- *                                hardsigmoid and hardswish alone made the BatchNorm
- *                                extension's code 21% larger (2.47 -> 2.99 MB).  The
- *                                CUDA kernels are instantiated for every activation
- *                                (batchnorm.cu), and take each at the pre-activation.
+ *                                loops
+ *   CYR_BN_BACKWARD_LOOP_ACTIVATIONS  those, and hardsigmoid and hardswish, whose
+ *                                derivatives are as cheap but need the pre-activation
+ *                                (bias=): the ones the CPU backward kernels compile into
+ *                                their loops.  The CPU kernels take every other
+ *                                activation at the pre-activation through L1 tiles and
+ *                                the activation's own backward loop (CYR_BN_IS_TILED_BW,
+ *                                include/cyrelu/batchnorm.h).  In the loops, hardsigmoid
+ *                                and hardswish cost 18% more code in the BatchNorm
+ *                                extension (3.04 -> 3.60 MB) and took their fused
+ *                                backward from 1.4-2.3x BatchNorm's backward alone to
+ *                                1.1-1.5x (docs/performance.md).  The CUDA kernels are
+ *                                instantiated for every activation (batchnorm.cu), and
+ *                                take each at the pre-activation.
  *
  * The BatchNorm kernels are compiled for these only, and Python accepts or refuses an
  * `activation=` by them (cyrelu/_activation_table.py; tests/test_batchnorm_fused.py
@@ -81,6 +87,8 @@
     X(silu, SILU) X(softplus, SOFTPLUS) X(gelu, GELU) X(mish, MISH)
 #define CYR_BN_BACKWARD_ACTIVATIONS(X)                                                     \
     X(relu, RELU) X(leaky_relu, LEAKY_RELU) X(relu6, RELU6) X(hardtanh, HARDTANH)
+#define CYR_BN_BACKWARD_LOOP_ACTIVATIONS(X)                                                \
+    CYR_BN_BACKWARD_ACTIVATIONS(X) X(hardsigmoid, HARDSIGMOID) X(hardswish, HARDSWISH)
 
 #define CYR_ACT_ENUM_(name, NAME, code, params, from_output) CYR_ACT_##NAME = code,
 enum { CYR_ACT_NONE = 0, CYR_ACTIVATIONS(CYR_ACT_ENUM_) CYR_ACT_END_ };

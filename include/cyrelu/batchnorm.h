@@ -47,15 +47,16 @@
 #define CYR_BN_SPECIAL_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
 #define CYR_BN_SPECIAL_MASK (0u CYR_SPECIAL_ACTIVATIONS(CYR_BN_SPECIAL_BIT_))
 #define CYR_BN_IS_SPECIAL(act) ((unsigned)(act) < 32u && ((CYR_BN_SPECIAL_MASK >> (act)) & 1u))
-/* The backward's gate: the activations of CYR_BN_BACKWARD_ACTIVATIONS are compiled into
- * the kernels' loops (one specialised loop each); every other activation of the table
- * is taken at the pre-activation only (src = x, with the forward's scale and shift),
- * through L1 tiles: the pre-activation recomputed into the tile, then the activation's
- * own backward loop over it (bn_tile_gate), then the plain kernel over the gated tile.
- * Their code is then compiled once per copy, not once per kernel (fused into every loop,
- * hardsigmoid and hardswish alone made the extension 21% larger). */
+/* The backward's gate: the activations of CYR_BN_BACKWARD_LOOP_ACTIVATIONS (the relu
+ * family, hardsigmoid, hardswish) are compiled into the kernels' loops (one specialised
+ * loop each); the smooth ones are taken at the pre-activation only (src = x, with the
+ * forward's scale and shift), through L1 tiles: the pre-activation recomputed into the
+ * tile, then the activation's own backward loop over it (bn_tile_gate), then the plain
+ * kernel over the gated tile.  Their code is then compiled once per copy, not once per
+ * kernel (hardsigmoid and hardswish in the loops cost 18% more code; see
+ * activation_table.h). */
 #define CYR_BN_BACKWARD_BIT_(name, NAME) | (1u << CYR_ACT_##NAME)
-#define CYR_BN_BACKWARD_MASK (0u CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_BACKWARD_BIT_))
+#define CYR_BN_BACKWARD_MASK (0u CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_BACKWARD_BIT_))
 #define CYR_BN_IS_TILED_BW(act)                                                            \
     ((act) > CYR_ACT_NONE && (act) < CYR_ACT_END_ && !((CYR_BN_BACKWARD_MASK >> (act)) & 1u))
 /* The backward of float32/float64 data with a tiled activation keeps the gate in dx: the

@@ -126,7 +126,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssiz
 CYR_BN_INLINE CYR_TARGET __m256 CYR_NAME(bn_hgate8)(int act, __m256 g, const cyr_half *y, __m256 sc,
                                                    __m256 sh, __m256 a, __m256 b) {
     switch (act) {
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_H_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_H_CASE_)
     default: return g;
     }
 }
@@ -175,7 +175,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
             gf = CYR_F32(name##_backward_elem)(gv, cyr_h2f_scalar(y[i]) * a.sc[0] + a.sh[0],  \
                                                a.a, a.b);                                      \
             break;
-        CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_T_CASE_)
+        CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_T_CASE_)
 #undef CYR_BN_T_CASE_
         default: break;
         }
@@ -190,7 +190,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc)(int act, const cyr_half *dy,
                                                    CYR_BN_GATEP a, double *s0, double *s1, double *t) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_hdot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -279,7 +279,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdx8)(int act, int train, const cyr_ha
                                                float A, CYR_BN_GATEP a, int stream) {
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_hdx8_impl)(ACT, TRAIN, dy, x, y, dx, n8, mean, k, mdy, A, a, stream)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL

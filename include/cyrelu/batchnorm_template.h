@@ -60,13 +60,13 @@ CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_act)(int act, CYR_T v, CYR_BN_PAR a) 
 CYR_BN_INLINE CYR_TARGET CYR_T CYR_NAME(bn_gate)(int act, CYR_T g, const CYR_T *src, Py_ssize_t i,
                                                  CYR_T sc, CYR_T sh, CYR_BN_GATEP a) {
     switch (act) {
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_GATE_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_GATE_CASE_)
     default: return g;
     }
 }
 #undef CYR_BN_GATE_CASE_
 
-/* The gate of the activations outside CYR_BN_BACKWARD_ACTIVATIONS (CYR_BN_IS_TILED_BW,
+/* The gate of the activations outside CYR_BN_BACKWARD_LOOP_ACTIVATIONS (CYR_BN_IS_TILED_BW,
  * batchnorm.h), into an L1 tile z of n elements, in two steps:
  *   bn_tile_z     z = src * sc + sh, the pre-activation recomputed with the forward's own
  *                 scale and shift (its values bit for bit): one pair (cols 0), or one per
@@ -770,7 +770,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc)(int act, const CYR_T *dy, con
     }
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_acc_impl)(ACT, dy, x, y, n, mean, a, s0, s1, t)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -830,7 +830,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx)(int act, int train, const CYR_T *d
     }
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_impl)(ACT, TRAIN, dy, x, y, dx, n, mean, k, mdy, A, a)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL
@@ -1207,7 +1207,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
     }
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
     }
@@ -1235,7 +1235,7 @@ static CYR_TARGET void CYR_NAME(bn_gate_rows)(int act, const CYR_T *dy, const CY
                                            CYR_T *g) {
     switch (act) {
 #define CYR_BN_CALL(ACT) CYR_NAME(bn_gate_rows_impl)(ACT, dy, y, rows, w, a, g)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE_)
     default: break;
 #undef CYR_BN_CALL
     }
@@ -1347,7 +1347,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_ld)(int act, int train, const 
     }
     switch (act * 2 + (train != 0)) {
 #define CYR_BN_CALL(ACT, TRAIN) CYR_NAME(bn_dx_cols_impl)(ACT, TRAIN, dy, x, y, dx, rows, w, ld, mean, k, mdy, A, a)
-    CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
+    CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE2_)
     case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
     default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL
@@ -1418,7 +1418,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_cols_wrap)(int act, int train, cons
 #define CYR_BN_CALL(ACT, TRAIN)                                                          \
     CYR_NAME(bn_dx_row_impl)(ACT, TRAIN, dy + i, x + i, y ? y + i : NULL, dx + i, len,    \
                              mean + j, k + j, mdy + j, A + j, CYR_NAME(bn_gatep_at)(a, j))
-        CYR_BN_BACKWARD_ACTIVATIONS(CYR_BN_CASE2_)
+        CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE2_)
         case 1: CYR_BN_CALL(CYR_ACT_NONE, 1); break;
         default: CYR_BN_CALL(CYR_ACT_NONE, 0); break;
 #undef CYR_BN_CALL
