@@ -316,8 +316,8 @@ def test_batch_norm_backward_from_bias(client, rng, monkeypatch, shape, axis, ch
     is composed, and the public function gives the backend the call.  relu's and
     hardtanh's derivative at the output is the same, so the result is bitwise the
     backward from output= over the same chunks; leaky_relu with a negative slope, which
-    the output cannot give, and the activations the kernels take through L1 tiles
-    (hardswish, gelu, elu, softplus), against NumPy's backward with bias=."""
+    the output cannot give, hardswish (in the kernels' loops) and the activations they
+    take through L1 tiles (gelu, elu, softplus), against NumPy's backward with bias=."""
     from cyrelu.dask import batchnorm as dbn
 
     C = shape[axis % len(shape)]

@@ -562,11 +562,12 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
     }
 
     /* -- backward from the pre-activation with an activation taken through L1 tiles
-     * (hardswish): the gate kept in dx between the passes (dx given) and taken twice
-     * (pass 1 without dx, then the dx pass) give the same bits, per channel and in the
-     * row layout; the sums against a double reference at the kernels' pre-activation -- */
+     * (silu; hardsigmoid and hardswish are in the loops): the gate kept in dx between
+     * the passes (dx given) and taken twice (pass 1 without dx, then the dx pass) give
+     * the same bits, per channel and in the row layout; the sums against a double
+     * reference at the kernels' pre-activation -- */
     for (int train = 0; train < 2; ++train) {
-        const int act = CYR_ACT_HARDSWISH;
+        const int act = CYR_ACT_SILU;
         CT *sc = colp, *sh = colp + W;  /* the forward's scale and shift, per column */
         double *rs = xmalloc((size_t)(2 * C) * sizeof(double));
         double *ra = xmalloc((size_t)(2 * C) * sizeof(double));
@@ -580,7 +581,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
         for (Py_ssize_t e = 0; e < N; ++e) {
             const Py_ssize_t c = (e / I) % C;
             const double z = (double)(CT)(x[e] * sc[c * I] + sh[c * I]);
-            const double d = z < -3 ? 0.0 : z > 3 ? 1.0 : z / 3 + 0.5;
+            const double sg = 1.0 / (1.0 + exp(-z)), d = sg * (1.0 + z * (1.0 - sg));
             const double gg = (double)dy[e] * d, xm = (double)x[e] - mean[c];
             rs[2 * c] += gg; rs[2 * c + 1] += gg * xm;
             ra[2 * c] += fabs(gg); ra[2 * c + 1] += fabs(gg * xm);
