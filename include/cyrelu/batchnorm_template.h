@@ -1253,7 +1253,7 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR
         const Py_ssize_t kr = CYR_BN_TKR_(CYR_BN_TCW_(w));
         for (Py_ssize_t r0 = 0; r0 < rows; r0 += kr) {
             const Py_ssize_t nr = rows - r0 < kr ? rows - r0 : kr, off = r0 * w;
-            if (CYR_BN_KEEPS_GATE(act))
+            if (CYR_BN_IS_TILED_BW(act))
                 CYR_NAME(bn_gate_block)(act, dy + off, y + off, w, nr, w, a, gs + off);
             else
                 CYR_NAME(bn_gate_rows)(act, dy + off, y + off, nr, w, a, gs + off);
