@@ -54,6 +54,10 @@ SHAPES = [
     ((2, 3, 7, 11), 1),  # per channel, inner 77
     ((5, 2, 1100), 1),  # per channel, rows of several tiles
     ((700, 2, 400), 1),  # per channel, statistics in chunks of rows
+    # per channel, rows over 8 KiB (read paced, the next row prefetched piece by piece),
+    # not a whole number of pieces or lane groups; then in chunks too
+    ((5, 2, 6151), 1),
+    ((45, 2, 6151), 1),
     ((7, 5), 1),  # rows, w = 5
     ((9, 4, 5, 3), 1),  # rows, inner = 15
     ((13, 6, 7, 3), -1),  # channels-last

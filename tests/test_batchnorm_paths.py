@@ -20,6 +20,8 @@ import cyrelu
 from cyrelu import _batchnorm, batch_norm, batch_norm_backward
 
 THREADS = (1, 2, 3)
+# rows of a channel longer than this are read paced (cyr_bn_wants_prefetch, batchnorm.h)
+PACED_ROW_BYTES = 8192
 
 
 def path_shapes(itemsize):
@@ -27,6 +29,7 @@ def path_shapes(itemsize):
     plan = cyrelu._parallel.cache_info()
     slab, smin = plan["slab_bytes"], plan["stream_min_bytes"]
     inner = 400
+    paced = 3 * PACED_ROW_BYTES // (2 * itemsize) + 7
     rows_c = 48
     return {
         # a channel's slab within half the slab size: one two-pass chunk in cache
@@ -34,6 +37,10 @@ def path_shapes(itemsize):
         # slabs of 2.5 slab sizes: three row chunks, the last one partial
         "channel chunked": ((5 * slab // (2 * inner * itemsize) + 3, 3, inner), 1),
         "channel pipelined": (pipelined_shape(itemsize, False), 1),
+        # rows over PACED_ROW_BYTES, not a whole number of pieces or lane groups: the
+        # first passes read them paced, the next row prefetched piece by piece; chunked
+        # like "channel chunked", so chunks end and start on paced rows
+        "channel paced": ((5 * slab // (2 * paced * itemsize) + 3, 3, paced), 1),
         # row layout, output under the streaming threshold of one thread: kept in cache
         "rows cached": ((max(8, smin // 2 // (rows_c * itemsize)), rows_c), 1),
         # row layout (channels-last), output over the threshold of three threads: streamed
@@ -74,8 +81,10 @@ def check_path(path, dtype, rng):
         assert _batchnorm.uses_channel_layout(inner), (path, shape)
     else:
         assert not _batchnorm.uses_channel_layout(inner), (path, shape)
-    if path == "channel chunked":
+    if path in ("channel chunked", "channel paced"):
         assert outer * inner * itemsize > 2 * plan["slab_bytes"], (path, shape, plan)
+    if path == "channel paced":
+        assert inner * itemsize > PACED_ROW_BYTES, (path, shape)
     if path == "channel":
         assert outer * inner * itemsize <= plan["slab_bytes"], (path, shape, plan)
     if path == "rows cached":
@@ -145,6 +154,7 @@ PATHS = [
     "channel",
     "channel chunked",
     "channel pipelined",
+    "channel paced",
     "rows cached",
     "rows streamed",
     "rows folded",

@@ -19,6 +19,8 @@
  */
 
 #define CYR_BN_HT CYR_HALF_TILE
+/* bytes per element */
+#define CYR_BN_HB ((Py_ssize_t)sizeof(cyr_half))
 /* Row layout: elements per converted tile (rows x columns). */
 #define CYR_BN_HRT 1024
 
@@ -354,14 +356,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
     Py_ssize_t o, i, m;
     for (o = o0; o < o1; ++o) {
         const cyr_half *xr = x + o * step;
+        const int paced = cyr_bn_paces(prefetch, o, o1);  /* batchnorm.h */
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
             cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step, row_bytes);
 #if CYR_BN_HALF_DIRECT
-        CYR_NAME(bn_hsum_acc)(xr, inner, acc, &tail);
-        (void)i; (void)m; (void)t;
+        for (i = 0; i < inner; i = m) {  /* m: the end of the piece */
+            m = paced ? CYR_BN_PACE_END(i, inner, cyr_half) : inner;
+            if (paced) cyr_bn_prefetch_run(xr + step + i, (m - i) * CYR_BN_HB);
+            CYR_NAME(bn_hsum_acc)(xr + i, m - i, acc, &tail);
+        }
+        (void)t;
 #else
         for (i = 0; i < inner; i += CYR_BN_HT) {
             m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            if (paced) cyr_bn_prefetch_run(xr + step + i, m * CYR_BN_HB);
             CYR_ISA_FN(h2f)(xr + i, t, m);
             CYR_F32(bn_sum_acc)(t, m, acc, &tail);
         }
@@ -480,6 +488,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
     double s0[CYR_BN_LANES] = {0}, s1[CYR_BN_LANES] = {0}, t[2] = {0.0, 0.0};
     for (Py_ssize_t o = 0; o < outer; ++o) {
         const Py_ssize_t off = o * step + c * inner;
+        const int paced = cyr_bn_paces(prefetch, o, outer);  /* batchnorm.h */
         if (prefetch && o + CYR_BN_PREFETCH_ROWS < outer) {
             cyr_bn_prefetch_run(dy + off + pd, bytes);
             cyr_bn_prefetch_run(x + off + pd, bytes);
@@ -487,13 +496,20 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
         }
 #if CYR_BN_HALF_DIRECT
         if (!CYR_BN_IS_TILED_BW(act)) {  /* those go through the float kernels' tiles */
-            CYR_NAME(bn_hdot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a,
-                                  s0, s1, t);
+            for (Py_ssize_t i = 0, e; i < inner; i = e) {
+                e = paced ? CYR_BN_PACE_END(i, inner, cyr_half) : inner;
+                if (paced)
+                    cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * CYR_BN_HB,
+                                          (e - i) * CYR_BN_HB);
+                CYR_NAME(bn_hdot_acc)(act, dy + off + i, x + off + i, y ? y + off + i : NULL,
+                                      e - i, mean, a, s0, s1, t);
+            }
             continue;
         }
 #endif
         for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
             const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            if (paced) cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * CYR_BN_HB, m * CYR_BN_HB);
             CYR_ISA_FN(h2f)(dy + off + i, gt, m);
             CYR_ISA_FN(h2f)(x + off + i, xt, m);
             if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);
@@ -750,3 +766,4 @@ static CYR_TARGET void CYR_NAME(bn_dx_cols)(int act, int train, const cyr_half *
 #undef CYR_BN_HKR
 #undef CYR_BN_HT
 #undef CYR_BN_HRT
+#undef CYR_BN_HB

@@ -490,8 +490,17 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, P
                                                    Py_ssize_t o1, int prefetch,
                                                    double *mean_out, double *m2_out) {
     double sums[CYR_BN_CARRY] = {0};
-    for (Py_ssize_t o = o0; o < o1; ++o)
-        CYR_NAME(bn_channel_sum_row)(x, step, inner, o, o1, prefetch, sums);
+    for (Py_ssize_t o = o0; o < o1; ++o) {
+        if (!cyr_bn_paces(prefetch, o, o1)) {
+            CYR_NAME(bn_channel_sum_row)(x, step, inner, o, o1, prefetch, sums);
+            continue;
+        }
+        for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced (CYR_BN_PACE_BYTES) */
+            e = CYR_BN_PACE_END(i, inner, CYR_T);
+            cyr_bn_prefetch_run(x + (o + 1) * step + i, (e - i) * (Py_ssize_t)sizeof(CYR_T));
+            CYR_NAME(bn_sum_acc)(x + o * step + i, e - i, sums, sums + CYR_BN_LANES);
+        }
+    }
     *mean_out = cyr_bn_carried_mean(sums, (double)(o1 - o0) * (double)inner);
     CYR_NAME(bn_channel_m2_rows)(x, step, inner, o0, o1, *mean_out, m2_out);
 }
@@ -857,12 +866,19 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
             cyr_bn_prefetch_run(x + off + pd, bytes);
             if (y && y != x) cyr_bn_prefetch_run(y + off + pd, bytes);
         }
-        if (gs)
-            CYR_NAME(bn_dot_acc_tiled)(act, dy + off, x + off, y + off, inner, mean, a, s0, s1, t,
-                                       gs + off);
-        else
-            CYR_NAME(bn_dot_acc)(act, dy + off, x + off, y ? y + off : NULL, inner, mean, a, s0,
-                                 s1, t);
+        const int paced = cyr_bn_paces(prefetch, o, outer);
+        for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced: pieces (CYR_BN_PACE_BYTES) */
+            e = paced ? CYR_BN_PACE_END(i, inner, CYR_T) : inner;
+            if (paced)
+                cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * (Py_ssize_t)sizeof(CYR_T),
+                                      (e - i) * (Py_ssize_t)sizeof(CYR_T));
+            if (gs)
+                CYR_NAME(bn_dot_acc_tiled)(act, dy + off + i, x + off + i, y + off + i, e - i,
+                                           mean, a, s0, s1, t, gs + off + i);
+            else
+                CYR_NAME(bn_dot_acc)(act, dy + off + i, x + off + i, y ? y + off + i : NULL,
+                                     e - i, mean, a, s0, s1, t);
+        }
     }
     sums[0] = cyr_bn_lanes_total(s0) + t[0];
     sums[1] = cyr_bn_lanes_total(s1) + t[1];
@@ -1028,6 +1044,10 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                 if (j < inner) {
                     const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : j + CYR_BN_PIPE_N(CYR_T);
+                    if (cyr_bn_paces(prefetch, o, outer))  /* the next row's piece */
+                        cyr_bn_prefetch_piece(dy, x, y,
+                                              (offn + step + j) * (Py_ssize_t)sizeof(CYR_T),
+                                              (e - j) * (Py_ssize_t)sizeof(CYR_T));
                     if (keep)
                         CYR_NAME(bn_dot_acc_tiled)(act, dy + offn + j, x + offn + j,
                                                    y + offn + j, e - j, mean[c + 1], an, s0,
