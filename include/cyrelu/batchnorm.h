@@ -161,15 +161,17 @@ CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
  * the hardware prefetcher to ramp up on. */
 #define CYR_BN_PREFETCH_ROWS 2
 /* Longer rows (cyr_bn_wants_prefetch false) are too long to prefetch whole in one burst,
- * yet still short enough that the hardware prefetcher restarts on every one: read row by
- * row, 12 KiB rows 800 KiB apart (NCHW (32, 64, 56, 56) float32) took 2.4x the time of
- * the same bytes read in order (one thread, Zen 5, 4 KiB pages).  The channel's first
- * passes (the forward's sums, the backward's pass 1) take such rows in pieces of
- * CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row, so
- * that the prefetches keep pace with the reads a row ahead: the backward's pass 1 took
- * 0.6x its time, the statistics 0.8x.  The pieces are whole lane groups (a multiple of
- * CYR_BN_LANES) taken in order, so each element joins the same lane (or tail) as in one
- * run over the row: the same bits. */
+ * and still read slowly row by row: x and dy of NCHW (32, 64, 56, 56) float32 (rows of
+ * 12 KiB, 784 KiB apart), read channel by channel, took 2.5x the time of the same bytes
+ * read in order (one thread, Zen 5; benchmarks/bn_paced_rows.c).  So a channel's first
+ * passes from memory (the forward's sums, the backward's pass 1) take such rows in pieces
+ * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row:
+ * the reads by channel then took 0.55x their time, the statistics 0.72-0.76x, the
+ * training forward 0.78-0.80x, the backward's pass 1 0.89-0.92x.  The pieces are whole
+ * lane groups (a multiple of CYR_BN_LANES) taken in order, so each element joins the same
+ * lane (or tail) as in one run over the row: the same bits.  (Not in the pipelined
+ * backward, whose next channel's rows are read in its pieces: not measured where it runs
+ * with such rows, on an L2 of 2 MiB.) */
 #define CYR_BN_PACE_BYTES 1024
 #define CYR_BN_PACE_N(T) ((Py_ssize_t)(CYR_BN_PACE_BYTES / sizeof(T)))
 /* Row o of [o, o1) is read paced (the next row prefetched piece by piece) where the rows

@@ -1044,10 +1044,6 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
                 if (j < inner) {
                     const Py_ssize_t e = inner - j < CYR_BN_PIPE_N(CYR_T)
                                              ? inner : j + CYR_BN_PIPE_N(CYR_T);
-                    if (cyr_bn_paces(prefetch, o, outer))  /* the next row's piece */
-                        cyr_bn_prefetch_piece(dy, x, y,
-                                              (offn + step + j) * (Py_ssize_t)sizeof(CYR_T),
-                                              (e - j) * (Py_ssize_t)sizeof(CYR_T));
                     if (keep)
                         CYR_NAME(bn_dot_acc_tiled)(act, dy + offn + j, x + offn + j,
                                                    y + offn + j, e - j, mean[c + 1], an, s0,

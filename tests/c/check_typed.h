@@ -655,7 +655,7 @@ static void TN(check_batchnorm)(void) {
     TN(bn_shape)(53, 24, 1, 23);   /* (N, C): the row layout's usual shape */
     TN(bn_shape)(10, 3, 5, 24);    /* row layout with several columns per channel */
     /* rows over 8 KiB: the first passes read them paced (batchnorm.h), in pieces ending
-     * with a partial piece and a lane tail; the pipelined backward's pieces check them */
+     * with a partial piece and a lane tail; the pipelined backward (not paced) checks them */
     TN(bn_shape)(3, 2, 3079, 25);
 }
 
