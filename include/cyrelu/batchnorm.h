@@ -166,8 +166,9 @@ CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
  * read in order (one thread, Zen 5; benchmarks/bn_paced_rows.c).  So a channel's first
  * passes from memory (the forward's sums, the backward's pass 1) take such rows in pieces
  * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row:
- * the reads by channel then took 0.55x their time, the statistics 0.72-0.76x, the
- * training forward 0.78-0.80x, the backward's pass 1 0.89-0.92x.  The pieces are whole
+ * the reads by channel then took 0.51-0.57x their time, the statistics 0.71-0.74x,
+ * the training forward 0.77-0.80x, the backward's pass 1 0.89-0.92x (the whole backward
+ * 0.94-1.00x: its dx pass, from L2, is unchanged).  The pieces are whole
  * lane groups (a multiple of CYR_BN_LANES) taken in order, so each element joins the same
  * lane (or tail) as in one run over the row: the same bits.  (Not in the pipelined
  * backward, whose next channel's rows are read in its pieces: not measured where it runs
