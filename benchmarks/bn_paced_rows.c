@@ -1,12 +1,12 @@
 /* BatchNorm's per-channel kernels reading whole NCHW arrays from memory, one thread: how
  * the rows of a channel are read.  NCHW (32, 64, 56, 56) float32 (25.7 MB an array, rows
  * of 12.25 KiB, 784 KiB apart), each figure the best of 15 rounds in microseconds, the
- * caches flushed (a 64 MiB sweep) before every call:
+ * caches flushed (a 64 MiB read) before every call:
  *
  *   - memcpy of x, and plain reads of x (and of x and dy) in order;
  *   - the same reads channel by channel, row after row (the kernels' order), plain and
  *     with the next row prefetched piece by piece as the current one is read (the
- *     pacing of batchnorm.h, CYR_BN_PACE_BYTES);
+ *     pacing of batchnorm.h, CYR_BN_PACE_BYTES), into L1 or (x and dy) into L2;
  *   - the kernels: a channel's statistics, the training forward, the backward (streamed
  *     dx), and the backward's first pass alone (its sums), over all 64 channels.
  *
@@ -51,9 +51,12 @@ static void read_all(const float *x, const float *dy, Py_ssize_t n) {
 /* the same by channel (rows of inner elements, C * inner apart), in pieces of 1 KiB,
  * each preceded (paced) by a prefetch of the same piece of the next row (as the kernels
  * do, batchnorm.h's CYR_BN_PACE_BYTES; written out here, so that this file also builds
- * against the headers of versions without it) */
-static void prefetch_run(const float *p, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
+ * against the headers of versions without it): paced 1 into L1, 2 into L2 */
+static void prefetch_run(const float *p, Py_ssize_t n, int l2) {
+    if (l2)  /* prefetcht1: into L2 (the backward's pass 1) */
+        for (Py_ssize_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
+    else  /* prefetcht0: into L1 too (the forward's sums) */
+        for (Py_ssize_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }
 
 static void read_channels(const float *x, const float *dy, Py_ssize_t outer, Py_ssize_t C,
@@ -66,8 +69,8 @@ static void read_channels(const float *x, const float *dy, Py_ssize_t outer, Py_
                 const Py_ssize_t off = o * step + c * inner + i;
                 const Py_ssize_t len = inner - i < piece ? inner - i : piece;
                 if (paced && o + 1 < outer) {
-                    prefetch_run(x + off + step, len);
-                    if (dy) prefetch_run(dy + off + step, len);
+                    prefetch_run(x + off + step, len, paced == 2);
+                    if (dy) prefetch_run(dy + off + step, len, paced == 2);
                 }
                 sum_run(x + off, len, a);
                 if (dy) sum_run(dy + off, len, a);
@@ -75,7 +78,7 @@ static void read_channels(const float *x, const float *dy, Py_ssize_t outer, Py_
     for (int j = 0; j < 16; ++j) sink += a[j];
 }
 
-#define CASES 11
+#define CASES 12
 
 int main(void) {
     const Py_ssize_t outer = v_outer, C = v_C, inner = v_inner, n = outer * C * inner;
@@ -93,6 +96,7 @@ int main(void) {
         "read x by channel, paced",
         "read x and dy by channel",
         "read x and dy by channel, paced",
+        "read x and dy by channel, paced, L2",
         "kernel: statistics",
         "kernel: training forward",
         "kernel: backward",
@@ -110,7 +114,11 @@ int main(void) {
     for (int r = 0; r < 15; ++r)
         for (int k = 0; k < CASES; ++k) {
             double m, v, t0, e;
-            for (Py_ssize_t i = 0; i < flush_n; i += 16) flush[i] += 1.f;
+            {   /* the caches flushed by a read of 64 MiB (clean lines: nothing to write back) */
+                float f = 0.f;
+                for (Py_ssize_t i = 0; i < flush_n; i += 16) f += flush[i];
+                sink += f;
+            }
             t0 = now();
             switch (k) {
             case 0: memcpy(dx, x, n * sizeof(float)); break;
@@ -120,17 +128,18 @@ int main(void) {
             case 4: read_channels(x, NULL, outer, C, inner, 1); break;
             case 5: read_channels(x, dy, outer, C, inner, 0); break;
             case 6: read_channels(x, dy, outer, C, inner, 1); break;
-            case 7:
+            case 7: read_channels(x, dy, outer, C, inner, 2); break;
+            case 8:
                 for (Py_ssize_t c = 0; c < C; ++c) cyr_bn_channel_stats_f32(x, outer, C, inner, c, &m, &v);
                 break;
-            case 8:
+            case 9:
                 for (Py_ssize_t c = 0; c < C; ++c)
                     cyr_bn_train_channel_f32(x, y, outer, C, inner, c, 1.0, 0.0, 1e-5, 0, 0.f, 0.f,
                                              1, NULL, NULL, &m, &v);
                 break;
-            default:  /* 9: dx streamed; 10: no dx, the sums alone */
+            default:  /* 10: dx streamed; 11: no dx, the sums alone */
                 for (Py_ssize_t c = 0; c < C; ++c)
-                    cyr_bn_backward_channel_f32(dy, x, NULL, k == 9 ? dx : NULL, outer, C, inner,
+                    cyr_bn_backward_channel_f32(dy, x, NULL, k == 10 ? dx : NULL, outer, C, inner,
                                                 c, 0.0, 0.3, 1.0, 1, 0, 0.f, 0.f, one, zero, 1,
                                                 sums + 2 * c);
                 break;

@@ -160,17 +160,21 @@ CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
  * between rows `C * inner` elements apart, and rows of a few KiB are too short for
  * the hardware prefetcher to ramp up on. */
 #define CYR_BN_PREFETCH_ROWS 2
+/* ...and, within a run of the training forward's sums, this many elements ahead.  (The
+ * backward's pass 1 has none: there they measured slower, the hardware prefetcher
+ * keeping up with its two streams.) */
+#define CYR_BN_PREFETCH_AHEAD 512
 /* Longer rows (cyr_bn_wants_prefetch false) are too long to prefetch whole in one burst,
  * and still read slowly row by row: x and dy of NCHW (32, 64, 56, 56) float32 (rows of
  * 12 KiB, 784 KiB apart), read channel by channel, took 2.5x the time of the same bytes
  * read in order (one thread, Zen 5; benchmarks/bn_paced_rows.c).  So a channel's first
  * passes from memory (the forward's sums, the backward's pass 1) take such rows in pieces
- * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row:
- * the reads by channel then took 0.51-0.57x their time, the statistics 0.71-0.74x,
- * the training forward 0.77-0.80x, the backward's pass 1 0.89-0.92x (the whole backward
- * 0.94-1.00x: its dx pass, from L2, is unchanged).  The pieces are whole
- * lane groups (a multiple of CYR_BN_LANES) taken in order, so each element joins the same
- * lane (or tail) as in one run over the row: the same bits.  (Not in the pipelined
+ * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row
+ * (into L1 for the sums, into L2 for the backward: cyr_bn_prefetch_piece).  Against no
+ * pacing, one thread: the statistics took 0.71-0.85x their time, the training forward
+ * 0.77-0.83x, the backward's pass 1 0.55-0.59x, the whole backward 0.66-0.70x.  The
+ * pieces are whole lane groups (a multiple of CYR_BN_LANES) taken in order, so each
+ * element joins the same lane (or tail) as in one run over the row: the same bits.  (Not in the pipelined
  * backward, whose next channel's rows are read in its pieces: not measured where it runs
  * with such rows, on an L2 of 2 MiB.) */
 #define CYR_BN_PACE_BYTES 1024
@@ -183,10 +187,6 @@ CYR_INLINE int cyr_bn_paces(int prefetch, Py_ssize_t o, Py_ssize_t o1) {
 /* The end of the piece of a paced row that starts at i (of n): CYR_BN_PACE_N(T) on, or
  * the row's end where less than that is left. */
 #define CYR_BN_PACE_END(i, n, T) ((n) - (i) < CYR_BN_PACE_N(T) ? (n) : (i) + CYR_BN_PACE_N(T))
-/* ...and, within a run of the training forward's sums, this many elements ahead.  (The
- * backward's pass 1 has none: there they measured slower, the hardware prefetcher
- * keeping up with its two streams.) */
-#define CYR_BN_PREFETCH_AHEAD 512
 /* Row layout: rows shorter than CYR_BN_SHORT_ROW_BYTES (where the hardware prefetcher
  * falls behind, as measured) prefetch the bytes CYR_BN_AHEAD_BYTES ahead of the current
  * row; longer rows are left to the hardware. */
@@ -223,15 +223,6 @@ CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH(c + off);
 }
 
-/* A paced row's prefetch of the next row's piece: nb bytes of dy, x and y (where y is
- * neither NULL nor x) from byte off on. */
-CYR_INLINE void cyr_bn_prefetch_piece(const void *dy, const void *x, const void *y,
-                                      Py_ssize_t off, Py_ssize_t nb) {
-    cyr_bn_prefetch_run((const char *)dy + off, nb);
-    cyr_bn_prefetch_run((const char *)x + off, nb);
-    if (y && y != x) cyr_bn_prefetch_run((const char *)y + off, nb);
-}
-
 /* Into L2 only (prefetcht1): data for the next step, while L1 serves this one. */
 #if defined(__GNUC__) || defined(__clang__)
 #  define CYR_BN_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
@@ -242,6 +233,18 @@ CYR_INLINE void cyr_bn_prefetch_piece(const void *dy, const void *x, const void 
 CYR_INLINE void cyr_bn_prefetch_l2_run(const void *p, Py_ssize_t bytes) {
     const char *c = (const char *)p;
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH_L2(c + off);
+}
+
+/* A paced row's prefetch of the next row's piece, into L2 (the backward's pass 1): nb
+ * bytes of dy, x and y (where y is neither NULL nor x) from byte off on.  Into L1 (as the
+ * forward's sums take theirs, one array), the two or three arrays' next rows crowded out
+ * the current ones: the backward's pass 1 over NCHW (32, 64, 56, 56) float32 took 1.5-2.0x
+ * the time it takes with them into L2 (one thread, Zen 5; benchmarks/bn_paced_rows.c). */
+CYR_INLINE void cyr_bn_prefetch_piece(const void *dy, const void *x, const void *y,
+                                      Py_ssize_t off, Py_ssize_t nb) {
+    cyr_bn_prefetch_l2_run((const char *)dy + off, nb);
+    cyr_bn_prefetch_l2_run((const char *)x + off, nb);
+    if (y && y != x) cyr_bn_prefetch_l2_run((const char *)y + off, nb);
 }
 
 #if defined(__GNUC__) || defined(__clang__)
