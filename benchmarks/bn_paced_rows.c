@@ -53,9 +53,9 @@ static void read_all(const float *x, const float *dy, Py_ssize_t n) {
  * do, batchnorm.h's CYR_BN_PACE_BYTES; written out here, so that this file also builds
  * against the headers of versions without it): paced 1 into L1, 2 into L2 */
 static void prefetch_run(const float *p, Py_ssize_t n, int l2) {
-    if (l2)  /* prefetcht1: into L2 (the backward's pass 1) */
+    if (l2)  /* prefetcht1: into L2 */
         for (Py_ssize_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
-    else  /* prefetcht0: into L1 too (the forward's sums) */
+    else  /* prefetcht0: into L1 too, as the kernels do */
         for (Py_ssize_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 3);
 }
 

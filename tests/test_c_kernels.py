@@ -74,10 +74,12 @@ def test_kernel_check_passes(tmp_path):
     ), run.stdout[-2000:]
 
 
-def test_kernel_cost_benchmark_compiles(tmp_path):
-    """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element) still
-    compiles against the headers' entry points, warnings as errors."""
-    bench = ROOT / "benchmarks" / "bn_kernel_cost.c"
+@pytest.mark.parametrize("name", ["bn_kernel_cost.c", "bn_paced_rows.c"])
+def test_kernel_cost_benchmark_compiles(tmp_path, name):
+    """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element in cache) and
+    bn_paced_rows.c (their long rows read from memory) still compile against the headers'
+    entry points, warnings as errors."""
+    bench = ROOT / "benchmarks" / name
     if not bench.is_file():
         pytest.skip("needs the source tree's benchmarks/")
     build = _compile(["-O0", "-fsyntax-only", "-Wall", "-Werror"], bench)
@@ -115,3 +117,43 @@ def test_row_layout_read_ahead_survives_the_optimiser(tmp_path, call):
     text = asm.read_text()
     # x86-64: prefetcht0 / prefetchw; aarch64: prfm
     assert re.search(r"\bprefetch|\bprfm\b", text), "no prefetch instruction left in " + call
+
+
+_PACED_PROBE = """
+#include "cyrelu/batchnorm.h"
+void probe(const %(T)s *dy, const %(T)s *x, %(T)s *dx, Py_ssize_t outer, Py_ssize_t C,
+           Py_ssize_t inner, const %(P)s *sc, const %(P)s *sh, double *sums, double *m) {
+    %(call)s;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "T,P,call",
+    [
+        ("float", "float", "cyr_bn_backward_channel_f32(dy, x, NULL, dx, outer, C, inner, 0, "
+         "0.0, 1.0, 1.0, 1, 0, 0.f, 0.f, sc, sh, 1, sums)"),
+        ("float", "float", "cyr_bn_channel_stats_f32(x, outer, C, inner, 0, m, m + 1)"),
+        ("cyr_half", "float", "cyr_bn_backward_channel_f16(dy, x, NULL, dx, outer, C, inner, "
+         "0, 0.0, 1.0, 1.0, 1, 0, 0.f, 0.f, sc, sh, 1, sums)"),
+        ("cyr_half", "float", "cyr_bn_channel_stats_f16(x, outer, C, inner, 0, m, m + 1)"),
+    ],
+    ids=["backward_f32", "stats_f32", "backward_f16", "stats_f16"],
+)  # fmt: skip
+def test_paced_rows_prefetches_survive_the_optimiser(tmp_path, T, P, call):
+    """A channel's rows over 8 KiB are read paced, the next row prefetched piece by piece
+    (batchnorm.h, CYR_BN_PACE_BYTES), and the compiler keeps those prefetches at the
+    extension's -O3: the probe has more prefetch instructions than with the pacing
+    compiled out (CYR_BN_PACE_BYTES=0).  A helper that took them for dy, x and y lost some
+    or all of them under GCC 12."""
+    src = tmp_path / "probe.c"
+    src.write_text(_PACED_PROBE % {"T": T, "P": P, "call": call})
+    counts = []
+    for extra in ([], ["-DCYR_BN_PACE_BYTES=0"]):
+        asm = tmp_path / ("probe%d.s" % len(extra))
+        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
+        build = _compile(flags + extra, src, "-o", str(asm))
+        assert build.returncode == 0, build.stderr[-4000:]
+        counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", asm.read_text())))
+    assert counts[0] > counts[1] > 0, (call, counts)
+

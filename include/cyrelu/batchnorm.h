@@ -169,20 +169,24 @@ CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
  * 12 KiB, 784 KiB apart), read channel by channel, took 2.5x the time of the same bytes
  * read in order (one thread, Zen 5; benchmarks/bn_paced_rows.c).  So a channel's first
  * passes from memory (the forward's sums, the backward's pass 1) take such rows in pieces
- * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row
- * (into L1 for the sums, into L2 for the backward: cyr_bn_prefetch_piece).  Against no
- * pacing, one thread: the statistics took 0.71-0.85x their time, the training forward
- * 0.77-0.83x, the backward's pass 1 0.55-0.59x, the whole backward 0.66-0.70x.  The
- * pieces are whole lane groups (a multiple of CYR_BN_LANES) taken in order, so each
- * element joins the same lane (or tail) as in one run over the row: the same bits.  (Not in the pipelined
- * backward, whose next channel's rows are read in its pieces: not measured where it runs
- * with such rows, on an L2 of 2 MiB.) */
-#define CYR_BN_PACE_BYTES 1024
+ * of CYR_BN_PACE_BYTES, each preceded by a prefetch of the same piece of the next row.
+ * Against no pacing, one thread: the statistics took 0.73-0.84x their time, the training
+ * forward 0.78-0.90x, the backward's pass 1 0.53-0.59x, the whole backward 0.65-0.72x
+ * (into L2 instead of L1: the same within the noise).  The callers spell the prefetches
+ * out: GCC 12 at -O3 dropped some or all of those of a helper taking dy, x and y
+ * (tests/test_c_kernels.py checks that they survive).  The pieces are whole lane groups
+ * (a multiple of CYR_BN_LANES) taken in order, so each element joins the same lane (or
+ * tail) as in one run over the row: the same bits.  (Not in the pipelined backward, whose
+ * next channel's rows are read in its pieces: not measured where it runs with such rows,
+ * on an L2 of 2 MiB.) */
+#ifndef CYR_BN_PACE_BYTES  /* 0 turns the pacing off (a test compiles so, to compare) */
+#  define CYR_BN_PACE_BYTES 1024
+#endif
 #define CYR_BN_PACE_N(T) ((Py_ssize_t)(CYR_BN_PACE_BYTES / sizeof(T)))
 /* Row o of [o, o1) is read paced (the next row prefetched piece by piece) where the rows
  * are long (prefetch == 0: cyr_bn_wants_prefetch false) and a next row follows. */
 CYR_INLINE int cyr_bn_paces(int prefetch, Py_ssize_t o, Py_ssize_t o1) {
-    return !prefetch && o + 1 < o1;
+    return CYR_BN_PACE_BYTES > 0 && !prefetch && o + 1 < o1;
 }
 /* The end of the piece of a paced row that starts at i (of n): CYR_BN_PACE_N(T) on, or
  * the row's end where less than that is left. */
@@ -233,18 +237,6 @@ CYR_INLINE void cyr_bn_prefetch_run(const void *p, Py_ssize_t bytes) {
 CYR_INLINE void cyr_bn_prefetch_l2_run(const void *p, Py_ssize_t bytes) {
     const char *c = (const char *)p;
     for (Py_ssize_t off = 0; off < bytes; off += 64) CYR_BN_PREFETCH_L2(c + off);
-}
-
-/* A paced row's prefetch of the next row's piece, into L2 (the backward's pass 1): nb
- * bytes of dy, x and y (where y is neither NULL nor x) from byte off on.  Into L1 (as the
- * forward's sums take theirs, one array), the two or three arrays' next rows crowded out
- * the current ones: the backward's pass 1 over NCHW (32, 64, 56, 56) float32 took 1.5-2.0x
- * the time it takes with them into L2 (one thread, Zen 5; benchmarks/bn_paced_rows.c). */
-CYR_INLINE void cyr_bn_prefetch_piece(const void *dy, const void *x, const void *y,
-                                      Py_ssize_t off, Py_ssize_t nb) {
-    cyr_bn_prefetch_l2_run((const char *)dy + off, nb);
-    cyr_bn_prefetch_l2_run((const char *)x + off, nb);
-    if (y && y != x) cyr_bn_prefetch_l2_run((const char *)y + off, nb);
 }
 
 #if defined(__GNUC__) || defined(__clang__)

@@ -498,9 +498,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
         if (!CYR_BN_IS_TILED_BW(act)) {  /* those go through the float kernels' tiles */
             for (Py_ssize_t i = 0, e; i < inner; i = e) {
                 e = paced ? CYR_BN_PACE_END(i, inner, cyr_half) : inner;
-                if (paced)
-                    cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * CYR_BN_HB,
-                                          (e - i) * CYR_BN_HB);
+                if (paced) {  /* the next row's piece (batchnorm.h) */
+                    cyr_bn_prefetch_run(dy + off + step + i, (e - i) * CYR_BN_HB);
+                    cyr_bn_prefetch_run(x + off + step + i, (e - i) * CYR_BN_HB);
+                    if (y && y != x) cyr_bn_prefetch_run(y + off + step + i, (e - i) * CYR_BN_HB);
+                }
                 CYR_NAME(bn_hdot_acc)(act, dy + off + i, x + off + i, y ? y + off + i : NULL,
                                       e - i, mean, a, s0, s1, t);
             }
@@ -509,7 +511,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const cyr_half *dy, const
 #endif
         for (Py_ssize_t i = 0; i < inner; i += CYR_BN_HT) {
             const Py_ssize_t m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
-            if (paced) cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * CYR_BN_HB, m * CYR_BN_HB);
+            if (paced) {  /* the next row's tile (batchnorm.h) */
+                cyr_bn_prefetch_run(dy + off + step + i, m * CYR_BN_HB);
+                cyr_bn_prefetch_run(x + off + step + i, m * CYR_BN_HB);
+                if (y && y != x) cyr_bn_prefetch_run(y + off + step + i, m * CYR_BN_HB);
+            }
             CYR_ISA_FN(h2f)(dy + off + i, gt, m);
             CYR_ISA_FN(h2f)(x + off + i, xt, m);
             if (y) CYR_ISA_FN(h2f)(y + off + i, yt, m);

@@ -869,9 +869,12 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_dot)(const CYR_T *dy, const CY
         const int paced = cyr_bn_paces(prefetch, o, outer);
         for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced: pieces (CYR_BN_PACE_BYTES) */
             e = paced ? CYR_BN_PACE_END(i, inner, CYR_T) : inner;
-            if (paced)
-                cyr_bn_prefetch_piece(dy, x, y, (off + step + i) * (Py_ssize_t)sizeof(CYR_T),
-                                      (e - i) * (Py_ssize_t)sizeof(CYR_T));
+            if (paced) {  /* the next row's piece (batchnorm.h) */
+                const Py_ssize_t nb = (e - i) * (Py_ssize_t)sizeof(CYR_T);
+                cyr_bn_prefetch_run(dy + off + step + i, nb);
+                cyr_bn_prefetch_run(x + off + step + i, nb);
+                if (y && y != x) cyr_bn_prefetch_run(y + off + step + i, nb);
+            }
             if (gs)
                 CYR_NAME(bn_dot_acc_tiled)(act, dy + off + i, x + off + i, y + off + i, e - i,
                                            mean, a, s0, s1, t, gs + off + i);
