@@ -156,4 +156,3 @@ def test_paced_rows_prefetches_survive_the_optimiser(tmp_path, T, P, call):
         assert build.returncode == 0, build.stderr[-4000:]
         counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", asm.read_text())))
     assert counts[0] > counts[1] > 0, (call, counts)
-
