@@ -461,8 +461,9 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, 
 
 /* The first pass of a channel's statistics, one row: row o of the channel (x points at
  * its first row, of o1) joins sums[0:CYR_BN_LANES] (the lanes) and sums[CYR_BN_LANES]
- * (the tail); the row CYR_BN_PREFETCH_ROWS ahead is prefetched where asked.  The
- * training forward runs it for the next channel during this one's normalising pass
+ * (the tail); the row CYR_BN_PREFETCH_ROWS ahead is prefetched where asked, and a long
+ * row is read paced (cyr_bn_paces, batchnorm.h: the next row prefetched piece by piece).
+ * The training forward runs it for the next channel during this one's normalising pass
  * (bn_train_channel): rows in the same order, the same mean either way. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_sum_row)(const CYR_T *x, Py_ssize_t step,
                                                Py_ssize_t inner, Py_ssize_t o, Py_ssize_t o1,
@@ -470,7 +471,15 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_sum_row)(const CYR_T *x, Py_ss
     if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
         cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step,
                             inner * (Py_ssize_t)sizeof(CYR_T));
-    CYR_NAME(bn_sum_acc)(x + o * step, inner, sums, sums + CYR_BN_LANES);
+    if (!cyr_bn_paces(prefetch, o, o1)) {
+        CYR_NAME(bn_sum_acc)(x + o * step, inner, sums, sums + CYR_BN_LANES);
+        return;
+    }
+    for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced (CYR_BN_PACE_BYTES) */
+        e = CYR_BN_PACE_END(i, inner, CYR_T);
+        cyr_bn_prefetch_run(x + (o + 1) * step + i, (e - i) * (Py_ssize_t)sizeof(CYR_T));
+        CYR_NAME(bn_sum_acc)(x + o * step + i, e - i, sums, sums + CYR_BN_LANES);
+    }
 }
 
 /* The second pass: *m2_out, the sum of squared deviations from mean of rows [o0, o1). */
@@ -490,17 +499,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, P
                                                    Py_ssize_t o1, int prefetch,
                                                    double *mean_out, double *m2_out) {
     double sums[CYR_BN_CARRY] = {0};
-    for (Py_ssize_t o = o0; o < o1; ++o) {
-        if (!cyr_bn_paces(prefetch, o, o1)) {
-            CYR_NAME(bn_channel_sum_row)(x, step, inner, o, o1, prefetch, sums);
-            continue;
-        }
-        for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced (CYR_BN_PACE_BYTES) */
-            e = CYR_BN_PACE_END(i, inner, CYR_T);
-            cyr_bn_prefetch_run(x + (o + 1) * step + i, (e - i) * (Py_ssize_t)sizeof(CYR_T));
-            CYR_NAME(bn_sum_acc)(x + o * step + i, e - i, sums, sums + CYR_BN_LANES);
-        }
-    }
+    for (Py_ssize_t o = o0; o < o1; ++o)
+        CYR_NAME(bn_channel_sum_row)(x, step, inner, o, o1, prefetch, sums);
     *mean_out = cyr_bn_carried_mean(sums, (double)(o1 - o0) * (double)inner);
     CYR_NAME(bn_channel_m2_rows)(x, step, inner, o0, o1, *mean_out, m2_out);
 }
