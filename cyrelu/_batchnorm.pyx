@@ -20,7 +20,7 @@ Loop shapes (see batchnorm.h):
                never on the thread count), merged in group order; fewer when
                their scratch would pass a fixed share of the input (_group_rows);
                a group's statistics are taken block by block (_block_rows, from the
-               shape and the planner's L2 size), merged in block order.
+               shape and, for float64, the planner's L2 size), merged in block order.
 The per-channel backward whose output streams and whose channel slabs fit twice in
 the L2 cache is pipelined: each thread takes a run of neighbouring channels and
 writes one channel's gradient while it reads the next one's inputs
@@ -88,10 +88,10 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                        double a, double b)
     void cyr_bn_group_colstats_f32(const float *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
-                                   double *tmean, double *tm2)
+                                   double *t)
     void cyr_bn_group_colstats_f64(const double *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
-                                   double *tmean, double *tm2)
+                                   double *t)
     void cyr_bn_backward_channel_f32(const float *dy, const float *x, const float *y, float *dx,
                                      Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner,
                                      Py_ssize_t c, double mean, double invstd, double w,
@@ -132,7 +132,7 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
                                 float b)
     void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
                                    Py_ssize_t block_rows, double *gmean, double *gm2,
-                                   double *tmean, double *tm2)
+                                   double *t)
     void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *x, const cyr_half *y,
                                      cyr_half *dx, Py_ssize_t outer, Py_ssize_t C,
                                      Py_ssize_t inner, Py_ssize_t c, double mean,
@@ -187,18 +187,24 @@ cdef extern from "cyrelu/batchnorm.h" nogil:
 cdef enum:
     # A channel's runs shorter than this use the row layout instead.
     CHANNEL_MIN_INNER = 32
-    # Row layout: a block of the statistics (two passes in cache) holds at least this
-    # many elements, and this many rows where a quarter of the L2 holds them
-    # (_block_rows); the rows are cut into groups of at least BLOCK_ELEMS elements...
+    # Row layout: the rows are cut into groups of at least BLOCK_ELEMS elements...
     BLOCK_ELEMS = 16384
-    BLOCK_MERGE_ROWS = 256
     # ...at most this many fixed groups,
     MAX_GROUPS = 64
-    # whose float64 scratch (a block of 4 * W or 2 * W doubles each) stays within
+    # whose float64 scratch (a block of GROUP_STATS * W or 2 * W doubles each) stays within
     # max(SCRATCH_MIN_BYTES, input bytes / SCRATCH_INPUT_DIV): few very wide rows get
     # fewer groups, so the scratch never grows beyond a fixed share of the input.
     SCRATCH_MIN_BYTES = 4194304
     SCRATCH_INPUT_DIV = 16
+    # A group's statistics are taken in blocks of at most this many rows (_block_rows),
+    # each in one read (bn_block_colstats: the sums of each column shifted by the
+    # block's first row, whose cancellation grows with the block's rows;
+    # batchnorm_template.h), merged in order; every merge costs one pass over the
+    # group's w columns.
+    STATS_BLOCK_ROWS = 256
+    # The forward statistics' doubles per column and group: the group's mean and M2,
+    # and a block's shift (then mean), M2 and shifted sum.
+    GROUP_STATS = 5
     # Elementwise passes: pieces per thread, handed out dynamically, so that a thread
     # slowed down by another process on its core does not hold the others up.
     CHUNKS_PER_THREAD = 8
@@ -226,11 +232,11 @@ cdef inline void _train_channel(const floating *x, floating *y, Py_ssize_t outer
 
 cdef inline void _group_colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w,
                                  Py_ssize_t block_rows, double *s) noexcept nogil:
-    # s: 4 * w doubles: group mean, group M2, block scratch (2 * w)
+    # s: GROUP_STATS * w doubles: group mean, group M2, block scratch (3 * w)
     if floating is float:
-        cyr_bn_group_colstats_f32(x, rows, w, block_rows, s, s + w, s + 2 * w, s + 3 * w)
+        cyr_bn_group_colstats_f32(x, rows, w, block_rows, s, s + w, s + 2 * w)
     else:
-        cyr_bn_group_colstats_f64(x, rows, w, block_rows, s, s + w, s + 2 * w, s + 3 * w)
+        cyr_bn_group_colstats_f64(x, rows, w, block_rows, s, s + w, s + 2 * w)
 
 
 cdef inline void _affine_rows(int act, const floating *x, floating *y, Py_ssize_t rows,
@@ -363,14 +369,12 @@ cdef char *_scratch(Py_ssize_t nbytes, void **block) except NULL:
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t w, Py_ssize_t itemsize) noexcept nogil:
-    """Rows per block of the row layout's statistics, each block two-pass in cache.  Every
-    block ends with a merge of all w columns, so a block of few wide rows spends much of
-    its time merging ((4096, 1024) float32 on Zen 5, one thread: 0.12 ns per element in
-    blocks of 16 rows, 0.094 in blocks of 64): BLOCK_MERGE_ROWS rows where a quarter of
-    the planner's L2 holds them (the block and the next one, fetched beside it, stay in
-    the L2), never fewer than BLOCK_ELEMS elements."""
-    cdef Py_ssize_t fit = cyr_l2_bytes() // (4 * itemsize * max(w, 1))
-    return max(1, max(BLOCK_ELEMS // max(w, 1), min(<Py_ssize_t>BLOCK_MERGE_ROWS, fit)))
+    """Rows per block of the row layout's statistics: STATS_BLOCK_ROWS, and for float64
+    data, whose blocks are read twice (bn_block_colstats), no more than a quarter of the
+    planner's L2 holds."""
+    if itemsize < 8:
+        return STATS_BLOCK_ROWS
+    return max(1, min(<Py_ssize_t>STATS_BLOCK_ROWS, cyr_l2_bytes() // (4 * 8 * max(w, 1))))
 
 
 cdef inline int _streams(Py_ssize_t out_bytes, Py_ssize_t run_bytes, int nt) noexcept nogil:
@@ -616,7 +620,7 @@ cdef void _train_channels(const floating *x, floating *y, Py_ssize_t outer, Py_s
 cdef void _colstats(const floating *x, Py_ssize_t rows, Py_ssize_t w, double *s,
                     Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
                     int nt) noexcept nogil:
-    # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
+    # s: one block of gstride >= GROUP_STATS * w doubles per group (see _group_colstats)
     cdef Py_ssize_t g, block_rows = _block_rows(w, sizeof(floating))
     if nt <= 1:
         for g in range(groups):
@@ -775,18 +779,18 @@ cdef void _train_channels_h(const cyr_half *x, cyr_half *y, Py_ssize_t outer, Py
 cdef void _colstats_h(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w, double *s,
                       Py_ssize_t gstride, Py_ssize_t gsize, Py_ssize_t groups,
                       int nt) noexcept nogil:
-    # s: one block of gstride >= 4 * w doubles per group (see _group_colstats)
+    # s: one block of gstride >= GROUP_STATS * w doubles per group (see _group_colstats)
     cdef Py_ssize_t g, block_rows = _block_rows(w, sizeof(cyr_half))
     if nt <= 1:
         for g in range(groups):
             cyr_bn_group_colstats_f16(x + g * gsize * w, min(gsize, rows - g * gsize), w,
                                       block_rows, s + g * gstride, s + g * gstride + w,
-                                      s + g * gstride + 2 * w, s + g * gstride + 3 * w)
+                                      s + g * gstride + 2 * w)
     else:
         for g in prange(groups, schedule="dynamic", num_threads=nt):
             cyr_bn_group_colstats_f16(x + g * gsize * w, min(gsize, rows - g * gsize), w,
                                       block_rows, s + g * gstride, s + g * gstride + w,
-                                      s + g * gstride + 2 * w, s + g * gstride + 3 * w)
+                                      s + g * gstride + 2 * w)
     for g in range(1, groups):
         cyr_bn_chan_merge(<double>(g * gsize), s, s + w,
                           <double>min(gsize, rows - g * gsize), s + g * gstride,
@@ -963,7 +967,7 @@ def stats_blocks(cnp.ndarray x, Py_ssize_t outer, Py_ssize_t C, Py_ssize_t inner
     """(rows per group, rows per block) of the row layout's statistics for these arrays:
     for the tests, which must reach groups of several blocks (_group_colstats)."""
     cdef Py_ssize_t w = C * inner, itemsize = cnp.PyArray_ITEMSIZE(x)
-    return _group_rows(outer, w, 4 * w, itemsize), _block_rows(w, itemsize)
+    return _group_rows(outer, w, GROUP_STATS * w, itemsize), _block_rows(w, itemsize)
 
 
 cdef void _backward_any(int typenum, const void *dy, const void *x, const void *y, void *dx,
@@ -1168,9 +1172,9 @@ def forward_train(cnp.ndarray x not None, cnp.ndarray y not None, Py_ssize_t out
     cdef Py_ssize_t gsize = 0, groups = 0, gstride = 0, group_bytes = 0, coef_bytes = 0
     cdef int tnt, stream
     if rows:
-        gsize = _group_rows(outer, w, 4 * w, itemsize)
+        gsize = _group_rows(outer, w, GROUP_STATS * w, itemsize)
         groups = _cdiv(outer, gsize)
-        gstride = _line_pad(4 * w)
+        gstride = _line_pad(GROUP_STATS * w)
         group_bytes = groups * gstride * 8
         coef_bytes = _coef_bytes(w, f32)
     # per channel: mean, var, invstd; the row layout adds the groups' statistics, then,
@@ -1590,9 +1594,9 @@ def channel_moments(cnp.ndarray x not None, Py_ssize_t outer, Py_ssize_t C,
     if size == 0:
         return res
     if inner < CHANNEL_MIN_INNER:  # forward_train's row-layout scratch
-        gsize = _group_rows(outer, w, 4 * w, itemsize)
+        gsize = _group_rows(outer, w, GROUP_STATS * w, itemsize)
         groups = _cdiv(outer, gsize)
-        gstride = _line_pad(4 * w)
+        gstride = _line_pad(GROUP_STATS * w)
         s = _scratch(groups * gstride * 8, &block)
         with nogil:
             _row_stats(typenum, xp, outer, C, inner, <double *>s, gstride, gsize, groups, nt,

@@ -50,20 +50,22 @@ def path_shapes(itemsize):
         # cache's: checked below)
         "rows folded": ((1021, 1024), 1),
         # row layout whose groups each take their statistics in two blocks and part of a
-        # third, merged in block order (the block rows follow the L2: checked below)
+        # third, merged in block order (checked below)
         "rows blocked": (blocked_shape(itemsize), 1),
     }
 
 
 def blocked_shape(itemsize):
-    """(rows, 16384): rows so wide that their scratch allows only a few row groups, and
-    enough of them for each group to hold two blocks of the statistics and part of a
-    third."""
+    """(rows, 16): the fewest rows (in steps of 37) that make several row groups, each of
+    more than two blocks of the statistics and not a whole number of them."""
     dtype = {2: np.float16, 4: np.float32, 8: np.float64}[itemsize]
-    w = 16384
-    groups = 8  # the scratch budget's: SCRATCH_MIN_BYTES // (4 * w * 8)
+    w = 16
     block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), 1, w, 1)[1]
-    return (groups * (2 * block_rows + (block_rows + 1) // 2), w)
+    for rows in range(3 * block_rows, 400 * block_rows, 37):
+        group_rows = _batchnorm.stats_blocks(np.empty(1, dtype), rows, w, 1)[0]
+        if rows > group_rows > 2 * block_rows and group_rows % block_rows:
+            return (rows, w)
+    raise AssertionError("no shape with groups of several blocks")
 
 
 def check_path(path, dtype, rng):
@@ -97,8 +99,7 @@ def check_path(path, dtype, rng):
         assert folds == list(THREADS), (path, shape, folds)
     if path == "rows blocked":
         group_rows, block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), outer, C, inner)
-        partial = block_rows == 1 or group_rows % block_rows
-        assert group_rows > 2 * block_rows and partial, (path, shape, plan)
+        assert outer > group_rows > 2 * block_rows and group_rows % block_rows, (path, shape)
     if path == "channel pipelined":
         for nt in THREADS:
             assert _batchnorm.backward_pipelined(np.empty(1, dtype), outer, C, inner, False, nt)

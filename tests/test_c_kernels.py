@@ -156,3 +156,60 @@ def test_paced_rows_prefetches_survive_the_optimiser(tmp_path, T, P, call):
         assert build.returncode == 0, build.stderr[-4000:]
         counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", asm.read_text())))
     assert counts[0] > counts[1] > 0, (call, counts)
+
+
+_ROWS_AHEAD_PROBE = """
+#include "cyrelu/batchnorm.h"
+void probe(const %(T)s *dy, const %(T)s *x, const %(T)s *y, Py_ssize_t rows, Py_ssize_t w,
+           const %(T)s *sc, const %(T)s *sh, double *m) {
+    %(call)s;
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "T,fn,call",
+    [
+        ("float", "group_colstats_f32",
+         "cyr_bn_group_colstats_f32(x, rows, w, 256, m, m + w, m + 2 * w)"),
+        ("double", "group_colstats_f64",
+         "cyr_bn_group_colstats_f64(x, rows, w, 256, m, m + w, m + 2 * w)"),
+        ("float", "dot_cols_f32",
+         "cyr_bn_dot_cols_f32(0, dy, x, NULL, rows, w, m, 0.f, 0.f, sc, sh, m + w, m + 2 * w, "
+         "NULL)"),
+        ("float", "dot_cols_f32",
+         "cyr_bn_dot_cols_f32(1, dy, x, y, rows, w, m, 0.f, 0.f, sc, sh, m + w, m + 2 * w, "
+         "NULL)"),
+    ],
+    ids=["stats_f32", "stats_f64", "dot_f32", "dot_f32_relu"],
+)  # fmt: skip
+def test_row_layout_read_far_ahead_survives_the_optimiser(tmp_path, T, fn, call):
+    """The row layout's statistics and the backward's sums read rows of 1 KiB and more
+    four at a time, prefetching CYR_BN_ROWS_AHEAD_BYTES ahead in memory order
+    (batchnorm.h), and the compiler keeps those prefetches at the extension's -O3: the
+    probe has more prefetch instructions than with them compiled out
+    (CYR_BN_ROWS_AHEAD_BYTES=0), and on x86-64 so has each vector copy (whose loop spells
+    them out)."""
+    src = tmp_path / "probe.c"
+    src.write_text(_ROWS_AHEAD_PROBE % {"T": T, "call": call})
+    counts, texts = [], []
+    for extra in ([], ["-DCYR_BN_ROWS_AHEAD_BYTES=0"]):
+        asm = tmp_path / ("probe%d.s" % len(extra))
+        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
+        build = _compile(flags + extra, src, "-o", str(asm))
+        assert build.returncode == 0, build.stderr[-4000:]
+        texts.append(asm.read_text())
+        counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", texts[-1])))
+    assert counts[0] > counts[1], (call, counts)
+    # each vector copy (from its label to its .size directive) has more than without
+    copies = [
+        {
+            name: len(re.findall(r"\bprefetch\w*", body))
+            for name, body in re.findall(
+                r"^(cyr_bn_%s_avx\w*?)(?:\.\w+)*:\n(.*?)^\s*\.size" % fn, text, re.M | re.S
+            )
+        }
+        for text in texts
+    ]
+    for name, n in copies[0].items():
+        assert n > copies[1].get(name, 0), (call, name, copies)

@@ -29,6 +29,7 @@
 #ifndef CYRELU_BATCHNORM_H
 #define CYRELU_BATCHNORM_H
 
+#include <float.h>
 #include <math.h>
 #include "common.h"
 #include "activations.h"
@@ -196,6 +197,18 @@ CYR_INLINE int cyr_bn_paces(int prefetch, Py_ssize_t o, Py_ssize_t o1) {
  * row; longer rows are left to the hardware. */
 #define CYR_BN_AHEAD_BYTES 4096
 #define CYR_BN_SHORT_ROW_BYTES 1024
+/* The row layout's statistics (one read of contiguous rows, bn_colshift_acc) prefetch
+ * this far ahead of each sweep of four rows, in memory order: the hardware prefetchers
+ * stop at each 4 KiB page, and every sweep opened four new streams that they had to
+ * learn again.  (4096, 1024) float32, one thread, Zen 5: the statistics from memory took
+ * 0.56x the time of the unprefetched one-read pass, from the L3 0.64-0.72x; 4 KiB ahead
+ * gained half as much, 32 and 64 KiB the same as 16. */
+#ifndef CYR_BN_ROWS_AHEAD_BYTES /* 0 (tests/test_c_kernels.py) compiles it out */
+#define CYR_BN_ROWS_AHEAD_BYTES 16384
+#endif
+/* ...or one sweep ahead, where a sweep's four rows (sweep_bytes) are longer */
+#define CYR_BN_ROWS_AHEAD(sweep_bytes) \
+    ((sweep_bytes) > CYR_BN_ROWS_AHEAD_BYTES ? (sweep_bytes) : CYR_BN_ROWS_AHEAD_BYTES)
 
 /* The row layout keeps the gate of every activation in dx too (float32/float64 data;
  * the Python layer passes dx to the first pass, which gates dy into it with
@@ -305,16 +318,23 @@ CYR_INLINE void cyr_bn_dx_coefs(const double *sums, double n, double invstd, dou
     *A = w * invstd;
 }
 
-/* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w. */
+/* Chan et al.: merge (nb, mean_b, m2_b) into (na, mean_a, m2_a), elementwise over w.
+ * Where a mean is infinite the difference is not finite, and the mean is the weighted
+ * sum instead, as a single sum would give it: +inf with finite data (PyTorch's mean),
+ * NaN with both infinities (M2 is then NaN, as a block's deviation from an infinite
+ * mean is). */
 CYR_INLINE void cyr_bn_chan_merge(double na, double *CYR_RESTRICT mean_a,
                                   double *CYR_RESTRICT m2_a, double nb,
                                   const double *CYR_RESTRICT mean_b,
                                   const double *CYR_RESTRICT m2_b, Py_ssize_t w) {
     const double n = na + nb;
-    const double fb = nb / n, fab = na * nb / n;
+    const double fa = na / n, fb = nb / n, fab = na * nb / n;
     for (Py_ssize_t j = 0; j < w; ++j) {
         const double d = mean_b[j] - mean_a[j];
-        mean_a[j] += d * fb;
+        if (fabs(d) <= DBL_MAX)
+            mean_a[j] += d * fb;
+        else
+            mean_a[j] = mean_a[j] * fa + mean_b[j] * fb;
         m2_a[j] += m2_b[j] + d * d * fab;
     }
 }
@@ -381,8 +401,8 @@ CYR_INLINE void cyr_bn_affine_rows_stream_##S(int act, const T *x, T *y, Py_ssiz
 }                                                                                          \
 CYR_INLINE void cyr_bn_group_colstats_##S(const T *x, Py_ssize_t rows, Py_ssize_t w,       \
                                           Py_ssize_t block_rows, double *gmean,            \
-                                          double *gm2, double *tmean, double *tm2) {       \
-    CYR_DISPATCH(bn_group_colstats, S, (x, rows, w, block_rows, gmean, gm2, tmean, tm2));  \
+                                          double *gm2, double *t) {                        \
+    CYR_DISPATCH(bn_group_colstats, S, (x, rows, w, block_rows, gmean, gm2, t));           \
 }                                                                                          \
 CYR_INLINE void cyr_bn_backward_channel_##S(const T *dy, const T *x, const T *y, T *dx,    \
                                             Py_ssize_t outer, Py_ssize_t C,                \
@@ -470,8 +490,8 @@ CYR_INLINE void cyr_bn_affine_rows_f16(int act, const cyr_half *x, cyr_half *y,
 }
 CYR_INLINE void cyr_bn_group_colstats_f16(const cyr_half *x, Py_ssize_t rows, Py_ssize_t w,
                                           Py_ssize_t block_rows, double *gmean,
-                                          double *gm2, double *tmean, double *tm2) {
-    CYR_DISPATCH(bn_group_colstats, f16, (x, rows, w, block_rows, gmean, gm2, tmean, tm2));
+                                          double *gm2, double *t) {
+    CYR_DISPATCH(bn_group_colstats, f16, (x, rows, w, block_rows, gmean, gm2, t));
 }
 CYR_INLINE void cyr_bn_backward_channel_f16(const cyr_half *dy, const cyr_half *x,
                                             const cyr_half *y, cyr_half *dx,

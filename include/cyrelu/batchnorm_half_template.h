@@ -639,46 +639,42 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_h2f_block)(const cyr_half *x, Py_ssize
     for (Py_ssize_t r = 0; r < rows; ++r) CYR_ISA_FN(h2f)(x + r * ld, t + r * cw, cw);
 }
 
-/* The float kernel's bn_block_colstats on converted data: per column tile, the sums over
- * row tiles (a multiple of 4 rows), the means, then the squared deviations. */
+/* The float kernel's bn_block_colstats on converted data: per column tile, the shift
+ * from the block's first row, then the one-read sums over row tiles (a multiple of 4
+ * rows); s1: W doubles of scratch. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const cyr_half *x, Py_ssize_t rows,
                                                          Py_ssize_t w, Py_ssize_t ld,
-                                                         double *mean, double *m2) {
+                                                         double *mean, double *m2,
+                                                         double *s1) {
     CYR_ALIGN64 float t[CYR_BN_HRT];
-    const double inv = 1.0 / (double)rows;
     const Py_ssize_t cw = CYR_BN_HCW(w), kr = CYR_BN_HKR(cw);
     Py_ssize_t j, j0, r0, n, nr;
-    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
+    for (j = 0; j < w; ++j) { m2[j] = 0.0; s1[j] = 0.0; }
     for (j0 = 0; j0 < w; j0 += cw) {
         n = w - j0 < cw ? w - j0 : cw;
         for (r0 = 0; r0 < rows; r0 += kr) {
             nr = rows - r0 < kr ? rows - r0 : kr;
             CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
-            CYR_F32(bn_colsum_acc)(t, nr, n, n, mean + j0);
-        }
-        for (j = j0; j < j0 + n; ++j) mean[j] *= inv;
-        for (r0 = 0; r0 < rows; r0 += kr) {
-            nr = rows - r0 < kr ? rows - r0 : kr;
-            CYR_NAME(bn_h2f_block)(x + r0 * ld + j0, ld, nr, n, t);
-            CYR_F32(bn_colsqdev_acc)(t, nr, n, n, mean + j0, m2 + j0, NULL, 0);
+            if (r0 == 0) CYR_F32(bn_colshift)(t, n, mean + j0);
+            CYR_F32(bn_colshift_acc)(t, nr, n, n, 0, 1, mean + j0, s1 + j0, m2 + j0);
         }
     }
+    CYR_F32(bn_colshift_done)(rows, w, mean, m2, s1);
 }
 
 /* Column statistics of a group of `rows` rows, as bn_group_colstats. */
 static CYR_TARGET void CYR_NAME(bn_group_colstats)(const cyr_half *x, Py_ssize_t rows,
                                                    Py_ssize_t w, Py_ssize_t block_rows,
-                                                   double *gmean, double *gm2, double *tmean,
-                                                   double *tm2) {
+                                                   double *gmean, double *gm2, double *t) {
     Py_ssize_t r0, nb;
     double na;
     nb = rows < block_rows ? rows : block_rows;
-    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2);
+    CYR_NAME(bn_block_colstats)(x, nb, w, w, gmean, gm2, t);
     na = (double)nb;
     for (r0 = nb; r0 < rows; r0 += nb) {
         nb = rows - r0 < block_rows ? rows - r0 : block_rows;
-        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, tmean, tm2);
-        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, w, t, t + w, t + 2 * w);
+        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, t, t + w, w);
         na += (double)nb;
     }
 }

@@ -628,124 +628,144 @@ static CYR_TARGET void CYR_NAME(bn_affine_chan_rows)(int act, const CYR_T *x, CY
 
 /* ---- statistics per column, for the row layout -------------------------------------- */
 
-/* mean[j] += the sum of column j over `rows` rows (consecutive rows ld elements apart),
- * four rows per sweep over the accumulators (a quarter of their loads and stores),
- * summed as ((r0 + r1) + (r2 + r3)) before joining the column's total.  Splitting the
- * rows at multiples of 4 (or the columns anywhere) adds the same values in the same
- * order: the float16 copy relies on it. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsum_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
-                                                     Py_ssize_t w, Py_ssize_t ld,
-                                                     double *CYR_RESTRICT mean) {
-    Py_ssize_t r, j;
-    for (r = 0; r + 4 <= rows; r += 4) {
-        const CYR_T *CYR_RESTRICT x0 = x + r * ld;
-        const CYR_T *CYR_RESTRICT x1 = x0 + ld;
-        const CYR_T *CYR_RESTRICT x2 = x1 + ld;
-        const CYR_T *CYR_RESTRICT x3 = x2 + ld;
-        if (ld == w && w * (Py_ssize_t)sizeof(CYR_T) < CYR_BN_SHORT_ROW_BYTES)
-            cyr_bn_prefetch_run((const char *)x0 + CYR_BN_AHEAD_BYTES,
-                                4 * w * (Py_ssize_t)sizeof(CYR_T));
-        j = 0;
-#if CYR_ISA_ID >= 1
-        for (; j + CYR_VD_N <= w; j += CYR_VD_N)
-            CYR_VD_STOREU(
-                mean + j,
-                CYR_VD_ADD(CYR_VD_LOADU(mean + j),
-                           CYR_VD_ADD(CYR_VD_ADD(CYR_NAME(vd_ld)(x0 + j),
-                                                 CYR_NAME(vd_ld)(x1 + j)),
-                                      CYR_VD_ADD(CYR_NAME(vd_ld)(x2 + j),
-                                                 CYR_NAME(vd_ld)(x3 + j)))));
-#endif
-        for (; j < w; ++j)
-            mean[j] += ((double)x0[j] + (double)x1[j]) + ((double)x2[j] + (double)x3[j]);
-    }
-    for (; r < rows; ++r) {
-        const CYR_T *CYR_RESTRICT xr = x + r * ld;
-        for (j = 0; j < w; ++j) mean[j] += (double)xr[j];
+/* The shift of a block's one-pass sums: k[j] = its first row's x[0, j] where finite,
+ * else 0 (an infinite or NaN shift would turn the block's finite values into NaN and
+ * lose an infinite mean; with 0 the sums carry them as two passes do). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift)(const CYR_T *CYR_RESTRICT x, Py_ssize_t w,
+                                                   double *CYR_RESTRICT k) {
+    for (Py_ssize_t j = 0; j < w; ++j) {
+        const double v = (double)x[j];
+        k[j] = fabs(v) <= DBL_MAX ? v : 0.0;
     }
 }
 
-/* m2[j] += the sum over `rows` rows of (x[r, j] - mean[j])**2, four rows per sweep.
- * next (NULL: none): the next block's first next_rows rows (of ld == w contiguous
- * columns), fetched into L2 four rows per sweep while this pass runs in cache. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colsqdev_acc)(const CYR_T *CYR_RESTRICT x,
+/* s1[j] += the sum over `rows` rows of d = x[r, j] - k[j] and (sq) s2[j] += that of
+ * d * d, one read of x: four rows per sweep over the accumulators (a quarter of their loads and
+ * stores), summed as ((d0 + d1) + (d2 + d3)) before joining the column's.  Splitting the
+ * rows at multiples of 4 (or the columns anywhere) adds the same values in the same
+ * order: the float16 copy relies on it.  ahead (rows contiguous, ld == w): each sweep
+ * prefetches the bytes CYR_BN_ROWS_AHEAD_BYTES past its own, in memory order, a line
+ * per 64 bytes it reads (see batchnorm.h); spelled out in the loop, where the compiler
+ * keeps them (tests/test_c_kernels.py checks). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_acc)(const CYR_T *CYR_RESTRICT x,
                                                        Py_ssize_t rows, Py_ssize_t w,
-                                                       Py_ssize_t ld,
-                                                       const double *CYR_RESTRICT mean,
-                                                       double *CYR_RESTRICT m2,
-                                                       const CYR_T *next, Py_ssize_t next_rows) {
+                                                       Py_ssize_t ld, int ahead, int sq,
+                                                       const double *CYR_RESTRICT k,
+                                                       double *CYR_RESTRICT s1,
+                                                       double *CYR_RESTRICT s2) {
     Py_ssize_t r, j;
+    const Py_ssize_t rb = 4 * w * (Py_ssize_t)sizeof(CYR_T);
     for (r = 0; r + 4 <= rows; r += 4) {
         const CYR_T *CYR_RESTRICT x0 = x + r * ld;
         const CYR_T *CYR_RESTRICT x1 = x0 + ld;
         const CYR_T *CYR_RESTRICT x2 = x1 + ld;
         const CYR_T *CYR_RESTRICT x3 = x2 + ld;
-        if (next != NULL && r < next_rows)
-            cyr_bn_prefetch_l2_run(next + r * w,
-                                   (next_rows - r < 4 ? next_rows - r : 4) * w *
-                                       (Py_ssize_t)sizeof(CYR_T));
+        const char *pf = (const char *)x0 + CYR_BN_ROWS_AHEAD(rb);
         j = 0;
 #if CYR_ISA_ID >= 1
         for (; j + CYR_VD_N <= w; j += CYR_VD_N) {
-            CYR_BN_VD_DEV4_(x0, x1, x2, x3, mean, j);
-            CYR_VD_STOREU(
-                m2 + j,
-                CYR_VD_ADD(CYR_VD_LOADU(m2 + j),
-                           CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(d0, d0), CYR_VD_MUL(d1, d1)),
-                                      CYR_VD_ADD(CYR_VD_MUL(d2, d2), CYR_VD_MUL(d3, d3)))));
+            if (ahead && CYR_BN_ROWS_AHEAD_BYTES) {
+                /* the sweep reads 4 * CYR_VD_N elements per step: as many bytes ahead */
+                const char *p = pf + 4 * j * (Py_ssize_t)sizeof(CYR_T);
+                for (int q = 0; q < 4 * CYR_VD_N * (int)sizeof(CYR_T); q += 64)
+                    CYR_BN_PREFETCH(p + q);
+            }
+            CYR_BN_VD_DEV4_(x0, x1, x2, x3, k, j);
+            CYR_VD_STOREU(s1 + j, CYR_VD_ADD(CYR_VD_LOADU(s1 + j),
+                                             CYR_VD_ADD(CYR_VD_ADD(d0, d1), CYR_VD_ADD(d2, d3))));
+            if (sq)
+                CYR_VD_STOREU(
+                    s2 + j,
+                    CYR_VD_ADD(CYR_VD_LOADU(s2 + j),
+                               CYR_VD_ADD(CYR_VD_ADD(CYR_VD_MUL(d0, d0), CYR_VD_MUL(d1, d1)),
+                                          CYR_VD_ADD(CYR_VD_MUL(d2, d2), CYR_VD_MUL(d3, d3)))));
         }
+#else
+        /* the baseline's loop below is the compiler's to vectorise: the sweep's
+         * prefetches go first */
+        if (ahead && CYR_BN_ROWS_AHEAD_BYTES) cyr_bn_prefetch_run(pf, rb);
 #endif
         for (; j < w; ++j) {
-            const double m = mean[j];
+            const double m = k[j];
             const double d0 = (double)x0[j] - m, d1 = (double)x1[j] - m;
             const double d2 = (double)x2[j] - m, d3 = (double)x3[j] - m;
-            m2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
+            s1[j] += (d0 + d1) + (d2 + d3);
+            if (sq) s2[j] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3);
         }
     }
     for (; r < rows; ++r) {
         const CYR_T *CYR_RESTRICT xr = x + r * ld;
         for (j = 0; j < w; ++j) {
-            const double d = (double)xr[j] - mean[j];
-            m2[j] += d * d;
+            const double d = (double)xr[j] - k[j];
+            s1[j] += d;
+            if (sq) s2[j] += d * d;
         }
     }
 }
 
-/* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` rows,
- * two-pass over a block small enough to stay in cache; the second pass fetches the
- * next block (next_rows rows from next; NULL: none) into L2, so that the next first
- * pass reads from cache while this block's arithmetic runs. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
-                                            Py_ssize_t w, double *CYR_RESTRICT mean,
-                                            double *CYR_RESTRICT m2, const CYR_T *next,
-                                            Py_ssize_t next_rows) {
-    Py_ssize_t j;
-    const double inv = 1.0 / (double)rows;
-    for (j = 0; j < w; ++j) { mean[j] = 0.0; m2[j] = 0.0; }
-    CYR_NAME(bn_colsum_acc)(x, rows, w, w, mean);
-    for (j = 0; j < w; ++j) mean[j] *= inv;
-    CYR_NAME(bn_colsqdev_acc)(x, rows, w, w, mean, m2, next, next_rows);
+/* A block's mean and M2 from its shifted sums (bn_colshift_acc over its n rows): mean[j]
+ * holds the shift k[j] and m2[j] the sum s2[j] on entry.  M2 = s2 - s1 * s1 / n, where
+ * s1 * s1 / n = n * (mean - k)**2 <= n * M2 (k is one of the block's values, whose
+ * squared deviation is one term of M2): the subtraction loses at most log2(n + 1) bits
+ * of the float64 sums, 8 for the row layout's blocks of at most 256 rows, far below the
+ * float32 rounding of what is computed from them. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_done)(Py_ssize_t n, Py_ssize_t w,
+                                                        double *CYR_RESTRICT mean,
+                                                        double *CYR_RESTRICT m2,
+                                                        const double *CYR_RESTRICT s1) {
+    const double inv = 1.0 / (double)n;
+    for (Py_ssize_t j = 0; j < w; ++j) {
+        const double d = s1[j] * inv, q = m2[j] - s1[j] * d;
+        mean[j] += d;
+        m2[j] = q < 0.0 ? 0.0 : q; /* rounding's only; NaN stays */
+    }
 }
 
-/* Column statistics of a group of `rows` rows, block by block (block_rows each),
- * merged in order.  tmean/tm2 are W doubles of scratch. */
+/* Mean and M2 (sum of squared deviations) of each of the W columns of `rows` contiguous
+ * rows; s1: W doubles of scratch.  float32 (and float16) data take one read
+ * (bn_colshift_acc): their differences from the shift and the squares of those are exact
+ * in float64, so only the sums round, far below the data's own precision.  float64
+ * data have no such room: the first read takes the mean alone, and a second, of the
+ * block in cache (the Python layer sizes its blocks to the L2), the sums shifted by the
+ * mean, M2 corrected by that pass's own sum (s2 - s1 * s1 / n, s1 near 0): as accurate
+ * as two passes. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTRICT x, Py_ssize_t rows,
+                                            Py_ssize_t w, double *CYR_RESTRICT mean,
+                                            double *CYR_RESTRICT m2, double *CYR_RESTRICT s1) {
+    const int twice = sizeof(CYR_T) == sizeof(double);
+    Py_ssize_t j;
+    CYR_NAME(bn_colshift)(x, w, mean);
+    for (j = 0; j < w; ++j) { m2[j] = 0.0; s1[j] = 0.0; }
+    CYR_NAME(bn_colshift_acc)(x, rows, w, w, 1, !twice, mean, s1, m2);
+    CYR_NAME(bn_colshift_done)(rows, w, mean, m2, s1);
+    if (twice) {
+        /* a non-finite mean needs no care: its M2 is NaN either way */
+        const double inv = 1.0 / (double)rows;
+        for (j = 0; j < w; ++j) { m2[j] = 0.0; s1[j] = 0.0; }
+        CYR_NAME(bn_colshift_acc)(x, rows, w, w, 0, 1, mean, s1, m2);
+        for (j = 0; j < w; ++j) {
+            const double q = m2[j] - s1[j] * (s1[j] * inv);
+            m2[j] = q < 0.0 ? 0.0 : q;
+        }
+    }
+}
+
+/* Column statistics of a group of `rows` contiguous rows, block by block (block_rows
+ * each), merged in order.  t: 3 * W doubles of scratch. */
 static CYR_TARGET void CYR_NAME(bn_group_colstats)(const CYR_T *x, Py_ssize_t rows, Py_ssize_t w,
                                             Py_ssize_t block_rows, double *gmean, double *gm2,
-                                            double *tmean, double *tm2) {
-    Py_ssize_t r0 = 0, nb;
+                                            double *t) {
+    Py_ssize_t r0, nb;
     double na;
     nb = rows < block_rows ? rows : block_rows;
-#define CYR_BN_NEXT_ROWS_(end) (rows - (end) < block_rows ? rows - (end) : block_rows)
-    CYR_NAME(bn_block_colstats)(x, nb, w, gmean, gm2, x + nb * w, CYR_BN_NEXT_ROWS_(nb));
+    CYR_NAME(bn_block_colstats)(x, nb, w, gmean, gm2, t);
     na = (double)nb;
     for (r0 = nb; r0 < rows; r0 += nb) {
         nb = rows - r0 < block_rows ? rows - r0 : block_rows;
-        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, tmean, tm2, x + (r0 + nb) * w,
-                                    CYR_BN_NEXT_ROWS_(r0 + nb));
-        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, tmean, tm2, w);
+        CYR_NAME(bn_block_colstats)(x + r0 * w, nb, w, t, t + w, t + 2 * w);
+        cyr_bn_chan_merge(na, gmean, gm2, (double)nb, t, t + w, w);
         na += (double)nb;
     }
-#undef CYR_BN_NEXT_ROWS_
 }
 
 /* ---- backward ---------------------------------------------------------------------- */
@@ -1087,7 +1107,7 @@ static CYR_TARGET void CYR_NAME(bn_backward_channels_piped)(const CYR_T *dy, con
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *CYR_RESTRICT dy,
                                            const CYR_T *CYR_RESTRICT x,
                                            const CYR_T *CYR_RESTRICT y, Py_ssize_t rows,
-                                           Py_ssize_t w, Py_ssize_t ld,
+                                           Py_ssize_t w, Py_ssize_t ld, int ahead,
                                            const double *CYR_RESTRICT mean,
                                            CYR_BN_GATEP a, double *CYR_RESTRICT s0,
                                            double *CYR_RESTRICT s1) {
@@ -1096,6 +1116,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
 #if CYR_ISA_ID >= 1
     CYR_T gt[4][CYR_BN_GATE_RUN / 4];
 #endif
+    /* rows of at least CYR_BN_SHORT_ROW_BYTES (the shorter ones prefetch below): read
+     * ahead as bn_colshift_acc, where dy and x are the arrays' contiguous rows */
+    const int far = ahead && ld == w && rb >= 4 * CYR_BN_SHORT_ROW_BYTES;
+    const int far_y = far && act != CYR_ACT_NONE && y != x;
     for (; r + 4 <= rows; r += 4) {
         const Py_ssize_t o0 = r * ld, o1 = o0 + ld, o2 = o1 + ld, o3 = o2 + ld;
         if (ld == w && rb < 4 * CYR_BN_SHORT_ROW_BYTES) {
@@ -1126,6 +1150,16 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                 g3p = gt[3];
             }
             for (; j + CYR_VD_N <= len; j += CYR_VD_N) {
+                if (far && CYR_BN_ROWS_AHEAD_BYTES) {
+                    /* the sweep reads 4 * CYR_VD_N elements of each array per step */
+                    const Py_ssize_t b = CYR_BN_ROWS_AHEAD(rb) +
+                                         4 * (j0 + j) * (Py_ssize_t)sizeof(CYR_T);
+                    for (int q = 0; q < 4 * CYR_VD_N * (int)sizeof(CYR_T); q += 64) {
+                        CYR_BN_PREFETCH((const char *)(dy + o0) + b + q);
+                        CYR_BN_PREFETCH((const char *)(x + o0) + b + q);
+                        if (far_y) CYR_BN_PREFETCH((const char *)(y + o0) + b + q);
+                    }
+                }
                 const CYR_VD g0 = CYR_NAME(vd_ld)(g0p + j), g1 = CYR_NAME(vd_ld)(g1p + j);
                 const CYR_VD g2 = CYR_NAME(vd_ld)(g2p + j), g3 = CYR_NAME(vd_ld)(g3p + j);
                 CYR_BN_VD_DEV4_(x0, x1, x2, x3, mj, j);
@@ -1145,6 +1179,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
             }
         }
 #else
+        if (far && CYR_BN_ROWS_AHEAD_BYTES) { /* the baseline's: the sweep's first */
+            cyr_bn_prefetch_run((const char *)(dy + o0) + CYR_BN_ROWS_AHEAD(rb), rb);
+            cyr_bn_prefetch_run((const char *)(x + o0) + CYR_BN_ROWS_AHEAD(rb), rb);
+            if (far_y) cyr_bn_prefetch_run((const char *)(y + o0) + CYR_BN_ROWS_AHEAD(rb), rb);
+        }
         for (Py_ssize_t j = 0; j < w; ++j) {
             const double g0 = (double)CYR_NAME(bn_gate)(act, dy[o0 + j], y, o0 + j, a.sc[j], a.sh[j], a);
             const double g1 = (double)CYR_NAME(bn_gate)(act, dy[o1 + j], y, o1 + j, a.sc[j], a.sh[j], a);
@@ -1210,7 +1249,7 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols_tiled)(int act, const CYR_T *dy, con
                     memcpy(xt + r * n, x + off + r * ld, (size_t)n * sizeof(CYR_T));
                 xs = xt;
             }
-            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gt, xs, NULL, nr, n, n, mean + j0, aj,
+            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gt, xs, NULL, nr, n, n, 0, mean + j0, aj,
                                        s0 + j0, s1 + j0);
         }
     }
@@ -1225,7 +1264,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_ld)(int act, const CYR_T *dy,
         return;
     }
     switch (act) {
-#define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, mean, a, s0, s1)
+#define CYR_BN_CALL(ACT) CYR_NAME(bn_dot_cols_impl)(ACT, dy, x, y, rows, w, ld, 1, mean, a, s0, s1)
     CYR_BN_BACKWARD_LOOP_ACTIVATIONS(CYR_BN_CASE_)
     default: CYR_BN_CALL(CYR_ACT_NONE); break;
 #undef CYR_BN_CALL
@@ -1276,7 +1315,7 @@ static CYR_TARGET void CYR_NAME(bn_dot_cols)(int act, const CYR_T *dy, const CYR
                 CYR_NAME(bn_gate_block)(act, dy + off, y + off, w, nr, w, a, gs + off);
             else
                 CYR_NAME(bn_gate_rows)(act, dy + off, y + off, nr, w, a, gs + off);
-            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gs + off, x + off, NULL, nr, w, w, mean, a,
+            CYR_NAME(bn_dot_cols_impl)(CYR_ACT_NONE, gs + off, x + off, NULL, nr, w, w, 1, mean, a,
                                        s0, s1);
         }
         return;

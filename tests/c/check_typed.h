@@ -279,7 +279,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
         gsc[j] = 1;
         gsh[j] = 0;
     }
-    double *cs = xmalloc((size_t)(4 * W) * sizeof(double));
+    double *cs = xmalloc((size_t)(5 * W) * sizeof(double));
     /* 4 * W coefficients, or two arrays of W and their repeated tails
      * (CYR_BN_COEF_EXT_N, batchnorm.h) */
     CT *colp = xmalloc((size_t)(4 * W + 2 * CYR_BN_COEF_EXT_N(CT)) * sizeof(CT));
@@ -397,9 +397,9 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
         /* -- row layout: column statistics, then y with per-column parameters -- */
         {
             const Py_ssize_t block_rows = 4;
-            double *gmean = cs, *gm2 = cs + W, *tmean = cs + 2 * W, *tm2 = cs + 3 * W;
+            double *gmean = cs, *gm2 = cs + W;
             int ok = 1;
-            KN(bn_group_colstats)(x, O, W, block_rows, gmean, gm2, tmean, tm2);
+            KN(bn_group_colstats)(x, O, W, block_rows, gmean, gm2, cs + 2 * W);
             for (Py_ssize_t j = 0; j < W && ok; ++j) {
                 double m = 0, m2 = 0;
                 for (Py_ssize_t o = 0; o < O; ++o) m += (double)x[o * W + j];
