@@ -20,7 +20,8 @@ Loop shapes (see batchnorm.h):
                never on the thread count), merged in group order; fewer when
                their scratch would pass a fixed share of the input (_group_rows);
                a group's statistics are taken block by block (_block_rows, from the
-               shape and, for float64, the planner's L2 size), merged in block order.
+               shape and, but for float32, the planner's L2 size), merged in block
+               order.
 The per-channel backward whose output streams and whose channel slabs fit twice in
 the L2 cache is pipelined: each thread takes a run of neighbouring channels and
 writes one channel's gradient while it reads the next one's inputs
@@ -369,12 +370,14 @@ cdef char *_scratch(Py_ssize_t nbytes, void **block) except NULL:
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t w, Py_ssize_t itemsize) noexcept nogil:
-    """Rows per block of the row layout's statistics: STATS_BLOCK_ROWS, and for float64
-    data, whose blocks are read twice (bn_block_colstats), no more than a quarter of the
+    """Rows per block of the row layout's statistics: STATS_BLOCK_ROWS, and for the data
+    that come back to a block (float64's second read, float16's column tiles, each a
+    pass down the block's rows; bn_block_colstats), no more than a quarter of the
     planner's L2 holds."""
-    if itemsize < 8:
+    if itemsize == 4:
         return STATS_BLOCK_ROWS
-    return max(1, min(<Py_ssize_t>STATS_BLOCK_ROWS, cyr_l2_bytes() // (4 * 8 * max(w, 1))))
+    return max(1, min(<Py_ssize_t>STATS_BLOCK_ROWS,
+                      cyr_l2_bytes() // (4 * itemsize * max(w, 1))))
 
 
 cdef inline int _streams(Py_ssize_t out_bytes, Py_ssize_t run_bytes, int nt) noexcept nogil:
