@@ -197,12 +197,14 @@ CYR_INLINE int cyr_bn_paces(int prefetch, Py_ssize_t o, Py_ssize_t o1) {
  * row; longer rows are left to the hardware. */
 #define CYR_BN_AHEAD_BYTES 4096
 #define CYR_BN_SHORT_ROW_BYTES 1024
-/* The row layout's statistics (one read of contiguous rows, bn_colshift_acc) prefetch
- * this far ahead of each sweep of four rows, in memory order: the hardware prefetchers
- * stop at each 4 KiB page, and every sweep opened four new streams that they had to
- * learn again.  (4096, 1024) float32, one thread, Zen 5: the statistics from memory took
- * 0.56x the time of the unprefetched one-read pass, from the L3 0.64-0.72x; 4 KiB ahead
- * gained half as much, 32 and 64 KiB the same as 16. */
+/* The row layout's first passes over rows of at least CYR_BN_SHORT_ROW_BYTES (the
+ * statistics' one read, bn_colshift_acc, and the backward's sums, bn_dot_cols_impl) read
+ * four rows at a time, four streams per array, each as long as a row; the hardware
+ * prefetchers stop at every 4 KiB page and had to learn each again.  Those passes
+ * prefetch this far ahead of each sweep of four rows, in memory order, a line for each
+ * line they read.  (4096, 1024) float32, one thread, Zen 5, from memory: the one-read
+ * statistics took 0.56-0.58x the time without it (from the L3 0.72-0.89x); 4 KiB ahead
+ * gained a quarter as much, 32 and 64 KiB the same as 16. */
 #ifndef CYR_BN_ROWS_AHEAD_BYTES /* 0 (tests/test_c_kernels.py) compiles it out */
 #define CYR_BN_ROWS_AHEAD_BYTES 16384
 #endif
