@@ -74,15 +74,24 @@ def test_kernel_check_passes(tmp_path):
     ), run.stdout[-2000:]
 
 
-@pytest.mark.parametrize("name", ["bn_kernel_cost.c", "bn_paced_rows.c"])
-def test_kernel_cost_benchmark_compiles(tmp_path, name):
-    """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element in cache) and
-    bn_paced_rows.c (their long rows read from memory) still compile against the headers'
-    entry points, warnings as errors."""
+@pytest.mark.parametrize(
+    "name,flags",
+    [
+        ("bn_kernel_cost.c", []),
+        ("bn_paced_rows.c", []),
+        ("bn_row_reads.c", []),
+        ("bn_row_reads.c", ["-DELEM=double"]),
+    ],
+)
+def test_kernel_cost_benchmark_compiles(tmp_path, name, flags):
+    """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element in cache),
+    bn_paced_rows.c (their long rows read from memory) and bn_row_reads.c (the row
+    layout's, float32 and float64) still compile against the headers' entry points,
+    warnings as errors."""
     bench = ROOT / "benchmarks" / name
     if not bench.is_file():
         pytest.skip("needs the source tree's benchmarks/")
-    build = _compile(["-O0", "-fsyntax-only", "-Wall", "-Werror"], bench)
+    build = _compile(["-O0", "-fsyntax-only", "-Wall", "-Wextra", "-Werror", *flags], bench)
     assert build.returncode == 0, build.stderr[-4000:]
 
 
