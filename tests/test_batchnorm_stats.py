@@ -24,16 +24,17 @@ def _layout(path, dtype):
 
 def _stats(x, axis, C):
     """(mean, biased variance) from the running statistics with momentum 1, float64."""
-    rm, rv = np.zeros(C, x.dtype), np.ones(C, x.dtype)
+    ptype = np.float32 if x.dtype == np.float16 else x.dtype  # float16's parameters: float32
+    rm, rv = np.zeros(C, ptype), np.ones(C, ptype)
     batch_norm(x, rm, rv, training=True, momentum=1.0, axis=axis)
     n = x.size // C
     return rm.astype(np.float64), rv.astype(np.float64) * (n - 1) / n
 
 
-def _block_starts(outer, C, dtype):
-    """The first rows of the row layout's blocks of the statistics: each group's rows,
-    taken STATS_BLOCK_ROWS at a time (_batchnorm.stats_blocks)."""
-    group_rows, block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), outer, C, 1)
+def _block_starts(outer, w, dtype):
+    """The first rows of the row layout's blocks of the statistics (rows of w elements):
+    each group's rows, taken a block at a time (_batchnorm.stats_blocks)."""
+    group_rows, block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), outer, w, 1)
     return [
         b
         for g in range(0, outer, group_rows)
@@ -79,14 +80,15 @@ def test_constant_channels_have_zero_variance(path):
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("where", ["first", "last"])
-def test_infinite_values_give_pytorchs_mean_and_variance(path, where):
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_infinite_values_give_pytorchs_mean_and_variance(path, where, dtype):
     """A channel with one +inf has mean +inf and variance NaN, with +inf and -inf mean
     NaN, with -inf mean -inf, wherever in the channel the infinity sits (the first
     element of a block or the last row, merged from another block, group or chunk):
     what one float64 sum gives, and PyTorch."""
-    shape, axis, C, red = _layout(path, np.float32)
+    shape, axis, C, red = _layout(path, dtype)
     rng = np.random.default_rng(3)
-    x = rng.standard_normal(shape).astype(np.float32)
+    x = rng.standard_normal(shape).astype(dtype)
     xm = np.moveaxis(x, axis % len(shape), 0)  # a view, channel first
     flat = [xm[c].reshape(-1) for c in range(3)]  # copies of the channels' values
     at = 0 if where == "first" else flat[0].size - 1

@@ -640,13 +640,13 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift)(const CYR_T *CYR_RESTRICT x,
 }
 
 /* s1[j] += the sum over `rows` rows of d = x[r, j] - k[j] and (sq) s2[j] += that of
- * d * d, one read of x: four rows per sweep over the accumulators (a quarter of their loads and
- * stores), summed as ((d0 + d1) + (d2 + d3)) before joining the column's.  Splitting the
- * rows at multiples of 4 (or the columns anywhere) adds the same values in the same
- * order: the float16 copy relies on it.  ahead (rows contiguous, ld == w): each sweep
- * prefetches the bytes CYR_BN_ROWS_AHEAD_BYTES past its own, in memory order, a line
- * per 64 bytes it reads (see batchnorm.h); spelled out in the loop, where the compiler
- * keeps them (tests/test_c_kernels.py checks). */
+ * d * d, one read of x: four rows per sweep over the accumulators (a quarter of their
+ * loads and stores), summed as ((d0 + d1) + (d2 + d3)) before joining the column's.
+ * Splitting the rows at multiples of 4 (or the columns anywhere) adds the same values in
+ * the same order: the float16 copy relies on it.  ahead (rows contiguous, ld == w): each
+ * sweep prefetches CYR_BN_ROWS_AHEAD(its bytes) past itself, in memory order, a line per
+ * 64 bytes it reads (see batchnorm.h); spelled out in the loop, where the compiler keeps
+ * them (tests/test_c_kernels.py checks). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_acc)(const CYR_T *CYR_RESTRICT x,
                                                        Py_ssize_t rows, Py_ssize_t w,
                                                        Py_ssize_t ld, int ahead, int sq,
@@ -706,9 +706,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_acc)(const CYR_T *CYR_RESTRIC
 /* A block's mean and M2 from its shifted sums (bn_colshift_acc over its n rows): mean[j]
  * holds the shift k[j] and m2[j] the sum s2[j] on entry.  M2 = s2 - s1 * s1 / n, where
  * s1 * s1 / n = n * (mean - k)**2 <= n * M2 (k is one of the block's values, whose
- * squared deviation is one term of M2): the subtraction loses at most log2(n + 1) bits
- * of the float64 sums, 8 for the row layout's blocks of at most 256 rows, far below the
- * float32 rounding of what is computed from them. */
+ * squared deviation is one term of M2) and so s2 <= (n + 1) * M2: the subtraction
+ * magnifies the sums' rounding at most 2n + 1 times, 513 for the row layout's blocks of
+ * at most 256 rows (9 of float64's 53 bits), far below the float32 rounding of what is
+ * computed from them. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_done)(Py_ssize_t n, Py_ssize_t w,
                                                         double *CYR_RESTRICT mean,
                                                         double *CYR_RESTRICT m2,
