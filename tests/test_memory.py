@@ -72,7 +72,7 @@ def test_wide_rows_training_forward_and_backward_peak_memory():
 
 def test_capped_row_groups_keep_results_independent_of_threads():
     # (512, 20000) float32: 512 row groups of one row would be wanted, 64 allowed, and
-    # the scratch cap leaves 6 (forward) and 13 (backward): still the same bits for
+    # the scratch cap leaves 5 (forward) and 13 (backward): still the same bits for
     # every thread count, and right.
     import numpy as np
 
