@@ -704,8 +704,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_acc)(const CYR_T *CYR_RESTRIC
 }
 
 /* A block's mean and M2 from its shifted sums (bn_colshift_acc over its n rows): mean[j]
- * holds the shift k[j] and m2[j] the sum s2[j] on entry.  M2 = s2 - s1 * s1 / n, where
- * s1 * s1 / n = n * (mean - k)**2 <= n * M2 (k is one of the block's values, whose
+ * holds the shift k[j] and m2[j] the sum s2[j] on entry (mean NULL: M2 alone, the shift
+ * being the mean already: bn_block_colstats' float64 second read).  M2 = s2 - s1 * s1 / n,
+ * where s1 * s1 / n = n * (mean - k)**2 <= n * M2 (k is one of the block's values, whose
  * squared deviation is one term of M2) and so s2 <= (n + 1) * M2: the subtraction
  * magnifies the sums' rounding at most 2n + 1 times, 513 for the row layout's blocks of
  * at most 256 rows (9 of float64's 53 bits), far below the float32 rounding of what is
@@ -717,7 +718,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_done)(Py_ssize_t n, Py_ssize_
     const double inv = 1.0 / (double)n;
     for (Py_ssize_t j = 0; j < w; ++j) {
         const double d = s1[j] * inv, q = m2[j] - s1[j] * d;
-        mean[j] += d;
+        if (mean != NULL) mean[j] += d;
         m2[j] = q < 0.0 ? 0.0 : q; /* rounding's only; NaN stays */
     }
 }
@@ -741,13 +742,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_block_colstats)(const CYR_T *CYR_RESTR
     CYR_NAME(bn_colshift_done)(rows, w, mean, m2, s1);
     if (twice) {
         /* a non-finite mean needs no care: its M2 is NaN either way */
-        const double inv = 1.0 / (double)rows;
         for (j = 0; j < w; ++j) { m2[j] = 0.0; s1[j] = 0.0; }
         CYR_NAME(bn_colshift_acc)(x, rows, w, w, 0, 1, mean, s1, m2);
-        for (j = 0; j < w; ++j) {
-            const double q = m2[j] - s1[j] * (s1[j] * inv);
-            m2[j] = q < 0.0 ? 0.0 : q;
-        }
+        CYR_NAME(bn_colshift_done)(rows, w, NULL, m2, s1);
     }
 }
 
