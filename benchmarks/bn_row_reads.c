@@ -11,7 +11,7 @@
  *   - the backward's sums (bn_dot_cols, ungated) over the same groups, and its input
  *     gradient pass with streamed stores (bn_dx_cols_stream).
  *
- * Build and run from the repository root; -DELEM=double for float64, ROWS and W as the
+ * Build and run from the repository root; -DF64 for float64, ROWS and W as the
  * arguments (the last two; the first is 1 for the flush, 0 without):
  *   cc -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off -Itests/c/shim -Iinclude \
  *      benchmarks/bn_row_reads.c -o /tmp/bn_row_reads -lm && /tmp/bn_row_reads 1
@@ -19,7 +19,7 @@
  * the one-read statistics took two scratch arrays instead of one, so the figures against
  * them came from this file built with
  *   '-DGROUP_COLSTATS(x,r,w,b,s)=cyr_bn_group_colstats_f32(x,r,w,b,s,s+w,s+2*w,s+3*w)'
- * (cyr_bn_group_colstats_f64 with -DELEM=double) and -Iinclude of that version.
+ * (cyr_bn_group_colstats_f64 with -DF64) and -Iinclude of that version.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,17 +29,17 @@
 #include "cyrelu/activations.h"
 #include "cyrelu/batchnorm.h"
 
-#ifndef ELEM
-#define ELEM float
+#ifdef F64
+typedef double T;
+#define KN(name) cyr_bn_##name##_f64
+#define IS_F64 1
+#else
+typedef float T;
+#define KN(name) cyr_bn_##name##_f32
+#define IS_F64 0
 #endif
-typedef ELEM T;
-#define IS_F64 (sizeof(T) == 8)
 #ifndef GROUP_COLSTATS
-#define GROUP_COLSTATS(x, r, w, b, s)                                                      \
-    (IS_F64 ? cyr_bn_group_colstats_f64((const double *)(const void *)(x), r, w, b, s,      \
-                                        s + (w), s + 2 * (w))                              \
-            : cyr_bn_group_colstats_f32((const float *)(const void *)(x), r, w, b, s,       \
-                                        s + (w), s + 2 * (w)))
+#define GROUP_COLSTATS(x, r, w, b, s) KN(group_colstats)(x, r, w, b, s, s + (w), s + 2 * (w))
 #endif
 
 static double now(void) {
@@ -107,35 +107,14 @@ int main(int argc, char **argv) {
             case 4:
                 for (Py_ssize_t g = 0; g * gs < rows; ++g) {
                     const Py_ssize_t nr = rows - g * gs < gs ? rows - g * gs : gs;
-                    if (IS_F64)
-                        cyr_bn_dot_cols_f64(0, (const double *)(const void *)(dy + g * gs * w),
-                                            (const double *)(const void *)(x + g * gs * w), NULL,
-                                            nr, w, mz, 0.0, 0.0, (const double *)(void *)one,
-                                            (const double *)(void *)zero, s + g * 5 * w + 2 * w,
-                                            s + g * 5 * w + 3 * w, NULL);
-                    else
-                        cyr_bn_dot_cols_f32(0, (const float *)(const void *)(dy + g * gs * w),
-                                            (const float *)(const void *)(x + g * gs * w), NULL,
-                                            nr, w, mz, 0.f, 0.f, (const float *)(void *)one,
-                                            (const float *)(void *)zero, s + g * 5 * w + 2 * w,
-                                            s + g * 5 * w + 3 * w, NULL);
+                    KN(dot_cols)(0, dy + g * gs * w, x + g * gs * w, NULL, nr, w, mz, (T)0,
+                                 (T)0, one, zero, s + g * 5 * w + 2 * w, s + g * 5 * w + 3 * w,
+                                 NULL);
                 }
                 break;
             default:
-                if (IS_F64)
-                    cyr_bn_dx_cols_stream_f64(
-                        0, 1, (const double *)(void *)dy, (const double *)(void *)x, NULL,
-                        (double *)(void *)y, rows, w, (const double *)(void *)m,
-                        (const double *)(void *)k, (const double *)(void *)mdy,
-                        (const double *)(void *)A, 0.0, 0.0, (const double *)(void *)one,
-                        (const double *)(void *)zero);
-                else
-                    cyr_bn_dx_cols_stream_f32(
-                        0, 1, (const float *)(void *)dy, (const float *)(void *)x, NULL,
-                        (float *)(void *)y, rows, w, (const float *)(void *)m,
-                        (const float *)(void *)k, (const float *)(void *)mdy,
-                        (const float *)(void *)A, 0.f, 0.f, (const float *)(void *)one,
-                        (const float *)(void *)zero);
+                KN(dx_cols_stream)(0, 1, dy, x, NULL, y, rows, w, m, k, mdy, A, (T)0, (T)0, one,
+                                   zero);
             }
             t1 = now();
             if (t1 - t0 < best[c]) best[c] = t1 - t0;

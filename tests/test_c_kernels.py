@@ -80,7 +80,7 @@ def test_kernel_check_passes(tmp_path):
         ("bn_kernel_cost.c", []),
         ("bn_paced_rows.c", []),
         ("bn_row_reads.c", []),
-        ("bn_row_reads.c", ["-DELEM=double"]),
+        ("bn_row_reads.c", ["-DF64"]),
     ],
 )
 def test_kernel_cost_benchmark_compiles(tmp_path, name, flags):
@@ -128,6 +128,27 @@ def test_row_layout_read_ahead_survives_the_optimiser(tmp_path, call):
     assert re.search(r"\bprefetch|\bprfm\b", text), "no prefetch instruction left in " + call
 
 
+def _asm_with_and_without(tmp_path, source, knob):
+    """The probe `source` compiled to assembly at the extension's -O3 (its
+    optimisation_flags), as it is and with `knob` (a -D that compiles some prefetches
+    out): the two texts."""
+    src = tmp_path / "probe.c"
+    src.write_text(source)
+    texts = []
+    for extra in ([], [knob]):
+        asm = tmp_path / ("probe%d.s" % len(extra))
+        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
+        build = _compile(flags + extra, src, "-o", str(asm))
+        assert build.returncode == 0, build.stderr[-4000:]
+        texts.append(asm.read_text())
+    return texts
+
+
+def _prefetches(text):
+    """Prefetch instructions in assembly text (x86-64: prefetcht0 and kin; aarch64: prfm)."""
+    return len(re.findall(r"\bprefetch\w*|\bprfm\b", text))
+
+
 _PACED_PROBE = """
 #include "cyrelu/batchnorm.h"
 void probe(const %(T)s *dy, const %(T)s *x, %(T)s *dx, Py_ssize_t outer, Py_ssize_t C,
@@ -155,15 +176,10 @@ def test_paced_rows_prefetches_survive_the_optimiser(tmp_path, T, P, call):
     extension's -O3: the probe has more prefetch instructions than with the pacing
     compiled out (CYR_BN_PACE_BYTES=0).  A helper that took them for dy, x and y lost some
     or all of them under GCC 12."""
-    src = tmp_path / "probe.c"
-    src.write_text(_PACED_PROBE % {"T": T, "P": P, "call": call})
-    counts = []
-    for extra in ([], ["-DCYR_BN_PACE_BYTES=0"]):
-        asm = tmp_path / ("probe%d.s" % len(extra))
-        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
-        build = _compile(flags + extra, src, "-o", str(asm))
-        assert build.returncode == 0, build.stderr[-4000:]
-        counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", asm.read_text())))
+    texts = _asm_with_and_without(
+        tmp_path, _PACED_PROBE % {"T": T, "P": P, "call": call}, "-DCYR_BN_PACE_BYTES=0"
+    )
+    counts = [_prefetches(text) for text in texts]
     assert counts[0] > counts[1] > 0, (call, counts)
 
 
@@ -199,21 +215,15 @@ def test_row_layout_read_far_ahead_survives_the_optimiser(tmp_path, T, fn, call)
     probe has more prefetch instructions than with them compiled out
     (CYR_BN_ROWS_AHEAD_BYTES=0), and on x86-64 so has each vector copy (whose loop spells
     them out)."""
-    src = tmp_path / "probe.c"
-    src.write_text(_ROWS_AHEAD_PROBE % {"T": T, "call": call})
-    counts, texts = [], []
-    for extra in ([], ["-DCYR_BN_ROWS_AHEAD_BYTES=0"]):
-        asm = tmp_path / ("probe%d.s" % len(extra))
-        flags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off", "-S"]
-        build = _compile(flags + extra, src, "-o", str(asm))
-        assert build.returncode == 0, build.stderr[-4000:]
-        texts.append(asm.read_text())
-        counts.append(len(re.findall(r"\bprefetch\w*|\bprfm\b", texts[-1])))
+    texts = _asm_with_and_without(
+        tmp_path, _ROWS_AHEAD_PROBE % {"T": T, "call": call}, "-DCYR_BN_ROWS_AHEAD_BYTES=0"
+    )
+    counts = [_prefetches(text) for text in texts]
     assert counts[0] > counts[1], (call, counts)
     # each vector copy (from its label to its .size directive) has more than without
     copies = [
         {
-            name: len(re.findall(r"\bprefetch\w*", body))
+            name: _prefetches(body)
             for name, body in re.findall(
                 r"^(cyr_bn_%s_avx\w*?)(?:\.\w+)*:\n(.*?)^\s*\.size" % fn, text, re.M | re.S
             )
