@@ -53,7 +53,7 @@ GATE_AT_OUTPUT = CYR_BN_GATE_AT_OUTPUT
 cdef extern from "cyrelu/batchnorm.h" nogil:
     int CYR_ACT_NONE  # no activation (cyrelu/cuda/activation_table.h)
     int CYR_BN_GATE_AT_OUTPUT  # added to elu's, celu's, selu's code: the gate from the output
-    enum: CYR_BN_CARRY  # doubles of a channel's first statistics pass, carried to the next
+    enum: CYR_BN_CARRY  # doubles of a channel's statistics read, carried to the next
     enum: CYR_BN_COEF_EXT_BYTES  # the row layout's coefficients' repeated tail (_row_coefs)
     Py_ssize_t cyr_stream_min_bytes()
     Py_ssize_t cyr_l2_bytes()
@@ -593,7 +593,7 @@ cdef void _train_channel_run(const floating *x, floating *y, Py_ssize_t outer, P
                              Py_ssize_t inner, Py_ssize_t c0, Py_ssize_t c1, _Chan w, _Chan b,
                              double eps, int act, floating a, floating pb, int stream,
                              double *mean, double *var) noexcept nogil:
-    """Channels [c0, c1) in turn, each one's first statistics pass carried from the one
+    """Channels [c0, c1) in turn, each one's statistics read carried from the one
     before (cyr_bn_train_channel: taken while that one was normalised)."""
     cdef double carry[2][CYR_BN_CARRY]
     cdef Py_ssize_t c, k = 0

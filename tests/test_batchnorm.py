@@ -742,7 +742,7 @@ def test_each_loop_shape(rng, shape, axis, expected, dtype, activation):
 @pytest.mark.kernel_choice
 def test_chunked_channel_statistics(rng):
     """A channel slab larger than the planner's slab size (half the L2 in force) has its
-    statistics taken in row chunks, each two-pass in cache, merged with Chan's update:
+    statistics taken in row chunks, each read once in cache, merged with Chan's update:
     the shape is derived from cyrelu._parallel.cache_info(), so the chunked path is
     reached whatever the cache size; checked against the float64 reference, for mean
     1e4 and standard deviation 1 (no cancellation), the same bits for 1 and 2 threads."""

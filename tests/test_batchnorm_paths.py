@@ -32,7 +32,7 @@ def path_shapes(itemsize):
     paced = 3 * PACED_ROW_BYTES // (2 * itemsize) + 7
     rows_c = 48
     return {
-        # a channel's slab within half the slab size: one two-pass chunk in cache
+        # a channel's slab within half the slab size: one chunk in cache
         "channel": ((max(2, slab // 2 // (inner * itemsize)), 6, inner), 1),
         # slabs of 2.5 slab sizes: three row chunks, the last one partial
         "channel chunked": ((5 * slab // (2 * inner * itemsize) + 3, 3, inner), 1),

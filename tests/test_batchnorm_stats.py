@@ -3,16 +3,26 @@ from the cache planner): their accuracy where a one-read sum would cancel, and t
 variance of channels holding infinities, as PyTorch (and a plain float64 sum) gives them.
 
 The row layout takes each block's sums shifted by its first row (batchnorm_template.h,
-bn_colshift_done); an outlier in that row is the shift's worst case, so the data here
-put one in the first row of every block, on a large offset."""
+bn_colshift_done), the per-channel layout each chunk's sums shifted by the mean of its
+first rows (bn_chan_shift_begin); an outlier in those rows is the shift's worst case, so
+the data here put one in the first row of every block and chunk, on a large offset."""
 
 import numpy as np
 import pytest
 from test_batchnorm_paths import path_shapes
 
+import cyrelu
 from cyrelu import _batchnorm, batch_norm
 
-PATHS = ("channel", "channel chunked", "rows cached", "rows folded", "rows blocked")
+PATHS = (
+    "channel",
+    "channel chunked",
+    "channel pipelined",
+    "channel paced",
+    "rows cached",
+    "rows folded",
+    "rows blocked",
+)
 
 
 def _layout(path, dtype):
@@ -31,9 +41,17 @@ def _stats(x, axis, C):
     return rm.astype(np.float64), rv.astype(np.float64) * (n - 1) / n
 
 
-def _block_starts(outer, w, dtype):
-    """The first rows of the row layout's blocks of the statistics (rows of w elements):
-    each group's rows, taken a block at a time (_batchnorm.stats_blocks)."""
+def _block_starts(path, shape, dtype):
+    """The first rows of the blocks of the statistics: of the row layout's (rows of w
+    elements), each group's rows taken a block at a time (_batchnorm.stats_blocks); of
+    the per-channel layout's (shape (outer, C, inner)), the chunks of rows that fit in
+    the slab size (sized for float rows where the data are float16, as the kernels do)."""
+    outer = shape[0]
+    if path.startswith("channel"):
+        row_bytes = shape[2] * max(np.dtype(dtype).itemsize, 4)
+        slab = cyrelu._parallel.cache_info()["slab_bytes"]
+        return list(range(0, outer, max(1, slab // row_bytes)))
+    w = int(np.prod(shape[1:]))
     group_rows, block_rows = _batchnorm.stats_blocks(np.empty(1, dtype), outer, w, 1)
     return [
         b
@@ -45,7 +63,7 @@ def _block_starts(outer, w, dtype):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_outliers_on_an_offset(path, dtype):
-    """The first row of every block an outlier 40 standard deviations out, on an offset
+    """The first row of every block and chunk an outlier 40 standard deviations out, on an offset
     of 10**6 standard deviations: mean and variance to within 1e-6 (float32) or 1e-10
     (float64) of the float64 reference (E[x**2] - E[x]**2 in float64 would be off by
     about 1e-4; merging the blocks' and groups' means, each rounded to 1e-16 of the
@@ -55,7 +73,7 @@ def test_outliers_on_an_offset(path, dtype):
     x = rng.standard_normal(shape) + 1e6
     outer = int(np.prod(shape[: axis % len(shape)]))
     rows = x.reshape(outer, -1)  # a view: the row layout's rows, the channels' outer rows
-    rows[_block_starts(outer, rows.shape[1], dtype)] += 40.0
+    rows[_block_starts(path, shape, dtype)] += 40.0
     x = x.astype(dtype)
     mean, var = _stats(x, axis, C)
     x64 = x.astype(np.float64)

@@ -20,9 +20,10 @@
  *                (vectorised across columns) are kept for fixed blocks of rows
  *                and merged in a fixed order.
  *
- * Sums are accumulated in double for both element types; variances are two-pass
- * (mean, then the sum of squared deviations) within a block, and blocks are
- * combined with Chan et al.'s pairwise update.  Work is partitioned by channel or
+ * Sums are accumulated in double for every element type; a block's variance comes from
+ * its sums shifted by a value near its mean, in one read (float64: then a second read in
+ * cache, shifted by the mean), and blocks are combined with Chan et al.'s pairwise
+ * update.  Work is partitioned by channel or
  * by fixed row groups that do not depend on the thread count, so results are
  * bitwise identical for any number of threads.
  */
@@ -145,16 +146,33 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
     return acc[0];
 }
 
-/* A channel's first statistics pass carried from one channel to the next
- * (bn_train_channel): the CYR_BN_LANES lanes, then the tail. */
-#define CYR_BN_CARRY (CYR_BN_LANES + 1)
+/* A channel's statistics, one read (bn_chan_shift_*, batchnorm_template.h): its sums
+ * shifted by k, s1 = sum(x - k) and (but for float64 data) s2 = sum((x - k)**2), in
+ * CYR_BN_CARRY doubles: the CYR_BN_LANES lanes of s1, those of s2, the tails of s1 and
+ * s2, then k.  The training forward carries them from one channel to the next
+ * (bn_train_channel). */
+#define CYR_BN_CARRY (2 * CYR_BN_LANES + 3)
+#define CYR_BN_SH_TAIL (2 * CYR_BN_LANES)
+#define CYR_BN_SH_K (2 * CYR_BN_LANES + 2)
 
-/* The mean of n elements from their first pass's sums (as bn_channel_chunk_stats
- * takes it). */
-CYR_INLINE double cyr_bn_carried_mean(const double *sums, double n) {
-    double acc[CYR_BN_LANES];
-    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = sums[k];
-    return (cyr_bn_lanes_total(acc) + sums[CYR_BN_LANES]) / n;
+/* The mean of the n elements of shifted sums s (s: CYR_BN_CARRY doubles, its lanes
+ * totalled in place) and, where m2 is not NULL, M2 = s2 - s1 * s1 / n, their sum of
+ * squared deviations (clamped at 0: rounding's only; NaN stays).  The shift k is the
+ * mean of the chunk's first ceil(rows / 256) rows, e elements (bn_chan_shift_begin):
+ * their squared deviations from the chunk's mean, a part of M2, are at least
+ * e * (mean - k)**2, so s1 * s1 / n = n * (mean - k)**2 <= n / e * M2 <= 256 * M2 and the
+ * subtraction magnifies the sums' rounding at most 513 times (9 of float64's 53 bits),
+ * as the row layout's (bn_colshift_done).  Where the chunk is constant, k is its value
+ * exactly (a sum of fewer than 2**29 copies of a float32 value is exact in double): M2
+ * is 0. */
+CYR_INLINE void cyr_bn_shift_done(double *s, double n, double *mean, double *m2) {
+    const double s1 = cyr_bn_lanes_total(s) + s[CYR_BN_SH_TAIL];
+    const double d = s1 / n;
+    *mean = s[CYR_BN_SH_K] + d;
+    if (m2 != NULL) {
+        const double q = cyr_bn_lanes_total(s + CYR_BN_LANES) + s[CYR_BN_SH_TAIL + 1] - s1 * d;
+        *m2 = q < 0.0 ? 0.0 : q;
+    }
 }
 
 /* Software prefetch of the next rows of a channel: the per-channel loops jump

@@ -64,33 +64,45 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsum_acc)(const cyr_half *x, Py_ssize_
     for (; i < n; ++i) *tail += (double)cyr_h2f_scalar(x[i]);
 }
 
-/* acc += (x[0:n] - mean)**2 (bn_sqdev_acc) */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hsqdev_acc)(const cyr_half *x, Py_ssize_t n,
-                                                     double mean, double *acc, double *tail) {
+/* s1 += x[0:n] - k, s2 += (x[0:n] - k)**2, t: their tails (bn_shift_acc, sq) */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hshift_acc)(const cyr_half *x, Py_ssize_t n, double k,
+                                                     double *s1, double *s2, double *t) {
     Py_ssize_t i = 0;
     if (n >= CYR_BN_LANES) {
-        const __m256d m = _mm256_set1_pd(mean);
-        __m256d a0 = _mm256_loadu_pd(acc), a1 = _mm256_loadu_pd(acc + 4);
-        __m256d a2 = _mm256_loadu_pd(acc + 8), a3 = _mm256_loadu_pd(acc + 12);
+        const __m256d kv = _mm256_set1_pd(k);
+        __m256d a0 = _mm256_loadu_pd(s1), a1 = _mm256_loadu_pd(s1 + 4);
+        __m256d a2 = _mm256_loadu_pd(s1 + 8), a3 = _mm256_loadu_pd(s1 + 12);
+        __m256d b0 = _mm256_loadu_pd(s2), b1 = _mm256_loadu_pd(s2 + 4);
+        __m256d b2 = _mm256_loadu_pd(s2 + 8), b3 = _mm256_loadu_pd(s2 + 12);
         for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
             const __m256 f0 = CYR_BN_H8(x + i), f1 = CYR_BN_H8(x + i + 8);
-            const __m256d d0 = _mm256_sub_pd(CYR_BN_LO(f0), m);
-            const __m256d d1 = _mm256_sub_pd(CYR_BN_HI(f0), m);
-            const __m256d d2 = _mm256_sub_pd(CYR_BN_LO(f1), m);
-            const __m256d d3 = _mm256_sub_pd(CYR_BN_HI(f1), m);
-            a0 = _mm256_add_pd(a0, _mm256_mul_pd(d0, d0));
-            a1 = _mm256_add_pd(a1, _mm256_mul_pd(d1, d1));
-            a2 = _mm256_add_pd(a2, _mm256_mul_pd(d2, d2));
-            a3 = _mm256_add_pd(a3, _mm256_mul_pd(d3, d3));
+            CYR_BN_PREFETCH(x + i + 2 * CYR_BN_PREFETCH_AHEAD);
+            const __m256d d0 = _mm256_sub_pd(CYR_BN_LO(f0), kv);
+            const __m256d d1 = _mm256_sub_pd(CYR_BN_HI(f0), kv);
+            const __m256d d2 = _mm256_sub_pd(CYR_BN_LO(f1), kv);
+            const __m256d d3 = _mm256_sub_pd(CYR_BN_HI(f1), kv);
+            a0 = _mm256_add_pd(a0, d0);
+            a1 = _mm256_add_pd(a1, d1);
+            a2 = _mm256_add_pd(a2, d2);
+            a3 = _mm256_add_pd(a3, d3);
+            b0 = _mm256_add_pd(b0, _mm256_mul_pd(d0, d0));
+            b1 = _mm256_add_pd(b1, _mm256_mul_pd(d1, d1));
+            b2 = _mm256_add_pd(b2, _mm256_mul_pd(d2, d2));
+            b3 = _mm256_add_pd(b3, _mm256_mul_pd(d3, d3));
         }
-        _mm256_storeu_pd(acc, a0);
-        _mm256_storeu_pd(acc + 4, a1);
-        _mm256_storeu_pd(acc + 8, a2);
-        _mm256_storeu_pd(acc + 12, a3);
+        _mm256_storeu_pd(s1, a0);
+        _mm256_storeu_pd(s1 + 4, a1);
+        _mm256_storeu_pd(s1 + 8, a2);
+        _mm256_storeu_pd(s1 + 12, a3);
+        _mm256_storeu_pd(s2, b0);
+        _mm256_storeu_pd(s2 + 4, b1);
+        _mm256_storeu_pd(s2 + 8, b2);
+        _mm256_storeu_pd(s2 + 12, b3);
     }
     for (; i < n; ++i) {
-        const double d = (double)cyr_h2f_scalar(x[i]) - mean;
-        *tail += d * d;
+        const double d = (double)cyr_h2f_scalar(x[i]) - k;
+        t[0] += d;
+        t[1] += d * d;
     }
 }
 
@@ -344,16 +356,32 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_affine_run)(int act, const cyr_half *x
 }
 
 /* The float kernel's bn_channel_chunk_stats on the converted rows [o0, o1) of a
- * channel (x at the channel's first row). */
+ * channel (x at the channel's first row): the same shift (the first rows' mean,
+ * bn_chan_shift_begin) and the same shifted sums, one read. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x, Py_ssize_t step,
                                                               Py_ssize_t inner, Py_ssize_t o0,
                                                               Py_ssize_t o1, int prefetch,
                                                               double *mean_out, double *m2_out) {
-    const double n = (double)(o1 - o0) * (double)inner;
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(cyr_half);
+    const Py_ssize_t rk = (o1 - o0 + 255) / 256;  /* the shift's rows */
     CYR_ALIGN64 float t[CYR_BN_HT];
-    double acc[CYR_BN_LANES] = {0}, tail = 0.0, mean;
+    double s[CYR_BN_CARRY] = {0}, h[CYR_BN_LANES + 1] = {0}, k;
+    double *s2 = s + CYR_BN_LANES, *st = s + CYR_BN_SH_TAIL;
     Py_ssize_t o, i, m;
+    for (o = o0; o < o0 + rk; ++o) {
+#if CYR_BN_HALF_DIRECT
+        CYR_NAME(bn_hsum_acc)(x + o * step, inner, h, h + CYR_BN_LANES);
+#else
+        for (i = 0; i < inner; i += CYR_BN_HT) {
+            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+            CYR_ISA_FN(h2f)(x + o * step + i, t, m);
+            CYR_F32(bn_sum_acc)(t, m, h, h + CYR_BN_LANES);
+        }
+#endif
+    }
+    k = (cyr_bn_lanes_total(h) + h[CYR_BN_LANES]) / ((double)rk * (double)inner);
+    k = fabs(k) <= DBL_MAX ? k : 0.0;
+    s[CYR_BN_SH_K] = k;
     for (o = o0; o < o1; ++o) {
         const cyr_half *xr = x + o * step;
         const int paced = cyr_bn_paces(prefetch, o, o1);  /* batchnorm.h */
@@ -363,7 +391,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
         for (i = 0; i < inner; i = m) {  /* m: the end of the piece */
             m = paced ? CYR_BN_PACE_END(i, inner, cyr_half) : inner;
             if (paced) cyr_bn_prefetch_run(xr + step + i, (m - i) * CYR_BN_HB);
-            CYR_NAME(bn_hsum_acc)(xr + i, m - i, acc, &tail);
+            CYR_NAME(bn_hshift_acc)(xr + i, m - i, k, s, s2, st);
         }
         (void)t;
 #else
@@ -371,27 +399,11 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
             m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
             if (paced) cyr_bn_prefetch_run(xr + step + i, m * CYR_BN_HB);
             CYR_ISA_FN(h2f)(xr + i, t, m);
-            CYR_F32(bn_sum_acc)(t, m, acc, &tail);
+            CYR_F32(bn_shift_acc)(t, m, k, 1, s, s2, st);
         }
 #endif
     }
-    mean = (cyr_bn_lanes_total(acc) + tail) / n;
-    for (int k = 0; k < CYR_BN_LANES; ++k) acc[k] = 0.0;
-    tail = 0.0;
-    for (o = o0; o < o1; ++o) {
-        const cyr_half *xr = x + o * step;
-#if CYR_BN_HALF_DIRECT
-        CYR_NAME(bn_hsqdev_acc)(xr, inner, mean, acc, &tail);
-#else
-        for (i = 0; i < inner; i += CYR_BN_HT) {
-            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
-            CYR_ISA_FN(h2f)(xr + i, t, m);
-            CYR_F32(bn_sqdev_acc)(t, m, mean, acc, &tail);
-        }
-#endif
-    }
-    *mean_out = mean;
-    *m2_out = cyr_bn_lanes_total(acc) + tail;
+    cyr_bn_shift_done(s, (double)(o1 - o0) * (double)inner, mean_out, m2_out);
 }
 
 /* bn_channel_stats (batchnorm_template.h) for half data: the same chunks (sized for

@@ -141,32 +141,51 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sum_acc)(const CYR_T *CYR_RESTRICT x, 
     for (; i < n; ++i) *tail += (double)x[i];
 }
 
-/* acc += (x[0:n] - mean)**2, lanes as bn_sum_acc's */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_sqdev_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n, double mean,
-                                       double *CYR_RESTRICT acc, double *CYR_RESTRICT tail) {
+/* s1 += x[0:n] - k and, where sq, s2 += (x[0:n] - k)**2, lanes as bn_sum_acc's (t[0]
+ * and t[1] take the elements past the last whole lane group).  The AVX-512 copy keeps
+ * each of the two sums in two vector registers, as bn_sum_acc: with one read, in L2
+ * (one thread, Zen 5), a channel's statistics took 0.08 ns an element instead of the two
+ * passes' 0.10. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_shift_acc)(const CYR_T *CYR_RESTRICT x, Py_ssize_t n,
+                                                    double k, int sq, double *CYR_RESTRICT s1,
+                                                    double *CYR_RESTRICT s2,
+                                                    double *CYR_RESTRICT t) {
     Py_ssize_t i = 0;
 #if CYR_ISA_ID >= 1
     if (n >= CYR_BN_LANES) {
-        const CYR_VD m = CYR_VD_SET1(mean);
-        CYR_VD av[CYR_BN_VD_Q];
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) av[q] = CYR_VD_LOADU(acc + CYR_VD_N * q);
-        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
+        const CYR_VD kv = CYR_VD_SET1(k);
+        CYR_VD a1[CYR_BN_VD_Q], a2[CYR_BN_VD_Q];
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+            a1[q] = CYR_VD_LOADU(s1 + CYR_VD_N * q);
+            a2[q] = CYR_VD_LOADU(s2 + CYR_VD_N * q);
+        }
+        for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+            CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
             for (int q = 0; q < CYR_BN_VD_Q; ++q) {
-                const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
-                av[q] = CYR_VD_ADD(av[q], CYR_VD_MUL(d, d));
+                const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), kv);
+                a1[q] = CYR_VD_ADD(a1[q], d);
+                if (sq) a2[q] = CYR_VD_ADD(a2[q], CYR_VD_MUL(d, d));
             }
-        for (int q = 0; q < CYR_BN_VD_Q; ++q) CYR_VD_STOREU(acc + CYR_VD_N * q, av[q]);
+        }
+        for (int q = 0; q < CYR_BN_VD_Q; ++q) {
+            CYR_VD_STOREU(s1 + CYR_VD_N * q, a1[q]);
+            CYR_VD_STOREU(s2 + CYR_VD_N * q, a2[q]);
+        }
     }
 #else
-    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES)
-        for (int k = 0; k < CYR_BN_LANES; ++k) {
-            const double d = (double)x[i + k] - mean;
-            acc[k] += d * d;
+    for (; i + CYR_BN_LANES <= n; i += CYR_BN_LANES) {
+        CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
+        for (int j = 0; j < CYR_BN_LANES; ++j) {
+            const double d = (double)x[i + j] - k;
+            s1[j] += d;
+            if (sq) s2[j] += d * d;
         }
+    }
 #endif
     for (; i < n; ++i) {
-        const double d = (double)x[i] - mean;
-        *tail += d * d;
+        const double d = (double)x[i] - k;
+        t[0] += d;
+        if (sq) t[1] += d * d;
     }
 }
 
@@ -459,55 +478,94 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, 
 
 /* ---- training forward, one channel of a (outer, C, inner) array -------------------- */
 
-/* The first pass of a channel's statistics, one row: row o of the channel (x points at
- * its first row, of o1) joins sums[0:CYR_BN_LANES] (the lanes) and sums[CYR_BN_LANES]
- * (the tail); the row CYR_BN_PREFETCH_ROWS ahead is prefetched where asked, and a long
- * row is read paced (cyr_bn_paces, batchnorm.h: the next row prefetched piece by piece).
- * The training forward runs it for the next channel during this one's normalising pass
- * (bn_train_channel): rows in the same order, the same mean either way. */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_sum_row)(const CYR_T *x, Py_ssize_t step,
-                                               Py_ssize_t inner, Py_ssize_t o, Py_ssize_t o1,
-                                               int prefetch, double *sums) {
+/* A channel's statistics in one read: its rows' sums shifted by k (bn_shift_acc), into
+ * s (CYR_BN_CARRY doubles, laid out as batchnorm.h says), made the mean and M2 by
+ * cyr_bn_shift_done.  float32 (and float16) data take s1 and s2 at once; float64 data,
+ * whose squares float64 cannot hold exactly, take s1 alone (sq 0), then M2 from a second
+ * read of the rows in cache, shifted by their mean (bn_chan_shift_finish). */
+#define CYR_BN_SQ (sizeof(CYR_T) != sizeof(double))
+
+/* s zeroed and its shift k set for a chunk of `rows` rows of a channel (x at its first
+ * row): the mean of the first ceil(rows / 256) rows (cyr_bn_shift_done says why), or 0
+ * where that is not finite (an infinite or NaN shift would make every difference so). */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_chan_shift_begin)(const CYR_T *x, Py_ssize_t step,
+                                                           Py_ssize_t inner, Py_ssize_t rows,
+                                                           double *s) {
+    const Py_ssize_t m = (rows + 255) / 256;
+    double h[CYR_BN_LANES + 1] = {0}, k;
+    for (int j = 0; j < CYR_BN_CARRY; ++j) s[j] = 0.0;
+    for (Py_ssize_t o = 0; o < m; ++o)
+        CYR_NAME(bn_sum_acc)(x + o * step, inner, h, h + CYR_BN_LANES);
+    k = (cyr_bn_lanes_total(h) + h[CYR_BN_LANES]) / ((double)m * (double)inner);
+    s[CYR_BN_SH_K] = fabs(k) <= DBL_MAX ? k : 0.0;
+}
+
+/* Row o of [o0, o1) joins the shifted sums s (sq: s2 too); the row CYR_BN_PREFETCH_ROWS
+ * ahead is prefetched where asked, and a long row is read paced (cyr_bn_paces,
+ * batchnorm.h: the next row prefetched piece by piece).  The training forward runs it
+ * for the next channel during this one's normalising pass (bn_train_channel): rows in
+ * the same order, the same sums either way. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_chan_shift_row)(const CYR_T *x, Py_ssize_t step,
+                                                         Py_ssize_t inner, Py_ssize_t o,
+                                                         Py_ssize_t o1, int prefetch, int sq,
+                                                         double *s) {
+    const double k = s[CYR_BN_SH_K];
+    double *s2 = s + CYR_BN_LANES, *t = s + CYR_BN_SH_TAIL;
     if (prefetch && o + CYR_BN_PREFETCH_ROWS < o1)
         cyr_bn_prefetch_run(x + (o + CYR_BN_PREFETCH_ROWS) * step,
                             inner * (Py_ssize_t)sizeof(CYR_T));
     if (!cyr_bn_paces(prefetch, o, o1)) {
-        CYR_NAME(bn_sum_acc)(x + o * step, inner, sums, sums + CYR_BN_LANES);
+        CYR_NAME(bn_shift_acc)(x + o * step, inner, k, sq, s, s2, t);
         return;
     }
     for (Py_ssize_t i = 0, e; i < inner; i = e) {  /* paced (CYR_BN_PACE_BYTES) */
         e = CYR_BN_PACE_END(i, inner, CYR_T);
         cyr_bn_prefetch_run(x + (o + 1) * step + i, (e - i) * (Py_ssize_t)sizeof(CYR_T));
-        CYR_NAME(bn_sum_acc)(x + o * step + i, e - i, sums, sums + CYR_BN_LANES);
+        CYR_NAME(bn_shift_acc)(x + o * step + i, e - i, k, sq, s, s2, t);
     }
 }
 
-/* The second pass: *m2_out, the sum of squared deviations from mean of rows [o0, o1). */
-CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_m2_rows)(const CYR_T *x, Py_ssize_t step,
-                                               Py_ssize_t inner, Py_ssize_t o0,
-                                               Py_ssize_t o1, double mean, double *m2_out) {
-    double acc[CYR_BN_LANES] = {0}, tail = 0.0;
+/* The mean and M2 of rows [o0, o1) of a channel from their shifted sums s (taken with
+ * sq = CYR_BN_SQ; s is consumed).  float64: the second read, in cache, shifted by the
+ * mean and corrected by its own s1 (s1 near 0): as accurate as two passes. */
+CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_chan_shift_finish)(const CYR_T *x, Py_ssize_t step,
+                                                            Py_ssize_t inner, Py_ssize_t o0,
+                                                            Py_ssize_t o1, double *s,
+                                                            double *mean_out, double *m2_out) {
+    const double n = (double)(o1 - o0) * (double)inner;
+    if (CYR_BN_SQ) {
+        cyr_bn_shift_done(s, n, mean_out, m2_out);
+        return;
+    }
+    cyr_bn_shift_done(s, n, mean_out, NULL);
+    for (int j = 0; j < CYR_BN_SH_K; ++j) s[j] = 0.0;
+    s[CYR_BN_SH_K] = *mean_out;  /* a non-finite mean needs no care: M2 is NaN either way */
     for (Py_ssize_t o = o0; o < o1; ++o)
-        CYR_NAME(bn_sqdev_acc)(x + o * step, inner, mean, acc, &tail);
-    *m2_out = cyr_bn_lanes_total(acc) + tail;
+        CYR_NAME(bn_shift_acc)(x + o * step, inner, *mean_out, 1, s, s + CYR_BN_LANES,
+                               s + CYR_BN_SH_TAIL);
+    {
+        double mean;
+        cyr_bn_shift_done(s, n, &mean, m2_out);  /* the mean stands */
+    }
 }
 
-/* Two-pass statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out
- * (the sum of squared deviations).  x points at the channel's first row. */
+/* The statistics (double) of rows [o0, o1) of channel c: *mean_out and *m2_out (the sum
+ * of squared deviations).  x points at the channel's first row. */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const CYR_T *x, Py_ssize_t step,
                                                    Py_ssize_t inner, Py_ssize_t o0,
                                                    Py_ssize_t o1, int prefetch,
                                                    double *mean_out, double *m2_out) {
-    double sums[CYR_BN_CARRY] = {0};
+    double s[CYR_BN_CARRY];
+    CYR_NAME(bn_chan_shift_begin)(x + o0 * step, step, inner, o1 - o0, s);
     for (Py_ssize_t o = o0; o < o1; ++o)
-        CYR_NAME(bn_channel_sum_row)(x, step, inner, o, o1, prefetch, sums);
-    *mean_out = cyr_bn_carried_mean(sums, (double)(o1 - o0) * (double)inner);
-    CYR_NAME(bn_channel_m2_rows)(x, step, inner, o0, o1, *mean_out, m2_out);
+        CYR_NAME(bn_chan_shift_row)(x, step, inner, o, o1, prefetch, CYR_BN_SQ, s);
+    CYR_NAME(bn_chan_shift_finish)(x, step, inner, o0, o1, s, mean_out, m2_out);
 }
 
 /* Mean and M2 (the sum of squared deviations) of channel c of (outer, C, inner) data.  A
- * slab larger than cyr_slab_bytes() is taken in chunks of rows that fit (each two-pass in
- * cache, merged in order with Chan's update), so the statistics read memory once. */
+ * slab larger than cyr_slab_bytes() is taken in chunks of rows that fit (each one read,
+ * float64's second in cache, merged in order with Chan's update), so the statistics read
+ * memory once. */
 static CYR_TARGET void CYR_NAME(bn_channel_stats)(const CYR_T *x, Py_ssize_t outer, Py_ssize_t C,
                                            Py_ssize_t inner, Py_ssize_t c, double *mean_out,
                                            double *m2_out) {
@@ -539,10 +597,10 @@ static CYR_TARGET void CYR_NAME(bn_channel_stats)(const CYR_T *x, Py_ssize_t out
  * A run of channels taken in turn by one thread overlaps them where two slabs fit in L2
  * (cyr_bn_pipelines) and the rows are short enough to prefetch (cyr_bn_wants_prefetch):
  * while this channel is normalised (memory-bound: its output goes out, the next slab
- * comes in), the next channel's first statistics pass runs on the rows as they arrive,
- * into carry_out (CYR_BN_CARRY doubles; NULL: not asked, or c is the run's last
- * channel).  carry_in, when not NULL, holds this channel's first pass, taken so during
- * the previous one.  The same additions in the same order as bn_channel_stats: the same
+ * comes in), the next channel's statistics read (its shifted sums) runs on the rows as
+ * they arrive, into carry_out (CYR_BN_CARRY doubles; NULL: not asked, or c is the run's
+ * last channel).  carry_in, when not NULL, holds this channel's, taken so during the
+ * previous one.  The same additions in the same order as bn_channel_stats: the same
  * bits.  Otherwise the next slab (if it fits in L2 beside this one) is prefetched into
  * L2 as this one is normalised, so that its statistics start from L2.  Measured (Zen 5,
  * float32, 2 threads, against that prefetch alone, runs on a shared machine): rows of
@@ -561,8 +619,9 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
     double mean, m2, var, invstd, scale;
     Py_ssize_t o;
     if (pipe && carry_in != NULL) {
-        mean = cyr_bn_carried_mean(carry_in, (double)outer * (double)inner);
-        CYR_NAME(bn_channel_m2_rows)(x + c * inner, step, inner, 0, outer, mean, &m2);
+        double s[CYR_BN_CARRY];
+        for (int k = 0; k < CYR_BN_CARRY; ++k) s[k] = carry_in[k];
+        CYR_NAME(bn_chan_shift_finish)(x + c * inner, step, inner, 0, outer, s, &mean, &m2);
     } else {
         CYR_NAME(bn_channel_stats)(x, outer, C, inner, c, &mean, &m2);
     }
@@ -573,16 +632,15 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
     scale = w * invstd;
     const int carry = pipe && carry_out != NULL && c + 1 < C;
     const int next = !carry && c + 1 < C && cyr_bn_fits_twice(outer * row_bytes);
-    if (carry)
-        for (int k = 0; k < CYR_BN_CARRY; ++k) carry_out[k] = 0.0;
+    if (carry) CYR_NAME(bn_chan_shift_begin)(x + inner, step, inner, outer, carry_out);
     if (stream && (const CYR_T *)y != x) {
         for (o = 0; o < outer; ++o) {
             if (next) cyr_bn_prefetch_l2_run(x + inner + o * step, row_bytes);
             CYR_NAME(bn_affine_stream)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
                                        (CYR_T)(b - mean * scale), a);
             if (carry)
-                CYR_NAME(bn_channel_sum_row)(x + inner, step, inner, o, outer, prefetch,
-                                             carry_out);
+                CYR_NAME(bn_chan_shift_row)(x + inner, step, inner, o, outer, prefetch,
+                                            CYR_BN_SQ, carry_out);
         }
 #if CYR_HAVE_STREAM
         cyr_stream_fence();
@@ -595,8 +653,8 @@ static CYR_TARGET void CYR_NAME(bn_train_channel)(const CYR_T *x, CYR_T *y, Py_s
             CYR_NAME(bn_affine)(act, x + o * step, y + o * step, inner, (CYR_T)scale,
                                 (CYR_T)(b - mean * scale), a);
             if (carry)
-                CYR_NAME(bn_channel_sum_row)(x + inner, step, inner, o, outer, prefetch,
-                                             carry_out);
+                CYR_NAME(bn_chan_shift_row)(x + inner, step, inner, o, outer, prefetch,
+                                            CYR_BN_SQ, carry_out);
         }
     }
     *mean_out = mean;

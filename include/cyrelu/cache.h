@@ -202,7 +202,7 @@ static inline Py_ssize_t cyr_stream_min_bytes(void) {
 }
 
 /* A BatchNorm channel slab larger than this is reduced in row chunks of at most this
- * size, each two-pass while it is in L2: half the per-core L2. */
+ * size, each read once (float64: twice, the second from L2): half the per-core L2. */
 static inline Py_ssize_t cyr_slab_bytes(void) { return cyr_l2_bytes() / 2; }
 
 /* Whether two channel slabs of this size fit in the per-core L2 with a fifth of it to

@@ -346,7 +346,7 @@ static void TN(bn_shape)(Py_ssize_t O, Py_ssize_t C, Py_ssize_t I, uint64_t seed
             }
             if (ok) pass();
         }
-        /* a run of channels, each one's first statistics pass carried from the one before
+        /* a run of channels, each one's statistics read carried from the one before
          * (taken during its normalising pass): the same statistics and y, bit for bit */
         for (int stream = 0; stream < 2; ++stream) {
             double carry[2][CYR_BN_CARRY];
