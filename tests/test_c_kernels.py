@@ -81,13 +81,16 @@ def test_kernel_check_passes(tmp_path):
         ("bn_paced_rows.c", []),
         ("bn_row_reads.c", []),
         ("bn_row_reads.c", ["-DF64"]),
+        ("bn_channel_forward.c", ["-DKERNELS=new"]),
+        ("bn_channel_forward.c", ["-DWITH_OLD"]),
     ],
 )
 def test_kernel_cost_benchmark_compiles(tmp_path, name, flags):
     """benchmarks/bn_kernel_cost.c (the BatchNorm kernels' cost per element in cache),
-    bn_paced_rows.c (their long rows read from memory) and bn_row_reads.c (the row
-    layout's, float32 and float64) still compile against the headers' entry points,
-    warnings as errors."""
+    bn_paced_rows.c (their long rows read from memory), bn_row_reads.c (the row
+    layout's, float32 and float64) and bn_channel_forward.c (the per-channel training
+    forward on threads: its kernel object and its driver) still compile against the
+    headers' entry points, warnings as errors."""
     bench = ROOT / "benchmarks" / name
     if not bench.is_file():
         pytest.skip("needs the source tree's benchmarks/")
