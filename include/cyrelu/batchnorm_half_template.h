@@ -607,10 +607,10 @@ static CYR_TARGET void CYR_NAME(bn_channel_dx)(const cyr_half *dy, const cyr_hal
     const Py_ssize_t bytes = inner * (Py_ssize_t)sizeof(cyr_half);
     float k, mdy, A;
     CYR_F32(bn_dx_coefs)(sums, n, invstd, w, train, &k, &mdy, &A);
-    for (Py_ssize_t o = 0; o < outer; ++o) {
+    for (Py_ssize_t o = outer - 1; o >= 0; --o) {  /* last row first, as the float kernel */
         const Py_ssize_t off = o * step + c * inner;
-        if (!stream && o + CYR_BN_PREFETCH_ROWS < outer)  /* the output lines, for writing */
-            cyr_bn_prefetchw_run(dx + off + pd, bytes);
+        if (!stream && o >= CYR_BN_PREFETCH_ROWS)  /* the output lines, for writing */
+            cyr_bn_prefetchw_run(dx + off - pd, bytes);
         CYR_NAME(bn_dx_run)(act, train, dy + off, x + off, y ? y + off : NULL, dx + off, inner,
                             (float)mean, k, mdy, A, a, stream);
     }
