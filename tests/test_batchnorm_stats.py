@@ -63,8 +63,8 @@ def _block_starts(path, shape, dtype):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_outliers_on_an_offset(path, dtype):
-    """The first row of every block and chunk an outlier 40 standard deviations out, on an offset
-    of 10**6 standard deviations: mean and variance to within 1e-6 (float32) or 1e-10
+    """The first row of every block and chunk an outlier 40 standard deviations out, on an
+    offset of 10**6 standard deviations: mean and variance to within 1e-6 (float32) or 1e-10
     (float64) of the float64 reference (E[x**2] - E[x]**2 in float64 would be off by
     about 1e-4; merging the blocks' and groups' means, each rounded to 1e-16 of the
     offset, leaves about 1e-12)."""

@@ -23,9 +23,8 @@
  * Sums are accumulated in double for every element type; a block's variance comes from
  * its sums shifted by a value near its mean, in one read (float64: then a second read in
  * cache, shifted by the mean), and blocks are combined with Chan et al.'s pairwise
- * update.  Work is partitioned by channel or
- * by fixed row groups that do not depend on the thread count, so results are
- * bitwise identical for any number of threads.
+ * update.  Work is partitioned by channel or by fixed row groups that do not depend on
+ * the thread count, so results are bitwise identical for any number of threads.
  */
 #ifndef CYRELU_BATCHNORM_H
 #define CYRELU_BATCHNORM_H
