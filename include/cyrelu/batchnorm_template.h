@@ -1000,10 +1000,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dx_stream)(int act, int train, const C
  * sum(g * (x - mean))) over n values: this data's (bn_backward_channel), or a larger
  * batch's that this data is a part of.  Last row first, as the gated pass: the sums'
  * pass leaves the slab's end in cache, and where dy and x together (784 KiB of NCHW
- * (32, 64, 56, 56) float32) nearly fill the L2, walking first to last found none of it
- * there.  Measured (Zen 5, 1 MiB L2, both orders in one process): that backward took
- * 0.94-0.99x the time on 2 threads, 0.91-0.92x on one; (8, 32, 224, 224), whose slabs
- * are three times the L2, 0.98-1.05x. */
+ * (32, 64, 56, 56) float32) nearly fill the L2, walking first to last asks first for
+ * the rows evicted first.  Measured (Zen 5, 1 MiB L2, both orders in one process): that
+ * backward took 0.94-0.99x the time on 2 threads, 0.91-0.92x on one; (8, 32, 224, 224),
+ * whose slabs are three times the L2, 0.98-1.05x. */
 static CYR_TARGET void CYR_NAME(bn_channel_dx)(const CYR_T *dy, const CYR_T *x, const CYR_T *y,
                                         CYR_T *dx, Py_ssize_t outer, Py_ssize_t C,
                                         Py_ssize_t inner, Py_ssize_t c, double mean,
