@@ -154,6 +154,19 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
 #define CYR_BN_SH_TAIL (2 * CYR_BN_LANES)
 #define CYR_BN_SH_K (2 * CYR_BN_LANES + 2)
 
+/* The rows a chunk of `rows` rows takes its shift from (bn_chan_shift_begin): the first
+ * ceil(rows / 256). */
+#define CYR_BN_SHIFT_ROWS(rows) (((rows) + 255) / 256)
+
+/* The shift k of a chunk's sums from the plain sums h of its first e elements
+ * (CYR_BN_LANES lanes, then the tail; totalled in place): their mean, or 0 where that is
+ * not finite (an infinite or NaN shift would make every difference so).  The float and
+ * float16 kernels take it alike, so their sums stay bitwise the same. */
+CYR_INLINE double cyr_bn_shift_of(double *h, double e) {
+    const double k = (cyr_bn_lanes_total(h) + h[CYR_BN_LANES]) / e;
+    return fabs(k) <= DBL_MAX ? k : 0.0;
+}
+
 /* The mean of the n elements of shifted sums s (s: CYR_BN_CARRY doubles, its lanes
  * totalled in place) and, where m2 is not NULL, M2 = s2 - s1 * s1 / n, their sum of
  * squared deviations (clamped at 0: rounding's only; NaN stays).  The shift k is the

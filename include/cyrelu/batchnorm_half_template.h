@@ -363,7 +363,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
                                                               Py_ssize_t o1, int prefetch,
                                                               double *mean_out, double *m2_out) {
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(cyr_half);
-    const Py_ssize_t rk = (o1 - o0 + 255) / 256;  /* the shift's rows */
+    const Py_ssize_t rk = CYR_BN_SHIFT_ROWS(o1 - o0);  /* the shift's rows */
     CYR_ALIGN64 float t[CYR_BN_HT];
     double s[CYR_BN_CARRY] = {0}, h[CYR_BN_LANES + 1] = {0}, k;
     double *s2 = s + CYR_BN_LANES, *st = s + CYR_BN_SH_TAIL;
@@ -379,8 +379,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
         }
 #endif
     }
-    k = (cyr_bn_lanes_total(h) + h[CYR_BN_LANES]) / ((double)rk * (double)inner);
-    k = fabs(k) <= DBL_MAX ? k : 0.0;
+    k = cyr_bn_shift_of(h, (double)rk * (double)inner);
     s[CYR_BN_SH_K] = k;
     for (o = o0; o < o1; ++o) {
         const cyr_half *xr = x + o * step;
