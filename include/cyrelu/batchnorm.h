@@ -154,9 +154,19 @@ CYR_INLINE double cyr_bn_lanes_total(double *acc) {
 #define CYR_BN_SH_TAIL (2 * CYR_BN_LANES)
 #define CYR_BN_SH_K (2 * CYR_BN_LANES + 2)
 
-/* The rows a chunk of `rows` rows takes its shift from (bn_chan_shift_begin): the first
- * ceil(rows / 256). */
+/* The elements a chunk of `rows` rows of `inner` takes its shift from
+ * (bn_chan_shift_begin): the first cyr_bn_shift_cols of each of its first
+ * CYR_BN_SHIFT_ROWS, at least a 256th of the chunk: ceil(rows / 256) rows, and of each
+ * the share of the row that makes up that 256th, rounded up to whole lane groups.  A
+ * chunk of a few long rows (NCHW (8, 32, 224, 224) under a 512 KiB L2: one row of
+ * 50176) so takes its shift from a small piece, not a first read of its whole row. */
 #define CYR_BN_SHIFT_ROWS(rows) (((rows) + 255) / 256)
+CYR_INLINE Py_ssize_t cyr_bn_shift_cols(Py_ssize_t rows, Py_ssize_t inner) {
+    const Py_ssize_t per = 256 * CYR_BN_SHIFT_ROWS(rows);
+    const Py_ssize_t e = (rows * inner + per - 1) / per;
+    const Py_ssize_t r = (e + CYR_BN_LANES - 1) / CYR_BN_LANES * CYR_BN_LANES;
+    return r < inner ? r : inner;
+}
 
 /* The shift k of a chunk's sums from the plain sums h of its first e elements
  * (CYR_BN_LANES lanes, then the tail; totalled in place): their mean, or 0 where that is
@@ -170,7 +180,7 @@ CYR_INLINE double cyr_bn_shift_of(double *h, double e) {
 /* The mean of the n elements of shifted sums s (s: CYR_BN_CARRY doubles, its lanes
  * totalled in place) and, where m2 is not NULL, M2 = s2 - s1 * s1 / n, their sum of
  * squared deviations (clamped at 0: rounding's only; NaN stays).  The shift k is the
- * mean of the chunk's first ceil(rows / 256) rows, e elements (bn_chan_shift_begin):
+ * mean of e >= n / 256 of the chunk's elements (bn_chan_shift_begin, cyr_bn_shift_cols):
  * their squared deviations from the chunk's mean, a part of M2, are at least
  * e * (mean - k)**2, so s1 * s1 / n = n * (mean - k)**2 <= n / e * M2 <= 256 * M2 and the
  * subtraction magnifies the sums' rounding at most 513 times (9 of float64's 53 bits),

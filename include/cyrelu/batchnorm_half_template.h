@@ -363,23 +363,24 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_channel_chunk_stats)(const cyr_half *x
                                                               Py_ssize_t o1, int prefetch,
                                                               double *mean_out, double *m2_out) {
     const Py_ssize_t row_bytes = inner * (Py_ssize_t)sizeof(cyr_half);
-    const Py_ssize_t rk = CYR_BN_SHIFT_ROWS(o1 - o0);  /* the shift's rows */
+    const Py_ssize_t rk = CYR_BN_SHIFT_ROWS(o1 - o0);  /* the shift's rows, */
+    const Py_ssize_t ek = cyr_bn_shift_cols(o1 - o0, inner);  /* of each the first ek */
     CYR_ALIGN64 float t[CYR_BN_HT];
     double s[CYR_BN_CARRY] = {0}, h[CYR_BN_LANES + 1] = {0}, k;
     double *s2 = s + CYR_BN_LANES, *st = s + CYR_BN_SH_TAIL;
     Py_ssize_t o, i, m;
     for (o = o0; o < o0 + rk; ++o) {
 #if CYR_BN_HALF_DIRECT
-        CYR_NAME(bn_hsum_acc)(x + o * step, inner, h, h + CYR_BN_LANES);
+        CYR_NAME(bn_hsum_acc)(x + o * step, ek, h, h + CYR_BN_LANES);
 #else
-        for (i = 0; i < inner; i += CYR_BN_HT) {
-            m = inner - i < CYR_BN_HT ? inner - i : CYR_BN_HT;
+        for (i = 0; i < ek; i += CYR_BN_HT) {
+            m = ek - i < CYR_BN_HT ? ek - i : CYR_BN_HT;
             CYR_ISA_FN(h2f)(x + o * step + i, t, m);
             CYR_F32(bn_sum_acc)(t, m, h, h + CYR_BN_LANES);
         }
 #endif
     }
-    k = cyr_bn_shift_of(h, (double)rk * (double)inner);
+    k = cyr_bn_shift_of(h, (double)rk * (double)ek);
     s[CYR_BN_SH_K] = k;
     for (o = o0; o < o1; ++o) {
         const cyr_half *xr = x + o * step;

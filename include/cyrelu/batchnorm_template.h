@@ -486,17 +486,17 @@ static CYR_TARGET void CYR_NAME(bn_affine_rows_stream)(int act, const CYR_T *x, 
 #define CYR_BN_SQ (sizeof(CYR_T) != sizeof(double))
 
 /* s zeroed and its shift k set for a chunk of `rows` rows of a channel (x at its first
- * row): the mean of its first CYR_BN_SHIFT_ROWS(rows) rows (cyr_bn_shift_of;
- * cyr_bn_shift_done says why). */
+ * row): the mean of the first cyr_bn_shift_cols elements of each of its first
+ * CYR_BN_SHIFT_ROWS(rows) rows (cyr_bn_shift_of; cyr_bn_shift_done says why). */
 CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_chan_shift_begin)(const CYR_T *x, Py_ssize_t step,
                                                            Py_ssize_t inner, Py_ssize_t rows,
                                                            double *s) {
-    const Py_ssize_t m = CYR_BN_SHIFT_ROWS(rows);
+    const Py_ssize_t m = CYR_BN_SHIFT_ROWS(rows), e = cyr_bn_shift_cols(rows, inner);
     double h[CYR_BN_LANES + 1] = {0};
     for (int j = 0; j < CYR_BN_CARRY; ++j) s[j] = 0.0;
     for (Py_ssize_t o = 0; o < m; ++o)
-        CYR_NAME(bn_sum_acc)(x + o * step, inner, h, h + CYR_BN_LANES);
-    s[CYR_BN_SH_K] = cyr_bn_shift_of(h, (double)m * (double)inner);
+        CYR_NAME(bn_sum_acc)(x + o * step, e, h, h + CYR_BN_LANES);
+    s[CYR_BN_SH_K] = cyr_bn_shift_of(h, (double)m * (double)e);
 }
 
 /* Row o of [o0, o1) joins the shifted sums s (sq: s2 too); the row CYR_BN_PREFETCH_ROWS
