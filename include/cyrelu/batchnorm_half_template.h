@@ -81,10 +81,10 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hshift_acc)(const cyr_half *x, Py_ssiz
             const __m256d d1 = _mm256_sub_pd(CYR_BN_HI(f0), kv);
             const __m256d d2 = _mm256_sub_pd(CYR_BN_LO(f1), kv);
             const __m256d d3 = _mm256_sub_pd(CYR_BN_HI(f1), kv);
-            a0 = _mm256_add_pd(a0, d0);
-            a1 = _mm256_add_pd(a1, d1);
-            a2 = _mm256_add_pd(a2, d2);
-            a3 = _mm256_add_pd(a3, d3);
+            a0 = cyr_vd_add_on_fma_avx2(a0, d0);
+            a1 = cyr_vd_add_on_fma_avx2(a1, d1);
+            a2 = cyr_vd_add_on_fma_avx2(a2, d2);
+            a3 = cyr_vd_add_on_fma_avx2(a3, d3);
             b0 = _mm256_add_pd(b0, _mm256_mul_pd(d0, d0));
             b1 = _mm256_add_pd(b1, _mm256_mul_pd(d1, d1));
             b2 = _mm256_add_pd(b2, _mm256_mul_pd(d2, d2));
@@ -168,8 +168,8 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_hdot_acc_impl)(int act, const cyr_half
                                                      b8);
                 const __m256 xf = CYR_BN_H8(x + i + 8 * h);
                 const __m256d g0 = CYR_BN_LO(g), g1 = CYR_BN_HI(g);
-                av[2 * h] = _mm256_add_pd(av[2 * h], g0);
-                av[2 * h + 1] = _mm256_add_pd(av[2 * h + 1], g1);
+                av[2 * h] = cyr_vd_add_on_fma_avx2(av[2 * h], g0);
+                av[2 * h + 1] = cyr_vd_add_on_fma_avx2(av[2 * h + 1], g1);
                 bv[2 * h] = _mm256_add_pd(bv[2 * h], _mm256_mul_pd(g0, _mm256_sub_pd(CYR_BN_LO(xf), m)));
                 bv[2 * h + 1] = _mm256_add_pd(bv[2 * h + 1],
                                               _mm256_mul_pd(g1, _mm256_sub_pd(CYR_BN_HI(xf), m)));

@@ -163,7 +163,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_shift_acc)(const CYR_T *CYR_RESTRICT x
             CYR_BN_PREFETCH(x + i + CYR_BN_PREFETCH_AHEAD);
             for (int q = 0; q < CYR_BN_VD_Q; ++q) {
                 const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), kv);
-                a1[q] = CYR_VD_ADD(a1[q], d);
+                a1[q] = CYR_VD_ADD_ON_FMA(a1[q], d);
                 if (sq) a2[q] = CYR_VD_ADD(a2[q], CYR_VD_MUL(d, d));
             }
         }
@@ -237,7 +237,7 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_acc_impl)(int act, const CYR_T *CY
                 for (int q = 0; q < CYR_BN_VD_Q; ++q) {
                     const CYR_VD g = CYR_NAME(vd_ld)(gp + j + CYR_VD_N * q);
                     const CYR_VD d = CYR_VD_SUB(CYR_NAME(vd_ld)(x + i + CYR_VD_N * q), m);
-                    av[q] = CYR_VD_ADD(av[q], g);
+                    av[q] = CYR_VD_ADD_ON_FMA(av[q], g);
                     bv[q] = CYR_VD_ADD(bv[q], CYR_VD_MUL(g, d));
                 }
         }
@@ -728,8 +728,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_colshift_acc)(const CYR_T *CYR_RESTRIC
                     CYR_BN_PREFETCH(p + q);
             }
             CYR_BN_VD_DEV4_(x0, x1, x2, x3, k, j);
-            CYR_VD_STOREU(s1 + j, CYR_VD_ADD(CYR_VD_LOADU(s1 + j),
-                                             CYR_VD_ADD(CYR_VD_ADD(d0, d1), CYR_VD_ADD(d2, d3))));
+            CYR_VD_STOREU(s1 + j, CYR_VD_ADD_ON_FMA(CYR_VD_LOADU(s1 + j),
+                                                    CYR_VD_ADD_ON_FMA(CYR_VD_ADD_ON_FMA(d0, d1),
+                                                                      CYR_VD_ADD_ON_FMA(d2, d3))));
             if (sq)
                 CYR_VD_STOREU(
                     s2 + j,
@@ -1223,9 +1224,9 @@ CYR_BN_INLINE CYR_TARGET void CYR_NAME(bn_dot_cols_impl)(int act, const CYR_T *C
                 const CYR_VD g0 = CYR_NAME(vd_ld)(g0p + j), g1 = CYR_NAME(vd_ld)(g1p + j);
                 const CYR_VD g2 = CYR_NAME(vd_ld)(g2p + j), g3 = CYR_NAME(vd_ld)(g3p + j);
                 CYR_BN_VD_DEV4_(x0, x1, x2, x3, mj, j);
-                CYR_VD_STOREU(a0 + j, CYR_VD_ADD(CYR_VD_LOADU(a0 + j),
-                                                 CYR_VD_ADD(CYR_VD_ADD(g0, g1),
-                                                            CYR_VD_ADD(g2, g3))));
+                CYR_VD_STOREU(a0 + j, CYR_VD_ADD_ON_FMA(CYR_VD_LOADU(a0 + j),
+                                                        CYR_VD_ADD_ON_FMA(CYR_VD_ADD_ON_FMA(g0, g1),
+                                                                          CYR_VD_ADD_ON_FMA(g2, g3))));
                 CYR_VD_STOREU(
                     a1 + j,
                     CYR_VD_ADD(CYR_VD_LOADU(a1 + j),

@@ -91,7 +91,8 @@ CYR_INLINE void cyr_stream_fence(void) { _mm_sfence(); }
 /* F16C (the float16 conversions) comes with every AVX2 and AVX-512 CPU (the AVX-512
  * copy names it for the 8-wide conversions it shares with the AVX2 copy); FMA is
  * deliberately left out, so that no copy contracts a * b + c differently from the
- * baseline. */
+ * baseline (the one fused multiply-add used, vecd.h's addition on the FMA units, is
+ * written in assembly; the AVX2 level asks the CPU for FMA, which every AVX2 CPU has). */
 #  define CYR_TARGET_AVX2 __attribute__((target("avx2,f16c")))
 #  define CYR_TARGET_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,f16c")))
 #else
@@ -158,7 +159,9 @@ static int cyr_isa_detect(void) {
     const char *cap = getenv("CYRELU_ISA");
 #if CYR_ISA_DISPATCH
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c")) level = CYR_ISA_AVX2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c") &&
+        __builtin_cpu_supports("fma"))  /* vecd.h's CYR_VD_ADD_ON_FMA */
+        level = CYR_ISA_AVX2;
     if (level == CYR_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq"))
