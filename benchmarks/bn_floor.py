@@ -2,11 +2,14 @@
 (into preallocated outputs) of the shapes of issue #14, and PyTorch's, each as a ratio to a
 copy of x on the same threads (torch's ``copy_``), all taken in turn, round after round,
 in one run (in a new order each round); each figure is the best of ROUNDS single calls.
-Beside them, the traffic references as ratios to the same copy: a read of x (a sum) and a
-read plus a streamed write (cyrelu.relu into y).  The training forward's floor is the
-second where a channel stays in cache between its passes, their sum otherwise.  Then the
-small call: training forward plus backward at (128, 64), cyrelu against PyTorch's aten
-kernels.
+Beside them, the traffic references as ratios to the same copy: a read of x (a sum), a
+read plus a streamed write (cyrelu.relu into y), and the backward's two passes' traffic
+where nothing stays in cache between them: a read of x and dy (their sums), then two
+reads and a streamed write (cyrelu.relu_backward(dy, x) into dx), as one column.  The
+training forward's floor is relu's where a channel stays in cache between its passes,
+read plus relu otherwise; the backward's is the last column's where nothing stays (where
+a channel's x and dy stay in the L2, relu_backward's alone).  Then the small call:
+training forward plus backward at (128, 64), cyrelu against PyTorch's aten kernels.
 
     python benchmarks/bn_floor.py [ROUNDS]          (CYRELU_L2_BYTES etc. apply; NT=threads)
 """
@@ -71,8 +74,18 @@ def main():
         )
     )
     print(
-        "%-22s %10s %9s %9s %9s %9s %9s %9s"
-        % ("shape", "copy", "fwd", "bwd", "torch fwd", "torch bwd", "read x", "relu x")
+        "%-22s %10s %9s %9s %9s %9s %9s %9s %9s"
+        % (
+            "shape",
+            "copy",
+            "fwd",
+            "bwd",
+            "torch fwd",
+            "torch bwd",
+            "read x",
+            "relu x",
+            "bwd refs",
+        )
     )
     for label, shape, channels_last in SHAPES:
         C = shape[1]
@@ -95,7 +108,7 @@ def main():
             dyt = dyt.contiguous(memory_format=torch.channels_last)
         wt, bt, rmt, rvt = torch.from_numpy(w), torch.from_numpy(b), torch.zeros(C), torch.ones(C)
         smt, sit = torch.from_numpy(sm), torch.from_numpy(si)
-        xc, yc = torch.from_numpy(x), torch.from_numpy(y)
+        xc, yc, dyc = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(dy)
         fns = {
             "copy": lambda: yc.copy_(xc),
             "fwd": lambda: cyrelu.batch_norm(
@@ -112,16 +125,23 @@ def main():
             # streamed write (relu into y, the normalising pass's traffic)
             "read": lambda: xc.sum(),
             "relu": lambda: cyrelu.relu(x, out=y, num_threads=nt),
+            # the backward's traffic, each pass from memory: a read of x and dy, then
+            # two reads and a streamed write
+            "bref": lambda: (
+                xc.sum(),
+                dyc.sum(),
+                cyrelu.relu_backward(dy, x, out=dx, num_threads=nt),
+            ),
         }
         with torch.no_grad():
             best = best_of(fns, rounds)
         c = best["copy"]
         print(
-            "%-22s %7.0f us %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx"
+            "%-22s %7.0f us %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx %8.2fx"
             % (
                 label,
                 c * 1e6,
-                *(best[k] / c for k in ("fwd", "bwd", "tfwd", "tbwd", "read", "relu")),
+                *(best[k] / c for k in ("fwd", "bwd", "tfwd", "tbwd", "read", "relu", "bref")),
             )
         )
 
