@@ -403,6 +403,25 @@ static void check_half_diagnostics(void) {
 #include "check_prelu.h"
 
 /* --------------------------------------------------------------------------------------- */
+/* The per-channel shift's elements (cyr_bn_shift_cols, batchnorm.h): whole lane groups
+ * or the whole row, within the row, and at least a 256th of the chunk (the bound
+ * cyr_bn_shift_done states rests on it). */
+static void check_shift_elements(void) {
+    static const Py_ssize_t rows[] = {1, 2, 3, 7, 20, 255, 256, 257, 511, 1000, 4096};
+    static const Py_ssize_t inner[] = {1, 15, 16, 17, 32, 49, 784, 3079, 3136, 50176};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; ++i)
+        for (size_t j = 0; j < sizeof inner / sizeof inner[0]; ++j) {
+            const Py_ssize_t r = rows[i], w = inner[j], m = CYR_BN_SHIFT_ROWS(r);
+            const Py_ssize_t e = cyr_bn_shift_cols(r, w);
+            if (e < 1 || e > w || (e % CYR_BN_LANES != 0 && e != w) || m > r ||
+                256 * m * e < r * w)
+                fail_msg("shift elements of %ld rows of %ld: %ld of each of %ld rows", (long)r,
+                         (long)w, (long)e, (long)m);
+            else
+                pass();
+        }
+}
+
 static const char *level_name(int level) {
     return level == CYR_ISA_AVX512 ? "avx512" : level == CYR_ISA_AVX2 ? "avx2" : "base";
 }
@@ -425,6 +444,7 @@ int main(void) {
     for (int level = CYR_ISA_AVX2; level <= max_level; ++level) printf(", %s", level_name(level));
     printf("; streaming stores %s; hardware float16 reference %s\n",
            CYR_HAVE_STREAM ? "compiled" : "not compiled", HAVE_HW_HALF ? "yes" : "no");
+    check_shift_elements();
     for (int level = CYR_ISA_BASE; level <= max_level; ++level) {
         cyr_isa_cached = level;  /* the entry points dispatch to this copy */
         isa_name = level_name(level);
