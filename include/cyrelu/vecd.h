@@ -36,13 +36,18 @@ static inline CYR_TARGET_AVX512 __m512d cyr_vd_ld_f64_avx512(const double *p) {
     return _mm512_loadu_pd(p);
 }
 /* a + b as the fused multiply-add b * 1 + a: the product is exact, so its one rounding is
- * the sum's, the same bits as an addition (signed zeros, infinities and NaN alike).  AMD's
- * Zen cores add on two pipes and multiply or fuse on two others; the statistics' and the
- * backward sums' loops are mostly additions, so moving one of them per element to the
- * other pipes made a channel's statistics in L1 0.123 ns an element instead of 0.163
- * (Zen 3, AVX2, one thread).  Inline assembly, so that no compiler folds it back into an
- * addition, and no FMA target attribute, so that nothing else in a copy can be contracted
- * (common.h); the AVX2 level needs the CPU's FMA (cyr_isa_detect), AVX-512 has it. */
+ * the sum's, the same bits as an addition, signed zeros and infinities included.  Where a
+ * and b are two NaNs with different payloads, the result is a NaN with one of them, not
+ * always the one an addition keeps (Zen 3 keeps b's here, its addition a's; the form
+ * a * 1 + b keeps a's there, but took a channel's statistics 0.141-0.153 ns an element
+ * in cache against this form's 0.132-0.135: here the accumulator, a, is the addend).
+ * AMD's Zen cores add on two pipes and multiply or fuse on two others; the statistics'
+ * and the backward sums' loops are mostly additions, so moving one of them per element
+ * to the other pipes made a channel's statistics in cache 0.133 ns an element instead of
+ * 0.17 (benchmarks/bn_kernel_cost.c, Zen 3, AVX2, one thread).  Inline assembly, so that
+ * no compiler folds it back into an addition, and no FMA target attribute, so that
+ * nothing else in a copy can be contracted (common.h); the AVX2 level needs the CPU's
+ * FMA (cyr_isa_detect), AVX-512 has it. */
 static inline CYR_TARGET_AVX2 __m256d cyr_vd_add_on_fma_avx2(__m256d a, __m256d b) {
     const __m256d one = _mm256_set1_pd(1.0);
     __asm__("vfmadd231pd %2, %1, %0" : "+x"(a) : "x"(b), "x"(one));
