@@ -10,7 +10,8 @@
  *   CYR_VD               the vector type, CYR_VD_N doubles
  *   CYR_VD_LOADU/STOREU  unaligned load/store of CYR_VD_N doubles
  *   CYR_VD_ADD/SUB/MUL   lanewise arithmetic, CYR_VD_SET1(v) a broadcast
- *   CYR_VD_ADD_ON_FMA(a, b)  a + b, bitwise CYR_VD_ADD's, issued on the FMA units (below)
+ *   CYR_VD_ADD_ON_FMA(a, b)  a + b on the FMA units, CYR_VD_ADD's bits but for which
+ *                        payload two NaNs leave (below)
  *   CYR_VD_ZERO_IF_POS(x, v)  v with 0.0 in the lanes where x > 0 (not where x is NaN)
  *   CYR_NAME(vd_ld)(p)   CYR_VD_N elements of the template's type from p, widened to
  *                        double (exactly)
